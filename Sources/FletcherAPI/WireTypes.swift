@@ -1,0 +1,42 @@
+public import Foundation
+
+/// A UUID as it travels: accepted in any case, always written lowercase (SPEC §3).
+/// Decoding fails, and the request gets a 400, for anything that is not a UUID.
+public struct WireUUID: Codable, Hashable, Sendable, CustomStringConvertible {
+    public var uuid: UUID
+
+    public init(_ uuid: UUID) { self.uuid = uuid }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        guard let uuid = UUID(uuidString: text) else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "'\(text)' is not a UUID")
+        }
+        self.uuid = uuid
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+
+    public var description: String { uuid.uuidString.lowercased() }
+}
+
+/// A value that is always written, as `null` when absent (the generated code would leave it out).
+public struct Nullable<Wrapped: Codable & Hashable & Sendable>: Codable, Hashable, Sendable {
+    public var value: Wrapped?
+
+    public init(_ value: Wrapped?) { self.value = value }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        value = container.decodeNil() ? nil : try container.decode(Wrapped.self)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        if let value { try container.encode(value) } else { try container.encodeNil() }
+    }
+}

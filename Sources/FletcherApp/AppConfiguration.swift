@@ -1,0 +1,122 @@
+public import Configuration
+import FletcherDomain
+public import FletcherHTTP
+public import Foundation
+public import Logging
+import SystemPackage
+
+/// Fletcher's settings (SPEC §7), read and validated once at start-up.
+public struct AppConfiguration: Sendable {
+    public var database: DatabaseLocation
+    public var listen: ListenAddress
+    public var services: Services
+    /// Size of the database connection pool.
+    public var maxConnections: Int
+    public var logLevel: Logger.Level
+
+    /// Who may call the API.
+    public enum Services: Sendable {
+        /// `SECRET_KEY` and `REMOTE_APIS` as configured.
+        case configured(secret: String, accounts: [ServiceAccount])
+        /// Neither set: a random secret and one service `local` with every role and a random key.
+        case development
+    }
+
+    public init(
+        database: DatabaseLocation = .sqliteFile("fletcher.sqlite"),
+        listen: ListenAddress = ListenAddress(host: "127.0.0.1", port: 3000), services: Services = .development,
+        maxConnections: Int = 10, logLevel: Logger.Level = .info
+    ) {
+        self.database = database
+        self.listen = listen
+        self.services = services
+        self.maxConnections = maxConnections
+        self.logLevel = logLevel
+    }
+
+    /// Reads the process environment, then the `.env` file in the working directory for what the
+    /// environment does not set. Throws a `ConfigurationError` naming the variable at fault.
+    public static func load(
+        environment: [String: String] = ProcessInfo.processInfo.environment, dotEnvPath: String? = ".env"
+    ) throws -> AppConfiguration {
+        var dotEnv: [String: String] = [:]
+        if let dotEnvPath, FileManager.default.fileExists(atPath: dotEnvPath) {
+            guard let text = try? String(contentsOfFile: dotEnvPath, encoding: .utf8) else {
+                throw ConfigurationError(".env", "cannot read \(dotEnvPath) as UTF-8 text")
+            }
+            dotEnv = try DotEnv.parse(text)
+        }
+        let secrets = SecretsSpecifier<String, String>.specific(["SECRET_KEY", "REMOTE_APIS", "DATABASE_URL"])
+        let reader = ConfigReader(providers: [
+            EnvironmentVariablesProvider(environmentVariables: environment, secretsSpecifier: secrets),
+            EnvironmentVariablesProvider(environmentVariables: dotEnv, secretsSpecifier: secrets),
+        ])
+        return try AppConfiguration(reading: reader)
+    }
+
+    /// Reads every setting from `reader` (keys such as `database.url`, i.e. `DATABASE_URL`).
+    public init(reading reader: ConfigReader) throws {
+        func value(_ key: ConfigKey, secret: Bool = false) -> String? {
+            reader.string(forKey: key, isSecret: secret).flatMap { $0.isEmpty ? nil : $0 }
+        }
+        database = try DatabaseLocation(url: value("database.url", secret: true) ?? "sqlite:fletcher.sqlite")
+        listen = try ListenAddress(baseURL: value("base.url") ?? "127.0.0.1:3000")
+
+        let maxConnectionsText = value("max.connections") ?? "10"
+        guard let maxConnections = Int(maxConnectionsText), (1...1000).contains(maxConnections) else {
+            throw ConfigurationError("MAX_CONNECTIONS", "expected a whole number from 1 to 1000, got '\(maxConnectionsText)'")
+        }
+        self.maxConnections = maxConnections
+
+        let levelText = value("log.level") ?? "info"
+        guard let logLevel = Logger.Level(rawValue: levelText.lowercased()) else {
+            throw ConfigurationError(
+                "LOG_LEVEL", "expected one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), got '\(levelText)'")
+        }
+        self.logLevel = logLevel
+
+        switch (value("secret.key", secret: true), value("remote.apis", secret: true)) {
+        case (nil, nil):
+            services = .development
+        case (.some, nil):
+            throw ConfigurationError("REMOTE_APIS", "SECRET_KEY is set but REMOTE_APIS is not; set both, or neither for development mode")
+        case (nil, .some):
+            throw ConfigurationError("SECRET_KEY", "REMOTE_APIS is set but SECRET_KEY is not; set both, or neither for development mode")
+        case (.some(let secret), .some(let remoteAPIs)):
+            services = .configured(secret: secret, accounts: try Self.parseRemoteAPIs(remoteAPIs))
+        }
+    }
+
+    /// Parses `REMOTE_APIS`: a JSON list of `{service, hash, roles}`.
+    static func parseRemoteAPIs(_ text: String) throws -> [ServiceAccount] {
+        func fail(_ problem: String) -> ConfigurationError { ConfigurationError("REMOTE_APIS", problem) }
+        guard let json = try? JSONSerialization.jsonObject(with: Data(text.utf8)), let entries = json as? [Any] else {
+            throw fail("expected a JSON list of {\"service\", \"hash\", \"roles\"} objects")
+        }
+        var accounts: [ServiceAccount] = []
+        var names = Set<String>()
+        for (offset, entry) in entries.enumerated() {
+            guard let object = entry as? [String: Any] else { throw fail("entry \(offset) is not an object") }
+            guard let service = object["service"] as? String, !service.isEmpty else {
+                throw fail("entry \(offset) has no \"service\" name")
+            }
+            guard names.insert(service).inserted else { throw fail("service '\(service)' is listed twice") }
+            guard let hash = object["hash"] as? String, ServiceAccount.isBcryptHash(hash) else {
+                throw fail("service '\(service)': \"hash\" must be a bcrypt hash ($2a$, $2b$ or $2y$); make one with `fletcher hash-key`")
+            }
+            guard let roleNames = (object["roles"] ?? []) as? [String] else {
+                throw fail("service '\(service)': \"roles\" must be a list of role names")
+            }
+            var roles = Set<Role>()
+            for name in roleNames {
+                guard let role = Role(rawValue: name) else {
+                    throw fail(
+                        "service '\(service)': unknown role '\(name)' (roles are \(Role.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                roles.insert(role)
+            }
+            accounts.append(ServiceAccount(service: service, hash: hash, roles: roles))
+        }
+        return accounts
+    }
+}

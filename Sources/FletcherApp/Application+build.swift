@@ -1,0 +1,41 @@
+public import FletcherHTTP
+public import FletcherStore
+public import Hummingbird
+public import Logging
+
+/// Fletcher's version, reported by `--version` and `/health`.
+public let fletcherVersion = "0.1.0"
+
+/// The HTTP routes of Fletcher on a store: the API (SPEC §3). Tests call this same function.
+public func buildRouter(
+    store: any Store, authenticator: Authenticator, logger: Logger
+) throws -> Router<BasicRequestContext> {
+    let router = Router(context: BasicRequestContext.self)
+    router.add(middleware: ProblemResponseMiddleware())
+    let handler = APIHandler(store: store, authenticator: authenticator, version: fletcherVersion)
+    try router.addAPIRoutes(handler: handler, authenticator: authenticator, logger: logger)
+    return router
+}
+
+/// The whole server as configured: store, migrations before the server starts, routes.
+public func buildApplication(
+    configuration: AppConfiguration, logger: Logger
+) async throws -> (application: some ApplicationProtocol, credentials: ServiceCredentials) {
+    let setup = try StoreSetup(configuration.database, maxConnections: configuration.maxConnections, logger: logger)
+    let bcrypt = BcryptVerifier(threads: 2)
+    let credentials = try await ServiceCredentials(configuration.services, bcrypt: bcrypt)
+    let authenticator = await Authenticator(secret: credentials.secret, accounts: credentials.accounts, bcrypt: bcrypt)
+    let router = try buildRouter(store: setup.store, authenticator: authenticator, logger: logger)
+    var application = Application(
+        router: router,
+        configuration: .init(
+            address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: "Fletcher"),
+        services: setup.services,
+        logger: logger)
+    let store = setup.store
+    application.beforeServerStarts {
+        try await store.migrate()
+        logger.info("database ready", metadata: ["database": "\(configuration.database.description)"])
+    }
+    return (application, credentials)
+}

@@ -1,0 +1,53 @@
+public import FletcherPostgres
+import FletcherSQLite
+public import FletcherStore
+public import Logging
+import PostgresNIO
+public import ServiceLifecycle
+
+/// The store `DATABASE_URL` names, and the services that must run for it to work (PostgreSQL's pool).
+public struct StoreSetup: Sendable {
+    public var store: any Store
+    public var services: [any Service]
+
+    public init(_ location: DatabaseLocation, maxConnections: Int, logger: Logger) throws {
+        switch location {
+        case .sqliteFile(let path):
+            store = try SQLiteStore(path: path)
+            services = []
+        case .sqliteMemory:
+            store = try SQLiteStore(path: nil)
+            services = []
+        case .postgres(let url):
+            let configuration: PostgresClient.Configuration
+            do {
+                configuration = try PostgresClient.Configuration(url: url, maximumConnections: maxConnections)
+            } catch let error as StoreError {
+                throw ConfigurationError("DATABASE_URL", "\(error)")
+            }
+            let postgres = PostgresStore(configuration: configuration, logger: logger)
+            store = postgres
+            services = [postgres]
+        }
+    }
+
+    /// Applies pending migrations (for `fletcher migrate`; `serve` migrates before it starts listening).
+    public func migrate() async throws {
+        try await withServicesRunning { try await store.migrate() }
+    }
+
+    /// Runs `body` with the store's services running, then stops them (for one-shot commands and tests).
+    public func withServicesRunning<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            for service in services {
+                group.addTask {
+                    try await service.run()
+                    return nil
+                }
+            }
+            let result = try await body()
+            group.cancelAll()
+            return result
+        }
+    }
+}

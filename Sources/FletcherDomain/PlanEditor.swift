@@ -1,0 +1,142 @@
+public import Foundation
+
+/// Applies the orchestration rules to a copy of a plan, stamping and remembering every row it changes.
+struct PlanEditor {
+    private(set) var plan: Plan
+    private let actor: String
+    private let now: Date
+    private let isNewDataset: Bool
+    private let originalStates: [DataProductState]
+    private var productChanged: [Bool]
+    private var dependencyChanged: [Bool]
+    private var datasetChanged = false
+
+    init(_ plan: Plan, by actor: String, at now: Date, isNewDataset: Bool = false) {
+        self.plan = plan
+        self.actor = actor
+        self.now = now
+        self.isNewDataset = isNewDataset
+        self.originalStates = plan.dataProducts.map(\.state)
+        self.productChanged = [Bool](repeating: false, count: plan.dataProducts.count)
+        self.dependencyChanged = [Bool](repeating: false, count: plan.dependencies.count)
+        self.datasetChanged = isNewDataset
+    }
+
+    /// The position of an enabled data product; 404 when unknown, 403 when disabled.
+    func enabledPosition(of id: UUID, in graph: PlanGraph) throws(PlanError) -> Int {
+        guard let position = graph.index[id] else {
+            throw .dataProductNotFound(datasetId: plan.dataset.id, id: id)
+        }
+        guard plan.dataProducts[position].state != .disabled else { throw .dataProductDisabled(id) }
+        return position
+    }
+
+    mutating func setState(_ state: DataProductState, at position: Int) {
+        plan.dataProducts[position].state = state
+        touchProduct(at: position)
+    }
+
+    /// Rule 5: the reported state, run id, link and passback (absent ones become null).
+    mutating func report(_ update: StateUpdate, at position: Int) {
+        plan.dataProducts[position].state = update.state
+        plan.dataProducts[position].runId = update.runId
+        plan.dataProducts[position].link = update.link
+        plan.dataProducts[position].passback = update.passback
+        touchProduct(at: position)
+    }
+
+    mutating func setPaused(_ paused: Bool) {
+        plan.dataset.paused = paused
+        touchDataset()
+    }
+
+    /// Rule 2: everything reachable downstream of `roots` that is not waiting goes back to waiting.
+    mutating func resetDownstream(of roots: [Int], in graph: PlanGraph) {
+        for position in graph.downstream(of: roots) where plan.dataProducts[position].state != .waiting {
+            setState(.waiting, at: position)
+        }
+    }
+
+    /// Rule 1: unless paused, every waiting eager product whose parents all succeeded becomes queued.
+    mutating func applyTriggerRule(_ graph: PlanGraph) {
+        guard !plan.dataset.paused else { return }
+        for position in plan.dataProducts.indices where graph.included[position] {
+            let product = plan.dataProducts[position]
+            guard product.state == .waiting, product.eager else { continue }
+            if graph.parents(of: position).allSatisfy({ plan.dataProducts[$0].state == .success }) {
+                setState(.queued, at: position)
+            }
+        }
+    }
+
+    /// Rule 3: upsert the submitted dataset extra, data products and dependencies.
+    mutating func merge(_ submission: PlanSubmission, productIndex: [UUID: Int]) {
+        plan.dataset.extra = submission.datasetExtra
+        touchDataset()
+        for submitted in submission.dataProducts {
+            if let position = productIndex[submitted.id] {
+                plan.dataProducts[position].compute = submitted.compute
+                plan.dataProducts[position].name = submitted.name
+                plan.dataProducts[position].version = submitted.version
+                plan.dataProducts[position].eager = submitted.eager
+                plan.dataProducts[position].passthrough = submitted.passthrough
+                plan.dataProducts[position].extra = submitted.extra
+                touchProduct(at: position)
+            } else {
+                plan.dataProducts.append(
+                    DataProduct(
+                        id: submitted.id, compute: submitted.compute, name: submitted.name, version: submitted.version,
+                        eager: submitted.eager, passthrough: submitted.passthrough, extra: submitted.extra,
+                        modifiedBy: actor, modifiedDate: now))
+                productChanged.append(true)
+            }
+        }
+        var dependencyIndex = [Dependency.Key: Int](minimumCapacity: plan.dependencies.count)
+        for (position, dependency) in plan.dependencies.enumerated() { dependencyIndex[dependency.key] = position }
+        for submitted in submission.dependencies {
+            let key = Dependency.Key(parentId: submitted.parentId, childId: submitted.childId)
+            if let position = dependencyIndex[key] {
+                plan.dependencies[position].extra = submitted.extra
+                plan.dependencies[position].modifiedBy = actor
+                plan.dependencies[position].modifiedDate = now
+                dependencyChanged[position] = true
+            } else {
+                plan.dependencies.append(
+                    Dependency(
+                        parentId: submitted.parentId, childId: submitted.childId, extra: submitted.extra,
+                        modifiedBy: actor, modifiedDate: now))
+                dependencyChanged.append(true)
+            }
+        }
+    }
+
+    func finish() -> PlanChange {
+        var transitions: [StateTransition] = []
+        var changedProducts: [Int] = []
+        for position in productChanged.indices where productChanged[position] {
+            changedProducts.append(position)
+            let product = plan.dataProducts[position]
+            let before = position < originalStates.count ? originalStates[position] : nil
+            if before != product.state {
+                transitions.append(StateTransition(dataProductId: product.id, from: before, to: product.state))
+            }
+        }
+        return PlanChange(
+            plan: plan, isNewDataset: isNewDataset, datasetChanged: datasetChanged,
+            changedProducts: changedProducts,
+            changedDependencies: dependencyChanged.indices.filter { dependencyChanged[$0] },
+            transitions: transitions)
+    }
+
+    private mutating func touchProduct(at position: Int) {
+        plan.dataProducts[position].modifiedBy = actor
+        plan.dataProducts[position].modifiedDate = now
+        productChanged[position] = true
+    }
+
+    private mutating func touchDataset() {
+        plan.dataset.modifiedBy = actor
+        plan.dataset.modifiedDate = now
+        datasetChanged = true
+    }
+}

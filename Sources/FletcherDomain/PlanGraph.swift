@@ -1,0 +1,134 @@
+public import Foundation
+
+/// The DAG of a plan as index-based adjacency lists, built once in O(products + dependencies).
+///
+/// Nodes are positions in the plan's `dataProducts`. Only products for which `includes` held when
+/// the graph was built take part: the others, and every dependency touching them, are left out
+/// (the rules pass "not disabled"). Dependencies naming an unknown id are left out too.
+public struct PlanGraph: Sendable {
+    /// Position of each data product (included or not) in the plan's `dataProducts`.
+    public let index: [UUID: Int]
+    /// Whether each product takes part in the graph.
+    public let included: [Bool]
+    private let childOffsets: [Int]
+    private let childList: [Int]
+    private let parentOffsets: [Int]
+    private let parentList: [Int]
+
+    /// The graph the orchestration rules use: every data product that is not disabled.
+    public init(_ plan: Plan) {
+        self.init(products: plan.dataProducts, dependencies: plan.dependencies) { $0.state != .disabled }
+    }
+
+    public init(products: [DataProduct], dependencies: [Dependency], includes: (DataProduct) -> Bool) {
+        var index = [UUID: Int](minimumCapacity: products.count)
+        for (position, product) in products.enumerated() { index[product.id] = position }
+        let included = products.map(includes)
+        var parents: [Int] = []
+        var children: [Int] = []
+        parents.reserveCapacity(dependencies.count)
+        children.reserveCapacity(dependencies.count)
+        for dependency in dependencies {
+            guard let parent = index[dependency.parentId], let child = index[dependency.childId],
+                included[parent], included[child]
+            else { continue }
+            parents.append(parent)
+            children.append(child)
+        }
+        self.index = index
+        self.included = included
+        (childOffsets, childList) = Self.compressed(nodeCount: products.count, from: parents, to: children)
+        (parentOffsets, parentList) = Self.compressed(nodeCount: products.count, from: children, to: parents)
+    }
+
+    /// Number of nodes (included or not).
+    public var count: Int { included.count }
+
+    public func children(of node: Int) -> ArraySlice<Int> { childList[childOffsets[node]..<childOffsets[node + 1]] }
+
+    public func parents(of node: Int) -> ArraySlice<Int> { parentList[parentOffsets[node]..<parentOffsets[node + 1]] }
+
+    /// Every node reachable from `roots` by one or more edges (a root is included only if another root reaches it).
+    public func downstream(of roots: some Sequence<Int>) -> [Int] {
+        var seen = [Bool](repeating: false, count: count)
+        var stack: [Int] = []
+        var found: [Int] = []
+        for root in roots where included[root] {
+            stack.append(contentsOf: children(of: root))
+            while let node = stack.popLast() {
+                guard !seen[node] else { continue }
+                seen[node] = true
+                found.append(node)
+                stack.append(contentsOf: children(of: node))
+            }
+        }
+        return found
+    }
+
+    /// Every node from which one of `targets` is reachable by one or more edges.
+    public func upstream(of targets: some Sequence<Int>) -> [Int] {
+        var seen = [Bool](repeating: false, count: count)
+        var stack: [Int] = []
+        var found: [Int] = []
+        for target in targets where included[target] {
+            stack.append(contentsOf: parents(of: target))
+            while let node = stack.popLast() {
+                guard !seen[node] else { continue }
+                seen[node] = true
+                found.append(node)
+                stack.append(contentsOf: parents(of: node))
+            }
+        }
+        return found
+    }
+
+    /// One cycle of the graph, as nodes in edge order with the first node repeated at the end
+    /// (`[a, b, a]` for `a → b → a`, `[a, a]` for a self-loop), or nil when the graph is acyclic.
+    ///
+    /// Kahn's algorithm peels off every node not on or behind a cycle; each node left has a parent
+    /// that is also left, so walking parents from any of them must come back to a node already seen.
+    public func findCycle() -> [Int]? {
+        var inDegree = [Int](repeating: 0, count: count)
+        var queue: [Int] = []
+        for node in 0..<count where included[node] {
+            inDegree[node] = parents(of: node).count
+            if inDegree[node] == 0 { queue.append(node) }
+        }
+        var head = 0
+        while head < queue.count {
+            let node = queue[head]
+            head += 1
+            for child in children(of: node) {
+                inDegree[child] -= 1
+                if inDegree[child] == 0 { queue.append(child) }
+            }
+        }
+        guard let start = (0..<count).first(where: { included[$0] && inDegree[$0] > 0 }) else { return nil }
+        var positionInWalk = [Int: Int]()
+        var walk: [Int] = []
+        var node = start
+        while positionInWalk[node] == nil {
+            positionInWalk[node] = walk.count
+            walk.append(node)
+            node = parents(of: node).first { inDegree[$0] > 0 }!
+        }
+        // The walk went against the edges; the cycle is its tail from `node`, reversed.
+        var cycle = Array(walk[positionInWalk[node]!...].reversed())
+        cycle.append(cycle[0])
+        return cycle
+    }
+
+    /// Compressed sparse rows: the targets of node `n` are `list[offsets[n]..<offsets[n + 1]]`.
+    private static func compressed(nodeCount: Int, from sources: [Int], to targets: [Int]) -> (offsets: [Int], list: [Int]) {
+        var offsets = [Int](repeating: 0, count: nodeCount + 1)
+        for source in sources { offsets[source + 1] += 1 }
+        for node in 0..<nodeCount { offsets[node + 1] += offsets[node] }
+        var next = offsets
+        var list = [Int](repeating: 0, count: sources.count)
+        for (source, target) in zip(sources, targets) {
+            list[next[source]] = target
+            next[source] += 1
+        }
+        return (offsets, list)
+    }
+}

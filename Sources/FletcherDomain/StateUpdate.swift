@@ -1,0 +1,18 @@
+public import Foundation
+
+/// One entry of a state update (`PUT …/update`): what a compute platform reports about a job.
+public struct StateUpdate: Sendable, Hashable {
+    public var id: UUID
+    public var state: DataProductState
+    public var runId: UUID?
+    public var link: String?
+    public var passback: JSONValue?
+
+    public init(id: UUID, state: DataProductState, runId: UUID? = nil, link: String? = nil, passback: JSONValue? = nil) {
+        self.id = id
+        self.state = state
+        self.runId = runId
+        self.link = link
+        self.passback = passback
+    }
+}

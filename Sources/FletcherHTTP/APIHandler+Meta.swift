@@ -1,0 +1,36 @@
+import FletcherDomain
+import FletcherStore
+public import FletcherAPI
+import Foundation
+import OpenAPIRuntime
+
+extension APIHandler {
+    public func authenticate(_ input: Operations.Authenticate.Input) async throws -> Operations.Authenticate.Output {
+        guard case .json(let body) = input.body else { throw Problem.badRequest("Expected a JSON body") }
+        let token = try await authenticator.authenticate(service: body.service, key: body.key)
+        return .ok(
+            .init(
+                body: .json(
+                    .init(
+                        accessToken: token.accessToken, tokenType: .bearer, expires: token.expires, issued: token.issued,
+                        issuedBy: .fletcher, ttl: Authenticator.ttl, service: token.service,
+                        roles: token.roles.map { Components.Schemas.Role(rawValue: $0.rawValue)! }))))
+    }
+
+    public func getHealth(_ input: Operations.GetHealth.Input) async throws -> Operations.GetHealth.Output {
+        do {
+            try await store.checkHealth()
+            return .ok(.init(body: .json(.init(status: .ok, database: .up, version: version))))
+        } catch {
+            return .serviceUnavailable(.init(body: .json(.init(status: .unavailable, database: .down, version: version))))
+        }
+    }
+
+    public func getSpec(_ input: Operations.GetSpec.Input) async throws -> Operations.GetSpec.Output {
+        .ok(.init(body: .yaml(HTTPBody(OpenAPIDocument.yaml))))
+    }
+
+    public func getSwagger(_ input: Operations.GetSwagger.Input) async throws -> Operations.GetSwagger.Output {
+        .ok(.init(body: .html(HTTPBody(SwaggerPage.html))))
+    }
+}

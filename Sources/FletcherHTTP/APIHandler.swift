@@ -1,0 +1,33 @@
+public import FletcherAPI
+import FletcherDomain
+public import FletcherStore
+import Foundation
+import OpenAPIRuntime
+
+/// Implements the operations of `openapi.yaml` on a `Store`. Authentication and errors are handled
+/// around it by `AuthMiddleware` and `ProblemMiddleware`.
+public struct APIHandler: APIProtocol {
+    let store: any Store
+    let authenticator: Authenticator
+    let version: String
+
+    public init(store: any Store, authenticator: Authenticator, version: String) {
+        self.store = store
+        self.authenticator = authenticator
+        self.version = version
+    }
+
+    /// The service calling a role-protected operation (set by `AuthMiddleware`).
+    var caller: Caller {
+        get throws {
+            guard let caller = Caller.current else { throw Problem.unauthorized("Authentication required") }
+            return caller
+        }
+    }
+
+    /// Applies a mutation as the caller and answers with the whole plan.
+    func mutate(_ mutation: PlanMutation, datasetId: WireUUID) async throws -> Components.Responses.Plan {
+        let change = try await store.apply(mutation, to: datasetId.uuid, by: try caller.service)
+        return .init(body: .json(.init(change.plan)))
+    }
+}

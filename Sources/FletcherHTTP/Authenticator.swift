@@ -1,0 +1,92 @@
+public import FletcherDomain
+public import Foundation
+import JWTKit
+
+/// Issues and checks bearer tokens (SPEC §4): HS256 JWTs over the secret key, for configured services.
+public final class Authenticator: Sendable {
+    /// Token lifetime, seconds.
+    public static let ttl: Int64 = 3600
+    public static let issuer = "Fletcher"
+
+    private let accounts: [String: ServiceAccount]
+    private let keys: JWTKeyCollection
+    private let bcrypt: BcryptVerifier
+    /// Checked when the service is unknown, so that a wrong name costs as much time as a wrong key.
+    private let decoyHash: String
+
+    /// A freshly issued token and what it grants.
+    public struct Token: Sendable, Hashable {
+        public var accessToken: String
+        public var issued: Int64
+        public var expires: Int64
+        public var service: String
+        public var roles: [Role]
+    }
+
+    public init(secret: String, accounts: [ServiceAccount], bcrypt: BcryptVerifier) async {
+        self.accounts = Dictionary(accounts.map { ($0.service, $0) }, uniquingKeysWith: { _, last in last })
+        self.bcrypt = bcrypt
+        keys = JWTKeyCollection()
+        await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
+        let cost = accounts.map(\.cost).max() ?? 10
+        decoyHash = (try? await bcrypt.hash(UUID().uuidString, cost: UInt8(cost))) ?? ""
+    }
+
+    /// Checks a service's key and issues a token valid for `ttl` seconds; 401 for an unknown service or wrong key.
+    public func authenticate(service: String, key: String, now: Date = Date()) async throws -> Token {
+        let account = accounts[service]
+        let matches = try await bcrypt.verify(key, hash: account?.hash ?? decoyHash)
+        guard let account, matches, !key.utf8.contains(0) else {
+            throw Problem.unauthorized("Unknown service or wrong key")
+        }
+        let issued = Int64(now.timeIntervalSince1970)
+        let claims = TokenClaims(
+            sub: SubjectClaim(value: account.service), iat: IssuedAtClaim(value: Date(timeIntervalSince1970: Double(issued))),
+            exp: ExpirationClaim(value: Date(timeIntervalSince1970: Double(issued + Self.ttl))),
+            iss: IssuerClaim(value: Self.issuer), roles: account.roles.sorted().map(\.rawValue))
+        let jwt = try await keys.sign(claims)
+        return Token(
+            accessToken: jwt, issued: issued, expires: issued + Self.ttl, service: account.service,
+            roles: account.roles.sorted())
+    }
+
+    /// The caller a bearer `Authorization` header identifies: 401 when it is missing, malformed,
+    /// badly signed, expired, or names a service no longer configured. Roles come from the configuration.
+    public func caller(authorization: String?) async throws -> Caller {
+        guard let authorization, !authorization.isEmpty else {
+            throw Problem.unauthorized("Missing Authorization header; authenticate at /api/authenticate")
+        }
+        let parts = authorization.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+            throw Problem.unauthorized("The Authorization header must be 'Bearer <token>'")
+        }
+        let claims: TokenClaims
+        do {
+            claims = try await keys.verify(String(parts[1]), as: TokenClaims.self)
+        } catch let error as JWTError where error.errorType == .claimVerificationFailure {
+            throw Problem.unauthorized("The token has expired or was not issued by Fletcher")
+        } catch {
+            throw Problem.unauthorized("The token is malformed or its signature is invalid")
+        }
+        guard let account = accounts[claims.sub.value] else {
+            throw Problem.unauthorized("The token's service '\(claims.sub.value)' is not configured")
+        }
+        return Caller(service: account.service, roles: account.roles)
+    }
+}
+
+/// The claims of a Fletcher token.
+struct TokenClaims: JWTPayload {
+    var sub: SubjectClaim
+    var iat: IssuedAtClaim
+    var exp: ExpirationClaim
+    var iss: IssuerClaim
+    var roles: [String]
+
+    func verify(using algorithm: some JWTAlgorithm) async throws {
+        try exp.verifyNotExpired()
+        guard iss.value == Authenticator.issuer else {
+            throw JWTError.claimVerificationFailure(failedClaim: iss, reason: "not issued by Fletcher")
+        }
+    }
+}

@@ -1,0 +1,161 @@
+import FletcherAPI
+import FletcherDomain
+import FletcherStore
+import Foundation
+import OpenAPIRuntime
+
+// Wire types (generated from openapi.yaml) ⇄ domain types, at the edge only.
+
+extension JSONValue {
+    /// A JSON value decoded by the runtime; nil for JSON null. Strings may not contain NUL (no
+    /// database stores it), and a 400 names the field otherwise.
+    init?(_ container: OpenAPIValueContainer?, field: @autoclosure () -> String) throws {
+        guard let container, let value = try JSONValue(any: container.value, field: field) else { return nil }
+        self = value
+    }
+
+    private init?(any value: (any Sendable)?, field: () -> String) throws {
+        switch value {
+        case nil: return nil
+        case let value as Bool: self = .bool(value)
+        case let value as Int: self = .integer(value)
+        case let value as Double: self = .number(value)
+        case let value as String:
+            try checkText(value, field: field())
+            self = .string(value)
+        case let values as [(any Sendable)?]:
+            self = .array(try values.map { try JSONValue(any: $0, field: field) ?? .null })
+        case let members as [String: (any Sendable)?]:
+            var object = [String: JSONValue](minimumCapacity: members.count)
+            for (key, member) in members {
+                try checkText(key, field: field())
+                object[key] = try JSONValue(any: member, field: field) ?? .null
+            }
+            self = .object(object)
+        default:
+            throw Problem.badRequest("Unsupported JSON value in \(field())")
+        }
+    }
+
+    var container: OpenAPIValueContainer {
+        // Values built from JSONValue are always valid container contents.
+        try! OpenAPIValueContainer(unvalidatedValue: anyValue)
+    }
+
+    private var anyValue: (any Sendable)? {
+        switch self {
+        case .null: nil
+        case .bool(let value): value
+        case .integer(let value): value
+        case .number(let value): value
+        case .string(let value): value
+        case .array(let values): values.map(\.anyValue)
+        case .object(let members): members.mapValues(\.anyValue)
+        }
+    }
+}
+
+extension Optional where Wrapped == JSONValue {
+    /// The wire value; JSON null when absent.
+    var container: OpenAPIValueContainer { self?.container ?? Self.null }
+
+    private static let null = try! OpenAPIValueContainer(unvalidatedValue: nil)
+}
+
+/// Refuses text no database can store (NUL characters) with a 400 naming the field.
+func checkText(_ text: String, field: String) throws {
+    if text.utf8.contains(0) { throw Problem.badRequest("\(field) contains a NUL character") }
+}
+
+extension PlanSubmission {
+    init(_ wire: Components.Schemas.PlanSubmission) throws {
+        let products = try wire.dataProducts.enumerated().map { offset, product in
+            let field = "data_products[\(offset)]"
+            try checkText(product.name, field: field + ".name")
+            try checkText(product.version, field: field + ".version")
+            return PlanSubmission.DataProduct(
+                id: product.id.uuid, compute: Compute(product.compute), name: product.name, version: product.version,
+                eager: product.eager, passthrough: try JSONValue(product.passthrough, field: field + ".passthrough"),
+                extra: try JSONValue(product.extra, field: field + ".extra"))
+        }
+        let dependencies = try wire.dependencies.enumerated().map { offset, dependency in
+            PlanSubmission.Dependency(
+                parentId: dependency.parentId.uuid, childId: dependency.childId.uuid,
+                extra: try JSONValue(dependency.extra, field: "dependencies[\(offset)].extra"))
+        }
+        self.init(
+            datasetId: wire.dataset.id.uuid, datasetExtra: try JSONValue(wire.dataset.extra, field: "dataset.extra"),
+            dataProducts: products, dependencies: dependencies)
+    }
+}
+
+extension StateUpdate {
+    init(_ wire: Components.Schemas.StateUpdate, offset: Int) throws {
+        if let link = wire.link?.value { try checkText(link, field: "[\(offset)].link") }
+        self.init(
+            id: wire.id.uuid, state: DataProductState(wire.state), runId: wire.runId?.value?.uuid,
+            link: wire.link?.value, passback: try JSONValue(wire.passback, field: "[\(offset)].passback"))
+    }
+}
+
+extension Compute {
+    init(_ wire: Components.Schemas.Compute) {
+        switch wire {
+        case .cams: self = .cams
+        case .dbxaas: self = .dbxaas
+        }
+    }
+}
+
+extension DataProductState {
+    init(_ wire: Components.Schemas.State) {
+        self = DataProductState(rawValue: wire.rawValue)!
+    }
+}
+
+extension Components.Schemas.Plan {
+    init(_ plan: Plan) {
+        self.init(
+            dataset: .init(plan.dataset), dataProducts: plan.dataProducts.map(Components.Schemas.DataProduct.init),
+            dependencies: plan.dependencies.map(Components.Schemas.Dependency.init))
+    }
+}
+
+extension Components.Schemas.Dataset {
+    init(_ dataset: Dataset) {
+        self.init(
+            id: WireUUID(dataset.id), paused: dataset.paused, extra: dataset.extra.container,
+            modifiedBy: dataset.modifiedBy, modifiedDate: dataset.modifiedDate)
+    }
+}
+
+extension Components.Schemas.DataProduct {
+    init(_ product: DataProduct) {
+        self.init(
+            id: WireUUID(product.id), compute: Components.Schemas.Compute(rawValue: product.compute.rawValue)!,
+            name: product.name, version: product.version, eager: product.eager,
+            passthrough: product.passthrough.container,
+            state: Components.Schemas.State(rawValue: product.state.rawValue)!,
+            runId: Nullable(product.runId.map(WireUUID.init)), link: Nullable(product.link),
+            passback: product.passback.container, extra: product.extra.container, modifiedBy: product.modifiedBy,
+            modifiedDate: product.modifiedDate)
+    }
+}
+
+extension Components.Schemas.Dependency {
+    init(_ dependency: Dependency) {
+        self.init(
+            parentId: WireUUID(dependency.parentId), childId: WireUUID(dependency.childId),
+            extra: dependency.extra.container, modifiedBy: dependency.modifiedBy, modifiedDate: dependency.modifiedDate)
+    }
+}
+
+extension Components.Schemas.SearchPage {
+    init(_ page: SearchPage) {
+        self.init(
+            rows: page.rows.map { row in
+                .init(datasetId: WireUUID(row.datasetId), extra: row.extra.container, modifiedDate: row.modifiedDate)
+            },
+            nextPage: Nullable(page.nextPage.map(Int64.init)))
+    }
+}

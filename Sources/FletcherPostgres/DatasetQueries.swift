@@ -1,0 +1,83 @@
+import FletcherDomain
+import FletcherStore
+import Foundation
+import Logging
+import PostgresNIO
+
+/// SQL on the `dataset` table.
+enum DatasetQueries {
+    static func fetchOne(
+        _ id: UUID, forUpdate: Bool, _ connection: PostgresConnection, _ logger: Logger
+    ) async throws -> (Dataset, lastModified: Date)? {
+        let query: PostgresQuery =
+            forUpdate
+            ? "SELECT paused, extra::text, modified_by, modified_date, last_modified, revision FROM dataset WHERE id = \(id) FOR UPDATE"
+            : "SELECT paused, extra::text, modified_by, modified_date, last_modified, revision FROM dataset WHERE id = \(id)"
+        let rows = try await connection.query(query, logger: logger)
+        for try await (paused, extra, modifiedBy, modifiedDate, lastModified, revision) in rows.decode(
+            (Bool, String?, String, Date, Date, Int64).self)
+        {
+            // Revision 0 is a placeholder of a creating transaction; it is never committed.
+            guard revision > 0 else { return nil }
+            let dataset = Dataset(
+                id: id, paused: paused, extra: try PostgresValue.json(extra, column: "dataset.extra"),
+                modifiedBy: modifiedBy, modifiedDate: modifiedDate)
+            return (dataset, lastModified)
+        }
+        return nil
+    }
+
+    /// Inserts a locked placeholder row for a dataset being created; false when another transaction
+    /// created it first (this one then waited for it to commit).
+    static func insertPlaceholder(_ id: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> Bool {
+        let now = Date()
+        let rows = try await connection.query(
+            """
+            INSERT INTO dataset (id, paused, extra, modified_by, modified_date, last_modified, revision, search_text)
+            VALUES (\(id), false, NULL, '', \(now), \(now), 0, '')
+            ON CONFLICT (id) DO NOTHING RETURNING 1
+            """, logger: logger)
+        for try await _ in rows { return true }
+        return false
+    }
+
+    /// Writes the dataset row, bumping its revision and last modification.
+    static func save(_ dataset: Dataset, lastModified: Date, _ connection: PostgresConnection, _ logger: Logger) async throws {
+        try await connection.query(
+            """
+            UPDATE dataset SET paused = \(dataset.paused), extra = \(PostgresValue.json(dataset.extra))::jsonb,
+                modified_by = \(dataset.modifiedBy), modified_date = \(dataset.modifiedDate),
+                last_modified = greatest(last_modified, \(lastModified)), search_text = \(dataset.searchText),
+                revision = revision + 1
+            WHERE id = \(dataset.id)
+            """, logger: logger)
+    }
+
+    /// Up to one page and one row of datasets matching the query, newest first. The trigram index
+    /// serves the substring match; short text, which matches most datasets, walks the recency index.
+    static func search(_ query: SearchQuery, _ connection: PostgresConnection, _ logger: Logger) async throws -> [SearchRow] {
+        let limit = SearchQuery.pageSize + 1
+        let offset = query.offset
+        let sql: PostgresQuery
+        if query.text.isEmpty {
+            sql = """
+                SELECT id, extra::text, last_modified FROM dataset WHERE revision > 0
+                ORDER BY last_modified DESC, id LIMIT \(limit) OFFSET \(offset)
+                """
+        } else {
+            let pattern = "%" + PostgresValue.escapeLike(query.text) + "%"
+            sql = """
+                SELECT id, extra::text, last_modified FROM dataset WHERE search_text LIKE \(pattern) AND revision > 0
+                ORDER BY last_modified DESC, id LIMIT \(limit) OFFSET \(offset)
+                """
+        }
+        var found: [SearchRow] = []
+        for try await (id, extra, lastModified) in try await connection.query(sql, logger: logger).decode(
+            (UUID, String?, Date).self)
+        {
+            found.append(
+                SearchRow(datasetId: id, extra: try PostgresValue.json(extra, column: "dataset.extra"), modifiedDate: lastModified))
+        }
+        return found
+    }
+}

@@ -1,0 +1,46 @@
+import FletcherDomain
+import FletcherStore
+import Foundation
+import Logging
+import PostgresNIO
+
+/// SQL on the `dependency` table.
+enum DependencyQueries {
+    static func fetchAll(datasetId: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> [Dependency] {
+        let rows = try await connection.query(
+            """
+            SELECT parent_id, child_id, extra::text, modified_by, modified_date
+            FROM dependency WHERE dataset_id = \(datasetId) ORDER BY position
+            """, logger: logger)
+        var dependencies: [Dependency] = []
+        for try await (parent, child, extra, modifiedBy, modifiedDate) in rows.decode((UUID, UUID, String?, String, Date).self) {
+            dependencies.append(
+                Dependency(
+                    parentId: parent, childId: child, extra: try PostgresValue.json(extra, column: "dependency.extra"),
+                    modifiedBy: modifiedBy, modifiedDate: modifiedDate))
+        }
+        return dependencies
+    }
+
+    /// Inserts or replaces the dependencies at `positions` of the plan, in one statement.
+    static func upsert(_ positions: [Int], of plan: Plan, _ connection: PostgresConnection, _ logger: Logger) async throws {
+        guard !positions.isEmpty else { return }
+        let dependencies = positions.map { plan.dependencies[$0] }
+        let parents = dependencies.map(\.parentId)
+        let children = dependencies.map(\.childId)
+        let position32 = positions.map { Int32($0) }
+        let extras = PostgresNullableTextArray(elements: dependencies.map { PostgresValue.json($0.extra) })
+        let modifiedBys = dependencies.map(\.modifiedBy)
+        let modifiedDates = dependencies.map(\.modifiedDate)
+        try await connection.query(
+            """
+            INSERT INTO dependency (dataset_id, parent_id, child_id, position, extra, modified_by, modified_date)
+            SELECT \(plan.dataset.id), r.parent_id, r.child_id, r.position, r.extra::jsonb, r.modified_by, r.modified_date
+            FROM unnest(\(parents)::uuid[], \(children)::uuid[], \(position32)::int4[], \(extras)::text[],
+                \(modifiedBys)::text[], \(modifiedDates)::timestamptz[])
+                AS r(parent_id, child_id, position, extra, modified_by, modified_date)
+            ON CONFLICT (dataset_id, parent_id, child_id) DO UPDATE SET
+                extra = excluded.extra, modified_by = excluded.modified_by, modified_date = excluded.modified_date
+            """, logger: logger)
+    }
+}

@@ -1,0 +1,110 @@
+import Logging
+import PostgresNIO
+
+/// The PostgreSQL schema, as append-only migrations; each is a list of statements run in one transaction.
+///
+/// Rules: never edit a migration that has shipped; never refer to app types here, only SQL.
+enum PostgresMigrations {
+    /// Key of the advisory lock that makes concurrent `migrate` runs (several processes starting) take turns.
+    static let advisoryLockKey: Int64 = 0x666c_6574_6368_6572  // "fletcher"
+
+    static let all: [(version: Int, name: String, statements: [String])] = [
+        (
+            1, "plans",
+            [
+                "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+                """
+                CREATE TABLE dataset (
+                    id uuid PRIMARY KEY,
+                    paused boolean NOT NULL,
+                    extra jsonb,
+                    modified_by text NOT NULL,
+                    modified_date timestamptz NOT NULL,
+                    -- latest modified_date of the dataset and all its rows: what search orders by
+                    last_modified timestamptz NOT NULL,
+                    -- bumped by every committed mutation (0 only inside the transaction creating it)
+                    revision bigint NOT NULL,
+                    -- lowercased id and extra JSON text: what search matches
+                    search_text text NOT NULL
+                )
+                """,
+                "CREATE INDEX dataset_by_last_modified ON dataset (last_modified DESC, id)",
+                "CREATE INDEX dataset_search_trigram ON dataset USING gin (search_text gin_trgm_ops)",
+                """
+                CREATE TABLE data_product (
+                    dataset_id uuid NOT NULL REFERENCES dataset (id) ON DELETE CASCADE,
+                    id uuid NOT NULL,
+                    position integer NOT NULL,
+                    compute text NOT NULL CHECK (compute IN ('cams', 'dbxaas')),
+                    name text NOT NULL,
+                    version text NOT NULL,
+                    eager boolean NOT NULL,
+                    passthrough jsonb,
+                    state text NOT NULL
+                        CHECK (state IN ('waiting', 'queued', 'running', 'success', 'failed', 'disabled')),
+                    run_id uuid,
+                    link text,
+                    passback jsonb,
+                    extra jsonb,
+                    modified_by text NOT NULL,
+                    modified_date timestamptz NOT NULL,
+                    PRIMARY KEY (dataset_id, id)
+                )
+                """,
+                """
+                CREATE TABLE dependency (
+                    dataset_id uuid NOT NULL,
+                    parent_id uuid NOT NULL,
+                    child_id uuid NOT NULL,
+                    position integer NOT NULL,
+                    extra jsonb,
+                    modified_by text NOT NULL,
+                    modified_date timestamptz NOT NULL,
+                    PRIMARY KEY (dataset_id, parent_id, child_id),
+                    FOREIGN KEY (dataset_id, parent_id) REFERENCES data_product (dataset_id, id) ON DELETE CASCADE,
+                    FOREIGN KEY (dataset_id, child_id) REFERENCES data_product (dataset_id, id) ON DELETE CASCADE
+                )
+                """,
+            ]
+        )
+    ]
+
+    /// Applies pending migrations on one connection, holding the advisory lock throughout.
+    static func run(on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query("SELECT pg_advisory_lock(\(advisoryLockKey))", logger: logger)
+        do {
+            try await connection.query(
+                """
+                CREATE TABLE IF NOT EXISTS fletcher_migration (
+                    version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now()
+                )
+                """, logger: logger)
+            var applied = Set<Int>()
+            for try await version in try await connection.query(
+                "SELECT version FROM fletcher_migration", logger: logger
+            ).decode(Int.self) {
+                applied.insert(version)
+            }
+            for migration in all where !applied.contains(migration.version) {
+                logger.info("applying migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
+                try await connection.query("BEGIN", logger: logger)
+                do {
+                    for statement in migration.statements {
+                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                    }
+                    try await connection.query(
+                        "INSERT INTO fletcher_migration (version, name) VALUES (\(migration.version), \(migration.name))",
+                        logger: logger)
+                    try await connection.query("COMMIT", logger: logger)
+                } catch {
+                    try? await connection.query("ROLLBACK", logger: logger)
+                    throw error
+                }
+            }
+        } catch {
+            _ = try? await connection.query("SELECT pg_advisory_unlock(\(advisoryLockKey))", logger: logger)
+            throw error
+        }
+        try await connection.query("SELECT pg_advisory_unlock(\(advisoryLockKey))", logger: logger)
+    }
+}

@@ -1,0 +1,151 @@
+public import FletcherDomain
+public import FletcherStore
+public import Foundation
+public import Logging
+public import PostgresNIO
+public import ServiceLifecycle
+
+/// The PostgreSQL engine, on a postgres-nio `PostgresClient` pool.
+///
+/// A mutation is one transaction that first locks its dataset's row (`SELECT … FOR UPDATE`), so
+/// mutations of the same dataset run one at a time across every Fletcher process sharing the
+/// database, while different datasets proceed in parallel. Rows are written in batches (one
+/// statement per table whatever the number of rows), so a mutation costs a fixed number of round
+/// trips: BEGIN, lock, read products, read dependencies, upsert products, upsert dependencies,
+/// update the dataset, COMMIT.
+///
+/// The client must be running: run `client.run()` (or add the store to a `ServiceGroup`, as it is a `Service`).
+public final class PostgresStore: Store, Service {
+    public let client: PostgresClient
+    private let logger: Logger
+
+    public init(configuration: PostgresClient.Configuration, logger: Logger) {
+        self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.logger = logger
+    }
+
+    /// Runs the connection pool until cancelled.
+    public func run() async {
+        await client.run()
+    }
+
+    public func migrate() async throws {
+        try await storeErrors {
+            try await client.withConnection { connection in
+                try await PostgresMigrations.run(on: connection, logger: logger)
+            }
+        }
+    }
+
+    public func plan(_ datasetId: UUID) async throws -> Plan? {
+        try await storeErrors {
+            try await transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") { connection in
+                guard let (dataset, _) = try await DatasetQueries.fetchOne(datasetId, forUpdate: false, connection, logger)
+                else { return nil }
+                return Plan(
+                    dataset: dataset,
+                    dataProducts: try await DataProductQueries.fetchAll(datasetId: datasetId, connection, logger),
+                    dependencies: try await DependencyQueries.fetchAll(datasetId: datasetId, connection, logger))
+            }
+        }
+    }
+
+    public func dataProduct(datasetId: UUID, id: UUID) async throws -> DataProduct? {
+        try await storeErrors {
+            try await client.withConnection { connection in
+                try await DataProductQueries.fetchOne(datasetId: datasetId, id: id, connection, logger)
+            }
+        }
+    }
+
+    public func search(_ query: SearchQuery) async throws -> SearchPage {
+        try await storeErrors {
+            try await client.withConnection { connection in
+                SearchPage(fetched: try await DatasetQueries.search(query, connection, logger), query: query)
+            }
+        }
+    }
+
+    public func mutate(
+        _ datasetId: UUID, createIfMissing: Bool,
+        _ change: @Sendable (Plan?, Date) throws -> PlanChange
+    ) async throws -> PlanChange {
+        try await storeErrors {
+            try await transaction("BEGIN") { connection in
+                var locked = try await DatasetQueries.fetchOne(datasetId, forUpdate: true, connection, logger)
+                var isNew = false
+                if locked == nil {
+                    guard createIfMissing else { throw PlanError.datasetNotFound(datasetId) }
+                    // Insert a placeholder row to hold the lock; a concurrent creator waits on it.
+                    // If it lost that race, the winner has committed by now and the row can be locked.
+                    isNew = try await DatasetQueries.insertPlaceholder(datasetId, connection, logger)
+                    if !isNew {
+                        locked = try await DatasetQueries.fetchOne(datasetId, forUpdate: true, connection, logger)
+                    }
+                }
+                var stored: Plan?
+                if let (dataset, _) = locked {
+                    stored = Plan(
+                        dataset: dataset,
+                        dataProducts: try await DataProductQueries.fetchAll(datasetId: datasetId, connection, logger),
+                        dependencies: try await DependencyQueries.fetchAll(datasetId: datasetId, connection, logger))
+                }
+                let now = Date.storeNow(notBefore: locked?.lastModified)
+                let result = try change(stored, now)
+                guard !result.isEmpty else { return result }
+                try await DataProductQueries.upsert(result.changedProducts, of: result.plan, connection, logger)
+                try await DependencyQueries.upsert(result.changedDependencies, of: result.plan, connection, logger)
+                try await DatasetQueries.save(result.plan.dataset, lastModified: now, connection, logger)
+                return result
+            }
+        }
+    }
+
+    public func checkHealth() async throws {
+        try await storeErrors {
+            try await client.withConnection { connection in
+                _ = try await connection.query("SELECT 1", logger: logger)
+            }
+        }
+    }
+
+    /// Runs `body` in a transaction opened with `begin`, committing on success and rolling back on
+    /// any error, which is rethrown as it was (unlike `withTransaction`, which wraps it).
+    private func transaction<T: Sendable>(
+        _ begin: PostgresQuery, _ body: (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        try await client.withConnection { connection in
+            try await connection.query(begin, logger: logger)
+            let result: T
+            do {
+                result = try await body(connection)
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
+            }
+            try await connection.query("COMMIT", logger: logger)
+            return result
+        }
+    }
+
+    /// Runs database work, turning connection failures into `StoreError.unavailable` (rule violations pass through).
+    private func storeErrors<T>(_ work: () async throws -> T) async throws -> T {
+        do {
+            return try await work()
+        } catch let error as PSQLError {
+            switch error.code {
+            case .server:
+                let state = error.serverInfo?[.sqlState] ?? ""
+                let message = error.serverInfo?[.message] ?? "server error"
+                // Class 08 connection exceptions, 53 insufficient resources, 57 operator intervention
+                // (shutdown, admin cancel), 40 transaction rollback (serialization, deadlock).
+                if ["08", "53", "57", "40"].contains(String(state.prefix(2))) {
+                    throw StoreError.unavailable("\(state) \(message)")
+                }
+                throw StoreError.corrupt("\(state) \(message)")
+            default:
+                throw StoreError.unavailable("\(error.code)")
+            }
+        }
+    }
+}

@@ -1,0 +1,83 @@
+import GRDB
+
+/// The SQLite schema, as append-only migrations (each runs in its own transaction, once).
+///
+/// Rules: never edit a migration that has shipped; never refer to app types here, only SQL.
+/// UUIDs are 16-byte blobs, times are microseconds since 1970, JSON is text.
+enum SQLiteMigrations {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: plans") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE dataset (
+                        id BLOB NOT NULL PRIMARY KEY CHECK (length(id) = 16),
+                        paused INTEGER NOT NULL CHECK (paused IN (0, 1)),
+                        extra TEXT,
+                        modified_by TEXT NOT NULL,
+                        modified_date INTEGER NOT NULL,
+                        -- latest modified_date of the dataset and all its rows: what search orders by
+                        last_modified INTEGER NOT NULL,
+                        -- bumped by every committed mutation; lets readers know a cached plan is current
+                        revision INTEGER NOT NULL,
+                        -- lowercased id and extra JSON text: what search matches
+                        search_text TEXT NOT NULL
+                    );
+                    CREATE INDEX dataset_by_last_modified ON dataset (last_modified DESC, id);
+
+                    -- Substring search index (trigram), kept in step with dataset.search_text.
+                    CREATE VIRTUAL TABLE dataset_search USING fts5(
+                        search_text, content = 'dataset', content_rowid = 'rowid', tokenize = 'trigram'
+                    );
+                    CREATE TRIGGER dataset_search_insert AFTER INSERT ON dataset BEGIN
+                        INSERT INTO dataset_search (rowid, search_text) VALUES (new.rowid, new.search_text);
+                    END;
+                    CREATE TRIGGER dataset_search_update AFTER UPDATE OF search_text ON dataset
+                    WHEN old.search_text IS NOT new.search_text BEGIN
+                        INSERT INTO dataset_search (dataset_search, rowid, search_text)
+                            VALUES ('delete', old.rowid, old.search_text);
+                        INSERT INTO dataset_search (rowid, search_text) VALUES (new.rowid, new.search_text);
+                    END;
+                    CREATE TRIGGER dataset_search_delete AFTER DELETE ON dataset BEGIN
+                        INSERT INTO dataset_search (dataset_search, rowid, search_text)
+                            VALUES ('delete', old.rowid, old.search_text);
+                    END;
+
+                    CREATE TABLE data_product (
+                        dataset_id BLOB NOT NULL REFERENCES dataset (id) ON DELETE CASCADE,
+                        id BLOB NOT NULL CHECK (length(id) = 16),
+                        -- order of first submission within the dataset
+                        position INTEGER NOT NULL,
+                        compute TEXT NOT NULL CHECK (compute IN ('cams', 'dbxaas')),
+                        name TEXT NOT NULL,
+                        version TEXT NOT NULL,
+                        eager INTEGER NOT NULL CHECK (eager IN (0, 1)),
+                        passthrough TEXT,
+                        state TEXT NOT NULL
+                            CHECK (state IN ('waiting', 'queued', 'running', 'success', 'failed', 'disabled')),
+                        run_id BLOB CHECK (run_id IS NULL OR length(run_id) = 16),
+                        link TEXT,
+                        passback TEXT,
+                        extra TEXT,
+                        modified_by TEXT NOT NULL,
+                        modified_date INTEGER NOT NULL,
+                        PRIMARY KEY (dataset_id, id)
+                    ) WITHOUT ROWID;
+
+                    CREATE TABLE dependency (
+                        dataset_id BLOB NOT NULL,
+                        parent_id BLOB NOT NULL,
+                        child_id BLOB NOT NULL,
+                        position INTEGER NOT NULL,
+                        extra TEXT,
+                        modified_by TEXT NOT NULL,
+                        modified_date INTEGER NOT NULL,
+                        PRIMARY KEY (dataset_id, parent_id, child_id),
+                        FOREIGN KEY (dataset_id, parent_id) REFERENCES data_product (dataset_id, id) ON DELETE CASCADE,
+                        FOREIGN KEY (dataset_id, child_id) REFERENCES data_product (dataset_id, id) ON DELETE CASCADE
+                    ) WITHOUT ROWID;
+                    """)
+        }
+        return migrator
+    }
+}

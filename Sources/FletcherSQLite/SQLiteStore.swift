@@ -1,0 +1,102 @@
+public import FletcherDomain
+public import FletcherStore
+public import Foundation
+import GRDB
+
+/// The embedded SQLite engine: a GRDB `DatabasePool` in WAL mode (or an in-memory queue).
+///
+/// SQLite has a single writer: every mutation is an IMMEDIATE transaction, so mutations serialise
+/// with each other, within this process and with any other process opening the same file.
+public final class SQLiteStore: Store {
+    private let writer: any DatabaseWriter
+
+    /// Opens (creating if needed) the database at `path`, or an in-memory one when `path` is nil.
+    public init(path: String?) throws {
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(10)
+        configuration.label = "fletcher"
+        do {
+            if let path {
+                writer = try DatabasePool(path: path, configuration: configuration)
+            } else {
+                writer = try DatabaseQueue(configuration: configuration)
+            }
+        } catch {
+            throw StoreError.invalidConfiguration("cannot open SQLite database \(path ?? ":memory:"): \(error)")
+        }
+    }
+
+    public func migrate() async throws {
+        try await storeErrors { try SQLiteMigrations.migrator.migrate(writer) }
+    }
+
+    public func plan(_ datasetId: UUID) async throws -> Plan? {
+        try await storeErrors {
+            try await writer.read { db in try Self.loadPlan(datasetId, db)?.plan }
+        }
+    }
+
+    public func dataProduct(datasetId: UUID, id: UUID) async throws -> DataProduct? {
+        try await storeErrors {
+            try await writer.read { db in try DataProductQueries.fetchOne(datasetId: datasetId, id: id, db) }
+        }
+    }
+
+    public func search(_ query: SearchQuery) async throws -> SearchPage {
+        try await storeErrors {
+            try await writer.read { db in
+                SearchPage(fetched: try DatasetQueries.search(query, db), query: query)
+            }
+        }
+    }
+
+    public func mutate(
+        _ datasetId: UUID, createIfMissing: Bool,
+        _ change: @Sendable (Plan?, Date) throws -> PlanChange
+    ) async throws -> PlanChange {
+        try await storeErrors {
+            try await writer.write { db in
+                let stored = try Self.loadPlan(datasetId, db)
+                if stored == nil && !createIfMissing { throw PlanError.datasetNotFound(datasetId) }
+                let now = Date.storeNow(notBefore: stored?.lastModified)
+                let result = try change(stored?.plan, now)
+                guard !result.isEmpty else { return result }
+                try DatasetQueries.save(result.plan.dataset, isNew: result.isNewDataset, lastModified: now, db)
+                try DataProductQueries.upsert(result.changedProducts, of: result.plan, db)
+                try DependencyQueries.upsert(result.changedDependencies, of: result.plan, db)
+                return result
+            }
+        }
+    }
+
+    public func checkHealth() async throws {
+        try await storeErrors {
+            _ = try await writer.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+        }
+    }
+
+    /// The stored plan and its dataset's last modification, read inside the caller's transaction.
+    private static func loadPlan(_ datasetId: UUID, _ db: Database) throws -> (plan: Plan, lastModified: Date)? {
+        guard let (dataset, lastModified) = try DatasetQueries.fetchOne(datasetId, db) else { return nil }
+        let plan = Plan(
+            dataset: dataset,
+            dataProducts: try DataProductQueries.fetchAll(datasetId: datasetId, db),
+            dependencies: try DependencyQueries.fetchAll(datasetId: datasetId, db))
+        return (plan, lastModified)
+    }
+
+    /// Runs database work, turning SQLite's own failures into `StoreError`s (rule violations pass through).
+    private func storeErrors<T>(_ work: () async throws -> T) async throws -> T {
+        do {
+            return try await work()
+        } catch let error as DatabaseError {
+            switch error.resultCode {
+            case .SQLITE_BUSY, .SQLITE_LOCKED, .SQLITE_FULL, .SQLITE_IOERR, .SQLITE_CANTOPEN, .SQLITE_READONLY:
+                throw StoreError.unavailable(error.message ?? "\(error.resultCode)")
+            default:
+                throw StoreError.corrupt("\(error)")
+            }
+        }
+    }
+}

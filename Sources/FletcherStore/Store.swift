@@ -1,0 +1,41 @@
+public import FletcherDomain
+public import Foundation
+
+/// Where plans live. Each engine (SQLite, PostgreSQL) implements this seam; the rest of Fletcher
+/// sees nothing else of the database.
+public protocol Store: Sendable {
+    /// Applies every schema migration not yet applied. Safe to run concurrently from several processes.
+    func migrate() async throws
+
+    /// The whole plan of a dataset, read in one consistent snapshot, or nil when there is no such dataset.
+    func plan(_ datasetId: UUID) async throws -> Plan?
+
+    /// One data product, or nil when the dataset or the data product does not exist.
+    func dataProduct(datasetId: UUID, id: UUID) async throws -> DataProduct?
+
+    /// One page of datasets matching a search, newest first.
+    func search(_ query: SearchQuery) async throws -> SearchPage
+
+    /// Runs `change` in one transaction holding the dataset's lock, so that changes to the same
+    /// dataset run one at a time (also across processes sharing the database), and writes exactly
+    /// the rows the returned change names. `change` gets the stored plan (nil when the dataset does
+    /// not exist; only called then when `createIfMissing`) and the time to stamp rows with, taken
+    /// after the lock was granted. Whatever `change` throws is rethrown and nothing is written.
+    func mutate(
+        _ datasetId: UUID, createIfMissing: Bool,
+        _ change: @Sendable (Plan?, Date) throws -> PlanChange
+    ) async throws -> PlanChange
+
+    /// Throws when the database cannot answer a trivial query.
+    func checkHealth() async throws
+}
+
+extension Store {
+    /// Validates and applies an API mutation to a dataset (SPEC §2), as `actor`.
+    public func apply(_ mutation: PlanMutation, to datasetId: UUID, by actor: String) async throws -> PlanChange {
+        try mutation.validateRequest()
+        return try await mutate(datasetId, createIfMissing: mutation.createsDataset) { stored, now in
+            try mutation.apply(to: stored, datasetId: datasetId, by: actor, at: now)
+        }
+    }
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the system packages Fletcher needs to build and test, when they are missing (Debian/Ubuntu
+# via apt; on macOS, Homebrew). Safe to run repeatedly: it does nothing when everything is there.
+set -euo pipefail
+
+need_test_tools=${1:-}
+
+missing=()
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+if [[ "$(uname)" == "Darwin" ]]; then
+  command -v brew >/dev/null || { echo "Install Homebrew (https://brew.sh) first." >&2; exit 1; }
+  [[ -n "$need_test_tools" ]] && { brew list postgresql@15 >/dev/null 2>&1 || brew install postgresql@15; }
+  exit 0
+fi
+
+command -v swift >/dev/null || { echo "Swift 6.2 or later must be on PATH (https://swift.org/install)." >&2; exit 1; }
+command -v dpkg-query >/dev/null || { echo "No dpkg: install SQLite's headers (libsqlite3-dev) yourself." >&2; exit 0; }
+
+have_pkg libsqlite3-dev || missing+=(libsqlite3-dev)
+if [[ -n "$need_test_tools" ]]; then
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+fi
+
+if ((${#missing[@]})); then
+  echo "Installing missing system packages: ${missing[*]}"
+  sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

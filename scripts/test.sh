@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite: every target's tests, the storage and HTTP tests on both SQLite and a
+# throwaway PostgreSQL. Installs what is missing first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/ensure-deps.sh test
+swift build --build-tests
+scripts/with-postgres.sh swift test --skip-build "$@"
