@@ -106,7 +106,11 @@ let package = Package(
         // Shared fixtures and the storage conformance suite.
         .target(
             name: "FletcherTestSupport",
-            dependencies: ["FletcherDomain", "FletcherStore"],
+            dependencies: [
+                "FletcherDomain", "FletcherStore", "FletcherSQLite", "FletcherPostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/FletcherTestSupport",
             swiftSettings: swiftSettings
         ),

@@ -7,7 +7,7 @@ import PostgresNIO
 /// SQL on the `data_product` table.
 enum DataProductQueries {
     private typealias Columns = (
-        UUID, String, String, String, Bool, String?, String, UUID?, String?, String?, String?, String, Date
+        UUID, String, String, String, Bool, String?, String, UUID?, String?, String?, String?, String, PostgresTimestamp
     )
 
     static func fetchAll(datasetId: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> [DataProduct] {
@@ -51,7 +51,7 @@ enum DataProductQueries {
         let passbacks = PostgresNullableTextArray(elements: products.map { PostgresValue.json($0.passback) })
         let extras = PostgresNullableTextArray(elements: products.map { PostgresValue.json($0.extra) })
         let modifiedBys = products.map(\.modifiedBy)
-        let modifiedDates = products.map(\.modifiedDate)
+        let modifiedDates = products.map(\.modifiedDate.postgres)
         try await connection.query(
             """
             INSERT INTO data_product (dataset_id, id, position, compute, name, version, eager, passthrough, state,
@@ -78,6 +78,6 @@ enum DataProductQueries {
             passthrough: try PostgresValue.json(c.5, column: "data_product.passthrough"),
             state: try PostgresValue.enumValue(c.6, as: DataProductState.self), runId: c.7, link: c.8,
             passback: try PostgresValue.json(c.9, column: "data_product.passback"),
-            extra: try PostgresValue.json(c.10, column: "data_product.extra"), modifiedBy: c.11, modifiedDate: c.12)
+            extra: try PostgresValue.json(c.10, column: "data_product.extra"), modifiedBy: c.11, modifiedDate: c.12.date)
     }
 }

@@ -15,14 +15,14 @@ enum DatasetQueries {
             : "SELECT paused, extra::text, modified_by, modified_date, last_modified, revision FROM dataset WHERE id = \(id)"
         let rows = try await connection.query(query, logger: logger)
         for try await (paused, extra, modifiedBy, modifiedDate, lastModified, revision) in rows.decode(
-            (Bool, String?, String, Date, Date, Int64).self)
+            (Bool, String?, String, PostgresTimestamp, PostgresTimestamp, Int64).self)
         {
             // Revision 0 is a placeholder of a creating transaction; it is never committed.
             guard revision > 0 else { return nil }
             let dataset = Dataset(
                 id: id, paused: paused, extra: try PostgresValue.json(extra, column: "dataset.extra"),
-                modifiedBy: modifiedBy, modifiedDate: modifiedDate)
-            return (dataset, lastModified)
+                modifiedBy: modifiedBy, modifiedDate: modifiedDate.date)
+            return (dataset, lastModified.date)
         }
         return nil
     }
@@ -34,7 +34,7 @@ enum DatasetQueries {
         let rows = try await connection.query(
             """
             INSERT INTO dataset (id, paused, extra, modified_by, modified_date, last_modified, revision, search_text)
-            VALUES (\(id), false, NULL, '', \(now), \(now), 0, '')
+            VALUES (\(id), false, NULL, '', \(now.postgres), \(now.postgres), 0, '')
             ON CONFLICT (id) DO NOTHING RETURNING 1
             """, logger: logger)
         for try await _ in rows { return true }
@@ -46,8 +46,8 @@ enum DatasetQueries {
         try await connection.query(
             """
             UPDATE dataset SET paused = \(dataset.paused), extra = \(PostgresValue.json(dataset.extra))::jsonb,
-                modified_by = \(dataset.modifiedBy), modified_date = \(dataset.modifiedDate),
-                last_modified = greatest(last_modified, \(lastModified)), search_text = \(dataset.searchText),
+                modified_by = \(dataset.modifiedBy), modified_date = \(dataset.modifiedDate.postgres),
+                last_modified = greatest(last_modified, \(lastModified.postgres)), search_text = \(dataset.searchText),
                 revision = revision + 1
             WHERE id = \(dataset.id)
             """, logger: logger)
@@ -73,10 +73,10 @@ enum DatasetQueries {
         }
         var found: [SearchRow] = []
         for try await (id, extra, lastModified) in try await connection.query(sql, logger: logger).decode(
-            (UUID, String?, Date).self)
+            (UUID, String?, PostgresTimestamp).self)
         {
             found.append(
-                SearchRow(datasetId: id, extra: try PostgresValue.json(extra, column: "dataset.extra"), modifiedDate: lastModified))
+                SearchRow(datasetId: id, extra: try PostgresValue.json(extra, column: "dataset.extra"), modifiedDate: lastModified.date))
         }
         return found
     }

@@ -13,11 +13,11 @@ enum DependencyQueries {
             FROM dependency WHERE dataset_id = \(datasetId) ORDER BY position
             """, logger: logger)
         var dependencies: [Dependency] = []
-        for try await (parent, child, extra, modifiedBy, modifiedDate) in rows.decode((UUID, UUID, String?, String, Date).self) {
+        for try await (parent, child, extra, modifiedBy, modifiedDate) in rows.decode((UUID, UUID, String?, String, PostgresTimestamp).self) {
             dependencies.append(
                 Dependency(
                     parentId: parent, childId: child, extra: try PostgresValue.json(extra, column: "dependency.extra"),
-                    modifiedBy: modifiedBy, modifiedDate: modifiedDate))
+                    modifiedBy: modifiedBy, modifiedDate: modifiedDate.date))
         }
         return dependencies
     }
@@ -31,7 +31,7 @@ enum DependencyQueries {
         let position32 = positions.map { Int32($0) }
         let extras = PostgresNullableTextArray(elements: dependencies.map { PostgresValue.json($0.extra) })
         let modifiedBys = dependencies.map(\.modifiedBy)
-        let modifiedDates = dependencies.map(\.modifiedDate)
+        let modifiedDates = dependencies.map(\.modifiedDate.postgres)
         try await connection.query(
             """
             INSERT INTO dependency (dataset_id, parent_id, child_id, position, extra, modified_by, modified_date)

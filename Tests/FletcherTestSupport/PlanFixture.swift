@@ -61,3 +61,26 @@ extension Plan {
         return try mutation.apply(to: self, datasetId: dataset.id, by: actor, at: now)
     }
 }
+
+extension Plan {
+    /// Where two plans differ, briefly (for readable failures on large plans); empty when equal.
+    public func differences(from other: Plan) -> [String] {
+        var found: [String] = []
+        if dataset != other.dataset { found.append("dataset: \(dataset) vs \(other.dataset)") }
+        if dataProducts.count != other.dataProducts.count {
+            found.append("data product count \(dataProducts.count) vs \(other.dataProducts.count)")
+        }
+        for (mine, theirs) in zip(dataProducts, other.dataProducts) where mine != theirs {
+            found.append("data product \(mine) vs \(theirs)")
+            if found.count > 3 { return found }
+        }
+        if dependencies.count != other.dependencies.count {
+            found.append("dependency count \(dependencies.count) vs \(other.dependencies.count)")
+        }
+        for (mine, theirs) in zip(dependencies, other.dependencies) where mine != theirs {
+            found.append("dependency \(mine) vs \(theirs)")
+            if found.count > 3 { return found }
+        }
+        return found
+    }
+}

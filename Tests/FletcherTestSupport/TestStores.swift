@@ -1,0 +1,63 @@
+public import FletcherPostgres
+import FletcherSQLite
+public import FletcherStore
+public import Foundation
+import Logging
+import PostgresNIO
+public import Testing
+
+/// A storage engine the shared suites run against.
+public enum TestEngine: String, Sendable, CaseIterable, CustomTestStringConvertible {
+    case sqlite
+    case postgres
+
+    public var testDescription: String { rawValue }
+
+    /// The engines to test: SQLite always; PostgreSQL when `FLETCHER_TEST_POSTGRES_URL` names a
+    /// server (the test command starts one), or when `FLETCHER_REQUIRE_POSTGRES=1` (to fail, not skip).
+    public static var available: [TestEngine] {
+        let environment = ProcessInfo.processInfo.environment
+        let postgres = environment["FLETCHER_TEST_POSTGRES_URL"] != nil || environment["FLETCHER_REQUIRE_POSTGRES"] == "1"
+        return postgres ? [.sqlite, .postgres] : [.sqlite]
+    }
+}
+
+/// Fresh, migrated stores for tests.
+public enum TestStores {
+    /// A migrated store on `engine`: a new SQLite file (in WAL mode, as in production), or the test
+    /// PostgreSQL database (shared by the tests, which keep apart by using their own datasets).
+    public static func make(_ engine: TestEngine) async throws -> any Store {
+        switch engine {
+        case .sqlite:
+            let path = FileManager.default.temporaryDirectory
+                .appendingPathComponent("fletcher-test-\(UUID().uuidString).sqlite").path
+            let store = try SQLiteStore(path: path)
+            try await store.migrate()
+            return store
+        case .postgres:
+            let store = try postgresStore()
+            try await store.migrate()
+            return store
+        }
+    }
+
+    /// A new connection pool (running until the process ends) on the test PostgreSQL database.
+    public static func postgresStore(maxConnections: Int = 8) throws -> PostgresStore {
+        guard let url = ProcessInfo.processInfo.environment["FLETCHER_TEST_POSTGRES_URL"] else {
+            throw TestStoreError.noPostgres
+        }
+        var logger = Logger(label: "fletcher-test")
+        logger.logLevel = .warning
+        let store = PostgresStore(
+            configuration: try PostgresClient.Configuration(url: url, maximumConnections: maxConnections), logger: logger)
+        Task.detached { await store.run() }
+        return store
+    }
+
+    public enum TestStoreError: Error, CustomStringConvertible {
+        case noPostgres
+        public var description: String {
+            "FLETCHER_TEST_POSTGRES_URL is not set: run the tests with `make test`, which starts a PostgreSQL server"
+        }
+    }
+}
