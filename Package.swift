@@ -123,6 +123,26 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "FletcherAppTests",
+            dependencies: [
+                "FletcherApp", "FletcherDomain", "FletcherHTTP",
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "FletcherAPITests", dependencies: ["FletcherAPI"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "FletcherPostgresTests",
+            dependencies: ["FletcherPostgres", "FletcherStore", .product(name: "PostgresNIO", package: "postgres-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FletcherSQLiteTests",
+            dependencies: ["FletcherSQLite", "FletcherStore", "FletcherDomain", "FletcherTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "FletcherStoreTests",
             dependencies: ["FletcherDomain", "FletcherStore", "FletcherSQLite", "FletcherPostgres", "FletcherTestSupport"],
             swiftSettings: swiftSettings
@@ -130,9 +150,12 @@ let package = Package(
         .testTarget(
             name: "FletcherHTTPTests",
             dependencies: [
-                "FletcherApp", "FletcherHTTP", "FletcherAPI", "FletcherTestSupport",
+                "FletcherApp", "FletcherHTTP", "FletcherAPI", "FletcherTestSupport", "FletcherDomain", "FletcherStore",
+                "FletcherSQLite",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 
 scripts/ensure-deps.sh test
 swift build --build-tests
-scripts/with-postgres.sh swift test --skip-build "$@"
+FLETCHER_REQUIRE_POSTGRES=1 scripts/with-postgres.sh swift test --skip-build "$@"

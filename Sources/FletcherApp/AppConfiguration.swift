@@ -54,6 +54,9 @@ public struct AppConfiguration: Sendable {
         return try AppConfiguration(reading: reader)
     }
 
+    /// HS256 keys shorter than the hash output weaken the signature (RFC 7518 §3.2).
+    public static let minimumSecretBytes = 32
+
     /// Reads every setting from `reader` (keys such as `database.url`, i.e. `DATABASE_URL`).
     public init(reading reader: ConfigReader) throws {
         func value(_ key: ConfigKey, secret: Bool = false) -> String? {
@@ -83,6 +86,10 @@ public struct AppConfiguration: Sendable {
         case (nil, .some):
             throw ConfigurationError("SECRET_KEY", "REMOTE_APIS is set but SECRET_KEY is not; set both, or neither for development mode")
         case (.some(let secret), .some(let remoteAPIs)):
+            guard secret.utf8.count >= Self.minimumSecretBytes else {
+                throw ConfigurationError(
+                    "SECRET_KEY", "must be at least \(Self.minimumSecretBytes) bytes long (HS256 needs a 256-bit key); it has \(secret.utf8.count)")
+            }
             services = .configured(secret: secret, accounts: try Self.parseRemoteAPIs(remoteAPIs))
         }
     }

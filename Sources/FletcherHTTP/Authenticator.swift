@@ -23,7 +23,9 @@ public final class Authenticator: Sendable {
         public var roles: [Role]
     }
 
+    /// `secret` must be at least 32 bytes (the configuration checks it).
     public init(secret: String, accounts: [ServiceAccount], bcrypt: BcryptVerifier) async {
+        precondition(secret.utf8.count >= 32, "SECRET_KEY must be at least 32 bytes")
         self.accounts = Dictionary(accounts.map { ($0.service, $0) }, uniquingKeysWith: { _, last in last })
         self.bcrypt = bcrypt
         keys = JWTKeyCollection()
