@@ -13,7 +13,11 @@ public struct StoreSetup: Sendable {
     public init(_ location: DatabaseLocation, maxConnections: Int, logger: Logger) throws {
         switch location {
         case .sqliteFile(let path):
-            store = try SQLiteStore(path: path)
+            do {
+                store = try SQLiteStore(path: path)
+            } catch let error as StoreError {
+                throw ConfigurationError("DATABASE_URL", "\(error)")
+            }
             services = []
         case .sqliteMemory:
             store = try SQLiteStore(path: nil)

@@ -21,8 +21,7 @@ public struct PlanGraph: Sendable {
     }
 
     public init(products: [DataProduct], dependencies: [Dependency], includes: (DataProduct) -> Bool) {
-        var index = [UUID: Int](minimumCapacity: products.count)
-        for (position, product) in products.enumerated() { index[product.id] = position }
+        let index = Self.positions(of: products)
         let included = products.map(includes)
         var parents: [Int] = []
         var children: [Int] = []
@@ -41,6 +40,13 @@ public struct PlanGraph: Sendable {
         (parentOffsets, parentList) = Self.compressed(nodeCount: products.count, from: children, to: parents)
     }
 
+    /// Position of each data product by id.
+    static func positions(of products: [DataProduct]) -> [UUID: Int] {
+        var index = [UUID: Int](minimumCapacity: products.count)
+        for (position, product) in products.enumerated() { index[product.id] = position }
+        return index
+    }
+
     /// Number of nodes (included or not).
     public var count: Int { included.count }
 
@@ -50,33 +56,25 @@ public struct PlanGraph: Sendable {
 
     /// Every node reachable from `roots` by one or more edges (a root is included only if another root reaches it).
     public func downstream(of roots: some Sequence<Int>) -> [Int] {
-        var seen = [Bool](repeating: false, count: count)
-        var stack: [Int] = []
-        var found: [Int] = []
-        for root in roots where included[root] {
-            stack.append(contentsOf: children(of: root))
-            while let node = stack.popLast() {
-                guard !seen[node] else { continue }
-                seen[node] = true
-                found.append(node)
-                stack.append(contentsOf: children(of: node))
-            }
-        }
-        return found
+        reachable(from: roots, following: children(of:))
     }
 
     /// Every node from which one of `targets` is reachable by one or more edges.
     public func upstream(of targets: some Sequence<Int>) -> [Int] {
+        reachable(from: targets, following: parents(of:))
+    }
+
+    private func reachable(from starts: some Sequence<Int>, following next: (Int) -> ArraySlice<Int>) -> [Int] {
         var seen = [Bool](repeating: false, count: count)
         var stack: [Int] = []
         var found: [Int] = []
-        for target in targets where included[target] {
-            stack.append(contentsOf: parents(of: target))
+        for start in starts where included[start] {
+            stack.append(contentsOf: next(start))
             while let node = stack.popLast() {
                 guard !seen[node] else { continue }
                 seen[node] = true
                 found.append(node)
-                stack.append(contentsOf: parents(of: node))
+                stack.append(contentsOf: next(node))
             }
         }
         return found

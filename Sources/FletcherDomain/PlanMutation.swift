@@ -132,12 +132,3 @@ public enum PlanMutation: Sendable, Hashable {
         return editor.finish()
     }
 }
-
-extension PlanGraph {
-    /// Position of each data product by id.
-    static func positions(of products: [DataProduct]) -> [UUID: Int] {
-        var index = [UUID: Int](minimumCapacity: products.count)
-        for (position, product) in products.enumerated() { index[product.id] = position }
-        return index
-    }
-}

@@ -44,12 +44,12 @@ enum DataProductQueries {
         let names = products.map(\.name)
         let versions = products.map(\.version)
         let eagers = products.map(\.eager)
-        let passthroughs = PostgresNullableTextArray(elements: products.map { PostgresValue.json($0.passthrough) })
+        let passthroughs = PostgresNullableTextArray(elements: products.map { StoredColumn.json($0.passthrough) })
         let states = products.map(\.state.rawValue)
         let runIds = PostgresNullableTextArray(elements: products.map { $0.runId?.lowercased })
         let links = PostgresNullableTextArray(elements: products.map(\.link))
-        let passbacks = PostgresNullableTextArray(elements: products.map { PostgresValue.json($0.passback) })
-        let extras = PostgresNullableTextArray(elements: products.map { PostgresValue.json($0.extra) })
+        let passbacks = PostgresNullableTextArray(elements: products.map { StoredColumn.json($0.passback) })
+        let extras = PostgresNullableTextArray(elements: products.map { StoredColumn.json($0.extra) })
         let modifiedBys = products.map(\.modifiedBy)
         let modifiedDates = products.map(\.modifiedDate.postgres)
         try await connection.query(
@@ -74,10 +74,10 @@ enum DataProductQueries {
 
     private static func dataProduct(_ c: Columns) throws -> DataProduct {
         DataProduct(
-            id: c.0, compute: try PostgresValue.enumValue(c.1, as: Compute.self), name: c.2, version: c.3, eager: c.4,
-            passthrough: try PostgresValue.json(c.5, column: "data_product.passthrough"),
-            state: try PostgresValue.enumValue(c.6, as: DataProductState.self), runId: c.7, link: c.8,
-            passback: try PostgresValue.json(c.9, column: "data_product.passback"),
-            extra: try PostgresValue.json(c.10, column: "data_product.extra"), modifiedBy: c.11, modifiedDate: c.12.date)
+            id: c.0, compute: try StoredColumn.enumValue(c.1, as: Compute.self), name: c.2, version: c.3, eager: c.4,
+            passthrough: try StoredColumn.json(c.5, column: "data_product.passthrough"),
+            state: try StoredColumn.enumValue(c.6, as: DataProductState.self), runId: c.7, link: c.8,
+            passback: try StoredColumn.json(c.9, column: "data_product.passback"),
+            extra: try StoredColumn.json(c.10, column: "data_product.extra"), modifiedBy: c.11, modifiedDate: c.12.date)
     }
 }

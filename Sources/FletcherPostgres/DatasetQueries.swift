@@ -20,7 +20,7 @@ enum DatasetQueries {
             // Revision 0 is a placeholder of a creating transaction; it is never committed.
             guard revision > 0 else { return nil }
             let dataset = Dataset(
-                id: id, paused: paused, extra: try PostgresValue.json(extra, column: "dataset.extra"),
+                id: id, paused: paused, extra: try StoredColumn.json(extra, column: "dataset.extra"),
                 modifiedBy: modifiedBy, modifiedDate: modifiedDate.date)
             return (dataset, lastModified.date)
         }
@@ -45,7 +45,7 @@ enum DatasetQueries {
     static func save(_ dataset: Dataset, lastModified: Date, _ connection: PostgresConnection, _ logger: Logger) async throws {
         try await connection.query(
             """
-            UPDATE dataset SET paused = \(dataset.paused), extra = \(PostgresValue.json(dataset.extra))::jsonb,
+            UPDATE dataset SET paused = \(dataset.paused), extra = \(StoredColumn.json(dataset.extra))::jsonb,
                 modified_by = \(dataset.modifiedBy), modified_date = \(dataset.modifiedDate.postgres),
                 last_modified = greatest(last_modified, \(lastModified.postgres)), search_text = \(dataset.searchText),
                 revision = revision + 1
@@ -76,7 +76,7 @@ enum DatasetQueries {
             (UUID, String?, PostgresTimestamp).self)
         {
             found.append(
-                SearchRow(datasetId: id, extra: try PostgresValue.json(extra, column: "dataset.extra"), modifiedDate: lastModified.date))
+                SearchRow(datasetId: id, extra: try StoredColumn.json(extra, column: "dataset.extra"), modifiedDate: lastModified.date))
         }
         return found
     }

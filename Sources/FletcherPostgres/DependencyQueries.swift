@@ -16,7 +16,7 @@ enum DependencyQueries {
         for try await (parent, child, extra, modifiedBy, modifiedDate) in rows.decode((UUID, UUID, String?, String, PostgresTimestamp).self) {
             dependencies.append(
                 Dependency(
-                    parentId: parent, childId: child, extra: try PostgresValue.json(extra, column: "dependency.extra"),
+                    parentId: parent, childId: child, extra: try StoredColumn.json(extra, column: "dependency.extra"),
                     modifiedBy: modifiedBy, modifiedDate: modifiedDate.date))
         }
         return dependencies
@@ -29,7 +29,7 @@ enum DependencyQueries {
         let parents = dependencies.map(\.parentId)
         let children = dependencies.map(\.childId)
         let position32 = positions.map { Int32($0) }
-        let extras = PostgresNullableTextArray(elements: dependencies.map { PostgresValue.json($0.extra) })
+        let extras = PostgresNullableTextArray(elements: dependencies.map { StoredColumn.json($0.extra) })
         let modifiedBys = dependencies.map(\.modifiedBy)
         let modifiedDates = dependencies.map(\.modifiedDate.postgres)
         try await connection.query(

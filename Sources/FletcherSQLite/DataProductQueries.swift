@@ -40,8 +40,8 @@ enum DataProductQueries {
             let product = plan.dataProducts[position]
             try statement.execute(arguments: [
                 plan.dataset.id, position, product.id, product.compute.rawValue, product.name, product.version,
-                product.eager, SQLiteValue.json(product.passthrough), product.state.rawValue, product.runId,
-                product.link, SQLiteValue.json(product.passback), SQLiteValue.json(product.extra),
+                product.eager, StoredColumn.json(product.passthrough), product.state.rawValue, product.runId,
+                product.link, StoredColumn.json(product.passback), StoredColumn.json(product.extra),
                 product.modifiedBy, product.modifiedDate.microsecondsSince1970,
             ])
         }

@@ -18,7 +18,7 @@ enum DatasetQueries {
     /// Inserts or updates the dataset row, bumping its revision and last modification.
     static func save(_ dataset: Dataset, isNew: Bool, lastModified: Date, _ db: Database) throws {
         let arguments: StatementArguments = [
-            dataset.paused, SQLiteValue.json(dataset.extra), dataset.modifiedBy,
+            dataset.paused, StoredColumn.json(dataset.extra), dataset.modifiedBy,
             dataset.modifiedDate.microsecondsSince1970, lastModified.microsecondsSince1970, dataset.searchText,
             dataset.id,
         ]
@@ -70,7 +70,7 @@ enum DatasetQueries {
         }
         return try rows.map { row in
             SearchRow(
-                datasetId: row[0], extra: try SQLiteValue.json(row[1], column: "dataset.extra"),
+                datasetId: row[0], extra: try StoredColumn.json(row[1], column: "dataset.extra"),
                 modifiedDate: Date(microsecondsSince1970: row[2]))
         }
     }

@@ -29,7 +29,7 @@ enum DependencyQueries {
             let dependency = plan.dependencies[position]
             try statement.execute(arguments: [
                 plan.dataset.id, position, dependency.parentId, dependency.childId,
-                SQLiteValue.json(dependency.extra), dependency.modifiedBy,
+                StoredColumn.json(dependency.extra), dependency.modifiedBy,
                 dependency.modifiedDate.microsecondsSince1970,
             ])
         }
