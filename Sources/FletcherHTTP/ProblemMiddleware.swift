@@ -14,6 +14,10 @@ public struct ProblemMiddleware: ServerMiddleware {
         _ request: HTTPRequest, body: HTTPBody?, metadata: ServerRequestMetadata, operationID: String,
         next: @Sendable (HTTPRequest, HTTPBody?, ServerRequestMetadata) async throws -> (HTTPResponse, HTTPBody?)
     ) async throws -> (HTTPResponse, HTTPBody?) {
+        // Each operation answers in its one documented content type whatever `Accept` says, as the
+        // original did; the generated code would otherwise fail the request after running it.
+        var request = request
+        request.headerFields[.accept] = nil
         do {
             return try await next(request, body, metadata)
         } catch {

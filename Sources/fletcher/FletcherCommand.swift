@@ -8,7 +8,7 @@ struct FletcherCommand: AsyncParsableCommand {
         commandName: "fletcher",
         abstract: "Fletcher: data orchestration with in-memory DAGs.",
         discussion: """
-            Configuration comes from environment variables, also read from a .env file in the working
+            Configuration comes from environment variables, also read from a .env file in the working \
             directory: DATABASE_URL, BASE_URL, SECRET_KEY, REMOTE_APIS, MAX_CONNECTIONS, LOG_LEVEL.
             """,
         version: fletcherVersion,

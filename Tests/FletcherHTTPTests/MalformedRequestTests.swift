@@ -2,6 +2,7 @@ import FletcherDomain
 import FletcherTestSupport
 import Foundation
 import HTTPTypes
+import HummingbirdTesting
 import Testing
 
 /// Bad input gets a 400 problem+json naming what is wrong — never a 500 (the generated server's
@@ -67,6 +68,16 @@ struct MalformedRequestTests {
             try await client.send(.put, "/api/plan/zzz/pause", token: token).expectProblem(.badRequest)
             try await client.send(.put, "/api/data_product/zzz/update", token: token, json: [] as [Any]).expectProblem(.badRequest)
             try await client.send(.delete, "/api/data_product/zzz", token: token, json: [] as [Any]).expectProblem(.badRequest)
+        }
+    }
+
+    @Test func anyAcceptHeaderGetsTheDocumentedContentType() async throws {
+        let api = try await TestAPI(engine: .sqlite)
+        try await api.test { client in
+            let response = try await client.client.execute(
+                uri: "/api/plan/search?search_by=&page=0", method: .get, headers: [.accept: "text/html"])
+            #expect(response.status == .ok)
+            #expect(response.headers[.contentType]?.hasPrefix("application/json") == true)
         }
     }
 
