@@ -1,9 +1,11 @@
 /// The `/swagger` page: Swagger UI, loaded from a pinned CDN URL with integrity hashes, pointed at `/spec`.
 /// It needs internet access; when the files cannot load, the page says where the raw document is.
 enum SwaggerPage {
-    static let version = "SWAGGER_VERSION"
-    static let scriptIntegrity = "SWAGGER_JS_SRI"
-    static let styleIntegrity = "SWAGGER_CSS_SRI"
+    /// swagger-ui-dist on npm; the hashes are of its files as jsdelivr serves them (checked against
+    /// drf-spectacular-sidecar 2026.10.1 on PyPI, which packages those same files, validated).
+    static let version = "5.33.1"
+    static let scriptIntegrity = "sha384-ZPehFMQommnnuaZ4rpxgkgTT2DKFVp4hZC/7pLit+9Lek9T1YGSo23eHFbvNkXkw"
+    static let styleIntegrity = "sha384-Ov4/wv3j2bmct8cDc5X4ngJZohVPzEmc6uDPH8WeljUxO5vtoykvMEfbu9Vh6RaW"
 
     static let html = """
         <!doctype html>
