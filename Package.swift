@@ -82,11 +82,26 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Graphviz's C library (libgvc), for drawing plans.
+        .systemLibrary(
+            name: "CGraphviz", pkgConfig: "libgvc", providers: [.apt(["libgraphviz-dev"]), .brew(["graphviz"])]),
+        // The web UI: pages, the Graphviz renderer, live updates.
+        .target(
+            name: "FletcherWeb",
+            dependencies: [
+                "FletcherDomain", "FletcherStore", "FletcherHTTP", "CGraphviz",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            resources: [.copy("Assets")],
+            swiftSettings: swiftSettings
+        ),
         // Composition root: configuration, engine choice, buildApplication.
         .target(
             name: "FletcherApp",
             dependencies: [
-                "FletcherDomain", "FletcherStore", "FletcherSQLite", "FletcherPostgres", "FletcherHTTP",
+                "FletcherDomain", "FletcherStore", "FletcherSQLite", "FletcherPostgres", "FletcherHTTP", "FletcherWeb",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
@@ -127,6 +142,16 @@ let package = Package(
             name: "FletcherAppTests",
             dependencies: [
                 "FletcherApp", "FletcherDomain", "FletcherHTTP",
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FletcherWebTests",
+            dependencies: [
+                "FletcherWeb", "FletcherApp", "FletcherDomain", "FletcherStore", "FletcherHTTP", "FletcherTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "Logging", package: "swift-log"),
             ],

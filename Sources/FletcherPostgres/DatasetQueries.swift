@@ -41,7 +41,8 @@ enum DatasetQueries {
         return false
     }
 
-    /// Writes the dataset row, bumping its revision and last modification.
+    /// Writes the dataset row, bumping its revision and last modification, and notifies the change
+    /// channel (delivered to listeners when the transaction commits) in the same round trip.
     static func save(_ dataset: Dataset, lastModified: Date, _ connection: PostgresConnection, _ logger: Logger) async throws {
         try await connection.query(
             """
@@ -49,6 +50,7 @@ enum DatasetQueries {
                 modified_by = \(dataset.modifiedBy), modified_date = \(dataset.modifiedDate.postgres),
                 last_modified = greatest(last_modified, \(lastModified.postgres)), search_text = \(dataset.searchText),
                 revision = revision + 1
+            FROM (SELECT pg_notify(\(PostgresStore.changeChannel), \(dataset.id.lowercased))) AS notified
             WHERE id = \(dataset.id)
             """, logger: logger)
     }

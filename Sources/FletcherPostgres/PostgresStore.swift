@@ -17,16 +17,45 @@ public import ServiceLifecycle
 /// The client must be running: run `client.run()` (or add the store to a `ServiceGroup`, as it is a `Service`).
 public final class PostgresStore: Store, Service {
     public let client: PostgresClient
+    public let changeFeed = PlanChangeFeed()
     private let logger: Logger
+
+    /// The channel mutations notify, with the dataset id as payload, so every process's feed hears of them.
+    static let changeChannel = "fletcher_plan_changes"
 
     public init(configuration: PostgresClient.Configuration, logger: Logger) {
         self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.logger = logger
     }
 
-    /// Runs the connection pool until cancelled.
+    /// Runs the connection pool, and the listener feeding `changeFeed`, until cancelled.
     public func run() async {
-        await client.run()
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.client.run() }
+            group.addTask { await self.listenForChanges() }
+        }
+    }
+
+    /// Listens on one pooled connection for the notifications of every process's mutations,
+    /// reconnecting (with a growing pause, up to 5 s) whenever the connection is lost.
+    private func listenForChanges() async {
+        var pause = Duration.milliseconds(100)
+        while !Task.isCancelled {
+            do {
+                try await client.withConnection { connection in
+                    let notifications = try await connection.listen(Self.changeChannel)
+                    pause = .milliseconds(100)
+                    for try await notification in notifications {
+                        if let id = UUID(uuidString: notification.payload) { changeFeed.publish(id) }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("change listener lost its connection; retrying", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: pause)
+            pause = min(pause * 2, .seconds(5))
+        }
     }
 
     public func migrate() async throws {

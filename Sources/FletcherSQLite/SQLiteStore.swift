@@ -9,6 +9,7 @@ import GRDB
 /// with each other, within this process and with any other process opening the same file.
 public final class SQLiteStore: Store {
     private let writer: any DatabaseWriter
+    public let changeFeed = PlanChangeFeed()
 
     /// Opens (creating if needed) the database at `path`, or an in-memory one when `path` is nil.
     public init(path: String?) throws {
@@ -55,7 +56,7 @@ public final class SQLiteStore: Store {
         _ datasetId: UUID, createIfMissing: Bool,
         _ change: @Sendable (Plan?, Date) throws -> PlanChange
     ) async throws -> PlanChange {
-        try await storeErrors {
+        let change = try await storeErrors {
             try await writer.write { db in
                 let stored = try Self.loadPlan(datasetId, db)
                 if stored == nil && !createIfMissing { throw PlanError.datasetNotFound(datasetId) }
@@ -68,6 +69,8 @@ public final class SQLiteStore: Store {
                 return result
             }
         }
+        if !change.isEmpty { changeFeed.publish(datasetId) }
+        return change
     }
 
     public func checkHealth() async throws {

@@ -28,6 +28,9 @@ public protocol Store: Sendable {
 
     /// Throws when the database cannot answer a trivial query.
     func checkHealth() async throws
+
+    /// Where this store announces committed changes.
+    var changeFeed: PlanChangeFeed { get }
 }
 
 extension Store {

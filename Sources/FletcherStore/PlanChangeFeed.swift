@@ -1,0 +1,40 @@
+public import Foundation
+import Synchronization
+
+/// Tells whoever listens which datasets changed, right after the change committed: the web UI's
+/// live pages subscribe here. Each engine publishes its own commits; PostgreSQL also publishes
+/// those of every other Fletcher process on the same database (LISTEN/NOTIFY).
+public final class PlanChangeFeed: Sendable {
+    private struct Subscriber {
+        var datasetId: UUID?
+        var continuation: AsyncStream<UUID>.Continuation
+    }
+
+    private let subscribers = Mutex<[UInt64: Subscriber]>([:])
+    private let nextToken = Atomic<UInt64>(0)
+
+    public init() {}
+
+    /// Changes of one dataset (or of every dataset when nil), from now on. A slow reader loses no
+    /// dataset but may see several changes as one: only the newest pending notice per dataset is kept.
+    public func subscribe(to datasetId: UUID? = nil) -> AsyncStream<UUID> {
+        let token = nextToken.add(1, ordering: .relaxed).newValue
+        let (stream, continuation) = AsyncStream<UUID>.makeStream(bufferingPolicy: .bufferingNewest(64))
+        subscribers.withLock { $0[token] = Subscriber(datasetId: datasetId, continuation: continuation) }
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.subscribers.withLock { $0.removeValue(forKey: token) }
+        }
+        return stream
+    }
+
+    /// Announces that a dataset changed.
+    public func publish(_ datasetId: UUID) {
+        let targets = subscribers.withLock { subscribers in
+            subscribers.values.filter { $0.datasetId == nil || $0.datasetId == datasetId }.map(\.continuation)
+        }
+        for continuation in targets { continuation.yield(datasetId) }
+    }
+
+    /// Number of live subscriptions (for tests and metrics).
+    public var subscriberCount: Int { subscribers.withLock { $0.count } }
+}
