@@ -1,5 +1,6 @@
 public import FletcherHTTP
 public import FletcherStore
+import FletcherWeb
 public import Hummingbird
 public import Logging
 
@@ -14,6 +15,7 @@ public func buildRouter(
     router.add(middleware: ProblemResponseMiddleware())
     let handler = APIHandler(store: store, authenticator: authenticator, version: fletcherVersion)
     try router.addAPIRoutes(handler: handler, authenticator: authenticator, logger: logger)
+    router.addWebRoutes(try WebUI(store: store))
     return router
 }
 

@@ -6,11 +6,11 @@ import Testing
 struct GraphvizRendererTests {
     @Test func drawsADOTGraphAsSVGAndCachesIt() async throws {
         let renderer = GraphvizRenderer()
-        let dot = #"digraph { rankdir=LR; a [label="A:1", id="node-a", class="state-success"]; a -> b; }"#
+        let dot = #"digraph { rankdir=LR; a [label="A:1", id="dpa", class="success"]; a -> b; }"#
         let svg = try await renderer.svg(for: dot)
         #expect(svg.contains("<svg"))
-        #expect(svg.contains("id=\"node-a\""))
-        #expect(svg.contains("state-success"))
+        #expect(svg.contains("id=\"dpa\""))
+        #expect(svg.contains("class=\"node success\""))
         #expect(renderer.isCached(dot))
         #expect(try await renderer.svg(for: dot) == svg)
     }

@@ -1,0 +1,255 @@
+// Fletcher's pages work without this script; it adds search as you type, infinite scrolling,
+// live plan updates, zoom and pan of the graph, and the data product panel.
+"use strict";
+
+(() => {
+  const $ = (selector, root = document) => root.querySelector(selector);
+  const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
+
+  // ---- Search page -------------------------------------------------------------------------
+
+  function setUpSearch() {
+    const input = $("#search_by");
+    const results = $("#results");
+    if (!input || !results) return;
+    const form = input.form;
+    const fragment = input.dataset.fragment;
+    let timer = null;
+    let generation = 0;
+    let controller = null;
+
+    async function search() {
+      clearTimeout(timer);
+      const text = input.value;
+      const mine = ++generation;
+      if (controller) controller.abort();
+      controller = new AbortController();
+      try {
+        const response = await fetch(`${fragment}?search_by=${encodeURIComponent(text)}&page=0`, { signal: controller.signal });
+        if (!response.ok || mine !== generation) return;
+        results.innerHTML = await response.text();
+        const url = new URL(location.href);
+        if (text) url.searchParams.set("search_by", text); else url.searchParams.delete("search_by");
+        url.searchParams.delete("page");
+        history.replaceState(null, "", url);
+        watchMore();
+      } catch (error) {
+        if (error.name !== "AbortError") console.error(error);
+      }
+    }
+
+    input.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(search, 350);
+    });
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      search();
+    });
+
+    // The last row fetches the next page when it comes into view.
+    const observer = new IntersectionObserver(async (entries) => {
+      for (const entry of entries) {
+        if (!entry.isIntersecting) continue;
+        const row = entry.target;
+        observer.unobserve(row);
+        const mine = generation;
+        const response = await fetch(row.dataset.next);
+        if (!response.ok || mine !== generation || !row.isConnected) continue;
+        row.insertAdjacentHTML("afterend", await response.text());
+        row.remove();
+        watchMore();
+      }
+    }, { rootMargin: "200px" });
+
+    function watchMore() {
+      for (const row of $$("tr.more", results)) observer.observe(row);
+    }
+    watchMore();
+  }
+
+  // ---- Plan page: zoom and pan ----------------------------------------------------------------
+
+  function setUpGraph(root) {
+    const figure = $("figure.graph", root);
+    const svg = figure && $("svg", figure);
+    if (!svg) return;
+    const original = svg.viewBox.baseVal;
+    const home = { x: original.x, y: original.y, width: original.width, height: original.height };
+    let view = { ...home };
+    const apply = () => svg.setAttribute("viewBox", `${view.x} ${view.y} ${view.width} ${view.height}`);
+
+    function zoom(factor, centerX = 0.5, centerY = 0.5) {
+      const width = Math.min(Math.max(view.width * factor, home.width / 50), home.width * 4);
+      const height = width * (view.height / view.width);
+      view.x += (view.width - width) * centerX;
+      view.y += (view.height - height) * centerY;
+      view.width = width;
+      view.height = height;
+      apply();
+    }
+
+    figure.addEventListener("wheel", (event) => {
+      event.preventDefault();
+      const box = svg.getBoundingClientRect();
+      zoom(event.deltaY > 0 ? 1.15 : 1 / 1.15, (event.clientX - box.left) / box.width, (event.clientY - box.top) / box.height);
+    }, { passive: false });
+
+    let drag = null;
+    figure.addEventListener("pointerdown", (event) => {
+      if (event.target.closest("a")) return;
+      drag = { x: event.clientX, y: event.clientY, view: { ...view } };
+      figure.setPointerCapture(event.pointerId);
+      figure.classList.add("dragging");
+    });
+    figure.addEventListener("pointermove", (event) => {
+      if (!drag) return;
+      const box = svg.getBoundingClientRect();
+      const scale = Math.max(view.width / box.width, view.height / box.height);
+      view.x = drag.view.x - (event.clientX - drag.x) * scale;
+      view.y = drag.view.y - (event.clientY - drag.y) * scale;
+      apply();
+    });
+    const stop = () => { drag = null; figure.classList.remove("dragging"); };
+    figure.addEventListener("pointerup", stop);
+    figure.addEventListener("pointercancel", stop);
+
+    figure.addEventListener("keydown", (event) => {
+      const step = view.width / 10;
+      const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
+      if (event.key === "+" || event.key === "=") zoom(1 / 1.2);
+      else if (event.key === "-") zoom(1.2);
+      else if (event.key === "0") { view = { ...home }; apply(); }
+      else if (moves[event.key]) { view.x += moves[event.key][0]; view.y += moves[event.key][1]; apply(); }
+      else return;
+      event.preventDefault();
+    });
+
+    for (const button of $$("[data-zoom]", root)) {
+      button.addEventListener("click", () => {
+        if (button.dataset.zoom === "in") zoom(1 / 1.25);
+        else if (button.dataset.zoom === "out") zoom(1.25);
+        else { view = { ...home }; apply(); }
+      });
+    }
+  }
+
+  // ---- Plan page: data product panel ----------------------------------------------------------
+
+  function setUpDetails(root) {
+    const dialog = $("dialog.detail", root);
+    if (!dialog || typeof dialog.showModal !== "function") return;
+    root.addEventListener("click", async (event) => {
+      const link = event.target.closest("a");
+      if (!link || event.ctrlKey || event.metaKey || event.shiftKey) return;
+      const href = link.getAttribute("href") || link.getAttribute("xlink:href") || "";
+      const match = href.match(/^\/plan\/[0-9a-f-]+\/product\/([0-9a-f-]+)$/);
+      if (!match) return;
+      event.preventDefault();
+      highlight(match[1]);
+      const response = await fetch(`${href}?fragment=1`);
+      if (!response.ok) { location.href = href; return; }
+      $(".detail-body", dialog).innerHTML = await response.text();
+      if (!dialog.open) dialog.showModal();
+    });
+  }
+
+  function highlight(id) {
+    for (const row of $$(".product-table tr.highlight")) row.classList.remove("highlight");
+    for (const node of $$(".graph g.node.selected")) node.classList.remove("selected");
+    const row = document.getElementById(`row-${id}`);
+    if (row) { row.classList.add("highlight"); row.scrollIntoView({ block: "nearest" }); }
+    const node = document.getElementById(`dp${id.replaceAll("-", "")}`);
+    if (node) node.classList.add("selected");
+  }
+
+  // ---- Plan page: live updates ---------------------------------------------------------------
+
+  function setUpLive() {
+    const plan = $(".plan[data-events]");
+    if (!plan || !window.EventSource) return;
+    const status = () => $(".live");
+    const source = new EventSource(plan.dataset.events);
+    source.onopen = () => { const s = status(); if (s) { s.textContent = "Live"; s.className = "live connected"; } };
+    source.onerror = () => { const s = status(); if (s) { s.textContent = "Reconnecting…"; s.className = "live disconnected"; } };
+    source.addEventListener("plan", async (event) => {
+      const update = JSON.parse(event.data);
+      const current = $(".plan");
+      if (current.dataset.structure !== update.structure) {
+        await reload();
+        return;
+      }
+      applyUpdate(update);
+    });
+  }
+
+  function applyUpdate(update) {
+    for (const [id, state] of Object.entries(update.states)) {
+      const node = document.getElementById(`dp${id.replaceAll("-", "")}`);
+      if (node) {
+        const keep = Array.from(node.classList).filter((name) => !STATES.includes(name));
+        node.setAttribute("class", [...keep, state].join(" "));
+        const title = $("title", node);
+        if (title) title.textContent = title.textContent;
+      }
+      const row = document.getElementById(`row-${id}`);
+      if (row) {
+        const cell = $(".state-cell", row);
+        if (cell && cell.textContent !== state) {
+          cell.innerHTML = badge(state);
+          row.classList.toggle("disabled", state === "disabled");
+          row.classList.remove("flash");
+          void row.offsetWidth;
+          row.classList.add("flash");
+        }
+      }
+      const detail = $(`.product-detail[data-id="${id}"] .state-cell`);
+      if (detail) detail.innerHTML = badge(state);
+    }
+    for (const [state, count] of Object.entries(update.counts)) {
+      const element = $(`[data-count="${state}"]`);
+      if (element) element.textContent = count;
+    }
+    const statusBadge = $("[data-status]");
+    if (statusBadge) {
+      statusBadge.textContent = update.paused ? "Paused" : "Active";
+      statusBadge.className = `badge status ${update.paused ? "paused" : "active"}`;
+    }
+    const by = $(".modified-by");
+    if (by) by.textContent = update.modified_by;
+    const date = $(".modified-date time");
+    if (date) { date.dateTime = update.modified_date; date.textContent = update.modified_text; }
+  }
+
+  const STATES = ["waiting", "queued", "running", "success", "failed", "disabled"];
+  const badge = (state) => `<span class="badge state ${state}">${state}</span>`;
+
+  // The plan gained products or dependencies: fetch the page again and swap it in, keeping the stream.
+  async function reload() {
+    const response = await fetch(location.href, { headers: { Accept: "text/html" } });
+    if (!response.ok) return;
+    const page = new DOMParser().parseFromString(await response.text(), "text/html");
+    const fresh = $(".plan", page);
+    const current = $(".plan");
+    if (!fresh || !current) return;
+    const live = $(".live", current);
+    current.replaceWith(fresh);
+    const freshLive = $(".live", fresh);
+    if (live && freshLive) freshLive.replaceWith(live);
+    setUpPlan(fresh);
+  }
+
+  function setUpPlan(root) {
+    setUpGraph(root);
+    setUpDetails(root);
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    setUpSearch();
+    const plan = $(".plan");
+    if (plan) {
+      setUpPlan(plan);
+      setUpLive();
+    }
+  });
+})();

@@ -1,0 +1,68 @@
+import FletcherDomain
+import Foundation
+
+/// The frame every page shares: head, header with the breadcrumb, main.
+enum Layout {
+    /// One step of the breadcrumb; the last is the current page.
+    struct Crumb {
+        var title: String
+        var href: String?
+    }
+
+    static func page(title: String, crumbs: [Crumb], assets: Assets, body: HTML) -> HTML {
+        let trail = crumbs.enumerated().map { offset, crumb -> HTML in
+            if offset == crumbs.count - 1 { return "<li aria-current=\"page\">\(crumb.title)</li>" }
+            return "<li><a href=\"\(crumb.href ?? "/")\">\(crumb.title)</a></li>"
+        }
+        return """
+            <!doctype html>
+            <html lang="en">
+            <head>
+            <meta charset="utf-8">
+            <meta name="viewport" content="width=device-width, initial-scale=1">
+            <meta name="color-scheme" content="light dark">
+            <title>\(title) · Fletcher</title>
+            <link rel="stylesheet" href="\(assets.url("fletcher.css"))">
+            <link rel="icon" href="\(assets.url("favicon.svg"))" type="image/svg+xml">
+            <script src="\(assets.url("fletcher.js"))" defer></script>
+            </head>
+            <body>
+            <a class="skip" href="#main">Skip to content</a>
+            <header class="site">
+            <a class="brand" href="/"><span aria-hidden="true">➶</span> Fletcher</a>
+            <nav aria-label="Breadcrumb"><ol class="crumbs">\(trail)</ol></nav>
+            </header>
+            <main id="main">
+            \(body)
+            </main>
+            </body>
+            </html>
+            """
+    }
+
+    /// A time as `<time>`, readable in UTC (the script shows it in the reader's zone).
+    static func time(_ date: Date) -> HTML {
+        let iso = (try? RFC3339.string(date)) ?? ""
+        return "<time datetime=\"\(iso)\">\(RFC3339.readable(date))</time>"
+    }
+
+    /// A state as a badge: colour and text, so colour is never the only signal.
+    static func stateBadge(_ state: DataProductState) -> HTML {
+        "<span class=\"badge state \(state.rawValue)\">\(state.rawValue)</span>"
+    }
+}
+
+/// Times as the pages write them.
+enum RFC3339 {
+    static func string(_ date: Date) throws -> String {
+        var style = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+        style.timeZone = TimeZone(identifier: "UTC")!
+        return date.formatted(style)
+    }
+
+    static func readable(_ date: Date) -> String {
+        var style = Date.ISO8601FormatStyle(dateSeparator: .dash, dateTimeSeparator: .space, timeSeparator: .colon)
+        style.timeZone = TimeZone(identifier: "UTC")!
+        return date.formatted(style).replacingOccurrences(of: "Z", with: " UTC")
+    }
+}

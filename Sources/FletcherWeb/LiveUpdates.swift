@@ -1,0 +1,112 @@
+import FletcherDomain
+import FletcherStore
+import Foundation
+import Hummingbird
+import ServiceLifecycle
+
+extension WebUI {
+    /// How long after a change notice the page is told, gathering a burst of changes into one event.
+    static let coalescing = Duration.milliseconds(100)
+    /// A comment line this often keeps proxies from closing an idle stream.
+    static let heartbeat = Duration.seconds(15)
+
+    /// `/plan/{dataset_id}/events`: server-sent events for a plan page. The first event carries every
+    /// state; each later one only what changed, within a fraction of a second of the commit (through
+    /// the store's change feed, so changes made by other processes on PostgreSQL arrive too).
+    func events(_ request: Request, context: some RequestContext) async throws -> Response {
+        guard let id = context.parameters.get("dataset_id").flatMap(UUID.init(uuidString:)),
+            let initial = try await store.plan(id)
+        else { return Response(status: .notFound) }
+        let store = self.store
+        let changes = store.changeFeed.subscribe(to: id)
+        let body = ResponseBody { writer in
+            var previous = LiveSnapshot(plan: initial)
+            try await writer.write(ByteBuffer(string: previous.event(since: nil)))
+            for await tick in Self.merged(changes: changes) {
+                switch tick {
+                case .heartbeat:
+                    try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                case .changed:
+                    guard let plan = try await store.plan(id) else { continue }
+                    let current = LiveSnapshot(plan: plan)
+                    try await writer.write(ByteBuffer(string: current.event(since: previous)))
+                    previous = current
+                }
+            }
+            try await writer.finish(nil)
+        }
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", .init("X-Accel-Buffering")!: "no"],
+            body: body)
+    }
+
+    enum Tick: Sendable { case changed, heartbeat }
+
+    /// Change notices (a burst gathered into one) and heartbeats, as one sequence, which ends when
+    /// the server shuts down gracefully (so open pages do not hold it up).
+    static func merged(changes: AsyncStream<UUID>) -> AsyncStream<Tick> {
+        let (stream, continuation) = AsyncStream<Tick>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let task = Task {
+            await withGracefulShutdownHandler {
+                await ticks(changes: changes, into: continuation)
+            } onGracefulShutdown: {
+                continuation.finish()
+            }
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+
+    private static func ticks(changes: AsyncStream<UUID>, into continuation: AsyncStream<Tick>.Continuation) async {
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                for await _ in changes {
+                    try? await Task.sleep(for: coalescing)
+                    continuation.yield(.changed)
+                }
+                continuation.finish()
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: heartbeat)
+                    continuation.yield(.heartbeat)
+                }
+            }
+        }
+    }
+}
+
+/// What a live plan page shows, to send it the differences.
+struct LiveSnapshot {
+    var states: [UUID: DataProductState]
+    var structure: String
+    var paused: Bool
+    var modifiedBy: String
+    var lastModified: Date
+
+    init(plan: Plan) {
+        states = Dictionary(plan.dataProducts.map { ($0.id, $0.state) }, uniquingKeysWith: { _, last in last })
+        structure = PlanView.structure(plan)
+        paused = plan.dataset.paused
+        modifiedBy = plan.dataset.modifiedBy
+        lastModified = plan.lastModified
+    }
+
+    /// An SSE `plan` event: the states that differ from `previous` (all of them when nil), counts,
+    /// status and structure.
+    func event(since previous: LiveSnapshot?) -> String {
+        var changed: [String: String] = [:]
+        for (id, state) in states where previous?.states[id] != state { changed[id.lowercased] = state.rawValue }
+        var counts: [String: Int] = [:]
+        for state in DataProductState.allCases { counts[state.rawValue] = 0 }
+        for state in states.values { counts[state.rawValue, default: 0] += 1 }
+        let payload: [String: Any] = [
+            "states": changed, "counts": counts, "structure": structure, "paused": paused,
+            "modified_by": modifiedBy, "modified_date": (try? RFC3339.string(lastModified)) ?? "",
+            "modified_text": RFC3339.readable(lastModified),
+        ]
+        let data = (try? JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return "event: plan\ndata: " + String(decoding: data, as: UTF8.self) + "\n\n"
+    }
+}

@@ -1,0 +1,48 @@
+import FletcherDomain
+import FletcherStore
+import Foundation
+
+/// The search page (`/`) and the rows fragment it fetches (`/component/plan_search`).
+enum SearchView {
+    static func page(text: String, page: Int, result: SearchPage, assets: Assets) -> HTML {
+        let body: HTML = """
+            <h1>Plans</h1>
+            <form class="search" action="/" method="get" role="search">
+            <label for="search_by">Search plans by dataset id or extra</label>
+            <div class="search-row">
+            <input id="search_by" name="search_by" type="search" value="\(text)" autocomplete="off" spellcheck="false" \
+            placeholder="e.g. 123e4567 or a team name" data-fragment="/component/plan_search">
+            <button type="submit">Search</button>
+            </div>
+            </form>
+            <table class="results" aria-live="polite">
+            <thead><tr><th scope="col">Dataset</th><th scope="col">Last modified</th><th scope="col">Extra</th></tr></thead>
+            <tbody id="results">\(rows(text: text, page: page, result: result))</tbody>
+            </table>
+            """
+        return Layout.page(title: "Plans", crumbs: [.init(title: "Search")], assets: assets, body: body)
+    }
+
+    /// The rows of one page, then a last row that fetches the next page when it scrolls into view
+    /// (and is a plain link to it without JavaScript).
+    static func rows(text: String, page: Int, result: SearchPage) -> HTML {
+        var html: [HTML] = result.rows.map { row in
+            let id = row.datasetId.lowercased
+            return """
+                <tr><td><a class="plan-link" href="/plan/\(id)"><code>\(id)</code></a></td>\
+                <td>\(Layout.time(row.modifiedDate))</td>\
+                <td><code class="extra">\(row.extra?.text ?? "null")</code></td></tr>
+                """
+        }
+        if result.rows.isEmpty && page == 0 {
+            html.append("<tr class=\"empty\"><td colspan=\"3\">No plans match.</td></tr>")
+        }
+        if let next = result.nextPage {
+            let fragment = "/component/plan_search" + query([("search_by", text), ("page", String(next))])
+            let fallback = "/" + query([("search_by", text), ("page", String(next))])
+            html.append(
+                "<tr class=\"more\" data-next=\"\(fragment)\"><td colspan=\"3\"><a href=\"\(fallback)\">More plans…</a></td></tr>")
+        }
+        return HTML.join(html, separator: "\n")
+    }
+}

@@ -1,0 +1,170 @@
+public import FletcherStore
+import FletcherDomain
+import Foundation
+public import Hummingbird
+import Logging
+
+/// Serves the web UI (SPEC §5) from a store: pages, fragments, assets and live updates.
+public struct WebUI: Sendable {
+    let store: any Store
+    let renderer: GraphvizRenderer
+    let assets: Assets
+
+    public init(store: any Store, renderer: GraphvizRenderer = GraphvizRenderer()) throws {
+        self.store = store
+        self.renderer = renderer
+        self.assets = try Assets()
+    }
+
+    // MARK: Search
+
+    func searchPage(_ request: Request) async throws -> Response {
+        let text = request.uri.queryParameters["search_by"].map(String.init) ?? ""
+        let page = request.uri.queryParameters["page"].flatMap { Int($0) }.map { max(0, min($0, 40_000_000)) } ?? 0
+        let result = try await store.search(SearchQuery(text: text, page: page))
+        return html(SearchView.page(text: text, page: page, result: result, assets: assets))
+    }
+
+    func searchFragment(_ request: Request) async throws -> Response {
+        guard let text = request.uri.queryParameters["search_by"].map(String.init) else {
+            return html("<tr class=\"error\"><td colspan=\"3\">search_by is missing</td></tr>", status: .badRequest)
+        }
+        guard let pageText = request.uri.queryParameters["page"], let page = Int(pageText), page >= 0 else {
+            return html("<tr class=\"error\"><td colspan=\"3\">page must be a non-negative integer</td></tr>", status: .badRequest)
+        }
+        guard page <= 40_000_000 else { return html("") }
+        let result = try await store.search(SearchQuery(text: text, page: page))
+        return html(SearchView.rows(text: text, page: page, result: result))
+    }
+
+    // MARK: Plan
+
+    func planPage(_ request: Request, context: some RequestContext) async throws -> Response {
+        guard let plan = try await plan(context) else { return notFound("No plan has the dataset id in this address.") }
+        let parameters = request.uri.queryParameters
+        var filter = PlanView.Filter()
+        filter.state = parameters["state"].flatMap { DataProductState(rawValue: String($0)) }
+        filter.name = parameters["name"].map(String.init) ?? ""
+        filter.page = parameters["page"].flatMap { Int($0) }.map { max(0, $0) } ?? 0
+        let graph = PlanGraph(plan)
+        let focus = parameters["focus"].flatMap { Self.resolve(String($0), in: plan) }
+        let drawing = PlanDrawing(plan: plan, graph: graph, focus: focus)
+        let svg = Self.inline(try await renderer.svg(for: drawing.dot))
+        return html(PlanView.page(plan: plan, drawing: drawing, svg: svg, filter: filter, assets: assets))
+    }
+
+    func productPage(_ request: Request, context: some RequestContext) async throws -> Response {
+        guard let plan = try await plan(context),
+            let productId = context.parameters.get("product_id").flatMap(UUID.init(uuidString:))
+        else { return notFound("No plan has the dataset id in this address.") }
+        let graph = PlanGraph(plan)
+        guard let position = graph.index[productId] else {
+            return notFound("This plan has no data product with the id in this address.")
+        }
+        if request.uri.queryParameters["fragment"] != nil {
+            return html(ProductView.fragment(plan: plan, graph: graph, position: position))
+        }
+        return html(ProductView.page(plan: plan, graph: graph, position: position, assets: assets))
+    }
+
+    /// A focus request: a data product id, or the first whose name contains the text.
+    static func resolve(_ text: String, in plan: Plan) -> UUID? {
+        let text = text.trimmingCharacters(in: .whitespaces)
+        if let id = UUID(uuidString: text) { return id }
+        guard !text.isEmpty else { return nil }
+        return plan.dataProducts.first { $0.state != .disabled && $0.name.localizedCaseInsensitiveContains(text) }?.id
+    }
+
+    /// Graphviz's SVG without its XML prolog, to sit inline. A drawing that fits the page keeps its
+    /// natural size; a larger one loses its fixed size and is scaled to fit (zoom shows the detail).
+    static func inline(_ svg: String) -> String {
+        guard let start = svg.range(of: "<svg") else { return svg }
+        var body = String(svg[start.lowerBound...])
+        let pattern = #"width="([0-9.]+)pt" height="([0-9.]+)pt""#
+        guard let size = body.range(of: pattern, options: .regularExpression) else { return body }
+        let numbers = body[size].split(separator: "\"").compactMap { Double($0.replacingOccurrences(of: "pt", with: "")) }
+        let attributes = #"preserveAspectRatio="xMidYMid meet" role="img" aria-label="Plan graph""#
+        if numbers.count == 2, numbers[0] <= maxNaturalWidth, numbers[1] <= maxNaturalHeight {
+            // A little larger than Graphviz's points, for legibility, as long as it still fits.
+            let scale = min(1.5, maxNaturalWidth / numbers[0], maxNaturalHeight / numbers[1])
+            let width = Int(numbers[0] * scale), height = Int(numbers[1] * scale)
+            body.replaceSubrange(size, with: "width=\"\(width)\" height=\"\(height)\" " + attributes)
+        } else {
+            body.replaceSubrange(size, with: attributes)
+        }
+        return body
+    }
+
+    /// Drawings up to this size (points) are shown as they are.
+    static let maxNaturalWidth = 1_300.0
+    static let maxNaturalHeight = 600.0
+
+    private func plan(_ context: some RequestContext) async throws -> Plan? {
+        guard let id = context.parameters.get("dataset_id").flatMap(UUID.init(uuidString:)) else { return nil }
+        return try await store.plan(id)
+    }
+
+    // MARK: Responses
+
+    func html(_ page: HTML, status: HTTPResponse.Status = .ok) -> Response {
+        Response(
+            status: status,
+            headers: [
+                .contentType: "text/html; charset=utf-8", .cacheControl: "no-cache",
+                .init("X-Content-Type-Options")!: "nosniff",
+            ],
+            body: .init(byteBuffer: ByteBuffer(string: page.text)))
+    }
+
+    func notFound(_ message: String) -> Response {
+        html(NotFoundView.page(message, assets: assets), status: .notFound)
+    }
+
+    func asset(_ request: Request, context: some RequestContext) -> Response {
+        guard let name = context.parameters.get("name"), let file = assets.files[name] else {
+            return Response(status: .notFound)
+        }
+        let versioned = request.uri.queryParameters["v"].map(String.init) == file.fingerprint
+        let etag = "\"\(file.fingerprint)\""
+        var headers: HTTPFields = [
+            .contentType: file.contentType, .eTag: etag,
+            .cacheControl: versioned ? "public, max-age=31536000, immutable" : "public, max-age=300",
+        ]
+        if request.headers[.ifNoneMatch] == etag {
+            return Response(status: .notModified, headers: headers)
+        }
+        headers[.contentLength] = String(file.bytes.count)
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: file.bytes)))
+    }
+}
+
+extension Router {
+    /// Adds the web UI's routes.
+    public func addWebRoutes(_ ui: WebUI) {
+        add(middleware: NotFoundPageMiddleware(assets: ui.assets))
+        get("/") { request, _ in try await ui.searchPage(request) }
+        get("/component/plan_search") { request, _ in try await ui.searchFragment(request) }
+        get("/plan/:dataset_id") { request, context in try await ui.planPage(request, context: context) }
+        get("/plan/:dataset_id/product/:product_id") { request, context in try await ui.productPage(request, context: context) }
+        get("/plan/:dataset_id/events") { request, context in try await ui.events(request, context: context) }
+        get("/assets/:name") { request, context in ui.asset(request, context: context) }
+    }
+}
+
+/// Answers a browser that asks for an unknown page with the 404 page, not problem+json (API paths
+/// keep their problem+json answers).
+struct NotFoundPageMiddleware<Context: RequestContext>: RouterMiddleware {
+    let assets: Assets
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound {
+            guard !request.uri.path.hasPrefix("/api/"), request.headers[.accept]?.contains("text/html") == true else { throw error }
+            let page = NotFoundView.page("There is no page at this address.", assets: assets)
+            return Response(
+                status: .notFound, headers: [.contentType: "text/html; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: page.text)))
+        }
+    }
+}
