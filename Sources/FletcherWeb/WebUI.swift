@@ -19,17 +19,19 @@ public struct WebUI: Sendable {
     // MARK: Search
 
     func searchPage(_ request: Request) async throws -> Response {
-        let text = request.uri.queryParameters["search_by"].map(String.init) ?? ""
-        let page = request.uri.queryParameters["page"].flatMap { Int($0) }.map { max(0, min($0, 40_000_000)) } ?? 0
+        let form = FormQuery(request)
+        let text = form["search_by"] ?? ""
+        let page = min(form.count("page") ?? 0, 40_000_000)
         let result = try await store.search(SearchQuery(text: text, page: page))
         return html(SearchView.page(text: text, page: page, result: result, assets: assets))
     }
 
     func searchFragment(_ request: Request) async throws -> Response {
-        guard let text = request.uri.queryParameters["search_by"].map(String.init) else {
+        let form = FormQuery(request)
+        guard let text = form["search_by"] else {
             return html("<tr class=\"error\"><td colspan=\"3\">search_by is missing</td></tr>", status: .badRequest)
         }
-        guard let pageText = request.uri.queryParameters["page"], let page = Int(pageText), page >= 0 else {
+        guard let page = form.count("page") else {
             return html("<tr class=\"error\"><td colspan=\"3\">page must be a non-negative integer</td></tr>", status: .badRequest)
         }
         guard page <= 40_000_000 else { return html("") }
@@ -41,13 +43,13 @@ public struct WebUI: Sendable {
 
     func planPage(_ request: Request, context: some RequestContext) async throws -> Response {
         guard let plan = try await plan(context) else { return notFound("No plan has the dataset id in this address.") }
-        let parameters = request.uri.queryParameters
+        let form = FormQuery(request)
         var filter = PlanView.Filter()
-        filter.state = parameters["state"].flatMap { DataProductState(rawValue: String($0)) }
-        filter.name = parameters["name"].map(String.init) ?? ""
-        filter.page = parameters["page"].flatMap { Int($0) }.map { max(0, $0) } ?? 0
+        filter.state = form["state"].flatMap(DataProductState.init(rawValue:))
+        filter.name = form["name"]?.trimmingCharacters(in: .whitespaces) ?? ""
+        filter.page = form.count("page") ?? 0
         let graph = PlanGraph(plan)
-        let focus = parameters["focus"].flatMap { Self.resolve(String($0), in: plan) }
+        let focus = form["focus"].flatMap { Self.resolve($0, in: plan) }
         let drawing = PlanDrawing(plan: plan, graph: graph, focus: focus)
         let svg = Self.inline(try await renderer.svg(for: drawing.dot))
         return html(PlanView.page(plan: plan, drawing: drawing, svg: svg, filter: filter, assets: assets))
@@ -61,7 +63,7 @@ public struct WebUI: Sendable {
         guard let position = graph.index[productId] else {
             return notFound("This plan has no data product with the id in this address.")
         }
-        if request.uri.queryParameters["fragment"] != nil {
+        if FormQuery(request)["fragment"] != nil {
             return html(ProductView.fragment(plan: plan, graph: graph, position: position))
         }
         return html(ProductView.page(plan: plan, graph: graph, position: position, assets: assets))
@@ -87,8 +89,9 @@ public struct WebUI: Sendable {
         if numbers.count == 2, numbers[0] <= maxNaturalWidth, numbers[1] <= maxNaturalHeight {
             // A little larger than Graphviz's points, for legibility, as long as it still fits.
             let scale = min(1.5, maxNaturalWidth / numbers[0], maxNaturalHeight / numbers[1])
-            let width = Int(numbers[0] * scale), height = Int(numbers[1] * scale)
-            body.replaceSubrange(size, with: "width=\"\(width)\" height=\"\(height)\" " + attributes)
+            let width = Int(numbers[0] * scale)
+            // Only a width: the height follows from the view box, also when the width shrinks to fit a phone.
+            body.replaceSubrange(size, with: "width=\"\(width)\" " + attributes)
         } else {
             body.replaceSubrange(size, with: attributes)
         }
@@ -124,7 +127,7 @@ public struct WebUI: Sendable {
         guard let name = context.parameters.get("name"), let file = assets.files[name] else {
             return Response(status: .notFound)
         }
-        let versioned = request.uri.queryParameters["v"].map(String.init) == file.fingerprint
+        let versioned = FormQuery(request)["v"] == file.fingerprint
         let etag = "\"\(file.fingerprint)\""
         var headers: HTTPFields = [
             .contentType: file.contentType, .eTag: etag,

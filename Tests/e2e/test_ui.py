@@ -1,0 +1,177 @@
+"""The web UI in a real headless Chromium: search as you type, infinite scroll, the drawn plan,
+live updates, escaping, and a 10,000-product plan."""
+import os
+import time
+import uuid
+
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCREENSHOTS = os.environ.get("FLETCHER_SCREENSHOTS", os.path.join(ROOT, "docs", "screenshots"))
+
+
+def wait(browser, condition, timeout=10, message=""):
+    return WebDriverWait(browser, timeout, poll_frequency=0.05,
+                         ignored_exceptions=(StaleElementReferenceException, NoSuchElementException)
+                         ).until(lambda _: condition(), message)
+
+
+def rows(browser):
+    """The dataset ids listed, read in one go (the list is replaced as results arrive)."""
+    return browser.execute_script(
+        "return Array.from(document.querySelectorAll('#results a.plan-link')).map(a => a.textContent)")
+
+
+def fill(browser, element):
+    """The computed fill of a drawn node's shape."""
+    return browser.execute_script(
+        "const shape = arguments[0].querySelector('path, polygon'); return getComputedStyle(shape).fill;", element)
+
+
+def test_typing_in_the_search_box_shows_matching_plans(browser, server, api):
+    marker = "typed" + uuid.uuid4().hex[:6]
+    wanted, _ = api.submit([("a", True)], extra={"team": f"{marker}-alpha"})
+    api.submit([("a", True)], extra={"team": f"{marker}-beta"})
+    browser.get(server + "/")
+    box = browser.find_element(By.ID, "search_by")
+    box.send_keys(f"{marker}-alp")
+    wait(browser, lambda: rows(browser) == [wanted], message="the matching plan alone")
+    assert f"search_by={marker}-alp" in browser.current_url
+    # Enter searches at once.
+    box.clear()
+    box.send_keys(marker + Keys.ENTER)
+    wait(browser, lambda: len(rows(browser)) == 2, message="both plans")
+    # Each row is a keyboard-reachable link to its plan.
+    browser.find_element(By.CSS_SELECTOR, "#results a.plan-link").send_keys(Keys.ENTER)
+    wait(browser, lambda: "/plan/" in browser.current_url)
+
+
+def test_scrolling_to_the_end_loads_the_next_page(browser, server, api):
+    marker = "scroll" + uuid.uuid4().hex[:6]
+    for index in range(60):
+        api.submit([("a", True)], extra={"n": index, "tag": marker})
+    browser.get(f"{server}/?search_by={marker}")
+    assert len(rows(browser)) == 50
+    browser.execute_script("window.scrollTo(0, document.body.scrollHeight)")
+    wait(browser, lambda: len(rows(browser)) == 60, message="page 2 arrives")
+    assert not browser.find_elements(By.CSS_SELECTOR, "tr.more")
+
+
+def test_the_plan_is_drawn_one_node_per_enabled_product_coloured_by_state(browser, server, api):
+    dataset, ids = api.submit([("extract", True), ("transform", True), ("load", True), ("old", True)],
+                              edges=[(0, 1), (1, 2)])
+    api.update(dataset, ids[0], "success")
+    api.update(dataset, ids[1], "failed")
+    api.call("DELETE", f"/api/data_product/{dataset}", [ids[3]])
+    browser.get(f"{server}/plan/{dataset}")
+    nodes = browser.find_elements(By.CSS_SELECTOR, "figure.graph svg g.node")
+    assert len(nodes) == 3
+    by_id = {node.get_attribute("id"): node for node in nodes}
+    node = lambda i: by_id["dp" + ids[i].replace("-", "")]
+    assert fill(browser, node(0)) == "rgb(63, 163, 77)"     # success: green
+    assert fill(browser, node(1)) == "rgb(229, 72, 77)"     # failed: red
+    assert fill(browser, node(2)) == "rgb(230, 230, 230)"   # waiting: light grey
+    labels = [n.find_element(By.CSS_SELECTOR, "text").text for n in nodes]
+    assert "extract:1.0" in labels
+    # The disabled product is in the table, greyed, and not in the drawing.
+    row = browser.find_element(By.ID, f"row-{ids[3]}")
+    assert "disabled" in row.get_attribute("class")
+    assert float(row.find_element(By.CSS_SELECTOR, "td").value_of_css_property("opacity")) < 1
+    # Clicking a node opens the product's detail in a panel.
+    node(1).find_element(By.CSS_SELECTOR, "a").click()
+    dialog = browser.find_element(By.CSS_SELECTOR, "dialog.detail")
+    wait(browser, lambda: dialog.is_displayed() and "transform:1.0" in dialog.text, message="detail panel")
+    assert "Parents" in dialog.text and "extract:1.0" in dialog.text
+
+
+def test_a_state_change_through_the_api_shows_without_reloading(browser, server, api):
+    dataset, ids = api.submit([("first", True), ("second", True)], edges=[(0, 1)])
+    browser.get(f"{server}/plan/{dataset}")
+    wait(browser, lambda: "Live" == browser.find_element(By.CSS_SELECTOR, ".live").text, message="stream open")
+    browser.execute_script("window.__sameDocument = true")
+    started = time.time()
+    api.update(dataset, ids[0], "success")
+    second = "dp" + ids[1].replace("-", "")
+    wait(browser, lambda: "queued" in browser.find_element(By.ID, second).get_attribute("class"), timeout=5,
+         message="node recoloured")
+    elapsed = time.time() - started
+    badge = browser.find_element(By.CSS_SELECTOR, f"#row-{ids[0]} .state-cell").text
+    assert badge == "success"
+    assert browser.find_element(By.CSS_SELECTOR, '[data-count="success"]').text == "1"
+    assert browser.execute_script("return window.__sameDocument") is True
+    assert elapsed < 1.5, f"the page took {elapsed:.2f} s to show the change"
+    api.call("PUT", f"/api/plan/{dataset}/pause")
+    wait(browser, lambda: browser.find_element(By.CSS_SELECTOR, "[data-status]").text == "Paused", timeout=5)
+
+
+def test_a_script_in_user_data_does_not_run(browser, server, api):
+    marker = "xss" + uuid.uuid4().hex[:6]
+    payload = "<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 2\">"
+    dataset, ids = api.submit([(payload, True)], extra={"note": payload, "tag": marker})
+    for path in [f"/?search_by={marker}", f"/plan/{dataset}", f"/plan/{dataset}/product/{ids[0]}"]:
+        browser.get(server + path)
+        time.sleep(0.3)  # give an injected handler its chance to run
+        assert browser.execute_script("return window.__pwned") is None, path
+        assert "<script>" in browser.find_element(By.TAG_NAME, "main").text, path
+
+
+def test_a_ten_thousand_product_plan_loads_filters_and_focuses(browser, server, api):
+    count = 10_000
+    products = [(f"step {i}", i % 5 != 0) for i in range(count)]
+    edges = [((i - 1) // 3, i) for i in range(1, count)]
+    dataset, ids = api.submit(products, edges=edges)
+    started = time.time()
+    browser.get(f"{server}/plan/{dataset}")
+    loaded = time.time() - started
+    assert "too many to draw at once" in browser.find_element(By.CSS_SELECTOR, ".graph-section").text
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".product-table tbody tr")) == 100
+    assert browser.find_element(By.CSS_SELECTOR, '[data-count="waiting"]').text.isdigit()
+    assert loaded < 15, f"the page took {loaded:.1f} s"
+    # Filter by name.
+    name = browser.find_element(By.CSS_SELECTOR, "form.filter input[name=name]")
+    name.send_keys("step 9999" + Keys.ENTER)
+    wait(browser, lambda: len(browser.find_elements(By.CSS_SELECTOR, ".product-table tbody tr")) == 1)
+    # Focus the drawing on a product.
+    focus = browser.find_element(By.ID, "focus")
+    focus.send_keys("step 4242" + Keys.ENTER)
+    wait(browser, lambda: browser.find_elements(By.CSS_SELECTOR, "g.node.focus"), message="focused node")
+    focused = browser.find_element(By.CSS_SELECTOR, "g.node.focus")
+    assert focused.get_attribute("id") == "dp" + ids[4242].replace("-", "")
+    # Zoom changes the view box.
+    svg = browser.find_element(By.CSS_SELECTOR, "figure.graph svg")
+    view_box = lambda: browser.execute_script("return arguments[0].getAttribute('viewBox')", svg)
+    before = view_box()
+    assert before
+    browser.find_element(By.CSS_SELECTOR, "[data-zoom=in]").click()
+    assert view_box() != before
+
+
+def test_screenshots(browser, server, api):
+    """The README's pictures, taken by the same browser."""
+    os.makedirs(SCREENSHOTS, exist_ok=True)
+    names = ["Ingest orders", "Ingest customers", "Clean orders", "Join", "Daily report", "Weekly report",
+             "Archive", "Quality checks"]
+    dataset, ids = api.submit([(n, i != 6) for i, n in enumerate(names)],
+                              edges=[(0, 2), (2, 3), (1, 3), (3, 4), (3, 7), (4, 5), (4, 6)],
+                              extra={"team": "finance", "owner": "data-platform"})
+    for index, state in [(0, "success"), (1, "success"), (2, "success"), (3, "success"), (4, "running"),
+                         (7, "failed")]:
+        api.update(dataset, ids[index], state)
+    browser.get(f"{server}/?search_by=finance")
+    browser.save_screenshot(os.path.join(SCREENSHOTS, "search.png"))
+    browser.get(f"{server}/plan/{dataset}")
+    wait(browser, lambda: browser.find_element(By.CSS_SELECTOR, ".live").text == "Live")
+    browser.save_screenshot(os.path.join(SCREENSHOTS, "plan.png"))
+    # A phone's viewport (a desktop window cannot be made that narrow).
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True})
+    try:
+        browser.get(f"{server}/plan/{dataset}")
+        overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"the page is {overflow}px wider than a phone"
+        browser.save_screenshot(os.path.join(SCREENSHOTS, "plan-phone.png"))
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
