@@ -4,11 +4,12 @@ import Foundation
 /// The DOT text of a plan's graph: the whole DAG, or — when that would take Graphviz too long to
 /// lay out — the neighbourhood of one data product.
 struct PlanDrawing {
-    /// Beyond these the whole graph is not drawn: `dot` took 0.9 s for 400 nodes and 1,200 edges and
-    /// 4 s for twice that (measured on the 2-core machine, `FLETCHER_MEASURE_LAYOUT=1 swift test
-    /// --filter GraphvizRendererTests`).
-    static let maxNodes = 400
-    static let maxEdges = 1_200
+    /// Beyond this layout cost the whole graph is not drawn, as `dot` would take more than about a
+    /// second (see `layoutCost`; calibrated on the 2-core machine with `FLETCHER_MEASURE_LAYOUT=1
+    /// swift test --filter measureLayoutTimes`).
+    static let maxLayoutCost = 12_000
+    /// And never more products than this in one drawing.
+    static let maxNodes = 1_500
     /// A focused drawing reaches this many hops up and down, and shows at most this many products.
     static let focusHops = 3
     static let focusLimit = 120
@@ -25,9 +26,8 @@ struct PlanDrawing {
 
     init(plan: Plan, graph: PlanGraph, focus requested: UUID?) {
         let enabled = plan.dataProducts.indices.filter { graph.included[$0] }
-        let edgeCount = enabled.reduce(0) { $0 + graph.children(of: $1).count }
         var shown: [Int]
-        if enabled.count <= Self.maxNodes && edgeCount <= Self.maxEdges {
+        if enabled.count <= Self.maxNodes && Self.layoutCost(graph, enabled) <= Self.maxLayoutCost {
             shown = enabled
             scope = .whole
         } else {
@@ -38,6 +38,38 @@ struct PlanDrawing {
         }
         shown.sort()
         dot = Self.dot(plan: plan, graph: graph, nodes: shown, scope: scope)
+    }
+
+    /// The DOT text of the whole graph, whatever its size (for measurements).
+    static func wholeDOT(plan: Plan, graph: PlanGraph) -> String {
+        dot(plan: plan, graph: graph, nodes: plan.dataProducts.indices.filter { graph.included[$0] }, scope: .whole)
+    }
+
+    /// What `dot` will have to lay out: the nodes, plus one virtual node per rank each edge crosses
+    /// beyond its first, ranks taken as longest paths (network simplex can only shorten edges).
+    /// Layout time grows with this much more than with nodes or edges alone: a 200-product chain
+    /// with an edge from each product back to the one halfway takes as long as 800 random ones.
+    static func layoutCost(_ graph: PlanGraph, _ nodes: [Int]) -> Int {
+        var rank = [Int](repeating: 0, count: graph.count)
+        var pending = [Int](repeating: 0, count: graph.count)
+        var ready: [Int] = []
+        for node in nodes {
+            pending[node] = graph.parents(of: node).count
+            if pending[node] == 0 { ready.append(node) }
+        }
+        var cost = nodes.count
+        while let node = ready.popLast() {
+            for child in graph.children(of: node) {
+                rank[child] = max(rank[child], rank[node] + 1)
+                pending[child] -= 1
+                if pending[child] == 0 { ready.append(child) }
+            }
+        }
+        for node in nodes {
+            for child in graph.children(of: node) { cost += max(0, rank[child] - rank[node] - 1) }
+            cost += graph.children(of: node).count
+        }
+        return cost
     }
 
     /// Where a focused drawing starts when no product is asked for: what most needs attention.
@@ -87,6 +119,7 @@ struct PlanDrawing {
         var dot = """
             digraph plan {
             rankdir=LR; bgcolor="transparent"; nodesep=0.25; ranksep=0.5;
+            newrank=true; mclimit=0.1; nslimit=0.2; nslimit1=0.2; searchsize=5;
             node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=11, penwidth=1, color="#555555"];
             edge [color="#777777", arrowsize=0.7];
 

@@ -1,4 +1,6 @@
-import FletcherWeb
+@testable import FletcherWeb
+import FletcherDomain
+import FletcherTestSupport
 import Foundation
 import Testing
 
@@ -21,19 +23,36 @@ struct GraphvizRendererTests {
         #expect(svg.contains("&lt;script&gt;"))
     }
 
+    /// Layout times and costs of plan-shaped graphs drawn whole (set FLETCHER_MEASURE_LAYOUT=1;
+    /// FLETCHER_LAYOUT_SIZES picks product counts), to calibrate `PlanDrawing.maxLayoutCost`.
     @Test(.enabled(if: ProcessInfo.processInfo.environment["FLETCHER_MEASURE_LAYOUT"] != nil))
     func measureLayoutTimes() async throws {
-        for count in [100, 200, 400, 800, 1600] {
-            var dot = "digraph { rankdir=LR; node [shape=box, style=\"rounded,filled\"];\n"
-            for index in 0..<count { dot += "n\(index) [label=\"product \(index):1.0.0\"];\n" }
-            var generator = SystemRandomNumberGenerator()
-            for child in 1..<count {
-                for _ in 0..<3 { dot += "n\(Int.random(in: 0..<child, using: &generator)) -> n\(child);\n" }
+        let sizes = (ProcessInfo.processInfo.environment["FLETCHER_LAYOUT_SIZES"] ?? "100,200,400")
+            .split(separator: ",").compactMap { Int($0) }
+        for shape in (ProcessInfo.processInfo.environment["FLETCHER_LAYOUT_SHAPES"] ?? "random3,chain+half,layers,bipartite").split(separator: ",").map(String.init) {
+            for count in sizes {
+                let names = Names()
+                var fixture = PlanFixture(names: names)
+                fixture.products = (0..<count).map { .init(id: names["p\($0)"], compute: .cams, name: "product \($0)", version: "1.0.0", eager: true) }
+                var generator = SystemRandomNumberGenerator()
+                fixture.edges = (1..<count).flatMap { child -> [PlanSubmission.Dependency] in
+                    let parents: [Int] =
+                        switch shape {
+                        case "random3": (0..<3).map { _ in Int.random(in: 0..<child, using: &generator) }
+                        case "chain+half": [child - 1, (child - 1) / 2]
+                        case "bipartite": child < count / 2 ? [] : (0..<4).map { _ in Int.random(in: 0..<(count / 2), using: &generator) }
+                        default: [max(0, child - 10 - Int.random(in: 0..<10, using: &generator))]
+                        }
+                    return Set(parents).map { .init(parentId: names["p\($0)"], childId: names["p\(child)"]) }
+                }
+                let plan = try fixture.plan()
+                let graph = PlanGraph(plan)
+                let cost = PlanDrawing.layoutCost(graph, Array(plan.dataProducts.indices))
+                let dot = PlanDrawing.wholeDOT(plan: plan, graph: graph)
+                let started = ContinuousClock.now
+                _ = try await GraphvizRenderer().svg(for: dot)
+                print("layout \(shape) \(count) products, cost \(cost): \(ContinuousClock.now - started)")
             }
-            dot += "}"
-            let started = ContinuousClock.now
-            _ = try await GraphvizRenderer().svg(for: dot)
-            print("layout \(count) nodes, \(3 * (count - 1)) edges: \(ContinuousClock.now - started)")
         }
     }
 }

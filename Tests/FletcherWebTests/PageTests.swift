@@ -1,7 +1,7 @@
 import FletcherDomain
 import FletcherStore
 import FletcherTestSupport
-import FletcherWeb
+@testable import FletcherWeb
 import Foundation
 import HTTPTypes
 import Testing
@@ -153,7 +153,7 @@ struct PageTests {
     @Test func aLargePlanIsFocusedPaginatedAndItsJSONLinked() async throws {
         let app = try await WebTestApp()
         var fixture = PlanFixture(names: names)
-        let count = 1_000
+        let count = 2_000
         fixture.products = (0..<count).map { .init(id: names["p\($0)"], compute: .cams, name: "product \($0)", version: "1", eager: true) }
         fixture.edges = (1..<count).map { .init(parentId: names["p\(($0 - 1) / 2)"], childId: names["p\($0)"]) }
         try await app.submit(fixture)
@@ -164,19 +164,35 @@ struct PageTests {
         #expect(page.count("class=\"node ") <= 120)
         #expect(page.count("class=\"node ") > 1)
         #expect(page.count("<tr id=\"row-") == 100)
-        #expect(page.contains("Page 1 of 10"))
+        #expect(page.contains("Page 1 of 20"))
         #expect(page.contains("its JSON is at <a href=\"/api/plan/"))
         #expect(!page.contains("j-key"))
         let focused = try await app.get(path + "?focus=product%20777")
         #expect(focused.contains("class=\"node waiting focus\""))
         #expect(focused.contains(Self.node(names["p777"])))
         #expect(focused.contains(Self.node(names["p388"])))  // its parent
-        let filtered = try await app.get(path + "?name=product%2099&page=0")
-        #expect(filtered.count("<tr id=\"row-") == 11)  // 99, 990–999
+        let filtered = try await app.get(path + "?name=product+99&page=0")
+        #expect(filtered.count("<tr id=\"row-") == 11)  // 99, 990–999 (form encoding: + is a space)
         let byState = try await app.get(path + "?state=queued")
         #expect(byState.count("<tr id=\"row-") == 1)
-        let last = try await app.get(path + "?page=9")
-        #expect(last.contains("Page 10 of 10"))
+        let last = try await app.get(path + "?page=19")
+        #expect(last.contains("Page 20 of 20"))
+    }
+
+    @Test func theWholeGraphIsDrawnWhileItsLayoutIsCheap() throws {
+        // A chain of 300 with a dependency back to the middle from each: few products, but dot's
+        // work grows with every rank an edge crosses (it took 1.9 s) — so this one is focused.
+        var fixture = PlanFixture(names: names)
+        fixture.products = (0..<300).map { .init(id: names["p\($0)"], compute: .cams, name: "p\($0)", version: "1", eager: true) }
+        fixture.edges = (1..<300).flatMap { child in
+            Set([child - 1, (child - 1) / 2]).map { PlanSubmission.Dependency(parentId: names["p\($0)"], childId: names["p\(child)"]) }
+        }
+        let costly = try fixture.plan()
+        #expect(PlanDrawing(plan: costly, graph: PlanGraph(costly), focus: nil).scope != .whole)
+        // A tree of 300 lays out in a fraction of a second, so it is drawn whole.
+        fixture.edges = (1..<300).map { PlanSubmission.Dependency(parentId: names["p\(($0 - 1) / 2)"], childId: names["p\($0)"]) }
+        let cheap = try fixture.plan()
+        #expect(PlanDrawing(plan: cheap, graph: PlanGraph(cheap), focus: nil).scope == .whole)
     }
 
     @Test func assetsAreServedWithCacheHeaders() async throws {
