@@ -25,10 +25,13 @@ def main():
     parser.add_argument("--key", required=True)
     parser.add_argument("--sizes", default="10,100,1000,10000")
     parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--shape", choices=["chain", "tree"], default="chain",
+                        help="chain: each product depends on the one before and the one halfway back; "
+                             "tree: on the one halfway back only")
     args = parser.parse_args()
     _, body = call(f"{args.url}/api/authenticate", {"service": args.service, "key": args.key})
     token = json.loads(body)["access_token"]
-    print(f"{'products':>9} {'first (ms)':>11} {'cached median (ms)':>19} {'page KB':>8}")
+    print(f"{args.shape}: {'products':>9} {'first (ms)':>11} {'cached median (ms)':>19} {'page KB':>8}")
     for size in map(int, args.sizes.split(",")):
         ids = [str(uuid.uuid4()) for _ in range(size)]
         dataset = str(uuid.uuid4())
@@ -36,9 +39,8 @@ def main():
             "dataset": {"id": dataset, "extra": {"purpose": "measure-pages"}},
             "data_products": [{"id": ids[i], "compute": "cams", "name": f"product {i}", "version": "1.0",
                                "eager": i % 4 != 0} for i in range(size)],
-            # Each product after the first depends on up to two earlier ones: about 2 edges a node.
-            "dependencies": [{"parent_id": ids[p], "child_id": ids[c]}
-                             for c in range(1, size) for p in sorted({(c - 1) // 2, c - 1})],
+            "dependencies": [{"parent_id": ids[p], "child_id": ids[c]} for c in range(1, size)
+                             for p in sorted({(c - 1) // 2, c - 1} if args.shape == "chain" else {(c - 1) // 2})],
         }
         call(f"{args.url}/api/plan", plan, token)
         first, page = call(f"{args.url}/plan/{dataset}")
