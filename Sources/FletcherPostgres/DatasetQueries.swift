@@ -43,14 +43,17 @@ enum DatasetQueries {
 
     /// Writes the dataset row, bumping its revision and last modification, and notifies the change
     /// channel (delivered to listeners when the transaction commits) in the same round trip.
-    static func save(_ dataset: Dataset, lastModified: Date, _ connection: PostgresConnection, _ logger: Logger) async throws {
+    static func save(
+        _ dataset: Dataset, lastModified: Date, notifying sender: UUID, _ connection: PostgresConnection, _ logger: Logger
+    ) async throws {
+        let payload = sender.lowercased + " " + dataset.id.lowercased
         try await connection.query(
             """
             UPDATE dataset SET paused = \(dataset.paused), extra = \(StoredColumn.json(dataset.extra))::jsonb,
                 modified_by = \(dataset.modifiedBy), modified_date = \(dataset.modifiedDate.postgres),
                 last_modified = greatest(last_modified, \(lastModified.postgres)), search_text = \(dataset.searchText),
                 revision = revision + 1
-            FROM (SELECT pg_notify(\(PostgresStore.changeChannel), \(dataset.id.lowercased))) AS notified
+            FROM (SELECT pg_notify(\(PostgresStore.changeChannel), \(payload))) AS notified
             WHERE id = \(dataset.id)
             """, logger: logger)
     }

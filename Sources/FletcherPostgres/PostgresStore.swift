@@ -20,8 +20,11 @@ public final class PostgresStore: Store, Service {
     public let changeFeed = PlanChangeFeed()
     private let logger: Logger
 
-    /// The channel mutations notify, with the dataset id as payload, so every process's feed hears of them.
+    /// The channel mutations notify, so every process's feed hears of them. The payload is this
+    /// store's instance id and the dataset id: a store announces its own commits at once, and its
+    /// listener skips their echo.
     static let changeChannel = "fletcher_plan_changes"
+    let instanceId = UUID()
 
     public init(configuration: PostgresClient.Configuration, logger: Logger) {
         self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
@@ -46,7 +49,11 @@ public final class PostgresStore: Store, Service {
                     let notifications = try await connection.listen(Self.changeChannel)
                     pause = .milliseconds(100)
                     for try await notification in notifications {
-                        if let id = UUID(uuidString: notification.payload) { changeFeed.publish(id) }
+                        let parts = notification.payload.split(separator: " ")
+                        guard parts.count == 2, let sender = UUID(uuidString: String(parts[0])),
+                            let id = UUID(uuidString: String(parts[1])), sender != instanceId
+                        else { continue }
+                        changeFeed.publish(id)
                     }
                 }
             } catch {
@@ -99,7 +106,7 @@ public final class PostgresStore: Store, Service {
         _ datasetId: UUID, createIfMissing: Bool,
         _ change: @Sendable (Plan?, Date) throws -> PlanChange
     ) async throws -> PlanChange {
-        try await storeErrors {
+        let change = try await storeErrors {
             try await transaction("BEGIN") { connection in
                 var locked = try await DatasetQueries.fetchOne(datasetId, forUpdate: true, connection, logger)
                 var isNew = false
@@ -124,10 +131,13 @@ public final class PostgresStore: Store, Service {
                 guard !result.isEmpty else { return result }
                 try await DataProductQueries.upsert(result.changedProducts, of: result.plan, connection, logger)
                 try await DependencyQueries.upsert(result.changedDependencies, of: result.plan, connection, logger)
-                try await DatasetQueries.save(result.plan.dataset, lastModified: now, connection, logger)
+                try await DatasetQueries.save(
+                    result.plan.dataset, lastModified: now, notifying: instanceId, connection, logger)
                 return result
             }
         }
+        if !change.isEmpty { changeFeed.publish(datasetId) }
+        return change
     }
 
     public func checkHealth() async throws {

@@ -3,6 +3,7 @@ import FletcherPostgres
 import FletcherStore
 import FletcherTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 @Suite("Change notifications")
@@ -34,16 +35,26 @@ struct ChangeFeedTests {
         let reader = try TestStores.postgresStore()
         let fixture = PlanFixture().products("a")
         let heard = reader.changeFeed.subscribe(to: fixture.datasetId)
-        // The listener connects asynchronously: write until it hears (it must within seconds).
-        var received: UUID?
-        for attempt in 0..<50 where received == nil {
-            if attempt == 0 {
-                _ = try await writer.apply(.submit(fixture.submission), to: fixture.datasetId, by: "p")
-            } else {
-                _ = try await writer.apply(.update([StateUpdate(id: fixture.products[0].id, state: .running)]), to: fixture.datasetId, by: "p")
+        // One reader for the whole test: cancelling a stream's reader ends the stream.
+        let heardIt = Atomic<Bool>(false)
+        let listener = Task { () -> UUID? in
+            for await id in heard {
+                heardIt.store(true, ordering: .sequentiallyConsistent)
+                return id
             }
-            received = await first(of: heard, within: .milliseconds(200))
+            return nil
         }
+        // The listener connects asynchronously: keep writing until it hears (it must within seconds).
+        _ = try await writer.apply(.submit(fixture.submission), to: fixture.datasetId, by: "p")
+        let deadline = ContinuousClock.now + .seconds(20)
+        var state = DataProductState.running
+        while ContinuousClock.now < deadline, !heardIt.load(ordering: .sequentiallyConsistent) {
+            try await Task.sleep(for: .milliseconds(200))
+            state = state == .running ? .failed : .running
+            _ = try await writer.apply(.update([StateUpdate(id: fixture.products[0].id, state: state)]), to: fixture.datasetId, by: "p")
+        }
+        listener.cancel()
+        let received = await listener.value
         #expect(received == fixture.datasetId)
     }
 }
