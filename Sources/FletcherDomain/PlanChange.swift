@@ -12,7 +12,8 @@ public struct PlanChange: Sendable {
     public var changedProducts: [Int]
     /// Positions in `plan.dependencies` of dependencies inserted or changed.
     public var changedDependencies: [Int]
-    /// Every data product whose state changed, in plan order.
+    /// Every state change, in the order the rules made them (a product may change twice: cleared,
+    /// then queued again by the trigger rule).
     public var transitions: [StateTransition]
 
     /// Nothing was written: the stored plan stays as it was.
@@ -21,15 +22,38 @@ public struct PlanChange: Sendable {
     }
 }
 
-/// A data product's state before and after a mutation (`from` is nil for a new data product).
+/// One state change of a data product (`from` is nil when the product was created).
 public struct StateTransition: Sendable, Hashable {
     public var dataProductId: UUID
     public var from: DataProductState?
     public var to: DataProductState
+    /// Why it changed.
+    public var reason: TransitionReason
+    /// The product's run id and link after the change.
+    public var runId: UUID?
+    public var link: String?
 
-    public init(dataProductId: UUID, from: DataProductState?, to: DataProductState) {
+    public init(
+        dataProductId: UUID, from: DataProductState?, to: DataProductState, reason: TransitionReason,
+        runId: UUID? = nil, link: String? = nil
+    ) {
         self.dataProductId = dataProductId
         self.from = from
         self.to = to
+        self.reason = reason
+        self.runId = runId
+        self.link = link
     }
+}
+
+/// Why a data product's state changed. The raw values are the history's wire spellings.
+public enum TransitionReason: String, Sendable, Hashable, CaseIterable, Codable {
+    /// An API request set it: a submission (creating it), an update, a clear or a disable.
+    case api
+    /// Rule 1 queued it.
+    case triggerRule = "trigger_rule"
+    /// Rule 2 sent it back to waiting.
+    case downstreamReset = "downstream_reset"
+    /// Its trigger could not be delivered to the compute platform.
+    case dispatch
 }

@@ -6,7 +6,7 @@ struct PlanEditor {
     private let actor: String
     private let now: Date
     private let isNewDataset: Bool
-    private let originalStates: [DataProductState]
+    private var transitions: [StateTransition] = []
     private var productChanged: [Bool]
     private var dependencyChanged: [Bool]
     private var datasetChanged = false
@@ -16,7 +16,6 @@ struct PlanEditor {
         self.actor = actor
         self.now = now
         self.isNewDataset = isNewDataset
-        self.originalStates = plan.dataProducts.map(\.state)
         self.productChanged = [Bool](repeating: false, count: plan.dataProducts.count)
         self.dependencyChanged = [Bool](repeating: false, count: plan.dependencies.count)
         self.datasetChanged = isNewDataset
@@ -31,18 +30,30 @@ struct PlanEditor {
         return position
     }
 
-    mutating func setState(_ state: DataProductState, at position: Int) {
-        plan.dataProducts[position].state = state
+    mutating func setState(_ state: DataProductState, at position: Int, reason: TransitionReason) {
+        record(state, at: position, reason: reason)
         touchProduct(at: position)
     }
 
     /// Rule 5: the reported state, run id, link and passback (absent ones become null).
-    mutating func report(_ update: StateUpdate, at position: Int) {
-        plan.dataProducts[position].state = update.state
+    mutating func report(_ update: StateUpdate, at position: Int, reason: TransitionReason = .api) {
         plan.dataProducts[position].runId = update.runId
         plan.dataProducts[position].link = update.link
         plan.dataProducts[position].passback = update.passback
+        record(update.state, at: position, reason: reason)
         touchProduct(at: position)
+    }
+
+    /// Sets a state, remembering the change (if it is one) for the history.
+    private mutating func record(_ state: DataProductState, at position: Int, reason: TransitionReason) {
+        let product = plan.dataProducts[position]
+        if product.state != state {
+            transitions.append(
+                StateTransition(
+                    dataProductId: product.id, from: product.state, to: state, reason: reason, runId: product.runId,
+                    link: product.link))
+        }
+        plan.dataProducts[position].state = state
     }
 
     mutating func setPaused(_ paused: Bool) {
@@ -53,7 +64,7 @@ struct PlanEditor {
     /// Rule 2: everything reachable downstream of `roots` that is not waiting goes back to waiting.
     mutating func resetDownstream(of roots: [Int], in graph: PlanGraph) {
         for position in graph.downstream(of: roots) where plan.dataProducts[position].state != .waiting {
-            setState(.waiting, at: position)
+            setState(.waiting, at: position, reason: .downstreamReset)
         }
     }
 
@@ -64,7 +75,7 @@ struct PlanEditor {
             let product = plan.dataProducts[position]
             guard product.state == .waiting, product.eager else { continue }
             if graph.parents(of: position).allSatisfy({ plan.dataProducts[$0].state == .success }) {
-                setState(.queued, at: position)
+                setState(.queued, at: position, reason: .triggerRule)
             }
         }
     }
@@ -89,6 +100,7 @@ struct PlanEditor {
                         eager: submitted.eager, passthrough: submitted.passthrough, extra: submitted.extra,
                         modifiedBy: actor, modifiedDate: now))
                 productChanged.append(true)
+                transitions.append(StateTransition(dataProductId: submitted.id, from: nil, to: .waiting, reason: .api))
             }
         }
         var dependencyIndex = [Dependency.Key: Int](minimumCapacity: plan.dependencies.count)
@@ -111,19 +123,9 @@ struct PlanEditor {
     }
 
     func finish() -> PlanChange {
-        var transitions: [StateTransition] = []
-        var changedProducts: [Int] = []
-        for position in productChanged.indices where productChanged[position] {
-            changedProducts.append(position)
-            let product = plan.dataProducts[position]
-            let before = position < originalStates.count ? originalStates[position] : nil
-            if before != product.state {
-                transitions.append(StateTransition(dataProductId: product.id, from: before, to: product.state))
-            }
-        }
-        return PlanChange(
+        PlanChange(
             plan: plan, isNewDataset: isNewDataset, datasetChanged: datasetChanged,
-            changedProducts: changedProducts,
+            changedProducts: productChanged.indices.filter { productChanged[$0] },
             changedDependencies: dependencyChanged.indices.filter { dependencyChanged[$0] },
             transitions: transitions)
     }

@@ -12,6 +12,9 @@ public enum PlanMutation: Sendable, Hashable {
     case disable([UUID])
     case pause
     case unpause
+    /// A queued data product's trigger could not be delivered: it fails through the normal rules
+    /// (downstream reset, then the trigger rule) with `passback`, unless it left `queued` meanwhile.
+    case dispatchFailed(dataProductId: UUID, passback: JSONValue)
 
     /// Whether the mutation may create its dataset; the others answer 404 for an unknown one.
     public var createsDataset: Bool {
@@ -36,7 +39,7 @@ public enum PlanMutation: Sendable, Hashable {
             for update in updates where !update.state.isReportable {
                 throw .unreportableState(id: update.id, state: update.state)
             }
-        case .clear, .disable, .pause, .unpause:
+        case .clear, .disable, .pause, .unpause, .dispatchFailed:
             break
         }
     }
@@ -73,7 +76,7 @@ public enum PlanMutation: Sendable, Hashable {
             roots.reserveCapacity(ids.count)
             for id in ids {
                 let position = try editor.enabledPosition(of: id, in: graph)
-                editor.setState(.waiting, at: position)
+                editor.setState(.waiting, at: position, reason: .api)
                 roots.append(position)
             }
             editor.resetDownstream(of: roots, in: graph)
@@ -82,7 +85,7 @@ public enum PlanMutation: Sendable, Hashable {
             let before = PlanGraph(stored)
             for id in ids {
                 let position = try editor.enabledPosition(of: id, in: before)
-                editor.setState(.disabled, at: position)
+                editor.setState(.disabled, at: position, reason: .api)
             }
             editor.applyTriggerRule(PlanGraph(editor.plan))
         case .pause:
@@ -92,6 +95,15 @@ public enum PlanMutation: Sendable, Hashable {
             guard stored.dataset.paused else { throw .notPaused(datasetId) }
             editor.setPaused(false)
             editor.applyTriggerRule(PlanGraph(stored))
+        case .dispatchFailed(let id, let passback):
+            let graph = PlanGraph(stored)
+            guard let position = graph.index[id], stored.dataProducts[position].state == .queued else { break }
+            let product = stored.dataProducts[position]
+            editor.report(
+                StateUpdate(id: id, state: .failed, runId: product.runId, link: product.link, passback: passback),
+                at: position, reason: .dispatch)
+            editor.resetDownstream(of: [position], in: graph)
+            editor.applyTriggerRule(graph)
         }
         return editor.finish()
     }

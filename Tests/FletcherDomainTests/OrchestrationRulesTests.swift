@@ -182,3 +182,36 @@ struct OrchestrationRulesTests {
         #expect(!change.datasetChanged)
     }
 }
+
+@Suite("State history")
+struct StateHistoryTests {
+    let names = Names()
+
+    @Test func everyChangeIsRecordedInOrderWithItsReason() throws {
+        let plan = try PlanFixture(names: names).products("a", "b").edge("a", "b").plan()
+        var current = try plan.applying(.update([StateUpdate(id: names["a"], state: .success)])).plan
+        current = try current.applying(.update([StateUpdate(id: names["b"], state: .running)])).plan
+        let change = try current.applying(.clear([names["a"]]))
+        let steps = change.transitions.map { "\(names.name($0.dataProductId)):\($0.from!.rawValue)>\($0.to.rawValue):\($0.reason.rawValue)" }
+        #expect(steps == ["a:success>waiting:api", "b:running>waiting:downstream_reset", "a:waiting>queued:trigger_rule"])
+    }
+
+    @Test func aSubmissionRecordsTheCreationOfEachProduct() throws {
+        let change = try PlanMutation.submit(PlanFixture(names: names).products("a").products("b", eager: false).submission)
+            .apply(to: nil, datasetId: names["dataset"], by: "t", at: Date())
+        #expect(change.transitions.map(\.from) == [nil, nil, .waiting])
+        #expect(change.transitions.map(\.reason) == [.api, .api, .triggerRule])
+    }
+
+    @Test func aFailedDispatchFailsTheProductThroughTheRules() throws {
+        let plan = try PlanFixture(names: names).products("a", "b").edge("a", "b").plan()
+        let passback = JSONValue.object(["fletcher_dispatch": .object(["error": .string("refused")])])
+        let change = try plan.applying(.dispatchFailed(dataProductId: names["a"], passback: passback))
+        #expect(change.plan.state(names["a"]) == .failed)
+        #expect(change.plan.dataProduct(names["a"])?.passback == passback)
+        #expect(change.transitions.map(\.reason) == [.dispatch])
+        // Once the product has left queued, a late failure changes nothing.
+        let running = try plan.applying(.update([StateUpdate(id: names["a"], state: .running)])).plan
+        #expect(try running.applying(.dispatchFailed(dataProductId: names["a"], passback: passback)).isEmpty)
+    }
+}
