@@ -4,6 +4,8 @@ public import Foundation
 public struct PlanChange: Sendable {
     /// The whole plan after the mutation.
     public var plan: Plan
+    /// The service that made it (every row it wrote is stamped with this name).
+    public var actor: String
     /// The dataset did not exist before.
     public var isNewDataset: Bool
     /// The dataset's own row (paused, extra, modified_by/date) changed.

@@ -124,7 +124,7 @@ struct PlanEditor {
 
     func finish() -> PlanChange {
         PlanChange(
-            plan: plan, isNewDataset: isNewDataset, datasetChanged: datasetChanged,
+            plan: plan, actor: actor, isNewDataset: isNewDataset, datasetChanged: datasetChanged,
             changedProducts: productChanged.indices.filter { productChanged[$0] },
             changedDependencies: dependencyChanged.indices.filter { dependencyChanged[$0] },
             transitions: transitions)

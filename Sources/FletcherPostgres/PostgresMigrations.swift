@@ -66,7 +66,59 @@ enum PostgresMigrations {
                 )
                 """,
             ]
-        )
+        ),
+        (
+            2, "history and triggers",
+            [
+                """
+                CREATE TABLE product_event (
+                    sequence bigserial PRIMARY KEY,
+                    dataset_id uuid NOT NULL,
+                    data_product_id uuid NOT NULL,
+                    at timestamptz NOT NULL,
+                    kind text NOT NULL CHECK (kind IN ('state_change', 'delivery')),
+                    from_state text,
+                    to_state text,
+                    reason text,
+                    actor text,
+                    run_id uuid,
+                    link text,
+                    trigger_id uuid,
+                    attempt integer,
+                    http_status integer,
+                    error text,
+                    duration_ms integer,
+                    process text
+                )
+                """,
+                "CREATE INDEX product_event_by_product ON product_event (dataset_id, data_product_id, sequence DESC)",
+                """
+                CREATE TABLE dispatch_trigger (
+                    id uuid PRIMARY KEY,
+                    dataset_id uuid NOT NULL,
+                    data_product_id uuid NOT NULL,
+                    compute text NOT NULL,
+                    name text NOT NULL,
+                    version text NOT NULL,
+                    passthrough jsonb,
+                    state text NOT NULL CHECK (state IN ('pending', 'delivered', 'failed', 'cancelled')),
+                    attempts integer NOT NULL DEFAULT 0,
+                    next_attempt_at timestamptz NOT NULL,
+                    lease_owner text,
+                    lease_expires_at timestamptz,
+                    created_at timestamptz NOT NULL,
+                    finished_at timestamptz,
+                    last_status integer,
+                    last_error text
+                )
+                """,
+                """
+                CREATE UNIQUE INDEX dispatch_trigger_live ON dispatch_trigger (dataset_id, data_product_id)
+                WHERE state = 'pending'
+                """,
+                "CREATE INDEX dispatch_trigger_due ON dispatch_trigger (compute, next_attempt_at) WHERE state = 'pending'",
+            ]
+        ),
     ]
 
     /// Applies pending migrations on one connection, holding the advisory lock throughout.

@@ -131,6 +131,9 @@ public final class PostgresStore: Store, Service {
                 guard !result.isEmpty else { return result }
                 try await DataProductQueries.upsert(result.changedProducts, of: result.plan, connection, logger)
                 try await DependencyQueries.upsert(result.changedDependencies, of: result.plan, connection, logger)
+                try await HistoryQueries.record(result.transitions, of: result.plan, by: result.actor, at: now, connection, logger)
+                try await TriggerQueries.cancel(result.productsLeavingQueue, datasetId: datasetId, at: now, connection, logger)
+                try await TriggerQueries.insert(result.newTriggers(at: now), connection, logger)
                 try await DatasetQueries.save(
                     result.plan.dataset, lastModified: now, notifying: instanceId, connection, logger)
                 return result
@@ -138,6 +141,26 @@ public final class PostgresStore: Store, Service {
         }
         if !change.isEmpty { changeFeed.publish(datasetId) }
         return change
+    }
+
+    public func history(datasetId: UUID, dataProductId: UUID, before: Int64?, limit: Int) async throws -> HistoryPage? {
+        try await storeErrors {
+            try await client.withConnection { connection in
+                guard try await DataProductQueries.fetchOne(datasetId: datasetId, id: dataProductId, connection, logger) != nil
+                else { return nil }
+                let events = try await HistoryQueries.fetch(
+                    datasetId: datasetId, dataProductId: dataProductId, before: before, limit: limit + 1, connection, logger)
+                return HistoryPage(fetched: events, limit: limit)
+            }
+        }
+    }
+
+    public func triggers(datasetId: UUID, dataProductId: UUID) async throws -> [Trigger] {
+        try await storeErrors {
+            try await client.withConnection { connection in
+                try await TriggerQueries.fetch(datasetId: datasetId, dataProductId: dataProductId, connection, logger)
+            }
+        }
     }
 
     public func checkHealth() async throws {

@@ -78,6 +78,57 @@ enum SQLiteMigrations {
                     ) WITHOUT ROWID;
                     """)
         }
+        migrator.registerMigration("v2: history and triggers") { db in
+            try db.execute(
+                sql: """
+                    -- Every state change and delivery attempt of every data product, in order.
+                    CREATE TABLE product_event (
+                        sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+                        dataset_id BLOB NOT NULL,
+                        data_product_id BLOB NOT NULL,
+                        at INTEGER NOT NULL,
+                        kind TEXT NOT NULL CHECK (kind IN ('state_change', 'delivery')),
+                        from_state TEXT,
+                        to_state TEXT,
+                        reason TEXT,
+                        actor TEXT,
+                        run_id BLOB,
+                        link TEXT,
+                        trigger_id BLOB,
+                        attempt INTEGER,
+                        http_status INTEGER,
+                        error TEXT,
+                        duration_ms INTEGER,
+                        process TEXT
+                    );
+                    CREATE INDEX product_event_by_product ON product_event (dataset_id, data_product_id, sequence DESC);
+
+                    -- One row per queueing of a data product; see FletcherStore's Trigger.
+                    CREATE TABLE dispatch_trigger (
+                        id BLOB NOT NULL PRIMARY KEY CHECK (length(id) = 16),
+                        dataset_id BLOB NOT NULL,
+                        data_product_id BLOB NOT NULL,
+                        compute TEXT NOT NULL,
+                        name TEXT NOT NULL,
+                        version TEXT NOT NULL,
+                        passthrough TEXT,
+                        state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed', 'cancelled')),
+                        attempts INTEGER NOT NULL DEFAULT 0,
+                        next_attempt_at INTEGER NOT NULL,
+                        lease_owner TEXT,
+                        lease_expires_at INTEGER,
+                        created_at INTEGER NOT NULL,
+                        finished_at INTEGER,
+                        last_status INTEGER,
+                        last_error TEXT
+                    );
+                    -- At most one live trigger per data product.
+                    CREATE UNIQUE INDEX dispatch_trigger_live ON dispatch_trigger (dataset_id, data_product_id)
+                        WHERE state = 'pending';
+                    CREATE INDEX dispatch_trigger_due ON dispatch_trigger (compute, next_attempt_at)
+                        WHERE state = 'pending';
+                    """)
+        }
         return migrator
     }
 }

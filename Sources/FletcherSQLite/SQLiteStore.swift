@@ -66,11 +66,31 @@ public final class SQLiteStore: Store {
                 try DatasetQueries.save(result.plan.dataset, isNew: result.isNewDataset, lastModified: now, db)
                 try DataProductQueries.upsert(result.changedProducts, of: result.plan, db)
                 try DependencyQueries.upsert(result.changedDependencies, of: result.plan, db)
+                try HistoryQueries.record(result.transitions, of: result.plan, by: result.actor, at: now, db)
+                try TriggerQueries.cancel(result.productsLeavingQueue, datasetId: datasetId, at: now, db)
+                try TriggerQueries.insert(result.newTriggers(at: now), db)
                 return result
             }
         }
         if !change.isEmpty { changeFeed.publish(datasetId) }
         return change
+    }
+
+    public func history(datasetId: UUID, dataProductId: UUID, before: Int64?, limit: Int) async throws -> HistoryPage? {
+        try await storeErrors {
+            try await writer.read { db in
+                guard try DataProductQueries.fetchOne(datasetId: datasetId, id: dataProductId, db) != nil else { return nil }
+                return HistoryPage(
+                    fetched: try HistoryQueries.fetch(datasetId: datasetId, dataProductId: dataProductId, before: before, limit: limit + 1, db),
+                    limit: limit)
+            }
+        }
+    }
+
+    public func triggers(datasetId: UUID, dataProductId: UUID) async throws -> [Trigger] {
+        try await storeErrors {
+            try await writer.read { db in try TriggerQueries.fetch(datasetId: datasetId, dataProductId: dataProductId, db) }
+        }
     }
 
     public func checkHealth() async throws {

@@ -18,7 +18,8 @@ public protocol Store: Sendable {
 
     /// Runs `change` in one transaction holding the dataset's lock, so that changes to the same
     /// dataset run one at a time (also across processes sharing the database), and writes exactly
-    /// the rows the returned change names. `change` gets the stored plan (nil when the dataset does
+    /// the rows the returned change names, with its state changes in the history, a trigger for
+    /// every product it queued, and the cancellation of the triggers of products that left the queue. `change` gets the stored plan (nil when the dataset does
     /// not exist; only called then when `createIfMissing`) and the time to stamp rows with, taken
     /// after the lock was granted. Whatever `change` throws is rethrown and nothing is written.
     func mutate(
@@ -28,6 +29,13 @@ public protocol Store: Sendable {
 
     /// Throws when the database cannot answer a trivial query.
     func checkHealth() async throws
+
+    /// A data product's history, newest first: `limit` events older than the `before` cursor (the
+    /// newest when nil). Nil when the dataset or data product does not exist.
+    func history(datasetId: UUID, dataProductId: UUID, before: Int64?, limit: Int) async throws -> HistoryPage?
+
+    /// The triggers of a data product, newest first.
+    func triggers(datasetId: UUID, dataProductId: UUID) async throws -> [Trigger]
 
     /// Where this store announces committed changes.
     var changeFeed: PlanChangeFeed { get }

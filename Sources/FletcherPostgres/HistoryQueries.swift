@@ -1,0 +1,70 @@
+import FletcherDomain
+import FletcherStore
+import Foundation
+import Logging
+import PostgresNIO
+
+/// SQL on the `product_event` table.
+enum HistoryQueries {
+    /// Records state changes, in one statement.
+    static func record(
+        _ transitions: [StateTransition], of plan: Plan, by actor: String, at now: Date, _ connection: PostgresConnection,
+        _ logger: Logger
+    ) async throws {
+        guard !transitions.isEmpty else { return }
+        let products = transitions.map(\.dataProductId)
+        let from = PostgresNullableTextArray(elements: transitions.map { $0.from?.rawValue })
+        let to = transitions.map(\.to.rawValue)
+        let reasons = transitions.map(\.reason.rawValue)
+        let runIds = PostgresNullableTextArray(elements: transitions.map { $0.runId?.lowercased })
+        let links = PostgresNullableTextArray(elements: transitions.map(\.link))
+        let order = transitions.indices.map { Int32($0) }
+        try await connection.query(
+            """
+            INSERT INTO product_event (dataset_id, data_product_id, at, kind, from_state, to_state, reason, actor, run_id, link)
+            SELECT \(plan.dataset.id), r.product, \(now.postgres), 'state_change', r.from_state, r.to_state, r.reason,
+                \(actor), r.run_id::uuid, r.link
+            FROM unnest(\(products)::uuid[], \(from)::text[], \(to)::text[], \(reasons)::text[], \(runIds)::text[],
+                \(links)::text[], \(order)::int4[]) AS r(product, from_state, to_state, reason, run_id, link, ord)
+            ORDER BY r.ord
+            """, logger: logger)
+    }
+
+    static func fetch(
+        datasetId: UUID, dataProductId: UUID, before: Int64?, limit: Int, _ connection: PostgresConnection, _ logger: Logger
+    ) async throws -> [ProductEvent] {
+        let rows = try await connection.query(
+            """
+            SELECT sequence, at, kind, from_state, to_state, reason, actor, run_id, link,
+                trigger_id, attempt, http_status, error, duration_ms, process
+            FROM product_event WHERE dataset_id = \(datasetId) AND data_product_id = \(dataProductId)
+                AND sequence < \(before ?? Int64.max)
+            ORDER BY sequence DESC LIMIT \(limit)
+            """, logger: logger)
+        var events: [ProductEvent] = []
+        for try await row in rows.decode(
+            (Int64, PostgresTimestamp, String, String?, String?, String?, String?, UUID?, String?, UUID?, Int32?, Int32?,
+                String?, Int32?, String?).self)
+        {
+            let kind: ProductEvent.Kind
+            if row.2 == "state_change", let to = row.4, let reason = row.5 {
+                kind = .stateChange(
+                    StateTransition(
+                        dataProductId: dataProductId,
+                        from: try row.3.map { try StoredColumn.enumValue($0, as: DataProductState.self) },
+                        to: try StoredColumn.enumValue(to, as: DataProductState.self),
+                        reason: try StoredColumn.enumValue(reason, as: TransitionReason.self), runId: row.7, link: row.8),
+                    actor: row.6 ?? "")
+            } else if let triggerId = row.9 {
+                kind = .delivery(
+                    DeliveryAttempt(
+                        triggerId: triggerId, attempt: Int(row.10 ?? 0), httpStatus: row.11.map(Int.init), error: row.12,
+                        durationMilliseconds: Int(row.13 ?? 0), process: row.14 ?? ""))
+            } else {
+                throw StoreError.corrupt("product_event \(row.0) is incomplete")
+            }
+            events.append(ProductEvent(sequence: row.0, at: row.1.date, kind: kind))
+        }
+        return events
+    }
+}
