@@ -159,3 +159,34 @@ extension Components.Schemas.SearchPage {
             nextPage: Nullable(page.nextPage.map(Int64.init)))
     }
 }
+
+extension Components.Schemas.HistoryPage {
+    init(_ page: HistoryPage) {
+        self.init(
+            events: page.events.map(Components.Schemas.HistoryEvent.init),
+            nextCursor: Nullable(page.nextCursor.map(String.init)))
+    }
+}
+
+extension Components.Schemas.HistoryEvent {
+    init(_ event: ProductEvent) {
+        var transition: StateTransition?
+        var actor: String?
+        var delivery: DeliveryAttempt?
+        switch event.kind {
+        case .stateChange(let change, let by):
+            transition = change
+            actor = by
+        case .delivery(let attempt):
+            delivery = attempt
+        }
+        self.init(
+            sequence: event.sequence, at: event.at, kind: transition == nil ? .delivery : .stateChange,
+            from: Nullable(transition?.from?.rawValue), to: Nullable(transition?.to.rawValue),
+            reason: Nullable(transition?.reason.rawValue), actor: Nullable(actor),
+            runId: Nullable(transition?.runId.map(WireUUID.init)), link: Nullable(transition?.link),
+            triggerId: Nullable(delivery.map { WireUUID($0.triggerId) }), attempt: Nullable(delivery?.attempt),
+            httpStatus: Nullable(delivery?.httpStatus), error: Nullable(delivery?.error),
+            durationMs: Nullable(delivery?.durationMilliseconds), process: Nullable(delivery?.process))
+    }
+}

@@ -1,14 +1,18 @@
 import FletcherDomain
 import FletcherHTTP
+import FletcherStore
 import Foundation
 
 /// A data product's detail: every field, its passback and run link, its parents and children.
 enum ProductView {
-    static func page(plan: Plan, graph: PlanGraph, position: Int, assets: Assets) -> HTML {
+    /// History entries shown; the API pages through the rest.
+    static let historyLength = 50
+
+    static func page(plan: Plan, graph: PlanGraph, position: Int, history: HistoryPage?, assets: Assets) -> HTML {
         let product = plan.dataProducts[position]
         let body: HTML = """
             <h1>\(product.name) <span class="version">\(product.version)</span></h1>
-            \(fragment(plan: plan, graph: graph, position: position))
+            \(fragment(plan: plan, graph: graph, position: position, history: history))
             """
         return Layout.page(
             title: "\(product.name):\(product.version)",
@@ -19,7 +23,7 @@ enum ProductView {
     }
 
     /// The detail itself, also shown in the plan page's side panel.
-    static func fragment(plan: Plan, graph: PlanGraph, position: Int) -> HTML {
+    static func fragment(plan: Plan, graph: PlanGraph, position: Int, history: HistoryPage?) -> HTML {
         let product = plan.dataProducts[position]
         let datasetId = plan.dataset.id.lowercased
         func links(_ positions: ArraySlice<Int>) -> HTML {
@@ -59,8 +63,47 @@ enum ProductView {
             <p><a href="/plan/\(datasetId)?name=\(product.id.lowercased)#products">Show in the table</a> · \
             <a href="/plan/\(datasetId)?focus=\(product.id.lowercased)#graph-title">Focus the graph here</a> · \
             <a href="/api/data_product/\(datasetId)/\(product.id.lowercased)">JSON</a></p>
+            \(historyTable(history, path: "/api/data_product/\(datasetId)/\(product.id.lowercased)/history"))
             </div>
             """
+    }
+
+    /// The newest history entries: state changes and delivery attempts.
+    static func historyTable(_ history: HistoryPage?, path: String) -> HTML {
+        guard let history, !history.events.isEmpty else { return "" }
+        let rows = history.events.map { event -> HTML in
+            switch event.kind {
+            case .stateChange(let change, let actor):
+                let from: HTML = change.from.map { Layout.stateBadge($0) } ?? "<span class=\"none\">created</span>"
+                return """
+                    <tr><td>\(Layout.time(event.at))</td><td>\(from) → \(Layout.stateBadge(change.to))</td>\
+                    <td>\(reasonText(change.reason))</td><td>\(actor)</td></tr>
+                    """
+            case .delivery(let attempt):
+                let outcome = attempt.httpStatus.map { "HTTP \($0)" } ?? attempt.error ?? "no answer"
+                return """
+                    <tr><td>\(Layout.time(event.at))</td><td>trigger sent (attempt \(attempt.attempt))</td>\
+                    <td>\(outcome), \(attempt.durationMilliseconds) ms</td><td>\(attempt.process)</td></tr>
+                    """
+            }
+        }
+        let more: HTML = history.nextCursor == nil ? "" : "<p>Older entries: <a href=\"\(path)\">the history API</a>.</p>"
+        return """
+            <h3>History</h3>
+            <div class="table-scroll"><table class="history">
+            <thead><tr><th scope="col">When</th><th scope="col">What</th><th scope="col">Why</th><th scope="col">Who</th></tr></thead>
+            <tbody>\(rows)</tbody></table></div>
+            \(more)
+            """
+    }
+
+    static func reasonText(_ reason: TransitionReason) -> String {
+        switch reason {
+        case .api: "API request"
+        case .triggerRule: "parents done (trigger rule)"
+        case .downstreamReset: "upstream changed (reset)"
+        case .dispatch: "trigger not delivered"
+        }
     }
 
     static func pretty(_ value: JSONValue) -> String {

@@ -63,10 +63,12 @@ public struct WebUI: Sendable {
         guard let position = graph.index[productId] else {
             return notFound("This plan has no data product with the id in this address.")
         }
+        let history = try await store.history(
+            datasetId: plan.dataset.id, dataProductId: productId, before: nil, limit: ProductView.historyLength)
         if FormQuery(request)["fragment"] != nil {
-            return html(ProductView.fragment(plan: plan, graph: graph, position: position))
+            return html(ProductView.fragment(plan: plan, graph: graph, position: position, history: history))
         }
-        return html(ProductView.page(plan: plan, graph: graph, position: position, assets: assets))
+        return html(ProductView.page(plan: plan, graph: graph, position: position, history: history, assets: assets))
     }
 
     /// A focus request: a data product id, or the first whose name contains the text.
