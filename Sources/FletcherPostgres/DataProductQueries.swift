@@ -34,6 +34,22 @@ enum DataProductQueries {
         return nil
     }
 
+    /// Stores the run id and link a platform gave when it accepted a trigger, if the product is
+    /// still queued (a report already made wins). True when it changed the product.
+    static func recordRun(
+        datasetId: UUID, id: UUID, runId: UUID?, link: String?, at now: Date, _ connection: PostgresConnection, _ logger: Logger
+    ) async throws -> Bool {
+        let rows = try await connection.query(
+            """
+            UPDATE data_product SET run_id = coalesce(\(runId), run_id), link = coalesce(\(link), link),
+                modified_by = \(dispatcherActor), modified_date = \(now.postgres)
+            WHERE dataset_id = \(datasetId) AND id = \(id) AND state = 'queued'
+            RETURNING 1
+            """, logger: logger)
+        for try await _ in rows { return true }
+        return false
+    }
+
     /// Inserts or replaces the data products at `positions` of the plan, in one statement.
     static func upsert(_ positions: [Int], of plan: Plan, _ connection: PostgresConnection, _ logger: Logger) async throws {
         guard !positions.isEmpty else { return }

@@ -58,6 +58,17 @@ enum DatasetQueries {
             """, logger: logger)
     }
 
+    /// Marks a dataset changed outside a plan mutation (a product's run id stored by the dispatcher).
+    static func touch(_ id: UUID, at now: Date, notifying sender: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws {
+        let payload = sender.lowercased + " " + id.lowercased
+        try await connection.query(
+            """
+            UPDATE dataset SET last_modified = greatest(last_modified, \(now.postgres)), revision = revision + 1
+            FROM (SELECT pg_notify(\(PostgresStore.changeChannel), \(payload))) AS notified
+            WHERE id = \(id)
+            """, logger: logger)
+    }
+
     /// Up to one page and one row of datasets matching the query, newest first. The trigram index
     /// serves the substring match; short text, which matches most datasets, walks the recency index.
     static func search(_ query: SearchQuery, _ connection: PostgresConnection, _ logger: Logger) async throws -> [SearchRow] {

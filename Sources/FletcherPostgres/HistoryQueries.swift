@@ -30,6 +30,20 @@ enum HistoryQueries {
             """, logger: logger)
     }
 
+    /// Records an attempt to deliver a trigger.
+    static func record(
+        _ attempt: DeliveryAttempt, of trigger: Trigger, at now: Date, _ connection: PostgresConnection, _ logger: Logger
+    ) async throws {
+        try await connection.query(
+            """
+            INSERT INTO product_event (dataset_id, data_product_id, at, kind, trigger_id, attempt, http_status, error,
+                duration_ms, process)
+            VALUES (\(trigger.datasetId), \(trigger.dataProductId), \(now.postgres), 'delivery', \(trigger.id),
+                \(Int32(attempt.attempt)), \(attempt.httpStatus.map(Int32.init)), \(attempt.error),
+                \(Int32(attempt.durationMilliseconds)), \(attempt.process))
+            """, logger: logger)
+    }
+
     static func fetch(
         datasetId: UUID, dataProductId: UUID, before: Int64?, limit: Int, _ connection: PostgresConnection, _ logger: Logger
     ) async throws -> [ProductEvent] {

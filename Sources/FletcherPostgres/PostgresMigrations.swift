@@ -119,6 +119,19 @@ enum PostgresMigrations {
                 "CREATE INDEX dispatch_trigger_due ON dispatch_trigger (compute, next_attempt_at) WHERE state = 'pending'",
             ]
         ),
+        (
+            3, "compute platforms",
+            [
+                """
+                CREATE TABLE compute_platform (
+                    compute text PRIMARY KEY,
+                    consecutive_failures integer NOT NULL DEFAULT 0,
+                    failed_probes integer NOT NULL DEFAULT 0,
+                    open_until timestamptz
+                )
+                """
+            ]
+        ),
     ]
 
     /// Applies pending migrations on one connection, holding the advisory lock throughout.

@@ -18,7 +18,7 @@ public import ServiceLifecycle
 public final class PostgresStore: Store, Service {
     public let client: PostgresClient
     public let changeFeed = PlanChangeFeed()
-    private let logger: Logger
+    let logger: Logger
 
     /// The channel mutations notify, so every process's feed hears of them. The payload is this
     /// store's instance id and the dataset id: a store announces its own commits at once, and its
@@ -106,42 +106,57 @@ public final class PostgresStore: Store, Service {
         _ datasetId: UUID, createIfMissing: Bool,
         _ change: @Sendable (Plan?, Date) throws -> PlanChange
     ) async throws -> PlanChange {
-        let change = try await storeErrors {
+        let result = try await storeErrors {
             try await transaction("BEGIN") { connection in
-                var locked = try await DatasetQueries.fetchOne(datasetId, forUpdate: true, connection, logger)
-                var isNew = false
-                if locked == nil {
-                    guard createIfMissing else { throw PlanError.datasetNotFound(datasetId) }
-                    // Insert a placeholder row to hold the lock; a concurrent creator waits on it.
-                    // If it lost that race, the winner has committed by now and the row can be locked.
-                    isNew = try await DatasetQueries.insertPlaceholder(datasetId, connection, logger)
-                    if !isNew {
-                        locked = try await DatasetQueries.fetchOne(datasetId, forUpdate: true, connection, logger)
-                    }
-                }
-                var stored: Plan?
-                if let (dataset, _) = locked {
-                    stored = Plan(
-                        dataset: dataset,
-                        dataProducts: try await DataProductQueries.fetchAll(datasetId: datasetId, connection, logger),
-                        dependencies: try await DependencyQueries.fetchAll(datasetId: datasetId, connection, logger))
-                }
-                let now = Date.storeNow(notBefore: locked?.lastModified)
-                let result = try change(stored, now)
-                guard !result.isEmpty else { return result }
-                try await DataProductQueries.upsert(result.changedProducts, of: result.plan, connection, logger)
-                try await DependencyQueries.upsert(result.changedDependencies, of: result.plan, connection, logger)
-                try await HistoryQueries.record(result.transitions, of: result.plan, by: result.actor, at: now, connection, logger)
-                try await TriggerQueries.cancel(result.productsLeavingQueue, datasetId: datasetId, at: now, connection, logger)
-                try await TriggerQueries.insert(result.newTriggers(at: now), connection, logger)
-                try await DatasetQueries.save(
-                    result.plan.dataset, lastModified: now, notifying: instanceId, connection, logger)
-                return result
+                try await mutate(datasetId, createIfMissing: createIfMissing, on: connection, change)
             }
         }
-        if !change.isEmpty { changeFeed.publish(datasetId) }
-        return change
+        if !result.isEmpty { changeFeed.publish(datasetId) }
+        return result
     }
+
+    /// A mutation inside the caller's transaction: locks the dataset's row (first, always: the
+    /// dispatcher's writes take the same order, so they cannot deadlock with it), reads the plan,
+    /// applies `change`, writes what changed. `whenLocked` runs with the lock held, before `change`;
+    /// returning false abandons the mutation (nil).
+    func mutate(
+        _ datasetId: UUID, createIfMissing: Bool, on connection: PostgresConnection,
+        whenLocked: (PostgresConnection) async throws -> Bool = { _ in true },
+        _ change: (Plan?, Date) throws -> PlanChange
+    ) async throws -> PlanChange {
+        var locked = try await DatasetQueries.fetchOne(datasetId, forUpdate: true, connection, logger)
+        var isNew = false
+        if locked == nil {
+            guard createIfMissing else { throw PlanError.datasetNotFound(datasetId) }
+            // Insert a placeholder row to hold the lock; a concurrent creator waits on it.
+            // If it lost that race, the winner has committed by now and the row can be locked.
+            isNew = try await DatasetQueries.insertPlaceholder(datasetId, connection, logger)
+            if !isNew {
+                locked = try await DatasetQueries.fetchOne(datasetId, forUpdate: true, connection, logger)
+            }
+        }
+        guard try await whenLocked(connection) else { throw Abandoned() }
+        var stored: Plan?
+        if let (dataset, _) = locked {
+            stored = Plan(
+                dataset: dataset,
+                dataProducts: try await DataProductQueries.fetchAll(datasetId: datasetId, connection, logger),
+                dependencies: try await DependencyQueries.fetchAll(datasetId: datasetId, connection, logger))
+        }
+        let now = Date.storeNow(notBefore: locked?.lastModified)
+        let result = try change(stored, now)
+        guard !result.isEmpty else { return result }
+        try await DataProductQueries.upsert(result.changedProducts, of: result.plan, connection, logger)
+        try await DependencyQueries.upsert(result.changedDependencies, of: result.plan, connection, logger)
+        try await HistoryQueries.record(result.transitions, of: result.plan, by: result.actor, at: now, connection, logger)
+        try await TriggerQueries.cancel(result.productsLeavingQueue, datasetId: datasetId, at: now, connection, logger)
+        try await TriggerQueries.insert(result.newTriggers(at: now), connection, logger)
+        try await DatasetQueries.save(result.plan.dataset, lastModified: now, notifying: instanceId, connection, logger)
+        return result
+    }
+
+    /// Thrown to roll back a transaction whose precondition failed (a lost lease).
+    struct Abandoned: Error {}
 
     public func history(datasetId: UUID, dataProductId: UUID, before: Int64?, limit: Int) async throws -> HistoryPage? {
         try await storeErrors {
@@ -173,7 +188,7 @@ public final class PostgresStore: Store, Service {
 
     /// Runs `body` in a transaction opened with `begin`, committing on success and rolling back on
     /// any error, which is rethrown as it was (unlike `withTransaction`, which wraps it).
-    private func transaction<T: Sendable>(
+    func transaction<T: Sendable>(
         _ begin: PostgresQuery, _ body: (PostgresConnection) async throws -> T
     ) async throws -> T {
         try await client.withConnection { connection in
@@ -191,7 +206,7 @@ public final class PostgresStore: Store, Service {
     }
 
     /// Runs database work, turning connection failures into `StoreError.unavailable` (rule violations pass through).
-    private func storeErrors<T>(_ work: () async throws -> T) async throws -> T {
+    func storeErrors<T>(_ work: () async throws -> T) async throws -> T {
         do {
             return try await work()
         } catch let error as PSQLError {

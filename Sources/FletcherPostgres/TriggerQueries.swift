@@ -36,6 +36,77 @@ enum TriggerQueries {
             """, logger: logger)
     }
 
+    /// Leases up to `limit` due triggers, skipping those another transaction holds.
+    static func lease(
+        _ compute: Compute, limit: Int, owner: String, until: Date, now: Date, _ connection: PostgresConnection, _ logger: Logger
+    ) async throws -> [ClaimedTrigger] {
+        let rows = try await connection.query(
+            """
+            WITH due AS (
+                SELECT id FROM dispatch_trigger
+                WHERE compute = \(compute.rawValue) AND state = 'pending' AND next_attempt_at <= \(now.postgres)
+                    AND (lease_owner IS NULL OR lease_expires_at <= \(now.postgres))
+                ORDER BY next_attempt_at LIMIT \(limit)
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE dispatch_trigger t SET lease_owner = \(owner), lease_expires_at = \(until.postgres), attempts = t.attempts + 1
+            FROM due WHERE t.id = due.id
+            RETURNING t.id, t.dataset_id, t.data_product_id, t.name, t.version, t.passthrough::text, t.created_at, t.attempts
+            """, logger: logger)
+        var claims: [ClaimedTrigger] = []
+        for try await (id, datasetId, productId, name, version, passthrough, createdAt, attempts) in rows.decode(
+            (UUID, UUID, UUID, String, String, String?, PostgresTimestamp, Int32).self)
+        {
+            let trigger = Trigger(
+                id: id, datasetId: datasetId, dataProductId: productId, compute: compute, name: name, version: version,
+                passthrough: try StoredColumn.json(passthrough, column: "dispatch_trigger.passthrough"), createdAt: createdAt.date)
+            claims.append(ClaimedTrigger(trigger: trigger, attempt: Int(attempts)))
+        }
+        return claims
+    }
+
+    /// Ends a leased trigger if the lease is still this attempt's.
+    static func finish(
+        _ claim: ClaimedTrigger, owner: String, as state: TriggerState, attempt: DeliveryAttempt, now: Date,
+        _ connection: PostgresConnection, _ logger: Logger
+    ) async throws -> Bool {
+        let rows = try await connection.query(
+            """
+            UPDATE dispatch_trigger SET state = \(state.rawValue), finished_at = \(now.postgres), lease_owner = NULL,
+                lease_expires_at = NULL, last_status = \(attempt.httpStatus.map(Int32.init)), last_error = \(attempt.error)
+            WHERE id = \(claim.trigger.id) AND lease_owner = \(owner) AND attempts = \(Int32(claim.attempt)) AND state = 'pending'
+            RETURNING 1
+            """, logger: logger)
+        for try await _ in rows { return true }
+        return false
+    }
+
+    /// Gives a leased trigger back to wait until `retryAt`, if the lease is still this attempt's.
+    static func release(
+        _ claim: ClaimedTrigger, owner: String, retryAt: Date, attempt: DeliveryAttempt, _ connection: PostgresConnection,
+        _ logger: Logger
+    ) async throws -> Bool {
+        let rows = try await connection.query(
+            """
+            UPDATE dispatch_trigger SET lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = \(retryAt.postgres),
+                last_status = \(attempt.httpStatus.map(Int32.init)), last_error = \(attempt.error)
+            WHERE id = \(claim.trigger.id) AND lease_owner = \(owner) AND attempts = \(Int32(claim.attempt)) AND state = 'pending'
+            RETURNING 1
+            """, logger: logger)
+        for try await _ in rows { return true }
+        return false
+    }
+
+    static func nextDue(_ compute: Compute, _ connection: PostgresConnection, _ logger: Logger) async throws -> Date? {
+        let rows = try await connection.query(
+            """
+            SELECT min(CASE WHEN lease_owner IS NULL THEN next_attempt_at ELSE lease_expires_at END)
+            FROM dispatch_trigger WHERE compute = \(compute.rawValue) AND state = 'pending'
+            """, logger: logger)
+        for try await due in rows.decode(PostgresTimestamp?.self) { return due?.date }
+        return nil
+    }
+
     static func fetch(datasetId: UUID, dataProductId: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> [Trigger] {
         let rows = try await connection.query(
             """

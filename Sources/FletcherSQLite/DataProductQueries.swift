@@ -23,6 +23,17 @@ enum DataProductQueries {
         ).map(DataProduct.init(sqliteRow:))
     }
 
+    /// Stores the run id and link a platform gave when it accepted a trigger, if the product is
+    /// still queued (a report already made wins). True when it changed the product.
+    static func recordRun(datasetId: UUID, id: UUID, runId: UUID?, link: String?, at now: Date, _ db: Database) throws -> Bool {
+        try db.execute(
+            sql: """
+                UPDATE data_product SET run_id = coalesce(?, run_id), link = coalesce(?, link), modified_by = ?, modified_date = ?
+                WHERE dataset_id = ? AND id = ? AND state = 'queued'
+                """, arguments: [runId, link, dispatcherActor, now.microsecondsSince1970, datasetId, id])
+        return db.changesCount == 1
+    }
+
     /// Inserts or replaces the data products at `positions` of the plan.
     static func upsert(_ positions: [Int], of plan: Plan, _ db: Database) throws {
         guard !positions.isEmpty else { return }

@@ -36,6 +36,13 @@ enum DatasetQueries {
         try db.cachedStatement(sql: sql).execute(arguments: arguments)
     }
 
+    /// Marks a dataset changed outside a plan mutation (a product's run id stored by the dispatcher).
+    static func touch(_ id: UUID, at now: Date, _ db: Database) throws {
+        try db.execute(
+            sql: "UPDATE dataset SET last_modified = max(last_modified, ?), revision = revision + 1 WHERE id = ?",
+            arguments: [now.microsecondsSince1970, id])
+    }
+
     /// Up to one page and one row of datasets matching the query, newest first.
     ///
     /// Three or more characters use the trigram index; shorter text (which matches most datasets

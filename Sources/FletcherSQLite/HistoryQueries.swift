@@ -20,6 +20,20 @@ enum HistoryQueries {
         }
     }
 
+    /// Records an attempt to deliver a trigger.
+    static func record(_ attempt: DeliveryAttempt, of trigger: Trigger, at now: Date, _ db: Database) throws {
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO product_event (dataset_id, data_product_id, at, kind, trigger_id, attempt, http_status, error,
+                    duration_ms, process)
+                VALUES (?, ?, ?, 'delivery', ?, ?, ?, ?, ?, ?)
+                """
+        ).execute(arguments: [
+            trigger.datasetId, trigger.dataProductId, now.microsecondsSince1970, trigger.id, attempt.attempt, attempt.httpStatus,
+            attempt.error, attempt.durationMilliseconds, attempt.process,
+        ])
+    }
+
     static func fetch(datasetId: UUID, dataProductId: UUID, before: Int64?, limit: Int, _ db: Database) throws -> [ProductEvent] {
         let rows = try Row.fetchAll(
             db.cachedStatement(

@@ -129,6 +129,19 @@ enum SQLiteMigrations {
                         WHERE state = 'pending';
                     """)
         }
+        migrator.registerMigration("v3: compute platforms") { db in
+            try db.execute(
+                sql: """
+                    -- A compute platform's health, for its circuit breaker; its row is also the lock that
+                    -- serialises claims, so that max_in_flight holds.
+                    CREATE TABLE compute_platform (
+                        compute TEXT NOT NULL PRIMARY KEY,
+                        consecutive_failures INTEGER NOT NULL DEFAULT 0,
+                        failed_probes INTEGER NOT NULL DEFAULT 0,
+                        open_until INTEGER
+                    );
+                    """)
+        }
         return migrator
     }
 }

@@ -56,24 +56,29 @@ public final class SQLiteStore: Store {
         _ datasetId: UUID, createIfMissing: Bool,
         _ change: @Sendable (Plan?, Date) throws -> PlanChange
     ) async throws -> PlanChange {
-        let change = try await storeErrors {
-            try await writer.write { db in
-                let stored = try Self.loadPlan(datasetId, db)
-                if stored == nil && !createIfMissing { throw PlanError.datasetNotFound(datasetId) }
-                let now = Date.storeNow(notBefore: stored?.lastModified)
-                let result = try change(stored?.plan, now)
-                guard !result.isEmpty else { return result }
-                try DatasetQueries.save(result.plan.dataset, isNew: result.isNewDataset, lastModified: now, db)
-                try DataProductQueries.upsert(result.changedProducts, of: result.plan, db)
-                try DependencyQueries.upsert(result.changedDependencies, of: result.plan, db)
-                try HistoryQueries.record(result.transitions, of: result.plan, by: result.actor, at: now, db)
-                try TriggerQueries.cancel(result.productsLeavingQueue, datasetId: datasetId, at: now, db)
-                try TriggerQueries.insert(result.newTriggers(at: now), db)
-                return result
-            }
+        let result = try await storeErrors {
+            try await writer.write { db in try Self.mutate(datasetId, createIfMissing: createIfMissing, in: db, change) }
         }
-        if !change.isEmpty { changeFeed.publish(datasetId) }
-        return change
+        if !result.isEmpty { changeFeed.publish(datasetId) }
+        return result
+    }
+
+    /// A mutation inside the caller's write transaction (SQLite's single writer is the dataset lock).
+    static func mutate(
+        _ datasetId: UUID, createIfMissing: Bool, in db: Database, _ change: (Plan?, Date) throws -> PlanChange
+    ) throws -> PlanChange {
+        let stored = try loadPlan(datasetId, db)
+        if stored == nil && !createIfMissing { throw PlanError.datasetNotFound(datasetId) }
+        let now = Date.storeNow(notBefore: stored?.lastModified)
+        let result = try change(stored?.plan, now)
+        guard !result.isEmpty else { return result }
+        try DatasetQueries.save(result.plan.dataset, isNew: result.isNewDataset, lastModified: now, db)
+        try DataProductQueries.upsert(result.changedProducts, of: result.plan, db)
+        try DependencyQueries.upsert(result.changedDependencies, of: result.plan, db)
+        try HistoryQueries.record(result.transitions, of: result.plan, by: result.actor, at: now, db)
+        try TriggerQueries.cancel(result.productsLeavingQueue, datasetId: datasetId, at: now, db)
+        try TriggerQueries.insert(result.newTriggers(at: now), db)
+        return result
     }
 
     public func history(datasetId: UUID, dataProductId: UUID, before: Int64?, limit: Int) async throws -> HistoryPage? {
@@ -100,13 +105,18 @@ public final class SQLiteStore: Store {
     }
 
     /// The stored plan and its dataset's last modification, read inside the caller's transaction.
-    private static func loadPlan(_ datasetId: UUID, _ db: Database) throws -> (plan: Plan, lastModified: Date)? {
+    static func loadPlan(_ datasetId: UUID, _ db: Database) throws -> (plan: Plan, lastModified: Date)? {
         guard let (dataset, lastModified) = try DatasetQueries.fetchOne(datasetId, db) else { return nil }
         let plan = Plan(
             dataset: dataset,
             dataProducts: try DataProductQueries.fetchAll(datasetId: datasetId, db),
             dependencies: try DependencyQueries.fetchAll(datasetId: datasetId, db))
         return (plan, lastModified)
+    }
+
+    /// Runs `work` in a write transaction, mapping SQLite's failures (for the trigger queue).
+    func write<T: Sendable>(_ work: @Sendable @escaping (Database) throws -> T) async throws -> T {
+        try await storeErrors { try await writer.write(work) }
     }
 
     /// Runs database work, turning SQLite's own failures into `StoreError`s (rule violations pass through).

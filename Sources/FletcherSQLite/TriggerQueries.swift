@@ -35,6 +35,69 @@ enum TriggerQueries {
         }
     }
 
+    /// Leases up to `limit` due triggers (oldest due first), counting the attempt.
+    static func lease(_ compute: Compute, limit: Int, owner: String, until: Date, now: Date, _ db: Database) throws -> [ClaimedTrigger] {
+        let rows = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT id, dataset_id, data_product_id, name, version, passthrough, created_at, attempts
+                FROM dispatch_trigger
+                WHERE compute = ? AND state = 'pending' AND next_attempt_at <= ?
+                    AND (lease_owner IS NULL OR lease_expires_at <= ?)
+                ORDER BY next_attempt_at LIMIT ?
+                """, arguments: [compute.rawValue, now.microsecondsSince1970, now.microsecondsSince1970, limit])
+        let statement = try db.cachedStatement(
+            sql: "UPDATE dispatch_trigger SET lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1 WHERE id = ?")
+        return try rows.map { row in
+            let id: UUID = row[0]
+            try statement.execute(arguments: [owner, until.microsecondsSince1970, id])
+            let trigger = Trigger(
+                id: id, datasetId: row[1], dataProductId: row[2], compute: compute, name: row[3], version: row[4],
+                passthrough: try StoredColumn.json(row[5], column: "dispatch_trigger.passthrough"),
+                createdAt: Date(microsecondsSince1970: row[6]))
+            return ClaimedTrigger(trigger: trigger, attempt: (row[7] as Int) + 1)
+        }
+    }
+
+    /// Ends a leased trigger (delivered or failed) if the lease is still this attempt's; false otherwise.
+    static func finish(
+        _ claim: ClaimedTrigger, owner: String, as state: TriggerState, attempt: DeliveryAttempt, now: Date, _ db: Database
+    ) throws -> Bool {
+        try db.execute(
+            sql: """
+                UPDATE dispatch_trigger SET state = ?, finished_at = ?, lease_owner = NULL, lease_expires_at = NULL,
+                    last_status = ?, last_error = ?
+                WHERE id = ? AND lease_owner = ? AND attempts = ? AND state = 'pending'
+                """,
+            arguments: [
+                state.rawValue, now.microsecondsSince1970, attempt.httpStatus, attempt.error, claim.trigger.id, owner, claim.attempt,
+            ])
+        return db.changesCount == 1
+    }
+
+    /// Gives a leased trigger back to wait until `retryAt`, if the lease is still this attempt's.
+    static func release(_ claim: ClaimedTrigger, owner: String, retryAt: Date, attempt: DeliveryAttempt, _ db: Database) throws -> Bool {
+        try db.execute(
+            sql: """
+                UPDATE dispatch_trigger SET lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = ?,
+                    last_status = ?, last_error = ?
+                WHERE id = ? AND lease_owner = ? AND attempts = ? AND state = 'pending'
+                """,
+            arguments: [retryAt.microsecondsSince1970, attempt.httpStatus, attempt.error, claim.trigger.id, owner, claim.attempt])
+        return db.changesCount == 1
+    }
+
+    /// When the earliest pending, unleased trigger of a platform falls due.
+    static func nextDue(_ compute: Compute, _ db: Database) throws -> Date? {
+        try Int64.fetchOne(
+            db,
+            sql: """
+                SELECT min(CASE WHEN lease_owner IS NULL THEN next_attempt_at ELSE lease_expires_at END)
+                FROM dispatch_trigger WHERE compute = ? AND state = 'pending'
+                """, arguments: [compute.rawValue]
+        ).map(Date.init(microsecondsSince1970:))
+    }
+
     /// The triggers of a data product, newest first (for tests and the UI).
     static func fetch(datasetId: UUID, dataProductId: UUID, _ db: Database) throws -> [Trigger] {
         try Row.fetchAll(

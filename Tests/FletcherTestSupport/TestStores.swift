@@ -26,7 +26,9 @@ public enum TestEngine: String, Sendable, CaseIterable, CustomTestStringConverti
 public enum TestStores {
     /// A migrated store on `engine`: a new SQLite file (in WAL mode, as in production), or the test
     /// PostgreSQL database (shared by the tests, which keep apart by using their own datasets).
-    public static func make(_ engine: TestEngine) async throws -> any Store {
+    /// With `isolated`, PostgreSQL gets a database of its own (for tests of state shared across
+    /// datasets, such as a compute platform's circuit).
+    public static func make(_ engine: TestEngine, isolated: Bool = false) async throws -> any Store {
         switch engine {
         case .sqlite:
             let path = FileManager.default.temporaryDirectory
@@ -35,10 +37,29 @@ public enum TestStores {
             try await store.migrate()
             return store
         case .postgres:
-            let store = try postgresStore()
+            let store = try isolated ? try await isolatedPostgresStore() : postgresStore()
             try await store.migrate()
             return store
         }
+    }
+
+    /// A store on a new, empty database of the test server.
+    public static func isolatedPostgresStore() async throws -> PostgresStore {
+        guard let url = ProcessInfo.processInfo.environment["FLETCHER_TEST_POSTGRES_URL"],
+            var components = URLComponents(string: url)
+        else { throw TestStoreError.noPostgres }
+        let name = "fletcher_t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
+        let admin = try postgresStore(maxConnections: 1)
+        _ = try await admin.client.withConnection { connection in
+            try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: Logger(label: "fletcher-test"))
+        }
+        components.path = "/" + name
+        var logger = Logger(label: "fletcher-test")
+        logger.logLevel = .warning
+        let store = PostgresStore(
+            configuration: try PostgresClient.Configuration(url: components.string!, maximumConnections: 8), logger: logger)
+        Task.detached { await store.run() }
+        return store
     }
 
     /// A new connection pool (running until the process ends) on the test PostgreSQL database.

@@ -1,0 +1,71 @@
+public import FletcherDomain
+public import FletcherStore
+public import Foundation
+import GRDB
+
+extension SQLiteStore {
+    public func claim(compute: Compute, maxInFlight: Int, owner: String, leaseSeconds: Double, now: Date) async throws
+        -> [ClaimedTrigger]
+    {
+        try await write { db in
+            let capacity = try PlatformQueries.capacity(compute, maxInFlight: maxInFlight, now: now, db)
+            guard capacity > 0 else { return [] }
+            return try TriggerQueries.lease(
+                compute, limit: capacity, owner: owner, until: now.addingTimeInterval(leaseSeconds), now: now, db)
+        }
+    }
+
+    public func markDelivered(
+        _ claim: ClaimedTrigger, owner: String, attempt: DeliveryAttempt, runId: UUID?, link: String?, now: Date
+    ) async throws -> Bool {
+        let (fenced, productChanged) = try await write { db -> (Bool, Bool) in
+            guard try TriggerQueries.finish(claim, owner: owner, as: .delivered, attempt: attempt, now: now, db) else {
+                return (false, false)
+            }
+            try HistoryQueries.record(attempt, of: claim.trigger, at: now, db)
+            try PlatformQueries.recordAnswer(claim.trigger.compute, db)
+            var changed = false
+            if runId != nil || link != nil {
+                changed = try DataProductQueries.recordRun(
+                    datasetId: claim.trigger.datasetId, id: claim.trigger.dataProductId, runId: runId, link: link, at: now, db)
+                if changed { try DatasetQueries.touch(claim.trigger.datasetId, at: now, db) }
+            }
+            return (true, changed)
+        }
+        if productChanged { changeFeed.publish(claim.trigger.datasetId) }
+        return fenced
+    }
+
+    public func markRetry(
+        _ claim: ClaimedTrigger, owner: String, attempt: DeliveryAttempt, retryAt: Date, opensCircuit: Bool, now: Date
+    ) async throws -> Bool {
+        try await write { db in
+            guard try TriggerQueries.release(claim, owner: owner, retryAt: retryAt, attempt: attempt, db) else { return false }
+            try HistoryQueries.record(attempt, of: claim.trigger, at: now, db)
+            try PlatformQueries.recordFailure(claim.trigger.compute, opensCircuit: opensCircuit, now: now, db)
+            return true
+        }
+    }
+
+    public func markFailed(
+        _ claim: ClaimedTrigger, owner: String, attempt: DeliveryAttempt, passback: JSONValue, now: Date
+    ) async throws -> Bool {
+        let change = try await write { db -> PlanChange? in
+            guard try TriggerQueries.finish(claim, owner: owner, as: .failed, attempt: attempt, now: now, db) else { return nil }
+            try HistoryQueries.record(attempt, of: claim.trigger, at: now, db)
+            if attempt.httpStatus != nil { try PlatformQueries.recordAnswer(claim.trigger.compute, db) }
+            let productId = claim.trigger.dataProductId
+            return try Self.mutate(claim.trigger.datasetId, createIfMissing: false, in: db) { stored, at in
+                try PlanMutation.dispatchFailed(dataProductId: productId, passback: passback)
+                    .apply(to: stored, datasetId: claim.trigger.datasetId, by: dispatcherActor, at: at)
+            }
+        }
+        guard let change else { return false }
+        if !change.isEmpty { changeFeed.publish(claim.trigger.datasetId) }
+        return true
+    }
+
+    public func nextDue(compute: Compute) async throws -> Date? {
+        try await write { db in try TriggerQueries.nextDue(compute, db) }
+    }
+}
