@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
         .package(url: "https://github.com/hummingbird-project/swift-openapi-hummingbird.git", from: "2.1.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
@@ -98,11 +99,26 @@ let package = Package(
             resources: [.copy("Assets")],
             swiftSettings: swiftSettings
         ),
+        // The trigger daemon: sends queued data products to their compute platforms.
+        .target(
+            name: "FletcherDispatch",
+            dependencies: [
+                "FletcherDomain", "FletcherStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Composition root: configuration, engine choice, buildApplication.
         .target(
             name: "FletcherApp",
             dependencies: [
-                "FletcherDomain", "FletcherStore", "FletcherSQLite", "FletcherPostgres", "FletcherHTTP", "FletcherWeb",
+                "FletcherDomain", "FletcherStore", "FletcherSQLite", "FletcherPostgres", "FletcherHTTP", "FletcherWeb", "FletcherDispatch",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
@@ -154,6 +170,16 @@ let package = Package(
                 "FletcherWeb", "FletcherApp", "FletcherDomain", "FletcherStore", "FletcherHTTP", "FletcherTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FletcherDispatchTests",
+            dependencies: [
+                "FletcherDispatch", "FletcherDomain", "FletcherStore", "FletcherTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

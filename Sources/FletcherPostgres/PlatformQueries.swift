@@ -25,7 +25,7 @@ enum PlatformQueries {
         for try await count in try await connection.query(
             """
             SELECT count(*) FROM dispatch_trigger
-            WHERE compute = \(compute.rawValue) AND state = 'pending' AND lease_owner IS NOT NULL
+            WHERE compute = \(compute.rawValue) AND state IN ('pending', 'cancelled') AND lease_owner IS NOT NULL
                 AND lease_expires_at > \(now.postgres)
             """, logger: logger
         ).decode(Int64.self) {

@@ -31,7 +31,7 @@ enum TriggerQueries {
         guard !productIds.isEmpty else { return }
         try await connection.query(
             """
-            UPDATE dispatch_trigger SET state = 'cancelled', finished_at = \(now.postgres), lease_owner = NULL
+            UPDATE dispatch_trigger SET state = 'cancelled', finished_at = \(now.postgres)
             WHERE dataset_id = \(datasetId) AND data_product_id = ANY(\(productIds)::uuid[]) AND state = 'pending'
             """, logger: logger)
     }
@@ -65,7 +65,8 @@ enum TriggerQueries {
         return claims
     }
 
-    /// Ends a leased trigger if the lease is still this attempt's.
+    /// Ends a leased trigger if the lease is still this attempt's. A delivery also ends a trigger
+    /// cancelled while its request was in flight: the platform has it.
     static func finish(
         _ claim: ClaimedTrigger, owner: String, as state: TriggerState, attempt: DeliveryAttempt, now: Date,
         _ connection: PostgresConnection, _ logger: Logger
@@ -74,7 +75,8 @@ enum TriggerQueries {
             """
             UPDATE dispatch_trigger SET state = \(state.rawValue), finished_at = \(now.postgres), lease_owner = NULL,
                 lease_expires_at = NULL, last_status = \(attempt.httpStatus.map(Int32.init)), last_error = \(attempt.error)
-            WHERE id = \(claim.trigger.id) AND lease_owner = \(owner) AND attempts = \(Int32(claim.attempt)) AND state = 'pending'
+            WHERE id = \(claim.trigger.id) AND lease_owner = \(owner) AND attempts = \(Int32(claim.attempt))
+                AND (state = 'pending' OR (state = 'cancelled' AND \(state.rawValue) = 'delivered'))
             RETURNING 1
             """, logger: logger)
         for try await _ in rows { return true }

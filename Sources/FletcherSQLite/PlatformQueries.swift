@@ -15,7 +15,7 @@ enum PlatformQueries {
             db,
             sql: """
                 SELECT count(*) FROM dispatch_trigger
-                WHERE compute = ? AND state = 'pending' AND lease_owner IS NOT NULL AND lease_expires_at > ?
+                WHERE compute = ? AND state IN ('pending', 'cancelled') AND lease_owner IS NOT NULL AND lease_expires_at > ?
                 """, arguments: [compute.rawValue, now.microsecondsSince1970]) ?? 0
         let failures: Int = row[0]
         if failures >= DispatchPolicy.circuitThreshold {

@@ -27,7 +27,7 @@ enum TriggerQueries {
         guard !productIds.isEmpty else { return }
         let statement = try db.cachedStatement(
             sql: """
-                UPDATE dispatch_trigger SET state = 'cancelled', finished_at = ?, lease_owner = NULL
+                UPDATE dispatch_trigger SET state = 'cancelled', finished_at = ?
                 WHERE dataset_id = ? AND data_product_id = ? AND state = 'pending'
                 """)
         for id in productIds {
@@ -60,6 +60,7 @@ enum TriggerQueries {
     }
 
     /// Ends a leased trigger (delivered or failed) if the lease is still this attempt's; false otherwise.
+    /// A delivery also ends a trigger cancelled while its request was in flight: the platform has it.
     static func finish(
         _ claim: ClaimedTrigger, owner: String, as state: TriggerState, attempt: DeliveryAttempt, now: Date, _ db: Database
     ) throws -> Bool {
@@ -67,7 +68,8 @@ enum TriggerQueries {
             sql: """
                 UPDATE dispatch_trigger SET state = ?, finished_at = ?, lease_owner = NULL, lease_expires_at = NULL,
                     last_status = ?, last_error = ?
-                WHERE id = ? AND lease_owner = ? AND attempts = ? AND state = 'pending'
+                WHERE id = ? AND lease_owner = ? AND attempts = ?
+                    AND (state = 'pending' OR (state = 'cancelled' AND ?1 = 'delivered'))
                 """,
             arguments: [
                 state.rawValue, now.microsecondsSince1970, attempt.httpStatus, attempt.error, claim.trigger.id, owner, claim.attempt,

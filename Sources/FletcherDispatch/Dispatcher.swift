@@ -1,0 +1,111 @@
+public import AsyncHTTPClient
+import FletcherDomain
+public import FletcherStore
+public import Foundation
+public import Logging
+import NIOCore
+public import ServiceLifecycle
+
+/// Sends triggers to compute platforms (issue 4): one loop per configured platform claims due
+/// triggers from the store's queue — as many as the platform's `max_in_flight` allows across all
+/// processes — and delivers each in its own task. No database transaction is open during a send.
+///
+/// It wakes right after a commit (the store's change feed, which on PostgreSQL also carries other
+/// processes' commits), when a delivery ends, when the next retry falls due, and at least every second.
+public final class Dispatcher: Service {
+    let store: any Store
+    let configuration: DispatchConfiguration
+    let client: HTTPClient
+    let logger: Logger
+    /// This process's name in leases and history.
+    let process: String
+    let clock: @Sendable () -> Date
+    let jitter: @Sendable () -> Double
+
+    /// How long a lease outlives the request's timeout before another process may take the trigger.
+    static let leaseMargin = 30.0
+    /// The safety-net poll.
+    static let poll = Duration.seconds(1)
+
+    public init(
+        store: any Store, configuration: DispatchConfiguration, client: HTTPClient, logger: Logger,
+        process: String = Dispatcher.defaultProcessName(),
+        clock: @escaping @Sendable () -> Date = { Date() },
+        jitter: @escaping @Sendable () -> Double = { Double.random(in: -1...1) }
+    ) {
+        self.store = store
+        self.configuration = configuration
+        self.client = client
+        self.logger = logger
+        self.process = process
+        self.clock = clock
+        self.jitter = jitter
+    }
+
+    /// `host:pid:random`, unique among the processes sharing a database.
+    public static func defaultProcessName() -> String {
+        "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier):\(UUID().uuidString.prefix(8))"
+    }
+
+    public func run() async throws {
+        let wakeUps = configuration.targets.keys.map { ($0, AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))) }
+        let changes = store.changeFeed.subscribe()
+        let forwarder = Task {
+            for await _ in changes {
+                for (_, wake) in wakeUps { wake.continuation.yield() }
+            }
+        }
+        defer { forwarder.cancel() }
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                for (compute, wake) in wakeUps {
+                    guard let target = configuration.targets[compute] else { continue }
+                    group.addTask { await self.platformLoop(compute, target: target, wakeUps: wake) }
+                }
+            }
+        } onGracefulShutdown: {
+            for (_, wake) in wakeUps { wake.continuation.finish() }
+        }
+    }
+
+    /// Claims and delivers one platform's triggers until shut down; deliveries in flight finish
+    /// (each bounded by the platform's timeout).
+    private func platformLoop(
+        _ compute: Compute, target: ComputeTarget, wakeUps: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation)
+    ) async {
+        let wakeUp = wakeUps.continuation
+        await withDiscardingTaskGroup { deliveries in
+            var iterator = wakeUps.stream.makeAsyncIterator()
+            while !Task.isCancelled {
+                var nextDue: Date?
+                do {
+                    let claims = try await store.claim(
+                        compute: compute, maxInFlight: target.maxInFlight, owner: process,
+                        leaseSeconds: target.timeout + Self.leaseMargin, now: clock())
+                    for claim in claims {
+                        deliveries.addTask {
+                            await self.deliver(claim, to: target)
+                            wakeUp.yield()
+                        }
+                    }
+                    nextDue = try await store.nextDue(compute: compute)
+                } catch {
+                    logger.warning("dispatch: cannot claim triggers", metadata: ["compute": "\(compute.rawValue)", "error": "\(error)"])
+                }
+                // Sleep until woken, the next trigger falls due, or the poll interval passes.
+                var pause = Self.poll
+                if let nextDue {
+                    let seconds = max(0, nextDue.timeIntervalSince(clock()))
+                    if seconds < 1 { pause = .milliseconds(Int(seconds * 1000) + 1) }
+                }
+                let timer = Task {
+                    try? await Task.sleep(for: pause)
+                    wakeUp.yield()
+                }
+                let woken: Void? = await iterator.next()
+                timer.cancel()
+                if woken == nil { break }  // shutting down
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+import AsyncHTTPClient
+import FletcherDispatch
+import FletcherDomain
+import FletcherStore
+import FletcherTestSupport
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import Synchronization
+import Testing
+
+/// The dispatcher against a real HTTP endpoint on loopback, on each engine. No fixed sleeps: every
+/// wait polls with a deadline.
+@Suite("Dispatcher")
+struct DispatcherTests {
+    /// A clock the tests can move forward, so retries fall due without waiting for real.
+    final class TestClock: Sendable {
+        private let offset = Mutex<Double>(0)
+        func advance(_ seconds: Double) { offset.withLock { $0 += seconds } }
+        var now: Date { Date().addingTimeInterval(offset.withLock { $0 }) }
+    }
+
+    /// Runs a dispatcher for `store` sending `cams` triggers to `platform` while `body` runs.
+    static func withDispatcher<T: Sendable>(
+        _ store: any Store, platform: FakePlatform, target: @escaping @Sendable (URL) -> ComputeTarget = { ComputeTarget(url: $0, timeout: 2) },
+        clock: TestClock = TestClock(), instances: Int = 1, _ body: @Sendable () async throws -> T
+    ) async throws -> T {
+        try await platform.application().test(.live) { client in
+            let url = URL(string: "http://127.0.0.1:\(client.port!)/jobs")!
+            let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
+            var logger = Logger(label: "dispatcher-test")
+            logger.logLevel = .error
+            let dispatchers = (0..<instances).map { index in
+                Dispatcher(
+                    store: store, configuration: DispatchConfiguration(targets: [.cams: target(url)], publicURL: "http://fletcher.test"),
+                    client: http, logger: logger, process: "test-\(index)", clock: { clock.now }, jitter: { 0 })
+            }
+            let running = dispatchers.map { dispatcher in Task { try await dispatcher.run() } }
+            defer { for task in running { task.cancel() } }
+            let result = try await body()
+            for task in running { task.cancel() }
+            for task in running { _ = try? await task.value }
+            try await http.shutdown()
+            return result
+        }
+    }
+
+    /// Polls `condition` until it holds, failing after `timeout`.
+    static func eventually(
+        _ what: String, timeout: Duration = .seconds(15), sourceLocation: SourceLocation = #_sourceLocation,
+        _ condition: () async throws -> Bool
+    ) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("timed out waiting for \(what)", sourceLocation: sourceLocation)
+    }
+
+    @Test(arguments: TestEngine.available)
+    func aPlanIsDrivenToSuccessWithEachProductTriggeredOnce(engine: TestEngine) async throws {
+        let store = try await TestStores.make(engine, isolated: true)
+        let names = Names()
+        let fixture = PlanFixture(names: names).products("a", "b", "c", "d").edge("a", "b").edge("a", "c").edge("b", "d").edge("c", "d")
+        let datasetId = fixture.datasetId
+        // The platform runs each job at once: it reports success as soon as it accepts.
+        let platform = FakePlatform { received, _ in
+            let id = UUID(uuidString: received.body["data_product_id"] as? String ?? "")!
+            Task { _ = try await store.apply(.update([StateUpdate(id: id, state: .success)]), to: datasetId, by: "platform") }
+            return .init(body: #"{"run_id": "\#(UUID().uuidString)", "link": "https://runs.example/1"}"#)
+        }
+        try await Self.withDispatcher(store, platform: platform) {
+            _ = try await store.apply(.submit(fixture.submission), to: datasetId, by: "publisher")
+            try await Self.eventually("every product to succeed") {
+                try await store.plan(datasetId)?.dataProducts.allSatisfy { $0.state == .success } ?? false
+            }
+        }
+        let received = platform.received
+        #expect(received.count == 4)
+        #expect(Set(received.map(\.triggerId)).count == 4)
+        #expect(received.allSatisfy { $0.idempotencyKey == $0.triggerId && $0.attempt == 1 })
+        let first = try #require(received.first)
+        #expect(first.body["callback_url"] as? String == "http://fletcher.test/api/data_product/\(datasetId.lowercased)/update")
+        #expect(first.body["name"] as? String == "a")
+        for name in ["a", "b", "c", "d"] {
+            try await Self.eventually("\(name)'s delivery recorded") {
+                try await store.triggers(datasetId: datasetId, dataProductId: names[name]).map(\.state) == [.delivered]
+            }
+        }
+    }
+
+    @Test(arguments: TestEngine.available)
+    func aRefusedTriggerIsNotRetriedAndFailsItsProduct(engine: TestEngine) async throws {
+        let store = try await TestStores.make(engine, isolated: true)
+        let names = Names()
+        let fixture = PlanFixture(names: names).products("a")
+        let platform = FakePlatform { _, _ in .init(status: .unprocessableContent, body: "{}") }
+        try await Self.withDispatcher(store, platform: platform) {
+            _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "p")
+            try await Self.eventually("the product to fail") {
+                try await store.dataProduct(datasetId: fixture.datasetId, id: names["a"])?.state == .failed
+            }
+        }
+        #expect(platform.received.count == 1)
+        let product = try #require(try await store.dataProduct(datasetId: fixture.datasetId, id: names["a"]))
+        guard case .object(let passback) = product.passback, case .object(let dispatch) = passback["fletcher_dispatch"] else {
+            Issue.record("no fletcher_dispatch passback: \(String(describing: product.passback))")
+            return
+        }
+        #expect(dispatch["http_status"] == .integer(422))
+        #expect(dispatch["attempts"] == .integer(1))
+        #expect(dispatch["trigger_id"] == .string(platform.received[0].triggerId))
+    }
+
+    @Test(arguments: TestEngine.available)
+    func failuresAreRetriedWithBackoffAndTheSameIdUntilThePlatformRecovers(engine: TestEngine) async throws {
+        let store = try await TestStores.make(engine, isolated: true)
+        let names = Names()
+        let fixture = PlanFixture(names: names).products("a")
+        let clock = TestClock()
+        // Refuses twice with 503, then 429 asking for 30 s, then accepts.
+        let platform = FakePlatform { _, number in
+            switch number {
+            case 1, 2: .init(status: .serviceUnavailable)
+            case 3: .init(status: .tooManyRequests, headers: [.retryAfter: "30"])
+            default: .init()
+            }
+        }
+        try await Self.withDispatcher(store, platform: platform, clock: clock) {
+            _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "p")
+            for (expected, backoff) in [(1, 1.0), (2, 2.0), (3, 30.0)] {
+                try await Self.eventually("attempt \(expected) recorded") {
+                    try await Self.deliveries(store, fixture.datasetId, names["a"]).count == expected
+                }
+                // Not sent again before its backoff…
+                let due = try await store.nextDue(compute: .cams)
+                let wait = try #require(due).timeIntervalSince(clock.now)
+                #expect(wait > backoff - 0.5 && wait <= backoff + 0.1, "attempt \(expected): waits \(wait)")
+                // …and sent once it is due.
+                clock.advance(backoff + 0.01)
+            }
+            try await Self.eventually("delivery") {
+                try await store.triggers(datasetId: fixture.datasetId, dataProductId: names["a"]).first?.state == .delivered
+            }
+        }
+        #expect(platform.received.map(\.attempt) == [1, 2, 3, 4])
+        #expect(Set(platform.received.map(\.triggerId)).count == 1)
+        #expect(try await Self.deliveries(store, fixture.datasetId, names["a"]).map(\.httpStatus) == [202, 429, 503, 503])
+    }
+
+    /// The delivery attempts recorded for a product, newest first.
+    static func deliveries(_ store: any Store, _ datasetId: UUID, _ productId: UUID) async throws -> [DeliveryAttempt] {
+        try await store.history(datasetId: datasetId, dataProductId: productId, before: nil, limit: 100)?.events.compactMap {
+            if case .delivery(let attempt) = $0.kind { return attempt }
+            return nil
+        } ?? []
+    }
+
+    @Test(arguments: TestEngine.available)
+    func aSlowPlatformGetsTheSameTriggerAgainAndStartsOneJob(engine: TestEngine) async throws {
+        let store = try await TestStores.make(engine, isolated: true)
+        let names = Names()
+        let fixture = PlanFixture(names: names).products("a")
+        let clock = TestClock()
+        let platform = FakePlatform { _, number in number == 1 ? .init(delay: .seconds(2)) : .init() }
+        try await Self.withDispatcher(store, platform: platform, target: { ComputeTarget(url: $0, timeout: 0.3) }, clock: clock) {
+            _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "p")
+            try await Self.eventually("the timeout to be recorded") {
+                try await store.nextDue(compute: .cams).map { $0 > clock.now } ?? false
+            }
+            clock.advance(1.1)
+            try await Self.eventually("delivery") {
+                try await store.triggers(datasetId: fixture.datasetId, dataProductId: names["a"]).first?.state == .delivered
+            }
+        }
+        #expect(platform.received.count == 2)
+        #expect(platform.jobs == 1)
+    }
+
+    @Test(arguments: TestEngine.available)
+    func aProductThatLeftTheQueueBeforeDeliveryIsNeverSent(engine: TestEngine) async throws {
+        let store = try await TestStores.make(engine, isolated: true)
+        let names = Names()
+        let fixture = PlanFixture(names: names).products("kept", "disabled", "reported")
+        _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "p")
+        _ = try await store.apply(.disable([names["disabled"]]), to: fixture.datasetId, by: "p")
+        _ = try await store.apply(.update([StateUpdate(id: names["reported"], state: .running)]), to: fixture.datasetId, by: "p")
+        let platform = FakePlatform()
+        try await Self.withDispatcher(store, platform: platform) {
+            try await Self.eventually("the kept product's delivery") { platform.received.count == 1 }
+            try await Self.eventually("its record") {
+                try await store.triggers(datasetId: fixture.datasetId, dataProductId: names["kept"]).first?.state == .delivered
+            }
+        }
+        #expect(platform.received.map { $0.body["name"] as? String } == ["kept"])
+    }
+
+    @Test(arguments: TestEngine.available)
+    func maxInFlightHoldsAcrossTwoDispatchers(engine: TestEngine) async throws {
+        let store = try await TestStores.make(engine, isolated: true)
+        var building = PlanFixture()
+        for index in 0..<12 { building = building.products("p\(index)") }
+        let fixture = building
+        let platform = FakePlatform { _, _ in .init(delay: .milliseconds(150)) }
+        try await Self.withDispatcher(
+            store, platform: platform, target: { ComputeTarget(url: $0, maxInFlight: 3, timeout: 5) }, instances: 2
+        ) {
+            _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "p")
+            try await Self.eventually("all deliveries") { platform.received.count == 12 }
+        }
+        #expect(platform.mostOpenAtOnce <= 3)
+        #expect(platform.mostOpenAtOnce >= 2)
+        #expect(platform.jobs == 12)
+    }
+}
