@@ -158,7 +158,7 @@ let package = Package(
         .testTarget(
             name: "FletcherAppTests",
             dependencies: [
-                "FletcherApp", "FletcherDomain", "FletcherHTTP",
+                "FletcherApp", "FletcherDomain", "FletcherHTTP", "FletcherDispatch",
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "Logging", package: "swift-log"),
             ],

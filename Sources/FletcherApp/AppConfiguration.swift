@@ -1,5 +1,6 @@
 public import Configuration
-import FletcherDomain
+public import FletcherDispatch
+public import FletcherDomain
 public import FletcherHTTP
 public import Foundation
 public import Logging
@@ -13,6 +14,10 @@ public struct AppConfiguration: Sendable {
     /// Size of the database connection pool.
     public var maxConnections: Int
     public var logLevel: Logger.Level
+    /// Where triggers go, by compute type (`COMPUTE_TARGETS`); a type absent here is not dispatched.
+    public var computeTargets: [Compute: ComputeTarget]
+    /// The address compute platforms call back (`PUBLIC_URL`).
+    public var publicURL: String
 
     /// Who may call the API.
     public enum Services: Sendable {
@@ -25,13 +30,16 @@ public struct AppConfiguration: Sendable {
     public init(
         database: DatabaseLocation = .sqliteFile("fletcher.sqlite"),
         listen: ListenAddress = ListenAddress(host: "127.0.0.1", port: 3000), services: Services = .development,
-        maxConnections: Int = 10, logLevel: Logger.Level = .info
+        maxConnections: Int = 10, logLevel: Logger.Level = .info, computeTargets: [Compute: ComputeTarget] = [:],
+        publicURL: String? = nil
     ) {
         self.database = database
         self.listen = listen
         self.services = services
         self.maxConnections = maxConnections
         self.logLevel = logLevel
+        self.computeTargets = computeTargets
+        self.publicURL = publicURL ?? "http://\(listen.host):\(listen.port)"
     }
 
     /// Reads the process environment, then the `.env` file in the working directory for what the
@@ -78,6 +86,16 @@ public struct AppConfiguration: Sendable {
         }
         self.logLevel = logLevel
 
+        computeTargets = try value("compute.targets", secret: true).map(Self.parseComputeTargets) ?? [:]
+        if let publicURL = value("public.url") {
+            guard let url = URL(string: publicURL), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
+                throw ConfigurationError("PUBLIC_URL", "expected an http(s) URL such as http://fletcher.example:3000, got '\(publicURL)'")
+            }
+            self.publicURL = publicURL
+        } else {
+            self.publicURL = "http://\(listen.host):\(listen.port)"
+        }
+
         switch (value("secret.key", secret: true), value("remote.apis", secret: true)) {
         case (nil, nil):
             services = .development
@@ -92,6 +110,43 @@ public struct AppConfiguration: Sendable {
             }
             services = .configured(secret: secret, accounts: try Self.parseRemoteAPIs(remoteAPIs))
         }
+    }
+
+    /// Parses `COMPUTE_TARGETS`: a JSON object keyed by compute type, each `{url, headers?,
+    /// max_in_flight?, timeout_s?, max_attempts?, max_age_s?}`.
+    static func parseComputeTargets(_ text: String) throws -> [Compute: ComputeTarget] {
+        func fail(_ problem: String) -> ConfigurationError { ConfigurationError("COMPUTE_TARGETS", problem) }
+        guard let json = try? JSONSerialization.jsonObject(with: Data(text.utf8)), let entries = json as? [String: Any] else {
+            throw fail("expected a JSON object keyed by compute type, e.g. {\"cams\": {\"url\": \"http://cams.example/jobs\"}}")
+        }
+        var targets: [Compute: ComputeTarget] = [:]
+        for (key, entry) in entries {
+            guard let compute = Compute(rawValue: key) else {
+                throw fail("unknown compute type '\(key)' (types are \(Compute.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            guard let object = entry as? [String: Any] else { throw fail("\(key): expected an object") }
+            guard let text = object["url"] as? String, let url = URL(string: text), ["http", "https"].contains(url.scheme ?? ""),
+                url.host != nil
+            else { throw fail("\(key): \"url\" must be an http(s) URL") }
+            var target = ComputeTarget(url: url)
+            if let headers = object["headers"] {
+                guard let headers = headers as? [String: String] else { throw fail("\(key): \"headers\" must map names to strings") }
+                target.headers = headers
+            }
+            func number(_ name: String, minimum: Double) throws -> Double? {
+                guard let value = object[name] else { return nil }
+                guard let number = (value as? NSNumber)?.doubleValue, !(value is Bool), number >= minimum, number.isFinite else {
+                    throw fail("\(key): \"\(name)\" must be a number of at least \(minimum)")
+                }
+                return number
+            }
+            if let value = try number("max_in_flight", minimum: 1) { target.maxInFlight = Int(value) }
+            if let value = try number("timeout_s", minimum: 0.1) { target.timeout = value }
+            if let value = try number("max_attempts", minimum: 1) { target.maxAttempts = Int(value) }
+            if let value = try number("max_age_s", minimum: 1) { target.maxAge = value }
+            targets[compute] = target
+        }
+        return targets
     }
 
     /// Parses `REMOTE_APIS`: a JSON list of `{service, hash, roles}`.

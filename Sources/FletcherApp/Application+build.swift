@@ -1,5 +1,7 @@
 public import FletcherHTTP
 public import FletcherStore
+import AsyncHTTPClient
+import FletcherDispatch
 import FletcherWeb
 public import Hummingbird
 public import Logging
@@ -28,11 +30,19 @@ public func buildApplication(
     let credentials = try await ServiceCredentials(configuration.services, bcrypt: bcrypt)
     let authenticator = await Authenticator(secret: credentials.secret, accounts: credentials.accounts, bcrypt: bcrypt)
     let router = try buildRouter(store: setup.store, authenticator: authenticator, logger: logger)
+    var services = setup.services
+    if !configuration.computeTargets.isEmpty {
+        services.append(
+            DispatchService(
+                store: setup.store,
+                configuration: DispatchConfiguration(targets: configuration.computeTargets, publicURL: configuration.publicURL),
+                logger: logger))
+    }
     var application = Application(
         router: router,
         configuration: .init(
             address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: "Fletcher"),
-        services: setup.services,
+        services: services,
         logger: logger)
     let store = setup.store
     application.beforeServerStarts {

@@ -1,4 +1,5 @@
 import FletcherApp
+import FletcherDispatch
 import FletcherDomain
 import FletcherHTTP
 import Foundation
@@ -106,6 +107,31 @@ struct ConfigurationTests {
             ["SECRET_KEY": secret, "REMOTE_APIS": #"[{"service": "a", "hash": "\#(hash)"}, {"service": "a", "hash": "\#(hash)"}]"#])
         expectError(".env", [:], dotEnv: "NOT A LINE")
         expectError(".env", [:], dotEnv: "A='never closed")
+    }
+
+    @Test func computeTargetsAndPublicURL() throws {
+        let configuration = try load([
+            "BASE_URL": "0.0.0.0:8080",
+            "COMPUTE_TARGETS": #"{"cams": {"url": "http://cams.example/jobs", "headers": {"Authorization": "Bearer x"}, "max_in_flight": 2, "timeout_s": 1.5, "max_attempts": 3, "max_age_s": 60}, "dbxaas": {"url": "https://dbx.example/run"}}"#,
+        ])
+        let cams = try #require(configuration.computeTargets[.cams])
+        #expect(cams.url.absoluteString == "http://cams.example/jobs")
+        #expect(cams.headers == ["Authorization": "Bearer x"])
+        #expect(cams.maxInFlight == 2 && cams.timeout == 1.5 && cams.maxAttempts == 3 && cams.maxAge == 60)
+        let dbx = try #require(configuration.computeTargets[.dbxaas])
+        #expect(dbx.maxInFlight == 8 && dbx.timeout == 15 && dbx.maxAttempts == 25 && dbx.maxAge == 86_400)
+        #expect(configuration.publicURL == "http://0.0.0.0:8080")
+        #expect(try load(["PUBLIC_URL": "https://fletcher.example"]).publicURL == "https://fletcher.example")
+        #expect(try load([:]).computeTargets.isEmpty)
+    }
+
+    @Test func badComputeTargetsNameTheVariable() {
+        expectError("COMPUTE_TARGETS", ["COMPUTE_TARGETS": "[]"])
+        expectError("COMPUTE_TARGETS", ["COMPUTE_TARGETS": #"{"lambda": {"url": "http://x"}}"#])
+        expectError("COMPUTE_TARGETS", ["COMPUTE_TARGETS": #"{"cams": {"url": "ftp://x"}}"#])
+        expectError("COMPUTE_TARGETS", ["COMPUTE_TARGETS": #"{"cams": {"url": "http://x", "max_in_flight": 0}}"#])
+        expectError("COMPUTE_TARGETS", ["COMPUTE_TARGETS": #"{"cams": {"url": "http://x", "headers": {"a": 1}}}"#])
+        expectError("PUBLIC_URL", ["PUBLIC_URL": "fletcher.example"])
     }
 
     @Test func dotEnvParsing() throws {

@@ -1,0 +1,27 @@
+import AsyncHTTPClient
+import FletcherDispatch
+import FletcherStore
+import Logging
+import ServiceLifecycle
+
+/// The dispatcher with the HTTP client it owns: created when the service starts, shut down after it stops.
+struct DispatchService: Service {
+    let store: any Store
+    let configuration: DispatchConfiguration
+    let logger: Logger
+
+    func run() async throws {
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
+        let dispatcher = Dispatcher(store: store, configuration: configuration, client: client, logger: logger)
+        logger.info(
+            "dispatching triggers",
+            metadata: ["computes": "\(configuration.targets.keys.map(\.rawValue).sorted().joined(separator: ","))"])
+        do {
+            try await dispatcher.run()
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+    }
+}
