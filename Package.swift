@@ -119,6 +119,8 @@ let package = Package(
             dependencies: [
                 "FletcherDomain", "FletcherStore", "FletcherSQLite", "FletcherPostgres", "FletcherHTTP", "FletcherWeb", "FletcherDispatch",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
@@ -132,6 +134,9 @@ let package = Package(
             dependencies: [
                 "FletcherApp",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

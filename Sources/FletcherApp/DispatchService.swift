@@ -11,6 +11,9 @@ struct DispatchService: Service {
     let logger: Logger
 
     func run() async throws {
+        // The server migrates before it listens, but services start at the same time: make sure
+        // the tables exist before the first claim (migrating again is a no-op).
+        try await store.migrate()
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
         let dispatcher = Dispatcher(store: store, configuration: configuration, client: client, logger: logger)
         logger.info(
