@@ -22,8 +22,9 @@ public final class Dispatcher: Service {
     let clock: @Sendable () -> Date
     let jitter: @Sendable () -> Double
 
-    /// How long a lease outlives the request's timeout before another process may take the trigger.
-    static let leaseMargin = 30.0
+    /// How long a claim holds a trigger: twice the request's timeout and a second, so a live process
+    /// always records its attempt first, and a dead one's trigger is sent again soon after.
+    static func leaseSeconds(_ target: ComputeTarget) -> Double { 2 * target.timeout + 1 }
     /// The safety-net poll.
     static let poll = Duration.seconds(1)
 
@@ -81,7 +82,7 @@ public final class Dispatcher: Service {
                 do {
                     let claims = try await store.claim(
                         compute: compute, maxInFlight: target.maxInFlight, owner: process,
-                        leaseSeconds: target.timeout + Self.leaseMargin, now: clock())
+                        leaseSeconds: Self.leaseSeconds(target), now: clock())
                     for claim in claims {
                         deliveries.addTask {
                             await self.deliver(claim, to: target)

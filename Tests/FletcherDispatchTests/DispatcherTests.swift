@@ -76,6 +76,11 @@ struct DispatcherTests {
             try await Self.eventually("every product to succeed") {
                 try await store.plan(datasetId)?.dataProducts.allSatisfy { $0.state == .success } ?? false
             }
+            for name in ["a", "b", "c", "d"] {
+                try await Self.eventually("\(name)'s delivery recorded") {
+                    try await store.triggers(datasetId: datasetId, dataProductId: names[name]).map(\.state) == [.delivered]
+                }
+            }
         }
         let received = platform.received
         #expect(received.count == 4)
@@ -84,11 +89,6 @@ struct DispatcherTests {
         let first = try #require(received.first)
         #expect(first.body["callback_url"] as? String == "http://fletcher.test/api/data_product/\(datasetId.lowercased)/update")
         #expect(first.body["name"] as? String == "a")
-        for name in ["a", "b", "c", "d"] {
-            try await Self.eventually("\(name)'s delivery recorded") {
-                try await store.triggers(datasetId: datasetId, dataProductId: names[name]).map(\.state) == [.delivered]
-            }
-        }
     }
 
     @Test(arguments: TestEngine.available)
