@@ -16,4 +16,4 @@ if [[ -z "${FLETCHER_SCREENSHOTS:-}" ]]; then
   FLETCHER_SCREENSHOTS=$(mktemp -d /tmp/fletcher-screenshots.XXXXXX)
   export FLETCHER_SCREENSHOTS
 fi
-.venv-e2e/bin/pytest -q Tests/e2e "$@"
+.venv-e2e/bin/pytest -q -s -p no:cacheprovider Tests/e2e "$@"

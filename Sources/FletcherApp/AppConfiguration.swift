@@ -116,37 +116,54 @@ public struct AppConfiguration: Sendable {
     /// max_in_flight?, timeout_s?, max_attempts?, max_age_s?}`.
     static func parseComputeTargets(_ text: String) throws -> [Compute: ComputeTarget] {
         func fail(_ problem: String) -> ConfigurationError { ConfigurationError("COMPUTE_TARGETS", problem) }
-        guard let json = try? JSONSerialization.jsonObject(with: Data(text.utf8)), let entries = json as? [String: Any] else {
-            throw fail("expected a JSON object keyed by compute type, e.g. {\"cams\": {\"url\": \"http://cams.example/jobs\"}}")
+        struct Entry: Decodable {
+            var url: String
+            var headers: [String: String]?
+            var max_in_flight: Double?
+            var timeout_s: Double?
+            var max_attempts: Double?
+            var max_age_s: Double?
+        }
+        let entries: [String: Entry]
+        do {
+            entries = try JSONDecoder().decode([String: Entry].self, from: Data(text.utf8))
+        } catch let error as DecodingError {
+            let field = Self.path(of: error)
+            throw fail(
+                "expected a JSON object keyed by compute type, each {\"url\", \"headers\"?, \"max_in_flight\"?, \"timeout_s\"?, "
+                    + "\"max_attempts\"?, \"max_age_s\"?}" + (field.isEmpty ? "" : "; wrong or missing: \(field)"))
         }
         var targets: [Compute: ComputeTarget] = [:]
         for (key, entry) in entries {
             guard let compute = Compute(rawValue: key) else {
                 throw fail("unknown compute type '\(key)' (types are \(Compute.allCases.map(\.rawValue).joined(separator: ", ")))")
             }
-            guard let object = entry as? [String: Any] else { throw fail("\(key): expected an object") }
-            guard let text = object["url"] as? String, let url = URL(string: text), ["http", "https"].contains(url.scheme ?? ""),
-                url.host != nil
-            else { throw fail("\(key): \"url\" must be an http(s) URL") }
-            var target = ComputeTarget(url: url)
-            if let headers = object["headers"] {
-                guard let headers = headers as? [String: String] else { throw fail("\(key): \"headers\" must map names to strings") }
-                target.headers = headers
+            guard let url = URL(string: entry.url), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
+                throw fail("\(key): \"url\" must be an http(s) URL")
             }
-            func number(_ name: String, minimum: Double) throws -> Double? {
-                guard let value = object[name] else { return nil }
-                guard let number = (value as? NSNumber)?.doubleValue, !(value is Bool), number >= minimum, number.isFinite else {
-                    throw fail("\(key): \"\(name)\" must be a number of at least \(minimum)")
-                }
-                return number
+            func checked(_ value: Double?, _ name: String, minimum: Double) throws -> Double? {
+                guard let value else { return nil }
+                guard value.isFinite, value >= minimum else { throw fail("\(key): \"\(name)\" must be at least \(minimum)") }
+                return value
             }
-            if let value = try number("max_in_flight", minimum: 1) { target.maxInFlight = Int(value) }
-            if let value = try number("timeout_s", minimum: 0.1) { target.timeout = value }
-            if let value = try number("max_attempts", minimum: 1) { target.maxAttempts = Int(value) }
-            if let value = try number("max_age_s", minimum: 1) { target.maxAge = value }
+            var target = ComputeTarget(url: url, headers: entry.headers ?? [:])
+            if let value = try checked(entry.max_in_flight, "max_in_flight", minimum: 1) { target.maxInFlight = Int(value) }
+            if let value = try checked(entry.timeout_s, "timeout_s", minimum: 0.1) { target.timeout = value }
+            if let value = try checked(entry.max_attempts, "max_attempts", minimum: 1) { target.maxAttempts = Int(value) }
+            if let value = try checked(entry.max_age_s, "max_age_s", minimum: 1) { target.maxAge = value }
             targets[compute] = target
         }
         return targets
+    }
+
+    private static func path(of error: DecodingError) -> String {
+        let context: DecodingError.Context
+        switch error {
+        case .keyNotFound(let key, let found): return (found.codingPath + [key]).map(\.stringValue).joined(separator: ".")
+        case .typeMismatch(_, let found), .valueNotFound(_, let found), .dataCorrupted(let found): context = found
+        @unknown default: return ""
+        }
+        return context.codingPath.map(\.stringValue).joined(separator: ".")
     }
 
     /// Parses `REMOTE_APIS`: a JSON list of `{service, hash, roles}`.

@@ -28,13 +28,14 @@ def free_port():
 class API:
     def __init__(self, base):
         self.base = base
+        self.token = None
         self.token = self.call("POST", "/api/authenticate", {"service": "e2e", "key": KEY})["access_token"]
 
     def call(self, method, path, body=None):
         request = urllib.request.Request(self.base + path, method=method,
                                          data=None if body is None else json.dumps(body).encode())
         request.add_header("Content-Type", "application/json")
-        if getattr(self, "token", None):
+        if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
         with urllib.request.urlopen(request, timeout=120) as response:
             return json.loads(response.read())
@@ -53,6 +54,9 @@ class API:
         }
         self.call("POST", "/api/plan", body)
         return dataset, ids
+
+    def plan(self, dataset):
+        return self.call("GET", f"/api/plan/{dataset}")
 
     def update(self, dataset, product, state):
         return self.call("PUT", f"/api/data_product/{dataset}/update", [{"id": product, "state": state}])

@@ -1,0 +1,74 @@
+"""Fletcher processes for the process-level tests, on a database of their own."""
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+import uuid
+
+from conftest import BINARY, KEY
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fresh_postgres_database():
+    """A new database on the test PostgreSQL server (FLETCHER_TEST_POSTGRES_URL), as a URL."""
+    base = os.environ.get("FLETCHER_TEST_POSTGRES_URL")
+    if not base:
+        return None
+    match = re.match(r"postgres(?:ql)?://([^@/]+)@([^:/]+):(\d+)/([^?]+)(\?.*)?", base)
+    user, host, port, _, query = match.groups()
+    name = "fletcher_e2e_" + uuid.uuid4().hex[:12]
+    createdb = shutil.which("createdb") or next(
+        (os.path.join(d, "createdb") for d in sorted(os.listdir("/usr/lib/postgresql"), reverse=True)
+         for d in [f"/usr/lib/postgresql/{d}/bin"] if os.path.exists(os.path.join(d, "createdb"))), "createdb")
+    subprocess.run([createdb, "-h", host, "-p", port, "-U", user, name], check=True)
+    return f"postgres://{user}@{host}:{port}/{name}{query or ''}"
+
+
+class Fletcher:
+    """One `fletcher serve` process."""
+
+    def __init__(self, database_url, compute_targets=None, port=None):
+        self.port = port or free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.folder = tempfile.mkdtemp(prefix="fletcher-proc-")
+        hashed = subprocess.run([BINARY, "hash-key", "--cost", "4"], input=KEY, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        self.env = dict(os.environ, DATABASE_URL=database_url, BASE_URL=f"127.0.0.1:{self.port}",
+                        SECRET_KEY="e2e-secret-that-is-long-enough-for-hs256",
+                        REMOTE_APIS=json.dumps([{"service": "e2e", "hash": hashed,
+                                                 "roles": ["publish", "update", "pause", "disable"]}]),
+                        LOG_LEVEL="warning", COMPUTE_TARGETS=json.dumps(compute_targets or {}))
+        self.start()
+
+    def start(self):
+        self.log = open(os.path.join(self.folder, "server.log"), "a")
+        self.process = subprocess.Popen([BINARY, "serve"], env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                        cwd=self.folder)
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(self.base + "/health", timeout=2)
+                return
+            except Exception:
+                if time.time() > deadline or self.process.poll() is not None:
+                    raise RuntimeError(open(os.path.join(self.folder, "server.log")).read())
+                time.sleep(0.1)
+
+    def signal(self, number):
+        self.process.send_signal(number)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)

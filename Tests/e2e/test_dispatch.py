@@ -1,0 +1,146 @@
+"""The trigger daemon across real processes: killed, stopped and doubled Fletcher servers sharing
+one PostgreSQL database, against a compute platform on loopback. Polls with deadlines; no fixed sleeps."""
+import signal
+import statistics
+import time
+
+import pytest
+
+from conftest import API
+from fake_platform import Platform
+from servers import Fletcher, fresh_postgres_database
+
+
+def eventually(condition, timeout=20, what=""):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def database():
+    url = fresh_postgres_database()
+    if url is None:
+        pytest.skip("needs FLETCHER_TEST_POSTGRES_URL (run through scripts/test.sh)")
+    return url
+
+
+@pytest.fixture
+def platform():
+    platform = Platform()
+    yield platform
+    platform.close()
+
+
+def states(api, dataset):
+    return {p["name"]: p for p in api.plan(dataset)["data_products"]}
+
+
+def deliveries(api, dataset, product):
+    events = api.call("GET", f"/api/data_product/{dataset}/{product}/history?limit=100")["events"]
+    return [e for e in events if e["kind"] == "delivery"]
+
+
+def test_a_process_killed_after_sending_loses_nothing_and_starts_one_job(database, platform):
+    targets = {"cams": {"url": platform.url, "timeout_s": 1}}
+    first = Fletcher(database, targets)
+    second = None
+    try:
+        api = API(first.base)
+        platform.hold.clear()          # the platform takes the request but does not answer yet
+        dataset, ids = api.submit([("job", True)])
+        eventually(platform.held.is_set, what="the trigger at the platform")
+        first.signal(signal.SIGKILL)   # sent, not recorded
+        platform.hold.set()
+        second = Fletcher(database, targets)
+        api = API(second.base)
+        eventually(lambda: any(d["http_status"] == 202 for d in deliveries(api, dataset, ids[0])), what="redelivery")
+        requests = platform.requests()
+        assert len(requests) == 2
+        assert requests[0][1] == requests[1][1], "the resend carries the same trigger id"
+        assert [r[3] for r in requests] == [1, 2]
+        assert platform.jobs() == 1
+        assert states(api, dataset)["job"]["run_id"] is not None
+    finally:
+        first.stop()
+        if second:
+            second.stop()
+
+
+def test_a_process_stopped_past_its_lease_changes_nothing_when_it_wakes(database, platform):
+    targets = {"cams": {"url": platform.url, "timeout_s": 1}}
+    paused = Fletcher(database, targets)
+    other = None
+    try:
+        api = API(paused.base)
+        platform.hold.clear()
+        dataset, ids = api.submit([("job", True)])
+        eventually(platform.held.is_set, what="the first attempt at the platform")
+        paused.signal(signal.SIGSTOP)
+        platform.held.clear()
+        other = Fletcher(database, targets)
+        other_api = API(other.base)
+        platform.hold.set()           # answers now go out (the paused process cannot read its own)
+        eventually(lambda: any(d["http_status"] == 202 for d in deliveries(other_api, dataset, ids[0])),
+                   what="the other process's delivery")
+        recorded = states(other_api, dataset)["job"]
+        paused.signal(signal.SIGCONT)
+        # Give the woken process every chance to write; it must change nothing.
+        eventually(lambda: len(platform.requests()) >= 2, what="both attempts")
+        time.sleep(0)  # no fixed wait: poll below until the history is stable
+        history = eventually(lambda: deliveries(other_api, dataset, ids[0]), what="history")
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            assert states(other_api, dataset)["job"]["run_id"] == recorded["run_id"]
+            assert len([d for d in deliveries(other_api, dataset, ids[0]) if d["http_status"] == 202]) == 1
+            time.sleep(0.1)
+        assert len({r[1] for r in platform.requests()}) == 1
+        assert history
+    finally:
+        paused.signal(signal.SIGCONT)
+        paused.stop()
+        if other:
+            other.stop()
+
+
+def test_two_processes_never_have_more_than_max_in_flight_open(database, platform):
+    targets = {"cams": {"url": platform.url, "max_in_flight": 3, "timeout_s": 5}}
+    platform.delay = 0.2
+    servers = [Fletcher(database, targets), Fletcher(database, targets)]
+    try:
+        api = API(servers[0].base)
+        dataset, ids = api.submit([(f"job {i}", True) for i in range(15)])
+        eventually(lambda: len(platform.requests()) == 15, what="15 deliveries")
+        assert platform.most_open <= 3
+        assert platform.jobs() == 15
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_a_child_is_at_the_platform_promptly_after_its_parent_succeeds(database, platform):
+    """Trigger latency: from the parent's success being answered to the child's trigger arriving."""
+    server = Fletcher(database, {"cams": {"url": platform.url}})
+    try:
+        api = API(server.base)
+        latencies = []
+        for _ in range(40):
+            dataset, ids = api.submit([("parent", True), ("child", True)], edges=[(0, 1)])
+            eventually(lambda: any(r[4].get("data_product_id") == ids[0] for r in platform.requests()), what="parent")
+            started = time.time()
+            api.update(dataset, ids[0], "success")
+            arrived = eventually(
+                lambda: next((r[0] for r in platform.requests() if r[4].get("data_product_id") == ids[1]), None),
+                what="the child's trigger")
+            latencies.append(max(0.0, arrived - started))
+        latencies.sort()
+        p50 = statistics.median(latencies) * 1000
+        p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
+        print(f"trigger latency over {len(latencies)} plans: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+        assert p99 < 500, f"p99 {p99:.0f} ms"
+    finally:
+        server.stop()
