@@ -24,6 +24,7 @@ struct DispatcherTests {
     /// Runs a dispatcher for `store` sending `cams` triggers to `platform` while `body` runs.
     static func withDispatcher<T: Sendable>(
         _ store: any Store, platform: FakePlatform, target: @escaping @Sendable (URL) -> ComputeTarget = { ComputeTarget(url: $0, timeout: 2) },
+        otherTargets: [Compute: ComputeTarget] = [:],
         clock: TestClock = TestClock(), instances: Int = 1, _ body: @Sendable () async throws -> T
     ) async throws -> T {
         try await platform.application().test(.live) { client in
@@ -33,7 +34,9 @@ struct DispatcherTests {
             logger.logLevel = .error
             let dispatchers = (0..<instances).map { index in
                 Dispatcher(
-                    store: store, configuration: DispatchConfiguration(targets: [.cams: target(url)], publicURL: "http://fletcher.test"),
+                    store: store,
+                    configuration: DispatchConfiguration(
+                        targets: otherTargets.merging([.cams: target(url)]) { _, new in new }, publicURL: "http://fletcher.test"),
                     client: http, logger: logger, process: "test-\(index)", clock: { clock.now }, jitter: { 0 })
             }
             let running = dispatchers.map { dispatcher in Task { try await dispatcher.run() } }
@@ -195,6 +198,28 @@ struct DispatcherTests {
             }
         }
         #expect(platform.received.map { $0.body["name"] as? String } == ["kept"])
+    }
+
+    @Test(arguments: TestEngine.available)
+    func onePlatformDownDoesNotDelayAnother(engine: TestEngine) async throws {
+        let store = try await TestStores.make(engine, isolated: true)
+        let names = Names()
+        let fixture = PlanFixture(names: names).products("up1", "up2", "up3").products("down1", "down2", compute: .dbxaas)
+        // dbxaas points at a port nobody listens on.
+        let closed = URL(string: "http://127.0.0.1:9/jobs")!
+        let platform = FakePlatform()
+        try await Self.withDispatcher(
+            store, platform: platform, otherTargets: [.dbxaas: ComputeTarget(url: closed, timeout: 1)]
+        ) {
+            let started = ContinuousClock.now
+            _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "p")
+            try await Self.eventually("the healthy platform's deliveries", timeout: .seconds(5)) { platform.received.count == 3 }
+            #expect(ContinuousClock.now - started < .seconds(2))
+            try await Self.eventually("the failures to be recorded") {
+                try await Self.deliveries(store, fixture.datasetId, names["down1"]).first?.error != nil
+            }
+        }
+        #expect(try await store.triggers(datasetId: fixture.datasetId, dataProductId: names["down1"]).map(\.state) == [.pending])
     }
 
     @Test(arguments: TestEngine.available)
