@@ -44,6 +44,28 @@ enum HistoryQueries {
             """, logger: logger)
     }
 
+    static func recentStateChanges(
+        datasetId: UUID, limit: Int, _ connection: PostgresConnection, _ logger: Logger
+    ) async throws -> [ProductEvent] {
+        let rows = try await connection.query(
+            """
+            SELECT sequence, at, data_product_id, from_state, to_state, reason, actor, run_id, link
+            FROM product_event WHERE dataset_id = \(datasetId) AND kind = 'state_change'
+            ORDER BY sequence DESC LIMIT \(limit)
+            """, logger: logger)
+        var events: [ProductEvent] = []
+        for try await row in rows.decode(
+            (Int64, PostgresTimestamp, UUID, String?, String, String, String, UUID?, String?).self)
+        {
+            let transition = StateTransition(
+                dataProductId: row.2, from: try row.3.map { try StoredColumn.enumValue($0, as: DataProductState.self) },
+                to: try StoredColumn.enumValue(row.4, as: DataProductState.self),
+                reason: try StoredColumn.enumValue(row.5, as: TransitionReason.self), runId: row.7, link: row.8)
+            events.append(ProductEvent(sequence: row.0, at: row.1.date, kind: .stateChange(transition, actor: row.6)))
+        }
+        return events
+    }
+
     static func fetch(
         datasetId: UUID, dataProductId: UUID, before: Int64?, limit: Int, _ connection: PostgresConnection, _ logger: Logger
     ) async throws -> [ProductEvent] {

@@ -132,6 +132,7 @@ enum PostgresMigrations {
                 """
             ]
         ),
+        (4, "timeline index", ["CREATE INDEX product_event_by_dataset ON product_event (dataset_id, sequence DESC)"]),
     ]
 
     /// Applies pending migrations on one connection, holding the advisory lock throughout.

@@ -170,6 +170,14 @@ public final class PostgresStore: Store, Service {
         }
     }
 
+    public func recentStateChanges(datasetId: UUID, limit: Int) async throws -> [ProductEvent] {
+        try await storeErrors {
+            try await client.withConnection { connection in
+                try await HistoryQueries.recentStateChanges(datasetId: datasetId, limit: limit, connection, logger)
+            }
+        }
+    }
+
     public func triggers(datasetId: UUID, dataProductId: UUID) async throws -> [Trigger] {
         try await storeErrors {
             try await client.withConnection { connection in

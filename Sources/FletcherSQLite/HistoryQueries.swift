@@ -34,6 +34,25 @@ enum HistoryQueries {
         ])
     }
 
+    static func recentStateChanges(datasetId: UUID, limit: Int, _ db: Database) throws -> [ProductEvent] {
+        try Row.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    SELECT sequence, at, data_product_id, from_state, to_state, reason, actor, run_id, link
+                    FROM product_event INDEXED BY product_event_by_dataset
+                    WHERE dataset_id = ? AND kind = 'state_change' ORDER BY sequence DESC LIMIT ?
+                    """),
+            arguments: [datasetId, limit]
+        ).map { row in
+            let from: String? = row[3]
+            let transition = StateTransition(
+                dataProductId: row[2], from: try from.map { try StoredColumn.enumValue($0, as: DataProductState.self) },
+                to: try StoredColumn.enumValue(row[4], as: DataProductState.self),
+                reason: try StoredColumn.enumValue(row[5], as: TransitionReason.self), runId: row[7], link: row[8])
+            return ProductEvent(sequence: row[0], at: Date(microsecondsSince1970: row[1]), kind: .stateChange(transition, actor: row[6]))
+        }
+    }
+
     static func fetch(datasetId: UUID, dataProductId: UUID, before: Int64?, limit: Int, _ db: Database) throws -> [ProductEvent] {
         let rows = try Row.fetchAll(
             db.cachedStatement(

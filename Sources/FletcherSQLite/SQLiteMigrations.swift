@@ -142,6 +142,9 @@ enum SQLiteMigrations {
                     );
                     """)
         }
+        migrator.registerMigration("v4: timeline index") { db in
+            try db.execute(sql: "CREATE INDEX product_event_by_dataset ON product_event (dataset_id, sequence DESC)")
+        }
         return migrator
     }
 }

@@ -92,6 +92,12 @@ public final class SQLiteStore: Store {
         }
     }
 
+    public func recentStateChanges(datasetId: UUID, limit: Int) async throws -> [ProductEvent] {
+        try await storeErrors {
+            try await writer.read { db in try HistoryQueries.recentStateChanges(datasetId: datasetId, limit: limit, db) }
+        }
+    }
+
     public func triggers(datasetId: UUID, dataProductId: UUID) async throws -> [Trigger] {
         try await storeErrors {
             try await writer.read { db in try TriggerQueries.fetch(datasetId: datasetId, dataProductId: dataProductId, db) }

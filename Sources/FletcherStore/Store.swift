@@ -34,6 +34,10 @@ public protocol Store: TriggerQueue {
     /// newest when nil). Nil when the dataset or data product does not exist.
     func history(datasetId: UUID, dataProductId: UUID, before: Int64?, limit: Int) async throws -> HistoryPage?
 
+    /// The newest `limit` state changes of all the data products of a dataset, newest first (for the
+    /// plan's timeline).
+    func recentStateChanges(datasetId: UUID, limit: Int) async throws -> [ProductEvent]
+
     /// The triggers of a data product, newest first.
     func triggers(datasetId: UUID, dataProductId: UUID) async throws -> [Trigger]
 

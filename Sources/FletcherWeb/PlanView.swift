@@ -29,7 +29,7 @@ enum PlanView {
         }
     }
 
-    static func page(plan: Plan, drawing: PlanDrawing, svg: String, filter: Filter, assets: Assets) -> HTML {
+    static func page(plan: Plan, drawing: PlanDrawing, svg: String, filter: Filter, timeline: HTML, assets: Assets) -> HTML {
         let id = plan.dataset.id.lowercased
         let body: HTML = """
             <div class="plan" data-plan="\(id)" data-events="/plan/\(id)/events" data-structure="\(structure(plan))">
@@ -43,6 +43,7 @@ enum PlanView {
             \(counts(plan, filter: filter))
             \(graphSection(plan: plan, drawing: drawing, svg: svg, filter: filter))
             \(table(plan: plan, filter: filter))
+            \(timeline)
             \(jsonSection(plan))
             <dialog class="detail" aria-label="Data product"><div class="detail-body"></div>\
             <form method="dialog"><button class="close">Close</button></form></dialog>

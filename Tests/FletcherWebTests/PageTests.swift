@@ -75,6 +75,21 @@ struct PageTests {
         #expect(page.contains("<li><a href=\"/\">Search</a></li><li aria-current=\"page\">Plan</li>"))
     }
 
+    @Test func theTimelineShowsWhenProductsWereQueuedRanAndFinished() async throws {
+        let app = try await WebTestApp()
+        let fixture = PlanFixture(names: names).products("extract", "transform").chain("extract", "transform")
+        try await app.submit(fixture)
+        _ = try await app.store.apply(.update([StateUpdate(id: names["extract"], state: .running)]), to: fixture.datasetId, by: "platform")
+        _ = try await app.store.apply(.update([StateUpdate(id: names["extract"], state: .success)]), to: fixture.datasetId, by: "platform")
+        let page = try await app.get("/plan/\(fixture.datasetId.lowercased)")
+        #expect(page.contains("<h2 id=\"timeline-title\">Timeline</h2>"))
+        #expect(page.contains("<rect class=\"tl queued\""))
+        #expect(page.contains("<rect class=\"tl running\""))
+        #expect(page.contains("<circle class=\"tl success\""))
+        #expect(page.contains(">transform:1.0.0</text>"))
+        #expect(page.count("<g><a href=\"/plan/") == 2)
+    }
+
     @Test func aPausedPlanSaysSo() async throws {
         let app = try await WebTestApp()
         let fixture = PlanFixture(names: names).products("a")

@@ -165,6 +165,10 @@ def test_screenshots(browser, server, api):
     browser.get(f"{server}/plan/{dataset}")
     wait(browser, lambda: browser.find_element(By.CSS_SELECTOR, ".live").text == "Live")
     browser.save_screenshot(os.path.join(SCREENSHOTS, "plan.png"))
+    timeline = browser.find_element(By.CSS_SELECTOR, ".timeline details")
+    browser.execute_script("arguments[0].open = true; arguments[0].scrollIntoView()", timeline)
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".timeline-chart rect.tl")) >= 6
+    browser.save_screenshot(os.path.join(SCREENSHOTS, "timeline.png"))
     # A phone's viewport (a desktop window cannot be made that narrow).
     browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                             {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True})
