@@ -186,18 +186,23 @@ struct DispatcherTests {
     func aProductThatLeftTheQueueBeforeDeliveryIsNeverSent(engine: TestEngine) async throws {
         let store = try await TestStores.make(engine, isolated: true)
         let names = Names()
-        let fixture = PlanFixture(names: names).products("kept", "disabled", "reported")
+        let fixture = PlanFixture(names: names).products("kept", "disabled", "reported", "cleared")
         _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "p")
+        let firstTrigger = try #require(try await store.triggers(datasetId: fixture.datasetId, dataProductId: names["cleared"]).first)
+        _ = try await store.apply(.clear([names["cleared"]]), to: fixture.datasetId, by: "p")
         _ = try await store.apply(.disable([names["disabled"]]), to: fixture.datasetId, by: "p")
         _ = try await store.apply(.update([StateUpdate(id: names["reported"], state: .running)]), to: fixture.datasetId, by: "p")
         let platform = FakePlatform()
         try await Self.withDispatcher(store, platform: platform) {
-            try await Self.eventually("the kept product's delivery") { platform.received.count == 1 }
-            try await Self.eventually("its record") {
+            try await Self.eventually("two deliveries") { platform.received.count == 2 }
+            try await Self.eventually("their records") {
                 try await store.triggers(datasetId: fixture.datasetId, dataProductId: names["kept"]).first?.state == .delivered
             }
         }
-        #expect(platform.received.map { $0.body["name"] as? String } == ["kept"])
+        #expect(Set(platform.received.compactMap { $0.body["name"] as? String }) == ["kept", "cleared"])
+        // The cleared product was sent once, with the trigger of its new queueing, not the old one.
+        let cleared = platform.received.filter { $0.body["name"] as? String == "cleared" }
+        #expect(cleared.count == 1 && cleared[0].triggerId != firstTrigger.id.lowercased)
     }
 
     @Test(arguments: TestEngine.available)
