@@ -39,5 +39,8 @@ extension PostgresClient.Configuration {
                 tls: tls)
         }
         self.options.maximumConnections = maximumConnections
+        // A Fletcher process frozen mid-transaction (stopped, swapped out) must not hold its row locks
+        // for good: the server ends such a session, and everyone else carries on.
+        self.options.additionalStartupParameters = [("idle_in_transaction_session_timeout", "10s")]
     }
 }

@@ -85,8 +85,10 @@ def test_a_process_stopped_past_its_lease_changes_nothing_when_it_wakes(database
         other = Fletcher(database, targets)
         other_api = API(other.base)
         platform.hold.set()           # answers now go out (the paused process cannot read its own)
+        # If the stopped process was frozen inside a transaction, the server ends its session after
+        # 10 s (idle_in_transaction_session_timeout), freeing its locks.
         eventually(lambda: any(d["http_status"] == 202 for d in deliveries(other_api, dataset, ids[0])),
-                   what="the other process's delivery")
+                   timeout=40, what="the other process's delivery")
         recorded = states(other_api, dataset)["job"]
         paused.signal(signal.SIGCONT)
         # Give the woken process every chance to write; it must change nothing.
