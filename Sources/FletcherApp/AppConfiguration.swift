@@ -18,6 +18,8 @@ public struct AppConfiguration: Sendable {
     public var computeTargets: [Compute: ComputeTarget]
     /// The address compute platforms call back (`PUBLIC_URL`).
     public var publicURL: String
+    /// Crash-test hooks (`FLETCHER_FAILPOINTS`); none in normal use.
+    public var failPoints = FailPoints()
 
     /// Who may call the API.
     public enum Services: Sendable {
@@ -94,6 +96,15 @@ public struct AppConfiguration: Sendable {
             self.publicURL = publicURL
         } else {
             self.publicURL = "http://\(listen.host):\(listen.port)"
+        }
+
+        if let text = value("fletcher.failpoints") {
+            guard let failPoints = FailPoints(parsing: text) else {
+                throw ConfigurationError(
+                    "FLETCHER_FAILPOINTS",
+                    "expected point=kill[,point=kill…] with points \(FailPoints.Point.allCases.map(\.rawValue).joined(separator: ", ")), got '\(text)'")
+            }
+            self.failPoints = failPoints
         }
 
         switch (value("secret.key", secret: true), value("remote.apis", secret: true)) {

@@ -11,11 +11,15 @@ public let fletcherVersion = "0.1.0"
 
 /// The HTTP routes of Fletcher on a store: the API (SPEC §3). Tests call this same function.
 public func buildRouter(
-    store: any Store, authenticator: Authenticator, logger: Logger
+    store: any Store, authenticator: Authenticator, logger: Logger, metrics: PrometheusExporter? = nil
 ) throws -> Router<BasicRequestContext> {
+    let metrics = metrics ?? PrometheusExporter(store: store, dispatched: [])
     let router = Router(context: BasicRequestContext.self)
+    router.add(middleware: RequestObservabilityMiddleware(factory: metrics.factory))
     router.add(middleware: ProblemResponseMiddleware())
-    let handler = APIHandler(store: store, authenticator: authenticator, version: fletcherVersion)
+    let handler = APIHandler(
+        store: store, authenticator: authenticator, version: fletcherVersion, metrics: metrics,
+        transitions: TransitionMetrics(factory: metrics.factory))
     try router.addAPIRoutes(handler: handler, authenticator: authenticator, logger: logger)
     router.addWebRoutes(try WebUI(store: store))
     return router
@@ -29,14 +33,15 @@ public func buildApplication(
     let bcrypt = BcryptVerifier(threads: 2)
     let credentials = try await ServiceCredentials(configuration.services, bcrypt: bcrypt)
     let authenticator = await Authenticator(secret: credentials.secret, accounts: credentials.accounts, bcrypt: bcrypt)
-    let router = try buildRouter(store: setup.store, authenticator: authenticator, logger: logger)
+    let metrics = PrometheusExporter(store: setup.store, dispatched: Set(configuration.computeTargets.keys))
+    let router = try buildRouter(store: setup.store, authenticator: authenticator, logger: logger, metrics: metrics)
     var services = setup.services
     if !configuration.computeTargets.isEmpty {
         services.append(
             DispatchService(
                 store: setup.store,
                 configuration: DispatchConfiguration(targets: configuration.computeTargets, publicURL: configuration.publicURL),
-                logger: logger))
+                logger: logger, metrics: DispatchMetrics(factory: metrics.factory), failPoints: configuration.failPoints))
     }
     var application = Application(
         router: router,

@@ -9,13 +9,16 @@ struct DispatchService: Service {
     let store: any Store
     let configuration: DispatchConfiguration
     let logger: Logger
+    var metrics = DispatchMetrics()
+    var failPoints = FailPoints()
 
     func run() async throws {
         // The server migrates before it listens, but services start at the same time: make sure
         // the tables exist before the first claim (migrating again is a no-op).
         try await store.migrate()
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
-        let dispatcher = Dispatcher(store: store, configuration: configuration, client: client, logger: logger)
+        let dispatcher = Dispatcher(
+            store: store, configuration: configuration, client: client, logger: logger, metrics: metrics, failPoints: failPoints)
         logger.info(
             "dispatching triggers",
             metadata: ["computes": "\(configuration.targets.keys.map(\.rawValue).sorted().joined(separator: ","))"])

@@ -15,7 +15,7 @@ extension Dispatcher {
         let age = started.timeIntervalSince(trigger.createdAt)
         if claim.attempt > target.maxAttempts || age > target.maxAge {
             let reason = claim.attempt > target.maxAttempts ? "max_attempts (\(target.maxAttempts)) exhausted" : "max_age_s (\(Int(target.maxAge))) exceeded"
-            await giveUp(claim, error: reason, status: nil, started: started, sent: false)
+            await giveUp(claim, error: reason, status: nil, started: started, sent: false, outcome: .exhausted)
             return
         }
         var status: Int?
@@ -32,6 +32,8 @@ extension Dispatcher {
             error = Self.describe(failure)
         }
         let now = clock()
+        metrics.request(trigger.compute, seconds: now.timeIntervalSince(started))
+        failPoints.hit(.afterSend)
         let attempt = DeliveryAttempt(
             triggerId: trigger.id, attempt: claim.attempt, httpStatus: status, error: error,
             durationMilliseconds: Int((now.timeIntervalSince(started) * 1000).rounded()), process: process)
@@ -40,7 +42,11 @@ extension Dispatcher {
             case .delivered:
                 let runId = (answer["run_id"] as? String).flatMap(UUID.init(uuidString:))
                 let link = answer["link"] as? String
-                if !(try await store.markDelivered(claim, owner: process, attempt: attempt, runId: runId, link: link, now: now)) {
+                if try await store.markDelivered(claim, owner: process, attempt: attempt, runId: runId, link: link, now: now) {
+                    metrics.attempt(trigger.compute, .delivered)
+                    metrics.delivered(trigger.compute, latency: now.timeIntervalSince(trigger.createdAt))
+                } else {
+                    metrics.attempt(trigger.compute, .leaseLost)
                     logger.info("dispatch: lease lost before recording a delivery", metadata: ["trigger": "\(trigger.id)"])
                 }
             case .retry(let opensCircuit):
@@ -48,12 +54,17 @@ extension Dispatcher {
                 let retryAt = now.addingTimeInterval(delay)
                 if claim.attempt >= target.maxAttempts || retryAt.timeIntervalSince(trigger.createdAt) > target.maxAge {
                     await giveUp(claim, error: "gave up after \(claim.attempt) attempts: \(error ?? "HTTP \(status ?? 0)")",
-                        status: status, started: started, sent: true, attempt: attempt)
-                } else if !(try await store.markRetry(claim, owner: process, attempt: attempt, retryAt: retryAt, opensCircuit: opensCircuit, now: now)) {
+                        status: status, started: started, sent: true, outcome: .exhausted, attempt: attempt)
+                } else if try await store.markRetry(claim, owner: process, attempt: attempt, retryAt: retryAt, opensCircuit: opensCircuit, now: now) {
+                    metrics.attempt(trigger.compute, .retry)
+                } else {
+                    metrics.attempt(trigger.compute, .leaseLost)
                     logger.info("dispatch: lease lost before recording a retry", metadata: ["trigger": "\(trigger.id)"])
                 }
             case .refused:
-                await giveUp(claim, error: "refused by the compute platform", status: status, started: started, sent: true, attempt: attempt)
+                await giveUp(
+                    claim, error: "refused by the compute platform", status: status, started: started, sent: true, outcome: .refused,
+                    attempt: attempt)
             }
         } catch let failure {
             // The database is unreachable: the lease will expire and the trigger be sent again (same id).
@@ -63,7 +74,8 @@ extension Dispatcher {
 
     /// Fails the trigger and, through the rules, its product, with the passback the issue specifies.
     private func giveUp(
-        _ claim: ClaimedTrigger, error: String, status: Int?, started: Date, sent: Bool, attempt: DeliveryAttempt? = nil
+        _ claim: ClaimedTrigger, error: String, status: Int?, started: Date, sent: Bool, outcome: DispatchMetrics.Outcome,
+        attempt: DeliveryAttempt? = nil
     ) async {
         let now = clock()
         let record =
@@ -79,7 +91,12 @@ extension Dispatcher {
             ])
         ])
         do {
-            _ = try await store.markFailed(claim, owner: process, attempt: record, passback: passback, now: now)
+            guard try await store.markFailed(claim, owner: process, attempt: record, passback: passback, now: now) else {
+                metrics.attempt(claim.trigger.compute, .leaseLost)
+                return
+            }
+            metrics.attempt(claim.trigger.compute, outcome)
+            metrics.transitions.record(from: .queued, to: .failed, reason: .dispatch)
             logger.notice(
                 "dispatch: trigger failed", metadata: ["trigger": "\(claim.trigger.id)", "product": "\(claim.trigger.dataProductId)", "error": "\(error)"])
         } catch let failure {

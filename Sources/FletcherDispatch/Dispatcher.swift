@@ -21,6 +21,8 @@ public final class Dispatcher: Service {
     let process: String
     let clock: @Sendable () -> Date
     let jitter: @Sendable () -> Double
+    let metrics: DispatchMetrics
+    let failPoints: FailPoints
 
     /// How long a claim holds a trigger: twice the request's timeout and a second, so a live process
     /// always records its attempt first, and a dead one's trigger is sent again soon after.
@@ -32,7 +34,9 @@ public final class Dispatcher: Service {
         store: any Store, configuration: DispatchConfiguration, client: HTTPClient, logger: Logger,
         process: String = Dispatcher.defaultProcessName(),
         clock: @escaping @Sendable () -> Date = { Date() },
-        jitter: @escaping @Sendable () -> Double = { Double.random(in: -1...1) }
+        jitter: @escaping @Sendable () -> Double = { Double.random(in: -1...1) },
+        metrics: DispatchMetrics = DispatchMetrics(),
+        failPoints: FailPoints = FailPoints()
     ) {
         self.store = store
         self.configuration = configuration
@@ -41,6 +45,8 @@ public final class Dispatcher: Service {
         self.process = process
         self.clock = clock
         self.jitter = jitter
+        self.metrics = metrics
+        self.failPoints = failPoints
     }
 
     /// `host:pid:random`, unique among the processes sharing a database.
@@ -83,6 +89,7 @@ public final class Dispatcher: Service {
                     let claims = try await store.claim(
                         compute: compute, maxInFlight: target.maxInFlight, owner: process,
                         leaseSeconds: Self.leaseSeconds(target), now: clock())
+                    if !claims.isEmpty { failPoints.hit(.afterClaim) }
                     for claim in claims {
                         deliveries.addTask {
                             await self.deliver(claim, to: target)

@@ -26,6 +26,10 @@ extension APIHandler {
         }
     }
 
+    public func getMetrics(_ input: Operations.GetMetrics.Input) async throws -> Operations.GetMetrics.Output {
+        .ok(.init(body: .plainText(HTTPBody(await metrics?.exposition() ?? ""))))
+    }
+
     public func getSpec(_ input: Operations.GetSpec.Input) async throws -> Operations.GetSpec.Output {
         .ok(.init(body: .yaml(HTTPBody(OpenAPIDocument.yaml))))
     }

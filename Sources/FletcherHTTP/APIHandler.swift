@@ -10,11 +10,18 @@ public struct APIHandler: APIProtocol {
     let store: any Store
     let authenticator: Authenticator
     let version: String
+    let metrics: (any MetricsExporter)?
+    let transitions: TransitionMetrics
 
-    public init(store: any Store, authenticator: Authenticator, version: String) {
+    public init(
+        store: any Store, authenticator: Authenticator, version: String, metrics: (any MetricsExporter)? = nil,
+        transitions: TransitionMetrics = TransitionMetrics()
+    ) {
         self.store = store
         self.authenticator = authenticator
         self.version = version
+        self.metrics = metrics
+        self.transitions = transitions
     }
 
     /// The service calling a role-protected operation (set by `AuthMiddleware`).
@@ -28,6 +35,7 @@ public struct APIHandler: APIProtocol {
     /// Applies a mutation as the caller and answers with the whole plan.
     func mutate(_ mutation: PlanMutation, datasetId: WireUUID) async throws -> Components.Responses.Plan {
         let change = try await store.apply(mutation, to: datasetId.uuid, by: try caller.service)
+        transitions.record(change.transitions)
         return .init(body: .json(.init(change.plan)))
     }
 }

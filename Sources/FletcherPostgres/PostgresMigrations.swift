@@ -133,6 +133,16 @@ enum PostgresMigrations {
             ]
         ),
         (4, "timeline index", ["CREATE INDEX product_event_by_dataset ON product_event (dataset_id, sequence DESC)"]),
+        (
+            5, "lease index",
+            [
+                // Claims count live leases; without it they would scan every cancelled trigger ever written.
+                """
+                CREATE INDEX dispatch_trigger_leased ON dispatch_trigger (compute, lease_expires_at)
+                WHERE lease_owner IS NOT NULL AND state IN ('pending', 'cancelled')
+                """
+            ]
+        ),
     ]
 
     /// Applies pending migrations on one connection, holding the advisory lock throughout.

@@ -89,8 +89,32 @@ extension PostgresStore {
 
     public func nextDue(compute: Compute) async throws -> Date? {
         try await storeErrors {
-            try await client.withConnection { connection in
+            try await withConnection { connection in
                 try await TriggerQueries.nextDue(compute, connection, logger)
+            }
+        }
+    }
+
+    public func queueStatus(now: Date) async throws -> [DispatchQueueStatus] {
+        try await storeErrors {
+            try await withConnection { connection in
+                var queues: [(compute: String, pending: Int, inFlight: Int, oldest: Date?)] = []
+                for try await (compute, pending, inFlight, oldest) in try await connection.query(
+                    """
+                    SELECT compute, count(*), count(*) FILTER (WHERE lease_owner IS NOT NULL AND lease_expires_at > \(now.postgres)),
+                        min(created_at)
+                    FROM dispatch_trigger WHERE state = 'pending' GROUP BY compute
+                    """, logger: logger
+                ).decode((String, Int64, Int64, PostgresTimestamp?).self) {
+                    queues.append((compute, Int(pending), Int(inFlight), oldest?.date))
+                }
+                var failures: [(compute: String, failures: Int)] = []
+                for try await (compute, count) in try await connection.query(
+                    "SELECT compute, consecutive_failures FROM compute_platform", logger: logger
+                ).decode((String, Int32).self) {
+                    failures.append((compute, Int(count)))
+                }
+                return DispatchQueueStatus.merge(queues: queues, failures: failures)
             }
         }
     }

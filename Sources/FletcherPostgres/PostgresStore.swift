@@ -18,6 +18,7 @@ public import ServiceLifecycle
 public final class PostgresStore: Store, Service {
     public let client: PostgresClient
     public let changeFeed = PlanChangeFeed()
+    public let poolUsage: PoolUsage
     let logger: Logger
 
     /// The channel mutations notify, so every process's feed hears of them. The payload is this
@@ -28,6 +29,7 @@ public final class PostgresStore: Store, Service {
 
     public init(configuration: PostgresClient.Configuration, logger: Logger) {
         self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.poolUsage = PoolUsage(capacity: configuration.options.maximumConnections)
         self.logger = logger
     }
 
@@ -67,7 +69,7 @@ public final class PostgresStore: Store, Service {
 
     public func migrate() async throws {
         try await storeErrors {
-            try await client.withConnection { connection in
+            try await withConnection { connection in
                 try await PostgresMigrations.run(on: connection, logger: logger)
             }
         }
@@ -88,7 +90,7 @@ public final class PostgresStore: Store, Service {
 
     public func dataProduct(datasetId: UUID, id: UUID) async throws -> DataProduct? {
         try await storeErrors {
-            try await client.withConnection { connection in
+            try await withConnection { connection in
                 try await DataProductQueries.fetchOne(datasetId: datasetId, id: id, connection, logger)
             }
         }
@@ -96,7 +98,7 @@ public final class PostgresStore: Store, Service {
 
     public func search(_ query: SearchQuery) async throws -> SearchPage {
         try await storeErrors {
-            try await client.withConnection { connection in
+            try await withConnection { connection in
                 SearchPage(fetched: try await DatasetQueries.search(query, connection, logger), query: query)
             }
         }
@@ -160,7 +162,7 @@ public final class PostgresStore: Store, Service {
 
     public func history(datasetId: UUID, dataProductId: UUID, before: Int64?, limit: Int) async throws -> HistoryPage? {
         try await storeErrors {
-            try await client.withConnection { connection in
+            try await withConnection { connection in
                 guard try await DataProductQueries.fetchOne(datasetId: datasetId, id: dataProductId, connection, logger) != nil
                 else { return nil }
                 let events = try await HistoryQueries.fetch(
@@ -172,7 +174,7 @@ public final class PostgresStore: Store, Service {
 
     public func recentStateChanges(datasetId: UUID, limit: Int) async throws -> [ProductEvent] {
         try await storeErrors {
-            try await client.withConnection { connection in
+            try await withConnection { connection in
                 try await HistoryQueries.recentStateChanges(datasetId: datasetId, limit: limit, connection, logger)
             }
         }
@@ -180,7 +182,7 @@ public final class PostgresStore: Store, Service {
 
     public func triggers(datasetId: UUID, dataProductId: UUID) async throws -> [Trigger] {
         try await storeErrors {
-            try await client.withConnection { connection in
+            try await withConnection { connection in
                 try await TriggerQueries.fetch(datasetId: datasetId, dataProductId: dataProductId, connection, logger)
             }
         }
@@ -188,8 +190,37 @@ public final class PostgresStore: Store, Service {
 
     public func checkHealth() async throws {
         try await storeErrors {
-            try await client.withConnection { connection in
+            try await withConnection { connection in
                 _ = try await connection.query("SELECT 1", logger: logger)
+            }
+        }
+    }
+
+    /// A pooled connection for `body` (the listener's own connection is not counted).
+    func withConnection<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        let ticket = poolUsage.ticket()
+        defer { ticket.end() }
+        return try await client.withConnection { connection in
+            ticket.acquired()
+            return try await body(connection)
+        }
+    }
+
+    public func stateCounts() async throws -> StateCounts {
+        try await storeErrors {
+            try await withConnection { connection in
+                var counts = StateCounts(activeDatasets: 0, pausedDatasets: 0, dataProducts: [:])
+                for try await (paused, count) in try await connection.query(
+                    "SELECT paused, count(*) FROM dataset GROUP BY paused", logger: logger
+                ).decode((Bool, Int64).self) {
+                    if paused { counts.pausedDatasets = Int(count) } else { counts.activeDatasets = Int(count) }
+                }
+                for try await (state, count) in try await connection.query(
+                    "SELECT state, count(*) FROM data_product GROUP BY state", logger: logger
+                ).decode((String, Int64).self) {
+                    if let state = DataProductState(rawValue: state) { counts.dataProducts[state] = Int(count) }
+                }
+                return counts
             }
         }
     }
@@ -199,7 +230,7 @@ public final class PostgresStore: Store, Service {
     func transaction<T: Sendable>(
         _ begin: PostgresQuery, _ body: (PostgresConnection) async throws -> T
     ) async throws -> T {
-        try await client.withConnection { connection in
+        try await withConnection { connection in
             try await connection.query(begin, logger: logger)
             let result: T
             do {

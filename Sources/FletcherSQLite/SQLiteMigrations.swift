@@ -145,6 +145,14 @@ enum SQLiteMigrations {
         migrator.registerMigration("v4: timeline index") { db in
             try db.execute(sql: "CREATE INDEX product_event_by_dataset ON product_event (dataset_id, sequence DESC)")
         }
+        migrator.registerMigration("v5: lease index") { db in
+            // Claims count live leases; without it they would scan every cancelled trigger ever written.
+            try db.execute(
+                sql: """
+                    CREATE INDEX dispatch_trigger_leased ON dispatch_trigger (compute, lease_expires_at)
+                        WHERE lease_owner IS NOT NULL AND state IN ('pending', 'cancelled')
+                    """)
+        }
         return migrator
     }
 }

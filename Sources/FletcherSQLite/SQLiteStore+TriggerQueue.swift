@@ -68,4 +68,25 @@ extension SQLiteStore {
     public func nextDue(compute: Compute) async throws -> Date? {
         try await write { db in try TriggerQueries.nextDue(compute, db) }
     }
+
+    public func queueStatus(now: Date) async throws -> [DispatchQueueStatus] {
+        try await storeErrors {
+          try await reading { db in
+            let queues = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT compute, count(*), count(CASE WHEN lease_owner IS NOT NULL AND lease_expires_at > ? THEN 1 END),
+                        min(created_at)
+                    FROM dispatch_trigger WHERE state = 'pending' GROUP BY compute
+                    """, arguments: [now.microsecondsSince1970]
+            ).map { row -> (compute: String, pending: Int, inFlight: Int, oldest: Date?) in
+                (row[0], row[1], row[2], (row[3] as Int64?).map(Date.init(microsecondsSince1970:)))
+            }
+            let failures = try Row.fetchAll(db, sql: "SELECT compute, consecutive_failures FROM compute_platform").map {
+                row -> (compute: String, failures: Int) in (row[0], row[1])
+            }
+            return DispatchQueueStatus.merge(queues: queues, failures: failures)
+          }
+        }
+    }
 }

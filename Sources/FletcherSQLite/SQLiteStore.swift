@@ -10,6 +10,8 @@ import GRDB
 public final class SQLiteStore: Store {
     private let writer: any DatabaseWriter
     public let changeFeed = PlanChangeFeed()
+    /// The writer and the readers (GRDB's default of 5 readers).
+    public let poolUsage = PoolUsage(capacity: 6)
 
     /// Opens (creating if needed) the database at `path`, or an in-memory one when `path` is nil.
     public init(path: String?) throws {
@@ -34,19 +36,19 @@ public final class SQLiteStore: Store {
 
     public func plan(_ datasetId: UUID) async throws -> Plan? {
         try await storeErrors {
-            try await writer.read { db in try Self.loadPlan(datasetId, db)?.plan }
+            try await reading { db in try Self.loadPlan(datasetId, db)?.plan }
         }
     }
 
     public func dataProduct(datasetId: UUID, id: UUID) async throws -> DataProduct? {
         try await storeErrors {
-            try await writer.read { db in try DataProductQueries.fetchOne(datasetId: datasetId, id: id, db) }
+            try await reading { db in try DataProductQueries.fetchOne(datasetId: datasetId, id: id, db) }
         }
     }
 
     public func search(_ query: SearchQuery) async throws -> SearchPage {
         try await storeErrors {
-            try await writer.read { db in
+            try await reading { db in
                 SearchPage(fetched: try DatasetQueries.search(query, db), query: query)
             }
         }
@@ -57,7 +59,7 @@ public final class SQLiteStore: Store {
         _ change: @Sendable (Plan?, Date) throws -> PlanChange
     ) async throws -> PlanChange {
         let result = try await storeErrors {
-            try await writer.write { db in try Self.mutate(datasetId, createIfMissing: createIfMissing, in: db, change) }
+            try await writing { db in try Self.mutate(datasetId, createIfMissing: createIfMissing, in: db, change) }
         }
         if !result.isEmpty { changeFeed.publish(datasetId) }
         return result
@@ -83,7 +85,7 @@ public final class SQLiteStore: Store {
 
     public func history(datasetId: UUID, dataProductId: UUID, before: Int64?, limit: Int) async throws -> HistoryPage? {
         try await storeErrors {
-            try await writer.read { db in
+            try await reading { db in
                 guard try DataProductQueries.fetchOne(datasetId: datasetId, id: dataProductId, db) != nil else { return nil }
                 return HistoryPage(
                     fetched: try HistoryQueries.fetch(datasetId: datasetId, dataProductId: dataProductId, before: before, limit: limit + 1, db),
@@ -94,19 +96,19 @@ public final class SQLiteStore: Store {
 
     public func recentStateChanges(datasetId: UUID, limit: Int) async throws -> [ProductEvent] {
         try await storeErrors {
-            try await writer.read { db in try HistoryQueries.recentStateChanges(datasetId: datasetId, limit: limit, db) }
+            try await reading { db in try HistoryQueries.recentStateChanges(datasetId: datasetId, limit: limit, db) }
         }
     }
 
     public func triggers(datasetId: UUID, dataProductId: UUID) async throws -> [Trigger] {
         try await storeErrors {
-            try await writer.read { db in try TriggerQueries.fetch(datasetId: datasetId, dataProductId: dataProductId, db) }
+            try await reading { db in try TriggerQueries.fetch(datasetId: datasetId, dataProductId: dataProductId, db) }
         }
     }
 
     public func checkHealth() async throws {
         try await storeErrors {
-            _ = try await writer.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+            _ = try await reading { db in try Int.fetchOne(db, sql: "SELECT 1") }
         }
     }
 
@@ -120,13 +122,48 @@ public final class SQLiteStore: Store {
         return (plan, lastModified)
     }
 
+    /// Reads on one of the pool's reader connections, counted in `poolUsage`.
+    func reading<T: Sendable>(_ work: @Sendable (Database) throws -> T) async throws -> T {
+        let ticket = poolUsage.ticket()
+        defer { ticket.end() }
+        return try await writer.read { db in
+            ticket.acquired()
+            return try work(db)
+        }
+    }
+
+    /// Writes on the single writer connection, counted in `poolUsage`.
+    func writing<T: Sendable>(_ work: @Sendable (Database) throws -> T) async throws -> T {
+        let ticket = poolUsage.ticket()
+        defer { ticket.end() }
+        return try await writer.write { db in
+            ticket.acquired()
+            return try work(db)
+        }
+    }
+
+    public func stateCounts() async throws -> StateCounts {
+        try await storeErrors {
+            try await reading { db in
+                var counts = StateCounts(activeDatasets: 0, pausedDatasets: 0, dataProducts: [:])
+                for row in try Row.fetchAll(db, sql: "SELECT paused, count(*) FROM dataset GROUP BY paused") {
+                    if row[0] as Bool { counts.pausedDatasets = row[1] } else { counts.activeDatasets = row[1] }
+                }
+                for row in try Row.fetchAll(db, sql: "SELECT state, count(*) FROM data_product GROUP BY state") {
+                    if let state = DataProductState(rawValue: row[0]) { counts.dataProducts[state] = row[1] }
+                }
+                return counts
+            }
+        }
+    }
+
     /// Runs `work` in a write transaction, mapping SQLite's failures (for the trigger queue).
     func write<T: Sendable>(_ work: @Sendable @escaping (Database) throws -> T) async throws -> T {
-        try await storeErrors { try await writer.write(work) }
+        try await storeErrors { try await writing(work) }
     }
 
     /// Runs database work, turning SQLite's own failures into `StoreError`s (rule violations pass through).
-    private func storeErrors<T>(_ work: () async throws -> T) async throws -> T {
+    func storeErrors<T>(_ work: () async throws -> T) async throws -> T {
         do {
             return try await work()
         } catch let error as DatabaseError {

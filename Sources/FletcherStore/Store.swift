@@ -43,6 +43,25 @@ public protocol Store: TriggerQueue {
 
     /// Where this store announces committed changes.
     var changeFeed: PlanChangeFeed { get }
+
+    /// Connections in use and callers waiting for one.
+    var poolUsage: PoolUsage { get }
+
+    /// How many datasets are active and paused, and how many enabled data products are in each state.
+    func stateCounts() async throws -> StateCounts
+}
+
+/// Plans and data products by state, for `/metrics`.
+public struct StateCounts: Sendable, Hashable {
+    public var activeDatasets: Int
+    public var pausedDatasets: Int
+    public var dataProducts: [DataProductState: Int]
+
+    public init(activeDatasets: Int, pausedDatasets: Int, dataProducts: [DataProductState: Int]) {
+        self.activeDatasets = activeDatasets
+        self.pausedDatasets = pausedDatasets
+        self.dataProducts = dataProducts
+    }
 }
 
 extension Store {

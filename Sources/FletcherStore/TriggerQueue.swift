@@ -41,6 +41,9 @@ public protocol TriggerQueue: Sendable {
 
     /// When the earliest pending trigger of a platform falls due, if there is one.
     func nextDue(compute: Compute) async throws -> Date?
+
+    /// Every platform's pending and leased triggers and circuit, as of `now` (for `/metrics`).
+    func queueStatus(now: Date) async throws -> [DispatchQueueStatus]
 }
 
 /// Whose writes the dispatcher signs (as `modified_by`) when it changes a data product.

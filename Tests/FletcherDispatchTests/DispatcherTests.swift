@@ -7,6 +7,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import Prometheus
 import Synchronization
 import Testing
 
@@ -25,7 +26,8 @@ struct DispatcherTests {
     static func withDispatcher<T: Sendable>(
         _ store: any Store, platform: FakePlatform, target: @escaping @Sendable (URL) -> ComputeTarget = { ComputeTarget(url: $0, timeout: 2) },
         otherTargets: [Compute: ComputeTarget] = [:],
-        clock: TestClock = TestClock(), instances: Int = 1, _ body: @Sendable () async throws -> T
+        clock: TestClock = TestClock(), instances: Int = 1, metrics: DispatchMetrics = DispatchMetrics(),
+        _ body: @Sendable () async throws -> T
     ) async throws -> T {
         try await platform.application().test(.live) { client in
             let url = URL(string: "http://127.0.0.1:\(client.port!)/jobs")!
@@ -37,7 +39,7 @@ struct DispatcherTests {
                     store: store,
                     configuration: DispatchConfiguration(
                         targets: otherTargets.merging([.cams: target(url)]) { _, new in new }, publicURL: "http://fletcher.test"),
-                    client: http, logger: logger, process: "test-\(index)", clock: { clock.now }, jitter: { 0 })
+                    client: http, logger: logger, process: "test-\(index)", clock: { clock.now }, jitter: { 0 }, metrics: metrics)
             }
             let running = dispatchers.map { dispatcher in Task { try await dispatcher.run() } }
             defer { for task in running { task.cancel() } }
@@ -131,12 +133,18 @@ struct DispatcherTests {
             default: .init()
             }
         }
-        try await Self.withDispatcher(store, platform: platform, clock: clock) {
+        let registry = PrometheusCollectorRegistry()
+        let metrics = DispatchMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        try await Self.withDispatcher(store, platform: platform, clock: clock, metrics: metrics) {
             _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "p")
             for (expected, backoff) in [(1, 1.0), (2, 2.0), (3, 30.0)] {
                 try await Self.eventually("attempt \(expected) recorded") {
                     try await Self.deliveries(store, fixture.datasetId, names["a"]).count == expected
                 }
+                // The queue as /metrics reads it: one pending trigger, not leased, failures counted.
+                let status = try #require(try await store.queueStatus(now: clock.now).first { $0.compute == .cams })
+                #expect(status.pending == 1 && status.inFlight == 0 && status.consecutiveFailures == expected)
+                #expect(status.oldestPending != nil && !status.circuitOpen)
                 // Not sent again before its backoff…
                 let due = try await store.nextDue(compute: .cams)
                 let wait = try #require(due).timeIntervalSince(clock.now)
@@ -151,6 +159,12 @@ struct DispatcherTests {
         #expect(platform.received.map(\.attempt) == [1, 2, 3, 4])
         #expect(Set(platform.received.map(\.triggerId)).count == 1)
         #expect(try await Self.deliveries(store, fixture.datasetId, names["a"]).map(\.httpStatus) == [202, 429, 503, 503])
+        let text = registry.emitToString()
+        #expect(text.contains(#"fletcher_dispatch_attempts_total{compute="cams",outcome="retry"} 3"#), "\(text)")
+        #expect(text.contains(#"fletcher_dispatch_attempts_total{compute="cams",outcome="delivered"} 1"#))
+        #expect(text.contains(#"fletcher_dispatch_trigger_latency_seconds_count{compute="cams"} 1"#))
+        #expect(text.contains(#"fletcher_dispatch_request_duration_seconds_count{compute="cams"} 4"#))
+        #expect(try await store.queueStatus(now: clock.now).first { $0.compute == .cams }?.pending ?? 0 == 0)
     }
 
     /// The delivery attempts recorded for a product, newest first.

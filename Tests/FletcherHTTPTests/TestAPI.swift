@@ -78,9 +78,10 @@ struct APIClient: Sendable {
     let client: any TestClientProtocol
 
     func send(
-        _ method: HTTPRequest.Method, _ path: String, token: String? = nil, json: Any? = nil, raw: String? = nil
+        _ method: HTTPRequest.Method, _ path: String, token: String? = nil, json: Any? = nil, raw: String? = nil,
+        headers extraHeaders: HTTPFields = [:]
     ) async throws -> APIResponse {
-        var headers: HTTPFields = [:]
+        var headers = extraHeaders
         if let token { headers[.authorization] = "Bearer \(token)" }
         var body: ByteBuffer?
         if let json {

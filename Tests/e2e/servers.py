@@ -37,7 +37,7 @@ def fresh_postgres_database():
 class Fletcher:
     """One `fletcher serve` process."""
 
-    def __init__(self, database_url, compute_targets=None, port=None):
+    def __init__(self, database_url, compute_targets=None, port=None, extra_env=None):
         self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.folder = tempfile.mkdtemp(prefix="fletcher-proc-")
@@ -47,7 +47,7 @@ class Fletcher:
                         SECRET_KEY="e2e-secret-that-is-long-enough-for-hs256",
                         REMOTE_APIS=json.dumps([{"service": "e2e", "hash": hashed,
                                                  "roles": ["publish", "update", "pause", "disable"]}]),
-                        LOG_LEVEL="warning", COMPUTE_TARGETS=json.dumps(compute_targets or {}))
+                        LOG_LEVEL="warning", COMPUTE_TARGETS=json.dumps(compute_targets or {}), **(extra_env or {}))
         self.start()
 
     def start(self):

@@ -71,6 +71,34 @@ def test_a_process_killed_after_sending_loses_nothing_and_starts_one_job(databas
             second.stop()
 
 
+def test_a_process_killed_between_claim_and_send_loses_nothing_and_starts_one_job(database, platform):
+    """SIGKILL right after the claim committed its lease, before any request: the failpoint
+    `dispatch.after_claim=kill` makes the process kill itself exactly there."""
+    targets = {"cams": {"url": platform.url, "timeout_s": 1}}
+    front = Fletcher(database)   # takes the API calls; dispatches nothing
+    doomed = Fletcher(database, targets, extra_env={"FLETCHER_FAILPOINTS": "dispatch.after_claim=kill"})
+    second = None
+    try:
+        api = API(front.base)
+        dataset, ids = api.submit([("job", True)])
+        doomed.process.wait(timeout=20)   # it hears of the trigger (NOTIFY), claims it, and dies
+        assert doomed.process.returncode == -signal.SIGKILL
+        assert platform.requests() == [], "nothing was sent before the kill"
+        second = Fletcher(database, targets)
+        # Delivered once the dead process's lease (2 x timeout + 1 s) has expired.
+        eventually(lambda: any(d["http_status"] == 202 for d in deliveries(api, dataset, ids[0])), what="delivery")
+        requests = platform.requests()
+        assert len(requests) == 1
+        assert requests[0][3] == 2, "the dead claim counted as attempt 1"
+        delivered = [d for d in deliveries(api, dataset, ids[0]) if d["http_status"] == 202]
+        assert delivered[0]["trigger_id"] == requests[0][1], "the trigger written when the product was queued"
+        assert platform.jobs() == 1
+    finally:
+        for server in (front, doomed, second):
+            if server:
+                server.stop()
+
+
 def test_a_process_stopped_past_its_lease_changes_nothing_when_it_wakes(database, platform):
     targets = {"cams": {"url": platform.url, "timeout_s": 1}}
     paused = Fletcher(database, targets)

@@ -1,0 +1,50 @@
+public import CoreMetrics
+import FletcherDomain
+import FletcherStore
+import Foundation
+
+/// What the dispatcher counts as it works (issue 4's metrics); the queue's depth, leases and circuits
+/// are read from the database when `/metrics` is scraped, so they hold across processes.
+public struct DispatchMetrics: Sendable {
+    /// How an attempt ended.
+    public enum Outcome: String, Sendable, CaseIterable {
+        /// The platform accepted the trigger (2xx).
+        case delivered
+        /// It failed and will be sent again.
+        case retry
+        /// The platform refused it for good (a 4xx other than those retried): the product failed.
+        case refused
+        /// `max_attempts` or `max_age_s` ran out: the product failed.
+        case exhausted
+        /// The lease was lost before the outcome could be recorded (another process took over).
+        case leaseLost = "lease_lost"
+    }
+
+    public static let attemptsLabel = "fletcher_dispatch_attempts_total"
+    public static let latencyLabel = "fletcher_dispatch_trigger_latency_seconds"
+    public static let requestLabel = "fletcher_dispatch_request_duration_seconds"
+
+    let factory: any MetricsFactory
+    let transitions: TransitionMetrics
+
+    public init(factory: any MetricsFactory = NOOPMetricsHandler.instance) {
+        self.factory = factory
+        self.transitions = TransitionMetrics(factory: factory)
+    }
+
+    func attempt(_ compute: Compute, _ outcome: Outcome) {
+        Counter(label: Self.attemptsLabel, dimensions: [("compute", compute.rawValue), ("outcome", outcome.rawValue)], factory: factory)
+            .increment()
+    }
+
+    /// From the trigger's creation (the commit that queued its product) to the platform's acceptance.
+    func delivered(_ compute: Compute, latency: TimeInterval) {
+        Timer(label: Self.latencyLabel, dimensions: [("compute", compute.rawValue)], factory: factory)
+            .recordSeconds(max(0, latency))
+    }
+
+    /// One HTTP request to the platform, whatever its answer.
+    func request(_ compute: Compute, seconds: TimeInterval) {
+        Timer(label: Self.requestLabel, dimensions: [("compute", compute.rawValue)], factory: factory).recordSeconds(max(0, seconds))
+    }
+}

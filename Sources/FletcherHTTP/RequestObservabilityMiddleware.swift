@@ -1,0 +1,74 @@
+public import CoreMetrics
+import Foundation
+public import Hummingbird
+import HTTPTypes
+import Logging
+
+/// One log line and two metrics per request, by route template (not by path, so that dataset ids
+/// do not each make a series), and a request id: the caller's `X-Request-Id` when it is a sane
+/// token, else a new one; returned in the answer and carried by every log line of the request.
+public struct RequestObservabilityMiddleware<Context: RequestContext>: RouterMiddleware {
+    public static var requestsLabel: String { "fletcher_http_requests_total" }
+    public static var durationLabel: String { "fletcher_http_request_duration_seconds" }
+    static var requestIdHeader: HTTPField.Name { HTTPField.Name("X-Request-Id")! }
+
+    let factory: any MetricsFactory
+
+    public init(factory: any MetricsFactory) {
+        self.factory = factory
+    }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let started = ContinuousClock.now
+        let requestId = Self.acceptedRequestId(request.headers[Self.requestIdHeader]) ?? Self.newRequestId()
+        var context = context
+        context.logger[metadataKey: "request_id"] = "\(requestId)"
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as any HTTPResponseError {
+            record(request, context: context, status: error.status, since: started)
+            throw error
+        }
+        response.headers[Self.requestIdHeader] = requestId
+        // Timed to the answer's head: a stream (server-sent events) counts once it starts.
+        record(request, context: context, status: response.status, since: started)
+        return response
+    }
+
+    private func record(_ request: Request, context: Context, status: HTTPResponse.Status, since started: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - started
+        let route = context.endpointPath ?? "unmatched"
+        let dimensions = [("method", request.method.rawValue), ("route", route), ("status", String(status.code))]
+        Counter(label: Self.requestsLabel, dimensions: dimensions, factory: factory).increment()
+        Timer(label: Self.durationLabel, dimensions: dimensions, factory: factory).recordNanoseconds(elapsed.nanoseconds)
+        context.logger.info(
+            "request",
+            metadata: [
+                "method": "\(request.method.rawValue)", "path": "\(request.uri.path)", "route": "\(route)",
+                "status": "\(status.code)", "duration_ms": "\(String(format: "%.2f", Double(elapsed.nanoseconds) / 1e6))",
+            ])
+    }
+
+    /// Up to 128 characters of letters, digits and `-_.:`; anything else is replaced (never logged).
+    static func acceptedRequestId(_ value: String?) -> String? {
+        guard let value, (1...128).contains(value.utf8.count),
+            value.utf8.allSatisfy({ byte in
+                (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+                    || [0x2D, 0x5F, 0x2E, 0x3A].contains(byte)
+            })
+        else { return nil }
+        return value
+    }
+
+    static func newRequestId() -> String {
+        UUID().uuidString.lowercased()
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

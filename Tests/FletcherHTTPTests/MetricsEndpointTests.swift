@@ -1,0 +1,65 @@
+import FletcherDomain
+import FletcherTestSupport
+import Foundation
+import HTTPTypes
+import Testing
+
+@Suite("Metrics and request ids")
+struct MetricsEndpointTests {
+    /// The value of the sample `name{labels}` in a Prometheus text exposition, if present.
+    static func sample(_ text: String, _ series: String) -> Double? {
+        for line in text.split(separator: "\n") where line.hasPrefix(series + " ") {
+            return Double(line.dropFirst(series.count + 1))
+        }
+        return nil
+    }
+
+    @Test(arguments: TestEngine.available)
+    func metricsCountRequestsTransitionsAndTheTriggerQueue(engine: TestEngine) async throws {
+        let api = try await TestAPI(engine: engine)
+        let names = Names()
+        let fixture = PlanFixture(names: names).products("a", "b").edge("a", "b")
+        try await api.test { client in
+            let token = try await client.token()
+            #expect(try await client.send(.post, "/api/plan", token: token, json: submissionJSON(fixture)).status == .ok)
+            let missing = try await client.send(.get, "/api/plan/\(UUID().uuidString.lowercased())")
+            #expect(missing.status == .notFound)
+
+            let response = try await client.send(.get, "/metrics")
+            #expect(response.status == .ok)
+            #expect(response.headers[.contentType]?.hasPrefix("text/plain") == true)
+            let text = response.text
+            func value(_ series: String) -> Double? { Self.sample(text, series) }
+            #expect(value(#"fletcher_http_requests_total{method="POST",route="/api/plan",status="200"}"#) == 1, "\(text)")
+            #expect(value(#"fletcher_http_requests_total{method="GET",route="/api/plan/{dataset_id}",status="404"}"#) == 1)
+            #expect(value(#"fletcher_http_request_duration_seconds_count{method="POST",route="/api/plan",status="200"}"#) == 1)
+            #expect(value(#"fletcher_state_transitions_total{from="none",to="waiting",reason="api"}"#) == 2)
+            #expect(value(#"fletcher_state_transitions_total{from="waiting",to="queued",reason="trigger_rule"}"#) == 1)
+            // `a` is queued for cams, which has no target here: pending and undeliverable.
+            #expect(value(#"fletcher_dispatch_pending{compute="cams"}"#) == 1)
+            #expect(value(#"fletcher_dispatch_undeliverable{compute="cams"}"#) == 1)
+            #expect(value(#"fletcher_dispatch_in_flight{compute="cams"}"#) == 0)
+            #expect((value(#"fletcher_dispatch_oldest_pending_age_seconds{compute="cams"}"#) ?? -1) >= 0)
+            #expect(value(#"fletcher_dispatch_circuit_open{compute="cams"}"#) == 0)
+            #expect(value(#"fletcher_dispatch_pending{compute="dbxaas"}"#) == 0)
+            #expect(value(#"fletcher_datasets{state="active"}"#) == 1)
+            #expect(value(#"fletcher_data_products{state="queued"}"#) == 1)
+            #expect(value(#"fletcher_data_products{state="waiting"}"#) == 1)
+            #expect(value("fletcher_db_up") == 1)
+            #expect(value("fletcher_db_pool_waiting") == 0)
+        }
+    }
+
+    @Test func everyAnswerCarriesARequestIdTakenFromTheCallerWhenSane() async throws {
+        let api = try await TestAPI(engine: .sqlite)
+        try await api.test { client in
+            let given = try await client.send(.get, "/health", headers: [HTTPField.Name("X-Request-Id")!: "trace-42.a:b_c"])
+            #expect(given.headers[HTTPField.Name("X-Request-Id")!] == "trace-42.a:b_c")
+            let made = try await client.send(.get, "/health", headers: [HTTPField.Name("X-Request-Id")!: "bad id\u{7f}<script>"])
+            let id = try #require(made.headers[HTTPField.Name("X-Request-Id")!])
+            #expect(UUID(uuidString: id) != nil)
+            let problem = try await client.send(.get, "/no/such/path")
+            #expect(problem.headers[HTTPField.Name("X-Request-Id")!] != nil)
+        }
+    }
+}
