@@ -12,6 +12,9 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "fletcher", targets: ["fletcher"]),
+        // For the benchmark package in Benchmarks/ (ordo-one/benchmark), which builds apart from the server.
+        .library(name: "FletcherDomain", targets: ["FletcherDomain"]),
+        .library(name: "FletcherHTTP", targets: ["FletcherHTTP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -140,13 +143,26 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // `fletcher stress`: the load generator (issue 5).
+        .target(
+            name: "FletcherStress",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "fletcher",
             dependencies: [
-                "FletcherApp",
+                "FletcherApp", "FletcherStress",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],

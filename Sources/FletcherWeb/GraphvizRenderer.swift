@@ -20,8 +20,9 @@ public final class GraphvizRenderer: Sendable {
 
     private let cache: Mutex<DrawingCache>
 
-    public init(cacheSize: Int = 64) {
-        cache = Mutex(DrawingCache(capacity: cacheSize))
+    /// `cacheBytes` bounds the cached drawings' total size (DOT and SVG text).
+    public init(cacheBytes: Int = 24 << 20) {
+        cache = Mutex(DrawingCache(capacity: cacheBytes))
     }
 
     /// The SVG drawing of `dot`, laid out with `dot` (the hierarchical layout).
@@ -60,11 +61,12 @@ public enum GraphvizError: Error {
     case invalidDOT, layoutFailed, renderFailed
 }
 
-/// A small least-recently-used map from DOT text to SVG.
+/// A least-recently-used map from DOT text to SVG, bounded by the bytes of both.
 struct DrawingCache {
     let capacity: Int
     private var entries: [String: (svg: String, used: UInt64)] = [:]
     private var clock: UInt64 = 0
+    private(set) var bytes = 0
 
     init(capacity: Int) { self.capacity = capacity }
 
@@ -76,11 +78,14 @@ struct DrawingCache {
             return entry.svg
         }
         set {
-            guard let newValue else { entries[dot] = nil; return }
+            if let old = entries.removeValue(forKey: dot) { bytes -= dot.utf8.count + old.svg.utf8.count }
+            guard let newValue else { return }
             clock += 1
             entries[dot] = (newValue, clock)
-            if entries.count > capacity, let oldest = entries.min(by: { $0.value.used < $1.value.used })?.key {
-                entries[oldest] = nil
+            bytes += dot.utf8.count + newValue.utf8.count
+            while bytes > capacity, entries.count > 1, let oldest = entries.min(by: { $0.value.used < $1.value.used }) {
+                entries[oldest.key] = nil
+                bytes -= oldest.key.utf8.count + oldest.value.svg.utf8.count
             }
         }
     }

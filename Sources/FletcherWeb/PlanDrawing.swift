@@ -21,8 +21,13 @@ struct PlanDrawing {
         case focus(center: Int, shown: Int, enabled: Int)
     }
 
+    /// The DOT text of the graph's structure only: a node's state is a placeholder class, so that a
+    /// layout is reused as states change (`paint` puts the states in).
     let dot: String
     let scope: Scope
+    /// The data products drawn, in the order of the placeholders' slots.
+    let nodes: [DataProduct]
+    let datasetId: UUID
 
     init(plan: Plan, graph: PlanGraph, focus requested: UUID?) {
         let enabled = plan.dataProducts.indices.filter { graph.included[$0] }
@@ -38,6 +43,52 @@ struct PlanDrawing {
         }
         shown.sort()
         dot = Self.dot(plan: plan, graph: graph, nodes: shown, scope: scope)
+        nodes = shown.map { plan.dataProducts[$0] }
+        datasetId = plan.dataset.id
+    }
+
+    /// Placeholders in the DOT text, letters and digits only (Graphviz keeps them as they are), so
+    /// that plans of the same shape and names share one layout: `zzs7zz` is the state of the node
+    /// in slot 7, `zzp7zz` its data product id, `zzq7zz` its element id, `zzdzz` the dataset id.
+    static func placeholder(_ kind: Character, _ slot: Int? = nil) -> String { "zz\(kind)\(slot.map(String.init) ?? "")zz" }
+
+    /// The drawing of `svg` (laid out from `dot`) with the placeholders replaced.
+    func paint(_ svg: String) -> String {
+        let bytes = Array(svg.utf8)
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count + bytes.count / 4)
+        var index = 0
+        while index < bytes.count {
+            if bytes[index] == 0x7A, index + 4 < bytes.count, bytes[index + 1] == 0x7A {
+                let kind = bytes[index + 2]
+                var end = index + 3
+                var slot = 0
+                while end < bytes.count, (0x30...0x39).contains(bytes[end]) {
+                    slot = slot * 10 + Int(bytes[end] - 0x30)
+                    end += 1
+                }
+                if end + 1 < bytes.count, bytes[end] == 0x7A, bytes[end + 1] == 0x7A,
+                    let value = value(kind: kind, slot: slot, hasSlot: end > index + 3)
+                {
+                    output.append(contentsOf: value.utf8)
+                    index = end + 2
+                    continue
+                }
+            }
+            output.append(bytes[index])
+            index += 1
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    private func value(kind: UInt8, slot: Int, hasSlot: Bool) -> String? {
+        switch (kind, hasSlot) {
+        case (0x64, false): return datasetId.lowercased  // d
+        case (0x73, true) where slot < nodes.count: return nodes[slot].state.rawValue  // s
+        case (0x70, true) where slot < nodes.count: return nodes[slot].id.lowercased  // p
+        case (0x71, true) where slot < nodes.count: return Self.elementId(nodes[slot].id)  // q
+        default: return nil
+        }
     }
 
     /// The DOT text of the whole graph, whatever its size (for measurements).
@@ -103,7 +154,8 @@ struct PlanDrawing {
     /// The DOT element id of a data product in the SVG (Graphviz escapes hyphens, so none are used).
     static func elementId(_ id: UUID) -> String { "dp" + id.lowercased.replacingOccurrences(of: "-", with: "") }
 
-    /// Fill colours by state (SPEC §5); the stylesheet restates them, for dark mode and live updates.
+    /// Fill colours by state (SPEC §5). The stylesheet colours nodes by their state class (also for
+    /// dark mode and live updates); the drawing itself carries the waiting colour as a fallback.
     static func fill(_ state: DataProductState) -> String {
         switch state {
         case .success: "#3fa34d"
@@ -115,7 +167,7 @@ struct PlanDrawing {
     }
 
     private static func dot(plan: Plan, graph: PlanGraph, nodes: [Int], scope: Scope) -> String {
-        let datasetId = plan.dataset.id.lowercased
+        let datasetId = placeholder("d")
         var dot = """
             digraph plan {
             rankdir=LR; bgcolor="transparent"; nodesep=0.25; ranksep=0.5;
@@ -125,24 +177,26 @@ struct PlanDrawing {
 
             """
         let shown = Set(nodes)
-        for position in nodes {
+        for (slot, position) in nodes.enumerated() {
             let product = plan.dataProducts[position]
             let hidden = graph.parents(of: position).contains { !shown.contains($0) }
                 || graph.children(of: position).contains { !shown.contains($0) }
-            var classes = product.state.rawValue
+            var classes = placeholder("s", slot)
             if case .focus(let center, _, _) = scope, center == position { classes += " focus" }
             if hidden { classes += " truncated" }
             let label = escape("\(product.name):\(product.version)")
             dot += """
-                "\(product.id.lowercased)" [id="\(elementId(product.id))", class="\(classes)", label="\(label)", \
-                tooltip="\(label) (\(product.state.rawValue))", fillcolor="\(fill(product.state))", \
-                URL="/plan/\(datasetId)/product/\(product.id.lowercased)", target="_top"];
+                "\(placeholder("p", slot))" [id="\(placeholder("q", slot))", class="\(classes)", label="\(label)", \
+                tooltip="\(label)", fillcolor="\(fill(.waiting))", \
+                URL="/plan/\(datasetId)/product/\(placeholder("p", slot))", target="_top"];
 
                 """
         }
-        for position in nodes {
-            for child in graph.children(of: position) where shown.contains(child) {
-                dot += "\"\(plan.dataProducts[position].id.lowercased)\" -> \"\(plan.dataProducts[child].id.lowercased)\";\n"
+        let slots = Dictionary(uniqueKeysWithValues: nodes.enumerated().map { ($1, $0) })
+        for (slot, position) in nodes.enumerated() {
+            for child in graph.children(of: position) {
+                guard let childSlot = slots[child] else { continue }
+                dot += "\"\(placeholder("p", slot))\" -> \"\(placeholder("p", childSlot))\";\n"
             }
         }
         dot += "}\n"

@@ -51,7 +51,7 @@ public struct WebUI: Sendable {
         let graph = PlanGraph(plan)
         let focus = form["focus"].flatMap { Self.resolve($0, in: plan) }
         let drawing = PlanDrawing(plan: plan, graph: graph, focus: focus)
-        let svg = Self.inline(try await renderer.svg(for: drawing.dot))
+        let svg = drawing.paint(Self.inline(try await renderer.svg(for: drawing.dot)))
         let events = try await store.recentStateChanges(datasetId: plan.dataset.id, limit: TimelineView.eventLimit)
         let timeline = TimelineView.section(plan: plan, events: events, now: Date())
         return html(PlanView.page(plan: plan, drawing: drawing, svg: svg, filter: filter, timeline: timeline, assets: assets))

@@ -12,6 +12,6 @@ struct FletcherCommand: AsyncParsableCommand {
             directory: DATABASE_URL, BASE_URL, SECRET_KEY, REMOTE_APIS, MAX_CONNECTIONS, LOG_LEVEL.
             """,
         version: fletcherVersion,
-        subcommands: [Serve.self, Migrate.self, HashKey.self, SimulateCompute.self],
+        subcommands: [Serve.self, Migrate.self, HashKey.self, SimulateCompute.self, Stress.self],
         defaultSubcommand: Serve.self)
 }

@@ -17,6 +17,31 @@ struct GraphvizRendererTests {
         #expect(try await renderer.svg(for: dot) == svg)
     }
 
+    @Test func plansOfOneShapeShareALayoutAndEachIsPaintedWithItsOwnIdsAndStates() async throws {
+        let renderer = GraphvizRenderer()
+        func drawing() throws -> (PlanDrawing, Plan) {
+            let fixture = PlanFixture(names: Names()).products("a", "b").edge("a", "b")
+            let plan = try fixture.plan()
+            return (PlanDrawing(plan: plan, graph: PlanGraph(plan), focus: nil), plan)
+        }
+        let (first, firstPlan) = try drawing()
+        var (second, secondPlan) = try drawing()
+        secondPlan.dataProducts[0].state = .success
+        second = PlanDrawing(plan: secondPlan, graph: PlanGraph(secondPlan), focus: nil)
+        #expect(first.dot == second.dot)
+        let layout = try await renderer.svg(for: first.dot)
+        let painted = first.paint(layout)
+        let other = second.paint(layout)
+        for (plan, svg) in [(firstPlan, painted), (secondPlan, other)] {
+            #expect(!svg.contains("zz"))
+            #expect(svg.contains("/plan/\(plan.dataset.id.lowercased)/product/\(plan.dataProducts[0].id.lowercased)"))
+            #expect(svg.contains("id=\"\(PlanDrawing.elementId(plan.dataProducts[1].id))\""))
+        }
+        #expect(painted.components(separatedBy: "class=\"node queued\"").count == 2)
+        #expect(other.components(separatedBy: "class=\"node success\"").count == 2)
+        #expect(other.components(separatedBy: "class=\"node waiting\"").count == 2)
+    }
+
     @Test func labelsAreEscapedInTheSVG() async throws {
         let svg = try await GraphvizRenderer().svg(for: #"digraph { a [label="<script>alert(1)</script>"]; }"#)
         #expect(!svg.contains("<script>"))

@@ -1,0 +1,51 @@
+public import Foundation
+
+/// What `fletcher stress` replays.
+public enum Scenario: String, CaseIterable, Sendable {
+    /// The original load test's mix: four state updates to one visit of the index page, the search
+    /// fragment and a plan page.
+    case mixed
+    /// State updates (and the clears that restart each plan) only.
+    case updates
+    /// Plan reads (`GET /api/plan/{id}`) only.
+    case reads
+    /// Plans driven by Fletcher's own dispatcher: this tool is the compute platform, receives the
+    /// triggers and reports back; measures the trigger latency.
+    case dispatch
+}
+
+public struct StressOptions: Sendable {
+    /// The server, e.g. `http://127.0.0.1:3000`.
+    public var url: URL
+    public var service: String
+    public var key: String
+    /// Requests in flight at once (one per worker).
+    public var concurrency: Int
+    /// Stop after this long…
+    public var duration: Duration?
+    /// …or after this many requests (after the set-up).
+    public var requests: Int?
+    /// Plans to submit and drive.
+    public var plans: Int
+    public var scenario: Scenario
+    /// Where the stand-in compute platform listens in the `dispatch` scenario.
+    public var platformPort: Int
+    /// How often progress is printed (to standard error).
+    public var progressInterval: Duration
+
+    public init(
+        url: URL, service: String, key: String, concurrency: Int = 16, duration: Duration? = .seconds(30), requests: Int? = nil,
+        plans: Int = 100, scenario: Scenario = .mixed, platformPort: Int = 9100, progressInterval: Duration = .seconds(2)
+    ) {
+        self.url = url
+        self.service = service
+        self.key = key
+        self.concurrency = concurrency
+        self.duration = duration
+        self.requests = requests
+        self.plans = plans
+        self.scenario = scenario
+        self.platformPort = platformPort
+        self.progressInterval = progressInterval
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+
+/// A plan shaped like the original Fletcher's load-test plan: eleven data products — four
+/// non-eager sources, eager and non-eager products downstream — and sixteen dependencies.
+struct StressPlan: Sendable {
+    struct Product: Sendable {
+        var name: String
+        var eager: Bool
+        var parents: [String]
+    }
+
+    static let products: [Product] = [
+        Product(name: "source 1", eager: false, parents: []),
+        Product(name: "source 2", eager: false, parents: []),
+        Product(name: "source 3", eager: false, parents: []),
+        Product(name: "source 4", eager: false, parents: []),
+        Product(name: "join a", eager: true, parents: ["source 1", "source 2"]),
+        Product(name: "join b", eager: true, parents: ["source 2", "source 3"]),
+        Product(name: "manual c", eager: false, parents: ["source 3", "source 4"]),
+        Product(name: "merge d", eager: true, parents: ["join a", "join b"]),
+        Product(name: "merge e", eager: true, parents: ["join b", "manual c"]),
+        Product(name: "manual f", eager: false, parents: ["merge d", "merge e"]),
+        Product(name: "report g", eager: true, parents: ["manual f", "join a", "merge d", "manual c"]),
+    ]
+
+    let datasetId: UUID
+    let ids: [String: UUID]
+    let label: String
+
+    init(run: String, index: Int) {
+        datasetId = UUID()
+        ids = Dictionary(uniqueKeysWithValues: Self.products.map { ($0.name, UUID()) })
+        label = "stress \(run) plan \(index)"
+    }
+
+    var id: String { datasetId.uuidString.lowercased() }
+    func id(_ name: String) -> String { ids[name]!.uuidString.lowercased() }
+
+    /// The `POST /api/plan` body.
+    var submission: [String: Any] {
+        [
+            "dataset": ["id": id, "extra": ["name": label, "team": "stress"]],
+            "data_products": Self.products.map { product in
+                [
+                    "id": id(product.name), "compute": "cams", "name": product.name, "version": "1.0", "eager": product.eager,
+                    "passthrough": ["plan": label],
+                ] as [String: Any]
+            },
+            "dependencies": Self.products.flatMap { product in
+                product.parents.map { parent in ["parent_id": id(parent), "child_id": id(product.name)] as [String: Any] }
+            },
+        ]
+    }
+
+    static var sources: [String] { products.filter(\.parents.isEmpty).map(\.name) }
+}
+
+/// What drives one plan to completion the way compute platforms and people do, from the states the
+/// server last answered.
+struct PlanDriver: Sendable {
+    enum Action: Sendable, Equatable {
+        /// A platform (or a person, for a non-eager product) reports a state.
+        case update(name: String, state: String)
+        /// Every product succeeded: clear the sources, which resets the plan, and go again.
+        case restart
+    }
+
+    let plan: StressPlan
+    /// State by product name, as last answered.
+    var states: [String: String]
+
+    init(plan: StressPlan) {
+        self.plan = plan
+        states = Dictionary(uniqueKeysWithValues: StressPlan.products.map { ($0.name, "waiting") })
+    }
+
+    /// The next step: start a queued product, finish a running one, start a ready non-eager one by
+    /// hand, or restart a finished plan.
+    var next: Action {
+        for product in StressPlan.products where states[product.name] == "queued" {
+            return .update(name: product.name, state: "running")
+        }
+        for product in StressPlan.products where states[product.name] == "running" {
+            return .update(name: product.name, state: "success")
+        }
+        for product in StressPlan.products where !product.eager && states[product.name] == "waiting" {
+            if product.parents.allSatisfy({ states[$0] == "success" }) { return .update(name: product.name, state: "running") }
+        }
+        return .restart
+    }
+
+    /// Eager products that the success of `name` makes ready (queued by the trigger rule).
+    func readied(bySuccessOf name: String) -> [String] {
+        StressPlan.products.filter { product in
+            product.eager && states[product.name] == "waiting" && product.parents.contains(name)
+                && product.parents.allSatisfy { $0 == name || states[$0] == "success" }
+        }.map(\.name)
+    }
+
+    /// Takes the states from a plan as the API answers it.
+    mutating func absorb(_ json: Any?) {
+        guard let object = json as? [String: Any], let products = object["data_products"] as? [[String: Any]] else { return }
+        for product in products {
+            if let name = product["name"] as? String, let state = product["state"] as? String { states[name] = state }
+        }
+    }
+}
