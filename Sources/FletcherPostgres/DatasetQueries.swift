@@ -8,7 +8,7 @@ import PostgresNIO
 enum DatasetQueries {
     static func fetchOne(
         _ id: UUID, forUpdate: Bool, _ connection: PostgresConnection, _ logger: Logger
-    ) async throws -> (Dataset, lastModified: Date)? {
+    ) async throws -> (Dataset, lastModified: Date, revision: Int64)? {
         let query: PostgresQuery =
             forUpdate
             ? "SELECT paused, extra::text, modified_by, modified_date, last_modified, revision FROM dataset WHERE id = \(id) FOR UPDATE"
@@ -22,7 +22,17 @@ enum DatasetQueries {
             let dataset = Dataset(
                 id: id, paused: paused, extra: try StoredColumn.json(extra, column: "dataset.extra"),
                 modifiedBy: modifiedBy, modifiedDate: modifiedDate.date)
-            return (dataset, lastModified.date)
+            return (dataset, lastModified.date, revision)
+        }
+        return nil
+    }
+
+    /// The dataset's revision alone (nil when there is no such committed dataset): what a cached plan is checked against.
+    static func revision(_ id: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> Int64? {
+        for try await revision in try await connection.query("SELECT revision FROM dataset WHERE id = \(id)", logger: logger)
+            .decode(Int64.self)
+        {
+            return revision > 0 ? revision : nil
         }
         return nil
     }

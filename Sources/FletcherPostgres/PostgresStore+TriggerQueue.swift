@@ -79,7 +79,7 @@ extension PostgresStore {
                             .apply(to: stored, datasetId: trigger.datasetId, by: dispatcherActor, at: at)
                     }
                 }
-            }
+            }.change
         } catch is Abandoned {
             return false
         }

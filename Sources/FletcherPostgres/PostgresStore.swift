@@ -19,6 +19,7 @@ public final class PostgresStore: Store, Service {
     public let client: PostgresClient
     public let changeFeed = PlanChangeFeed()
     public let poolUsage: PoolUsage
+    public let planCache: PlanCache
     let logger: Logger
 
     /// The channel mutations notify, so every process's feed hears of them. The payload is this
@@ -27,8 +28,9 @@ public final class PostgresStore: Store, Service {
     static let changeChannel = "fletcher_plan_changes"
     let instanceId = UUID()
 
-    public init(configuration: PostgresClient.Configuration, logger: Logger) {
+    public init(configuration: PostgresClient.Configuration, logger: Logger, planCache: PlanCache = PlanCache()) {
         self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.planCache = planCache
         self.poolUsage = PoolUsage(capacity: configuration.options.maximumConnections)
         self.logger = logger
     }
@@ -77,13 +79,19 @@ public final class PostgresStore: Store, Service {
 
     public func plan(_ datasetId: UUID) async throws -> Plan? {
         try await storeErrors {
-            try await transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") { connection in
-                guard let (dataset, _) = try await DatasetQueries.fetchOne(datasetId, forUpdate: false, connection, logger)
+            // The revision first (one indexed row): a cached plan at that revision is current.
+            let revision = try await withConnection { connection in try await DatasetQueries.revision(datasetId, connection, logger) }
+            guard let revision else { return nil }
+            if let cached = planCache.plan(datasetId, revision: revision) { return cached.plan }
+            return try await transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") { connection in
+                guard let (dataset, lastModified, revision) = try await DatasetQueries.fetchOne(datasetId, forUpdate: false, connection, logger)
                 else { return nil }
-                return Plan(
+                let plan = Plan(
                     dataset: dataset,
                     dataProducts: try await DataProductQueries.fetchAll(datasetId: datasetId, connection, logger),
                     dependencies: try await DependencyQueries.fetchAll(datasetId: datasetId, connection, logger))
+                planCache.store(plan, revision: revision, lastModified: lastModified)
+                return plan
             }
         }
     }
@@ -108,11 +116,13 @@ public final class PostgresStore: Store, Service {
         _ datasetId: UUID, createIfMissing: Bool,
         _ change: @Sendable (Plan?, Date) throws -> PlanChange
     ) async throws -> PlanChange {
-        let result = try await storeErrors {
+        let (result, revision, lastModified) = try await storeErrors {
             try await transaction("BEGIN") { connection in
                 try await mutate(datasetId, createIfMissing: createIfMissing, on: connection, change)
             }
         }
+        // Committed: the plan as written is the dataset at its new revision.
+        planCache.store(result.plan, revision: revision, lastModified: lastModified)
         if !result.isEmpty { changeFeed.publish(datasetId) }
         return result
     }
@@ -120,12 +130,14 @@ public final class PostgresStore: Store, Service {
     /// A mutation inside the caller's transaction: locks the dataset's row (first, always: the
     /// dispatcher's writes take the same order, so they cannot deadlock with it), reads the plan,
     /// applies `change`, writes what changed. `whenLocked` runs with the lock held, before `change`;
-    /// returning false abandons the mutation (nil).
+    /// returning false abandons the mutation (nil). Returns the change with the dataset's revision and
+    /// last modification once it commits. The plan's rows are not read when the cache holds the
+    /// locked revision.
     func mutate(
         _ datasetId: UUID, createIfMissing: Bool, on connection: PostgresConnection,
         whenLocked: (PostgresConnection) async throws -> Bool = { _ in true },
         _ change: (Plan?, Date) throws -> PlanChange
-    ) async throws -> PlanChange {
+    ) async throws -> (change: PlanChange, revision: Int64, lastModified: Date) {
         var locked = try await DatasetQueries.fetchOne(datasetId, forUpdate: true, connection, logger)
         var isNew = false
         if locked == nil {
@@ -139,22 +151,26 @@ public final class PostgresStore: Store, Service {
         }
         guard try await whenLocked(connection) else { throw Abandoned() }
         var stored: Plan?
-        if let (dataset, _) = locked {
-            stored = Plan(
-                dataset: dataset,
-                dataProducts: try await DataProductQueries.fetchAll(datasetId: datasetId, connection, logger),
-                dependencies: try await DependencyQueries.fetchAll(datasetId: datasetId, connection, logger))
+        if let (dataset, _, revision) = locked {
+            if let cached = planCache.plan(datasetId, revision: revision) {
+                stored = cached.plan
+            } else {
+                stored = Plan(
+                    dataset: dataset,
+                    dataProducts: try await DataProductQueries.fetchAll(datasetId: datasetId, connection, logger),
+                    dependencies: try await DependencyQueries.fetchAll(datasetId: datasetId, connection, logger))
+            }
         }
         let now = Date.storeNow(notBefore: locked?.lastModified)
         let result = try change(stored, now)
-        guard !result.isEmpty else { return result }
+        guard !result.isEmpty else { return (result, locked?.revision ?? 0, locked?.lastModified ?? now) }
         try await DataProductQueries.upsert(result.changedProducts, of: result.plan, connection, logger)
         try await DependencyQueries.upsert(result.changedDependencies, of: result.plan, connection, logger)
         try await HistoryQueries.record(result.transitions, of: result.plan, by: result.actor, at: now, connection, logger)
         try await TriggerQueries.cancel(result.productsLeavingQueue, datasetId: datasetId, at: now, connection, logger)
         try await TriggerQueries.insert(result.newTriggers(at: now), connection, logger)
         try await DatasetQueries.save(result.plan.dataset, lastModified: now, notifying: instanceId, connection, logger)
-        return result
+        return (result, (locked?.revision ?? 0) + 1, max(now, locked?.lastModified ?? now))
     }
 
     /// Thrown to roll back a transaction whose precondition failed (a lost lease).

@@ -5,14 +5,19 @@ import GRDB
 
 /// SQL on the `dataset` table and its search index.
 enum DatasetQueries {
-    static func fetchOne(_ id: UUID, _ db: Database) throws -> (Dataset, lastModified: Date)? {
+    static func fetchOne(_ id: UUID, _ db: Database) throws -> (Dataset, lastModified: Date, revision: Int64)? {
         guard
             let row = try Row.fetchOne(
                 db.cachedStatement(
-                    sql: "SELECT id, paused, extra, modified_by, modified_date, last_modified FROM dataset WHERE id = ?"),
+                    sql: "SELECT id, paused, extra, modified_by, modified_date, last_modified, revision FROM dataset WHERE id = ?"),
                 arguments: [id])
         else { return nil }
-        return (try Dataset(sqliteRow: row), Date(microsecondsSince1970: row[5]))
+        return (try Dataset(sqliteRow: row), Date(microsecondsSince1970: row[5]), row[6])
+    }
+
+    /// The dataset's revision alone: what a cached plan is checked against.
+    static func revision(_ id: UUID, _ db: Database) throws -> Int64? {
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT revision FROM dataset WHERE id = ?"), arguments: [id])
     }
 
     /// Inserts or updates the dataset row, bumping its revision and last modification.

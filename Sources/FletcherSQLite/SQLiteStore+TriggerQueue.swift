@@ -58,7 +58,7 @@ extension SQLiteStore {
             return try Self.mutate(claim.trigger.datasetId, createIfMissing: false, in: db) { stored, at in
                 try PlanMutation.dispatchFailed(dataProductId: productId, passback: passback)
                     .apply(to: stored, datasetId: claim.trigger.datasetId, by: dispatcherActor, at: at)
-            }
+            }.change
         }
         guard let change else { return false }
         if !change.isEmpty { changeFeed.publish(claim.trigger.datasetId) }

@@ -12,9 +12,11 @@ public final class SQLiteStore: Store {
     public let changeFeed = PlanChangeFeed()
     /// The writer and the readers (GRDB's default of 5 readers).
     public let poolUsage = PoolUsage(capacity: 6)
+    public let planCache: PlanCache
 
     /// Opens (creating if needed) the database at `path`, or an in-memory one when `path` is nil.
-    public init(path: String?) throws {
+    public init(path: String?, planCache: PlanCache = PlanCache()) throws {
+        self.planCache = planCache
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(10)
@@ -35,8 +37,16 @@ public final class SQLiteStore: Store {
     }
 
     public func plan(_ datasetId: UUID) async throws -> Plan? {
-        try await storeErrors {
-            try await reading { db in try Self.loadPlan(datasetId, db)?.plan }
+        let cache = planCache
+        return try await storeErrors {
+            try await reading { db in
+                // The revision first: a cached plan at that revision is current.
+                guard let revision = try DatasetQueries.revision(datasetId, db) else { return nil }
+                if let cached = cache.plan(datasetId, revision: revision) { return cached.plan }
+                guard let loaded = try Self.loadPlan(datasetId, db) else { return nil }
+                cache.store(loaded.plan, revision: loaded.revision, lastModified: loaded.lastModified)
+                return loaded.plan
+            }
         }
     }
 
@@ -58,29 +68,34 @@ public final class SQLiteStore: Store {
         _ datasetId: UUID, createIfMissing: Bool,
         _ change: @Sendable (Plan?, Date) throws -> PlanChange
     ) async throws -> PlanChange {
-        let result = try await storeErrors {
-            try await writing { db in try Self.mutate(datasetId, createIfMissing: createIfMissing, in: db, change) }
+        let cache = planCache
+        let (result, revision, lastModified) = try await storeErrors {
+            try await writing { db in try Self.mutate(datasetId, createIfMissing: createIfMissing, in: db, cache: cache, change) }
         }
+        // Committed: the plan as written is the dataset at its new revision.
+        cache.store(result.plan, revision: revision, lastModified: lastModified)
         if !result.isEmpty { changeFeed.publish(datasetId) }
         return result
     }
 
     /// A mutation inside the caller's write transaction (SQLite's single writer is the dataset lock).
+    /// Returns the change with the dataset's revision and last modification once it commits.
     static func mutate(
-        _ datasetId: UUID, createIfMissing: Bool, in db: Database, _ change: (Plan?, Date) throws -> PlanChange
-    ) throws -> PlanChange {
-        let stored = try loadPlan(datasetId, db)
+        _ datasetId: UUID, createIfMissing: Bool, in db: Database, cache: PlanCache? = nil,
+        _ change: (Plan?, Date) throws -> PlanChange
+    ) throws -> (change: PlanChange, revision: Int64, lastModified: Date) {
+        let stored = try loadPlan(datasetId, db, cache: cache)
         if stored == nil && !createIfMissing { throw PlanError.datasetNotFound(datasetId) }
         let now = Date.storeNow(notBefore: stored?.lastModified)
         let result = try change(stored?.plan, now)
-        guard !result.isEmpty else { return result }
+        guard !result.isEmpty else { return (result, stored?.revision ?? 0, stored?.lastModified ?? now) }
         try DatasetQueries.save(result.plan.dataset, isNew: result.isNewDataset, lastModified: now, db)
         try DataProductQueries.upsert(result.changedProducts, of: result.plan, db)
         try DependencyQueries.upsert(result.changedDependencies, of: result.plan, db)
         try HistoryQueries.record(result.transitions, of: result.plan, by: result.actor, at: now, db)
         try TriggerQueries.cancel(result.productsLeavingQueue, datasetId: datasetId, at: now, db)
         try TriggerQueries.insert(result.newTriggers(at: now), db)
-        return result
+        return (result, (stored?.revision ?? 0) + 1, max(now, stored?.lastModified ?? now))
     }
 
     public func history(datasetId: UUID, dataProductId: UUID, before: Int64?, limit: Int) async throws -> HistoryPage? {
@@ -112,14 +127,18 @@ public final class SQLiteStore: Store {
         }
     }
 
-    /// The stored plan and its dataset's last modification, read inside the caller's transaction.
-    static func loadPlan(_ datasetId: UUID, _ db: Database) throws -> (plan: Plan, lastModified: Date)? {
-        guard let (dataset, lastModified) = try DatasetQueries.fetchOne(datasetId, db) else { return nil }
+    /// The stored plan, its dataset's last modification and revision, read inside the caller's
+    /// transaction (its rows only when `cache` does not hold that revision).
+    static func loadPlan(_ datasetId: UUID, _ db: Database, cache: PlanCache? = nil) throws
+        -> (plan: Plan, lastModified: Date, revision: Int64)?
+    {
+        guard let (dataset, lastModified, revision) = try DatasetQueries.fetchOne(datasetId, db) else { return nil }
+        if let cached = cache?.plan(datasetId, revision: revision) { return (cached.plan, lastModified, revision) }
         let plan = Plan(
             dataset: dataset,
             dataProducts: try DataProductQueries.fetchAll(datasetId: datasetId, db),
             dependencies: try DependencyQueries.fetchAll(datasetId: datasetId, db))
-        return (plan, lastModified)
+        return (plan, lastModified, revision)
     }
 
     /// Reads on one of the pool's reader connections, counted in `poolUsage`.

@@ -47,6 +47,9 @@ public protocol Store: TriggerQueue {
     /// Connections in use and callers waiting for one.
     var poolUsage: PoolUsage { get }
 
+    /// Plans kept in memory, checked against their dataset's revision on every read.
+    var planCache: PlanCache { get }
+
     /// How many datasets are active and paused, and how many enabled data products are in each state.
     func stateCounts() async throws -> StateCounts
 }

@@ -145,10 +145,13 @@ struct DispatcherTests {
                 let status = try #require(try await store.queueStatus(now: clock.now).first { $0.compute == .cams })
                 #expect(status.pending == 1 && status.inFlight == 0 && status.consecutiveFailures == expected)
                 #expect(status.oldestPending != nil && !status.circuitOpen)
-                // Not sent again before its backoff…
-                let due = try await store.nextDue(compute: .cams)
-                let wait = try #require(due).timeIntervalSince(clock.now)
-                #expect(wait > backoff - 0.5 && wait <= backoff + 0.1, "attempt \(expected): waits \(wait)")
+                // Not sent again before its backoff, counted from when the attempt was recorded…
+                let due = try #require(try await store.nextDue(compute: .cams))
+                let recorded = try #require(
+                    try await store.history(datasetId: fixture.datasetId, dataProductId: names["a"], before: nil, limit: 1)?.events.first)
+                let wait = due.timeIntervalSince(recorded.at)
+                #expect(abs(wait - backoff) < 0.01, "attempt \(expected): waits \(wait)")
+                #expect(due > clock.now)
                 // …and sent once it is due.
                 clock.advance(backoff + 0.01)
             }
@@ -181,8 +184,9 @@ struct DispatcherTests {
         let names = Names()
         let fixture = PlanFixture(names: names).products("a")
         let clock = TestClock()
-        let platform = FakePlatform { _, number in number == 1 ? .init(delay: .seconds(2)) : .init() }
-        try await Self.withDispatcher(store, platform: platform, target: { ComputeTarget(url: $0, timeout: 0.3) }, clock: clock) {
+        // The first answer comes after 4 s, past the 1 s timeout; the resend is answered at once.
+        let platform = FakePlatform { _, number in number == 1 ? .init(delay: .seconds(4)) : .init() }
+        try await Self.withDispatcher(store, platform: platform, target: { ComputeTarget(url: $0, timeout: 1) }, clock: clock) {
             _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "p")
             try await Self.eventually("the timeout to be recorded") {
                 try await store.nextDue(compute: .cams).map { $0 > clock.now } ?? false

@@ -16,7 +16,8 @@ struct MetricsEndpointTests {
 
     @Test(arguments: TestEngine.available)
     func metricsCountRequestsTransitionsAndTheTriggerQueue(engine: TestEngine) async throws {
-        let api = try await TestAPI(engine: engine)
+        // A database of its own: the queue and state gauges count every dataset.
+        let api = try await TestAPI(store: TestStores.make(engine, isolated: true))
         let names = Names()
         let fixture = PlanFixture(names: names).products("a", "b").edge("a", "b")
         try await api.test { client in

@@ -22,11 +22,41 @@ struct StoreConformanceTests {
         fixture.products[2].extra = .object(["deep": .object(["x": .array([])])])
         fixture.edges[0].extra = .string("edge")
         let change = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "publisher")
-        let stored = try #require(try await store.plan(fixture.datasetId))
+        #expect(try await store.plan(fixture.datasetId) == change.plan)  // from the cache
+        store.planCache.removeAll()
+        let stored = try #require(try await store.plan(fixture.datasetId))  // from the rows
         #expect(stored == change.plan)
         #expect(stored.dataProducts.map { names.name($0.id) } == ["a", "b", "c"])
         #expect(stored.state(names["a"]) == .queued)
         #expect(stored.dataset.modifiedBy == "publisher")
+    }
+
+    @Test(arguments: TestEngine.available)
+    func cachedPlansAreTheStoredRowsAndNeverStaleAcrossProcesses(engine: TestEngine) async throws {
+        let (first, second) = try await TestStores.pair(engine)
+        let fixture = PlanFixture(names: names, extra: .object(["team": .string("cache ✓")])).products("a", "b", "c").chain("a", "b", "c")
+        _ = try await first.apply(.submit(fixture.submission), to: fixture.datasetId, by: "publisher")
+        #expect(try await second.plan(fixture.datasetId)?.state(names["a"]) == .queued)  // now cached by the second
+        // The first changes it: the second's cached copy is older than the row's revision.
+        _ = try await first.apply(.update([StateUpdate(id: names["a"], state: .success, link: "https://runs/a")]), to: fixture.datasetId, by: "platform")
+        let seen = try #require(try await second.plan(fixture.datasetId))
+        #expect(seen.state(names["a"]) == .success && seen.state(names["b"]) == .queued)
+        // The second mutates from its (now current) cache; the first, whose cache is behind, reads it right.
+        _ = try await second.apply(.clear([names["a"]]), to: fixture.datasetId, by: "publisher")
+        _ = try await second.apply(.pause, to: fixture.datasetId, by: "publisher")
+        let afterClear = try #require(try await first.plan(fixture.datasetId))
+        // (a is an eager source: cleared, it is queued again at once.)
+        #expect(afterClear.state(names["a"]) == .queued && afterClear.state(names["b"]) == .waiting && afterClear.dataset.paused)
+        // A mutation on the first, whose cache lags, is applied to the current plan.
+        let change = try await first.apply(.unpause, to: fixture.datasetId, by: "publisher")
+        #expect(change.plan.state(names["a"]) == .queued && change.plan.state(names["b"]) == .waiting && !change.plan.dataset.paused)
+        // Cached copies equal what the rows hold.
+        for store in [first, second] {
+            let cached = try await store.plan(fixture.datasetId)
+            store.planCache.removeAll()
+            #expect(try await store.plan(fixture.datasetId) == cached)
+        }
+        #expect(try await first.plan(UUID()) == nil)
     }
 
     @Test(arguments: TestEngine.available)

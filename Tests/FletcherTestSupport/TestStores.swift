@@ -43,6 +43,23 @@ public enum TestStores {
         }
     }
 
+    /// Two stores on one database, as two Fletcher processes would have: each with its own pool
+    /// and plan cache.
+    public static func pair(_ engine: TestEngine) async throws -> (any Store, any Store) {
+        switch engine {
+        case .sqlite:
+            let path = FileManager.default.temporaryDirectory
+                .appendingPathComponent("fletcher-test-\(UUID().uuidString).sqlite").path
+            let first = try SQLiteStore(path: path)
+            try await first.migrate()
+            return (first, try SQLiteStore(path: path))
+        case .postgres:
+            let first = try postgresStore()
+            try await first.migrate()
+            return (first, try postgresStore())
+        }
+    }
+
     /// A store on a new, empty database of the test server.
     public static func isolatedPostgresStore() async throws -> PostgresStore {
         guard let url = ProcessInfo.processInfo.environment["FLETCHER_TEST_POSTGRES_URL"],

@@ -1,0 +1,71 @@
+public import FletcherDomain
+public import Foundation
+import Synchronization
+
+/// Whole plans kept in memory by their dataset's revision, which every committed change bumps (in
+/// any process). A reader asks the database for the revision alone — one indexed row — and reads
+/// the plan's rows only when the cached copy is older, so a cached plan is never stale, also with
+/// several processes writing. Bounded by the number of data products held, least recently used
+/// first out.
+public final class PlanCache: Sendable {
+    private struct Entry {
+        var revision: Int64
+        var plan: Plan
+        var lastModified: Date
+        var used: UInt64
+    }
+
+    private struct State {
+        var entries: [UUID: Entry] = [:]
+        var products = 0
+        var clock: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+    /// The most data products held across all cached plans.
+    public let capacity: Int
+
+    public init(capacity: Int = 200_000) {
+        self.capacity = capacity
+    }
+
+    /// The cached plan if it is at `revision`.
+    public func plan(_ datasetId: UUID, revision: Int64) -> (plan: Plan, lastModified: Date)? {
+        state.withLock { state in
+            guard var entry = state.entries[datasetId], entry.revision == revision else { return nil }
+            state.clock += 1
+            entry.used = state.clock
+            state.entries[datasetId] = entry
+            return (entry.plan, entry.lastModified)
+        }
+    }
+
+    /// Keeps `plan` as the dataset's state at `revision` (a newer revision already held wins).
+    public func store(_ plan: Plan, revision: Int64, lastModified: Date) {
+        let cost = max(1, plan.dataProducts.count)
+        guard cost <= capacity else { return }
+        state.withLock { state in
+            if let old = state.entries[plan.dataset.id] {
+                guard old.revision < revision else { return }
+                state.products -= max(1, old.plan.dataProducts.count)
+            }
+            state.clock += 1
+            state.entries[plan.dataset.id] = Entry(revision: revision, plan: plan, lastModified: lastModified, used: state.clock)
+            state.products += cost
+            guard state.products > capacity else { return }
+            // Over the bound: drop the least recently used down to 90 % in one go (amortised O(log n)).
+            for (id, entry) in state.entries.sorted(by: { $0.value.used < $1.value.used }) {
+                guard state.products > capacity * 9 / 10 || state.products > capacity else { break }
+                state.entries[id] = nil
+                state.products -= max(1, entry.plan.dataProducts.count)
+            }
+        }
+    }
+
+    public func removeAll() {
+        state.withLock { $0 = State() }
+    }
+
+    /// Plans and data products held (for tests and metrics).
+    public var count: (plans: Int, products: Int) { state.withLock { ($0.entries.count, $0.products) } }
+}
