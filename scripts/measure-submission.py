@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Times plan submissions against a running Fletcher: a new dataset of N data products and 3N
 dependencies, validated and stored, submitted several times (each a new dataset), then once more
-as a resubmission of an existing plan (every row upserted).
+as a resubmission of an existing plan (every row upserted); then reads it, and times --updates
+state updates of single data products in it (each answered with the whole plan).
 
     scripts/measure-submission.py --url http://127.0.0.1:3000 --service local --key KEY --products 10000
 """
@@ -47,6 +48,8 @@ def main():
     parser.add_argument("--key", required=True)
     parser.add_argument("--products", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--updates", type=int, default=50)
+    parser.add_argument("--json", help="also write the figures (seconds) to this file")
     args = parser.parse_args()
 
     _, _, body = request("POST", f"{args.url}/api/authenticate", {"service": args.service, "key": args.key})
@@ -63,10 +66,26 @@ def main():
     assert status == 200
     read, status, payload = request("GET", f"{args.url}/api/plan/{last['dataset']['id']}")
     assert status == 200 and len(json.loads(payload)["data_products"]) == args.products
+    dataset = last["dataset"]["id"]
+    updates = []
+    for n in range(args.updates):
+        product = rng.choice(last["data_products"])["id"]
+        seconds, status, payload = request("PUT", f"{args.url}/api/data_product/{dataset}/update", [
+            {"id": product, "state": "running" if n % 2 == 0 else "success"}], token)
+        assert status == 200, payload[:500]
+        updates.append(seconds)
     print(f"{args.products} data products, {len(last['dependencies'])} dependencies, {args.runs} new datasets")
     print(f"  submit new:  median {statistics.median(times) * 1000:.0f} ms  (min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f})")
     print(f"  resubmit:    {resubmit * 1000:.0f} ms")
     print(f"  read plan:   {read * 1000:.0f} ms")
+    if updates:
+        print(f"  update one:  median {statistics.median(updates) * 1000:.1f} ms  (min {min(updates) * 1000:.1f}, "
+              f"max {max(updates) * 1000:.1f}) over {len(updates)} updates")
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"products": args.products, "dependencies": len(last["dependencies"]), "submit": times,
+                       "submit_median": statistics.median(times), "resubmit": resubmit, "read": read,
+                       "updates": updates, "update_median": statistics.median(updates) if updates else None}, out, indent=2)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,9 @@ bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
 [[ -z "$bin" ]] && bin=$(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/initdb)")
 [[ -x "$bin/initdb" ]] || { echo "PostgreSQL server binaries (initdb) not found" >&2; exit 1; }
 
+# Tests trade durability for speed; FLETCHER_PG_SETTINGS replaces that (scripts/perf runs durable).
+settings=${FLETCHER_PG_SETTINGS:--c fsync=off -c synchronous_commit=off -c full_page_writes=off}
+
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 dir=$(mktemp -d /tmp/fletcher-pg.XXXXXX)
 chmod 755 "$dir"
@@ -31,10 +34,11 @@ trap cleanup EXIT
 "${as_owner[@]}" "$bin/initdb" -D "$dir/data" -U fletcher --auth=trust --no-sync -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
   || { cat "$dir/initdb.log" >&2; exit 1; }
 "${as_owner[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-  -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+  -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=300 $settings" \
   start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
 "$bin/createdb" -h 127.0.0.1 -p "$port" -U fletcher fletcher_test
 
 export FLETCHER_TEST_POSTGRES_URL="postgres://fletcher@127.0.0.1:$port/fletcher_test?sslmode=disable"
+export FLETCHER_TEST_POSTGRES_BIN="$bin" FLETCHER_TEST_POSTGRES_DATA="$dir/data"
 echo "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port"
 "$@"

@@ -85,24 +85,33 @@ public final class Dispatcher: Service {
             var iterator = wakeUps.stream.makeAsyncIterator()
             while !Task.isCancelled {
                 var nextDue: Date?
+                var blocked = false
                 do {
-                    let claims = try await store.claim(
-                        compute: compute, maxInFlight: target.maxInFlight, owner: process,
-                        leaseSeconds: Self.leaseSeconds(target), now: clock())
-                    if !claims.isEmpty { failPoints.hit(.afterClaim) }
-                    for claim in claims {
-                        deliveries.addTask {
-                            await self.deliver(claim, to: target)
-                            wakeUp.yield()
-                        }
-                    }
+                    // A read first: most wake-ups (other datasets' commits) find nothing due, and
+                    // then no claim, which is a write, is made.
                     nextDue = try await store.nextDue(compute: compute)
+                    if let due = nextDue, due <= clock() {
+                        let claims = try await store.claim(
+                            compute: compute, maxInFlight: target.maxInFlight, owner: process,
+                            leaseSeconds: Self.leaseSeconds(target), now: clock())
+                        if !claims.isEmpty { failPoints.hit(.afterClaim) }
+                        // Due but nothing claimed: max_in_flight reached or the circuit open. Wait
+                        // for a delivery to end, a commit, or the poll, not for the due time.
+                        blocked = claims.isEmpty
+                        for claim in claims {
+                            deliveries.addTask {
+                                await self.deliver(claim, to: target)
+                                wakeUp.yield()
+                            }
+                        }
+                        nextDue = try await store.nextDue(compute: compute)
+                    }
                 } catch {
                     logger.warning("dispatch: cannot claim triggers", metadata: ["compute": "\(compute.rawValue)", "error": "\(error)"])
                 }
                 // Sleep until woken, the next trigger falls due, or the poll interval passes.
                 var pause = Self.poll
-                if let nextDue {
+                if let nextDue, !blocked {
                     let seconds = max(0, nextDue.timeIntervalSince(clock()))
                     if seconds < 1 { pause = .milliseconds(Int(seconds * 1000) + 1) }
                 }

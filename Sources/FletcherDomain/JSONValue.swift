@@ -71,7 +71,8 @@ extension JSONValue {
         }
     }
 
-    private func write(to out: inout String) {
+    /// Appends the compact JSON text (keys sorted) to `out`.
+    public func write(to out: inout String) {
         switch self {
         case .null: out += "null"
         case .bool(let value): out += value ? "true" : "false"
@@ -104,8 +105,15 @@ extension JSONValue {
         }
     }
 
-    private static func writeString(_ value: String, to out: inout String) {
+    /// Appends `value` as a quoted JSON string to `out`.
+    public static func writeString(_ value: String, to out: inout String) {
         out += "\""
+        // Most text needs no escape: append it whole.
+        if !value.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+            out += value
+            out += "\""
+            return
+        }
         for scalar in value.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""

@@ -13,7 +13,7 @@ extension APIHandler {
     public func getPlan(_ input: Operations.GetPlan.Input) async throws -> Operations.GetPlan.Output {
         let id = input.path.datasetId.uuid
         guard let plan = try await store.plan(id) else { throw PlanError.datasetNotFound(id) }
-        return .ok(.init(body: .json(.init(plan))))
+        return .ok(.init(body: .json(.answer(plan))))
     }
 
     public func searchPlans(_ input: Operations.SearchPlans.Input) async throws -> Operations.SearchPlans.Output {

@@ -36,6 +36,6 @@ public struct APIHandler: APIProtocol {
     func mutate(_ mutation: PlanMutation, datasetId: WireUUID) async throws -> Components.Responses.Plan {
         let change = try await store.apply(mutation, to: datasetId.uuid, by: try caller.service)
         transitions.record(change.transitions)
-        return .init(body: .json(.init(change.plan)))
+        return .init(body: .json(.answer(change.plan)))
     }
 }

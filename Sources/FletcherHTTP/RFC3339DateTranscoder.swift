@@ -7,6 +7,14 @@ public struct RFC3339DateTranscoder: DateTranscoder {
     public init() {}
 
     public func encode(_ date: Date) throws -> String {
+        var text = ""
+        Self.write(date, to: &text)
+        return text
+    }
+
+    /// Appends `2026-11-23T03:20:13.123456Z` for `date` to `out` (no formatter: this runs for every
+    /// time in every plan answered).
+    public static func write(_ date: Date, to out: inout String) {
         let micros = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
         var seconds = micros / 1_000_000
         var fraction = micros % 1_000_000
@@ -20,10 +28,34 @@ public struct RFC3339DateTranscoder: DateTranscoder {
             secondOfDay += 86_400
             days -= 1
         }
-        let (year, month, day) = Self.civil(fromDays: days)
-        return String(
-            format: "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%06lldZ", year, month, day, secondOfDay / 3600,
-            secondOfDay % 3600 / 60, secondOfDay % 60, fraction)
+        let (year, month, day) = civil(fromDays: days)
+        var bytes = [UInt8](repeating: 0, count: 27)
+        func put(_ value: Int64, at start: Int, digits: Int) {
+            var rest = value
+            for index in stride(from: start + digits - 1, through: start, by: -1) {
+                bytes[index] = 0x30 + UInt8(rest % 10)
+                rest /= 10
+            }
+        }
+        guard (0...9999).contains(year) else {
+            out += String(year) + "-01-01T00:00:00.000000Z"  // outside RFC 3339's years; never stored
+            return
+        }
+        put(year, at: 0, digits: 4)
+        bytes[4] = 0x2D
+        put(month, at: 5, digits: 2)
+        bytes[7] = 0x2D
+        put(day, at: 8, digits: 2)
+        bytes[10] = 0x54
+        put(secondOfDay / 3600, at: 11, digits: 2)
+        bytes[13] = 0x3A
+        put(secondOfDay % 3600 / 60, at: 14, digits: 2)
+        bytes[16] = 0x3A
+        put(secondOfDay % 60, at: 17, digits: 2)
+        bytes[19] = 0x2E
+        put(fraction, at: 20, digits: 6)
+        bytes[26] = 0x5A
+        out += String(decoding: bytes, as: UTF8.self)
     }
 
     public func decode(_ text: String) throws -> Date {

@@ -38,11 +38,14 @@ enum PlatformQueries {
         return max(0, maxInFlight - live)
     }
 
+    /// The platform answered: its circuit closes. A healthy platform's row is not written (nor
+    /// locked), so deliveries do not queue behind each other on it.
     static func recordAnswer(_ compute: Compute, _ connection: PostgresConnection, _ logger: Logger) async throws {
         try await connection.query(
             """
             UPDATE compute_platform SET consecutive_failures = 0, failed_probes = 0, open_until = NULL
             WHERE compute = \(compute.rawValue)
+                AND (consecutive_failures <> 0 OR failed_probes <> 0 OR open_until IS NOT NULL)
             """, logger: logger)
     }
 

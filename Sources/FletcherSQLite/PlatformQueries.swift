@@ -29,7 +29,10 @@ enum PlatformQueries {
     /// The platform answered: its circuit closes.
     static func recordAnswer(_ compute: Compute, _ db: Database) throws {
         try db.execute(
-            sql: "UPDATE compute_platform SET consecutive_failures = 0, failed_probes = 0, open_until = NULL WHERE compute = ?",
+            sql: """
+                UPDATE compute_platform SET consecutive_failures = 0, failed_probes = 0, open_until = NULL
+                WHERE compute = ? AND (consecutive_failures <> 0 OR failed_probes <> 0 OR open_until IS NOT NULL)
+                """,
             arguments: [compute.rawValue])
     }
 

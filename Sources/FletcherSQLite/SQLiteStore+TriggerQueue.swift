@@ -66,7 +66,7 @@ extension SQLiteStore {
     }
 
     public func nextDue(compute: Compute) async throws -> Date? {
-        try await write { db in try TriggerQueries.nextDue(compute, db) }
+        try await storeErrors { try await reading { db in try TriggerQueries.nextDue(compute, db) } }
     }
 
     public func queueStatus(now: Date) async throws -> [DispatchQueueStatus] {

@@ -1,0 +1,68 @@
+import FletcherDomain
+@testable import FletcherHTTP
+import FletcherStore
+import FletcherTestSupport
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import Testing
+
+@Suite("Plan JSON fast path")
+struct PlanJSONTests {
+    /// A plan with every kind of field: nulls, nested extra, escapes, a run id and link, a disabled product.
+    static func variedPlan() throws -> Plan {
+        let names = Names()
+        var fixture = PlanFixture(
+            names: names,
+            extra: .object(["team": .string("Ünïcode \"q\" \\ / \n\t\u{1}"), "n": .array([.integer(-7), .number(0.25), .number(1e-7), .bool(true), .null])])
+        ).products("a", "b", "c").chain("a", "b", "c")
+        fixture.products[1].passthrough = nil
+        fixture.products[2].extra = .object(["deep": .object(["x": .array([])])])
+        fixture.edges[0].extra = .string("edge ✓")
+        var plan = try fixture.plan()
+        plan = try PlanMutation.update([StateUpdate(id: names["a"], state: .success, runId: UUID(), link: "https://runs/1?a=b&c", passback: .object(["rows": .integer(42)]))])
+            .apply(to: plan, datasetId: fixture.datasetId, by: "platform \"x\"", at: Date(timeIntervalSince1970: 1_763_868_013.123456)).plan
+        plan = try PlanMutation.disable([names["c"]]).apply(to: plan, datasetId: fixture.datasetId, by: "p", at: Date()).plan
+        return plan
+    }
+
+    @Test func theFastEncodingIsTheSameJSONAsTheGeneratedOne() throws {
+        let plan = try Self.variedPlan()
+        let fast = try JSONSerialization.jsonObject(with: Data(PlanJSON.encode(plan).utf8)) as? NSDictionary
+        let generated = try JSONSerialization.jsonObject(with: Data(WireJSON.plan(plan, pretty: false).utf8)) as? NSDictionary
+        #expect(fast != nil)
+        #expect(fast == generated)
+    }
+
+    @Test func answersCarryTheFastEncodingOfTheWholePlan() async throws {
+        let api = try await TestAPI(engine: .sqlite)
+        let names = Names()
+        let fixture = PlanFixture(names: names, extra: .object(["k": .string("v \"w\"")])).products("a", "b").edge("a", "b")
+        try await api.test(.live) { client in
+            let token = try await client.token()
+            let submitted = try await client.send(.post, "/api/plan", token: token, json: submissionJSON(fixture))
+            #expect(submitted.status == .ok)
+            #expect(submitted.headers[.contentLength] == String(submitted.text.utf8.count))
+            let stored = try #require(try await api.store.plan(fixture.datasetId))
+            let expected = try JSONSerialization.jsonObject(with: Data(WireJSON.plan(stored, pretty: false).utf8)) as? NSDictionary
+            for response in [submitted, try await client.send(.get, "/api/plan/\(fixture.datasetId.lowercased)")] {
+                #expect(response.status == .ok)
+                #expect(response.headers[.contentType] == "application/json; charset=utf-8")
+                #expect(try JSONSerialization.jsonObject(with: Data(response.text.utf8)) as? NSDictionary == expected)
+            }
+            // Errors are untouched.
+            try await client.send(.get, "/api/plan/\(UUID().uuidString.lowercased())").expectProblem(.notFound)
+        }
+    }
+
+    @Test func timesAreWrittenAsRFC3339WithMicroseconds() throws {
+        let cases: [(Double, String)] = [
+            (0, "1970-01-01T00:00:00.000000Z"), (1_763_868_013.123456, "2025-11-23T03:20:13.123456Z"),
+            (951_782_400, "2000-02-29T00:00:00.000000Z"), (-1.5, "1969-12-31T23:59:58.500000Z"),
+            (253_402_300_799.5, "9999-12-31T23:59:59.500000Z"),
+        ]
+        for (seconds, text) in cases {
+            #expect(try RFC3339DateTranscoder().encode(Date(timeIntervalSince1970: seconds)) == text)
+        }
+    }
+}

@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+"""The measurements behind docs/PERFORMANCE.md, re-runnable: `scripts/perf/run.sh` (which starts a
+durable throwaway PostgreSQL and calls this). Each step starts release-built Fletcher servers on
+databases of their own, drives them with `fletcher stress` (and pgbench for PostgreSQL's own
+limit), samples the server's resident memory, and writes everything to one JSON file.
+
+Steps: curve (updates and reads against pgbench, by concurrency), mixed (the original's request mix
+with 2,000 plans, then with 1,000,000 more datasets bulk-loaded), big (10,000- and 100,000-product
+plans), sqlite (updates on the embedded default), dispatch (trigger latency).
+"""
+import argparse, json, os, re, shutil, signal, subprocess, sys, tempfile, threading, time, urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.join(ROOT, "scripts", "perf")
+KEY = "perf-key"
+SERVICE = "perf"
+
+
+def log(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Postgres:
+    """The server scripts/with-postgres.sh started (FLETCHER_TEST_POSTGRES_URL)."""
+
+    def __init__(self):
+        url = os.environ["FLETCHER_TEST_POSTGRES_URL"]
+        self.user, self.host, self.port = re.match(r"postgres(?:ql)?://([^@/]+)@([^:/]+):(\d+)/", url).groups()
+        self.bin = os.environ.get("FLETCHER_TEST_POSTGRES_BIN", "")
+
+    def tool(self, name):
+        path = os.path.join(self.bin, name)
+        return path if os.path.exists(path) else (shutil.which(name) or name)
+
+    def create(self, name):
+        subprocess.run([self.tool("createdb"), "-h", self.host, "-p", self.port, "-U", self.user, name], check=True)
+        return f"postgres://{self.user}@{self.host}:{self.port}/{name}?sslmode=disable"
+
+    def conninfo(self, name):
+        return f"host={self.host} port={self.port} user={self.user} dbname={name}"
+
+    def psql(self, name, *args):
+        subprocess.run([self.tool("psql"), "-q", "-X", "-v", "ON_ERROR_STOP=1", self.conninfo(name), *args], check=True,
+                       stdout=subprocess.DEVNULL)
+
+    def bench_plans(self, name, prefix, first, last, shape):
+        self.psql(name, "-v", f"prefix={prefix}", "-v", f"first={first}", "-v", f"last={last}", "-v", f"shape={shape}",
+                  "-f", os.path.join(HERE, "bench-plans.sql"))
+
+    def pgbench(self, name, script, clients, seconds, plans):
+        out = subprocess.run([self.tool("pgbench"), "-n", "-f", os.path.join(HERE, script), "-D", f"plans={plans}",
+                              "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(seconds), "-r",
+                              self.conninfo(name)], check=True, capture_output=True, text=True).stdout
+        tps = float(re.search(r"tps = ([0-9.]+)", out).group(1))
+        latency = float(re.search(r"latency average = ([0-9.]+) ms", out).group(1))
+        return {"tps": tps, "latency_avg_ms": latency}
+
+
+class Server:
+    """One release-built `fletcher serve`, its start-up time and its peak resident memory."""
+
+    def __init__(self, binary, database_url, extra_env=None):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.folder = tempfile.mkdtemp(prefix="fletcher-perf-")
+        hashed = subprocess.run([binary, "hash-key", "--cost", "4"], input=KEY, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        env = dict(os.environ, DATABASE_URL=database_url, BASE_URL=f"127.0.0.1:{self.port}",
+                   SECRET_KEY="perf-secret-that-is-long-enough-for-hs256", LOG_LEVEL="warning",
+                   REMOTE_APIS=json.dumps([{"service": SERVICE, "hash": hashed,
+                                            "roles": ["publish", "update", "pause", "disable"]}]), **(extra_env or {}))
+        self.log = open(os.path.join(self.folder, "server.log"), "w")
+        started = time.perf_counter()
+        self.process = subprocess.Popen([binary, "serve"], env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                        cwd=self.folder)
+        while True:
+            try:
+                urllib.request.urlopen(self.base + "/health", timeout=1)
+                break
+            except Exception:
+                if self.process.poll() is not None or time.perf_counter() - started > 60:
+                    raise RuntimeError(open(os.path.join(self.folder, "server.log")).read())
+                time.sleep(0.005)
+        self.startup_s = time.perf_counter() - started
+        self.peak_rss_mb = 0.0
+        self.sampling = True
+        threading.Thread(target=self.sample, daemon=True).start()
+
+    def rss_mb(self):
+        try:
+            with open(f"/proc/{self.process.pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return 0.0
+
+    def sample(self):
+        while self.sampling:
+            self.peak_rss_mb = max(self.peak_rss_mb, self.rss_mb())
+            time.sleep(0.2)
+
+    def stop(self):
+        self.sampling = False
+        self.peak_rss_mb = max(self.peak_rss_mb, self.rss_mb())
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        shutil.rmtree(self.folder, ignore_errors=True)
+        return {"startup_s": self.startup_s, "peak_rss_mb": self.peak_rss_mb}
+
+
+def stress(binary, server, scenario, concurrency, seconds, plans, platform_port=None):
+    out = os.path.join(tempfile.mkdtemp(prefix="fletcher-stress-"), "report.json")
+    command = [binary, "stress", "--url", server.base, "--service", SERVICE, "--scenario", scenario,
+               "--concurrency", str(concurrency), "--duration", str(seconds), "--plans", str(plans), "--json", out, "--quiet"]
+    if platform_port:
+        command += ["--platform-port", str(platform_port)]
+    text = subprocess.run(command, env=dict(os.environ, FLETCHER_STRESS_KEY=KEY), check=True, capture_output=True,
+                          text=True).stdout
+    print(text, flush=True)
+    with open(out) as report:
+        return json.load(report)
+
+
+def step_curve(args, pg, results):
+    database = "perf_curve"
+    url = pg.create(database)
+    subprocess.run([args.binary, "migrate"], env=dict(os.environ, DATABASE_URL=url), check=True, capture_output=True)
+    pg.bench_plans(database, "bench", 1, args.plans, "plan")
+    server = Server(args.binary, url)
+    points = []
+    for clients in args.concurrency:
+        log(f"curve: concurrency {clients}")
+        point = {"concurrency": clients}
+        point["pgbench_update"] = pg.pgbench(database, "pgbench-update.sql", clients, args.seconds, args.plans)
+        point["fletcher_update"] = stress(args.binary, server, "updates", clients, args.seconds, max(100, 4 * clients))
+        point["pgbench_read"] = pg.pgbench(database, "pgbench-read.sql", clients, args.seconds, args.plans)
+        point["fletcher_read"] = stress(args.binary, server, "reads", clients, args.seconds, args.plans)
+        points.append(point)
+    results["curve"] = {"points": points, "server": server.stop()}
+
+
+def step_mixed(args, pg, results):
+    database = "perf_mixed"
+    url = pg.create(database)
+    server = Server(args.binary, url)
+    log(f"mixed: {args.mixed_plans} plans, concurrency {args.mixed_concurrency}")
+    small = stress(args.binary, server, "mixed", args.mixed_concurrency, args.mixed_seconds, args.mixed_plans)
+    memory = server.stop()
+    log(f"mixed: bulk-loading {args.bulk} datasets")
+    started = time.perf_counter()
+    pg.bench_plans(database, "bulk", 1, args.bulk, "small")
+    bulk_seconds = time.perf_counter() - started
+    server = Server(args.binary, url)
+    large = stress(args.binary, server, "mixed", args.mixed_concurrency, args.mixed_seconds, args.mixed_plans)
+    results["mixed"] = {"plans": small, "plans_server": memory, "bulk": large, "bulk_datasets": args.bulk,
+                        "bulk_load_s": bulk_seconds, "bulk_server": server.stop()}
+
+
+def step_big(args, pg, results):
+    url = pg.create("perf_big")
+    server = Server(args.binary, url)
+    big = {}
+    for products, runs, updates in [(10_000, 3, 50), (100_000, 2, 10)]:
+        log(f"big: {products} products")
+        out = os.path.join(tempfile.mkdtemp(prefix="fletcher-big-"), "big.json")
+        subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "measure-submission.py"), "--url", server.base,
+                        "--service", SERVICE, "--key", KEY, "--products", str(products), "--runs", str(runs),
+                        "--updates", str(updates), "--json", out], check=True)
+        with open(out) as figures:
+            big[str(products)] = json.load(figures)
+    big["server"] = server.stop()
+    results["big"] = big
+
+
+def step_sqlite(args, pg, results):
+    folder = tempfile.mkdtemp(prefix="fletcher-perf-sqlite-")
+    server = Server(args.binary, f"sqlite:{folder}/fletcher.sqlite")
+    log("sqlite: updates")
+    report = stress(args.binary, server, "updates", args.sqlite_concurrency, args.seconds, 200)
+    results["sqlite"] = {"updates": report, "server": server.stop()}
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def step_dispatch(args, pg, results):
+    url = pg.create("perf_dispatch")
+    port = free_port()
+    server = Server(args.binary, url, {"COMPUTE_TARGETS": json.dumps({"cams": {"url": f"http://127.0.0.1:{port}/jobs"}})})
+    log("dispatch: trigger latency")
+    report = stress(args.binary, server, "dispatch", 16, args.seconds, 200, platform_port=port)
+    results["dispatch"] = {"report": report, "server": server.stop()}
+
+
+STEPS = {"curve": step_curve, "mixed": step_mixed, "big": step_big, "sqlite": step_sqlite, "dispatch": step_dispatch}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--binary", default=os.path.join(ROOT, ".build-release", "release", "fletcher"))
+    parser.add_argument("--out", default=os.path.join(ROOT, "docs", "perf", "results.json"))
+    parser.add_argument("--steps", default=",".join(STEPS))
+    parser.add_argument("--concurrency", default="1,2,4,8,16,32,64")
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--plans", type=int, default=2000)
+    parser.add_argument("--mixed-plans", type=int, default=2000)
+    parser.add_argument("--mixed-concurrency", type=int, default=32)
+    parser.add_argument("--mixed-seconds", type=int, default=60)
+    parser.add_argument("--bulk", type=int, default=1_000_000)
+    parser.add_argument("--sqlite-concurrency", type=int, default=16)
+    args = parser.parse_args()
+    args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    pg = Postgres()
+    results = {}
+    if os.path.exists(args.out):
+        with open(args.out) as previous:
+            results = json.load(previous)  # steps not run keep their earlier figures
+    results["machine"] = {"cpus": os.cpu_count(), "uname": " ".join(os.uname()),
+                          "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+                          "date": time.strftime("%Y-%m-%d")}
+    for name in args.steps.split(","):
+        STEPS[name](args, pg, results)
+        os.makedirs(os.path.dirname(args.out), exist_ok=True)
+        with open(args.out, "w") as out:
+            json.dump(results, out, indent=2, sort_keys=True)
+        log(f"{name}: written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
