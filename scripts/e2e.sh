@@ -6,9 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [[ ! -x .venv-e2e/bin/pytest ]]; then
+if [[ ! -x .venv-e2e/bin/pytest || ! -x .venv-e2e/bin/schemathesis ]]; then
   python3 -m venv .venv-e2e
-  .venv-e2e/bin/pip install --quiet --disable-pip-version-check "selenium>=4.20,<5" "pytest>=8,<10"
+  .venv-e2e/bin/pip install --quiet --disable-pip-version-check "selenium>=4.20,<5" "pytest>=8,<10" "schemathesis>=4,<5"
 fi
 export FLETCHER_BIN=${FLETCHER_BIN:-$PWD/.build/debug/fletcher}
 [[ -x "$FLETCHER_BIN" ]] || swift build --product fletcher

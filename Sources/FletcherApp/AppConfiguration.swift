@@ -20,6 +20,21 @@ public struct AppConfiguration: Sendable {
     public var publicURL: String
     /// Crash-test hooks (`FLETCHER_FAILPOINTS`); none in normal use.
     public var failPoints = FailPoints()
+    /// `LOG_FORMAT`: human-readable lines, or one JSON object per line.
+    public var logFormat = LogFormat.text
+    /// The largest request body accepted (`MAX_BODY_BYTES`); larger ones get 413.
+    public var maxBodyBytes = 16 << 20
+    /// Requests served at once before new ones get a fast 503 (`MAX_CONCURRENT_REQUESTS`).
+    public var maxConcurrentRequests = 512
+    /// A connection idle this long is closed (`IDLE_TIMEOUT_S`).
+    public var idleTimeout: Double = 60
+    /// A request's head must arrive within this long of the connection opening or the previous
+    /// answer (`HEADER_TIMEOUT_S`), so slow clients cannot hold connections.
+    public var headerTimeout: Double = 10
+
+    public enum LogFormat: String, Sendable, CaseIterable {
+        case text, json
+    }
 
     /// Who may call the API.
     public enum Services: Sendable {
@@ -97,6 +112,24 @@ public struct AppConfiguration: Sendable {
         } else {
             self.publicURL = "http://\(listen.host):\(listen.port)"
         }
+
+        if let text = value("log.format") {
+            guard let format = LogFormat(rawValue: text.lowercased()) else {
+                throw ConfigurationError("LOG_FORMAT", "expected text or json, got '\(text)'")
+            }
+            logFormat = format
+        }
+        func number(_ key: ConfigKey, _ name: String, _ range: ClosedRange<Double>) throws -> Double? {
+            guard let text = value(key) else { return nil }
+            guard let number = Double(text), range.contains(number) else {
+                throw ConfigurationError(name, "expected a number from \(range.lowerBound) to \(range.upperBound), got '\(text)'")
+            }
+            return number
+        }
+        if let bytes = try number("max.body.bytes", "MAX_BODY_BYTES", 1024...Double(1 << 34)) { maxBodyBytes = Int(bytes) }
+        if let count = try number("max.concurrent.requests", "MAX_CONCURRENT_REQUESTS", 1...1_000_000) { maxConcurrentRequests = Int(count) }
+        if let seconds = try number("idle.timeout.s", "IDLE_TIMEOUT_S", 1...86_400) { idleTimeout = seconds }
+        if let seconds = try number("header.timeout.s", "HEADER_TIMEOUT_S", 0.5...3_600) { headerTimeout = seconds }
 
         if let text = value("fletcher.failpoints") {
             guard let failPoints = FailPoints(parsing: text) else {

@@ -1,6 +1,7 @@
 public import FletcherHTTP
 public import FletcherStore
 import AsyncHTTPClient
+import NIOCore
 import FletcherDispatch
 import FletcherWeb
 public import Hummingbird
@@ -11,12 +12,16 @@ public let fletcherVersion = "0.1.0"
 
 /// The HTTP routes of Fletcher on a store: the API (SPEC §3). Tests call this same function.
 public func buildRouter(
-    store: any Store, authenticator: Authenticator, logger: Logger, metrics: PrometheusExporter? = nil
+    store: any Store, authenticator: Authenticator, logger: Logger, metrics: PrometheusExporter? = nil,
+    maxBodyBytes: Int = 16 << 20, maxConcurrentRequests: Int = 512
 ) throws -> Router<BasicRequestContext> {
     let metrics = metrics ?? PrometheusExporter(store: store, dispatched: [])
     let router = Router(context: BasicRequestContext.self)
     router.add(middleware: RequestObservabilityMiddleware(factory: metrics.factory))
     router.add(middleware: ProblemResponseMiddleware())
+    router.add(middleware: SecurityHeadersMiddleware())
+    router.add(
+        middleware: RequestLimitsMiddleware(maxBodyBytes: maxBodyBytes, maxConcurrent: maxConcurrentRequests, factory: metrics.factory))
     let handler = APIHandler(
         store: store, authenticator: authenticator, version: fletcherVersion, metrics: metrics,
         transitions: TransitionMetrics(factory: metrics.factory))
@@ -34,7 +39,9 @@ public func buildApplication(
     let credentials = try await ServiceCredentials(configuration.services, bcrypt: bcrypt)
     let authenticator = await Authenticator(secret: credentials.secret, accounts: credentials.accounts, bcrypt: bcrypt)
     let metrics = PrometheusExporter(store: setup.store, dispatched: Set(configuration.computeTargets.keys))
-    let router = try buildRouter(store: setup.store, authenticator: authenticator, logger: logger, metrics: metrics)
+    let router = try buildRouter(
+        store: setup.store, authenticator: authenticator, logger: logger, metrics: metrics,
+        maxBodyBytes: configuration.maxBodyBytes, maxConcurrentRequests: configuration.maxConcurrentRequests)
     var services = setup.services
     if !configuration.computeTargets.isEmpty {
         services.append(
@@ -43,8 +50,13 @@ public func buildApplication(
                 configuration: DispatchConfiguration(targets: configuration.computeTargets, publicURL: configuration.publicURL),
                 logger: logger, metrics: DispatchMetrics(factory: metrics.factory), failPoints: configuration.failPoints))
     }
+    let headerTimeout = TimeAmount.milliseconds(Int64(configuration.headerTimeout * 1000))
     var application = Application(
         router: router,
+        server: .http1(
+            configuration: .init(
+                additionalChannelHandlers: [RequestHeadTimeoutHandler(timeout: headerTimeout)],
+                idleTimeout: .milliseconds(Int64(configuration.idleTimeout * 1000)))),
         configuration: .init(
             address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: "Fletcher"),
         services: services,

@@ -30,6 +30,15 @@ extension APIHandler {
         .ok(.init(body: .plainText(HTTPBody(await metrics?.exposition() ?? ""))))
     }
 
+    public func getReady(_ input: Operations.GetReady.Input) async throws -> Operations.GetReady.Output {
+        do {
+            try await store.checkHealth()
+            return .ok(.init(body: .json(.init(status: .ok, database: .up, version: version))))
+        } catch {
+            return .serviceUnavailable(.init(body: .json(.init(status: .unavailable, database: .down, version: version))))
+        }
+    }
+
     public func getSpec(_ input: Operations.GetSpec.Input) async throws -> Operations.GetSpec.Output {
         .ok(.init(body: .yaml(HTTPBody(OpenAPIDocument.yaml))))
     }

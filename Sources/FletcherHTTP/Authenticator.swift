@@ -1,5 +1,6 @@
 public import FletcherDomain
 public import Foundation
+import HTTPTypes
 import JWTKit
 
 /// Issues and checks bearer tokens (SPEC §4): HS256 JWTs over the secret key, for configured services.
@@ -13,6 +14,7 @@ public final class Authenticator: Sendable {
     private let bcrypt: BcryptVerifier
     /// Checked when the service is unknown, so that a wrong name costs as much time as a wrong key.
     private let decoyHash: String
+    private let throttle = LoginThrottle()
 
     /// A freshly issued token and what it grants.
     public struct Token: Sendable, Hashable {
@@ -34,13 +36,21 @@ public final class Authenticator: Sendable {
         decoyHash = (try? await bcrypt.hash(UUID().uuidString, cost: UInt8(cost))) ?? ""
     }
 
-    /// Checks a service's key and issues a token valid for `ttl` seconds; 401 for an unknown service or wrong key.
+    /// Checks a service's key and issues a token valid for `ttl` seconds; 401 for an unknown service
+    /// or wrong key, 429 (with `Retry-After`) while the name is throttled after repeated failures.
     public func authenticate(service: String, key: String, now: Date = Date()) async throws -> Token {
+        if let wait = throttle.wait(service, now: now) {
+            throw Problem(
+                .tooManyRequests, "Too many failed logins for this service; retry in \(Int(wait.rounded(.up))) s",
+                headers: [.retryAfter: String(Int(wait.rounded(.up)))])
+        }
         let account = accounts[service]
         let matches = try await bcrypt.verify(key, hash: account?.hash ?? decoyHash)
         guard let account, matches, !key.utf8.contains(0) else {
+            throttle.failed(service, now: now)
             throw Problem.unauthorized("Unknown service or wrong key")
         }
+        throttle.succeeded(service)
         let issued = Int64(now.timeIntervalSince1970)
         let claims = TokenClaims(
             sub: SubjectClaim(value: account.service), iat: IssuedAtClaim(value: Date(timeIntervalSince1970: Double(issued))),

@@ -11,8 +11,14 @@ extension JSONValue {
     /// database stores it), and a 400 names the field otherwise.
     init?(_ container: OpenAPIValueContainer?, field: @autoclosure () -> String) throws {
         guard let container, let value = try JSONValue(any: container.value, field: field) else { return nil }
+        guard value.depth <= Self.maxDepth else {
+            throw Problem.badRequest("\(field()) nests arrays and objects deeper than \(Self.maxDepth) levels")
+        }
         self = value
     }
+
+    /// How deep free-form JSON (extra, passthrough, passback) may nest.
+    static let maxDepth = 32
 
     private init?(any value: (any Sendable)?, field: () -> String) throws {
         switch value {

@@ -35,11 +35,14 @@ public final class PostgresStore: Store, Service {
         self.logger = logger
     }
 
-    /// Runs the connection pool, and the listener feeding `changeFeed`, until cancelled.
+    /// Runs the connection pool, and the listener feeding `changeFeed`, until cancelled or shut down.
+    /// The pool ends on graceful shutdown (or cancellation); the listener ends with it.
     public func run() async {
-        await withDiscardingTaskGroup { group in
+        await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.client.run() }
             group.addTask { await self.listenForChanges() }
+            await group.next()
+            group.cancelAll()
         }
     }
 

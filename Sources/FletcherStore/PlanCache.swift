@@ -25,7 +25,7 @@ public final class PlanCache: Sendable {
     /// The most data products held across all cached plans.
     public let capacity: Int
 
-    public init(capacity: Int = 200_000) {
+    public init(capacity: Int = 50_000) {
         self.capacity = capacity
     }
 

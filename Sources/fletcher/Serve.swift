@@ -9,7 +9,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try loadConfiguration()
-        let logger = bootstrapLogging(level: configuration.logLevel)
+        let logger = bootstrapLogging(level: configuration.logLevel, format: configuration.logFormat)
         let (application, credentials) = try await buildApplication(configuration: configuration, logger: logger)
         if let banner = credentials.developmentBanner {
             FileHandle.standardOutput.write(Data((banner + "\n").utf8))
@@ -28,11 +28,18 @@ func loadConfiguration() throws -> AppConfiguration {
     }
 }
 
-func bootstrapLogging(level: Logger.Level) -> Logger {
+func bootstrapLogging(level: Logger.Level, format: AppConfiguration.LogFormat = .text) -> Logger {
     LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = level
-        return handler
+        switch format {
+        case .text:
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        case .json:
+            var handler = JSONLogHandler(label: label)
+            handler.logLevel = level
+            return handler
+        }
     }
     var logger = Logger(label: "fletcher")
     logger.logLevel = level

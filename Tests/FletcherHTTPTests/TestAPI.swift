@@ -37,12 +37,22 @@ struct TestAPI {
 
     init(store: any Store, accounts: [ServiceAccount] = TestServices.accounts) async throws {
         self.store = store
+        let router = try await Self.router(store: store, accounts: accounts)
+        application = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: Self.logger)
+    }
+
+    static var logger: Logger {
         var logger = Logger(label: "fletcher-http-test")
         logger.logLevel = .warning
-        let authenticator = await Authenticator(
-            secret: TestServices.secret, accounts: accounts, bcrypt: BcryptVerifier(threads: 2))
-        let router = try buildRouter(store: store, authenticator: authenticator, logger: logger)
-        application = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
+        return logger
+    }
+
+    /// The server's routes on `store`, as `buildRouter` makes them.
+    static func router(
+        store: any Store, accounts: [ServiceAccount] = TestServices.accounts, maxBodyBytes: Int = 16 << 20
+    ) async throws -> Router<BasicRequestContext> {
+        let authenticator = await Authenticator(secret: TestServices.secret, accounts: accounts, bcrypt: BcryptVerifier(threads: 2))
+        return try buildRouter(store: store, authenticator: authenticator, logger: logger, maxBodyBytes: maxBodyBytes)
     }
 
     /// Runs `body` with a client of the application (routed in process, or over a socket with `.live`).

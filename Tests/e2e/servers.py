@@ -47,7 +47,8 @@ class Fletcher:
                         SECRET_KEY="e2e-secret-that-is-long-enough-for-hs256",
                         REMOTE_APIS=json.dumps([{"service": "e2e", "hash": hashed,
                                                  "roles": ["publish", "update", "pause", "disable"]}]),
-                        LOG_LEVEL="warning", COMPUTE_TARGETS=json.dumps(compute_targets or {}), **(extra_env or {}))
+                        LOG_LEVEL="warning", COMPUTE_TARGETS=json.dumps(compute_targets or {}))
+        self.env.update(extra_env or {})
         self.start()
 
     def start(self):

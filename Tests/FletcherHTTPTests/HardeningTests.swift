@@ -1,0 +1,100 @@
+import FletcherDomain
+import FletcherHTTP
+import FletcherTestSupport
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Synchronization
+import Testing
+
+@Suite("Limits and hardening")
+struct HardeningTests {
+    @Test func repeatedFailedLoginsAreThrottledForKnownAndUnknownNamesAlike() async throws {
+        let api = try await TestAPI(engine: .sqlite)
+        try await api.test { client in
+            for service in ["publisher", "nobody-by-this-name"] {
+                for _ in 0..<5 {
+                    try await client.send(.post, "/api/authenticate", json: ["service": service, "key": "wrong"]).expectProblem(.unauthorized)
+                }
+                let throttled = try await client.send(.post, "/api/authenticate", json: ["service": service, "key": "wrong"])
+                throttled.expectProblem(.tooManyRequests)
+                #expect(Int(throttled.headers[.retryAfter] ?? "") ?? 0 >= 1)
+            }
+            // Another service is not affected.
+            #expect(try await client.send(.post, "/api/authenticate", json: ["service": "reader", "key": "reader-key"]).status == .ok)
+        }
+    }
+
+    @Test func deeplyNestedFreeFormJSONIsRefused() async throws {
+        let api = try await TestAPI(engine: .sqlite)
+        let nested = String(repeating: "[", count: 40) + #"{"leaf": true}"# + String(repeating: "]", count: 40)
+        let body = #"{"dataset": {"id": "\#(UUID().uuidString.lowercased())", "extra": \#(nested)}, "data_products": [], "dependencies": []}"#
+        try await api.test { client in
+            let token = try await client.token()
+            let detail = try await client.send(.post, "/api/plan", token: token, raw: body).expectProblem(.badRequest)
+            #expect(detail.contains("deeper than"))
+        }
+    }
+
+    @Test func aBodyLargerThanTheCapIs413() async throws {
+        let store = try await TestStores.make(.sqlite)
+        let router = try await TestAPI.router(store: store, maxBodyBytes: 4096)
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            let token = try await APIClient(client: client).token()
+            let big = String(repeating: "x", count: 10_000)
+            let body: [String: Any] = [
+                "dataset": ["id": UUID().uuidString.lowercased(), "extra": big], "data_products": [] as [Any], "dependencies": [] as [Any],
+            ]
+            try await APIClient(client: client).send(.post, "/api/plan", token: token, json: body).expectProblem(.contentTooLarge)
+        }
+    }
+
+    @Test func beyondTheConcurrencyBoundRequestsGetAFast503() async throws {
+        let gate = AsyncStream<Void>.makeStream()
+        let entered = AsyncStream<Void>.makeStream()
+        let router = Router()
+        router.add(middleware: ProblemResponseMiddleware())
+        router.add(middleware: RequestLimitsMiddleware(maxBodyBytes: 1024, maxConcurrent: 1))
+        router.get("/slow") { _, _ -> String in
+            entered.continuation.yield()
+            for await _ in gate.stream { break }
+            return "done"
+        }
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            // The slow request on a connection of its own (the test client has one).
+            let port = try #require(client.port)
+            let slow = Task { try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/slow")!) }
+            for await _ in entered.stream { break }
+            let refused = try await client.execute(uri: "/slow", method: .get)
+            #expect(refused.status == .serviceUnavailable)
+            #expect(refused.headers[.retryAfter] == "1")
+            #expect(refused.headers[.contentType] == "application/problem+json")
+            gate.continuation.yield()
+            let (_, answer) = try await slow.value
+            #expect((answer as? HTTPURLResponse)?.statusCode == 200)
+        }
+    }
+
+    @Test func htmlPagesCarryAPolicyThatNeedsNoInlineScript() async throws {
+        let api = try await TestAPI(engine: .sqlite)
+        try await api.test { client in
+            let page = try await client.send(.get, "/")
+            let policy = try #require(page.headers[.contentSecurityPolicy])
+            #expect(policy.contains("script-src 'self';") && policy.contains("frame-ancestors 'none'"))
+            #expect(!policy.contains("unsafe-eval"))
+            #expect(page.headers[.xContentTypeOptions] == "nosniff")
+            #expect(!page.text.contains("<script>"))  // every script is a file
+            let swagger = try await client.send(.get, "/swagger")
+            #expect(swagger.headers[.contentSecurityPolicy]?.contains("https://cdn.jsdelivr.net") == true)
+            let json = try await client.send(.get, "/health")
+            #expect(json.headers[.contentSecurityPolicy] == nil && json.headers[.xContentTypeOptions] == "nosniff")
+        }
+    }
+}
