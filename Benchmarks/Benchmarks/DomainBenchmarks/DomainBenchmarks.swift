@@ -1,0 +1,124 @@
+import Benchmark
+import FletcherDomain
+import FletcherHTTP
+import Foundation
+
+// Benchmarks of the domain engine: plan validation, the trigger rule, downstream reset and JSON
+// encoding of a plan, each at 100, 10,000 and 100,000 data products. Every benchmark builds its
+// plan in `setup`, outside the measured region, and measures exactly what the server does for the
+// request, as `Store.apply` does it: `PlanMutation.apply(to:datasetId:by:at:)` on the stored plan,
+// or `WireJSON.plan` / `PlanJSON.encode` for the plan as JSON. Each benchmark runs in a process of its own, so
+// peakMemoryResident includes that benchmark's fixture (and only that one).
+
+/// The sizes measured, with iteration limits that keep the whole suite within a few minutes on 2 cores.
+private var sizes: [(products: Int, configuration: Benchmark.Configuration)] {[
+    (100, configuration(warmupIterations: 3, maxIterations: 10_000, maxDuration: .seconds(1))),
+    (10_000, configuration(warmupIterations: 2, maxIterations: 200, maxDuration: .seconds(5))),
+    (100_000, configuration(warmupIterations: 1, maxIterations: 10, maxDuration: .seconds(20))),
+]}
+
+private func configuration(warmupIterations: Int, maxIterations: Int, maxDuration: Duration) -> Benchmark.Configuration {
+    .init(
+        metrics: [.wallClock, .cpuTotal, .mallocCountTotal, .peakMemoryResident],
+        warmupIterations: warmupIterations,
+        maxDuration: maxDuration,
+        maxIterations: maxIterations)
+}
+
+/// A stored plan and the mutation a request applies to it.
+private struct MutationInput {
+    var stored: Plan
+    var mutation: PlanMutation
+    var datasetId: UUID
+}
+
+private func name(_ operation: String, _ products: Int) -> String {
+    "\(operation) n=\(products)"
+}
+
+let benchmarks: @Sendable () -> Void = {
+    for (products, configuration) in sizes {
+        // POST /api/plan for a new dataset: request checks (duplicate ids and edges), endpoint
+        // checks, the merge, the cycle check over the whole graph and the initial trigger rule.
+        Benchmark(
+            name("Plan validation", products), configuration: configuration,
+            closure: { benchmark, fixture in
+                let mutation = PlanMutation.submit(fixture.submission)
+                benchmark.startMeasurement()
+                let change = try! mutation.apply(
+                    to: nil, datasetId: fixture.datasetId, by: PlanFixture.actor, at: PlanFixture.now)
+                benchmark.stopMeasurement()
+                blackHole(change)
+            },
+            setup: { PlanFixture(size: products) })
+
+        // PUT …/update: the running product in the middle layer reports success; its downstream is
+        // reset (already waiting) and the trigger rule queues the children whose parents all succeeded.
+        Benchmark(
+            name("Trigger rule", products), configuration: configuration,
+            closure: { (benchmark, input: MutationInput) in
+                benchmark.startMeasurement()
+                let change = try! input.mutation.apply(
+                    to: input.stored, datasetId: input.datasetId, by: PlanFixture.actor, at: PlanFixture.now)
+                benchmark.stopMeasurement()
+                blackHole(change)
+            },
+            setup: {
+                let fixture = PlanFixture(size: products)
+                let (stored, runningId) = fixture.planWithOneRunningParent()
+                let mutation = PlanMutation.update([
+                    StateUpdate(id: runningId, state: .success, runId: PlanFixture.uuid(0xF1_715E, 1), link: "https://compute.example/runs/done")
+                ])
+                // The benchmark measures what it claims only if the update does queue children.
+                let queued = try mutation.apply(
+                    to: stored, datasetId: fixture.datasetId, by: PlanFixture.actor, at: PlanFixture.now
+                ).transitions.filter { $0.to == .queued }.count
+                precondition(queued > 0, "the update queued nothing")
+                return MutationInput(stored: stored, mutation: mutation, datasetId: fixture.datasetId)
+            })
+
+        // PUT …/clear of the first source in a completed plan: everything downstream of it goes back
+        // to waiting, then the trigger rule runs (and queues nothing: the source is not eager).
+        Benchmark(
+            name("Downstream reset", products), configuration: configuration,
+            closure: { (benchmark, input: MutationInput) in
+                benchmark.startMeasurement()
+                let change = try! input.mutation.apply(
+                    to: input.stored, datasetId: input.datasetId, by: PlanFixture.actor, at: PlanFixture.now)
+                benchmark.stopMeasurement()
+                blackHole(change)
+            },
+            setup: {
+                let fixture = PlanFixture(size: products)
+                let mutation = PlanMutation.clear([fixture.sourceToClear])
+                let resets = try mutation.apply(
+                    to: fixture.completedPlan, datasetId: fixture.datasetId, by: PlanFixture.actor, at: PlanFixture.now
+                ).transitions.filter { $0.reason == .downstreamReset }.count
+                precondition(resets >= products / 2, "clearing the source reset only \(resets) products")
+                return MutationInput(stored: fixture.completedPlan, mutation: mutation, datasetId: fixture.datasetId)
+            })
+
+        // A completed plan (every product succeeded, with run id and link) as the API's JSON.
+        Benchmark(
+            name("JSON encoding", products), configuration: configuration,
+            closure: { benchmark, plan in
+                benchmark.startMeasurement()
+                let json = WireJSON.plan(plan, pretty: false)
+                benchmark.stopMeasurement()
+                blackHole(json)
+            },
+            setup: { PlanFixture(size: products).completedPlan })
+
+        // The same plan through `PlanJSON`, the direct writer the server's plan answers now use
+        // (`PlanResponseFastPath`); its tests check it writes the same JSON as `WireJSON`.
+        Benchmark(
+            name("PlanJSON encoding", products), configuration: configuration,
+            closure: { benchmark, plan in
+                benchmark.startMeasurement()
+                let json = PlanJSON.encode(plan)
+                benchmark.stopMeasurement()
+                blackHole(json)
+            },
+            setup: { PlanFixture(size: products).completedPlan })
+    }
+}
