@@ -18,11 +18,17 @@ extension APIHandler {
     }
 
     public func getHealth(_ input: Operations.GetHealth.Input) async throws -> Operations.GetHealth.Output {
+        let health = await health()
+        return health.status == .ok ? .ok(.init(body: .json(health))) : .serviceUnavailable(.init(body: .json(health)))
+    }
+
+    /// Whether the database answers, as `/health` and `/ready` report it.
+    private func health() async -> Components.Schemas.Health {
         do {
             try await store.checkHealth()
-            return .ok(.init(body: .json(.init(status: .ok, database: .up, version: version))))
+            return .init(status: .ok, database: .up, version: version)
         } catch {
-            return .serviceUnavailable(.init(body: .json(.init(status: .unavailable, database: .down, version: version))))
+            return .init(status: .unavailable, database: .down, version: version)
         }
     }
 
@@ -31,12 +37,8 @@ extension APIHandler {
     }
 
     public func getReady(_ input: Operations.GetReady.Input) async throws -> Operations.GetReady.Output {
-        do {
-            try await store.checkHealth()
-            return .ok(.init(body: .json(.init(status: .ok, database: .up, version: version))))
-        } catch {
-            return .serviceUnavailable(.init(body: .json(.init(status: .unavailable, database: .down, version: version))))
-        }
+        let health = await health()
+        return health.status == .ok ? .ok(.init(body: .json(health))) : .serviceUnavailable(.init(body: .json(health)))
     }
 
     public func getSpec(_ input: Operations.GetSpec.Input) async throws -> Operations.GetSpec.Output {

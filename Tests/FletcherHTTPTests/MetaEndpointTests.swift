@@ -14,6 +14,8 @@ struct MetaEndpointTests {
             #expect(health.status == .ok)
             #expect(health.object["status"] as? String == "ok")
             #expect(health.object["database"] as? String == "up")
+            let ready = try await client.send(.get, "/ready")
+            #expect(ready.status == .ok && ready.object["database"] as? String == "up")
         }
     }
 
