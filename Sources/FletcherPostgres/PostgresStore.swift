@@ -4,7 +4,6 @@ public import Foundation
 public import Logging
 public import PostgresNIO
 public import ServiceLifecycle
-import Synchronization
 
 /// The PostgreSQL engine, on a postgres-nio `PostgresClient` pool.
 ///
@@ -22,8 +21,6 @@ public final class PostgresStore: Store, Service {
     public let poolUsage: PoolUsage
     public let planCache: PlanCache
     let logger: Logger
-    /// Set when a caller waited `leaseTimeout` for a connection in vain: until then, callers fail at once.
-    private let unavailableUntil = Mutex<ContinuousClock.Instant?>(nil)
 
     /// The channel mutations notify, so every process's feed hears of them. The payload is this
     /// store's instance id and the dataset id: a store announces its own commits at once, and its
@@ -77,8 +74,7 @@ public final class PostgresStore: Store, Service {
 
     public func migrate() async throws {
         try await storeErrors {
-            // Waits for the database (a server starting before its database is up).
-            try await client.withConnection { connection in
+            try await withConnection { connection in
                 try await PostgresMigrations.run(on: connection, logger: logger)
             }
         }
@@ -220,54 +216,14 @@ public final class PostgresStore: Store, Service {
     }
 
     /// A pooled connection for `body` (the listener's own connection is not counted).
-    ///
-    /// When no connection comes within `leaseTimeout` and no caller holds one (the database is down
-    /// or unreachable: the pool keeps trying to connect and would keep the caller waiting), the caller gets
-    /// `StoreError.unavailable` — a 503 — and for the next `leaseTimeout` every caller gets it at
-    /// once, so requests fail fast while the database is away and resume by themselves when it is back.
     func withConnection<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
-        if let until = unavailableUntil.withLock({ $0 }), ContinuousClock.now < until {
-            throw StoreError.unavailable("the database did not answer within \(Self.leaseTimeout)")
-        }
         let ticket = poolUsage.ticket()
         defer { ticket.end() }
-        do {
-            return try await withoutActuallyEscaping(body) { body in
-                let work = UncheckedSendable(value: body)
-                return try await withThrowingTaskGroup(of: T?.self) { group in
-                    group.addTask {
-                        try await self.client.withConnection { connection in
-                            ticket.acquired()
-                            return try await work.value(connection)
-                        }
-                    }
-                    group.addTask {
-                        try await Task.sleep(for: Self.leaseTimeout)
-                        // Waiting behind busy connections is not an outage: only when no caller
-                        // holds a connection (none can be made) does the database count as away.
-                        if !ticket.isAcquired && self.poolUsage.snapshot.inUse == 0 { throw LeaseTimeout() }
-                        return nil
-                    }
-                    while let answer = try await group.next() {
-                        if let answer {
-                            group.cancelAll()
-                            return answer
-                        }
-                    }
-                    throw LeaseTimeout()
-                }
-            }
-        } catch is LeaseTimeout {
-            unavailableUntil.withLock { $0 = ContinuousClock.now + Self.leaseTimeout }
-            throw StoreError.unavailable("the database did not answer within \(Self.leaseTimeout)")
+        return try await client.withConnection { connection in
+            ticket.acquired()
+            return try await body(connection)
         }
     }
-
-    /// How long a caller waits for a pooled connection.
-    static let leaseTimeout = Duration.seconds(1)
-    private struct LeaseTimeout: Error {}
-    /// Runs only in the one child task that holds it.
-    private struct UncheckedSendable<Value>: @unchecked Sendable { let value: Value }
 
     public func stateCounts() async throws -> StateCounts {
         try await storeErrors {

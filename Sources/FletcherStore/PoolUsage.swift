@@ -24,8 +24,6 @@ public final class PoolUsage: Sendable {
             usage.counts.withLock { $0.waiting += 1 }
         }
 
-        public var isAcquired: Bool { holding.load(ordering: .relaxed) }
-
         public func acquired() {
             guard !holding.exchange(true, ordering: .relaxed) else { return }
             usage.counts.withLock {
