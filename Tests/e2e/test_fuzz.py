@@ -5,9 +5,11 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 
 import pytest
@@ -21,7 +23,8 @@ EXAMPLES = os.environ.get("FLETCHER_FUZZ_EXAMPLES", "60")
 @pytest.fixture(scope="module")
 def server():
     folder = tempfile.mkdtemp(prefix="fletcher-fuzz-")
-    fletcher = Fletcher(f"sqlite:{folder}/fuzz.sqlite", extra_env={"MAX_BODY_BYTES": str(1 << 20)})
+    fletcher = Fletcher(f"sqlite:{folder}/fuzz.sqlite",
+                        extra_env={"MAX_BODY_BYTES": str(1 << 20), "HEADER_TIMEOUT_S": "1", "IDLE_TIMEOUT_S": "2"})
     yield fletcher
     fletcher.stop()
     shutil.rmtree(folder, ignore_errors=True)
@@ -97,3 +100,33 @@ def test_an_oversized_body_is_refused_with_413_before_it_is_read(server):
     response = connection.getresponse()
     assert response.status == 413
     connection.close()
+
+
+def closed_within(sock, seconds):
+    """Seconds until the server closes `sock` (reading whatever it sends), or None after `seconds`."""
+    sock.settimeout(seconds)
+    started = time.time()
+    try:
+        while sock.recv(65536):
+            pass
+    except socket.timeout:
+        return None
+    except ConnectionResetError:
+        pass
+    return time.time() - started
+
+
+def test_a_client_that_never_finishes_its_headers_is_disconnected(server):
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: fletcher\r\nX-Slow: ")   # and nothing more
+        elapsed = closed_within(sock, 10)
+        assert elapsed is not None and elapsed < 5, "HEADER_TIMEOUT_S=1 should close it"
+
+
+def test_an_idle_connection_is_closed_after_its_answer(server):
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: fletcher\r\n\r\n")
+        sock.settimeout(10)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        elapsed = closed_within(sock, 10)
+        assert elapsed is not None and elapsed < 5
