@@ -62,7 +62,7 @@ final class LoadClient: Sendable {
             answer = Answer(status: 0, body: nil, error: "\(error)")
         }
         let elapsed = ContinuousClock.now - started
-        let microseconds = UInt64(max(0, elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000))
+        let microseconds = elapsed.microseconds
         recorder.record(
             kind, microseconds: microseconds, ok: answer.ok,
             failure: "\(method) \(path) → \(answer.error ?? "HTTP \(answer.status) \(answer.body.map { String(buffer: $0).prefix(200) } ?? "")")")

@@ -36,3 +36,10 @@ final class StressRecorder: Sendable {
     var snapshot: [String: Kind] { kinds.withLock { $0 } }
     var failureSamples: [String] { failures.withLock { $0 } }
 }
+
+extension Duration {
+    /// Whole microseconds (never negative), as the histograms record them.
+    var microseconds: UInt64 {
+        UInt64(max(0, components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000))
+    }
+}

@@ -45,7 +45,7 @@ final class TriggerBoard: Sendable {
         if duplicate || since == nil { unexpected.add(1, ordering: .relaxed) }
         if let since, !duplicate {
             let elapsed = now - since
-            let microseconds = UInt64(max(1, elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000))
+            let microseconds = elapsed.microseconds
             recorder.record("trigger latency", microseconds: microseconds, ok: true)
         }
         waiter?.resume(returning: true)

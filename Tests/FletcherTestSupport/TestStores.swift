@@ -31,8 +31,7 @@ public enum TestStores {
     public static func make(_ engine: TestEngine, isolated: Bool = false) async throws -> any Store {
         switch engine {
         case .sqlite:
-            let path = FileManager.default.temporaryDirectory
-                .appendingPathComponent("fletcher-test-\(UUID().uuidString).sqlite").path
+            let path = newSQLitePath()
             let store = try SQLiteStore(path: path)
             try await store.migrate()
             return store
@@ -43,13 +42,17 @@ public enum TestStores {
         }
     }
 
+    /// A new SQLite file in the temporary directory.
+    static func newSQLitePath() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("fletcher-test-\(UUID().uuidString).sqlite").path
+    }
+
     /// Two stores on one database, as two Fletcher processes would have: each with its own pool
     /// and plan cache.
     public static func pair(_ engine: TestEngine) async throws -> (any Store, any Store) {
         switch engine {
         case .sqlite:
-            let path = FileManager.default.temporaryDirectory
-                .appendingPathComponent("fletcher-test-\(UUID().uuidString).sqlite").path
+            let path = newSQLitePath()
             let first = try SQLiteStore(path: path)
             try await first.migrate()
             return (first, try SQLiteStore(path: path))
