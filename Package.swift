@@ -224,7 +224,10 @@ let package = Package(
         .testTarget(name: "FletcherAPITests", dependencies: ["FletcherAPI"], swiftSettings: swiftSettings),
         .testTarget(
             name: "FletcherPostgresTests",
-            dependencies: ["FletcherPostgres", "FletcherStore", .product(name: "PostgresNIO", package: "postgres-nio")],
+            dependencies: [
+                "FletcherPostgres", "FletcherStore", "FletcherTestSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

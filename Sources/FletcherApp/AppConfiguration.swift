@@ -31,6 +31,9 @@ public struct AppConfiguration: Sendable {
     /// A request's head must arrive within this long of the connection opening or the previous
     /// answer (`HEADER_TIMEOUT_S`), so slow clients cannot hold connections.
     public var headerTimeout: Double = 10
+    /// A request waits this long at most for a database connection before it gets 503
+    /// (`DATABASE_TIMEOUT_S`, PostgreSQL).
+    public var databaseTimeout: Double = 5
 
     public enum LogFormat: String, Sendable, CaseIterable {
         case text, json
@@ -130,6 +133,7 @@ public struct AppConfiguration: Sendable {
         if let count = try number("max.concurrent.requests", "MAX_CONCURRENT_REQUESTS", 1...1_000_000) { maxConcurrentRequests = Int(count) }
         if let seconds = try number("idle.timeout.s", "IDLE_TIMEOUT_S", 1...86_400) { idleTimeout = seconds }
         if let seconds = try number("header.timeout.s", "HEADER_TIMEOUT_S", 0.5...3_600) { headerTimeout = seconds }
+        if let seconds = try number("database.timeout.s", "DATABASE_TIMEOUT_S", 0.1...3_600) { databaseTimeout = seconds }
 
         if let text = value("fletcher.failpoints") {
             guard let failPoints = FailPoints(parsing: text) else {

@@ -34,7 +34,9 @@ public func buildRouter(
 public func buildApplication(
     configuration: AppConfiguration, logger: Logger
 ) async throws -> (application: some ApplicationProtocol, credentials: ServiceCredentials) {
-    let setup = try StoreSetup(configuration.database, maxConnections: configuration.maxConnections, logger: logger)
+    let setup = try StoreSetup(
+        configuration.database, maxConnections: configuration.maxConnections,
+        databaseTimeout: configuration.databaseTimeout, logger: logger)
     let bcrypt = BcryptVerifier(threads: 2)
     let credentials = try await ServiceCredentials(configuration.services, bcrypt: bcrypt)
     let authenticator = await Authenticator(secret: credentials.secret, accounts: credentials.accounts, bcrypt: bcrypt)

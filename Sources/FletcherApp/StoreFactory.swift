@@ -10,7 +10,8 @@ public struct StoreSetup: Sendable {
     public var store: any Store
     public var services: [any Service]
 
-    public init(_ location: DatabaseLocation, maxConnections: Int, logger: Logger) throws {
+    /// - Parameter databaseTimeout: seconds a caller waits for a PostgreSQL connection before a 503.
+    public init(_ location: DatabaseLocation, maxConnections: Int, databaseTimeout: Double = 5, logger: Logger) throws {
         switch location {
         case .sqliteFile(let path):
             do {
@@ -23,13 +24,14 @@ public struct StoreSetup: Sendable {
             store = try SQLiteStore(path: nil)
             services = []
         case .postgres(let url):
-            let configuration: PostgresClient.Configuration
+            let endpoint: PostgresEndpoint
             do {
-                configuration = try PostgresClient.Configuration(url: url, maximumConnections: maxConnections)
+                endpoint = try PostgresEndpoint(url: url, maximumConnections: maxConnections)
             } catch let error as StoreError {
                 throw ConfigurationError("DATABASE_URL", "\(error)")
             }
-            let postgres = PostgresStore(configuration: configuration, logger: logger)
+            let postgres = PostgresStore(
+                endpoint: endpoint, logger: logger, waitLimit: .milliseconds(Int(databaseTimeout * 1000)))
             store = postgres
             services = [postgres]
         }

@@ -9,7 +9,7 @@ extension PostgresStore {
         -> [ClaimedTrigger]
     {
         try await storeErrors {
-            try await transaction("BEGIN") { connection in
+            try await transaction("BEGIN") { [self] connection in
                 let capacity = try await PlatformQueries.capacity(compute, maxInFlight: maxInFlight, now: now, connection, logger)
                 guard capacity > 0 else { return [] }
                 return try await TriggerQueries.lease(
@@ -24,7 +24,7 @@ extension PostgresStore {
     ) async throws -> Bool {
         let trigger = claim.trigger
         let (fenced, productChanged) = try await storeErrors {
-            try await transaction("BEGIN") { connection -> (Bool, Bool) in
+            try await transaction("BEGIN") { [self] connection -> (Bool, Bool) in
                 // The dataset first, as mutations lock it: no deadlock between the two.
                 _ = try await DatasetQueries.fetchOne(trigger.datasetId, forUpdate: true, connection, logger)
                 guard try await TriggerQueries.finish(claim, owner: owner, as: .delivered, attempt: attempt, now: now, connection, logger)
@@ -50,7 +50,7 @@ extension PostgresStore {
         _ claim: ClaimedTrigger, owner: String, attempt: DeliveryAttempt, retryAt: Date, opensCircuit: Bool, now: Date
     ) async throws -> Bool {
         try await storeErrors {
-            try await transaction("BEGIN") { connection in
+            try await transaction("BEGIN") { [self] connection in
                 guard try await TriggerQueries.release(claim, owner: owner, retryAt: retryAt, attempt: attempt, connection, logger)
                 else { return false }
                 try await HistoryQueries.record(attempt, of: claim.trigger, at: now, connection, logger)
@@ -67,7 +67,7 @@ extension PostgresStore {
         let change: PlanChange
         do {
             change = try await storeErrors {
-                try await transaction("BEGIN") { connection in
+                try await transaction("BEGIN") { [self] connection in
                     try await mutate(trigger.datasetId, createIfMissing: false, on: connection) { connection in
                         guard try await TriggerQueries.finish(claim, owner: owner, as: .failed, attempt: attempt, now: now, connection, logger)
                         else { return false }
@@ -89,7 +89,7 @@ extension PostgresStore {
 
     public func nextDue(compute: Compute) async throws -> Date? {
         try await storeErrors {
-            try await withConnection { connection in
+            try await withConnection { [self] connection in
                 try await TriggerQueries.nextDue(compute, connection, logger)
             }
         }
@@ -97,7 +97,7 @@ extension PostgresStore {
 
     public func queueStatus(now: Date) async throws -> [DispatchQueueStatus] {
         try await storeErrors {
-            try await withConnection { connection in
+            try await withConnection { [self] connection in
                 var queues: [(compute: String, pending: Int, inFlight: Int, oldest: Date?)] = []
                 for try await (compute, pending, inFlight, oldest) in try await connection.query(
                     """

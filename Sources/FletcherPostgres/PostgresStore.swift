@@ -21,6 +21,13 @@ public final class PostgresStore: Store, Service {
     public let poolUsage: PoolUsage
     public let planCache: PlanCache
     let logger: Logger
+    let availability: DatabaseAvailability
+    /// The database calls in progress, for `inspect`.
+    let calls = DatabaseCalls()
+    /// How long a caller waits for a pooled connection before it gets a 503.
+    let waitLimit: Duration
+    /// How the availability probe connects.
+    private let probeConfiguration: PostgresConnection.Configuration
 
     /// The channel mutations notify, so every process's feed hears of them. The payload is this
     /// store's instance id and the dataset id: a store announces its own commits at once, and its
@@ -28,19 +35,30 @@ public final class PostgresStore: Store, Service {
     static let changeChannel = "fletcher_plan_changes"
     let instanceId = UUID()
 
-    public init(configuration: PostgresClient.Configuration, logger: Logger, planCache: PlanCache = PlanCache()) {
-        self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+    /// - Parameter waitLimit: how long a caller may wait for a pooled connection (all of them busy, or
+    ///   none can be made) before it gets `StoreError.unavailable`.
+    public init(
+        endpoint: PostgresEndpoint, logger: Logger, planCache: PlanCache = PlanCache(), waitLimit: Duration = .seconds(5)
+    ) {
+        self.client = PostgresClient(configuration: endpoint.pool, backgroundLogger: logger)
+        var probe = endpoint.connection
+        probe.options.connectTimeout = .milliseconds(Int64(Self.probeTimeout.components.seconds * 1000))
+        self.probeConfiguration = probe
         self.planCache = planCache
-        self.poolUsage = PoolUsage(capacity: configuration.options.maximumConnections)
+        self.poolUsage = PoolUsage(capacity: endpoint.pool.options.maximumConnections)
         self.logger = logger
+        self.availability = DatabaseAvailability(logger: logger)
+        self.waitLimit = waitLimit
     }
 
-    /// Runs the connection pool, and the listener feeding `changeFeed`, until cancelled or shut down.
-    /// The pool ends on graceful shutdown (or cancellation); the listener ends with it.
+    /// Runs the connection pool, the listener feeding `changeFeed` and the availability watch, until
+    /// cancelled or shut down. The pool ends on graceful shutdown (or cancellation); the others end with it.
     public func run() async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.client.run() }
             group.addTask { await self.listenForChanges() }
+            group.addTask { await self.availability.watch { await self.probe() } }
+            group.addTask { await self.calls.watch { call, now in self.inspect(call, at: now) } }
             await group.next()
             group.cancelAll()
         }
@@ -52,7 +70,7 @@ public final class PostgresStore: Store, Service {
         var pause = Duration.milliseconds(100)
         while !Task.isCancelled {
             do {
-                try await client.withConnection { connection in
+                try await client.withConnection { [self] connection in
                     let notifications = try await connection.listen(Self.changeChannel)
                     pause = .milliseconds(100)
                     for try await notification in notifications {
@@ -74,7 +92,8 @@ public final class PostgresStore: Store, Service {
 
     public func migrate() async throws {
         try await storeErrors {
-            try await withConnection { connection in
+            // Waits for the database, however long (a server starting before its database is up).
+            try await client.withConnection { [self] connection in
                 try await PostgresMigrations.run(on: connection, logger: logger)
             }
         }
@@ -83,10 +102,10 @@ public final class PostgresStore: Store, Service {
     public func plan(_ datasetId: UUID) async throws -> Plan? {
         try await storeErrors {
             // The revision first (one indexed row): a cached plan at that revision is current.
-            let revision = try await withConnection { connection in try await DatasetQueries.revision(datasetId, connection, logger) }
+            let revision = try await withConnection { [self] connection in try await DatasetQueries.revision(datasetId, connection, logger) }
             guard let revision else { return nil }
             if let cached = planCache.plan(datasetId, revision: revision) { return cached.plan }
-            return try await transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") { connection in
+            return try await transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") { [self] connection in
                 guard let (dataset, lastModified, revision) = try await DatasetQueries.fetchOne(datasetId, forUpdate: false, connection, logger)
                 else { return nil }
                 let plan = Plan(
@@ -101,7 +120,7 @@ public final class PostgresStore: Store, Service {
 
     public func dataProduct(datasetId: UUID, id: UUID) async throws -> DataProduct? {
         try await storeErrors {
-            try await withConnection { connection in
+            try await withConnection { [self] connection in
                 try await DataProductQueries.fetchOne(datasetId: datasetId, id: id, connection, logger)
             }
         }
@@ -109,7 +128,7 @@ public final class PostgresStore: Store, Service {
 
     public func search(_ query: SearchQuery) async throws -> SearchPage {
         try await storeErrors {
-            try await withConnection { connection in
+            try await withConnection { [self] connection in
                 SearchPage(fetched: try await DatasetQueries.search(query, connection, logger), query: query)
             }
         }
@@ -117,10 +136,10 @@ public final class PostgresStore: Store, Service {
 
     public func mutate(
         _ datasetId: UUID, createIfMissing: Bool,
-        _ change: @Sendable (Plan?, Date) throws -> PlanChange
+        _ change: @escaping @Sendable (Plan?, Date) throws -> PlanChange
     ) async throws -> PlanChange {
         let (result, revision, lastModified) = try await storeErrors {
-            try await transaction("BEGIN") { connection in
+            try await transaction("BEGIN") { [self] connection in
                 try await mutate(datasetId, createIfMissing: createIfMissing, on: connection, change)
             }
         }
@@ -181,7 +200,7 @@ public final class PostgresStore: Store, Service {
 
     public func history(datasetId: UUID, dataProductId: UUID, before: Int64?, limit: Int) async throws -> HistoryPage? {
         try await storeErrors {
-            try await withConnection { connection in
+            try await withConnection { [self] connection in
                 guard try await DataProductQueries.fetchOne(datasetId: datasetId, id: dataProductId, connection, logger) != nil
                 else { return nil }
                 let events = try await HistoryQueries.fetch(
@@ -193,7 +212,7 @@ public final class PostgresStore: Store, Service {
 
     public func recentStateChanges(datasetId: UUID, limit: Int) async throws -> [ProductEvent] {
         try await storeErrors {
-            try await withConnection { connection in
+            try await withConnection { [self] connection in
                 try await HistoryQueries.recentStateChanges(datasetId: datasetId, limit: limit, connection, logger)
             }
         }
@@ -201,7 +220,7 @@ public final class PostgresStore: Store, Service {
 
     public func triggers(datasetId: UUID, dataProductId: UUID) async throws -> [Trigger] {
         try await storeErrors {
-            try await withConnection { connection in
+            try await withConnection { [self] connection in
                 try await TriggerQueries.fetch(datasetId: datasetId, dataProductId: dataProductId, connection, logger)
             }
         }
@@ -209,25 +228,85 @@ public final class PostgresStore: Store, Service {
 
     public func checkHealth() async throws {
         try await storeErrors {
-            try await withConnection { connection in
+            try await withConnection { [self] connection in
                 _ = try await connection.query("SELECT 1", logger: logger)
             }
         }
     }
 
     /// A pooled connection for `body` (the listener's own connection is not counted).
-    func withConnection<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
-        let ticket = poolUsage.ticket()
-        defer { ticket.end() }
-        return try await client.withConnection { connection in
-            ticket.acquired()
-            return try await body(connection)
+    ///
+    /// Fails at once while the database is marked down. Otherwise the caller waits for a connection
+    /// at most `waitLimit`, or until the database is found down meanwhile; a wait longer than
+    /// `suspicionAfter` has the database probed (the pool keeps trying to connect and would keep
+    /// callers waiting through an outage). Once a connection is acquired, `body` runs to its end,
+    /// unless the connection closes under it and it still has not ended `closedGrace` later.
+    func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        try availability.check()
+        let call = DatabaseCall<T>(ticket: poolUsage.ticket())
+        calls.add(call)
+        defer {
+            calls.remove(call)
+            call.ticket.end()
+        }
+        return try await call.run(on: client, body)
+    }
+
+    /// Looks over a call in progress (see `withConnection`).
+    private func inspect(_ call: any WatchedCall, at now: ContinuousClock.Instant) {
+        if call.ticket.isWaiting {
+            let waited = now - call.started
+            let reason: String
+            if availability.isDown {
+                reason = "the database does not answer"
+            } else if waited >= waitLimit {
+                reason = "no database connection within \(waitLimit)"
+            } else {
+                if waited >= Self.suspicionAfter, call.suspect() { availability.suspect() }
+                return
+            }
+            if call.ticket.abandon() { call.fail(StoreError.unavailable(reason)) }
+        } else if let closed = call.closedFor(at: now), closed >= Self.closedGrace {
+            logger.warning("a query on a connection the database closed was never answered; giving up on it")
+            availability.suspect()
+            call.fail(StoreError.unavailable("the database closed the connection"))
+        }
+    }
+
+    /// A wait for a connection this long has the database probed.
+    static let suspicionAfter = Duration.milliseconds(250)
+    /// How long work may go on after its connection closed under it.
+    static let closedGrace = Duration.seconds(1)
+    /// How long the availability probe waits for `SELECT 1` on its new connection.
+    static let probeTimeout = Duration.seconds(1)
+
+    /// Nil when the database answers `SELECT 1` on a new connection of its own within `probeTimeout`
+    /// (a refused connection fails at once; the pool, by contrast, would keep retrying); otherwise why not.
+    private func probe() async -> String? {
+        let attempt = Task { [probeConfiguration, logger] in
+            let connection = try await PostgresConnection.connect(
+                configuration: probeConfiguration, id: 0, logger: logger)
+            defer { Task { try? await connection.close() } }
+            _ = try await connection.query("SELECT 1", logger: logger)
+        }
+        let timer = Task {
+            try await Task.sleep(for: Self.probeTimeout)
+            attempt.cancel()
+        }
+        defer { timer.cancel() }
+        do {
+            try await attempt.value
+            return nil
+        } catch is CancellationError {
+            return "no answer within \(Self.probeTimeout)"
+        } catch {
+            return String(reflecting: error)
         }
     }
 
     public func stateCounts() async throws -> StateCounts {
         try await storeErrors {
-            try await withConnection { connection in
+            try await withConnection { [self] connection in
                 var counts = StateCounts(activeDatasets: 0, pausedDatasets: 0, dataProducts: [:])
                 for try await (paused, count) in try await connection.query(
                     "SELECT paused, count(*) FROM dataset GROUP BY paused", logger: logger
@@ -247,15 +326,19 @@ public final class PostgresStore: Store, Service {
     /// Runs `body` in a transaction opened with `begin`, committing on success and rolling back on
     /// any error, which is rethrown as it was (unlike `withTransaction`, which wraps it).
     func transaction<T: Sendable>(
-        _ begin: PostgresQuery, _ body: (PostgresConnection) async throws -> T
+        _ begin: PostgresQuery, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
-        try await withConnection { connection in
+        try await withConnection { [self] connection in
             try await connection.query(begin, logger: logger)
             let result: T
             do {
                 result = try await body(connection)
             } catch {
-                _ = try? await connection.query("ROLLBACK", logger: logger)
+                // A lost connection has no transaction left to roll back, and a query sent on it may
+                // never be answered.
+                if !((error as? PSQLError)?.losesConnection ?? false) {
+                    _ = try? await connection.query("ROLLBACK", logger: logger)
+                }
                 throw error
             }
             try await connection.query("COMMIT", logger: logger)
@@ -272,6 +355,7 @@ public final class PostgresStore: Store, Service {
             case .server:
                 let state = error.serverInfo?[.sqlState] ?? ""
                 let message = error.serverInfo?[.message] ?? "server error"
+                if error.losesConnection { availability.suspect() }
                 // Class 08 connection exceptions, 53 insufficient resources, 57 operator intervention
                 // (shutdown, admin cancel), 40 transaction rollback (serialization, deadlock).
                 if ["08", "53", "57", "40"].contains(String(state.prefix(2))) {
@@ -279,8 +363,25 @@ public final class PostgresStore: Store, Service {
                 }
                 throw StoreError.corrupt("\(state) \(message)")
             default:
+                if error.losesConnection { availability.suspect() }
                 throw StoreError.unavailable("\(error.code)")
             }
+        }
+    }
+}
+
+extension PSQLError {
+    /// Whether the connection is gone (closed, reset, ended by a server shutting down), rather than
+    /// one statement failing on a connection that still works.
+    var losesConnection: Bool {
+        switch code {
+        case .server:
+            let state = serverInfo?[.sqlState] ?? ""
+            return state.hasPrefix("08") || state.hasPrefix("57P")
+        case .clientClosedConnection, .serverClosedConnection, .connectionError, .uncleanShutdown, .poolClosed:
+            return true
+        default:
+            return false
         }
     }
 }

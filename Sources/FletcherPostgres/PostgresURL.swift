@@ -3,11 +3,16 @@ import Foundation
 public import PostgresNIO
 import NIOSSL
 
-extension PostgresClient.Configuration {
-    /// Reads a `postgres://user:password@host:port/database?sslmode=…` URL (also `postgresql://`).
-    ///
-    /// `sslmode` is `disable`, `prefer` (the default, as libpq) or `require`/`verify-full`;
-    /// `host=/path/to/socket/dir` in the query connects over a Unix socket instead.
+/// A `postgres://user:password@host:port/database?sslmode=…` URL (also `postgresql://`), read once
+/// into the pool's configuration and a single connection's (the availability probe's), which reach
+/// the same server the same way.
+///
+/// `sslmode` is `disable`, `prefer` (the default, as libpq) or `require`/`verify-full`;
+/// `host=/path/to/socket/dir` in the query connects over a Unix socket instead.
+public struct PostgresEndpoint: Sendable {
+    public var pool: PostgresClient.Configuration
+    public var connection: PostgresConnection.Configuration
+
     public init(url: String, maximumConnections: Int) throws {
         guard let components = URLComponents(string: url),
             let scheme = components.scheme, ["postgres", "postgresql"].contains(scheme)
@@ -18,29 +23,46 @@ extension PostgresClient.Configuration {
         if database?.isEmpty ?? true { database = nil }
         let query = Dictionary(
             (components.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { _, last in last })
-        let tls: PostgresClient.Configuration.TLS
+        enum Mode { case disable, prefer, require }
+        let mode: Mode
         switch query["sslmode"] ?? "prefer" {
-        case "disable": tls = .disable
-        case "allow", "prefer": tls = .prefer(.makeClientConfiguration())
-        case "require", "verify-ca", "verify-full": tls = .require(.makeClientConfiguration())
+        case "disable": mode = .disable
+        case "allow", "prefer": mode = .prefer
+        case "require", "verify-ca", "verify-full": mode = .require
         case let other: throw StoreError.invalidConfiguration("unknown sslmode '\(other)'")
         }
         if let socketDirectory = query["host"], socketDirectory.hasPrefix("/") {
-            let port = components.port ?? 5432
-            self.init(
-                unixSocketPath: "\(socketDirectory)/.s.PGSQL.\(port)", username: user, password: password,
-                database: database)
+            let path = "\(socketDirectory)/.s.PGSQL.\(components.port ?? 5432)"
+            pool = .init(unixSocketPath: path, username: user, password: password, database: database)
+            connection = .init(unixSocketPath: path, username: user, password: password, database: database)
         } else {
             guard let host = components.host, !host.isEmpty else {
                 throw StoreError.invalidConfiguration("the URL names no host")
             }
-            self.init(
-                host: host, port: components.port ?? 5432, username: user, password: password, database: database,
-                tls: tls)
+            let port = components.port ?? 5432
+            let tls = TLSConfiguration.makeClientConfiguration()
+            let context: () throws -> NIOSSLContext = {
+                do { return try NIOSSLContext(configuration: tls) } catch {
+                    throw StoreError.invalidConfiguration("cannot set up TLS: \(error)")
+                }
+            }
+            switch mode {
+            case .disable:
+                pool = .init(host: host, port: port, username: user, password: password, database: database, tls: .disable)
+                connection = .init(host: host, port: port, username: user, password: password, database: database, tls: .disable)
+            case .prefer:
+                pool = .init(host: host, port: port, username: user, password: password, database: database, tls: .prefer(tls))
+                connection = .init(
+                    host: host, port: port, username: user, password: password, database: database, tls: .prefer(try context()))
+            case .require:
+                pool = .init(host: host, port: port, username: user, password: password, database: database, tls: .require(tls))
+                connection = .init(
+                    host: host, port: port, username: user, password: password, database: database, tls: .require(try context()))
+            }
         }
-        self.options.maximumConnections = maximumConnections
+        pool.options.maximumConnections = maximumConnections
         // A Fletcher process frozen mid-transaction (stopped, swapped out) must not hold its row locks
         // for good: the server ends such a session, and everyone else carries on.
-        self.options.additionalStartupParameters = [("idle_in_transaction_session_timeout", "10s")]
+        pool.options.additionalStartupParameters = [("idle_in_transaction_session_timeout", "10s")]
     }
 }

@@ -66,7 +66,7 @@ public final class SQLiteStore: Store {
 
     public func mutate(
         _ datasetId: UUID, createIfMissing: Bool,
-        _ change: @Sendable (Plan?, Date) throws -> PlanChange
+        _ change: @escaping @Sendable (Plan?, Date) throws -> PlanChange
     ) async throws -> PlanChange {
         let cache = planCache
         let (result, revision, lastModified) = try await storeErrors {

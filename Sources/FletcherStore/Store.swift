@@ -24,7 +24,7 @@ public protocol Store: TriggerQueue {
     /// after the lock was granted. Whatever `change` throws is rethrown and nothing is written.
     func mutate(
         _ datasetId: UUID, createIfMissing: Bool,
-        _ change: @Sendable (Plan?, Date) throws -> PlanChange
+        _ change: @escaping @Sendable (Plan?, Date) throws -> PlanChange
     ) async throws -> PlanChange
 
     /// Throws when the database cannot answer a trivial query.

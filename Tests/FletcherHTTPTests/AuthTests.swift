@@ -92,6 +92,26 @@ struct AuthTests {
         }
     }
 
+    @Test func onlyHS256IsAcceptedEvenWithTheRightSecret() async throws {
+        // HS384 and HS512 need a secret at least as long as their digest: 64 bytes serves all three.
+        let secret = String(repeating: "s3cret-", count: 10)
+        let api = try await TestAPI(store: try await TestStores.make(.sqlite), secret: secret)
+        let id = UUID().uuidString.lowercased()
+        try await api.test { client in
+            let submission: [String: Any] = ["dataset": ["id": id], "data_products": [] as [Any], "dependencies": [] as [Any]]
+            let expires = Date().addingTimeInterval(600)
+            for digest in [DigestAlgorithm.sha384, .sha512] {
+                let token = try await Self.token(secret: secret, service: "publisher", expires: expires, digest: digest)
+                let header = try #require(
+                    try JSONSerialization.jsonObject(with: Self.base64URLDecode(String(token.split(separator: ".")[0]))) as? [String: Any])
+                #expect(header["alg"] as? String == (digest == .sha384 ? "HS384" : "HS512"))
+                try await client.send(.post, "/api/plan", token: token, json: submission).expectProblem(.unauthorized)
+            }
+            let token = try await Self.token(secret: secret, service: "publisher", expires: expires)
+            #expect(try await client.send(.post, "/api/plan", token: token, json: submission).status == .ok)
+        }
+    }
+
     @Test func aRemovedServicesTokensStopWorking() async throws {
         let store = try await TestStores.make(.sqlite)
         let before = try await TestAPI(store: store)
@@ -104,10 +124,12 @@ struct AuthTests {
         }
     }
 
-    /// A token as Fletcher would sign it, with any secret and expiry.
-    static func token(secret: String, service: String, expires: Date) async throws -> String {
+    /// A token as Fletcher would sign it, with any secret, expiry and HMAC digest.
+    static func token(
+        secret: String, service: String, expires: Date, digest: DigestAlgorithm = .sha256
+    ) async throws -> String {
         let keys = JWTKeyCollection()
-        await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
+        await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: digest)
         return try await keys.sign(
             Claims(
                 sub: .init(value: service), iat: .init(value: Date()), exp: .init(value: expires), iss: .init(value: "Fletcher"),

@@ -7,6 +7,7 @@ import FoundationNetworking
 #endif
 import HTTPTypes
 import Hummingbird
+import HummingbirdBcrypt
 import HummingbirdTesting
 import NIOCore
 import Synchronization
@@ -28,6 +29,34 @@ struct HardeningTests {
             // Another service is not affected.
             #expect(try await client.send(.post, "/api/authenticate", json: ["service": "reader", "key": "reader-key"]).status == .ok)
         }
+    }
+
+    /// An unknown service name costs a bcrypt check as a wrong key does, so answer times do not tell
+    /// which names exist. Attempts alternate between the kinds, each name tried once (no throttling).
+    @Test func anUnknownServiceCostsTheSameBcryptTimeAsAWrongKey() async throws {
+        let rounds = 7
+        let accounts = (0..<rounds).map { ServiceAccount(service: "svc\($0)", hash: Bcrypt.hash("key\($0)", cost: 8), roles: [.update]) }
+        let authenticator = await Authenticator(
+            secret: TestServices.secret, accounts: accounts, bcrypt: BcryptVerifier(threads: 1))
+        let clock = ContinuousClock()
+        var unknown: [Duration] = []
+        var wrongKey: [Duration] = []
+        var rightKey: [Duration] = []
+        for round in 0..<rounds {
+            unknown.append(await clock.measure { _ = try? await authenticator.authenticate(service: "ghost\(round)", key: "key\(round)") })
+            wrongKey.append(await clock.measure { _ = try? await authenticator.authenticate(service: "svc\(round)", key: "nope") })
+            rightKey.append(try await clock.measure { _ = try await authenticator.authenticate(service: "svc\(round)", key: "key\(round)") })
+        }
+        func median(_ times: [Duration]) -> Double {
+            let sorted = times.sorted()
+            let middle = sorted[sorted.count / 2].components
+            return Double(middle.seconds) + Double(middle.attoseconds) / 1e18
+        }
+        let (ghost, wrong, right) = (median(unknown), median(wrongKey), median(rightKey))
+        // A bcrypt check at cost 8 takes milliseconds; an answer without one would take microseconds.
+        #expect(right > 0.002, "a cost-8 check took \(right) s")
+        #expect(ghost / wrong > 0.67 && ghost / wrong < 1.5, "unknown \(ghost) s, wrong key \(wrong) s, right key \(right) s")
+        #expect(ghost / right > 0.67, "unknown \(ghost) s, right key \(right) s")
     }
 
     @Test func deeplyNestedFreeFormJSONIsRefused() async throws {

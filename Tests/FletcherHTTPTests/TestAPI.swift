@@ -35,9 +35,9 @@ struct TestAPI {
         try await self.init(store: TestStores.make(engine), accounts: accounts)
     }
 
-    init(store: any Store, accounts: [ServiceAccount] = TestServices.accounts) async throws {
+    init(store: any Store, accounts: [ServiceAccount] = TestServices.accounts, secret: String = TestServices.secret) async throws {
         self.store = store
-        let router = try await Self.router(store: store, accounts: accounts)
+        let router = try await Self.router(store: store, accounts: accounts, secret: secret)
         application = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: Self.logger)
     }
 
@@ -49,9 +49,10 @@ struct TestAPI {
 
     /// The server's routes on `store`, as `buildRouter` makes them.
     static func router(
-        store: any Store, accounts: [ServiceAccount] = TestServices.accounts, maxBodyBytes: Int = 16 << 20
+        store: any Store, accounts: [ServiceAccount] = TestServices.accounts, maxBodyBytes: Int = 16 << 20,
+        secret: String = TestServices.secret
     ) async throws -> Router<BasicRequestContext> {
-        let authenticator = await Authenticator(secret: TestServices.secret, accounts: accounts, bcrypt: BcryptVerifier(threads: 2))
+        let authenticator = await Authenticator(secret: secret, accounts: accounts, bcrypt: BcryptVerifier(threads: 2))
         return try buildRouter(store: store, authenticator: authenticator, logger: logger, maxBodyBytes: maxBodyBytes)
     }
 

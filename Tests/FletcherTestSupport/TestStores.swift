@@ -77,20 +77,21 @@ public enum TestStores {
         var logger = Logger(label: "fletcher-test")
         logger.logLevel = .warning
         let store = PostgresStore(
-            configuration: try PostgresClient.Configuration(url: components.string!, maximumConnections: 8), logger: logger)
+            endpoint: try PostgresEndpoint(url: components.string!, maximumConnections: 8), logger: logger)
         Task.detached { await store.run() }
         return store
     }
 
     /// A new connection pool (running until the process ends) on the test PostgreSQL database.
-    public static func postgresStore(maxConnections: Int = 8) throws -> PostgresStore {
+    public static func postgresStore(maxConnections: Int = 8, waitLimit: Duration = .seconds(5)) throws -> PostgresStore {
         guard let url = ProcessInfo.processInfo.environment["FLETCHER_TEST_POSTGRES_URL"] else {
             throw TestStoreError.noPostgres
         }
         var logger = Logger(label: "fletcher-test")
         logger.logLevel = .warning
         let store = PostgresStore(
-            configuration: try PostgresClient.Configuration(url: url, maximumConnections: maxConnections), logger: logger)
+            endpoint: try PostgresEndpoint(url: url, maximumConnections: maxConnections), logger: logger,
+            waitLimit: waitLimit)
         Task.detached { await store.run() }
         return store
     }

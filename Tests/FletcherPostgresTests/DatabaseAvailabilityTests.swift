@@ -1,0 +1,75 @@
+import FletcherPostgres
+import FletcherStore
+import FletcherTestSupport
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+
+/// A database that does not answer makes callers fail fast with `StoreError.unavailable`; a pool
+/// that is merely busy makes them wait (up to the wait limit) without the database counting as down.
+@Suite("PostgreSQL availability")
+struct DatabaseAvailabilityTests {
+    @Test func callersFailFastWhileTheDatabaseCannotBeReached() async throws {
+        // Nothing listens on port 1: every connection is refused. The wait limit is long, so only the
+        // probe (not the limit) can explain a quick answer.
+        let endpoint = try PostgresEndpoint(url: "postgres://fletcher@127.0.0.1:1/none?sslmode=disable", maximumConnections: 4)
+        var logger = Logger(label: "fletcher-test")
+        logger.logLevel = .critical
+        let store = PostgresStore(endpoint: endpoint, logger: logger, waitLimit: .seconds(60))
+        let running = Task { await store.run() }
+        defer { running.cancel() }
+
+        let clock = ContinuousClock()
+        let first = try await clock.measure {
+            await #expect(throws: StoreError.self) { _ = try await store.plan(UUID()) }
+        }
+        #expect(first < .seconds(5), "the first caller waited \(first)")
+        // Marked down: every later caller is answered at once, health checks included.
+        let next = try await clock.measure {
+            for _ in 0..<50 {
+                await #expect {
+                    try await store.checkHealth()
+                } throws: { error in
+                    guard case StoreError.unavailable(let reason) = error else { return false }
+                    return reason.contains("does not answer")
+                }
+            }
+        }
+        #expect(next < .seconds(1), "50 callers took \(next)")
+    }
+
+    @Test(.enabled(if: TestEngine.available.contains(.postgres)))
+    func aBusyPoolMakesCallersWaitButIsNoOutage() async throws {
+        let store = try TestStores.postgresStore(maxConnections: 2, waitLimit: .milliseconds(600))
+        try await store.migrate()
+        try await store.checkHealth()
+        // Hold the only connection the change listener leaves, for a while.
+        let holder = Task {
+            try await store.client.withConnection { connection in
+                _ = try await connection.query("SELECT pg_sleep(2)", logger: Logger(label: "fletcher-test"))
+            }
+        }
+        defer { holder.cancel() }
+        // Wait until the holder has the connection, then ask for another: refused after the wait limit.
+        let clock = ContinuousClock()
+        var waited = Duration.zero
+        let deadline = clock.now + .seconds(10)
+        while clock.now < deadline {
+            let started = clock.now
+            do {
+                try await store.checkHealth()
+            } catch {
+                waited = clock.now - started
+                guard case StoreError.unavailable(let reason) = error else { throw error }
+                #expect(reason.contains("no database connection within"), "\(reason)")
+                break
+            }
+        }
+        #expect(waited >= .milliseconds(600), "refused after \(waited), before the wait limit")
+        // The database was probed meanwhile and answered: once the holder is done, callers get through.
+        try await holder.value
+        try await store.checkHealth()
+        _ = try await store.plan(UUID())
+    }
+}
