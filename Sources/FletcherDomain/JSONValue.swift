@@ -73,60 +73,15 @@ extension JSONValue {
 
     /// Appends the compact JSON text (keys sorted) to `out`.
     public func write(to out: inout String) {
-        switch self {
-        case .null: out += "null"
-        case .bool(let value): out += value ? "true" : "false"
-        case .integer(let value): out += String(value)
-        case .number(let value):
-            if value.isFinite, value == value.rounded(), abs(value) < 1e15 {
-                out += String(Int(value))
-            } else if value.isFinite {
-                out += "\(value)"
-            } else {
-                out += "null"
-            }
-        case .string(let value): JSONValue.writeString(value, to: &out)
-        case .array(let values):
-            out += "["
-            for (offset, value) in values.enumerated() {
-                if offset > 0 { out += "," }
-                value.write(to: &out)
-            }
-            out += "]"
-        case .object(let members):
-            out += "{"
-            for (offset, key) in members.keys.sorted().enumerated() {
-                if offset > 0 { out += "," }
-                JSONValue.writeString(key, to: &out)
-                out += ":"
-                members[key]!.write(to: &out)
-            }
-            out += "}"
-        }
+        var json = JSONBytes()
+        json.json(self)
+        out += json.text
     }
 
     /// Appends `value` as a quoted JSON string to `out`.
     public static func writeString(_ value: String, to out: inout String) {
-        out += "\""
-        // Most text needs no escape: append it whole.
-        if !value.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
-            out += value
-            out += "\""
-            return
-        }
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        out += "\""
+        var json = JSONBytes(capacity: value.utf8.count + 2)
+        json.string(value)
+        out += json.text
     }
 }

@@ -17,6 +17,8 @@ public struct PlanChange: Sendable {
     /// Every state change, in the order the rules made them (a product may change twice: cleared,
     /// then queued again by the trigger rule).
     public var transitions: [StateTransition]
+    /// The JSON fragments of the plan the change started from, if it had any (see `PlanFragments.next`).
+    public var baseFragments: PlanFragments?
 
     /// Nothing was written: the stored plan stays as it was.
     public var isEmpty: Bool {

@@ -11,8 +11,13 @@ struct PlanEditor {
     private var dependencyChanged: [Bool]
     private var datasetChanged = false
 
+    private let baseFragments: PlanFragments?
+
     init(_ plan: Plan, by actor: String, at now: Date, isNewDataset: Bool = false) {
         self.plan = plan
+        // The edited plan's rows no longer match the fragments; the store derives new ones.
+        self.baseFragments = plan.fragments
+        self.plan.fragments = nil
         self.actor = actor
         self.now = now
         self.isNewDataset = isNewDataset
@@ -123,11 +128,13 @@ struct PlanEditor {
     }
 
     func finish() -> PlanChange {
-        PlanChange(
+        var change = PlanChange(
             plan: plan, actor: actor, isNewDataset: isNewDataset, datasetChanged: datasetChanged,
             changedProducts: productChanged.indices.filter { productChanged[$0] },
             changedDependencies: dependencyChanged.indices.filter { dependencyChanged[$0] },
             transitions: transitions)
+        change.baseFragments = baseFragments
+        return change
     }
 
     private mutating func touchProduct(at position: Int) {

@@ -12,77 +12,97 @@ public import OpenAPIRuntime
 /// `PlanResponseFastPath` swaps in this encoding on the way out. Tests check that both encodings
 /// are the same JSON.
 public enum PlanJSON {
-    public static func encode(_ plan: Plan) -> String {
-        var out = ""
-        out.reserveCapacity(200 + plan.dataProducts.count * 420 + plan.dependencies.count * 220)
-        out += #"{"dataset":{"id":""#
-        out += plan.dataset.id.lowercased
-        out += #"","paused":"#
-        out += plan.dataset.paused ? "true" : "false"
-        out += #","extra":"#
-        write(plan.dataset.extra, to: &out)
-        out += #","modified_by":"#
-        JSONValue.writeString(plan.dataset.modifiedBy, to: &out)
-        out += #","modified_date":""#
-        RFC3339DateTranscoder.write(plan.dataset.modifiedDate, to: &out)
-        out += #""},"data_products":["#
-        for (offset, product) in plan.dataProducts.enumerated() {
-            if offset > 0 { out += "," }
-            out += #"{"id":""#
-            out += product.id.lowercased
-            out += #"","compute":""#
-            out += product.compute.rawValue
-            out += #"","name":"#
-            JSONValue.writeString(product.name, to: &out)
-            out += #","version":"#
-            JSONValue.writeString(product.version, to: &out)
-            out += #","eager":"#
-            out += product.eager ? "true" : "false"
-            out += #","passthrough":"#
-            write(product.passthrough, to: &out)
-            out += #","state":""#
-            out += product.state.rawValue
-            out += #"","run_id":"#
-            if let runId = product.runId {
-                out += "\""
-                out += runId.lowercased
-                out += "\""
+    /// The plan as UTF-8 JSON; the rows' JSON comes from, and goes to, the plan's fragments when it
+    /// has them (big plans held in the store's cache).
+    public static func encode(_ plan: Plan) -> [UInt8] {
+        var out = JSONBytes(capacity: 200 + plan.dataProducts.count * 460 + plan.dependencies.count * 200)
+        out.raw(#"{"dataset":{"id":"#)
+        out.uuid(plan.dataset.id)
+        out.raw(#","paused":"#)
+        out.bool(plan.dataset.paused)
+        out.raw(#","extra":"#)
+        out.json(plan.dataset.extra)
+        out.raw(#","modified_by":"#)
+        out.string(plan.dataset.modifiedBy)
+        out.raw(#","modified_date":"#)
+        out.date(plan.dataset.modifiedDate)
+        out.raw(#"},"data_products":["#)
+        let known = plan.fragments?.snapshot
+        var written: (products: [(Int, [UInt8])], dependencies: [(Int, [UInt8])]) = ([], [])
+        for (position, product) in plan.dataProducts.enumerated() {
+            if position > 0 { out.raw(",") }
+            if let known, position < known.products.count, let fragment = known.products[position] {
+                out.append(fragment)
+            } else if known != nil {
+                var row = JSONBytes(capacity: 512)
+                write(product, to: &row)
+                out.append(row.bytes)
+                written.products.append((position, row.bytes))
             } else {
-                out += "null"
+                write(product, to: &out)
             }
-            out += #","link":"#
-            if let link = product.link { JSONValue.writeString(link, to: &out) } else { out += "null" }
-            out += #","passback":"#
-            write(product.passback, to: &out)
-            out += #","extra":"#
-            write(product.extra, to: &out)
-            out += #","modified_by":"#
-            JSONValue.writeString(product.modifiedBy, to: &out)
-            out += #","modified_date":""#
-            RFC3339DateTranscoder.write(product.modifiedDate, to: &out)
-            out += #""}"#
         }
-        out += #"],"dependencies":["#
-        for (offset, dependency) in plan.dependencies.enumerated() {
-            if offset > 0 { out += "," }
-            out += #"{"parent_id":""#
-            out += dependency.parentId.lowercased
-            out += #"","child_id":""#
-            out += dependency.childId.lowercased
-            out += #"","extra":"#
-            write(dependency.extra, to: &out)
-            out += #","modified_by":"#
-            JSONValue.writeString(dependency.modifiedBy, to: &out)
-            out += #","modified_date":""#
-            RFC3339DateTranscoder.write(dependency.modifiedDate, to: &out)
-            out += #""}"#
+        out.raw(#"],"dependencies":["#)
+        for (position, dependency) in plan.dependencies.enumerated() {
+            if position > 0 { out.raw(",") }
+            if let known, position < known.dependencies.count, let fragment = known.dependencies[position] {
+                out.append(fragment)
+            } else if known != nil {
+                var row = JSONBytes(capacity: 256)
+                write(dependency, to: &row)
+                out.append(row.bytes)
+                written.dependencies.append((position, row.bytes))
+            } else {
+                write(dependency, to: &out)
+            }
         }
-        out += "]}"
-        return out
+        out.raw("]}")
+        plan.fragments?.fill(products: written.products, dependencies: written.dependencies)
+        return out.bytes
     }
 
-    private static func write(_ value: JSONValue?, to out: inout String) {
-        if let value { value.write(to: &out) } else { out += "null" }
+    private static func write(_ product: DataProduct, to out: inout JSONBytes) {
+        out.raw(#"{"id":"#)
+        out.uuid(product.id)
+        out.raw(#","compute":"#)
+        out.string(product.compute.rawValue)
+        out.raw(#","name":"#)
+        out.string(product.name)
+        out.raw(#","version":"#)
+        out.string(product.version)
+        out.raw(#","eager":"#)
+        out.bool(product.eager)
+        out.raw(#","passthrough":"#)
+        out.json(product.passthrough)
+        out.raw(#","state":"#)
+        out.string(product.state.rawValue)
+        out.raw(#","run_id":"#)
+        if let runId = product.runId { out.uuid(runId) } else { out.raw("null") }
+        out.raw(#","link":"#)
+        if let link = product.link { out.string(link) } else { out.raw("null") }
+        out.raw(#","passback":"#)
+        out.json(product.passback)
+        out.raw(#","extra":"#)
+        out.json(product.extra)
+        out.raw(#","modified_by":"#)
+        out.string(product.modifiedBy)
+        out.raw(#","modified_date":"#)
+        out.date(product.modifiedDate)
+        out.raw("}")
+    }
+
+    private static func write(_ dependency: Dependency, to out: inout JSONBytes) {
+        out.raw(#"{"parent_id":"#)
+        out.uuid(dependency.parentId)
+        out.raw(#","child_id":"#)
+        out.uuid(dependency.childId)
+        out.raw(#","extra":"#)
+        out.json(dependency.extra)
+        out.raw(#","modified_by":"#)
+        out.string(dependency.modifiedBy)
+        out.raw(#","modified_date":"#)
+        out.date(dependency.modifiedDate)
+        out.raw("}")
     }
 }
 
@@ -90,7 +110,7 @@ public enum PlanJSON {
 final class PlanBodySlot: @unchecked Sendable {
     @TaskLocal static var current: PlanBodySlot?
     // Written and read by the one task serving the request, never concurrently.
-    var text: String?
+    var json: [UInt8]?
 }
 
 extension Components.Schemas.Plan {
@@ -99,7 +119,7 @@ extension Components.Schemas.Plan {
     /// its slot (the runtime then encodes only the stand-in, which the fast path discards).
     static func answer(_ plan: Plan) -> Self {
         guard let slot = PlanBodySlot.current else { return .init(plan) }
-        slot.text = PlanJSON.encode(plan)
+        slot.json = PlanJSON.encode(plan)
         return standIn
     }
 
@@ -123,8 +143,7 @@ struct PlanResponseFastPath: ServerTransport {
                 var (response, responseBody) = try await PlanBodySlot.$current.withValue(slot) {
                     try await handler(request, body, metadata)
                 }
-                if let text = slot.text, response.status == .ok {
-                    let bytes = Array(text.utf8)
+                if let bytes = slot.json, response.status == .ok {
                     responseBody = HTTPBody(bytes)
                     response.headerFields[.contentLength] = String(bytes.count)
                 }

@@ -112,8 +112,7 @@ public final class PostgresStore: Store, Service {
                     dataset: dataset,
                     dataProducts: try await DataProductQueries.fetchAll(datasetId: datasetId, connection, logger),
                     dependencies: try await DependencyQueries.fetchAll(datasetId: datasetId, connection, logger))
-                planCache.store(plan, revision: revision, lastModified: lastModified)
-                return plan
+                return planCache.store(plan, revision: revision, lastModified: lastModified)
             }
         }
     }
@@ -138,13 +137,13 @@ public final class PostgresStore: Store, Service {
         _ datasetId: UUID, createIfMissing: Bool,
         _ change: @escaping @Sendable (Plan?, Date) throws -> PlanChange
     ) async throws -> PlanChange {
-        let (result, revision, lastModified) = try await storeErrors {
+        var (result, revision, lastModified) = try await storeErrors {
             try await transaction("BEGIN") { [self] connection in
                 try await mutate(datasetId, createIfMissing: createIfMissing, on: connection, change)
             }
         }
         // Committed: the plan as written is the dataset at its new revision.
-        planCache.store(result.plan, revision: revision, lastModified: lastModified)
+        result.plan = planCache.store(result, revision: revision, lastModified: lastModified)
         if !result.isEmpty { changeFeed.publish(datasetId) }
         return result
     }

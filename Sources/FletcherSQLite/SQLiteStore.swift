@@ -44,8 +44,7 @@ public final class SQLiteStore: Store {
                 guard let revision = try DatasetQueries.revision(datasetId, db) else { return nil }
                 if let cached = cache.plan(datasetId, revision: revision) { return cached.plan }
                 guard let loaded = try Self.loadPlan(datasetId, db) else { return nil }
-                cache.store(loaded.plan, revision: loaded.revision, lastModified: loaded.lastModified)
-                return loaded.plan
+                return cache.store(loaded.plan, revision: loaded.revision, lastModified: loaded.lastModified)
             }
         }
     }
@@ -69,11 +68,11 @@ public final class SQLiteStore: Store {
         _ change: @escaping @Sendable (Plan?, Date) throws -> PlanChange
     ) async throws -> PlanChange {
         let cache = planCache
-        let (result, revision, lastModified) = try await storeErrors {
+        var (result, revision, lastModified) = try await storeErrors {
             try await writing { db in try Self.mutate(datasetId, createIfMissing: createIfMissing, in: db, cache: cache, change) }
         }
         // Committed: the plan as written is the dataset at its new revision.
-        cache.store(result.plan, revision: revision, lastModified: lastModified)
+        result.plan = cache.store(result, revision: revision, lastModified: lastModified)
         if !result.isEmpty { changeFeed.publish(datasetId) }
         return result
     }

@@ -40,10 +40,25 @@ public final class PlanCache: Sendable {
         }
     }
 
-    /// Keeps `plan` as the dataset's state at `revision` (a newer revision already held wins).
-    public func store(_ plan: Plan, revision: Int64, lastModified: Date) {
+    /// Keeps the plan `change` made as the dataset's state at `revision`, with the JSON fragments of
+    /// the plan it was made from that still hold; returns the plan as kept.
+    @discardableResult
+    public func store(_ change: PlanChange, revision: Int64, lastModified: Date) -> Plan {
+        var plan = change.plan
+        plan.fragments = change.isEmpty ? change.baseFragments : change.baseFragments?.next(for: change)
+        return store(plan, revision: revision, lastModified: lastModified)
+    }
+
+    /// Keeps `plan` as the dataset's state at `revision` (a newer revision already held wins), a big
+    /// one with room for its JSON fragments; returns the plan as kept.
+    @discardableResult
+    public func store(_ plan: Plan, revision: Int64, lastModified: Date) -> Plan {
+        var plan = plan
+        if plan.fragments == nil {
+            plan.fragments = PlanFragments.forPlan(products: plan.dataProducts.count, dependencies: plan.dependencies.count)
+        }
         let cost = max(1, plan.dataProducts.count)
-        guard cost <= capacity else { return }
+        guard cost <= capacity else { return plan }
         state.withLock { state in
             if let old = state.entries[plan.dataset.id] {
                 guard old.revision < revision else { return }
@@ -60,6 +75,7 @@ public final class PlanCache: Sendable {
                 state.products -= max(1, entry.plan.dataProducts.count)
             }
         }
+        return plan
     }
 
     public func removeAll() {

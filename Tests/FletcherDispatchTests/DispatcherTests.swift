@@ -151,7 +151,8 @@ struct DispatcherTests {
                     try await store.history(datasetId: fixture.datasetId, dataProductId: names["a"], before: nil, limit: 1)?.events.first)
                 let wait = due.timeIntervalSince(recorded.at)
                 #expect(abs(wait - backoff) < 0.01, "attempt \(expected): waits \(wait)")
-                #expect(due > clock.now)
+                // (The clock runs in real time between advances: on a loaded machine the attempt may
+                // already be due by now, so only the recorded wait is checked, not `due > now`.)
                 // …and sent once it is due.
                 clock.advance(backoff + 0.01)
             }

@@ -28,7 +28,7 @@ struct PlanJSONTests {
 
     @Test func theFastEncodingIsTheSameJSONAsTheGeneratedOne() throws {
         let plan = try Self.variedPlan()
-        let fast = try JSONSerialization.jsonObject(with: Data(PlanJSON.encode(plan).utf8)) as? NSDictionary
+        let fast = try JSONSerialization.jsonObject(with: Data(PlanJSON.encode(plan))) as? NSDictionary
         let generated = try JSONSerialization.jsonObject(with: Data(WireJSON.plan(plan, pretty: false).utf8)) as? NSDictionary
         #expect(fast != nil)
         #expect(fast == generated)
@@ -52,6 +52,55 @@ struct PlanJSONTests {
             }
             // Errors are untouched.
             try await client.send(.get, "/api/plan/\(UUID().uuidString.lowercased())").expectProblem(.notFound)
+        }
+    }
+
+    /// A plan big enough to keep its rows' JSON: every answer is still exactly the generated
+    /// encoding of the stored plan, and an update re-encodes only the rows it changed.
+    @Test(arguments: TestEngine.available)
+    func bigPlansReuseTheJSONOfRowsAChangeLeftAlone(_ engine: TestEngine) async throws {
+        let api = try await TestAPI(engine: engine)
+        let names = Names()
+        let count = PlanFragments.minimumProducts + 40
+        var built = PlanFixture(names: names)
+        for i in 0..<count { built = built.products("p\(i)", eager: i % 10 != 0) }
+        for i in 0..<(count - 1) where i % 10 != 9 { built = built.edge("p\(i)", "p\(i + 1)") }
+        let fixture = built
+        let id = fixture.datasetId.lowercased
+        try await api.test { client in
+            let submission = submissionJSON(fixture)
+            let token = try await client.token()
+            func check(_ response: APIResponse) async throws {
+                #expect(response.status == .ok, "\(response.text.prefix(300))")
+                let stored = try #require(try await api.store.plan(fixture.datasetId))
+                let expected = try JSONSerialization.jsonObject(with: Data(WireJSON.plan(stored, pretty: false).utf8)) as? NSDictionary
+                #expect(try JSONSerialization.jsonObject(with: Data(response.text.utf8)) as? NSDictionary == expected)
+            }
+            func fragment(at position: Int) async throws -> [UInt8]? {
+                try #require(try await api.store.plan(fixture.datasetId)?.fragments).snapshot.products[position]
+            }
+            func address(_ bytes: [UInt8]?) -> UnsafeRawPointer? { bytes?.withUnsafeBytes { $0.baseAddress } }
+
+            try await check(try await client.send(.post, "/api/plan", token: token, json: submission))
+            try await check(try await client.send(.get, "/api/plan/\(id)"))
+            let untouched = try #require(try await fragment(at: 500))
+            let head = try #require(try await fragment(at: 0))
+            let update = "/api/data_product/\(id)/update"
+            for (product, state) in [("p0", "running"), ("p0", "success"), ("p1", "running"), ("p1", "success")] {
+                try await check(
+                    try await client.send(.put, update, token: token, json: [["id": names[product].lowercased, "state": state]]))
+            }
+            // Rows the updates left alone kept their JSON; the ones they changed were written anew.
+            #expect(address(try await fragment(at: 500)) == address(untouched))
+            #expect(address(try await fragment(at: 0)) != address(head))
+            #expect(String(decoding: try #require(try await fragment(at: 0)), as: UTF8.self).contains(#""state":"success""#))
+            try await check(
+                try await client.send(.put, "/api/data_product/\(id)/clear", token: token, json: [names["p0"].lowercased]))
+            try await check(try await client.send(.get, "/api/plan/\(id)"))
+            // A resubmission (rows added) keeps the old rows' JSON where they did not change.
+            let more = fixture.products("extra-1", "extra-2").edge("p1039", "extra-1")
+            try await check(try await client.send(.post, "/api/plan", token: token, json: submissionJSON(more)))
+            try await check(try await client.send(.get, "/api/plan/\(id)"))
         }
     }
 

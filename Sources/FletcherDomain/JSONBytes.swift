@@ -1,0 +1,191 @@
+public import Foundation
+
+/// Compact JSON written straight into UTF-8 bytes: the server answers every plan read and every
+/// mutation with a whole plan, so this runs for every data product of every plan answered. No
+/// formatter, no intermediate `String` per value (identifiers and times are written digit by digit).
+public struct JSONBytes: Sendable {
+    public private(set) var bytes: [UInt8] = []
+
+    public init(capacity: Int = 256) {
+        bytes.reserveCapacity(capacity)
+    }
+
+    /// Text known to need no escaping (punctuation and keys).
+    public mutating func raw(_ text: StaticString) {
+        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
+    /// JSON written before.
+    public mutating func append(_ json: [UInt8]) {
+        bytes.append(contentsOf: json)
+    }
+
+    public mutating func bool(_ value: Bool) {
+        raw(value ? "true" : "false")
+    }
+
+    /// `value` as a quoted JSON string, escaped.
+    public mutating func string(_ value: String) {
+        bytes.append(0x22)
+        var value = value
+        value.withUTF8 { utf8 in
+            // Most text needs no escape: append it whole.
+            guard utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) else {
+                bytes.append(contentsOf: utf8)
+                return
+            }
+            for byte in utf8 {
+                switch byte {
+                case 0x22: raw(#"\""#)
+                case 0x5C: raw(#"\\"#)
+                case 0x0A: raw(#"\n"#)
+                case 0x0D: raw(#"\r"#)
+                case 0x09: raw(#"\t"#)
+                case ..<0x20:
+                    raw(#"\u00"#)
+                    bytes.append(Self.hexDigit(byte >> 4))
+                    bytes.append(Self.hexDigit(byte & 0x0F))
+                default: bytes.append(byte)
+                }
+            }
+        }
+        bytes.append(0x22)
+    }
+
+    /// `id` in lower case (`"0f8fad5b-d9cb-469f-a165-70867728950e"`, quoted).
+    public mutating func uuid(_ id: UUID) {
+        Self.appending(38, to: &bytes) { out in
+            out[0] = 0x22
+            withUnsafeBytes(of: id.uuid) { raw in
+                var at = 1
+                for index in 0..<16 {
+                    if index == 4 || index == 6 || index == 8 || index == 10 {
+                        out[at] = 0x2D
+                        at += 1
+                    }
+                    out[at] = Self.hexDigit(raw[index] >> 4)
+                    out[at + 1] = Self.hexDigit(raw[index] & 0x0F)
+                    at += 2
+                }
+            }
+            out[37] = 0x22
+        }
+    }
+
+    /// Appends `count` bytes written by `write` in place (one capacity check, not one per byte).
+    private static func appending(
+        _ count: Int, to bytes: inout [UInt8], _ write: (UnsafeMutableBufferPointer<UInt8>) -> Void
+    ) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count) { buffer in
+            write(buffer)
+            bytes.append(contentsOf: buffer)
+        }
+    }
+
+    private static func hexDigit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? 0x30 + nibble : 0x57 + nibble
+    }
+
+    /// `date` as RFC 3339 UTC with microseconds, the precision stored (`"2026-11-23T03:20:13.123456Z"`, quoted).
+    public mutating func date(_ date: Date) {
+        bytes.append(0x22)
+        Self.writeDate(date, to: &bytes)
+        bytes.append(0x22)
+    }
+
+    /// Appends `2026-11-23T03:20:13.123456Z` for `date`.
+    public static func writeDate(_ date: Date, to bytes: inout [UInt8]) {
+        let micros = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
+        var seconds = micros / 1_000_000
+        var fraction = micros % 1_000_000
+        if fraction < 0 {
+            fraction += 1_000_000
+            seconds -= 1
+        }
+        var days = seconds / 86_400
+        var secondOfDay = seconds % 86_400
+        if secondOfDay < 0 {
+            secondOfDay += 86_400
+            days -= 1
+        }
+        var (year, month, day) = civil(fromDays: days)
+        if !(0...9999).contains(year) {
+            // Outside RFC 3339's years; never stored.
+            (year, month, day, secondOfDay, fraction) = (year < 0 ? 0 : 9999, 1, 1, 0, 0)
+        }
+        appending(27, to: &bytes) { out in
+            func put(_ value: Int64, at start: Int, digits: Int) {
+                var rest = value
+                for index in stride(from: start + digits - 1, through: start, by: -1) {
+                    out[index] = 0x30 + UInt8(truncatingIfNeeded: rest % 10)
+                    rest /= 10
+                }
+            }
+            put(year, at: 0, digits: 4)
+            out[4] = 0x2D
+            put(month, at: 5, digits: 2)
+            out[7] = 0x2D
+            put(day, at: 8, digits: 2)
+            out[10] = 0x54
+            put(secondOfDay / 3600, at: 11, digits: 2)
+            out[13] = 0x3A
+            put(secondOfDay % 3600 / 60, at: 14, digits: 2)
+            out[16] = 0x3A
+            put(secondOfDay % 60, at: 17, digits: 2)
+            out[19] = 0x2E
+            put(fraction, at: 20, digits: 6)
+            out[26] = 0x5A
+        }
+    }
+
+    /// `value` as compact JSON (object keys sorted); `null` for nil.
+    public mutating func json(_ value: JSONValue?) {
+        guard let value else { return raw("null") }
+        switch value {
+        case .null: raw("null")
+        case .bool(let flag): bool(flag)
+        case .integer(let number): bytes.append(contentsOf: String(number).utf8)
+        case .number(let number):
+            if number.isFinite, number == number.rounded(), abs(number) < 1e15 {
+                bytes.append(contentsOf: String(Int(number)).utf8)
+            } else if number.isFinite {
+                bytes.append(contentsOf: "\(number)".utf8)
+            } else {
+                raw("null")
+            }
+        case .string(let text): string(text)
+        case .array(let values):
+            bytes.append(0x5B)
+            for (offset, element) in values.enumerated() {
+                if offset > 0 { bytes.append(0x2C) }
+                json(element)
+            }
+            bytes.append(0x5D)
+        case .object(let members):
+            bytes.append(0x7B)
+            for (offset, key) in members.keys.sorted().enumerated() {
+                if offset > 0 { bytes.append(0x2C) }
+                string(key)
+                bytes.append(0x3A)
+                json(members[key])
+            }
+            bytes.append(0x7D)
+        }
+    }
+
+    /// The bytes as text.
+    public var text: String { String(decoding: bytes, as: UTF8.self) }
+
+    /// Year, month, day of a count of days since 1970-01-01 (Howard Hinnant's algorithm).
+    static func civil(fromDays days: Int64) -> (Int64, Int64, Int64) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthIndex = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
+        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+}
