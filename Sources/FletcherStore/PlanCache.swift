@@ -50,15 +50,20 @@ public final class PlanCache: Sendable {
     }
 
     /// Keeps `plan` as the dataset's state at `revision` (a newer revision already held wins), a big
-    /// one with room for its JSON fragments; returns the plan as kept.
+    /// one with room for its JSON fragments; returns the plan as kept (one larger than the whole
+    /// cache is not kept, and gets no fragments).
     @discardableResult
     public func store(_ plan: Plan, revision: Int64, lastModified: Date) -> Plan {
         var plan = plan
+        let cost = max(1, plan.dataProducts.count)
+        guard cost <= capacity else {
+            // Not kept: fragments would only be filled to be thrown away.
+            plan.fragments = nil
+            return plan
+        }
         if plan.fragments == nil {
             plan.fragments = PlanFragments.forPlan(products: plan.dataProducts.count, dependencies: plan.dependencies.count)
         }
-        let cost = max(1, plan.dataProducts.count)
-        guard cost <= capacity else { return plan }
         state.withLock { state in
             if let old = state.entries[plan.dataset.id] {
                 guard old.revision < revision else { return }
