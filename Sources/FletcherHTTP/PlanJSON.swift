@@ -28,37 +28,37 @@ public enum PlanJSON {
         out.date(plan.dataset.modifiedDate)
         out.raw(#"},"data_products":["#)
         let known = plan.fragments?.snapshot
-        var written: (products: [(Int, [UInt8])], dependencies: [(Int, [UInt8])]) = ([], [])
-        for (position, product) in plan.dataProducts.enumerated() {
-            if position > 0 { out.raw(",") }
-            if let known, position < known.products.count, let fragment = known.products[position] {
-                out.append(fragment)
-            } else if known != nil {
-                var row = JSONBytes(capacity: 512)
-                write(product, to: &row)
-                out.append(row.bytes)
-                written.products.append((position, row.bytes))
-            } else {
-                write(product, to: &out)
-            }
-        }
+        let products = rows(plan.dataProducts, known: known?.products, rowCapacity: 512, into: &out) { write($0, to: &$1) }
         out.raw(#"],"dependencies":["#)
-        for (position, dependency) in plan.dependencies.enumerated() {
+        let dependencies = rows(plan.dependencies, known: known?.dependencies, rowCapacity: 256, into: &out) { write($0, to: &$1) }
+        out.raw("]}")
+        plan.fragments?.fill(products: products, dependencies: dependencies)
+        return out.bytes
+    }
+
+    /// Writes `rows` comma-separated, each from its fragment in `known` when there is one; returns
+    /// the fragments written anew (none when the plan keeps no fragments).
+    private static func rows<Row>(
+        _ rows: [Row], known: [[UInt8]?]?, rowCapacity: Int, into out: inout JSONBytes,
+        _ write: (Row, inout JSONBytes) -> Void
+    ) -> [(Int, [UInt8])] {
+        var written: [(Int, [UInt8])] = []
+        for (position, row) in rows.enumerated() {
             if position > 0 { out.raw(",") }
-            if let known, position < known.dependencies.count, let fragment = known.dependencies[position] {
+            guard let known else {
+                write(row, &out)
+                continue
+            }
+            if position < known.count, let fragment = known[position] {
                 out.append(fragment)
-            } else if known != nil {
-                var row = JSONBytes(capacity: 256)
-                write(dependency, to: &row)
-                out.append(row.bytes)
-                written.dependencies.append((position, row.bytes))
             } else {
-                write(dependency, to: &out)
+                var fresh = JSONBytes(capacity: rowCapacity)
+                write(row, &fresh)
+                out.append(fresh.bytes)
+                written.append((position, fresh.bytes))
             }
         }
-        out.raw("]}")
-        plan.fragments?.fill(products: written.products, dependencies: written.dependencies)
-        return out.bytes
+        return written
     }
 
     private static func write(_ product: DataProduct, to out: inout JSONBytes) {
