@@ -2,6 +2,7 @@ public import FletcherDomain
 public import Foundation
 import HTTPTypes
 import JWTKit
+import Synchronization
 
 /// Issues and checks bearer tokens (SPEC §4): HS256 JWTs over the secret key, for configured services.
 public final class Authenticator: Sendable {
@@ -15,6 +16,11 @@ public final class Authenticator: Sendable {
     /// Checked when the service is unknown, so that a wrong name costs as much time as a wrong key.
     private let decoyHash: String
     private let throttle = LoginThrottle()
+    /// Tokens already verified, with their service and expiry: a client sends the same token with
+    /// every request, and checking its signature and claims again (an actor hop, HMAC, JSON decoding)
+    /// cost more than the rest of authentication. Only verified tokens enter; emptied when full.
+    private let verified = Mutex<[String: (service: String, expires: Date)]>([:])
+    private static let verifiedCapacity = 10_000
 
     /// A freshly issued token and what it grants.
     public struct Token: Sendable, Hashable {
@@ -72,16 +78,29 @@ public final class Authenticator: Sendable {
         guard parts.count == 2, parts[0].lowercased() == "bearer" else {
             throw Problem.unauthorized("The Authorization header must be 'Bearer <token>'")
         }
-        let claims: TokenClaims
-        do {
-            claims = try await keys.verify(String(parts[1]), as: TokenClaims.self)
-        } catch let error as JWTError where error.errorType == .claimVerificationFailure {
-            throw Problem.unauthorized("The token has expired or was not issued by Fletcher")
-        } catch {
-            throw Problem.unauthorized("The token is malformed or its signature is invalid")
+        let token = String(parts[1])
+        let now = Date()
+        let service: String
+        if let known = verified.withLock({ $0[token] }), known.expires > now {
+            service = known.service
+        } else {
+            let claims: TokenClaims
+            do {
+                claims = try await keys.verify(token, as: TokenClaims.self)
+            } catch let error as JWTError where error.errorType == .claimVerificationFailure {
+                throw Problem.unauthorized("The token has expired or was not issued by Fletcher")
+            } catch {
+                throw Problem.unauthorized("The token is malformed or its signature is invalid")
+            }
+            service = claims.sub.value
+            verified.withLock { tokens in
+                if tokens.count >= Self.verifiedCapacity { tokens.removeAll(keepingCapacity: true) }
+                tokens[token] = (service, claims.exp.value)
+            }
         }
-        guard let account = accounts[claims.sub.value] else {
-            throw Problem.unauthorized("The token's service '\(claims.sub.value)' is not configured")
+        // The configuration decides, on every request: a removed service's tokens stop working.
+        guard let account = accounts[service] else {
+            throw Problem.unauthorized("The token's service '\(service)' is not configured")
         }
         return Caller(service: account.service, roles: account.roles)
     }

@@ -7,13 +7,11 @@ import PostgresNIO
 /// SQL on the `dataset` table.
 enum DatasetQueries {
     static func fetchOne(
-        _ id: UUID, forUpdate: Bool, _ connection: PostgresConnection, _ logger: Logger
+        _ id: UUID, _ connection: PostgresConnection, _ logger: Logger
     ) async throws -> (Dataset, lastModified: Date, revision: Int64)? {
-        let query: PostgresQuery =
-            forUpdate
-            ? "SELECT paused, extra::text, modified_by, modified_date, last_modified, revision FROM dataset WHERE id = \(id) FOR UPDATE"
-            : "SELECT paused, extra::text, modified_by, modified_date, last_modified, revision FROM dataset WHERE id = \(id)"
-        let rows = try await connection.query(query, logger: logger)
+        let rows = try await connection.query(
+            "SELECT paused, extra::text, modified_by, modified_date, last_modified, revision FROM dataset WHERE id = \(id)",
+            logger: logger)
         for try await (paused, extra, modifiedBy, modifiedDate, lastModified, revision) in rows.decode(
             (Bool, String?, String, PostgresTimestamp, PostgresTimestamp, Int64).self)
         {
@@ -23,6 +21,18 @@ enum DatasetQueries {
                 id: id, paused: paused, extra: try StoredColumn.json(extra, column: "dataset.extra"),
                 modifiedBy: modifiedBy, modifiedDate: modifiedDate.date)
             return (dataset, lastModified.date, revision)
+        }
+        return nil
+    }
+
+    /// Locks the dataset's row for the transaction; its last modification and revision, nil when there
+    /// is no such committed dataset. (The row's other columns are read only when the plan cache does
+    /// not hold that revision.)
+    static func lock(_ id: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> (lastModified: Date, revision: Int64)? {
+        let rows = try await connection.query(
+            "SELECT last_modified, revision FROM dataset WHERE id = \(id) FOR UPDATE", logger: logger)
+        for try await (lastModified, revision) in rows.decode((PostgresTimestamp, Int64).self) {
+            return revision > 0 ? (lastModified.date, revision) : nil
         }
         return nil
     }

@@ -26,7 +26,7 @@ extension PostgresStore {
         let (fenced, productChanged) = try await storeErrors {
             try await transaction("BEGIN") { [self] connection -> (Bool, Bool) in
                 // The dataset first, as mutations lock it: no deadlock between the two.
-                _ = try await DatasetQueries.fetchOne(trigger.datasetId, forUpdate: true, connection, logger)
+                _ = try await DatasetQueries.lock(trigger.datasetId, connection, logger)
                 guard try await TriggerQueries.finish(claim, owner: owner, as: .delivered, attempt: attempt, now: now, connection, logger)
                 else { return (false, false) }
                 try await HistoryQueries.record(attempt, of: trigger, at: now, connection, logger)

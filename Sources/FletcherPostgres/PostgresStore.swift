@@ -106,7 +106,7 @@ public final class PostgresStore: Store, Service {
             guard let revision else { return nil }
             if let cached = planCache.plan(datasetId, revision: revision) { return cached.plan }
             return try await transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") { [self] connection in
-                guard let (dataset, lastModified, revision) = try await DatasetQueries.fetchOne(datasetId, forUpdate: false, connection, logger)
+                guard let (dataset, lastModified, revision) = try await DatasetQueries.fetchOne(datasetId, connection, logger)
                 else { return nil }
                 let plan = Plan(
                     dataset: dataset,
@@ -159,7 +159,7 @@ public final class PostgresStore: Store, Service {
         whenLocked: (PostgresConnection) async throws -> Bool = { _ in true },
         _ change: (Plan?, Date) throws -> PlanChange
     ) async throws -> (change: PlanChange, revision: Int64, lastModified: Date) {
-        var locked = try await DatasetQueries.fetchOne(datasetId, forUpdate: true, connection, logger)
+        var locked = try await DatasetQueries.lock(datasetId, connection, logger)
         var isNew = false
         if locked == nil {
             guard createIfMissing else { throw PlanError.datasetNotFound(datasetId) }
@@ -167,15 +167,17 @@ public final class PostgresStore: Store, Service {
             // If it lost that race, the winner has committed by now and the row can be locked.
             isNew = try await DatasetQueries.insertPlaceholder(datasetId, connection, logger)
             if !isNew {
-                locked = try await DatasetQueries.fetchOne(datasetId, forUpdate: true, connection, logger)
+                locked = try await DatasetQueries.lock(datasetId, connection, logger)
             }
         }
         guard try await whenLocked(connection) else { throw Abandoned() }
         var stored: Plan?
-        if let (dataset, _, revision) = locked {
+        if let (_, revision) = locked {
             if let cached = planCache.plan(datasetId, revision: revision) {
                 stored = cached.plan
             } else {
+                guard let (dataset, _, _) = try await DatasetQueries.fetchOne(datasetId, connection, logger)
+                else { throw StoreError.corrupt("dataset \(datasetId.lowercased) vanished while locked") }
                 stored = Plan(
                     dataset: dataset,
                     dataProducts: try await DataProductQueries.fetchAll(datasetId: datasetId, connection, logger),

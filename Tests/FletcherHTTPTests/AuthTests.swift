@@ -112,6 +112,31 @@ struct AuthTests {
         }
     }
 
+    /// Verified tokens are remembered (not checked again on every request) — but only until they expire.
+    @Test func aTokenUsedBeforeStopsWorkingWhenItExpires() async throws {
+        let api = try await TestAPI(engine: .sqlite)
+        let expires = Date().addingTimeInterval(2)
+        let token = try await Self.token(secret: TestServices.secret, service: "publisher", expires: expires)
+        try await api.test { client in
+            func submit() async throws -> HTTPResponse.Status {
+                let id = UUID().uuidString.lowercased()
+                let submission: [String: Any] = ["dataset": ["id": id], "data_products": [] as [Any], "dependencies": [] as [Any]]
+                return try await client.send(.post, "/api/plan", token: token, json: submission).status
+            }
+            #expect(try await submit() == .ok)
+            #expect(try await submit() == .ok)
+            // Poll until it is refused; it must not be refused before it expired, nor long after.
+            let deadline = Date().addingTimeInterval(10)
+            var status = HTTPResponse.Status.ok
+            while status == .ok && Date() < deadline {
+                status = try await submit()
+                if status == .ok { #expect(Date() < expires.addingTimeInterval(1)) }
+            }
+            #expect(status == .unauthorized)
+            #expect(Date() >= expires.addingTimeInterval(-1))
+        }
+    }
+
     @Test func aRemovedServicesTokensStopWorking() async throws {
         let store = try await TestStores.make(.sqlite)
         let before = try await TestAPI(store: store)
