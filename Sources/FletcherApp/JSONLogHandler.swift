@@ -47,8 +47,8 @@ public struct JSONLogHandler: LogHandler {
     }
 
     static func quoted(_ value: String) -> String {
-        var out = ""
-        JSONValue.writeString(value, to: &out)
-        return out
+        var json = JSONBytes(capacity: value.utf8.count + 2)
+        json.string(value)
+        return json.text
     }
 }

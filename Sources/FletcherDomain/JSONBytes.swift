@@ -108,10 +108,11 @@ public struct JSONBytes: Sendable {
             secondOfDay += 86_400
             days -= 1
         }
-        var (year, month, day) = civil(fromDays: days)
-        if !(0...9999).contains(year) {
-            // Outside RFC 3339's years; never stored.
-            (year, month, day, secondOfDay, fraction) = (year < 0 ? 0 : 9999, 1, 1, 0, 0)
+        let (year, month, day) = civil(fromDays: days)
+        guard (0...9999).contains(year) else {
+            // Outside RFC 3339's years (never stored): the year as it is, so order is kept where it can be.
+            bytes.append(contentsOf: "\(year)-01-01T00:00:00.000000Z".utf8)
+            return
         }
         appending(27, to: &bytes) { out in
             func put(_ value: Int64, at start: Int, digits: Int) {

@@ -52,9 +52,9 @@ extension JSONValue: Codable {
 extension JSONValue {
     /// Compact JSON text with sorted keys: what the stores persist and search matches against.
     public var text: String {
-        var out = ""
-        write(to: &out)
-        return out
+        var json = JSONBytes()
+        json.json(self)
+        return json.text
     }
 
     /// Parses JSON text as stored by `text` (or any valid JSON document).
@@ -69,19 +69,5 @@ extension JSONValue {
         case .object(let members): 1 + (members.values.map(\.depth).max() ?? 0)
         default: 0
         }
-    }
-
-    /// Appends the compact JSON text (keys sorted) to `out`.
-    public func write(to out: inout String) {
-        var json = JSONBytes()
-        json.json(self)
-        out += json.text
-    }
-
-    /// Appends `value` as a quoted JSON string to `out`.
-    public static func writeString(_ value: String, to out: inout String) {
-        var json = JSONBytes(capacity: value.utf8.count + 2)
-        json.string(value)
-        out += json.text
     }
 }

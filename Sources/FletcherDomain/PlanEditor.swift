@@ -11,13 +11,8 @@ struct PlanEditor {
     private var dependencyChanged: [Bool]
     private var datasetChanged = false
 
-    private let baseFragments: PlanFragments?
-
     init(_ plan: Plan, by actor: String, at now: Date, isNewDataset: Bool = false) {
         self.plan = plan
-        // The edited plan's rows no longer match the fragments; the store derives new ones.
-        self.baseFragments = plan.fragments
-        self.plan.fragments = nil
         self.actor = actor
         self.now = now
         self.isNewDataset = isNewDataset
@@ -133,7 +128,9 @@ struct PlanEditor {
             changedProducts: productChanged.indices.filter { productChanged[$0] },
             changedDependencies: dependencyChanged.indices.filter { dependencyChanged[$0] },
             transitions: transitions)
-        change.baseFragments = baseFragments
+        // The edited plan's rows no longer match the fragments it came with; the store derives new ones.
+        change.baseFragments = plan.fragments
+        change.plan.fragments = nil
         return change
     }
 

@@ -45,7 +45,7 @@ public final class Authenticator: Sendable {
     /// Checks a service's key and issues a token valid for `ttl` seconds; 401 for an unknown service
     /// or wrong key, 429 (with `Retry-After`) while the name is throttled after repeated failures.
     public func authenticate(service: String, key: String, now: Date = Date()) async throws -> Token {
-        if let wait = throttle.wait(service, now: now) {
+        if let wait = throttle.begin(service, now: now) {
             throw Problem(
                 .tooManyRequests, "Too many failed logins for this service; retry in \(Int(wait.rounded(.up))) s",
                 headers: [.retryAfter: String(Int(wait.rounded(.up)))])
@@ -53,8 +53,7 @@ public final class Authenticator: Sendable {
         let account = accounts[service]
         let matches = try await bcrypt.verify(key, hash: account?.hash ?? decoyHash)
         guard let account, matches, !key.utf8.contains(0) else {
-            throttle.failed(service, now: now)
-            throw Problem.unauthorized("Unknown service or wrong key")
+            throw Problem.unauthorized("Unknown service or wrong key")  // counted as failed by `begin`
         }
         throttle.succeeded(service)
         let issued = Int64(now.timeIntervalSince1970)

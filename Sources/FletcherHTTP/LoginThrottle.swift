@@ -23,17 +23,15 @@ final class LoginThrottle: Sendable {
         self.capacity = capacity
     }
 
-    /// Seconds until `service` may try again, or nil when it may now.
-    func wait(_ service: String, now: Date) -> TimeInterval? {
-        entries.withLock { entries in
-            guard let entry = entries[service], entry.blockedUntil > now else { return nil }
-            return entry.blockedUntil.timeIntervalSince(now)
-        }
-    }
-
-    func failed(_ service: String, now: Date) {
-        entries.withLock { entries in
+    /// Starts a login attempt: seconds until `service` may try again when it is paused, or nil, the
+    /// attempt then counted as failed until `succeeded` — so that attempts made in parallel, all
+    /// waiting for their bcrypt checks, are counted before any of them ends.
+    func begin(_ service: String, now: Date) -> TimeInterval? {
+        // Names are the caller's: a few hundred bytes each at most, so the table stays small.
+        let service = Self.key(service)
+        return entries.withLock { entries in
             var entry = entries[service] ?? Entry(failures: 0, blockedUntil: .distantPast, touched: now)
+            if entry.blockedUntil > now { return entry.blockedUntil.timeIntervalSince(now) }
             entry.failures += 1
             entry.touched = now
             if entry.failures >= freeFailures {
@@ -44,10 +42,15 @@ final class LoginThrottle: Sendable {
             if entries.count > capacity, let oldest = entries.min(by: { $0.value.touched < $1.value.touched })?.key {
                 entries[oldest] = nil
             }
+            return nil
         }
     }
 
     func succeeded(_ service: String) {
-        _ = entries.withLock { $0.removeValue(forKey: service) }
+        _ = entries.withLock { $0.removeValue(forKey: Self.key(service)) }
+    }
+
+    private static func key(_ service: String) -> String {
+        service.utf8.count <= 256 ? service : String(decoding: service.utf8.prefix(256), as: UTF8.self)
     }
 }

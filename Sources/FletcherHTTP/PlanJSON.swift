@@ -20,13 +20,8 @@ public enum PlanJSON {
         out.uuid(plan.dataset.id)
         out.raw(#","paused":"#)
         out.bool(plan.dataset.paused)
-        out.raw(#","extra":"#)
-        out.json(plan.dataset.extra)
-        out.raw(#","modified_by":"#)
-        out.string(plan.dataset.modifiedBy)
-        out.raw(#","modified_date":"#)
-        out.date(plan.dataset.modifiedDate)
-        out.raw(#"},"data_products":["#)
+        writeStamp(extra: plan.dataset.extra, modifiedBy: plan.dataset.modifiedBy, modifiedDate: plan.dataset.modifiedDate, to: &out)
+        out.raw(#","data_products":["#)
         let known = plan.fragments?.snapshot
         let products = rows(plan.dataProducts, known: known?.products, rowCapacity: 512, into: &out) { write($0, to: &$1) }
         out.raw(#"],"dependencies":["#)
@@ -82,13 +77,7 @@ public enum PlanJSON {
         if let link = product.link { out.string(link) } else { out.raw("null") }
         out.raw(#","passback":"#)
         out.json(product.passback)
-        out.raw(#","extra":"#)
-        out.json(product.extra)
-        out.raw(#","modified_by":"#)
-        out.string(product.modifiedBy)
-        out.raw(#","modified_date":"#)
-        out.date(product.modifiedDate)
-        out.raw("}")
+        writeStamp(extra: product.extra, modifiedBy: product.modifiedBy, modifiedDate: product.modifiedDate, to: &out)
     }
 
     private static func write(_ dependency: Dependency, to out: inout JSONBytes) {
@@ -96,12 +85,17 @@ public enum PlanJSON {
         out.uuid(dependency.parentId)
         out.raw(#","child_id":"#)
         out.uuid(dependency.childId)
+        writeStamp(extra: dependency.extra, modifiedBy: dependency.modifiedBy, modifiedDate: dependency.modifiedDate, to: &out)
+    }
+
+    /// The fields every row ends with, and its closing brace.
+    private static func writeStamp(extra: JSONValue?, modifiedBy: String, modifiedDate: Date, to out: inout JSONBytes) {
         out.raw(#","extra":"#)
-        out.json(dependency.extra)
+        out.json(extra)
         out.raw(#","modified_by":"#)
-        out.string(dependency.modifiedBy)
+        out.string(modifiedBy)
         out.raw(#","modified_date":"#)
-        out.date(dependency.modifiedDate)
+        out.date(modifiedDate)
         out.raw("}")
     }
 }

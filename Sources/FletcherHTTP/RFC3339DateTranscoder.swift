@@ -7,18 +7,12 @@ public import OpenAPIRuntime
 public struct RFC3339DateTranscoder: DateTranscoder {
     public init() {}
 
+    /// `2026-11-23T03:20:13.123456Z` (no formatter: this runs for every time in every answer).
     public func encode(_ date: Date) throws -> String {
-        var text = ""
-        Self.write(date, to: &text)
-        return text
-    }
-
-    /// Appends `2026-11-23T03:20:13.123456Z` for `date` to `out`.
-    public static func write(_ date: Date, to out: inout String) {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(27)
         JSONBytes.writeDate(date, to: &bytes)
-        out += String(decoding: bytes, as: UTF8.self)
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     public func decode(_ text: String) throws -> Date {

@@ -10,8 +10,8 @@ import Synchronization
 /// `watch` then probes the database on a connection of its own, marks it down while the probe fails
 /// (checking again every `probeInterval`), and up as soon as it answers.
 final class DatabaseAvailability: Sendable {
-    private let down = Atomic<Bool>(false)
-    private let since = Mutex<(instant: ContinuousClock.Instant, reason: String)?>(nil)
+    /// Since when, and why, the database has been found down; nil while it answers.
+    private let down = Mutex<(since: ContinuousClock.Instant, reason: String)?>(nil)
     private let suspicions: AsyncStream<Void>
     private let raise: AsyncStream<Void>.Continuation
     private let logger: Logger
@@ -23,12 +23,11 @@ final class DatabaseAvailability: Sendable {
         self.logger = logger
     }
 
-    var isDown: Bool { down.load(ordering: .relaxed) }
+    var isDown: Bool { down.withLock { $0 != nil } }
 
     /// Throws `StoreError.unavailable` while the database is marked down.
     func check() throws {
-        guard isDown else { return }
-        let reason = since.withLock { $0?.reason } ?? "unreachable"
+        guard let reason = down.withLock({ $0?.reason }) else { return }
         throw StoreError.unavailable("the database does not answer (\(reason)); retrying in the background")
     }
 
@@ -52,18 +51,49 @@ final class DatabaseAvailability: Sendable {
     }
 
     private func markDown(_ reason: String) {
-        guard !down.exchange(true, ordering: .relaxed) else { return }
-        since.withLock { $0 = (.now, reason) }
+        let wasUp = down.withLock { state in
+            defer { state = state ?? (.now, reason) }
+            return state == nil
+        }
+        guard wasUp else { return }
         logger.warning(
             "database unreachable: requests fail fast with 503 until it answers", metadata: ["reason": "\(reason)"])
     }
 
     private func markUp() {
-        guard down.exchange(false, ordering: .relaxed) else { return }
-        let downtime = since.withLock { state in
+        guard let since = down.withLock({ state in
             defer { state = nil }
-            return state.map { ContinuousClock.now - $0.instant }
+            return state?.since
+        }) else { return }
+        logger.notice("database answers again", metadata: ["down_for": "\(ContinuousClock.now - since)"])
+    }
+}
+
+/// The first outcome of a probe, whichever of the attempt and the time limit settles it.
+final class ProbeOutcome: Sendable {
+    private let state = Mutex<(outcome: String??, waiter: CheckedContinuation<String?, Never>?)>((nil, nil))
+
+    /// Nil when the database answered, otherwise why not; only the first call counts.
+    func settle(_ failure: String?) {
+        let waiter = state.withLock { state -> CheckedContinuation<String?, Never>? in
+            guard state.outcome == nil else { return nil }
+            state.outcome = .some(failure)
+            defer { state.waiter = nil }
+            return state.waiter
         }
-        logger.notice("database answers again", metadata: ["down_for": "\(downtime ?? .zero)"])
+        waiter?.resume(returning: failure)
+    }
+
+    var value: String? {
+        get async {
+            await withCheckedContinuation { continuation in
+                let settled = state.withLock { state -> String?? in
+                    if let outcome = state.outcome { return outcome }
+                    state.waiter = continuation
+                    return nil
+                }
+                if let settled { continuation.resume(returning: settled) }
+            }
+        }
     }
 }

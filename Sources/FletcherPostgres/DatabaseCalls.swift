@@ -49,7 +49,8 @@ final class DatabaseCall<Value: Sendable>: WatchedCall {
                     state.work = task
                     return state.answered
                 }
-                if answered { task.cancel() }
+                // Also a caller cancelled before the work existed (its cancellation handler found none).
+                if answered || Task.isCancelled { task.cancel() }
             }
         } onCancel: {
             cancelWork()

@@ -11,8 +11,9 @@ public import ServiceLifecycle
 /// mutations of the same dataset run one at a time across every Fletcher process sharing the
 /// database, while different datasets proceed in parallel. Rows are written in batches (one
 /// statement per table whatever the number of rows), so a mutation costs a fixed number of round
-/// trips: BEGIN, lock, read products, read dependencies, upsert products, upsert dependencies,
-/// update the dataset, COMMIT.
+/// trips: BEGIN, lock (the revision alone), then — only when the plan cache does not hold that
+/// revision — read the dataset, its products and dependencies; then one write per kind of row that
+/// changed (products, dependencies, history, triggers) and the dataset's, and COMMIT.
 ///
 /// The client must be running: run `client.run()` (or add the store to a `ServiceGroup`, as it is a `Service`).
 public final class PostgresStore: Store, Service {
@@ -42,7 +43,7 @@ public final class PostgresStore: Store, Service {
     ) {
         self.client = PostgresClient(configuration: endpoint.pool, backgroundLogger: logger)
         var probe = endpoint.connection
-        probe.options.connectTimeout = .milliseconds(Int64(Self.probeTimeout.components.seconds * 1000))
+        probe.options.connectTimeout = TimeAmount(Self.probeTimeout)
         self.probeConfiguration = probe
         self.planCache = planCache
         self.poolUsage = PoolUsage(capacity: endpoint.pool.options.maximumConnections)
@@ -254,7 +255,7 @@ public final class PostgresStore: Store, Service {
     }
 
     /// Looks over a call in progress (see `withConnection`).
-    private func inspect(_ call: any WatchedCall, at now: ContinuousClock.Instant) {
+    func inspect(_ call: any WatchedCall, at now: ContinuousClock.Instant) {
         if call.ticket.isWaiting {
             let waited = now - call.started
             let reason: String
@@ -281,28 +282,32 @@ public final class PostgresStore: Store, Service {
     /// How long the availability probe waits for `SELECT 1` on its new connection.
     static let probeTimeout = Duration.seconds(1)
 
-    /// Nil when the database answers `SELECT 1` on a new connection of its own within `probeTimeout`
-    /// (a refused connection fails at once; the pool, by contrast, would keep retrying); otherwise why not.
+    /// Nil when the database answers on a new connection of its own within `probeTimeout` (a refused
+    /// connection fails at once; the pool, by contrast, would keep retrying); otherwise why not. An
+    /// error from the server itself (other than its shutting down) is an answer too: "too many
+    /// clients" means the database is up, and the pool's connections still serve. The attempt is
+    /// raced against the limit, not awaited: postgres-nio's queries do not end on cancellation.
     private func probe() async -> String? {
+        let outcome = ProbeOutcome()
         let attempt = Task { [probeConfiguration, logger] in
-            let connection = try await PostgresConnection.connect(
-                configuration: probeConfiguration, id: 0, logger: logger)
-            defer { Task { try? await connection.close() } }
-            _ = try await connection.query("SELECT 1", logger: logger)
+            do {
+                let connection = try await PostgresConnection.connect(configuration: probeConfiguration, id: 0, logger: logger)
+                defer { Task { try? await connection.close() } }
+                _ = try await connection.query("SELECT 1", logger: logger)
+                outcome.settle(nil)
+            } catch let error as PSQLError where error.code == .server && !error.losesConnection {
+                outcome.settle(nil)
+            } catch {
+                outcome.settle(String(reflecting: error))
+            }
         }
         let timer = Task {
             try await Task.sleep(for: Self.probeTimeout)
             attempt.cancel()
+            outcome.settle("no answer within \(Self.probeTimeout)")
         }
         defer { timer.cancel() }
-        do {
-            try await attempt.value
-            return nil
-        } catch is CancellationError {
-            return "no answer within \(Self.probeTimeout)"
-        } catch {
-            return String(reflecting: error)
-        }
+        return await outcome.value
     }
 
     public func stateCounts() async throws -> StateCounts {
@@ -352,11 +357,11 @@ public final class PostgresStore: Store, Service {
         do {
             return try await work()
         } catch let error as PSQLError {
+            if error.losesConnection { availability.suspect() }
             switch error.code {
             case .server:
                 let state = error.serverInfo?[.sqlState] ?? ""
                 let message = error.serverInfo?[.message] ?? "server error"
-                if error.losesConnection { availability.suspect() }
                 // Class 08 connection exceptions, 53 insufficient resources, 57 operator intervention
                 // (shutdown, admin cancel), 40 transaction rollback (serialization, deadlock).
                 if ["08", "53", "57", "40"].contains(String(state.prefix(2))) {
@@ -364,7 +369,6 @@ public final class PostgresStore: Store, Service {
                 }
                 throw StoreError.corrupt("\(state) \(message)")
             default:
-                if error.losesConnection { availability.suspect() }
                 throw StoreError.unavailable("\(error.code)")
             }
         }

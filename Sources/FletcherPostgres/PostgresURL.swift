@@ -46,19 +46,15 @@ public struct PostgresEndpoint: Sendable {
                     throw StoreError.invalidConfiguration("cannot set up TLS: \(error)")
                 }
             }
+            let poolTLS: PostgresClient.Configuration.TLS
+            let connectionTLS: PostgresConnection.Configuration.TLS
             switch mode {
-            case .disable:
-                pool = .init(host: host, port: port, username: user, password: password, database: database, tls: .disable)
-                connection = .init(host: host, port: port, username: user, password: password, database: database, tls: .disable)
-            case .prefer:
-                pool = .init(host: host, port: port, username: user, password: password, database: database, tls: .prefer(tls))
-                connection = .init(
-                    host: host, port: port, username: user, password: password, database: database, tls: .prefer(try context()))
-            case .require:
-                pool = .init(host: host, port: port, username: user, password: password, database: database, tls: .require(tls))
-                connection = .init(
-                    host: host, port: port, username: user, password: password, database: database, tls: .require(try context()))
+            case .disable: (poolTLS, connectionTLS) = (.disable, .disable)
+            case .prefer: (poolTLS, connectionTLS) = (.prefer(tls), .prefer(try context()))
+            case .require: (poolTLS, connectionTLS) = (.require(tls), .require(try context()))
             }
+            pool = .init(host: host, port: port, username: user, password: password, database: database, tls: poolTLS)
+            connection = .init(host: host, port: port, username: user, password: password, database: database, tls: connectionTLS)
         }
         pool.options.maximumConnections = maximumConnections
         // A Fletcher process frozen mid-transaction (stopped, swapped out) must not hold its row locks

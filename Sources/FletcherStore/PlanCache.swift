@@ -45,7 +45,10 @@ public final class PlanCache: Sendable {
     @discardableResult
     public func store(_ change: PlanChange, revision: Int64, lastModified: Date) -> Plan {
         var plan = change.plan
-        plan.fragments = change.isEmpty ? change.baseFragments : change.baseFragments?.next(for: change)
+        // (A plan too big to keep gets none: deriving them would be wasted.)
+        if change.plan.dataProducts.count <= capacity {
+            plan.fragments = change.isEmpty ? change.baseFragments : change.baseFragments?.next(for: change)
+        }
         return store(plan, revision: revision, lastModified: lastModified)
     }
 

@@ -31,6 +31,30 @@ struct HardeningTests {
         }
     }
 
+    /// Guesses sent in parallel are counted before their bcrypt checks end: of 20 at once, no more
+    /// than the 5 free ones are checked, the rest are refused with 429.
+    @Test func parallelGuessesAreThrottledLikeSequentialOnes() async throws {
+        let authenticator = await Authenticator(
+            secret: TestServices.secret, accounts: TestServices.accounts, bcrypt: BcryptVerifier(threads: 2))
+        let statuses = await withTaskGroup(of: Int.self) { group in
+            for _ in 0..<20 {
+                group.addTask {
+                    do {
+                        _ = try await authenticator.authenticate(service: "publisher", key: "wrong")
+                        return 200
+                    } catch let problem as Problem {
+                        return problem.status.code
+                    } catch {
+                        return 500
+                    }
+                }
+            }
+            return await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(statuses.filter { $0 == 401 }.count == 5, "\(statuses.sorted())")
+        #expect(statuses.filter { $0 == 429 }.count == 15, "\(statuses.sorted())")
+    }
+
     /// An unknown service name costs a bcrypt check as a wrong key does, so answer times do not tell
     /// which names exist. Attempts alternate between the kinds, each name tried once (no throttling).
     @Test func anUnknownServiceCostsTheSameBcryptTimeAsAWrongKey() async throws {

@@ -97,7 +97,7 @@ struct PlanJSONTests {
             try await check(
                 try await client.send(.put, "/api/data_product/\(id)/clear", token: token, json: [names["p0"].lowercased]))
             try await check(try await client.send(.get, "/api/plan/\(id)"))
-            // A resubmission (rows added) keeps the old rows' JSON where they did not change.
+            // A resubmission (rows appended; every resubmitted row is stamped anew) still answers exactly.
             let more = fixture.products("extra-1", "extra-2").edge("p1039", "extra-1")
             try await check(try await client.send(.post, "/api/plan", token: token, json: submissionJSON(more)))
             try await check(try await client.send(.get, "/api/plan/\(id)"))

@@ -1,9 +1,10 @@
-import FletcherPostgres
+@testable import FletcherPostgres
 import FletcherStore
 import FletcherTestSupport
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 import Testing
 
 /// A database that does not answer makes callers fail fast with `StoreError.unavailable`; a pool
@@ -71,5 +72,38 @@ struct DatabaseAvailabilityTests {
         try await holder.value
         try await store.checkHealth()
         _ = try await store.plan(UUID())
+    }
+
+    /// Work whose connection the database closed under it is given up 1 s later (postgres-nio may
+    /// never answer a query sent on it), not before; work on an open connection is never cut short.
+    @Test func workOnAConnectionClosedUnderItIsGivenUpAfterTheGrace() throws {
+        let endpoint = try PostgresEndpoint(url: "postgres://fletcher@127.0.0.1:1/none?sslmode=disable", maximumConnections: 1)
+        let store = PostgresStore(endpoint: endpoint, logger: Logger(label: "fletcher-test"))
+        let call = FakeCall(ticket: store.poolUsage.ticket())
+        #expect(call.ticket.acquired())
+        let start = ContinuousClock.now
+        store.inspect(call, at: start)
+        #expect(call.failure == nil)
+        call.closedSince.withLock { $0 = start }
+        store.inspect(call, at: start + .milliseconds(900))
+        #expect(call.failure == nil)
+        store.inspect(call, at: start + .milliseconds(1100))
+        guard case StoreError.unavailable(let reason) = try #require(call.failure) else {
+            Issue.record("not unavailable: \(String(describing: call.failure))")
+            return
+        }
+        #expect(reason.contains("closed the connection"))
+    }
+
+    final class FakeCall: WatchedCall {
+        let ticket: PoolUsage.Ticket
+        let started = ContinuousClock.now
+        let closedSince = Mutex<ContinuousClock.Instant?>(nil)
+        private let failed = Mutex<(any Error)?>(nil)
+        init(ticket: PoolUsage.Ticket) { self.ticket = ticket }
+        var failure: (any Error)? { failed.withLock { $0 } }
+        func fail(_ error: any Error) { failed.withLock { $0 = error } }
+        func suspect() -> Bool { false }
+        func closedFor(at now: ContinuousClock.Instant) -> Duration? { closedSince.withLock { $0.map { now - $0 } } }
     }
 }

@@ -1,4 +1,5 @@
 """Fletcher processes for the process-level tests, on a database of their own."""
+import http.client
 import json
 import os
 import re
@@ -17,6 +18,34 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def send(port, method, path, body=None, token=None, headers=None):
+    """One request on a connection of its own: (status, Content-Type, body bytes, seconds taken).
+    A `body` that is not bytes is sent as JSON."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = dict(headers or {})
+    if body is not None and not isinstance(body, bytes):
+        body = json.dumps(body).encode()
+        headers.setdefault("Content-Type", "application/json")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    started = time.time()
+    connection.request(method, path, body=body, headers=headers)
+    response = connection.getresponse()
+    payload = response.read()
+    connection.close()
+    return response.status, response.getheader("Content-Type"), payload, time.time() - started
+
+
+def eventually(condition, timeout=20, what=""):
+    """Polls `condition` until it holds; fails after `timeout` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def fresh_postgres_database():

@@ -9,14 +9,13 @@ import shutil
 import signal
 import tempfile
 import threading
-import time
 import urllib.request
 import uuid
 
 import pytest
 
 from conftest import API, KEY
-from servers import Fletcher, fresh_postgres_database
+from servers import Fletcher, eventually, fresh_postgres_database, send
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -30,25 +29,6 @@ def database(request):
         if url is None:
             pytest.skip("needs FLETCHER_TEST_POSTGRES_URL (run through scripts/test.sh)")
         yield url
-
-
-def eventually(condition, timeout=20, what=""):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def call(base, token, method, path, body=None):
-    connection = http.client.HTTPConnection(base.split("//")[1].split(":")[0], int(base.rsplit(":", 1)[1]), timeout=30)
-    connection.request(method, path, body=None if body is None else json.dumps(body),
-                       headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
-    response = connection.getresponse()
-    payload = response.read()
-    connection.close()
-    return response.status, payload
 
 
 def states(plan):
@@ -95,7 +75,7 @@ def test_sigkill_under_write_load_loses_no_acknowledged_mutation(database):
                 with lock:
                     in_flight.add(dataset)
                 try:
-                    status, answer = call(server.base, token, method, path, payload)
+                    status, _, answer, _ = send(server.port, method, path, payload, token)
                 except (OSError, http.client.HTTPException):
                     return  # the server is gone; this request's fate is unknown
                 if status != 200:
@@ -177,7 +157,7 @@ def test_keys_hashes_and_tokens_never_reach_the_log(database):
         api = API(server.base)
         dataset, ids = api.submit([("secret-test", True)])
         api.call("PUT", f"/api/data_product/{dataset}/update", [{"id": ids[0], "state": "running"}])
-        call(server.base, "not-a-token", "PUT", f"/api/data_product/{dataset}/update", [])
+        send(server.port, "PUT", f"/api/data_product/{dataset}/update", [], "not-a-token")
         with open(os.path.join(server.folder, "server.log")) as log:
             text = log.read()
         lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]

@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 from conftest import API
-from servers import Fletcher
+from servers import Fletcher, send
 
 EXAMPLES = os.environ.get("FLETCHER_FUZZ_EXAMPLES", "60")
 
@@ -46,16 +46,6 @@ def test_schemathesis_finds_no_server_error_and_no_answer_off_the_schema(server)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
 
 
-def raw(server, method, path, body=b"", headers=None):
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-    headers = dict(headers or {})
-    connection.request(method, path, body=body, headers=headers)
-    response = connection.getresponse()
-    payload = response.read()
-    connection.close()
-    return response.status, response.getheader("Content-Type"), payload
-
-
 @pytest.mark.parametrize("name, body", [
     ("malformed JSON", b'{"dataset": {"id": '),
     ("wrong types", json.dumps({"dataset": {"id": 42}, "data_products": "no", "dependencies": {}}).encode()),
@@ -69,8 +59,8 @@ def raw(server, method, path, body=b"", headers=None):
 ])
 def test_hostile_bodies_get_a_4xx_problem(server, name, body):
     api = API(server.base)
-    status, content_type, payload = raw(server, "POST", "/api/plan", body,
-                                        {"Content-Type": "application/json", "Authorization": f"Bearer {api.token}"})
+    status, content_type, payload, _ = send(server.port, "POST", "/api/plan", body, api.token,
+                                            {"Content-Type": "application/json"})
     assert 400 <= status < 500, (name, status, payload[:300])
     assert content_type == "application/problem+json", (name, content_type)
     problem = json.loads(payload)
@@ -80,8 +70,8 @@ def test_hostile_bodies_get_a_4xx_problem(server, name, body):
 def test_an_oversized_body_is_refused_with_413_before_it_is_read(server):
     api = API(server.base)
     body = b'{"dataset": {"id": "' + str(uuid.uuid4()).encode() + b'", "extra": "' + b"x" * (2 << 20) + b'"}}'
-    status, content_type, payload = raw(server, "POST", "/api/plan", body,
-                                        {"Content-Type": "application/json", "Authorization": f"Bearer {api.token}"})
+    status, content_type, payload, _ = send(server.port, "POST", "/api/plan", body, api.token,
+                                            {"Content-Type": "application/json"})
     assert status == 413 and content_type == "application/problem+json", (status, payload[:200])
     # Also without a Content-Length (chunked): counted as it arrives.
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)

@@ -2,7 +2,6 @@
 keeps updating a plan, checks that requests fail fast with 503 problem+json and that /health and
 /ready say the database is down, starts the database again, and checks that service resumes by
 itself with no half-written plan. Polls with deadlines; no fixed sleeps."""
-import http.client
 import json
 import os
 import re
@@ -13,7 +12,7 @@ import time
 import pytest
 
 from conftest import API
-from servers import Fletcher, fresh_postgres_database
+from servers import Fletcher, eventually, fresh_postgres_database, send
 from test_crash import check_rules
 
 
@@ -22,17 +21,6 @@ def pg_ctl(*args):
     prefix = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
     subprocess.run(prefix + [binary, "-D", os.environ["FLETCHER_TEST_POSTGRES_DATA"], *args], check=True,
                    stdout=subprocess.DEVNULL)
-
-
-def request(server, method, path, token=None, body=None):
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-    started = time.time()
-    connection.request(method, path, body=None if body is None else json.dumps(body),
-                       headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})})
-    response = connection.getresponse()
-    payload = response.read()
-    connection.close()
-    return response.status, response.getheader("Content-Type"), payload, time.time() - started
 
 
 @pytest.mark.skipif(not os.environ.get("FLETCHER_TEST_POSTGRES_DATA"), reason="needs the throwaway PostgreSQL of scripts/test.sh")
@@ -52,48 +40,42 @@ def test_requests_fail_fast_while_the_database_is_down_and_resume_after():
             n = 0
             while not done.is_set():
                 state = ["running", "success"][n % 2]
-                status, _, _, seconds = request(server, "PUT", f"/api/data_product/{dataset}/update", api.token,
-                                                [{"id": ids[0], "state": state}])
+                status, _, _, seconds = send(server.port, "PUT", f"/api/data_product/{dataset}/update",
+                                             [{"id": ids[0], "state": state}], api.token)
                 answers.append((status, seconds))
                 n += 1
 
-        def wait_for(condition, what, timeout=30):
-            deadline = time.time() + timeout
-            while not condition():
-                assert time.time() < deadline, f"timed out waiting for {what}"
-                time.sleep(0.02)
-
         worker = threading.Thread(target=load)
         worker.start()
-        wait_for(lambda: len(answers) >= 20, "20 updates")
+        eventually(lambda: len(answers) >= 20, what="20 updates")
         pg_ctl("-m", "fast", "stop")
         stopped = True
         stopped_at = time.time()
         for _ in range(5):
-            status, content_type, payload, seconds = request(server, "GET", f"/api/plan/{dataset}")
+            status, content_type, payload, seconds = send(server.port, "GET", f"/api/plan/{dataset}")
             assert status == 503 and content_type == "application/problem+json", (status, payload[:200])
             assert json.loads(payload)["status"] == 503
             assert seconds < 2.5, f"answered after {seconds:.1f} s"
         for path in ["/health", "/ready"]:
-            status, _, payload, seconds = request(server, "GET", path)
+            status, _, payload, seconds = send(server.port, "GET", path)
             assert status == 503 and json.loads(payload)["database"] == "down" and seconds < 2.5
         # The update load fails fast too, the request caught in flight by the stop included.
         # The database stays away a while (OUTAGE_S, 3 s by default), long enough for the pool's
         # reconnection attempts to back off.
         outage = float(os.environ.get("OUTAGE_S", "3"))
-        wait_for(lambda: sum(1 for status, _ in answers if status == 503) >= 20 and time.time() - stopped_at >= outage,
-                 "20 updates answered 503", timeout=outage + 30)
+        eventually(lambda: sum(1 for status, _ in answers if status == 503) >= 20 and time.time() - stopped_at >= outage,
+                   timeout=outage + 30, what="20 updates answered 503")
         failed_while_down = sum(1 for status, _ in answers if status == 503)
         slowest = max(seconds for _, seconds in answers)
         assert slowest < 2.5, f"an update took {slowest:.1f} s"
         pg_ctl("-l", os.path.join(data, "..", "server.log"), "-o", options, "-w", "start")
         stopped = False
         restarted = time.time()
-        wait_for(lambda: request(server, "GET", "/health")[0] == 200, "/health to be 200 again")
+        eventually(lambda: send(server.port, "GET", "/health")[0] == 200, timeout=30, what="/health to be 200 again")
         recovered = time.time() - restarted
-        assert request(server, "GET", "/ready")[0] == 200
+        assert send(server.port, "GET", "/ready")[0] == 200
         count = len(answers)
-        wait_for(lambda: len(answers) > count + 5 and answers[-1][0] == 200, "updates to succeed again")
+        eventually(lambda: len(answers) > count + 5 and answers[-1][0] == 200, timeout=30, what="updates to succeed again")
         done.set()
         worker.join(timeout=30)
         statuses = [status for status, _ in answers]

@@ -30,6 +30,19 @@ private struct MutationInput {
     var stored: Plan
     var mutation: PlanMutation
     var datasetId: UUID
+
+    /// What `Store.apply` computes for the request.
+    func apply() throws -> PlanChange {
+        try mutation.apply(to: stored, datasetId: datasetId, by: PlanFixture.actor, at: PlanFixture.now)
+    }
+}
+
+/// Times one mutation applied to its stored plan.
+private func measureApply(_ benchmark: Benchmark, _ input: MutationInput) {
+    benchmark.startMeasurement()
+    let change = try! input.apply()
+    benchmark.stopMeasurement()
+    blackHole(change)
 }
 
 private func name(_ operation: String, _ products: Int) -> String {
@@ -56,46 +69,32 @@ let benchmarks: @Sendable () -> Void = {
         // reset (already waiting) and the trigger rule queues the children whose parents all succeeded.
         Benchmark(
             name("Trigger rule", products), configuration: configuration,
-            closure: { (benchmark, input: MutationInput) in
-                benchmark.startMeasurement()
-                let change = try! input.mutation.apply(
-                    to: input.stored, datasetId: input.datasetId, by: PlanFixture.actor, at: PlanFixture.now)
-                benchmark.stopMeasurement()
-                blackHole(change)
-            },
+            closure: measureApply,
             setup: {
                 let fixture = PlanFixture(size: products)
                 let (stored, runningId) = fixture.planWithOneRunningParent()
                 let mutation = PlanMutation.update([
                     StateUpdate(id: runningId, state: .success, runId: PlanFixture.uuid(0xF1_715E, 1), link: "https://compute.example/runs/done")
                 ])
+                let input = MutationInput(stored: stored, mutation: mutation, datasetId: fixture.datasetId)
                 // The benchmark measures what it claims only if the update does queue children.
-                let queued = try mutation.apply(
-                    to: stored, datasetId: fixture.datasetId, by: PlanFixture.actor, at: PlanFixture.now
-                ).transitions.filter { $0.to == .queued }.count
+                let queued = try input.apply().transitions.filter { $0.to == .queued }.count
                 precondition(queued > 0, "the update queued nothing")
-                return MutationInput(stored: stored, mutation: mutation, datasetId: fixture.datasetId)
+                return input
             })
 
         // PUT …/clear of the first source in a completed plan: everything downstream of it goes back
         // to waiting, then the trigger rule runs (and queues nothing: the source is not eager).
         Benchmark(
             name("Downstream reset", products), configuration: configuration,
-            closure: { (benchmark, input: MutationInput) in
-                benchmark.startMeasurement()
-                let change = try! input.mutation.apply(
-                    to: input.stored, datasetId: input.datasetId, by: PlanFixture.actor, at: PlanFixture.now)
-                benchmark.stopMeasurement()
-                blackHole(change)
-            },
+            closure: measureApply,
             setup: {
                 let fixture = PlanFixture(size: products)
-                let mutation = PlanMutation.clear([fixture.sourceToClear])
-                let resets = try mutation.apply(
-                    to: fixture.completedPlan, datasetId: fixture.datasetId, by: PlanFixture.actor, at: PlanFixture.now
-                ).transitions.filter { $0.reason == .downstreamReset }.count
+                let input = MutationInput(
+                    stored: fixture.completedPlan, mutation: .clear([fixture.sourceToClear]), datasetId: fixture.datasetId)
+                let resets = try input.apply().transitions.filter { $0.reason == .downstreamReset }.count
                 precondition(resets >= products / 2, "clearing the source reset only \(resets) products")
-                return MutationInput(stored: fixture.completedPlan, mutation: mutation, datasetId: fixture.datasetId)
+                return input
             })
 
         // A completed plan (every product succeeded, with run id and link) as the API's JSON.
