@@ -39,6 +39,8 @@ final class FakePlatform: Sendable {
 
     var received: [Received] { state.withLock { $0.received } }
     var mostOpenAtOnce: Int { state.withLock { $0.mostOpen } }
+    /// Requests being answered now (waiting out their delay).
+    var openNow: Int { state.withLock { $0.open } }
 
     /// Distinct jobs started: duplicates of an `Idempotency-Key` start none.
     var jobs: Int { Set(received.compactMap(\.idempotencyKey)).count }

@@ -57,8 +57,10 @@ struct HardeningTests {
 
     /// An unknown service name costs a bcrypt check as a wrong key does, so answer times do not tell
     /// which names exist. Attempts alternate between the kinds, each name tried once (no throttling).
+    /// Other suites run alongside and stretch single attempts at random, so each kind is judged by its
+    /// fastest attempt: the least the check can cost, which load only ever adds to.
     @Test func anUnknownServiceCostsTheSameBcryptTimeAsAWrongKey() async throws {
-        let rounds = 7
+        let rounds = 15
         let accounts = (0..<rounds).map { ServiceAccount(service: "svc\($0)", hash: Bcrypt.hash("key\($0)", cost: 8), roles: [.update]) }
         let authenticator = await Authenticator(
             secret: TestServices.secret, accounts: accounts, bcrypt: BcryptVerifier(threads: 1))
@@ -71,12 +73,11 @@ struct HardeningTests {
             wrongKey.append(await clock.measure { _ = try? await authenticator.authenticate(service: "svc\(round)", key: "nope") })
             rightKey.append(try await clock.measure { _ = try await authenticator.authenticate(service: "svc\(round)", key: "key\(round)") })
         }
-        func median(_ times: [Duration]) -> Double {
-            let sorted = times.sorted()
-            let middle = sorted[sorted.count / 2].components
-            return Double(middle.seconds) + Double(middle.attoseconds) / 1e18
+        func fastest(_ times: [Duration]) -> Double {
+            let least = times.min()!.components
+            return Double(least.seconds) + Double(least.attoseconds) / 1e18
         }
-        let (ghost, wrong, right) = (median(unknown), median(wrongKey), median(rightKey))
+        let (ghost, wrong, right) = (fastest(unknown), fastest(wrongKey), fastest(rightKey))
         // A bcrypt check at cost 8 takes milliseconds; an answer without one would take microseconds.
         #expect(right > 0.002, "a cost-8 check took \(right) s")
         #expect(ghost / wrong > 0.67 && ghost / wrong < 1.5, "unknown \(ghost) s, wrong key \(wrong) s, right key \(right) s")
