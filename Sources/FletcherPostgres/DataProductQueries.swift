@@ -50,9 +50,10 @@ enum DataProductQueries {
         return false
     }
 
-    /// Inserts or replaces the data products at `positions` of the plan, in one statement.
-    static func upsert(_ positions: [Int], of plan: Plan, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        guard !positions.isEmpty else { return }
+    /// Inserts or replaces the data products at `positions` of the plan: a part of `PlanWriteQuery`'s
+    /// statement, writing only if its `saved` row exists. Nil when there are none.
+    static func upsert(_ positions: [Int], of plan: Plan) -> SQL? {
+        guard !positions.isEmpty else { return nil }
         let products = positions.map { plan.dataProducts[$0] }
         let ids = products.map(\.id)
         let position32 = positions.map { Int32($0) }
@@ -68,13 +69,12 @@ enum DataProductQueries {
         let extras = PostgresNullableTextArray(elements: products.map { StoredColumn.json($0.extra) })
         let modifiedBys = products.map(\.modifiedBy)
         let modifiedDates = products.map(\.modifiedDate.postgres)
-        try await connection.query(
-            """
+        return """
             INSERT INTO data_product (dataset_id, id, position, compute, name, version, eager, passthrough, state,
                 run_id, link, passback, extra, modified_by, modified_date)
             SELECT \(plan.dataset.id), r.id, r.position, r.compute, r.name, r.version, r.eager, r.passthrough::jsonb,
                 r.state, r.run_id::uuid, r.link, r.passback::jsonb, r.extra::jsonb, r.modified_by, r.modified_date
-            FROM unnest(\(ids)::uuid[], \(position32)::int4[], \(computes)::text[], \(names)::text[],
+            FROM saved, unnest(\(ids)::uuid[], \(position32)::int4[], \(computes)::text[], \(names)::text[],
                 \(versions)::text[], \(eagers)::bool[], \(passthroughs)::text[], \(states)::text[], \(runIds)::text[],
                 \(links)::text[], \(passbacks)::text[], \(extras)::text[], \(modifiedBys)::text[],
                 \(modifiedDates)::timestamptz[])
@@ -85,7 +85,7 @@ enum DataProductQueries {
                 passthrough = excluded.passthrough, state = excluded.state, run_id = excluded.run_id,
                 link = excluded.link, passback = excluded.passback, extra = excluded.extra,
                 modified_by = excluded.modified_by, modified_date = excluded.modified_date
-            """, logger: logger)
+            """
     }
 
     private static func dataProduct(_ c: Columns) throws -> DataProduct {

@@ -61,21 +61,23 @@ enum DatasetQueries {
         return false
     }
 
-    /// Writes the dataset row, bumping its revision and last modification, and notifies the change
-    /// channel (delivered to listeners when the transaction commits) in the same round trip.
-    static func save(
-        _ dataset: Dataset, lastModified: Date, notifying sender: UUID, _ connection: PostgresConnection, _ logger: Logger
-    ) async throws {
+    /// Writes the dataset row if it is still at `revision`, bumping that and its last modification,
+    /// and notifies the change channel (delivered to listeners when the transaction commits): the
+    /// first part of `PlanWriteQuery`'s statement, its `saved` row.
+    static func save(_ dataset: Dataset, expecting revision: Int64, lastModified: Date, notifying sender: UUID) -> SQL {
         let payload = sender.lowercased + " " + dataset.id.lowercased
-        try await connection.query(
+        return """
+            saved AS (
+                UPDATE dataset SET paused = \(dataset.paused), extra = \(StoredColumn.json(dataset.extra))::jsonb,
+                    modified_by = \(dataset.modifiedBy), modified_date = \(dataset.modifiedDate.postgres),
+                    last_modified = greatest(last_modified, \(lastModified.postgres)), search_text = \(dataset.searchText),
+                    revision = revision + 1
+                WHERE id = \(dataset.id) AND revision = \(revision)
+                RETURNING revision, last_modified
+            ), notified AS (
+                SELECT pg_notify(\(PostgresStore.changeChannel), \(payload)) FROM saved
+            )
             """
-            UPDATE dataset SET paused = \(dataset.paused), extra = \(StoredColumn.json(dataset.extra))::jsonb,
-                modified_by = \(dataset.modifiedBy), modified_date = \(dataset.modifiedDate.postgres),
-                last_modified = greatest(last_modified, \(lastModified.postgres)), search_text = \(dataset.searchText),
-                revision = revision + 1
-            FROM (SELECT pg_notify(\(PostgresStore.changeChannel), \(payload))) AS notified
-            WHERE id = \(dataset.id)
-            """, logger: logger)
     }
 
     /// Marks a dataset changed outside a plan mutation (a product's run id stored by the dispatcher).

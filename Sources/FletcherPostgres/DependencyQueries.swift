@@ -22,9 +22,11 @@ enum DependencyQueries {
         return dependencies
     }
 
-    /// Inserts or replaces the dependencies at `positions` of the plan, in one statement.
-    static func upsert(_ positions: [Int], of plan: Plan, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        guard !positions.isEmpty else { return }
+    /// Inserts or replaces the dependencies at `positions` of the plan: a part of `PlanWriteQuery`'s
+    /// statement, writing only if its `saved` row exists (the foreign keys to products written in the
+    /// same statement are checked at its end). Nil when there are none.
+    static func upsert(_ positions: [Int], of plan: Plan) -> SQL? {
+        guard !positions.isEmpty else { return nil }
         let dependencies = positions.map { plan.dependencies[$0] }
         let parents = dependencies.map(\.parentId)
         let children = dependencies.map(\.childId)
@@ -32,15 +34,14 @@ enum DependencyQueries {
         let extras = PostgresNullableTextArray(elements: dependencies.map { StoredColumn.json($0.extra) })
         let modifiedBys = dependencies.map(\.modifiedBy)
         let modifiedDates = dependencies.map(\.modifiedDate.postgres)
-        try await connection.query(
-            """
+        return """
             INSERT INTO dependency (dataset_id, parent_id, child_id, position, extra, modified_by, modified_date)
             SELECT \(plan.dataset.id), r.parent_id, r.child_id, r.position, r.extra::jsonb, r.modified_by, r.modified_date
-            FROM unnest(\(parents)::uuid[], \(children)::uuid[], \(position32)::int4[], \(extras)::text[],
+            FROM saved, unnest(\(parents)::uuid[], \(children)::uuid[], \(position32)::int4[], \(extras)::text[],
                 \(modifiedBys)::text[], \(modifiedDates)::timestamptz[])
                 AS r(parent_id, child_id, position, extra, modified_by, modified_date)
             ON CONFLICT (dataset_id, parent_id, child_id) DO UPDATE SET
                 extra = excluded.extra, modified_by = excluded.modified_by, modified_date = excluded.modified_date
-            """, logger: logger)
+            """
     }
 }

@@ -7,13 +7,14 @@ public import ServiceLifecycle
 
 /// The PostgreSQL engine, on a postgres-nio `PostgresClient` pool.
 ///
-/// A mutation is one transaction that first locks its dataset's row (`SELECT … FOR UPDATE`), so
-/// mutations of the same dataset run one at a time across every Fletcher process sharing the
-/// database, while different datasets proceed in parallel. Rows are written in batches (one
-/// statement per table whatever the number of rows), so a mutation costs a fixed number of round
-/// trips: BEGIN, lock (the revision alone), then — only when the plan cache does not hold that
-/// revision — read the dataset, its products and dependencies; then one write per kind of row that
-/// changed (products, dependencies, history, triggers) and the dataset's, and COMMIT.
+/// Mutations of the same dataset run one at a time across every Fletcher process sharing the
+/// database (each holds the dataset's row lock while it writes), different datasets in parallel.
+/// Everything a mutation writes goes in one statement (`PlanWriteQuery`) that checks the dataset is
+/// still at the revision the change was made from. When the plan cache holds the dataset, the
+/// change is made to the cached plan and that statement is the whole mutation: one round trip.
+/// Otherwise — nothing cached, another process wrote since, a new dataset, or a change refused
+/// (whose answer must come from the current plan) — it is a transaction that locks the row first
+/// (`SELECT … FOR UPDATE`), reads the plan unless the cache holds the locked revision, and writes.
 ///
 /// The client must be running: run `client.run()` (or add the store to a `ServiceGroup`, as it is a `Service`).
 public final class PostgresStore: Store, Service {
@@ -138,6 +139,7 @@ public final class PostgresStore: Store, Service {
         _ datasetId: UUID, createIfMissing: Bool,
         _ change: @escaping @Sendable (Plan?, Date) throws -> PlanChange
     ) async throws -> PlanChange {
+        if let written = try await mutateCached(datasetId, change) { return written }
         var (result, revision, lastModified) = try await storeErrors {
             try await transaction("BEGIN") { [self] connection in
                 try await mutate(datasetId, createIfMissing: createIfMissing, on: connection, change)
@@ -146,6 +148,27 @@ public final class PostgresStore: Store, Service {
         // Committed: the plan as written is the dataset at its new revision.
         result.plan = planCache.store(result, revision: revision, lastModified: lastModified)
         if !result.isEmpty { changeFeed.publish(datasetId) }
+        return result
+    }
+
+    /// The mutation in one statement, made to the cached plan: nil when the cache holds none, the change
+    /// is refused or writes nothing (answered from the current plan instead), or the dataset is no
+    /// longer at the cached revision (another process wrote it; nothing was written).
+    private func mutateCached(
+        _ datasetId: UUID, _ change: @escaping @Sendable (Plan?, Date) throws -> PlanChange
+    ) async throws -> PlanChange? {
+        guard let cached = planCache.latest(datasetId) else { return nil }
+        let now = Date.storeNow(notBefore: cached.lastModified)
+        guard let made = try? change(cached.plan, now), !made.isEmpty else { return nil }
+        let written = try await storeErrors {
+            try await withConnection { [self] connection in
+                try await PlanWriteQuery.run(made, expecting: cached.revision, at: now, notifying: instanceId, connection, logger)
+            }
+        }
+        guard let written else { return nil }
+        var result = made
+        result.plan = planCache.store(made, revision: written.revision, lastModified: written.lastModified)
+        changeFeed.publish(datasetId)
         return result
     }
 
@@ -188,13 +211,11 @@ public final class PostgresStore: Store, Service {
         let now = Date.storeNow(notBefore: locked?.lastModified)
         let result = try change(stored, now)
         guard !result.isEmpty else { return (result, locked?.revision ?? 0, locked?.lastModified ?? now) }
-        try await DataProductQueries.upsert(result.changedProducts, of: result.plan, connection, logger)
-        try await DependencyQueries.upsert(result.changedDependencies, of: result.plan, connection, logger)
-        try await HistoryQueries.record(result.transitions, of: result.plan, by: result.actor, at: now, connection, logger)
-        try await TriggerQueries.cancel(result.productsLeavingQueue, datasetId: datasetId, at: now, connection, logger)
-        try await TriggerQueries.insert(result.newTriggers(at: now), connection, logger)
-        try await DatasetQueries.save(result.plan.dataset, lastModified: now, notifying: instanceId, connection, logger)
-        return (result, (locked?.revision ?? 0) + 1, max(now, locked?.lastModified ?? now))
+        guard
+            let written = try await PlanWriteQuery.run(
+                result, expecting: locked?.revision ?? 0, at: now, notifying: instanceId, connection, logger)
+        else { throw StoreError.corrupt("dataset \(datasetId.lowercased) changed revision while locked") }
+        return (result, written.revision, written.lastModified)
     }
 
     /// Thrown to roll back a transaction whose precondition failed (a lost lease).

@@ -6,34 +6,38 @@ import PostgresNIO
 
 /// SQL on the `dispatch_trigger` table.
 enum TriggerQueries {
-    /// Inserts new triggers, in one statement.
-    static func insert(_ triggers: [Trigger], _ connection: PostgresConnection, _ logger: Logger) async throws {
-        guard let first = triggers.first else { return }
+    /// Inserts new triggers: a part of `PlanWriteQuery`'s statement, writing only if its `saved` row
+    /// exists, after `cancelled` (when given) has ended the products' pending ones — the live-trigger
+    /// index allows one per product. Nil when there are none.
+    static func insert(_ triggers: [Trigger], after cancelled: String?) -> SQL? {
+        guard let first = triggers.first else { return nil }
         let ids = triggers.map(\.id)
         let products = triggers.map(\.dataProductId)
         let computes = triggers.map(\.compute.rawValue)
         let names = triggers.map(\.name)
         let versions = triggers.map(\.version)
         let passthroughs = PostgresNullableTextArray(elements: triggers.map { StoredColumn.json($0.passthrough) })
-        try await connection.query(
-            """
+        let after: SQL = cancelled.map { ", (SELECT count(*) FROM \(unescaped: $0)) AS after" } ?? ""
+        return """
             INSERT INTO dispatch_trigger (id, dataset_id, data_product_id, compute, name, version, passthrough, state,
                 next_attempt_at, created_at)
             SELECT r.id, \(first.datasetId), r.product, r.compute, r.name, r.version, r.passthrough::jsonb, 'pending',
                 \(first.createdAt.postgres), \(first.createdAt.postgres)
-            FROM unnest(\(ids)::uuid[], \(products)::uuid[], \(computes)::text[], \(names)::text[], \(versions)::text[],
-                \(passthroughs)::text[]) AS r(id, product, compute, name, version, passthrough)
-            """, logger: logger)
+            FROM saved\(after), unnest(\(ids)::uuid[], \(products)::uuid[], \(computes)::text[], \(names)::text[],
+                \(versions)::text[], \(passthroughs)::text[]) AS r(id, product, compute, name, version, passthrough)
+            """
     }
 
-    /// Cancels the pending triggers of products that left the queue: they are never sent late.
-    static func cancel(_ productIds: [UUID], datasetId: UUID, at now: Date, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        guard !productIds.isEmpty else { return }
-        try await connection.query(
-            """
+    /// Cancels the pending triggers of products that left the queue, so they are never sent late: a
+    /// part of `PlanWriteQuery`'s statement, writing only if its `saved` row exists. Nil when there are none.
+    static func cancel(_ productIds: [UUID], datasetId: UUID, at now: Date) -> SQL? {
+        guard !productIds.isEmpty else { return nil }
+        return """
             UPDATE dispatch_trigger SET state = 'cancelled', finished_at = \(now.postgres)
+            FROM saved
             WHERE dataset_id = \(datasetId) AND data_product_id = ANY(\(productIds)::uuid[]) AND state = 'pending'
-            """, logger: logger)
+            RETURNING 1
+            """
     }
 
     /// Leases up to `limit` due triggers, skipping those another transaction holds.

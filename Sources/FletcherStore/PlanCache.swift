@@ -40,6 +40,17 @@ public final class PlanCache: Sendable {
         }
     }
 
+    /// The newest plan held, whatever the dataset's revision now (a writer checks it as it writes).
+    public func latest(_ datasetId: UUID) -> (plan: Plan, revision: Int64, lastModified: Date)? {
+        state.withLock { state in
+            guard var entry = state.entries[datasetId] else { return nil }
+            state.clock += 1
+            entry.used = state.clock
+            state.entries[datasetId] = entry
+            return (entry.plan, entry.revision, entry.lastModified)
+        }
+    }
+
     /// Keeps the plan `change` made as the dataset's state at `revision`, with the JSON fragments of
     /// the plan it was made from that still hold; returns the plan as kept.
     @discardableResult

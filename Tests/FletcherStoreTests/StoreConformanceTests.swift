@@ -50,6 +50,10 @@ struct StoreConformanceTests {
         // A mutation on the first, whose cache lags, is applied to the current plan.
         let change = try await first.apply(.unpause, to: fixture.datasetId, by: "publisher")
         #expect(change.plan.state(names["a"]) == .queued && change.plan.state(names["b"]) == .waiting && !change.plan.dataset.paused)
+        // A change its lagging cache would refuse (a product it has not seen) is decided on the current plan.
+        _ = try await second.apply(.submit(fixture.products("d").submission), to: fixture.datasetId, by: "publisher")
+        let reported = try await first.apply(.update([StateUpdate(id: names["d"], state: .running)]), to: fixture.datasetId, by: "platform")
+        #expect(reported.plan.state(names["d"]) == .running && reported.plan.state(names["a"]) == .queued)
         // Cached copies equal what the rows hold.
         for store in [first, second] {
             let cached = try await store.plan(fixture.datasetId)
