@@ -57,11 +57,6 @@ extension JSONValue {
         return json.text
     }
 
-    /// Parses JSON text as stored by `text` (or any valid JSON document).
-    public init(parsing text: String) throws {
-        self = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
-    }
-
     /// The maximum depth of nested arrays and objects (a scalar has depth 0).
     public var depth: Int {
         switch self {

@@ -23,21 +23,33 @@ public struct HTML: Sendable, CustomStringConvertible, ExpressibleByStringInterp
         public mutating func appendInterpolation(_ html: HTML?) { text += html?.text ?? "" }
     }
 
-    /// Escapes text for element content and quoted attribute values.
+    /// Escapes text for element content and quoted attribute values. Text with nothing to escape
+    /// (most of it) is returned as it is; the rest is rewritten byte by byte.
     public static func escape(_ text: String) -> String {
-        var escaped = ""
-        escaped.reserveCapacity(text.utf8.count)
-        for character in text.unicodeScalars {
-            switch character {
-            case "&": escaped += "&amp;"
-            case "<": escaped += "&lt;"
-            case ">": escaped += "&gt;"
-            case "\"": escaped += "&quot;"
-            case "'": escaped += "&#39;"
-            default: escaped.unicodeScalars.append(character)
+        guard text.utf8.contains(where: needsEscape) else { return text }
+        var escaped: [UInt8] = []
+        escaped.reserveCapacity(text.utf8.count + 16)
+        escape(text.utf8, into: &escaped)
+        return String(decoding: escaped, as: UTF8.self)
+    }
+
+    /// Appends UTF-8 text to `out`, escaped.
+    static func escape(_ text: some Sequence<UInt8>, into out: inout [UInt8]) {
+        for byte in text {
+            switch byte {
+            case UInt8(ascii: "&"): out.append(contentsOf: "&amp;".utf8)
+            case UInt8(ascii: "<"): out.append(contentsOf: "&lt;".utf8)
+            case UInt8(ascii: ">"): out.append(contentsOf: "&gt;".utf8)
+            case UInt8(ascii: "\""): out.append(contentsOf: "&quot;".utf8)
+            case UInt8(ascii: "'"): out.append(contentsOf: "&#39;".utf8)
+            default: out.append(byte)
             }
         }
-        return escaped
+    }
+
+    private static func needsEscape(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: "&") || byte == UInt8(ascii: "<") || byte == UInt8(ascii: ">") || byte == UInt8(ascii: "\"")
+            || byte == UInt8(ascii: "'")
     }
 
     /// `url` as a hyperlink when it is http(s), otherwise as plain text: a stored `javascript:` link stays inert.

@@ -42,7 +42,7 @@ enum Layout {
 
     /// A time as `<time>`, readable in UTC (the script shows it in the reader's zone).
     static func time(_ date: Date) -> HTML {
-        let iso = (try? RFC3339.string(date)) ?? ""
+        let iso = RFC3339.string(date)
         return "<time datetime=\"\(iso)\">\(RFC3339.readable(date))</time>"
     }
 
@@ -52,17 +52,29 @@ enum Layout {
     }
 }
 
-/// Times as the pages write them.
+/// Times as the pages write them, digit by digit (a search page writes fifty; Foundation's format
+/// styles took a twentieth of the server's time under the original's request mix).
 enum RFC3339 {
-    static func string(_ date: Date) throws -> String {
-        var style = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
-        style.timeZone = TimeZone(identifier: "UTC")!
-        return date.formatted(style)
+    /// `2026-11-23T03:20:13.123Z`: milliseconds, which every browser's `Date` reads.
+    static func string(_ date: Date) -> String {
+        var bytes = stamp(date)
+        if bytes.count == 27 { bytes.removeSubrange(23..<26) }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// `2026-11-23 03:20:13 UTC`.
     static func readable(_ date: Date) -> String {
-        var style = Date.ISO8601FormatStyle(dateSeparator: .dash, dateTimeSeparator: .space, timeSeparator: .colon)
-        style.timeZone = TimeZone(identifier: "UTC")!
-        return date.formatted(style).replacingOccurrences(of: "Z", with: " UTC")
+        var bytes = stamp(date)
+        guard bytes.count == 27 else { return String(decoding: bytes, as: UTF8.self) }
+        bytes[10] = 0x20
+        return String(decoding: bytes[0..<19], as: UTF8.self) + " UTC"
+    }
+
+    /// `2026-11-23T03:20:13.123456Z` (27 bytes for the years 0–9999).
+    private static func stamp(_ date: Date) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(27)
+        JSONBytes.writeDate(date, to: &bytes)
+        return bytes
     }
 }

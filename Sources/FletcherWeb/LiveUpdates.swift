@@ -103,7 +103,7 @@ struct LiveSnapshot {
         for state in states.values { counts[state.rawValue, default: 0] += 1 }
         let payload: [String: Any] = [
             "states": changed, "counts": counts, "structure": structure, "paused": paused,
-            "modified_by": modifiedBy, "modified_date": (try? RFC3339.string(lastModified)) ?? "",
+            "modified_by": modifiedBy, "modified_date": RFC3339.string(lastModified),
             "modified_text": RFC3339.readable(lastModified),
         ]
         let data = (try? JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys])) ?? Data("{}".utf8)

@@ -152,7 +152,12 @@ struct PlanDrawing {
     }
 
     /// The DOT element id of a data product in the SVG (Graphviz escapes hyphens, so none are used).
-    static func elementId(_ id: UUID) -> String { "dp" + id.lowercased.replacingOccurrences(of: "-", with: "") }
+    static func elementId(_ id: UUID) -> String {
+        var bytes: [UInt8] = [UInt8(ascii: "d"), UInt8(ascii: "p")]
+        bytes.reserveCapacity(34)
+        bytes.append(contentsOf: id.lowercased.utf8.lazy.filter { $0 != UInt8(ascii: "-") })
+        return String(decoding: bytes, as: UTF8.self)
+    }
 
     /// Fill colours by state (SPEC §5). The stylesheet colours nodes by their state class (also for
     /// dark mode and live updates); the drawing itself carries the waiting colour as a fallback.

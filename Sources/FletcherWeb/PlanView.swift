@@ -174,7 +174,7 @@ enum PlanView {
         return """
             <section aria-labelledby="json-title"><h2 id="json-title">JSON</h2>
             <details><summary>The plan as the API returns it (<a href="/api/plan/\(id)">/api/plan/\(id)</a>)</summary>
-            <pre class="json"><code>\(JSONHighlighter.html(WireJSON.plan(plan)))</code></pre></details></section>
+            <pre class="json"><code>\(JSONHighlighter.html(compact: PlanJSON.encode(plan)))</code></pre></details></section>
             """
     }
 }

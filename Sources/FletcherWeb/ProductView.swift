@@ -39,7 +39,7 @@ enum ProductView {
         }
         func json(_ value: JSONValue?) -> HTML {
             guard let value else { return "<span class=\"none\">null</span>" }
-            return "<pre class=\"json\"><code>\(JSONHighlighter.html(Self.pretty(value)))</code></pre>"
+            return "<pre class=\"json\"><code>\(JSONHighlighter.html(value))</code></pre>"
         }
         let disabledNote: HTML = product.state == .disabled ? "<p class=\"note\">Disabled: not part of the graph.</p>" : ""
         return """
@@ -106,11 +106,6 @@ enum ProductView {
         }
     }
 
-    static func pretty(_ value: JSONValue) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? value.text
-    }
 }
 
 /// The page for an unknown or malformed address.

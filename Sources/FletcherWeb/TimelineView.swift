@@ -85,7 +85,11 @@ enum TimelineView {
             """
     }
 
-    private static func format(_ value: Double) -> String { String(format: "%.1f", value) }
+    /// One decimal, as `%.1f` writes it (without `String(format:)`, which is slow).
+    private static func format(_ value: Double) -> String {
+        let tenths = Int((abs(value) * 10).rounded())
+        return (value < 0 && tenths > 0 ? "-" : "") + "\(tenths / 10).\(tenths % 10)"
+    }
 
     private static func truncated(_ text: String) -> String {
         text.count > 28 ? String(text.prefix(27)) + "…" : text

@@ -84,22 +84,35 @@ public struct WebUI: Sendable {
     /// Graphviz's SVG without its XML prolog, to sit inline. A drawing that fits the page keeps its
     /// natural size; a larger one loses its fixed size and is scaled to fit (zoom shows the detail).
     static func inline(_ svg: String) -> String {
-        guard let start = svg.range(of: "<svg") else { return svg }
-        var body = String(svg[start.lowerBound...])
-        let pattern = #"width="([0-9.]+)pt" height="([0-9.]+)pt""#
-        guard let size = body.range(of: pattern, options: .regularExpression) else { return body }
-        let numbers = body[size].split(separator: "\"").compactMap { Double($0.replacingOccurrences(of: "pt", with: "")) }
-        let attributes = #"preserveAspectRatio="xMidYMid meet" role="img" aria-label="Plan graph""#
-        if numbers.count == 2, numbers[0] <= maxNaturalWidth, numbers[1] <= maxNaturalHeight {
-            // A little larger than Graphviz's points, for legibility, as long as it still fits.
-            let scale = min(1.5, maxNaturalWidth / numbers[0], maxNaturalHeight / numbers[1])
-            let width = Int(numbers[0] * scale)
-            // Only a width: the height follows from the view box, also when the width shrinks to fit a phone.
-            body.replaceSubrange(size, with: "width=\"\(width)\" " + attributes)
-        } else {
-            body.replaceSubrange(size, with: attributes)
+        let bytes = Array(svg.utf8)
+        guard let start = bytes.firstRange(of: "<svg".utf8)?.lowerBound else { return svg }
+        let tagEnd = bytes[start...].firstIndex(of: UInt8(ascii: ">")) ?? bytes.endIndex
+        // The root's `width="…pt" height="…pt"`, which Graphviz always writes.
+        func number(after name: String, from index: Int) -> (value: Double, end: Int)? {
+            guard let attribute = bytes[index..<tagEnd].firstRange(of: (name + "=\"").utf8),
+                let close = bytes[attribute.upperBound..<tagEnd].firstRange(of: "pt\"".utf8),
+                let value = Double(String(decoding: bytes[attribute.upperBound..<close.lowerBound], as: UTF8.self))
+            else { return nil }
+            return (value, close.upperBound)
         }
-        return body
+        let attributes = #"preserveAspectRatio="xMidYMid meet" role="img" aria-label="Plan graph""#
+        guard let width = number(after: "width", from: start), let height = number(after: "height", from: width.end),
+            let sizeStart = bytes[start..<tagEnd].firstRange(of: "width=\"".utf8)?.lowerBound
+        else { return String(decoding: bytes[start...], as: UTF8.self) }
+        let replacement: String
+        if width.value <= maxNaturalWidth, height.value <= maxNaturalHeight {
+            // A little larger than Graphviz's points, for legibility, as long as it still fits.
+            let scale = min(1.5, maxNaturalWidth / width.value, maxNaturalHeight / height.value)
+            // Only a width: the height follows from the view box, also when the width shrinks to fit a phone.
+            replacement = "width=\"\(Int(width.value * scale))\" " + attributes
+        } else {
+            replacement = attributes
+        }
+        var body = Array(bytes[start..<sizeStart])
+        body.reserveCapacity(bytes.count - start + replacement.utf8.count)
+        body.append(contentsOf: replacement.utf8)
+        body.append(contentsOf: bytes[height.end...])
+        return String(decoding: body, as: UTF8.self)
     }
 
     /// Drawings up to this size (points) are shown as they are.

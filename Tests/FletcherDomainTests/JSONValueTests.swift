@@ -1,5 +1,6 @@
 import FletcherDomain
 import Foundation
+import PropertyBased
 import Testing
 
 @Suite("JSONValue")
@@ -15,5 +16,67 @@ struct JSONValueTests {
     @Test func depthCountsNesting() {
         #expect(JSONValue.integer(1).depth == 0)
         #expect(JSONValue.array([.object(["a": .array([])])]).depth == 3)
+    }
+}
+
+/// The byte parser behind `JSONValue(parsing:)` reads every document as Foundation's decoder does.
+@Suite("JSON parser")
+struct JSONParserTests {
+    static func decoded(_ text: String) -> JSONValue? { try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) }
+
+    @Test(arguments: [
+        "0", "-0", "3", "-17", "3.0", "3e0", "0.1e1", "1E+2", "1.5", "-2.25e-3", "12345678901234567890",
+        "9223372036854775807", "-9223372036854775808", "9223372036854775808", "100000000000000000000.0", "1e300",
+        #""plain""#, #""esc \" \\ \/ \b \f \n \r \t \u00e9 \u20AC \ud83d\ude00 ✓""#, #""""#, "true", "false", "null",
+        "[]", "{}", " [1, [2, {\"a\": [null]}], \"x\"] ", #"{"b": 1, "a": {"c": [true, false]}, "a2": -0.5}"#,
+        "\n\t{ \"sp\" : [ 1 , 2 ] }\r\n",
+    ])
+    func validDocumentsReadAsFoundationReadsThem(text: String) throws {
+        #expect(try JSONValue(parsing: text) == Self.decoded(text))
+    }
+
+    @Test(arguments: [
+        "", " ", "01", "1.", ".5", "-", "1e", "+1", "[1 2]", "{\"a\" 1}", "{1:2}", "tru", "nul",
+        "\"open", "\"bad \\x escape\"", "\"\\ud83d alone\"", "\"\\udc00\"", "\"\\u12G4\"", "[1] 2", "1e400",
+        "\"tab\tinside\"", "[", "{", "{\"a\":",
+    ])
+    func invalidDocumentsAreRefused(text: String) {
+        #expect(throws: JSONSyntaxError.self) { try JSONValue(parsing: text) }
+        #expect(Self.decoded(text) == nil)
+    }
+
+    /// Stricter than Foundation's decoder, which takes a trailing comma; a repeated member name keeps
+    /// its last value, as PostgreSQL's `jsonb` does.
+    @Test func trailingCommasAreRefusedAndTheLastOfARepeatedNameCounts() throws {
+        #expect(throws: JSONSyntaxError.self) { try JSONValue(parsing: "[1,]") }
+        #expect(throws: JSONSyntaxError.self) { try JSONValue(parsing: #"{"a":1,}"#) }
+        #expect(try JSONValue(parsing: #"{"dup": 1, "dup": 2}"#) == .object(["dup": .integer(2)]))
+    }
+
+    @Test func nestingIsBounded() throws {
+        let deep = String(repeating: "[", count: 600) + String(repeating: "]", count: 600)
+        #expect(throws: JSONSyntaxError.self) { try JSONValue(parsing: deep) }
+        let fine = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
+        #expect(try JSONValue(parsing: fine).depth == 100)
+    }
+
+    /// Objects holding every kind of value: any integer, fractions, text of any characters (controls,
+    /// quotes, non-BMP) as values and as member names.
+    static let values = zip(
+        Gen.int(in: Int.min...Int.max), Gen.double(in: -1e12...1e12),
+        Gen.character(in: "\u{0}"..."\u{D7FF}").string(of: 0...12), Gen.bool
+    ).map { integer, number, text, flag -> JSONValue in
+        .object([
+            "i": .integer(integer), "n": .number(number), "s": .string(text),
+            "a": .array([.bool(flag), .null, .string(text + "\u{1F600}\"\\"), .number(number / 7)]),
+            "o": .object([text: .integer(integer), text + "\u{1}": .array([])]),
+        ])
+    }
+
+    @Test func storedTextReadsBackAsFoundationReadsIt() async {
+        await propertyCheck(count: 500, input: Self.values) { value in
+            let text = value.text
+            #expect((try? JSONValue(parsing: text)) == Self.decoded(text), "\(text)")
+        }
     }
 }

@@ -17,6 +17,24 @@ struct GraphvizRendererTests {
         #expect(try await renderer.svg(for: dot) == svg)
     }
 
+    /// The drawing sits inline in the page: no XML prolog; a small one enlarged by half (a width only,
+    /// the view box giving the height), a big one without a fixed size.
+    @Test func drawingsAreInlinedAtAReadableSize() async throws {
+        let small = try await GraphvizRenderer().svg(for: #"digraph { a -> b; }"#)
+        let inlined = WebUI.inline(small)
+        #expect(inlined.hasPrefix("<svg"))
+        #expect(!inlined.contains("pt\"") && inlined.contains(#"preserveAspectRatio="xMidYMid meet" role="img""#))
+        let points = try #require(small.firstMatch(of: /width="([0-9.]+)pt"/).flatMap { Double($0.1) })
+        #expect(inlined.contains("<svg width=\"\(Int(points * 1.5))\" preserveAspectRatio"))
+        // The rest of the drawing as it was.
+        let rest = try #require(small.range(of: "viewBox=")).lowerBound
+        #expect(inlined.hasSuffix(String(small[rest...])))
+        let chain = (0..<60).map { "n\($0) -> n\($0 + 1);" }.joined()
+        let big = WebUI.inline(try await GraphvizRenderer().svg(for: "digraph { \(chain) }"))
+        #expect(big.hasPrefix(#"<svg preserveAspectRatio="xMidYMid meet""#))
+        #expect(!big.contains("width=\"") || !big.prefix(200).contains("width=\""))
+    }
+
     @Test func plansOfOneShapeShareALayoutAndEachIsPaintedWithItsOwnIdsAndStates() async throws {
         let renderer = GraphvizRenderer()
         func drawing() throws -> (PlanDrawing, Plan) {

@@ -1,0 +1,256 @@
+extension JSONValue {
+    /// Parses a JSON document (RFC 8259): what the stores persist (`text`, or PostgreSQL's `jsonb`
+    /// output), or any valid JSON. Numbers come out as `JSONDecoder` reads them into a `JSONValue`:
+    /// one with an exact `Int` value (`3`, `3.0`, `3e0`) as `.integer`, any other as `.number`.
+    /// Read straight from the UTF-8 bytes: a search page parses fifty datasets' `extra`, and
+    /// Foundation's decoder took most of its time.
+    public init(parsing text: String) throws {
+        var text = text
+        self = try text.withUTF8 { bytes in
+            var parser = JSONParser(bytes: bytes)
+            return try parser.document()
+        }
+    }
+}
+
+/// Where and why a JSON text is not valid.
+public struct JSONSyntaxError: Error, Sendable, CustomStringConvertible {
+    public var offset: Int
+    public var reason: String
+    public var description: String { "invalid JSON at byte \(offset): \(reason)" }
+}
+
+/// A recursive-descent parser over valid UTF-8 (a Swift string's bytes, so never checked again).
+struct JSONParser {
+    let bytes: UnsafeBufferPointer<UInt8>
+    var index = 0
+    var depth = 0
+    /// Nesting beyond this is refused rather than risking the stack (requests are capped far lower).
+    static let maxDepth = 512
+
+    init(bytes: UnsafeBufferPointer<UInt8>) {
+        self.bytes = bytes
+    }
+
+    mutating func document() throws(JSONSyntaxError) -> JSONValue {
+        let value = try value()
+        skipSpace()
+        guard index == bytes.count else { throw fail("text after the value") }
+        return value
+    }
+
+    private func fail(_ reason: String) -> JSONSyntaxError { JSONSyntaxError(offset: index, reason: reason) }
+
+    private mutating func skipSpace() {
+        while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x0A || bytes[index] == 0x0D || bytes[index] == 0x09 {
+            index += 1
+        }
+    }
+
+    private mutating func value() throws(JSONSyntaxError) -> JSONValue {
+        skipSpace()
+        guard index < bytes.count else { throw fail("a value was expected") }
+        switch bytes[index] {
+        case UInt8(ascii: "{"): return try object()
+        case UInt8(ascii: "["): return try array()
+        case UInt8(ascii: "\""): return .string(try string())
+        case UInt8(ascii: "t"): return try literal("true", .bool(true))
+        case UInt8(ascii: "f"): return try literal("false", .bool(false))
+        case UInt8(ascii: "n"): return try literal("null", .null)
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try number()
+        default: throw fail("a value was expected")
+        }
+    }
+
+    private mutating func literal(_ word: StaticString, _ value: JSONValue) throws(JSONSyntaxError) -> JSONValue {
+        let count = word.utf8CodeUnitCount
+        guard index + count <= bytes.count,
+            UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[index..<index + count])
+                .elementsEqual(UnsafeRawBufferPointer(start: word.utf8Start, count: count))
+        else { throw fail("a value was expected") }
+        index += count
+        return value
+    }
+
+    private mutating func array() throws(JSONSyntaxError) -> JSONValue {
+        var elements: [JSONValue] = []
+        try sequence(closing: UInt8(ascii: "]")) { (parser: inout JSONParser) throws(JSONSyntaxError) in
+            elements.append(try parser.value())
+        }
+        return .array(elements)
+    }
+
+    private mutating func object() throws(JSONSyntaxError) -> JSONValue {
+        var members: [String: JSONValue] = [:]
+        try sequence(closing: UInt8(ascii: "}")) { (parser: inout JSONParser) throws(JSONSyntaxError) in
+            parser.skipSpace()
+            guard parser.index < parser.bytes.count, parser.bytes[parser.index] == UInt8(ascii: "\"") else {
+                throw parser.fail("a member name was expected")
+            }
+            let key = try parser.string()
+            parser.skipSpace()
+            guard parser.index < parser.bytes.count, parser.bytes[parser.index] == UInt8(ascii: ":") else {
+                throw parser.fail("':' was expected")
+            }
+            parser.index += 1
+            members[key] = try parser.value()  // a repeated name: the last one counts
+        }
+        return .object(members)
+    }
+
+    /// The comma-separated items of an array or object, from its opening bracket to `close`, each
+    /// read by `item`.
+    private mutating func sequence(
+        closing close: UInt8, _ item: (inout JSONParser) throws(JSONSyntaxError) -> Void
+    ) throws(JSONSyntaxError) {
+        depth += 1
+        guard depth <= Self.maxDepth else { throw fail("nested deeper than \(Self.maxDepth)") }
+        defer { depth -= 1 }
+        index += 1
+        skipSpace()
+        if index < bytes.count, bytes[index] == close {
+            index += 1
+            return
+        }
+        while true {
+            try item(&self)
+            skipSpace()
+            guard index < bytes.count else { throw fail("unfinished array or object") }
+            let byte = bytes[index]
+            index += 1
+            if byte == close { return }
+            guard byte == UInt8(ascii: ",") else { throw fail("',' or '\(Character(Unicode.Scalar(close)))' was expected") }
+        }
+    }
+
+    /// A string starting at the opening quote.
+    private mutating func string() throws(JSONSyntaxError) -> String {
+        index += 1
+        let start = index
+        // Most strings have no escapes: taken as they are.
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "\"") {
+                index += 1
+                return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index - 1]), as: UTF8.self)
+            }
+            if byte == UInt8(ascii: "\\") { break }
+            guard byte >= 0x20 else { throw fail("a control character in a string") }
+            index += 1
+        }
+        var unescaped = Array(UnsafeBufferPointer(rebasing: bytes[start..<index]))
+        while index < bytes.count {
+            let byte = bytes[index]
+            index += 1
+            switch byte {
+            case UInt8(ascii: "\""):
+                return String(decoding: unescaped, as: UTF8.self)
+            case UInt8(ascii: "\\"):
+                guard index < bytes.count else { throw fail("unfinished escape") }
+                let escaped = bytes[index]
+                index += 1
+                switch escaped {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): unescaped.append(escaped)
+                case UInt8(ascii: "b"): unescaped.append(0x08)
+                case UInt8(ascii: "f"): unescaped.append(0x0C)
+                case UInt8(ascii: "n"): unescaped.append(0x0A)
+                case UInt8(ascii: "r"): unescaped.append(0x0D)
+                case UInt8(ascii: "t"): unescaped.append(0x09)
+                case UInt8(ascii: "u"): unescaped.append(contentsOf: try unicodeEscape().utf8)
+                default: throw fail("an unknown escape")
+                }
+            default:
+                guard byte >= 0x20 else { throw fail("a control character in a string") }
+                unescaped.append(byte)
+            }
+        }
+        throw fail("unfinished string")
+    }
+
+    /// The character of a `\uXXXX` escape (after the `u`), a surrogate pair taking two.
+    private mutating func unicodeEscape() throws(JSONSyntaxError) -> String {
+        let first = try hex4()
+        var scalar = UInt32(first)
+        if (0xD800...0xDBFF).contains(first) {
+            guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") else {
+                throw fail("a lone surrogate")
+            }
+            index += 2
+            let second = try hex4()
+            guard (0xDC00...0xDFFF).contains(second) else { throw fail("a lone surrogate") }
+            scalar = 0x10000 + (UInt32(first - 0xD800) << 10) + UInt32(second - 0xDC00)
+        }
+        guard let character = Unicode.Scalar(scalar) else { throw fail("a lone surrogate") }
+        return String(Character(character))
+    }
+
+    private mutating func hex4() throws(JSONSyntaxError) -> UInt16 {
+        guard index + 4 <= bytes.count else { throw fail("unfinished \\u escape") }
+        var value: UInt16 = 0
+        for _ in 0..<4 {
+            let byte = bytes[index]
+            let digit: UInt8
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
+            default: throw fail("a hex digit was expected")
+            }
+            value = value << 4 | UInt16(digit)
+            index += 1
+        }
+        return value
+    }
+
+    private func isDigit(_ offset: Int) -> Bool {
+        offset < bytes.count && (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[offset])
+    }
+
+    /// A number by JSON's grammar; exact integers (whatever their spelling) as `.integer`.
+    private mutating func number() throws(JSONSyntaxError) -> JSONValue {
+        let start = index
+        let negative = bytes[index] == UInt8(ascii: "-")
+        if negative { index += 1 }
+        guard isDigit(index) else { throw fail("a digit was expected") }
+        // Digits of the integer part accumulated as long as they fit, negatively (Int.min fits).
+        var integer = 0
+        var fits = true
+        if bytes[index] == UInt8(ascii: "0") {
+            index += 1
+        } else {
+            while isDigit(index) {
+                let digit = Int(bytes[index] - UInt8(ascii: "0"))
+                let (times10, overflow1) = integer.multipliedReportingOverflow(by: 10)
+                let (next, overflow2) = times10.subtractingReportingOverflow(digit)
+                if overflow1 || overflow2 { fits = false }
+                integer = next
+                index += 1
+            }
+        }
+        var plain = true
+        if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+            plain = false
+            index += 1
+            guard isDigit(index) else { throw fail("a digit was expected after '.'") }
+            while isDigit(index) { index += 1 }
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
+            plain = false
+            index += 1
+            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
+            guard isDigit(index) else { throw fail("a digit was expected in the exponent") }
+            while isDigit(index) { index += 1 }
+        }
+        if plain && fits {
+            if negative { return .integer(integer) }
+            if integer != Int.min { return .integer(-integer) }
+        }
+        let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+        guard let number = Double(text), number.isFinite else {
+            index = start
+            throw fail("a number out of range")
+        }
+        if let exact = Int(exactly: number) { return .integer(exact) }
+        return .number(number)
+    }
+}
