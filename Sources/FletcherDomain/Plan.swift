@@ -8,6 +8,9 @@ public struct Plan: Sendable, Hashable {
     /// The rows' JSON as last answered, for big plans held in the store's cache (not part of the
     /// plan's value: ignored by `==` and hashing).
     public var fragments: PlanFragments?
+    /// The rules' graph of this plan (`PlanGraph(plan)`) when known: kept with plans in the store's
+    /// cache and carried through changes that leave the graph as it was (not part of the value).
+    public var graph: PlanGraph?
 
     public init(dataset: Dataset, dataProducts: [DataProduct], dependencies: [Dependency]) {
         self.dataset = dataset

@@ -10,6 +10,8 @@ struct PlanEditor {
     private var productChanged: [Bool]
     private var dependencyChanged: [Bool]
     private var datasetChanged = false
+    /// Rows in the plan the editor started from.
+    private let baseCounts: (products: Int, dependencies: Int)
 
     init(_ plan: Plan, by actor: String, at now: Date, isNewDataset: Bool = false) {
         self.plan = plan
@@ -19,6 +21,7 @@ struct PlanEditor {
         self.productChanged = [Bool](repeating: false, count: plan.dataProducts.count)
         self.dependencyChanged = [Bool](repeating: false, count: plan.dependencies.count)
         self.datasetChanged = isNewDataset
+        self.baseCounts = (plan.dataProducts.count, plan.dependencies.count)
     }
 
     /// The position of an enabled data product; 404 when unknown, 403 when disabled.
@@ -131,6 +134,12 @@ struct PlanEditor {
         // The edited plan's rows no longer match the fragments it came with; the store derives new ones.
         change.baseFragments = plan.fragments
         change.plan.fragments = nil
+        // The rules' graph holds while no row was added, no dependency rewritten and no product
+        // disabled or enabled.
+        let sameGraph =
+            plan.dataProducts.count == baseCounts.products && plan.dependencies.count == baseCounts.dependencies
+            && change.changedDependencies.isEmpty && !transitions.contains { $0.from == .disabled || $0.to == .disabled }
+        if !sameGraph { change.plan.graph = nil }
         return change
     }
 

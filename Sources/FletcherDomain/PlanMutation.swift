@@ -60,7 +60,7 @@ public enum PlanMutation: Sendable, Hashable {
         case .submit:
             preconditionFailure("handled above")
         case .update(let updates):
-            let graph = PlanGraph(stored)
+            let graph = stored.rulesGraph
             var roots: [Int] = []
             roots.reserveCapacity(updates.count)
             for update in updates {
@@ -71,7 +71,7 @@ public enum PlanMutation: Sendable, Hashable {
             editor.resetDownstream(of: roots, in: graph)
             editor.applyTriggerRule(graph)
         case .clear(let ids):
-            let graph = PlanGraph(stored)
+            let graph = stored.rulesGraph
             var roots: [Int] = []
             roots.reserveCapacity(ids.count)
             for id in ids {
@@ -82,7 +82,7 @@ public enum PlanMutation: Sendable, Hashable {
             editor.resetDownstream(of: roots, in: graph)
             editor.applyTriggerRule(graph)
         case .disable(let ids):
-            let before = PlanGraph(stored)
+            let before = stored.rulesGraph
             for id in ids {
                 let position = try editor.enabledPosition(of: id, in: before)
                 editor.setState(.disabled, at: position, reason: .api)
@@ -94,9 +94,9 @@ public enum PlanMutation: Sendable, Hashable {
         case .unpause:
             guard stored.dataset.paused else { throw .notPaused(datasetId) }
             editor.setPaused(false)
-            editor.applyTriggerRule(PlanGraph(stored))
+            editor.applyTriggerRule(stored.rulesGraph)
         case .dispatchFailed(let id, let passback):
-            let graph = PlanGraph(stored)
+            let graph = stored.rulesGraph
             guard let position = graph.index[id], stored.dataProducts[position].state == .queued else { break }
             let product = stored.dataProducts[position]
             editor.report(

@@ -1,11 +1,6 @@
+import Foundation
 import HummingbirdBcrypt
 import NIOPosix
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 
 /// Runs bcrypt, slow by design, on its own few threads: never on an event loop, and never more at
 /// once than there are threads, so a burst of logins queues here instead of stalling other requests.
@@ -34,10 +29,13 @@ public final class BcryptVerifier: Sendable {
         }
     }
 
+    /// The calling thread's CPU time so far: the first field of Linux's `/proc/thread-self/schedstat`
+    /// (nanoseconds on a CPU). Read only when someone observes.
     private static func threadCPUTime() -> Duration {
-        var time = timespec()
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
-        return .seconds(time.tv_sec) + .nanoseconds(time.tv_nsec)
+        guard let text = try? String(contentsOfFile: "/proc/thread-self/schedstat", encoding: .utf8),
+            let nanoseconds = text.split(separator: " ").first.flatMap({ Int64($0) })
+        else { return .zero }
+        return .nanoseconds(nanoseconds)
     }
 
     /// A new bcrypt hash of `key`.

@@ -78,6 +78,8 @@ public final class PlanCache: Sendable {
         if plan.fragments == nil {
             plan.fragments = PlanFragments.forPlan(products: plan.dataProducts.count, dependencies: plan.dependencies.count)
         }
+        // Built once per structure: an update of a big plan then starts from it.
+        if plan.graph == nil { plan.graph = PlanGraph(plan) }
         state.withLock { state in
             if let old = state.entries[plan.dataset.id] {
                 guard old.revision < revision else { return }

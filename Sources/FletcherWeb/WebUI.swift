@@ -48,7 +48,7 @@ public struct WebUI: Sendable {
         filter.state = form["state"].flatMap(DataProductState.init(rawValue:))
         filter.name = form["name"]?.trimmingCharacters(in: .whitespaces) ?? ""
         filter.page = form.count("page") ?? 0
-        let graph = PlanGraph(plan)
+        let graph = plan.rulesGraph
         let focus = form["focus"].flatMap { Self.resolve($0, in: plan) }
         let drawing = PlanDrawing(plan: plan, graph: graph, focus: focus)
         let svg = drawing.paint(Self.inline(try await renderer.svg(for: drawing.dot)))
@@ -61,7 +61,7 @@ public struct WebUI: Sendable {
         guard let plan = try await plan(context),
             let productId = context.parameters.get("product_id").flatMap(UUID.init(uuidString:))
         else { return notFound("No plan has the dataset id in this address.") }
-        let graph = PlanGraph(plan)
+        let graph = plan.rulesGraph
         guard let position = graph.index[productId] else {
             return notFound("This plan has no data product with the id in this address.")
         }

@@ -105,6 +105,30 @@ struct RuleInvariantTests {
         }
     }
 
+    /// A graph carried from the plan a change started from (as the store's cache keeps one) is
+    /// always the graph of the plan after it — or dropped.
+    @Test func aCarriedGraphIsAlwaysTheChangedPlansOwn() async {
+        await propertyCheck(count: 300, input: Self.numbers) { numbers in
+            let scenario = Scenario(numbers)
+            guard var plan = try? scenario.fixture.plan() else { return }
+            // Also a resubmission that adds a product.
+            let grown = scenario.fixture.products("extra").edge("p0", "extra")
+            for operation in scenario.operations + [.submit(grown.submission)] {
+                plan.graph = PlanGraph(plan)
+                guard let changed = try? plan.applying(operation).plan else { continue }
+                if let carried = changed.graph {
+                    #expect(Self.same(carried, PlanGraph(changed)))
+                }
+                plan = changed
+            }
+        }
+    }
+
+    static func same(_ a: PlanGraph, _ b: PlanGraph) -> Bool {
+        a.index == b.index && a.included == b.included
+            && (0..<a.count).allSatisfy { Array(a.children(of: $0)) == Array(b.children(of: $0)) && Array(a.parents(of: $0)) == Array(b.parents(of: $0)) }
+    }
+
     /// Eager waiting products of an active dataset whose parents all succeeded.
     static func readyButWaiting(_ plan: Plan) -> [UUID] {
         guard !plan.dataset.paused else { return [] }
