@@ -2,6 +2,7 @@ public import Configuration
 public import FletcherDispatch
 public import FletcherDomain
 public import FletcherHTTP
+public import FletcherStore
 public import Foundation
 public import Logging
 import SystemPackage
@@ -34,6 +35,8 @@ public struct AppConfiguration: Sendable {
     /// A request waits this long at most for a database connection before it gets 503
     /// (`DATABASE_TIMEOUT_S`, PostgreSQL).
     public var databaseTimeout: Double = 5
+    /// The most data products the plan cache holds across its plans (`PLAN_CACHE_PRODUCTS`).
+    public var planCacheProducts = PlanCache.defaultCapacity
 
     public enum LogFormat: String, Sendable, CaseIterable {
         case text, json
@@ -134,6 +137,7 @@ public struct AppConfiguration: Sendable {
         if let seconds = try number("idle.timeout.s", "IDLE_TIMEOUT_S", 1...86_400) { idleTimeout = seconds }
         if let seconds = try number("header.timeout.s", "HEADER_TIMEOUT_S", 0.5...3_600) { headerTimeout = seconds }
         if let seconds = try number("database.timeout.s", "DATABASE_TIMEOUT_S", 0.1...3_600) { databaseTimeout = seconds }
+        if let count = try number("plan.cache.products", "PLAN_CACHE_PRODUCTS", 0...100_000_000) { planCacheProducts = Int(count) }
 
         if let text = value("fletcher.failpoints") {
             guard let failPoints = FailPoints(parsing: text) else {

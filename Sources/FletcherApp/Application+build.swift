@@ -36,7 +36,8 @@ public func buildApplication(
 ) async throws -> (application: some ApplicationProtocol, credentials: ServiceCredentials) {
     let setup = try StoreSetup(
         configuration.database, maxConnections: configuration.maxConnections,
-        databaseTimeout: configuration.databaseTimeout, logger: logger)
+        databaseTimeout: configuration.databaseTimeout, planCache: PlanCache(capacity: configuration.planCacheProducts),
+        logger: logger)
     let bcrypt = BcryptVerifier(threads: 2)
     let credentials = try await ServiceCredentials(configuration.services, bcrypt: bcrypt)
     let authenticator = await Authenticator(secret: credentials.secret, accounts: credentials.accounts, bcrypt: bcrypt)

@@ -11,17 +11,21 @@ public struct StoreSetup: Sendable {
     public var services: [any Service]
 
     /// - Parameter databaseTimeout: seconds a caller waits for a PostgreSQL connection before a 503.
-    public init(_ location: DatabaseLocation, maxConnections: Int, databaseTimeout: Double = 5, logger: Logger) throws {
+    /// - Parameter planCache: the plans kept in memory.
+    public init(
+        _ location: DatabaseLocation, maxConnections: Int, databaseTimeout: Double = 5, planCache: PlanCache = PlanCache(),
+        logger: Logger
+    ) throws {
         switch location {
         case .sqliteFile(let path):
             do {
-                store = try SQLiteStore(path: path)
+                store = try SQLiteStore(path: path, planCache: planCache)
             } catch let error as StoreError {
                 throw ConfigurationError("DATABASE_URL", "\(error)")
             }
             services = []
         case .sqliteMemory:
-            store = try SQLiteStore(path: nil)
+            store = try SQLiteStore(path: nil, planCache: planCache)
             services = []
         case .postgres(let url):
             let endpoint: PostgresEndpoint
@@ -31,7 +35,7 @@ public struct StoreSetup: Sendable {
                 throw ConfigurationError("DATABASE_URL", "\(error)")
             }
             let postgres = PostgresStore(
-                endpoint: endpoint, logger: logger, waitLimit: .milliseconds(Int(databaseTimeout * 1000)))
+                endpoint: endpoint, logger: logger, planCache: planCache, waitLimit: .milliseconds(Int(databaseTimeout * 1000)))
             store = postgres
             services = [postgres]
         }

@@ -22,10 +22,15 @@ public final class PlanCache: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Plans this big keep their rules' graph.
+    static let graphThreshold = 1_000
     /// The most data products held across all cached plans.
     public let capacity: Int
 
-    public init(capacity: Int = 50_000) {
+    /// The default bound: about 45 MB of plans shaped like the original's load-test plan.
+    public static let defaultCapacity = 50_000
+
+    public init(capacity: Int = PlanCache.defaultCapacity) {
         self.capacity = capacity
     }
 
@@ -78,8 +83,9 @@ public final class PlanCache: Sendable {
         if plan.fragments == nil {
             plan.fragments = PlanFragments.forPlan(products: plan.dataProducts.count, dependencies: plan.dependencies.count)
         }
-        // Built once per structure: an update of a big plan then starts from it.
-        if plan.graph == nil { plan.graph = PlanGraph(plan) }
+        // Built once per structure for big plans (an update then starts from it); small ones build
+        // theirs in microseconds and keep the memory.
+        if plan.graph == nil, plan.dataProducts.count >= Self.graphThreshold { plan.graph = PlanGraph(plan) }
         state.withLock { state in
             if let old = state.entries[plan.dataset.id] {
                 guard old.revision < revision else { return }

@@ -38,6 +38,7 @@ struct ConfigurationTests {
         #expect(configuration.database == .sqliteFile("fletcher.sqlite"))
         #expect(configuration.listen == ListenAddress(host: "127.0.0.1", port: 3000))
         #expect(configuration.maxConnections == 10)
+        #expect(configuration.planCacheProducts == 50_000)
         #expect(configuration.logLevel == .info)
         guard case .development = configuration.services else { Issue.record("expected development mode"); return }
     }
@@ -45,12 +46,13 @@ struct ConfigurationTests {
     @Test func everyVariableIsRead() throws {
         let configuration = try load([
             "DATABASE_URL": "postgres://u:p@db:5433/fletcher", "BASE_URL": "http://0.0.0.0:8080", "MAX_CONNECTIONS": "25",
-            "LOG_LEVEL": "DEBUG", "SECRET_KEY": secret,
+            "LOG_LEVEL": "DEBUG", "SECRET_KEY": secret, "PLAN_CACHE_PRODUCTS": "1000",
             "REMOTE_APIS": #"[{"service": "svc", "hash": "\#(hash)", "roles": ["publish", "update"]}]"#,
         ])
         #expect(configuration.database == .postgres("postgres://u:p@db:5433/fletcher"))
         #expect(configuration.listen == ListenAddress(host: "0.0.0.0", port: 8080))
         #expect(configuration.maxConnections == 25)
+        #expect(configuration.planCacheProducts == 1000)
         #expect(configuration.logLevel == .debug)
         guard case .configured(let configuredSecret, let accounts) = configuration.services else {
             Issue.record("expected configured services")
@@ -95,6 +97,8 @@ struct ConfigurationTests {
         expectError("MAX_CONNECTIONS", ["MAX_CONNECTIONS": "0"])
         expectError("MAX_CONNECTIONS", ["MAX_CONNECTIONS": "ten"])
         expectError("LOG_LEVEL", ["LOG_LEVEL": "loud"])
+        expectError("PLAN_CACHE_PRODUCTS", ["PLAN_CACHE_PRODUCTS": "-1"])
+        expectError("PLAN_CACHE_PRODUCTS", ["PLAN_CACHE_PRODUCTS": "many"])
         expectError("REMOTE_APIS", ["SECRET_KEY": secret])
         expectError("SECRET_KEY", ["REMOTE_APIS": "[]"])
         expectError("SECRET_KEY", ["SECRET_KEY": "short", "REMOTE_APIS": "[]"])
