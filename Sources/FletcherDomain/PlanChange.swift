@@ -20,6 +20,26 @@ public struct PlanChange: Sendable {
     /// The JSON fragments of the plan the change started from, if it had any (see `PlanFragments.next`).
     public var baseFragments: PlanFragments?
 
+    /// A change that writes nothing: `plan` as it is.
+    public init(unchanged plan: Plan, actor: String) {
+        self.init(
+            plan: plan, actor: actor, isNewDataset: false, datasetChanged: false, changedProducts: [], changedDependencies: [],
+            transitions: [])
+    }
+
+    init(
+        plan: Plan, actor: String, isNewDataset: Bool, datasetChanged: Bool, changedProducts: [Int], changedDependencies: [Int],
+        transitions: [StateTransition]
+    ) {
+        self.plan = plan
+        self.actor = actor
+        self.isNewDataset = isNewDataset
+        self.datasetChanged = datasetChanged
+        self.changedProducts = changedProducts
+        self.changedDependencies = changedDependencies
+        self.transitions = transitions
+    }
+
     /// Nothing was written: the stored plan stays as it was.
     public var isEmpty: Bool {
         !isNewDataset && !datasetChanged && changedProducts.isEmpty && changedDependencies.isEmpty

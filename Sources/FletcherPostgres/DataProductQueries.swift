@@ -50,10 +50,9 @@ enum DataProductQueries {
         return false
     }
 
-    /// Inserts or replaces the data products at `positions` of the plan: a part of `PlanWriteQuery`'s
-    /// statement, writing only if its `saved` row exists. Nil when there are none.
-    static func upsert(_ positions: [Int], of plan: Plan) -> SQL? {
-        guard !positions.isEmpty else { return nil }
+    /// Inserts or replaces the data products at `positions` of the plan (none when empty): a part of
+    /// `PlanWriteQuery`'s statement, writing only if its `saved` row exists.
+    static func upsert(_ positions: [Int], of plan: Plan) -> SQL {
         let products = positions.map { plan.dataProducts[$0] }
         let ids = products.map(\.id)
         let position32 = positions.map { Int32($0) }
@@ -72,7 +71,7 @@ enum DataProductQueries {
         return """
             INSERT INTO data_product (dataset_id, id, position, compute, name, version, eager, passthrough, state,
                 run_id, link, passback, extra, modified_by, modified_date)
-            SELECT \(plan.dataset.id), r.id, r.position, r.compute, r.name, r.version, r.eager, r.passthrough::jsonb,
+            SELECT \(plan.dataset.id)::uuid, r.id, r.position, r.compute, r.name, r.version, r.eager, r.passthrough::jsonb,
                 r.state, r.run_id::uuid, r.link, r.passback::jsonb, r.extra::jsonb, r.modified_by, r.modified_date
             FROM saved, unnest(\(ids)::uuid[], \(position32)::int4[], \(computes)::text[], \(names)::text[],
                 \(versions)::text[], \(eagers)::bool[], \(passthroughs)::text[], \(states)::text[], \(runIds)::text[],

@@ -68,14 +68,14 @@ enum DatasetQueries {
         let payload = sender.lowercased + " " + dataset.id.lowercased
         return """
             saved AS (
-                UPDATE dataset SET paused = \(dataset.paused), extra = \(StoredColumn.json(dataset.extra))::jsonb,
-                    modified_by = \(dataset.modifiedBy), modified_date = \(dataset.modifiedDate.postgres),
-                    last_modified = greatest(last_modified, \(lastModified.postgres)), search_text = \(dataset.searchText),
-                    revision = revision + 1
-                WHERE id = \(dataset.id) AND revision = \(revision)
+                UPDATE dataset SET paused = \(dataset.paused)::bool, extra = \(StoredColumn.json(dataset.extra))::text::jsonb,
+                    modified_by = \(dataset.modifiedBy)::text, modified_date = \(dataset.modifiedDate.postgres)::timestamptz,
+                    last_modified = greatest(last_modified, \(lastModified.postgres)::timestamptz),
+                    search_text = \(dataset.searchText)::text, revision = revision + 1
+                WHERE id = \(dataset.id)::uuid AND revision = \(revision)::int8
                 RETURNING revision, last_modified
             ), notified AS (
-                SELECT pg_notify(\(PostgresStore.changeChannel), \(payload)) FROM saved
+                SELECT pg_notify(\(PostgresStore.changeChannel)::text, \(payload)::text) FROM saved
             )
             """
     }

@@ -22,11 +22,10 @@ enum DependencyQueries {
         return dependencies
     }
 
-    /// Inserts or replaces the dependencies at `positions` of the plan: a part of `PlanWriteQuery`'s
-    /// statement, writing only if its `saved` row exists (the foreign keys to products written in the
-    /// same statement are checked at its end). Nil when there are none.
-    static func upsert(_ positions: [Int], of plan: Plan) -> SQL? {
-        guard !positions.isEmpty else { return nil }
+    /// Inserts or replaces the dependencies at `positions` of the plan (none when empty): a part of
+    /// `PlanWriteQuery`'s statement, writing only if its `saved` row exists (the foreign keys to
+    /// products written in the same statement are checked at its end).
+    static func upsert(_ positions: [Int], of plan: Plan) -> SQL {
         let dependencies = positions.map { plan.dependencies[$0] }
         let parents = dependencies.map(\.parentId)
         let children = dependencies.map(\.childId)
@@ -36,7 +35,7 @@ enum DependencyQueries {
         let modifiedDates = dependencies.map(\.modifiedDate.postgres)
         return """
             INSERT INTO dependency (dataset_id, parent_id, child_id, position, extra, modified_by, modified_date)
-            SELECT \(plan.dataset.id), r.parent_id, r.child_id, r.position, r.extra::jsonb, r.modified_by, r.modified_date
+            SELECT \(plan.dataset.id)::uuid, r.parent_id, r.child_id, r.position, r.extra::jsonb, r.modified_by, r.modified_date
             FROM saved, unnest(\(parents)::uuid[], \(children)::uuid[], \(position32)::int4[], \(extras)::text[],
                 \(modifiedBys)::text[], \(modifiedDates)::timestamptz[])
                 AS r(parent_id, child_id, position, extra, modified_by, modified_date)

@@ -6,10 +6,9 @@ import PostgresNIO
 
 /// SQL on the `product_event` table.
 enum HistoryQueries {
-    /// Records state changes, in their order: a part of `PlanWriteQuery`'s statement, writing only if
-    /// its `saved` row exists. Nil when there are none.
-    static func record(_ transitions: [StateTransition], of plan: Plan, by actor: String, at now: Date) -> SQL? {
-        guard !transitions.isEmpty else { return nil }
+    /// Records state changes (none when empty), in their order: a part of `PlanWriteQuery`'s
+    /// statement, writing only if its `saved` row exists.
+    static func record(_ transitions: [StateTransition], of plan: Plan, by actor: String, at now: Date) -> SQL {
         let products = transitions.map(\.dataProductId)
         let from = PostgresNullableTextArray(elements: transitions.map { $0.from?.rawValue })
         let to = transitions.map(\.to.rawValue)
@@ -19,8 +18,8 @@ enum HistoryQueries {
         let order = transitions.indices.map { Int32($0) }
         return """
             INSERT INTO product_event (dataset_id, data_product_id, at, kind, from_state, to_state, reason, actor, run_id, link)
-            SELECT \(plan.dataset.id), r.product, \(now.postgres), 'state_change', r.from_state, r.to_state, r.reason,
-                \(actor), r.run_id::uuid, r.link
+            SELECT \(plan.dataset.id)::uuid, r.product, \(now.postgres)::timestamptz, 'state_change', r.from_state,
+                r.to_state, r.reason, \(actor)::text, r.run_id::uuid, r.link
             FROM saved, unnest(\(products)::uuid[], \(from)::text[], \(to)::text[], \(reasons)::text[], \(runIds)::text[],
                 \(links)::text[], \(order)::int4[]) AS r(product, from_state, to_state, reason, run_id, link, ord)
             ORDER BY r.ord

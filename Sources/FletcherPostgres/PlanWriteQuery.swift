@@ -12,6 +12,9 @@ import PostgresNIO
 /// at all is written and the statement returns no row. The row lock the update takes is held to the
 /// end of the transaction, and every writer bumps the revision under it, so a change written by
 /// this statement was made from exactly the rows it replaces.
+///
+/// The statement's text is the same for every change (a part with nothing to write gets empty
+/// arrays), so it is prepared once per connection: PostgreSQL parses and plans it once.
 enum PlanWriteQuery {
     /// Writes `change`, made at `now` from the plan at `revision` (0: a dataset's placeholder row);
     /// the dataset's new revision and last modification, nil when it is no longer at `revision`.
@@ -19,8 +22,9 @@ enum PlanWriteQuery {
         _ change: PlanChange, expecting revision: Int64, at now: Date, notifying sender: UUID,
         _ connection: PostgresConnection, _ logger: Logger
     ) async throws -> (revision: Int64, lastModified: Date)? {
-        let rows = try await connection.query(try statement(change, expecting: revision, at: now, notifying: sender).query(), logger: logger)
-        for try await (revision, lastModified) in rows.decode((Int64, PostgresTimestamp).self) {
+        let query = try statement(change, expecting: revision, at: now, notifying: sender).query()
+        assert(query.sql == Prepared.sql, "the plan write's text must not depend on the change")
+        for try await (revision, lastModified) in try await connection.execute(Prepared(bindings: query.binds), logger: logger) {
             return (revision, lastModified.date)
         }
         return nil
@@ -29,23 +33,33 @@ enum PlanWriteQuery {
     static func statement(_ change: PlanChange, expecting revision: Int64, at now: Date, notifying sender: UUID) -> SQL {
         let plan = change.plan
         let datasetId = plan.dataset.id
-        var parts: [(name: String, sql: SQL)] = []
-        if let products = DataProductQueries.upsert(change.changedProducts, of: plan) { parts.append(("products", products)) }
-        if let dependencies = DependencyQueries.upsert(change.changedDependencies, of: plan) {
-            parts.append(("dependencies", dependencies))
-        }
-        if let history = HistoryQueries.record(change.transitions, of: plan, by: change.actor, at: now) {
-            parts.append(("history", history))
-        }
-        let cancel = TriggerQueries.cancel(change.productsLeavingQueue, datasetId: datasetId, at: now)
-        if let cancel { parts.append(("cancelled", cancel)) }
-        if let triggers = TriggerQueries.insert(change.newTriggers(at: now), after: cancel == nil ? nil : "cancelled") {
-            parts.append(("triggers", triggers))
-        }
-        var sql: SQL = "WITH \(DatasetQueries.save(plan.dataset, expecting: revision, lastModified: now, notifying: sender))"
-        for part in parts {
-            sql = "\(sql), \(unescaped: part.name) AS (\(part.sql))"
-        }
-        return "\(sql) SELECT saved.revision, saved.last_modified FROM saved, notified"
+        return """
+            WITH \(DatasetQueries.save(plan.dataset, expecting: revision, lastModified: now, notifying: sender)),
+            products AS (\(DataProductQueries.upsert(change.changedProducts, of: plan))),
+            dependencies AS (\(DependencyQueries.upsert(change.changedDependencies, of: plan))),
+            history AS (\(HistoryQueries.record(change.transitions, of: plan, by: change.actor, at: now))),
+            cancelled AS (\(TriggerQueries.cancel(change.productsLeavingQueue, datasetId: datasetId, at: now))),
+            triggers AS (\(TriggerQueries.insert(change.newTriggers(at: now), datasetId: datasetId, at: now)))
+            SELECT saved.revision, saved.last_modified FROM saved, notified
+            """
+    }
+
+    /// The statement as prepared: its text is that of any change's.
+    struct Prepared: PostgresPreparedStatement {
+        static let name = "fletcher_plan_write"
+        static let sql: String = {
+            let empty = Plan(
+                dataset: Dataset(id: UUID(), paused: false, extra: nil, modifiedBy: "", modifiedDate: Date()),
+                dataProducts: [], dependencies: [])
+            let statement = PlanWriteQuery.statement(PlanChange(unchanged: empty, actor: ""), expecting: 0, at: Date(), notifying: UUID())
+            // The values of an empty change always encode.
+            return try! statement.query().sql
+        }()
+
+        typealias Row = (Int64, PostgresTimestamp)
+        let bindings: PostgresBindings
+
+        func makeBindings() throws -> PostgresBindings { bindings }
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 }

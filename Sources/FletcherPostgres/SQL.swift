@@ -54,11 +54,6 @@ struct SQL: ExpressibleByStringInterpolation {
             if let value { pieces.append(.value(value)) } else { pieces.append(.null) }
         }
 
-        /// Text taken as SQL as it is: never a value a caller gave.
-        mutating func appendInterpolation(unescaped text: String) {
-            pieces.append(.text(text))
-        }
-
         /// Another part, its text and values in place.
         mutating func appendInterpolation(_ part: SQL) {
             pieces += part.pieces

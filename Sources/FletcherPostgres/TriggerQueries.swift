@@ -6,36 +6,33 @@ import PostgresNIO
 
 /// SQL on the `dispatch_trigger` table.
 enum TriggerQueries {
-    /// Inserts new triggers: a part of `PlanWriteQuery`'s statement, writing only if its `saved` row
-    /// exists, after `cancelled` (when given) has ended the products' pending ones — the live-trigger
-    /// index allows one per product. Nil when there are none.
-    static func insert(_ triggers: [Trigger], after cancelled: String?) -> SQL? {
-        guard let first = triggers.first else { return nil }
+    /// Inserts new triggers of the dataset, made at `now` (none when empty): a part of
+    /// `PlanWriteQuery`'s statement, writing only if its `saved` row exists, after its `cancelled`
+    /// part has ended the products' pending ones — the live-trigger index allows one per product.
+    static func insert(_ triggers: [Trigger], datasetId: UUID, at now: Date) -> SQL {
         let ids = triggers.map(\.id)
         let products = triggers.map(\.dataProductId)
         let computes = triggers.map(\.compute.rawValue)
         let names = triggers.map(\.name)
         let versions = triggers.map(\.version)
         let passthroughs = PostgresNullableTextArray(elements: triggers.map { StoredColumn.json($0.passthrough) })
-        let after: SQL = cancelled.map { ", (SELECT count(*) FROM \(unescaped: $0)) AS after" } ?? ""
         return """
             INSERT INTO dispatch_trigger (id, dataset_id, data_product_id, compute, name, version, passthrough, state,
                 next_attempt_at, created_at)
-            SELECT r.id, \(first.datasetId), r.product, r.compute, r.name, r.version, r.passthrough::jsonb, 'pending',
-                \(first.createdAt.postgres), \(first.createdAt.postgres)
-            FROM saved\(after), unnest(\(ids)::uuid[], \(products)::uuid[], \(computes)::text[], \(names)::text[],
+            SELECT r.id, \(datasetId)::uuid, r.product, r.compute, r.name, r.version, r.passthrough::jsonb, 'pending',
+                \(now.postgres)::timestamptz, \(now.postgres)::timestamptz
+            FROM saved, (SELECT count(*) FROM cancelled) AS after, unnest(\(ids)::uuid[], \(products)::uuid[], \(computes)::text[], \(names)::text[],
                 \(versions)::text[], \(passthroughs)::text[]) AS r(id, product, compute, name, version, passthrough)
             """
     }
 
-    /// Cancels the pending triggers of products that left the queue, so they are never sent late: a
-    /// part of `PlanWriteQuery`'s statement, writing only if its `saved` row exists. Nil when there are none.
-    static func cancel(_ productIds: [UUID], datasetId: UUID, at now: Date) -> SQL? {
-        guard !productIds.isEmpty else { return nil }
-        return """
-            UPDATE dispatch_trigger SET state = 'cancelled', finished_at = \(now.postgres)
+    /// Cancels the pending triggers of products that left the queue (none when empty), so they are
+    /// never sent late: a part of `PlanWriteQuery`'s statement, writing only if its `saved` row exists.
+    static func cancel(_ productIds: [UUID], datasetId: UUID, at now: Date) -> SQL {
+        """
+            UPDATE dispatch_trigger SET state = 'cancelled', finished_at = \(now.postgres)::timestamptz
             FROM saved
-            WHERE dataset_id = \(datasetId) AND data_product_id = ANY(\(productIds)::uuid[]) AND state = 'pending'
+            WHERE dataset_id = \(datasetId)::uuid AND data_product_id = ANY(\(productIds)::uuid[]) AND state = 'pending'
             RETURNING 1
             """
     }
