@@ -37,14 +37,28 @@ enum DatasetQueries {
         return nil
     }
 
-    /// The dataset's revision alone (nil when there is no such committed dataset): what a cached plan is checked against.
+    /// The dataset's revision alone (nil when there is no such committed dataset): what a cached plan
+    /// is checked against, on every plan read — so prepared once per connection.
     static func revision(_ id: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> Int64? {
-        for try await revision in try await connection.query("SELECT revision FROM dataset WHERE id = \(id)", logger: logger)
-            .decode(Int64.self)
-        {
+        for try await revision in try await connection.execute(Revision(id: id), logger: logger) {
             return revision > 0 ? revision : nil
         }
         return nil
+    }
+
+    struct Revision: PostgresPreparedStatement {
+        static let name = "fletcher_dataset_revision"
+        static let sql = "SELECT revision FROM dataset WHERE id = $1"
+        typealias Row = Int64
+        let id: UUID
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 1)
+            bindings.append(id)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Int64.self) }
     }
 
     /// Inserts a locked placeholder row for a dataset being created; false when another transaction
