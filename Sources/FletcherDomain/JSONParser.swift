@@ -93,7 +93,8 @@ struct JSONParser {
                 throw parser.fail("':' was expected")
             }
             parser.index += 1
-            members[key] = try parser.value()  // a repeated name: the last one counts
+            let value = try parser.value()
+            if members[key] == nil { members[key] = value }  // a repeated name: the first counts, as in JSONDecoder
         }
         return .object(members)
     }

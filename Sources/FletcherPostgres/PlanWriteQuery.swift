@@ -24,10 +24,13 @@ enum PlanWriteQuery {
     ) async throws -> (revision: Int64, lastModified: Date)? {
         let query = try statement(change, expecting: revision, at: now, notifying: sender).query()
         assert(query.sql == Prepared.sql, "the plan write's text must not depend on the change")
+        // Read to the end: the row comes before the statement's other parts run (and its foreign keys
+        // are checked), so an error there arrives after it — and leaving early would drop that error.
+        var written: (revision: Int64, lastModified: Date)?
         for try await (revision, lastModified) in try await connection.execute(Prepared(bindings: query.binds), logger: logger) {
-            return (revision, lastModified.date)
+            written = (revision, lastModified.date)
         }
-        return nil
+        return written
     }
 
     static func statement(_ change: PlanChange, expecting revision: Int64, at now: Date, notifying sender: UUID) -> SQL {

@@ -272,7 +272,17 @@ public final class PostgresStore: Store, Service {
             calls.remove(call)
             call.ticket.end()
         }
-        return try await call.run(on: client, body)
+        return try await call.run(on: client) { connection in
+            do {
+                return try await body(connection)
+            } catch let error as PSQLError where error.code == .server && !error.losesConnection {
+                // postgres-nio keeps a statement that failed to prepare failed on its connection for
+                // good (it replays the error): a connection that saw a server error is closed, once
+                // the work is over, and the pool opens a fresh one. Server errors are rare here.
+                try? await connection.close()
+                throw error
+            }
+        }
     }
 
     /// Looks over a call in progress (see `withConnection`).

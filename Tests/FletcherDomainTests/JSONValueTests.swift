@@ -46,11 +46,11 @@ struct JSONParserTests {
     }
 
     /// Stricter than Foundation's decoder, which takes a trailing comma; a repeated member name keeps
-    /// its last value, as PostgreSQL's `jsonb` does.
-    @Test func trailingCommasAreRefusedAndTheLastOfARepeatedNameCounts() throws {
+    /// its first value, as Foundation's does (stored text never repeats one: `jsonb` keeps the last).
+    @Test func trailingCommasAreRefusedAndTheFirstOfARepeatedNameCounts() throws {
         #expect(throws: JSONSyntaxError.self) { try JSONValue(parsing: "[1,]") }
         #expect(throws: JSONSyntaxError.self) { try JSONValue(parsing: #"{"a":1,}"#) }
-        #expect(try JSONValue(parsing: #"{"dup": 1, "dup": 2}"#) == .object(["dup": .integer(2)]))
+        #expect(try JSONValue(parsing: #"{"dup": 1, "dup": 2}"#) == .object(["dup": .integer(1)]))
     }
 
     @Test func nestingIsBounded() throws {

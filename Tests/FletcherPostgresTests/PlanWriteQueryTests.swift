@@ -11,22 +11,29 @@ import Testing
 /// revision the change was made from, none of it.
 @Suite("PostgreSQL plan write")
 struct PlanWriteQueryTests {
-    @Test(.enabled(if: TestEngine.available.contains(.postgres)))
-    func aChangeMadeFromAnOlderRevisionWritesNothing() async throws {
+    /// A stored plan in the test database: a is an eager source (queued, with a pending trigger); b waits on it.
+    static func submitted() async throws -> (PostgresStore, Names, PlanFixture, Plan) {
         let store = try await TestStores.make(.postgres) as! PostgresStore
         let names = Names()
-        // a is an eager source (queued, with a pending trigger); b waits on it.
         let fixture = PlanFixture(names: names).products("a", "b").edge("a", "b")
         _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "publisher")
-        let before = try #require(try await store.plan(fixture.datasetId))
+        return (store, names, fixture, try #require(try await store.plan(fixture.datasetId)))
+    }
+
+    static func revision(of fixture: PlanFixture, in store: PostgresStore) async throws -> Int64? {
+        try await store.client.withConnection { try await DatasetQueries.revision(fixture.datasetId, $0, Logger(label: "fletcher-test")) }
+    }
+
+    @Test(.enabled(if: TestEngine.available.contains(.postgres)))
+    func aChangeMadeFromAnOlderRevisionWritesNothing() async throws {
+        let (store, names, fixture, before) = try await Self.submitted()
         func historyOfA() async throws -> Int {
             try await store.history(datasetId: fixture.datasetId, dataProductId: names["a"], before: nil, limit: 10)?.events.count ?? 0
         }
         let eventsBefore = try await historyOfA()
         let firstTrigger = try #require(try await store.triggers(datasetId: fixture.datasetId, dataProductId: names["a"]).first)
         let logger = Logger(label: "fletcher-test")
-        let revision = try #require(
-            try await store.client.withConnection { try await DatasetQueries.revision(fixture.datasetId, $0, logger) })
+        let revision = try #require(try await Self.revision(of: fixture, in: store))
         // Clearing a: its product row and b's, two history rows (queued → waiting → queued again), its
         // pending trigger cancelled and a new one — every part of the statement has rows to write.
         let now = Date.storeNow()
@@ -57,5 +64,34 @@ struct PlanWriteQueryTests {
         #expect(triggers.count == 2)
         #expect(triggers.first { $0.id == firstTrigger.id }?.state == .cancelled)
         #expect(triggers.first { $0.id != firstTrigger.id }?.state == .pending)
+    }
+
+    /// A part that fails after the statement's row has been sent (here a dependency on a product that
+    /// does not exist, refused by the foreign key at the statement's end) fails the whole write: it is
+    /// not reported as written, nothing is kept, and the store goes on working.
+    @Test(.enabled(if: TestEngine.available.contains(.postgres)))
+    func aPartFailingAfterTheRowFailsTheWrite() async throws {
+        let (store, names, fixture, before) = try await Self.submitted()
+        let logger = Logger(label: "fletcher-test")
+        let revision = try #require(try await Self.revision(of: fixture, in: store))
+        var broken = before
+        broken.dependencies.append(
+            Dependency(parentId: UUID(), childId: names["b"], extra: nil, modifiedBy: "test", modifiedDate: Date.storeNow()))
+        var edited = PlanChange(unchanged: broken, actor: "test")
+        edited.changedDependencies = [broken.dependencies.count - 1]
+        let change = edited
+        await #expect(throws: (any Error).self) {
+            _ = try await store.withConnection { connection in
+                try await PlanWriteQuery.run(change, expecting: revision, at: Date.storeNow(), notifying: UUID(), connection, logger)
+            }
+        }
+        store.planCache.removeAll()
+        #expect(try await store.plan(fixture.datasetId) == before)
+        #expect(try await Self.revision(of: fixture, in: store) == revision)
+        // Through the store as a whole: the cached path sees the failure too, and later writes work.
+        for _ in 0..<3 {
+            let cleared = try await store.apply(.clear([names["a"]]), to: fixture.datasetId, by: "platform")
+            #expect(cleared.plan.state(names["a"]) == .queued)
+        }
     }
 }
