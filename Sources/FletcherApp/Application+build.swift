@@ -34,10 +34,7 @@ public func buildRouter(
 public func buildApplication(
     configuration: AppConfiguration, logger: Logger
 ) async throws -> (application: some ApplicationProtocol, credentials: ServiceCredentials) {
-    let setup = try StoreSetup(
-        configuration.database, maxConnections: configuration.maxConnections,
-        databaseTimeout: configuration.databaseTimeout, planCache: PlanCache(capacity: configuration.planCacheProducts),
-        logger: logger)
+    let setup = try StoreSetup(configuration, logger: logger)
     let bcrypt = BcryptVerifier(threads: 2)
     let credentials = try await ServiceCredentials(configuration.services, bcrypt: bcrypt)
     let authenticator = await Authenticator(secret: credentials.secret, accounts: credentials.accounts, bcrypt: bcrypt)

@@ -41,6 +41,13 @@ public struct StoreSetup: Sendable {
         }
     }
 
+    /// The store `configuration` describes, with its pool size, connection wait and plan-cache bound.
+    public init(_ configuration: AppConfiguration, logger: Logger) throws {
+        try self.init(
+            configuration.database, maxConnections: configuration.maxConnections, databaseTimeout: configuration.databaseTimeout,
+            planCache: PlanCache(capacity: configuration.planCacheProducts), logger: logger)
+    }
+
     /// Applies pending migrations (for `fletcher migrate`; `serve` migrates before it starts listening).
     public func migrate() async throws {
         try await withServicesRunning { try await store.migrate() }

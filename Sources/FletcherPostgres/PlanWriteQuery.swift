@@ -22,12 +22,13 @@ enum PlanWriteQuery {
         _ change: PlanChange, expecting revision: Int64, at now: Date, notifying sender: UUID,
         _ connection: PostgresConnection, _ logger: Logger
     ) async throws -> (revision: Int64, lastModified: Date)? {
-        let query = try statement(change, expecting: revision, at: now, notifying: sender).query()
-        assert(query.sql == Prepared.sql, "the plan write's text must not depend on the change")
-        // Read to the end: the row comes before the statement's other parts run (and its foreign keys
-        // are checked), so an error there arrives after it — and leaving early would drop that error.
+        let sql = statement(change, expecting: revision, at: now, notifying: sender)
+        assert((try? sql.query().sql) == Prepared.sql, "the plan write's text must not depend on the change")
+        // Only the values are sent: the text was built once, for `Prepared.sql`. Read to the end: the
+        // row comes before the statement's other parts run (and its foreign keys are checked), so an
+        // error there arrives after it — and leaving early would drop that error.
         var written: (revision: Int64, lastModified: Date)?
-        for try await (revision, lastModified) in try await connection.execute(Prepared(bindings: query.binds), logger: logger) {
+        for try await (revision, lastModified) in try await connection.execute(Prepared(bindings: sql.bindings()), logger: logger) {
             written = (revision, lastModified.date)
         }
         return written

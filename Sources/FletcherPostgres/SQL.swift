@@ -33,6 +33,19 @@ struct SQL: ExpressibleByStringInterpolation {
         return PostgresQuery(stringInterpolation: query)
     }
 
+    /// The bound values alone, in order: for a statement whose text is already prepared.
+    func bindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: pieces.count / 2)
+        for piece in pieces {
+            switch piece {
+            case .text: continue
+            case .value(let value): try bindings.append(value)
+            case .null: bindings.appendNull()
+            }
+        }
+        return bindings
+    }
+
     struct Interpolation: StringInterpolationProtocol {
         fileprivate var pieces: [Piece] = []
 

@@ -36,13 +36,8 @@ public final class PlanCache: Sendable {
 
     /// The cached plan if it is at `revision`.
     public func plan(_ datasetId: UUID, revision: Int64) -> (plan: Plan, lastModified: Date)? {
-        state.withLock { state in
-            guard var entry = state.entries[datasetId], entry.revision == revision else { return nil }
-            state.clock += 1
-            entry.used = state.clock
-            state.entries[datasetId] = entry
-            return (entry.plan, entry.lastModified)
-        }
+        guard let held = latest(datasetId), held.revision == revision else { return nil }
+        return (held.plan, held.lastModified)
     }
 
     /// The newest plan held, whatever the dataset's revision now (a writer checks it as it writes).

@@ -2,6 +2,7 @@ import FletcherApp
 import FletcherDispatch
 import FletcherDomain
 import FletcherHTTP
+import FletcherStore
 import Foundation
 import HummingbirdBcrypt
 import Logging
@@ -86,6 +87,16 @@ struct ConfigurationTests {
         #expect(try DatabaseLocation(url: "sqlite:///var/f.db?mode=rwc") == .sqliteFile("/var/f.db"))
         #expect(try DatabaseLocation(url: "postgresql://h/db") == .postgres("postgresql://h/db"))
         #expect(DatabaseLocation.redacted("postgres://u:secret@h/db") == "postgres://u:***@h/db")
+    }
+
+    /// The store the server builds from its configuration holds plans up to the configured bound.
+    @Test func thePlanCacheBoundReachesTheStore() throws {
+        for (text, capacity) in [("7", 7), (nil, 50_000)] {
+            var environment = ["DATABASE_URL": "sqlite::memory:"]
+            environment["PLAN_CACHE_PRODUCTS"] = text
+            let setup = try StoreSetup(try load(environment), logger: Logger(label: "fletcher-test"))
+            #expect(setup.store.planCache.capacity == capacity)
+        }
     }
 
     @Test func everyBadValueNamesItsVariable() {
