@@ -1,3 +1,5 @@
+public import Foundation
+
 extension JSONValue {
     /// Parses a JSON document (RFC 8259): what the stores persist (`text`, or PostgreSQL's `jsonb`
     /// output), or any valid JSON. Numbers come out as `JSONDecoder` reads them into a `JSONValue`:
@@ -18,18 +20,44 @@ public struct JSONSyntaxError: Error, Sendable, CustomStringConvertible {
     public var offset: Int
     public var reason: String
     public var description: String { "invalid JSON at byte \(offset): \(reason)" }
+
+    public init(offset: Int, reason: String) {
+        self.offset = offset
+        self.reason = reason
+    }
 }
 
-/// A recursive-descent parser over valid UTF-8 (a Swift string's bytes, so never checked again).
-struct JSONParser {
+/// A recursive-descent JSON parser over UTF-8 bytes. `JSONValue(parsing:)` reads whole values with
+/// it; `read(_:validatingUTF8:_:)` lets a caller walk a document of a known shape member by
+/// member, building its own values without an intermediate tree.
+public struct JSONParser {
     let bytes: UnsafeBufferPointer<UInt8>
     var index = 0
     var depth = 0
+    /// Whether strings are checked to be valid UTF-8 (bytes from the network); a Swift string's
+    /// bytes always are.
+    let validatesUTF8: Bool
+    /// Whether a string read so far held a NUL character (written `\u0000`).
+    public private(set) var sawNUL = false
     /// Nesting beyond this is refused rather than risking the stack (requests are capped far lower).
     static let maxDepth = 512
 
-    init(bytes: UnsafeBufferPointer<UInt8>) {
+    init(bytes: UnsafeBufferPointer<UInt8>, validatesUTF8: Bool = false) {
         self.bytes = bytes
+        self.validatesUTF8 = validatesUTF8
+    }
+
+    /// Reads the one JSON document in `bytes` with `body`, which must read its whole value; only
+    /// whitespace may follow.
+    public static func read<Result>(
+        _ bytes: UnsafeRawBufferPointer, validatingUTF8: Bool,
+        _ body: (inout JSONParser) throws(JSONSyntaxError) -> Result
+    ) throws(JSONSyntaxError) -> Result {
+        var parser = JSONParser(bytes: bytes.assumingMemoryBound(to: UInt8.self), validatesUTF8: validatingUTF8)
+        let result = try body(&parser)
+        parser.skipSpace()
+        guard parser.index == parser.bytes.count else { throw parser.fail("text after the value") }
+        return result
     }
 
     mutating func document() throws(JSONSyntaxError) -> JSONValue {
@@ -37,6 +65,82 @@ struct JSONParser {
         skipSpace()
         guard index == bytes.count else { throw fail("text after the value") }
         return value
+    }
+
+    /// Any value, as a tree.
+    public mutating func readValue() throws(JSONSyntaxError) -> JSONValue { try value() }
+
+    /// An object, each member's name given to `member`, which must read the member's value.
+    public mutating func readObject(_ member: (inout JSONParser, String) throws(JSONSyntaxError) -> Void) throws(JSONSyntaxError) {
+        try expect(UInt8(ascii: "{"), "an object")
+        try members(member)
+    }
+
+    /// An array, `element` reading each element.
+    public mutating func readArray(_ element: (inout JSONParser) throws(JSONSyntaxError) -> Void) throws(JSONSyntaxError) {
+        try expect(UInt8(ascii: "["), "an array")
+        try sequence(closing: UInt8(ascii: "]"), element)
+    }
+
+    public mutating func readString() throws(JSONSyntaxError) -> String {
+        try expect(UInt8(ascii: "\""), "a string")
+        return try string()
+    }
+
+    public mutating func readBool() throws(JSONSyntaxError) -> Bool {
+        skipSpace()
+        if (try? literal("true", .bool(true))) != nil { return true }
+        if (try? literal("false", .bool(false))) != nil { return false }
+        throw fail("true or false was expected")
+    }
+
+    /// Reads a `null` if one is next.
+    public mutating func readNull() -> Bool {
+        skipSpace()
+        return (try? literal("null", .null)) != nil
+    }
+
+    /// A UUID written plainly as a string: 36 characters, hyphens at the usual places, hex digits
+    /// of either case, no escapes. Anything else fails, even what another reader would accept.
+    public mutating func readUUID() throws(JSONSyntaxError) -> UUID {
+        skipSpace()
+        guard index + 38 <= bytes.count, bytes[index] == UInt8(ascii: "\""), bytes[index + 37] == UInt8(ascii: "\"") else {
+            throw fail("a UUID was expected")
+        }
+        var uuid: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var offset = index + 1
+        var valid = true
+        withUnsafeMutableBytes(of: &uuid) { out in
+            for position in 0..<16 {
+                if position == 4 || position == 6 || position == 8 || position == 10 {
+                    valid = valid && bytes[offset] == UInt8(ascii: "-")
+                    offset += 1
+                }
+                let high = Self.hexDigit(bytes[offset]), low = Self.hexDigit(bytes[offset + 1])
+                valid = valid && high < 16 && low < 16
+                out[position] = high << 4 | (low & 0x0F)
+                offset += 2
+            }
+        }
+        guard valid else { throw fail("a UUID was expected") }
+        index += 38
+        return UUID(uuid: uuid)
+    }
+
+    /// A hex digit's value; 0xFF when `byte` is none.
+    private static func hexDigit(_ byte: UInt8) -> UInt8 {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: 0xFF
+        }
+    }
+
+    /// Skips whitespace; `opening` must come next (the reader that follows consumes it).
+    private mutating func expect(_ opening: UInt8, _ what: String) throws(JSONSyntaxError) {
+        skipSpace()
+        guard index < bytes.count, bytes[index] == opening else { throw fail("\(what) was expected") }
     }
 
     private func fail(_ reason: String) -> JSONSyntaxError { JSONSyntaxError(offset: index, reason: reason) }
@@ -82,6 +186,15 @@ struct JSONParser {
 
     private mutating func object() throws(JSONSyntaxError) -> JSONValue {
         var members: [String: JSONValue] = [:]
+        try self.members { (parser: inout JSONParser, key: String) throws(JSONSyntaxError) in
+            let value = try parser.value()
+            if members[key] == nil { members[key] = value }  // a repeated name: the first counts, as in JSONDecoder
+        }
+        return .object(members)
+    }
+
+    /// An object's members from its opening brace: each name given to `member`, which reads the value.
+    private mutating func members(_ member: (inout JSONParser, String) throws(JSONSyntaxError) -> Void) throws(JSONSyntaxError) {
         try sequence(closing: UInt8(ascii: "}")) { (parser: inout JSONParser) throws(JSONSyntaxError) in
             parser.skipSpace()
             guard parser.index < parser.bytes.count, parser.bytes[parser.index] == UInt8(ascii: "\"") else {
@@ -93,10 +206,8 @@ struct JSONParser {
                 throw parser.fail("':' was expected")
             }
             parser.index += 1
-            let value = try parser.value()
-            if members[key] == nil { members[key] = value }  // a repeated name: the first counts, as in JSONDecoder
+            try member(&parser, key)
         }
-        return .object(members)
     }
 
     /// The comma-separated items of an array or object, from its opening bracket to `close`, each
@@ -128,15 +239,17 @@ struct JSONParser {
     private mutating func string() throws(JSONSyntaxError) -> String {
         index += 1
         let start = index
+        var ascii = true
         // Most strings have no escapes: taken as they are.
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
                 index += 1
-                return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index - 1]), as: UTF8.self)
+                return try text(UnsafeBufferPointer(rebasing: bytes[start..<index - 1]), ascii: ascii)
             }
             if byte == UInt8(ascii: "\\") { break }
             guard byte >= 0x20 else { throw fail("a control character in a string") }
+            ascii = ascii && byte < 0x80
             index += 1
         }
         var unescaped = Array(UnsafeBufferPointer(rebasing: bytes[start..<index]))
@@ -145,7 +258,10 @@ struct JSONParser {
             index += 1
             switch byte {
             case UInt8(ascii: "\""):
-                return String(decoding: unescaped, as: UTF8.self)
+                let parser = self
+                return try unescaped.withUnsafeBufferPointer { (text: UnsafeBufferPointer<UInt8>) throws(JSONSyntaxError) in
+                    try parser.text(text, ascii: false)
+                }
             case UInt8(ascii: "\\"):
                 guard index < bytes.count else { throw fail("unfinished escape") }
                 let escaped = bytes[index]
@@ -157,7 +273,10 @@ struct JSONParser {
                 case UInt8(ascii: "n"): unescaped.append(0x0A)
                 case UInt8(ascii: "r"): unescaped.append(0x0D)
                 case UInt8(ascii: "t"): unescaped.append(0x09)
-                case UInt8(ascii: "u"): unescaped.append(contentsOf: try unicodeEscape().utf8)
+                case UInt8(ascii: "u"):
+                    let character = try unicodeEscape()
+                    if character == "\u{0}" { sawNUL = true }
+                    unescaped.append(contentsOf: character.utf8)
                 default: throw fail("an unknown escape")
                 }
             default:
@@ -166,6 +285,13 @@ struct JSONParser {
             }
         }
         throw fail("unfinished string")
+    }
+
+    /// A string's UTF-8 text; checked when it is not all ASCII and the bytes came from outside.
+    private func text(_ utf8: UnsafeBufferPointer<UInt8>, ascii: Bool) throws(JSONSyntaxError) -> String {
+        guard validatesUTF8, !ascii else { return String(decoding: utf8, as: UTF8.self) }
+        guard let text = String(validating: utf8, as: UTF8.self) else { throw fail("a string that is not UTF-8") }
+        return text
     }
 
     /// The character of a `\uXXXX` escape (after the `u`), a surrogate pair taking two.

@@ -14,6 +14,10 @@ public struct PlanChange: Sendable {
     public var changedProducts: [Int]
     /// Positions in `plan.dependencies` of dependencies inserted or changed.
     public var changedDependencies: [Int]
+    /// How many data products and dependencies the plan had before: rows keep their positions and
+    /// new ones are appended, so a changed position below these counts is a stored row, any other a
+    /// new one.
+    public var storedCounts: (products: Int, dependencies: Int)
     /// Every state change, in the order the rules made them (a product may change twice: cleared,
     /// then queued again by the trigger rule).
     public var transitions: [StateTransition]
@@ -24,12 +28,12 @@ public struct PlanChange: Sendable {
     public init(unchanged plan: Plan, actor: String) {
         self.init(
             plan: plan, actor: actor, isNewDataset: false, datasetChanged: false, changedProducts: [], changedDependencies: [],
-            transitions: [])
+            storedCounts: (plan.dataProducts.count, plan.dependencies.count), transitions: [])
     }
 
     init(
         plan: Plan, actor: String, isNewDataset: Bool, datasetChanged: Bool, changedProducts: [Int], changedDependencies: [Int],
-        transitions: [StateTransition]
+        storedCounts: (products: Int, dependencies: Int), transitions: [StateTransition]
     ) {
         self.plan = plan
         self.actor = actor
@@ -37,6 +41,7 @@ public struct PlanChange: Sendable {
         self.datasetChanged = datasetChanged
         self.changedProducts = changedProducts
         self.changedDependencies = changedDependencies
+        self.storedCounts = storedCounts
         self.transitions = transitions
     }
 

@@ -130,7 +130,7 @@ struct PlanEditor {
             plan: plan, actor: actor, isNewDataset: isNewDataset, datasetChanged: datasetChanged,
             changedProducts: productChanged.indices.filter { productChanged[$0] },
             changedDependencies: dependencyChanged.indices.filter { dependencyChanged[$0] },
-            transitions: transitions)
+            storedCounts: baseCounts, transitions: transitions)
         // The edited plan's rows no longer match the fragments it came with; the store derives new ones.
         change.baseFragments = plan.fragments
         change.plan.fragments = nil

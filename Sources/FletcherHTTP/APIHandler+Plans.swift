@@ -6,8 +6,8 @@ import Foundation
 extension APIHandler {
     public func submitPlan(_ input: Operations.SubmitPlan.Input) async throws -> Operations.SubmitPlan.Output {
         guard case .json(let body) = input.body else { throw Problem.badRequest("Expected a JSON body") }
-        let submission = try PlanSubmission(body)
-        return .ok(try await mutate(.submit(submission), datasetId: body.dataset.id))
+        let submission = try PlanSubmissionSlot.current ?? PlanSubmission(body)
+        return .ok(try await mutate(.submit(submission), datasetId: WireUUID(submission.datasetId)))
     }
 
     public func getPlan(_ input: Operations.GetPlan.Input) async throws -> Operations.GetPlan.Output {

@@ -12,7 +12,9 @@ extension Router {
         try handler.registerHandlers(
             on: PlanResponseFastPath(transport: self), serverURL: Servers.Server1.url(),
             configuration: .init(dateTranscoder: RFC3339DateTranscoder(), jsonEncodingOptions: []),
-            middlewares: [ProblemMiddleware(logger: logger), AuthMiddleware(authenticator: authenticator)])
+            middlewares: [
+                ProblemMiddleware(logger: logger), AuthMiddleware(authenticator: authenticator), PlanSubmissionFastPath(),
+            ])
         get("/assets/swagger-init.js") { _, _ in
             Response(
                 status: .ok,

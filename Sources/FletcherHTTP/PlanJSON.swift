@@ -1,8 +1,8 @@
 import FletcherAPI
 public import FletcherDomain
 import Foundation
-public import HTTPTypes
-public import OpenAPIRuntime
+import HTTPTypes
+import OpenAPIRuntime
 
 /// A plan's JSON exactly as `openapi.yaml`'s `Plan` schema describes it, written directly.
 ///

@@ -50,9 +50,40 @@ enum DataProductQueries {
         return false
     }
 
-    /// Inserts or replaces the data products at `positions` of the plan (none when empty): a part of
+    /// Inserts the data products at `positions` of the plan, new ones (none when empty): a part of
     /// `PlanWriteQuery`'s statement, writing only if its `saved` row exists.
-    static func upsert(_ positions: [Int], of plan: Plan) -> SQL {
+    static func insert(_ positions: [Int], of plan: Plan) -> SQL {
+        "INSERT INTO data_product \(select(positions, of: plan))"
+    }
+
+    /// Rewrites the stored data products at `positions` of the plan (none when empty): a part of
+    /// `PlanWriteQuery`'s statement, writing only if its `saved` row exists. An upsert rather than an
+    /// `UPDATE … FROM`: each row is found through the primary key, where a join may be planned as a
+    /// scan of the whole plan's rows.
+    static func update(_ positions: [Int], of plan: Plan) -> SQL {
+        """
+        INSERT INTO data_product \(select(positions, of: plan))
+        ON CONFLICT (dataset_id, id) DO UPDATE SET
+            compute = excluded.compute, name = excluded.name, version = excluded.version, eager = excluded.eager,
+            passthrough = excluded.passthrough, state = excluded.state, run_id = excluded.run_id,
+            link = excluded.link, passback = excluded.passback, extra = excluded.extra,
+            modified_by = excluded.modified_by, modified_date = excluded.modified_date
+        """
+    }
+
+    /// The columns and rows an insert of the data products at `positions` writes.
+    private static func select(_ positions: [Int], of plan: Plan) -> SQL {
+        """
+        (dataset_id, id, position, compute, name, version, eager, passthrough, state, run_id, link, passback, extra,
+            modified_by, modified_date)
+        SELECT \(plan.dataset.id)::uuid, r.id, r.position, r.compute, r.name, r.version, r.eager, r.passthrough::jsonb,
+            r.state, r.run_id::uuid, r.link, r.passback::jsonb, r.extra::jsonb, r.modified_by, r.modified_date
+        FROM saved, \(rows(positions, of: plan))
+        """
+    }
+
+    /// The data products at `positions` as a row source `r`, one array per column.
+    private static func rows(_ positions: [Int], of plan: Plan) -> SQL {
         let products = positions.map { plan.dataProducts[$0] }
         let ids = products.map(\.id)
         let position32 = positions.map { Int32($0) }
@@ -69,21 +100,12 @@ enum DataProductQueries {
         let modifiedBys = products.map(\.modifiedBy)
         let modifiedDates = products.map(\.modifiedDate.postgres)
         return """
-            INSERT INTO data_product (dataset_id, id, position, compute, name, version, eager, passthrough, state,
-                run_id, link, passback, extra, modified_by, modified_date)
-            SELECT \(plan.dataset.id)::uuid, r.id, r.position, r.compute, r.name, r.version, r.eager, r.passthrough::jsonb,
-                r.state, r.run_id::uuid, r.link, r.passback::jsonb, r.extra::jsonb, r.modified_by, r.modified_date
-            FROM saved, unnest(\(ids)::uuid[], \(position32)::int4[], \(computes)::text[], \(names)::text[],
+            unnest(\(ids)::uuid[], \(position32)::int4[], \(computes)::text[], \(names)::text[],
                 \(versions)::text[], \(eagers)::bool[], \(passthroughs)::text[], \(states)::text[], \(runIds)::text[],
                 \(links)::text[], \(passbacks)::text[], \(extras)::text[], \(modifiedBys)::text[],
                 \(modifiedDates)::timestamptz[])
                 AS r(id, position, compute, name, version, eager, passthrough, state, run_id, link, passback, extra,
                     modified_by, modified_date)
-            ON CONFLICT (dataset_id, id) DO UPDATE SET
-                compute = excluded.compute, name = excluded.name, version = excluded.version, eager = excluded.eager,
-                passthrough = excluded.passthrough, state = excluded.state, run_id = excluded.run_id,
-                link = excluded.link, passback = excluded.passback, extra = excluded.extra,
-                modified_by = excluded.modified_by, modified_date = excluded.modified_date
             """
     }
 

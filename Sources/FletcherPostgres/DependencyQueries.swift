@@ -22,10 +22,35 @@ enum DependencyQueries {
         return dependencies
     }
 
-    /// Inserts or replaces the dependencies at `positions` of the plan (none when empty): a part of
-    /// `PlanWriteQuery`'s statement, writing only if its `saved` row exists (the foreign keys to
-    /// products written in the same statement are checked at its end).
-    static func upsert(_ positions: [Int], of plan: Plan) -> SQL {
+    /// Inserts the dependencies at `positions` of the plan, new ones (none when empty): a part of
+    /// `PlanWriteQuery`'s statement, writing only if its `saved` row exists.
+    static func insert(_ positions: [Int], of plan: Plan) -> SQL {
+        "INSERT INTO dependency \(select(positions, of: plan))"
+    }
+
+    /// Rewrites the stored dependencies at `positions` of the plan (none when empty): a part of
+    /// `PlanWriteQuery`'s statement, writing only if its `saved` row exists. A dependency keeps its
+    /// position for good, so that is what identifies it.
+    static func update(_ positions: [Int], of plan: Plan) -> SQL {
+        """
+        INSERT INTO dependency \(select(positions, of: plan))
+        ON CONFLICT (dataset_id, position) DO UPDATE SET
+            parent_id = excluded.parent_id, child_id = excluded.child_id, extra = excluded.extra,
+            modified_by = excluded.modified_by, modified_date = excluded.modified_date
+        """
+    }
+
+    /// The columns and rows an insert of the dependencies at `positions` writes.
+    private static func select(_ positions: [Int], of plan: Plan) -> SQL {
+        """
+        (dataset_id, parent_id, child_id, position, extra, modified_by, modified_date)
+        SELECT \(plan.dataset.id)::uuid, r.parent_id, r.child_id, r.position, r.extra::jsonb, r.modified_by, r.modified_date
+        FROM saved, \(rows(positions, of: plan))
+        """
+    }
+
+    /// The dependencies at `positions` as a row source `r`, one array per column.
+    private static func rows(_ positions: [Int], of plan: Plan) -> SQL {
         let dependencies = positions.map { plan.dependencies[$0] }
         let parents = dependencies.map(\.parentId)
         let children = dependencies.map(\.childId)
@@ -34,13 +59,9 @@ enum DependencyQueries {
         let modifiedBys = dependencies.map(\.modifiedBy)
         let modifiedDates = dependencies.map(\.modifiedDate.postgres)
         return """
-            INSERT INTO dependency (dataset_id, parent_id, child_id, position, extra, modified_by, modified_date)
-            SELECT \(plan.dataset.id)::uuid, r.parent_id, r.child_id, r.position, r.extra::jsonb, r.modified_by, r.modified_date
-            FROM saved, unnest(\(parents)::uuid[], \(children)::uuid[], \(position32)::int4[], \(extras)::text[],
+            unnest(\(parents)::uuid[], \(children)::uuid[], \(position32)::int4[], \(extras)::text[],
                 \(modifiedBys)::text[], \(modifiedDates)::timestamptz[])
                 AS r(parent_id, child_id, position, extra, modified_by, modified_date)
-            ON CONFLICT (dataset_id, parent_id, child_id) DO UPDATE SET
-                extra = excluded.extra, modified_by = excluded.modified_by, modified_date = excluded.modified_date
             """
     }
 }

@@ -13,8 +13,11 @@ import PostgresNIO
 /// end of the transaction, and every writer bumps the revision under it, so a change written by
 /// this statement was made from exactly the rows it replaces.
 ///
-/// The statement's text is the same for every change (a part with nothing to write gets empty
-/// arrays), so it is prepared once per connection: PostgreSQL parses and plans it once.
+/// The statement's text is one of two (a part with nothing to write gets empty arrays), so each is
+/// prepared once per connection: PostgreSQL parses and plans it once. Changes that only rewrite
+/// stored rows — every state update — upsert them; changes that add rows (submissions) also insert
+/// the new ones plainly, which PostgreSQL writes far faster than upserts (a 100,000-product
+/// submission's product and dependency writes: 2.3 s as upserts, 1.6 s as inserts).
 enum PlanWriteQuery {
     /// Writes `change`, made at `now` from the plan at `revision` (0: a dataset's placeholder row);
     /// the dataset's new revision and last modification, nil when it is no longer at `revision`.
@@ -22,25 +25,71 @@ enum PlanWriteQuery {
         _ change: PlanChange, expecting revision: Int64, at now: Date, notifying sender: UUID,
         _ connection: PostgresConnection, _ logger: Logger
     ) async throws -> (revision: Int64, lastModified: Date)? {
-        let sql = statement(change, expecting: revision, at: now, notifying: sender)
-        assert((try? sql.query().sql) == Prepared.sql, "the plan write's text must not depend on the change")
-        // Only the values are sent: the text was built once, for `Prepared.sql`. Read to the end: the
-        // row comes before the statement's other parts run (and its foreign keys are checked), so an
-        // error there arrives after it — and leaving early would drop that error.
+        let shape = Shape(change)
+        let sql = statement(change, expecting: revision, at: now, notifying: sender, shape: shape)
+        // Only the values are sent: the text was built once, for the prepared statement. Read to the
+        // end: the row comes before the statement's other parts run, so an error there arrives after
+        // it — and leaving early would drop that error.
+        switch shape {
+        case .rewrite:
+            assert((try? sql.query().sql) == Rewrite.sql, "the plan write's text must not depend on the change")
+            return try await written(Rewrite(bindings: try sql.bindings()), connection, logger)
+        case .grow:
+            assert((try? sql.query().sql) == Grow.sql, "the plan write's text must not depend on the change")
+            return try await written(Grow(bindings: try sql.bindings()), connection, logger)
+        }
+    }
+
+    private static func written<Statement: WriteStatement>(
+        _ statement: Statement, _ connection: PostgresConnection, _ logger: Logger
+    ) async throws -> (revision: Int64, lastModified: Date)? {
         var written: (revision: Int64, lastModified: Date)?
-        for try await (revision, lastModified) in try await connection.execute(Prepared(bindings: sql.bindings()), logger: logger) {
+        for try await (revision, lastModified) in try await connection.execute(statement, logger: logger) {
             written = (revision, lastModified.date)
         }
         return written
     }
 
-    static func statement(_ change: PlanChange, expecting revision: Int64, at now: Date, notifying sender: UUID) -> SQL {
+    /// Which of the two statements a change is written with.
+    enum Shape {
+        /// Every changed row is a stored one.
+        case rewrite
+        /// Some rows are new (appended: rows keep their positions, so any at or past the stored counts).
+        case grow
+
+        init(_ change: PlanChange) {
+            let grows =
+                change.changedProducts.contains { $0 >= change.storedCounts.products }
+                || change.changedDependencies.contains { $0 >= change.storedCounts.dependencies }
+            self = grows ? .grow : .rewrite
+        }
+    }
+
+    static func statement(
+        _ change: PlanChange, expecting revision: Int64, at now: Date, notifying sender: UUID, shape: Shape
+    ) -> SQL {
         let plan = change.plan
         let datasetId = plan.dataset.id
+        let rows: SQL
+        switch shape {
+        case .rewrite:
+            rows = """
+                products AS (\(DataProductQueries.update(change.changedProducts, of: plan))),
+                dependencies AS (\(DependencyQueries.update(change.changedDependencies, of: plan)))
+                """
+        case .grow:
+            let products = change.changedProducts.split { $0 < change.storedCounts.products }
+            let dependencies = change.changedDependencies.split { $0 < change.storedCounts.dependencies }
+            rows = """
+                products_changed AS (\(DataProductQueries.update(products.matching, of: plan))),
+                products_added AS (\(DataProductQueries.insert(products.others, of: plan))),
+                dependencies_changed AS (\(DependencyQueries.update(dependencies.matching, of: plan))),
+                dependencies_added AS (\(DependencyQueries.insert(dependencies.others, of: plan)))
+                """
+        }
         return """
             WITH \(DatasetQueries.save(plan.dataset, expecting: revision, lastModified: now, notifying: sender)),
-            products AS (\(DataProductQueries.upsert(change.changedProducts, of: plan))),
-            dependencies AS (\(DependencyQueries.upsert(change.changedDependencies, of: plan))),
+            \(rows),
             history AS (\(HistoryQueries.record(change.transitions, of: plan, by: change.actor, at: now))),
             cancelled AS (\(TriggerQueries.cancel(change.productsLeavingQueue, datasetId: datasetId, at: now))),
             triggers AS (\(TriggerQueries.insert(change.newTriggers(at: now), datasetId: datasetId, at: now)))
@@ -48,22 +97,48 @@ enum PlanWriteQuery {
             """
     }
 
-    /// The statement as prepared: its text is that of any change's.
-    struct Prepared: PostgresPreparedStatement {
+    /// The text of a statement of `shape`, built from an empty change (the same for any change).
+    private static func text(_ shape: Shape) -> String {
+        let empty = Plan(
+            dataset: Dataset(id: UUID(), paused: false, extra: nil, modifiedBy: "", modifiedDate: Date()),
+            dataProducts: [], dependencies: [])
+        let statement = statement(PlanChange(unchanged: empty, actor: ""), expecting: 0, at: Date(), notifying: UUID(), shape: shape)
+        // The values of an empty change always encode.
+        return try! statement.query().sql
+    }
+
+    struct Rewrite: WriteStatement {
         static let name = "fletcher_plan_write"
-        static let sql: String = {
-            let empty = Plan(
-                dataset: Dataset(id: UUID(), paused: false, extra: nil, modifiedBy: "", modifiedDate: Date()),
-                dataProducts: [], dependencies: [])
-            let statement = PlanWriteQuery.statement(PlanChange(unchanged: empty, actor: ""), expecting: 0, at: Date(), notifying: UUID())
-            // The values of an empty change always encode.
-            return try! statement.query().sql
-        }()
-
-        typealias Row = (Int64, PostgresTimestamp)
+        static let sql = text(.rewrite)
         let bindings: PostgresBindings
+    }
 
-        func makeBindings() throws -> PostgresBindings { bindings }
-        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+    struct Grow: WriteStatement {
+        static let name = "fletcher_plan_grow"
+        static let sql = text(.grow)
+        let bindings: PostgresBindings
+    }
+}
+
+/// One of the plan write's two prepared statements: its values, and the dataset's new revision and
+/// last modification as its row.
+protocol WriteStatement: PostgresPreparedStatement where Row == (Int64, PostgresTimestamp) {
+    var bindings: PostgresBindings { get }
+}
+
+extension WriteStatement {
+    func makeBindings() throws -> PostgresBindings { bindings }
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+}
+
+extension Array {
+    /// The elements for which `belongs` holds, and the others, each in order.
+    fileprivate func split(_ belongs: (Element) -> Bool) -> (matching: [Element], others: [Element]) {
+        var matching: [Element] = []
+        var others: [Element] = []
+        for element in self {
+            if belongs(element) { matching.append(element) } else { others.append(element) }
+        }
+        return (matching, others)
     }
 }

@@ -24,6 +24,21 @@ struct PlanWriteQueryTests {
         try await store.client.withConnection { try await DatasetQueries.revision(fixture.datasetId, $0, Logger(label: "fletcher-test")) }
     }
 
+    /// Writes `change` as if made from each of `revisions` (none the dataset's): nothing is written,
+    /// the stored plan is still `before`.
+    static func expectNothingWritten(
+        _ change: PlanChange, at now: Date, from revisions: [Int64], to store: PostgresStore, leaving before: Plan
+    ) async throws {
+        for stale in revisions {
+            let written = try await store.client.withConnection {
+                try await PlanWriteQuery.run(change, expecting: stale, at: now, notifying: UUID(), $0, Logger(label: "fletcher-test"))
+            }
+            #expect(written == nil)
+        }
+        store.planCache.removeAll()
+        #expect(try await store.plan(before.dataset.id) == before)
+    }
+
     @Test(.enabled(if: TestEngine.available.contains(.postgres)))
     func aChangeMadeFromAnOlderRevisionWritesNothing() async throws {
         let (store, names, fixture, before) = try await Self.submitted()
@@ -40,14 +55,7 @@ struct PlanWriteQueryTests {
         let change = try PlanMutation.clear([names["a"]]).apply(to: before, datasetId: fixture.datasetId, by: "platform", at: now)
         #expect(!change.changedProducts.isEmpty && change.transitions.count == 2 && change.productsLeavingQueue == [names["a"]])
 
-        for stale in [revision - 1, revision + 1] {
-            let written = try await store.client.withConnection {
-                try await PlanWriteQuery.run(change, expecting: stale, at: now, notifying: UUID(), $0, logger)
-            }
-            #expect(written == nil)
-        }
-        store.planCache.removeAll()
-        #expect(try await store.plan(fixture.datasetId) == before)
+        try await Self.expectNothingWritten(change, at: now, from: [revision - 1, revision + 1], to: store, leaving: before)
         #expect(try await historyOfA() == eventsBefore)
         #expect(try await store.triggers(datasetId: fixture.datasetId, dataProductId: names["a"]).map(\.id) == [firstTrigger.id])
         #expect(try await store.triggers(datasetId: fixture.datasetId, dataProductId: names["a"]).first?.state == .pending)
@@ -66,19 +74,47 @@ struct PlanWriteQueryTests {
         #expect(triggers.first { $0.id != firstTrigger.id }?.state == .pending)
     }
 
-    /// A part that fails after the statement's row has been sent (here a dependency on a product that
-    /// does not exist, refused by the foreign key at the statement's end) fails the whole write: it is
-    /// not reported as written, nothing is kept, and the store goes on working.
+    /// The same for a change that adds rows as well as rewriting stored ones: a resubmission with a
+    /// new product and dependency and a stored dependency's extra changed — both insert parts and
+    /// both update parts have rows.
+    @Test(.enabled(if: TestEngine.available.contains(.postgres)))
+    func aGrowingChangeWritesAllOrNothing() async throws {
+        let (store, names, fixture, before) = try await Self.submitted()
+        let logger = Logger(label: "fletcher-test")
+        let revision = try #require(try await Self.revision(of: fixture, in: store))
+        var grown = PlanFixture(names: names).products("a", "b", "c").edge("a", "b", extra: .string("changed")).edge("b", "c")
+        grown.datasetId = fixture.datasetId
+        let now = Date.storeNow()
+        let change = try PlanMutation.submit(grown.submission).apply(to: before, datasetId: fixture.datasetId, by: "publisher", at: now)
+        #expect(change.changedProducts == [0, 1, 2] && change.storedCounts.products == 2)
+        #expect(change.changedDependencies == [0, 1] && change.storedCounts.dependencies == 1)
+
+        try await Self.expectNothingWritten(change, at: now, from: [revision - 1, revision + 1], to: store, leaving: before)
+        #expect(try await store.history(datasetId: fixture.datasetId, dataProductId: names["c"], before: nil, limit: 10) == nil)
+
+        let written = try await store.client.withConnection {
+            try await PlanWriteQuery.run(change, expecting: revision, at: now, notifying: UUID(), $0, logger)
+        }
+        #expect(written?.revision == revision + 1)
+        store.planCache.removeAll()
+        let stored = try #require(try await store.plan(fixture.datasetId))
+        #expect(stored == change.plan)
+        #expect(stored.dependencies.map(\.extra) == [.string("changed"), nil])
+        #expect(try await store.history(datasetId: fixture.datasetId, dataProductId: names["c"], before: nil, limit: 10)?.events.count == 1)
+    }
+
+    /// A part that fails after the statement's row has been sent (here the dependencies' insert,
+    /// given one new dependency twice: the second breaks the primary key) fails the whole write: it
+    /// is not reported as written, nothing is kept, and the store goes on working.
     @Test(.enabled(if: TestEngine.available.contains(.postgres)))
     func aPartFailingAfterTheRowFailsTheWrite() async throws {
         let (store, names, fixture, before) = try await Self.submitted()
         let logger = Logger(label: "fletcher-test")
         let revision = try #require(try await Self.revision(of: fixture, in: store))
-        var broken = before
-        broken.dependencies.append(
-            Dependency(parentId: UUID(), childId: names["b"], extra: nil, modifiedBy: "test", modifiedDate: Date.storeNow()))
-        var edited = PlanChange(unchanged: broken, actor: "test")
-        edited.changedDependencies = [broken.dependencies.count - 1]
+        var edited = PlanChange(unchanged: before, actor: "test")
+        edited.plan.dependencies.append(
+            Dependency(parentId: names["b"], childId: names["a"], extra: nil, modifiedBy: "test", modifiedDate: Date.storeNow()))
+        edited.changedDependencies = [before.dependencies.count, before.dependencies.count]
         let change = edited
         await #expect(throws: (any Error).self) {
             _ = try await store.withConnection { connection in

@@ -1,0 +1,128 @@
+import FletcherAPI
+import FletcherDomain
+@testable import FletcherHTTP
+import FletcherTestSupport
+import Foundation
+import PropertyBased
+import Testing
+
+/// `PlanSubmission.read(json:)` either reads a body exactly as the generated decoder and the wire
+/// mapping do, or declines it (and the generated path answers).
+@Suite("Plan submission fast path")
+struct PlanSubmissionReadingTests {
+    /// What the generated path makes of a body: nil where it answers 400.
+    static func generated(_ bytes: [UInt8]) -> PlanSubmission? {
+        guard let wire = try? JSONDecoder().decode(Components.Schemas.PlanSubmission.self, from: Data(bytes)) else { return nil }
+        return try? PlanSubmission(wire)
+    }
+
+    static func fast(_ bytes: [UInt8]) -> PlanSubmission? {
+        bytes.withUnsafeBytes { PlanSubmission.read(json: $0) }
+    }
+
+    static let id = "6f1c2b9e-8a4d-4e3b-9c7a-1d2e3f4a5b6c"
+    static let other = "0A1B2C3D-4E5F-4061-8293-A4B5C6D7E8F9"
+
+    /// Plain submissions the fast path must take: every optional field present and absent, free-form
+    /// JSON of every kind, unknown members at every level, escapes, non-ASCII text, odd whitespace.
+    static let plain: [String] = [
+        #"{"dataset":{"id":"\#(id)"},"data_products":[],"dependencies":[]}"#,
+        """
+        { "dependencies" : [ { "child_id" : "\(other)", "parent_id" : "\(id)", "extra" : null, "why": [1, {"x": null}] } ],
+          "dataset" : { "extra" : { "team" : "ä \\" \\\\ \\/ \\n \\u00e9 \\ud83d\\ude00 ✓", "n" : [1, -0, 2.5, 1e2, 3.0, -1.5e-3, 9007199254740993, true, false, null] }, "id" : "\(id)", "unknown": {} },
+          "data_products" : [
+            { "id" : "\(id)", "compute" : "cams", "name" : "a \\"quoted\\" \\u0041 name", "version" : "", "eager" : true,
+              "passthrough" : {"deep": {"deeper": [[[]]]}}, "extra" : "text" },
+            { "eager" : false, "version" : "1.0", "name" : "日本", "compute" : "dbxaas", "id" : "\(other)", "passthrough": 12, "extra": null, "more": "ignored" }
+          ],
+          "comment": "ignored" }
+        """,
+        "\t\r\n" + #"{"dataset":{"id":"\#(id)","extra":1.25},"data_products":[{"id":"\#(id)","compute":"cams","name":"n","version":"v","eager":true,"passthrough":null}],"dependencies":[]}"# + " \n",
+    ]
+
+    /// Bodies the fast path must decline or read exactly as the generated path (most are refused by both).
+    static let doubtful: [String] = [
+        #"{"dataset":{"id":"\#(id)"},"dataset":{"id":"\#(other)"},"data_products":[],"dependencies":[]}"#,
+        #"{"dataset":{"id":"\#(id)"},"data_products":[{"id":"\#(id)","compute":"cams","name":"a","name":"b","version":"v","eager":true}],"dependencies":[]}"#,
+        #"{"dataset":{"id":"\u0036\#(id.dropFirst())"},"data_products":[],"dependencies":[]}"#,
+        #"{"dataset":{"id":"\#(id)"},"data_products":[{"id":"\#(id)","compute":"cams","name":"a\u0000","version":"v","eager":true}],"dependencies":[]}"#,
+        #"{"dataset":{"id":"\#(id)","extra":{"k\u0000":1}},"data_products":[],"dependencies":[]}"#,
+        #"{"dataset":{"id":"\#(id)","extra":"#, String(repeating: "[", count: 33) + String(repeating: "]", count: 33) + "},\"data_products\":[],\"dependencies\":[]}",
+        #"{"dataset":{"id":"\#(id)","extra":"# + String(repeating: "[", count: 32) + String(repeating: "]", count: 32) + "},\"data_products\":[],\"dependencies\":[]}",
+        #"{"dataset":{"id":"\#(id)"},"data_products":[{"id":"\#(id)","compute":"CAMS","name":"a","version":"v","eager":true}],"dependencies":[]}"#,
+        #"{"dataset":{"id":"\#(id)"},"data_products":[{"id":"\#(id)","compute":"cams","name":"a","version":"v","eager":"true"}],"dependencies":[]}"#,
+        #"{"dataset":{"id":"\#(id)"},"data_products":[{"id":"\#(id)","compute":"cams","name":"a","eager":true}],"dependencies":[]}"#,
+        #"{"dataset":{"id":"\#(id)"},"data_products":[{"id":"\#(id)","compute":"cams","name":1,"version":"v","eager":true}],"dependencies":[]}"#,
+        #"{"dataset":{"id":"\#(id)"},"data_products":[],"dependencies":[{"parent_id":"\#(id)"}]}"#,
+        #"{"dataset":{"id":"\#(id)"},"data_products":[],"dependencies":[],}"#,
+        #"{"dataset":{"id":"\#(id)"},"data_products":[],"dependencies":[]} x"#,
+        #"{"dataset":{"id":"\#(id)"},"data_products":null,"dependencies":[]}"#,
+        #"{"dataset":{"id":"{\#(id)}"},"data_products":[],"dependencies":[]}"#,
+        #"{"dataset":{"id":"\#(id.dropLast())"},"data_products":[],"dependencies":[]}"#,
+        #"{"dataset":{"id":"\#(id.replacingOccurrences(of: "-", with: "0"))"},"data_products":[],"dependencies":[]}"#,
+        #"{"dataset":{"id":"\#(id.dropLast())g"},"data_products":[],"dependencies":[]}"#,
+        #"{"dataset":{"id":"\#(id)","extra":"\ud800"},"data_products":[],"dependencies":[]}"#,
+        #"{"dataset":{"id":"\#(id)","extra":1e400},"data_products":[],"dependencies":[]}"#,
+        #"{"dataset":{"id":"\#(id)","extra":{"a":1,"a":2}},"data_products":[],"dependencies":[]}"#,
+        #"{"dataset":{"id":"\#(id)"},"data_products":[],"dependencies":[]"#,
+        #"[]"#, #""#, #"null"#,
+    ]
+
+    @Test func plainSubmissionsAreReadAsTheGeneratedDecoderReadsThem() throws {
+        for text in Self.plain {
+            let fast = try #require(Self.fast(Array(text.utf8)), "declined: \(text)")
+            #expect(fast == Self.generated(Array(text.utf8)), "\(text)")
+        }
+    }
+
+    @Test func doubtfulBodiesAreDeclinedOrReadTheSame() {
+        var declined = 0
+        for text in Self.doubtful {
+            let bytes = Array(text.utf8)
+            guard let fast = Self.fast(bytes) else {
+                declined += 1
+                continue
+            }
+            #expect(fast == Self.generated(bytes), "\(text)")
+        }
+        #expect(declined >= Self.doubtful.count - 2)
+    }
+
+    @Test func bytesThatAreNotUTF8AreDeclined() {
+        for bad: [UInt8] in [[0xFF], [0xC3, 0x28], [0xED, 0xA0, 0x80], [0xF8, 0x88, 0x80, 0x80, 0x80]] {
+            let bytes = Array(#"{"dataset":{"id":"\#(Self.id)","extra":""#.utf8) + bad + Array(#""},"data_products":[],"dependencies":[]}"#.utf8)
+            #expect(Self.fast(bytes) == nil)
+            #expect(Self.generated(bytes) == nil)
+        }
+    }
+
+    /// Text of any characters but NUL (quotes, backslashes, controls, non-BMP).
+    static let text = Gen.character(in: "\u{1}"..."\u{D7FF}").string(of: 0...10).map { $0 + "\u{1F600}\"\\" }
+
+    static let submissions = zip(Gen.int(in: 0...6), Gen.int(in: Int.min...Int.max), Gen.double(in: -1e9...1e9), text, Gen.bool)
+        .map { count, integer, number, text, flag -> String in
+            let ids = (0..<count).map { _ in UUID() }
+            let free: [JSONValue?] = [nil, .integer(integer), .number(number), .string(text), .array([.bool(flag), .null]),
+                                      .object([text: .object(["n": .number(number)])])]
+            func json(_ value: JSONValue?) -> String { value?.text ?? "null" }
+            let products = ids.enumerated().map { offset, id in
+                #"{"id":"\#(flag ? id.uuidString : id.uuidString.lowercased())","compute":"\#(offset % 2 == 0 ? "cams" : "dbxaas")","#
+                    + #""name":\#(JSONValue.string(text + "\(offset)").text),"version":\#(JSONValue.string(text).text),"#
+                    + #""eager":\#(offset % 3 == 0),"passthrough":\#(json(free[offset % free.count])),"#
+                    + #""extra":\#(json(free[(offset + 1) % free.count]))}"#
+            }
+            let dependencies = zip(ids, ids.dropFirst()).enumerated().map { offset, pair in
+                #"{"parent_id":"\#(pair.0)","child_id":"\#(pair.1)","extra":\#(json(free[offset % free.count]))}"#
+            }
+            return #"{"dataset":{"id":"\#(UUID())","extra":\#(json(free[count % free.count]))},"#
+                + #""data_products":[\#(products.joined(separator: ","))],"dependencies":[\#(dependencies.joined(separator: ","))]}"#
+        }
+
+    @Test func generatedSubmissionsAreReadAsTheGeneratedDecoderReadsThem() async {
+        await propertyCheck(count: 300, input: Self.submissions) { text in
+            let fast = Self.fast(Array(text.utf8))
+            #expect(fast != nil, "declined: \(text)")
+            #expect(fast == Self.generated(Array(text.utf8)), "\(text)")
+        }
+    }
+}
