@@ -150,6 +150,7 @@ let package = Package(
         .target(
             name: "FletcherStress",
             dependencies: [
+                "FletcherDomain",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -70,6 +70,18 @@ public struct JSONParser {
     /// Any value, as a tree.
     public mutating func readValue() throws(JSONSyntaxError) -> JSONValue { try value() }
 
+    /// Reads past any value without building it (strings are still checked).
+    public mutating func skipValue() throws(JSONSyntaxError) {
+        skipSpace()
+        guard index < bytes.count else { throw fail("a value was expected") }
+        switch bytes[index] {
+        case UInt8(ascii: "{"): try members { (parser: inout JSONParser, _: String) throws(JSONSyntaxError) in try parser.skipValue() }
+        case UInt8(ascii: "["): try sequence(closing: UInt8(ascii: "]")) { (parser: inout JSONParser) throws(JSONSyntaxError) in try parser.skipValue() }
+        case UInt8(ascii: "\""): _ = try string()
+        default: _ = try value()
+        }
+    }
+
     /// An object, each member's name given to `member`, which must read the member's value.
     public mutating func readObject(_ member: (inout JSONParser, String) throws(JSONSyntaxError) -> Void) throws(JSONSyntaxError) {
         try expect(UInt8(ascii: "{"), "an object")

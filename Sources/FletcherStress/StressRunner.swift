@@ -214,10 +214,10 @@ struct Worker: Sendable {
     /// Takes the answered plan's states; after a failure, reads the plan again.
     private func absorb(_ answer: LoadClient.Answer, into driver: inout PlanDriver) async {
         if answer.ok {
-            driver.absorb(answer.json)
+            driver.absorb(answer.body)
         } else {
             let fresh = await client.send("read plan", .GET, "/api/plan/\(driver.plan.id)", measured: false)
-            driver.absorb(fresh.json)
+            driver.absorb(fresh.body)
         }
     }
 }
