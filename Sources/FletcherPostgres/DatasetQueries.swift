@@ -67,8 +67,8 @@ enum DatasetQueries {
         let now = Date()
         let rows = try await connection.query(
             """
-            INSERT INTO dataset (id, paused, extra, modified_by, modified_date, last_modified, revision, search_text)
-            VALUES (\(id), false, NULL, '', \(now.postgres), \(now.postgres), 0, '')
+            INSERT INTO dataset (id, paused, extra, modified_by, modified_date, last_modified, revision)
+            VALUES (\(id), false, NULL, '', \(now.postgres), \(now.postgres), 0)
             ON CONFLICT (id) DO NOTHING RETURNING 1
             """, logger: logger)
         for try await _ in rows { return true }
@@ -77,19 +77,28 @@ enum DatasetQueries {
 
     /// Writes the dataset row if it is still at `revision`, bumping that and its last modification,
     /// and notifies the change channel (delivered to listeners when the transaction commits): the
-    /// first part of `PlanWriteQuery`'s statement, its `saved` row.
-    static func save(_ dataset: Dataset, expecting revision: Int64, lastModified: Date, notifying sender: UUID) -> SQL {
+    /// first parts of `PlanWriteQuery`'s statement, its `saved` row. With `searchable` (the dataset's
+    /// extra may have changed) its search text is written too, if it differs.
+    static func save(
+        _ dataset: Dataset, expecting revision: Int64, lastModified: Date, notifying sender: UUID, searchable: Bool
+    ) -> SQL {
         let payload = sender.lowercased + " " + dataset.id.lowercased
+        let searched = searchable ? [dataset.id] : []
+        let searchText = searchable ? [dataset.searchText] : []
         return """
             saved AS (
                 UPDATE dataset SET paused = \(dataset.paused)::bool, extra = \(StoredColumn.json(dataset.extra))::text::jsonb,
                     modified_by = \(dataset.modifiedBy)::text, modified_date = \(dataset.modifiedDate.postgres)::timestamptz,
-                    last_modified = greatest(last_modified, \(lastModified.postgres)::timestamptz),
-                    search_text = \(dataset.searchText)::text, revision = revision + 1
+                    last_modified = greatest(last_modified, \(lastModified.postgres)::timestamptz), revision = revision + 1
                 WHERE id = \(dataset.id)::uuid AND revision = \(revision)::int8
                 RETURNING revision, last_modified
             ), notified AS (
                 SELECT pg_notify(\(PostgresStore.changeChannel)::text, \(payload)::text) FROM saved
+            ), searched AS (
+                INSERT INTO dataset_search (id, search_text)
+                SELECT r.id, r.search_text FROM saved, unnest(\(searched)::uuid[], \(searchText)::text[]) AS r(id, search_text)
+                ON CONFLICT (id) DO UPDATE SET search_text = excluded.search_text
+                WHERE dataset_search.search_text <> excluded.search_text
             )
             """
     }
@@ -119,8 +128,9 @@ enum DatasetQueries {
         } else {
             let pattern = "%" + PostgresValue.escapeLike(query.text) + "%"
             sql = """
-                SELECT id, extra::text, last_modified FROM dataset WHERE search_text LIKE \(pattern) AND revision > 0
-                ORDER BY last_modified DESC, id LIMIT \(limit) OFFSET \(offset)
+                SELECT d.id, d.extra::text, d.last_modified FROM dataset_search s JOIN dataset d ON d.id = s.id
+                WHERE s.search_text LIKE \(pattern) AND d.revision > 0
+                ORDER BY d.last_modified DESC, d.id LIMIT \(limit) OFFSET \(offset)
                 """
         }
         var found: [SearchRow] = []

@@ -88,7 +88,9 @@ enum PlanWriteQuery {
                 """
         }
         return """
-            WITH \(DatasetQueries.save(plan.dataset, expecting: revision, lastModified: now, notifying: sender)),
+            WITH \(DatasetQueries.save(
+                plan.dataset, expecting: revision, lastModified: now, notifying: sender,
+                searchable: change.isNewDataset || change.datasetChanged)),
             \(rows),
             history AS (\(HistoryQueries.record(change.transitions, of: plan, by: change.actor, at: now))),
             cancelled AS (\(TriggerQueries.cancel(change.productsLeavingQueue, datasetId: datasetId, at: now))),

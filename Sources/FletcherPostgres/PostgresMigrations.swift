@@ -161,10 +161,25 @@ enum PostgresMigrations {
                 "ALTER TABLE data_product DROP CONSTRAINT data_product_dataset_id_fkey",
             ]
         ),
+        (
+            7, "search text in a table of its own",
+            [
+                // Every mutation rewrites the dataset's row (revision, last modification), and each new
+                // row version put all ~80 trigrams of its search text into the trigram index again: its
+                // pending list grew by thousands of entries a second, and every search scanned it (13 to
+                // 68 ms per search with 1,000,000 datasets). The text changes only with the dataset's
+                // extra, so it lives in a row of its own, rewritten only then.
+                "CREATE TABLE dataset_search (id uuid PRIMARY KEY, search_text text NOT NULL)",
+                "INSERT INTO dataset_search (id, search_text) SELECT id, search_text FROM dataset WHERE revision > 0",
+                "DROP INDEX dataset_search_trigram",
+                "ALTER TABLE dataset DROP COLUMN search_text",
+                "CREATE INDEX dataset_search_trigram ON dataset_search USING gin (search_text gin_trgm_ops)",
+            ]
+        ),
     ]
 
-    /// Applies pending migrations on one connection, holding the advisory lock throughout.
-    static func run(on connection: PostgresConnection, logger: Logger) async throws {
+    /// Applies pending migrations (up to `last`) on one connection, holding the advisory lock throughout.
+    static func run(on connection: PostgresConnection, upTo last: Int = .max, logger: Logger) async throws {
         try await connection.query("SELECT pg_advisory_lock(\(advisoryLockKey))", logger: logger)
         do {
             try await connection.query(
@@ -179,7 +194,7 @@ enum PostgresMigrations {
             ).decode(Int.self) {
                 applied.insert(version)
             }
-            for migration in all where !applied.contains(migration.version) {
+            for migration in all where !applied.contains(migration.version) && migration.version <= last {
                 logger.info("applying migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
                 try await connection.query("BEGIN", logger: logger)
                 do {

@@ -82,6 +82,28 @@ struct SearchTests {
         #expect(beyond.rows.isEmpty && beyond.nextPage == nil)
     }
 
+    /// What search matches follows the dataset's extra through resubmissions, and survives changes
+    /// that leave it alone (state updates, pausing).
+    @Test(arguments: TestEngine.available)
+    func searchFollowsTheCurrentExtra(engine: TestEngine) async throws {
+        let store = try await TestStores.make(engine)
+        let before = "before" + UUID().uuidString.prefix(8).lowercased()
+        let after = "after" + UUID().uuidString.prefix(8).lowercased()
+        let names = Names()
+        var fixture = PlanFixture(names: names, extra: .object(["team": .string(before)])).products("a")
+        func found(_ text: String) async throws -> [UUID] { try await store.search(SearchQuery(text: text, page: 0)).rows.map(\.datasetId) }
+        _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "p")
+        #expect(try await found(before) == [fixture.datasetId])
+        fixture.datasetExtra = .object(["team": .string(after)])
+        _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "p")
+        #expect(try await found(before).isEmpty)
+        #expect(try await found(after) == [fixture.datasetId])
+        _ = try await store.apply(.update([StateUpdate(id: names["a"], state: .running)]), to: fixture.datasetId, by: "p")
+        _ = try await store.apply(.pause, to: fixture.datasetId, by: "p")
+        #expect(try await found(after) == [fixture.datasetId])
+        #expect(try await found(fixture.datasetId.lowercased) == [fixture.datasetId])
+    }
+
     @Test(arguments: TestEngine.available)
     func aChangeToAProductMovesItsDatasetToTheTop(engine: TestEngine) async throws {
         let store = try await TestStores.make(engine)

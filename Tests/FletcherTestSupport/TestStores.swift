@@ -69,7 +69,9 @@ public enum TestStores {
             var components = URLComponents(string: url)
         else { throw TestStoreError.noPostgres }
         let name = "fletcher_t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
-        let admin = try postgresStore(maxConnections: 1)
+        // Two connections: the store's change listener holds one for good, and would otherwise race
+        // (and, now and then, beat) the `CREATE DATABASE` below for the only one.
+        let admin = try postgresStore(maxConnections: 2)
         _ = try await admin.client.withConnection { connection in
             try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: Logger(label: "fletcher-test"))
         }

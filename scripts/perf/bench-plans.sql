@@ -18,11 +18,15 @@ INSERT INTO shape_dependency VALUES
 DELETE FROM shape_product WHERE :'shape' = 'small' AND i NOT IN (0, 4);
 DELETE FROM shape_dependency WHERE :'shape' = 'small' AND (parent, child) <> (0, 4);
 
-INSERT INTO dataset (id, paused, extra, modified_by, modified_date, last_modified, revision, search_text)
-SELECT md5(:'prefix' || '-ds-' || n)::uuid, false, e.extra, 'bench', now(), now() - make_interval(secs => n), 1,
-       lower(md5(:'prefix' || '-ds-' || n)::uuid::text || ' ' || e.extra::text)
-FROM generate_series(:first::int, :last::int) n,
-     LATERAL (SELECT jsonb_build_object('name', :'prefix' || ' plan ' || n, 'team', 'bench') AS extra) e;
+INSERT INTO dataset (id, paused, extra, modified_by, modified_date, last_modified, revision)
+SELECT md5(:'prefix' || '-ds-' || n)::uuid, false, jsonb_build_object('name', :'prefix' || ' plan ' || n, 'team', 'bench'),
+       'bench', now(), now() - make_interval(secs => n), 1
+FROM generate_series(:first::int, :last::int) n;
+
+INSERT INTO dataset_search (id, search_text)
+SELECT md5(:'prefix' || '-ds-' || n)::uuid,
+       lower(md5(:'prefix' || '-ds-' || n)::uuid::text || ' ' || jsonb_build_object('name', :'prefix' || ' plan ' || n, 'team', 'bench')::text)
+FROM generate_series(:first::int, :last::int) n;
 
 INSERT INTO data_product (dataset_id, id, position, compute, name, version, eager, passthrough, state,
                           run_id, link, passback, extra, modified_by, modified_date)
@@ -37,5 +41,6 @@ SELECT md5(:'prefix' || '-ds-' || n)::uuid, md5(:'prefix' || '-dp-' || n || '-' 
 FROM generate_series(:first::int, :last::int) n CROSS JOIN shape_dependency d;
 COMMIT;
 ANALYZE dataset;
+ANALYZE dataset_search;
 ANALYZE data_product;
 ANALYZE dependency;
