@@ -56,19 +56,24 @@ public struct JSONBytes: Sendable {
     public mutating func uuid(_ id: UUID) {
         Self.appending(38, to: &bytes) { out in
             out[0] = 0x22
-            withUnsafeBytes(of: id.uuid) { raw in
-                var at = 1
-                for index in 0..<16 {
-                    if index == 4 || index == 6 || index == 8 || index == 10 {
-                        out[at] = 0x2D
-                        at += 1
-                    }
-                    out[at] = Self.hexDigit(raw[index] >> 4)
-                    out[at + 1] = Self.hexDigit(raw[index] & 0x0F)
-                    at += 2
-                }
-            }
+            Self.write(id, to: UnsafeMutableBufferPointer(rebasing: out[1..<37]))
             out[37] = 0x22
+        }
+    }
+
+    /// Writes `id` in lower case, hyphenated, to `out` (36 bytes).
+    static func write(_ id: UUID, to out: UnsafeMutableBufferPointer<UInt8>) {
+        withUnsafeBytes(of: id.uuid) { raw in
+            var at = 0
+            for index in 0..<16 {
+                if index == 4 || index == 6 || index == 8 || index == 10 {
+                    out[at] = 0x2D
+                    at += 1
+                }
+                out[at] = hexDigit(raw[index] >> 4)
+                out[at + 1] = hexDigit(raw[index] & 0x0F)
+                at += 2
+            }
         }
     }
 

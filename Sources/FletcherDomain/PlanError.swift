@@ -53,6 +53,12 @@ extension PlanError: CustomStringConvertible {
 }
 
 extension UUID {
-    /// The wire spelling of a UUID: lowercase, hyphenated.
-    public var lowercased: String { uuidString.lowercased() }
+    /// The wire spelling of a UUID: lowercase, hyphenated. (Written digit by digit: Foundation's
+    /// `uuidString` formats with `snprintf`, a visible share of the server's time.)
+    public var lowercased: String {
+        String(unsafeUninitializedCapacity: 36) { out in
+            JSONBytes.write(self, to: UnsafeMutableBufferPointer(rebasing: out[0..<36]))
+            return 36
+        }
+    }
 }

@@ -1,4 +1,5 @@
 public import CoreMetrics
+import FletcherDomain
 import Foundation
 public import Hummingbird
 import HTTPTypes
@@ -62,7 +63,7 @@ public struct RequestObservabilityMiddleware<Context: RequestContext>: RouterMid
     }
 
     static func newRequestId() -> String {
-        UUID().uuidString.lowercased()
+        UUID().lowercased
     }
 }
 

@@ -73,6 +73,15 @@ struct JSONParserTests {
         ])
     }
 
+    @Test func uuidsAreSpelledAsFoundationSpellsThemInLowerCase() {
+        for id in (0..<1_000).map({ _ in UUID() }) + [UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))] {
+            #expect(id.lowercased == id.uuidString.lowercased())
+            var json = JSONBytes()
+            json.uuid(id)
+            #expect(json.text == "\"" + id.uuidString.lowercased() + "\"")
+        }
+    }
+
     @Test func storedTextReadsBackAsFoundationReadsIt() async {
         await propertyCheck(count: 500, input: Self.values) { value in
             let text = value.text
