@@ -164,14 +164,31 @@ struct PlanSubmissionFastPath: ServerMiddleware {
         next: @Sendable (HTTPRequest, HTTPBody?, ServerRequestMetadata) async throws -> (HTTPResponse, HTTPBody?)
     ) async throws -> (HTTPResponse, HTTPBody?) {
         guard operationID == Operations.SubmitPlan.id, let body else { return try await next(request, body, metadata) }
-        // The body's size is bounded where it streams in (`RequestLimitsMiddleware`).
-        let bytes = try await [UInt8](collecting: body, upTo: .max)
-        guard let submission = bytes.withUnsafeBytes({ PlanSubmission.read(json: $0) }) else {
+        switch try await Self.read(body) {
+        case .submission(let submission):
+            return try await PlanSubmissionSlot.$current.withValue(submission) {
+                try await next(request, HTTPBody(Self.standIn), metadata)
+            }
+        case .declined(let bytes):
             return try await next(request, HTTPBody(bytes), metadata)
         }
-        return try await PlanSubmissionSlot.$current.withValue(submission) {
-            try await next(request, HTTPBody(Self.standIn), metadata)
-        }
+    }
+
+    private enum Read {
+        case submission(PlanSubmission)
+        case declined([UInt8])
+    }
+
+    /// The body, read whole: as a submission, or (declined) as its bytes. Only the submission
+    /// outlives this call, so a big request's bytes are freed before its plan is worked on.
+    private static func read(_ body: HTTPBody) async throws -> Read {
+        // The body's size is bounded where it streams in (`RequestLimitsMiddleware`), and a
+        // `Content-Length` beyond that bound was refused before.
+        var bytes: [UInt8] = []
+        if case .known(let length) = body.length { bytes.reserveCapacity(Int(clamping: length)) }
+        for try await chunk in body { bytes.append(contentsOf: chunk) }
+        guard let submission = bytes.withUnsafeBytes({ PlanSubmission.read(json: $0) }) else { return .declined(bytes) }
+        return .submission(submission)
     }
 
     private static let standIn = #"{"dataset":{"id":"00000000-0000-0000-0000-000000000000"},"data_products":[],"dependencies":[]}"#
