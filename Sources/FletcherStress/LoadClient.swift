@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import FletcherDomain
 import Foundation
 import NIOCore
 import NIOFoundationCompat
@@ -29,13 +30,15 @@ final class LoadClient: Sendable {
         var body: ByteBuffer?
         var error: String?
         var ok: Bool { (200..<300).contains(status) }
-        var json: Any? { body.flatMap { try? JSONSerialization.jsonObject(with: Data(buffer: $0)) } }
     }
 
     /// Logs in; the token is used by every later authenticated request.
     func authenticate() async throws {
-        let answer = await send("authenticate", .POST, "/api/authenticate", json: ["service": service, "key": key], measured: false)
-        guard answer.ok, let object = answer.json as? [String: Any], let token = object["access_token"] as? String else {
+        let answer = await send(
+            "authenticate", .POST, "/api/authenticate", json: .object(["service": .string(service), "key": .string(key)]), measured: false)
+        guard answer.ok, let body = answer.body, case .object(let object) = try? JSONValue(parsing: String(buffer: body)),
+            case .string(let token)? = object["access_token"]
+        else {
             throw StressError("cannot authenticate as '\(service)' at \(base): \(answer.error ?? "HTTP \(answer.status)")")
         }
         self.token.withLock { $0 = token }
@@ -43,13 +46,13 @@ final class LoadClient: Sendable {
 
     /// One timed request. `measured` requests count towards the run's totals and limit.
     func send(
-        _ kind: String, _ method: HTTPMethod, _ path: String, json: Any? = nil, authenticated: Bool = false, measured: Bool = true
+        _ kind: String, _ method: HTTPMethod, _ path: String, json: JSONValue? = nil, authenticated: Bool = false, measured: Bool = true
     ) async -> Answer {
         var request = HTTPClientRequest(url: base + path)
         request.method = method
         if let json {
             request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(data: (try? JSONSerialization.data(withJSONObject: json)) ?? Data()))
+            request.body = .bytes(ByteBuffer(string: json.text))
         }
         if authenticated, let token = token.withLock({ $0 }) { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         let started = ContinuousClock.now

@@ -35,23 +35,25 @@ struct StressPlan: Sendable {
         label = "stress \(run) plan \(index)"
     }
 
-    var id: String { datasetId.uuidString.lowercased() }
-    func id(_ name: String) -> String { ids[name]!.uuidString.lowercased() }
+    var id: String { datasetId.lowercased }
+    func id(_ name: String) -> String { ids[name]!.lowercased }
 
     /// The `POST /api/plan` body.
-    var submission: [String: Any] {
-        [
-            "dataset": ["id": id, "extra": ["name": label, "team": "stress"]],
-            "data_products": Self.products.map { product in
-                [
-                    "id": id(product.name), "compute": "cams", "name": product.name, "version": "1.0", "eager": product.eager,
-                    "passthrough": ["plan": label],
-                ] as [String: Any]
-            },
-            "dependencies": Self.products.flatMap { product in
-                product.parents.map { parent in ["parent_id": id(parent), "child_id": id(product.name)] as [String: Any] }
-            },
-        ]
+    var submission: JSONValue {
+        .object([
+            "dataset": .object(["id": .string(id), "extra": .object(["name": .string(label), "team": .string("stress")])]),
+            "data_products": .array(
+                Self.products.map { product in
+                    .object([
+                        "id": .string(id(product.name)), "compute": .string("cams"), "name": .string(product.name),
+                        "version": .string("1.0"), "eager": .bool(product.eager), "passthrough": .object(["plan": .string(label)]),
+                    ])
+                }),
+            "dependencies": .array(
+                Self.products.flatMap { product in
+                    product.parents.map { parent in .object(["parent_id": .string(id(parent)), "child_id": .string(id(product.name))]) }
+                }),
+        ])
     }
 
     static var sources: [String] { products.filter(\.parents.isEmpty).map(\.name) }

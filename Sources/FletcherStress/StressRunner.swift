@@ -1,3 +1,4 @@
+import FletcherDomain
 public import Foundation
 import Histogram
 import Hummingbird
@@ -188,7 +189,7 @@ struct Worker: Sendable {
                         for child in drivers[position].readied(bySuccessOf: name) { board.expect(TriggerBoard.key(plan.id, plan.id(child))) }
                     }
                     let answer = await client.send(
-                        "update", .PUT, "/api/data_product/\(plan.id)/update", json: [["id": plan.id(name), "state": state]],
+                        "update", .PUT, "/api/data_product/\(plan.id)/update", json: .array([.object(["id": .string(plan.id(name)), "state": .string(state)])]),
                         authenticated: true)
                     await absorb(answer, into: &drivers[position])
                     updates += 1
@@ -203,7 +204,7 @@ struct Worker: Sendable {
                     }
                 case .restart:
                     let answer = await client.send(
-                        "clear", .PUT, "/api/data_product/\(plan.id)/clear", json: StressPlan.sources.map { plan.id($0) },
+                        "clear", .PUT, "/api/data_product/\(plan.id)/clear", json: .array(StressPlan.sources.map { .string(plan.id($0)) }),
                         authenticated: true)
                     await absorb(answer, into: &drivers[position])
                 }
