@@ -115,16 +115,21 @@ struct AuthTests {
     /// Verified tokens are remembered (not checked again on every request) — but only until they expire.
     @Test func aTokenUsedBeforeStopsWorkingWhenItExpires() async throws {
         let api = try await TestAPI(engine: .sqlite)
-        let expires = Date().addingTimeInterval(2)
-        let token = try await Self.token(secret: TestServices.secret, service: "publisher", expires: expires)
         try await api.test { client in
+            // Made once the server is up (starting it under a loaded machine took longer than the
+            // token's life once). The token's `exp` is in whole seconds: it may end up to 1 s early.
+            let expires = Date().addingTimeInterval(3)
+            let token = try await Self.token(secret: TestServices.secret, service: "publisher", expires: expires)
             func submit() async throws -> HTTPResponse.Status {
                 let id = UUID().uuidString.lowercased()
                 let submission: [String: Any] = ["dataset": ["id": id], "data_products": [] as [Any], "dependencies": [] as [Any]]
                 return try await client.send(.post, "/api/plan", token: token, json: submission).status
             }
-            #expect(try await submit() == .ok)
-            #expect(try await submit() == .ok)
+            // Accepted while valid — the second time from memory — whenever the answer came in time.
+            for _ in 0..<2 {
+                let status = try await submit()
+                if Date() < expires.addingTimeInterval(-1) { #expect(status == .ok) }
+            }
             // Poll until it is refused; it must not be refused before it expired, nor long after.
             let deadline = Date().addingTimeInterval(10)
             var status = HTTPResponse.Status.ok
