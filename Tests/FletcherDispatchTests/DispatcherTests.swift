@@ -201,7 +201,8 @@ struct DispatcherTests {
                 try await store.triggers(datasetId: fixture.datasetId, dataProductId: names["a"]).first?.state == .delivered
             }
         }
-        #expect(platform.received.count == 2)
+        // Sent again (more than once if a loaded machine makes the resend time out too), one job.
+        #expect(platform.received.count >= 2)
         #expect(platform.jobs == 1)
     }
 

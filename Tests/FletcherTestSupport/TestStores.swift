@@ -79,13 +79,16 @@ public enum TestStores {
         var logger = Logger(label: "fletcher-test")
         logger.logLevel = .warning
         let store = PostgresStore(
-            endpoint: try PostgresEndpoint(url: components.string!, maximumConnections: 8), logger: logger)
+            endpoint: try PostgresEndpoint(url: components.string!, maximumConnections: 8), logger: logger,
+            waitLimit: .seconds(60))
         Task.detached { await store.run() }
         return store
     }
 
     /// A new connection pool (running until the process ends) on the test PostgreSQL database.
-    public static func postgresStore(maxConnections: Int = 8, waitLimit: Duration = .seconds(5)) throws -> PostgresStore {
+    /// `waitLimit` is generous: tests that pile writers onto one dataset hold every connection while
+    /// they queue for its row, and a loaded CI machine once took longer than 5 s to serve the queue.
+    public static func postgresStore(maxConnections: Int = 8, waitLimit: Duration = .seconds(60)) throws -> PostgresStore {
         guard let url = ProcessInfo.processInfo.environment["FLETCHER_TEST_POSTGRES_URL"] else {
             throw TestStoreError.noPostgres
         }
