@@ -3,7 +3,10 @@ import FletcherDomain
 @testable import FletcherHTTP
 import FletcherTestSupport
 import Foundation
+import HTTPTypes
+import OpenAPIRuntime
 import PropertyBased
+import Synchronization
 import Testing
 
 /// `PlanSubmission.read(json:)` either reads a body exactly as the generated decoder and the wire
@@ -124,5 +127,33 @@ struct PlanSubmissionReadingTests {
             #expect(fast != nil, "declined: \(text)")
             #expect(fast == Self.generated(Array(text.utf8)), "\(text)")
         }
+    }
+}
+
+/// The middleware itself: a plain body reaches the handler as a read submission with the stand-in
+/// body; a declined one reaches it untouched, with no submission.
+@Suite("Plan submission middleware")
+struct PlanSubmissionFastPathTests {
+    func pass(_ text: String) async throws -> (submission: PlanSubmission?, body: String) {
+        let seen = Mutex<(PlanSubmission?, String)>((nil, ""))
+        _ = try await PlanSubmissionFastPath().intercept(
+            HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/api/plan"), body: HTTPBody(text),
+            metadata: ServerRequestMetadata(), operationID: Operations.SubmitPlan.id
+        ) { _, body, _ in
+            let bytes = try await String(collecting: body!, upTo: .max)
+            seen.withLock { $0 = (PlanSubmissionSlot.current, bytes) }
+            return (HTTPResponse(status: .ok), nil)
+        }
+        return seen.withLock { $0 }
+    }
+
+    @Test func plainBodiesAreReadAndDeclinedOnesPassUntouched() async throws {
+        let plain = PlanSubmissionReadingTests.plain[0]
+        let read = try await pass(plain)
+        #expect(read.submission == PlanSubmissionReadingTests.generated(Array(plain.utf8)))
+        #expect(read.submission != nil && read.body != plain)
+        let doubtful = PlanSubmissionReadingTests.doubtful[0]
+        let declined = try await pass(doubtful)
+        #expect(declined.submission == nil && declined.body == doubtful)
     }
 }
