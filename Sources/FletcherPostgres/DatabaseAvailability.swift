@@ -9,14 +9,34 @@ import Synchronization
 /// the middle of a query, a caller waiting unusually long for a connection — raises a suspicion;
 /// `watch` then probes the database on a connection of its own, marks it down while the probe fails
 /// (checking again every `probeInterval`), and up as soon as it answers.
+///
+/// A probe that is refused or loses its connection marks the database down at once. One that is
+/// merely not answered in time does not: on a machine starved of CPU a new connection can take
+/// longer than the probe's limit while the pool's connections keep serving. The database counts as
+/// down only after `timeoutsBeforeDown` probes in a row went unanswered with no pooled work
+/// answered meanwhile (`answered()`); any pooled answer during a probe counts as the database's.
 final class DatabaseAvailability: Sendable {
+    /// What a probe found.
+    enum Probe: Sendable, Equatable {
+        /// The database answered.
+        case answered
+        /// It refused, or closed the connection: it is down.
+        case failed(String)
+        /// No answer within the probe's limit: down, or only slow.
+        case timedOut(String)
+    }
+
     /// Since when, and why, the database has been found down; nil while it answers.
     private let down = Mutex<(since: ContinuousClock.Instant, reason: String)?>(nil)
+    /// How many pooled calls have ended with the database's answer.
+    private let answers = Atomic<UInt64>(0)
     private let suspicions: AsyncStream<Void>
     private let raise: AsyncStream<Void>.Continuation
     private let logger: Logger
     /// The pause between two failed probes.
     static let probeInterval = Duration.milliseconds(250)
+    /// Unanswered probes in a row (with no pooled answer meanwhile) that mark the database down.
+    static let timeoutsBeforeDown = 2
 
     init(logger: Logger) {
         (suspicions, raise) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -36,16 +56,32 @@ final class DatabaseAvailability: Sendable {
         raise.yield()
     }
 
-    /// Probes on each suspicion until `probe` succeeds; runs until cancelled.
-    func watch(probe: @Sendable () async -> String?) async {
+    /// Counts a pooled call that the database answered: evidence it is up, whatever a probe meets.
+    func answered() {
+        answers.add(1, ordering: .relaxed)
+    }
+
+    /// Probes on each suspicion until `probe` finds the database answering; runs until cancelled.
+    func watch(interval: Duration = probeInterval, probe: @Sendable () async -> Probe) async {
         for await _ in suspicions {
-            while !Task.isCancelled {
-                guard let failure = await probe() else {
+            var unanswered = 0
+            probing: while !Task.isCancelled {
+                let answersBefore = answers.load(ordering: .relaxed)
+                switch await probe() {
+                case .answered:
                     markUp()
-                    break
+                    break probing
+                case .failed(let reason):
+                    markDown(reason)
+                case .timedOut(let reason):
+                    if answers.load(ordering: .relaxed) != answersBefore {
+                        markUp()
+                        break probing
+                    }
+                    unanswered += 1
+                    if unanswered >= Self.timeoutsBeforeDown { markDown(reason) }
                 }
-                markDown(failure)
-                try? await Task.sleep(for: Self.probeInterval)
+                try? await Task.sleep(for: interval)
             }
         }
     }
@@ -71,23 +107,23 @@ final class DatabaseAvailability: Sendable {
 
 /// The first outcome of a probe, whichever of the attempt and the time limit settles it.
 final class ProbeOutcome: Sendable {
-    private let state = Mutex<(outcome: String??, waiter: CheckedContinuation<String?, Never>?)>((nil, nil))
+    private let state = Mutex<(outcome: DatabaseAvailability.Probe?, waiter: CheckedContinuation<DatabaseAvailability.Probe, Never>?)>((nil, nil))
 
-    /// Nil when the database answered, otherwise why not; only the first call counts.
-    func settle(_ failure: String?) {
-        let waiter = state.withLock { state -> CheckedContinuation<String?, Never>? in
+    /// Only the first call counts.
+    func settle(_ outcome: DatabaseAvailability.Probe) {
+        let waiter = state.withLock { state -> CheckedContinuation<DatabaseAvailability.Probe, Never>? in
             guard state.outcome == nil else { return nil }
-            state.outcome = .some(failure)
+            state.outcome = outcome
             defer { state.waiter = nil }
             return state.waiter
         }
-        waiter?.resume(returning: failure)
+        waiter?.resume(returning: outcome)
     }
 
-    var value: String? {
+    var value: DatabaseAvailability.Probe {
         get async {
             await withCheckedContinuation { continuation in
-                let settled = state.withLock { state -> String?? in
+                let settled = state.withLock { state -> DatabaseAvailability.Probe? in
                     if let outcome = state.outcome { return outcome }
                     state.waiter = continuation
                     return nil

@@ -272,9 +272,11 @@ public final class PostgresStore: Store, Service {
             calls.remove(call)
             call.ticket.end()
         }
-        return try await call.run(on: client) { connection in
+        return try await call.run(on: client) { [availability] connection in
             do {
-                return try await body(connection)
+                let result = try await body(connection)
+                availability.answered()
+                return result
             } catch let error as PSQLError where error.code == .server && !error.losesConnection {
                 // postgres-nio keeps a statement that failed to prepare failed on its connection for
                 // good (it replays the error): a connection that saw a server error is closed, once
@@ -313,29 +315,29 @@ public final class PostgresStore: Store, Service {
     /// How long the availability probe waits for `SELECT 1` on its new connection.
     static let probeTimeout = Duration.seconds(1)
 
-    /// Nil when the database answers on a new connection of its own within `probeTimeout` (a refused
-    /// connection fails at once; the pool, by contrast, would keep retrying); otherwise why not. An
+    /// Whether the database answers on a new connection of its own within `probeTimeout` (a refused
+    /// connection fails at once; the pool, by contrast, would keep retrying), and if not, why. An
     /// error from the server itself (other than its shutting down) is an answer too: "too many
     /// clients" means the database is up, and the pool's connections still serve. The attempt is
     /// raced against the limit, not awaited: postgres-nio's queries do not end on cancellation.
-    private func probe() async -> String? {
+    private func probe() async -> DatabaseAvailability.Probe {
         let outcome = ProbeOutcome()
         let attempt = Task { [probeConfiguration, logger] in
             do {
                 let connection = try await PostgresConnection.connect(configuration: probeConfiguration, id: 0, logger: logger)
                 defer { Task { try? await connection.close() } }
                 _ = try await connection.query("SELECT 1", logger: logger)
-                outcome.settle(nil)
+                outcome.settle(.answered)
             } catch let error as PSQLError where error.code == .server && !error.losesConnection {
-                outcome.settle(nil)
+                outcome.settle(.answered)
             } catch {
-                outcome.settle(String(reflecting: error))
+                outcome.settle(.failed(String(reflecting: error)))
             }
         }
         let timer = Task {
             try await Task.sleep(for: Self.probeTimeout)
             attempt.cancel()
-            outcome.settle("no answer within \(Self.probeTimeout)")
+            outcome.settle(.timedOut("no answer within \(Self.probeTimeout)"))
         }
         defer { timer.cancel() }
         return await outcome.value

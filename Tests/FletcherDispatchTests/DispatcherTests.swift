@@ -54,19 +54,6 @@ struct DispatcherTests {
         }
     }
 
-    /// Polls `condition` until it holds, failing after `timeout`.
-    static func eventually(
-        _ what: String, timeout: Duration = .seconds(15), sourceLocation: SourceLocation = #_sourceLocation,
-        _ condition: () async throws -> Bool
-    ) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        Issue.record("timed out waiting for \(what)", sourceLocation: sourceLocation)
-    }
-
     @Test(arguments: TestEngine.available)
     func aPlanIsDrivenToSuccessWithEachProductTriggeredOnce(engine: TestEngine) async throws {
         let store = try await TestStores.make(engine, isolated: true)
@@ -81,11 +68,11 @@ struct DispatcherTests {
         }
         try await Self.withDispatcher(store, platform: platform) {
             _ = try await store.apply(.submit(fixture.submission), to: datasetId, by: "publisher")
-            try await Self.eventually("every product to succeed") {
+            try await eventually("every product to succeed") {
                 try await store.plan(datasetId)?.dataProducts.allSatisfy { $0.state == .success } ?? false
             }
             for name in ["a", "b", "c", "d"] {
-                try await Self.eventually("\(name)'s delivery recorded") {
+                try await eventually("\(name)'s delivery recorded") {
                     try await store.triggers(datasetId: datasetId, dataProductId: names[name]).map(\.state) == [.delivered]
                 }
             }
@@ -107,7 +94,7 @@ struct DispatcherTests {
         let platform = FakePlatform { _, _ in .init(status: .unprocessableContent, body: "{}") }
         try await Self.withDispatcher(store, platform: platform) {
             _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "p")
-            try await Self.eventually("the product to fail") {
+            try await eventually("the product to fail") {
                 try await store.dataProduct(datasetId: fixture.datasetId, id: names["a"])?.state == .failed
             }
         }
@@ -143,7 +130,7 @@ struct DispatcherTests {
         try await Self.withDispatcher(store, platform: platform, clock: clock, metrics: metrics) {
             _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "p")
             for (expected, backoff) in [(1, 1.0), (2, 2.0), (3, 30.0)] {
-                try await Self.eventually("attempt \(expected) recorded") {
+                try await eventually("attempt \(expected) recorded") {
                     try await Self.deliveries(store, fixture.datasetId, names["a"]).count == expected
                 }
                 // The queue as /metrics reads it: one pending trigger, not leased, failures counted.
@@ -160,7 +147,7 @@ struct DispatcherTests {
                 // …and sent once it is due.
                 clock.advance(backoff + 0.01)
             }
-            try await Self.eventually("delivery") {
+            try await eventually("delivery") {
                 try await store.triggers(datasetId: fixture.datasetId, dataProductId: names["a"]).first?.state == .delivered
             }
         }
@@ -193,11 +180,11 @@ struct DispatcherTests {
         let platform = FakePlatform { _, number in number == 1 ? .init(delay: .seconds(4)) : .init() }
         try await Self.withDispatcher(store, platform: platform, target: { ComputeTarget(url: $0, timeout: 1) }, clock: clock) {
             _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "p")
-            try await Self.eventually("the timeout to be recorded") {
+            try await eventually("the timeout to be recorded") {
                 try await store.nextDue(compute: .cams).map { $0 > clock.now } ?? false
             }
             clock.advance(1.1)
-            try await Self.eventually("delivery") {
+            try await eventually("delivery") {
                 try await store.triggers(datasetId: fixture.datasetId, dataProductId: names["a"]).first?.state == .delivered
             }
         }
@@ -218,8 +205,8 @@ struct DispatcherTests {
         _ = try await store.apply(.update([StateUpdate(id: names["reported"], state: .running)]), to: fixture.datasetId, by: "p")
         let platform = FakePlatform()
         try await Self.withDispatcher(store, platform: platform) {
-            try await Self.eventually("two deliveries") { platform.received.count == 2 }
-            try await Self.eventually("their records") {
+            try await eventually("two deliveries") { platform.received.count == 2 }
+            try await eventually("their records") {
                 try await store.triggers(datasetId: fixture.datasetId, dataProductId: names["kept"]).first?.state == .delivered
             }
         }
@@ -243,12 +230,12 @@ struct DispatcherTests {
                 store, platform: platform, otherTargets: [.dbxaas: ComputeTarget(url: hangingURL, timeout: 5)]
             ) {
                 _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "p")
-                try await Self.eventually("both triggers sent to the hanging platform") { hanging.received.count == 2 }
-                try await Self.eventually("the healthy platform's deliveries") { platform.received.count == 3 }
+                try await eventually("both triggers sent to the hanging platform") { hanging.received.count == 2 }
+                try await eventually("the healthy platform's deliveries") { platform.received.count == 3 }
                 // Delivered while both requests to the other platform still wait for an answer.
                 #expect(hanging.openNow == 2)
                 #expect(try await Self.deliveries(store, fixture.datasetId, names["down1"]).isEmpty)
-                try await Self.eventually("the failures to be recorded") {
+                try await eventually("the failures to be recorded") {
                     try await Self.deliveries(store, fixture.datasetId, names["down1"]).first?.error != nil
                 }
             }
@@ -267,7 +254,7 @@ struct DispatcherTests {
             store, platform: platform, target: { ComputeTarget(url: $0, maxInFlight: 3, timeout: 5) }, instances: 2
         ) {
             _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "p")
-            try await Self.eventually("all deliveries") { platform.received.count == 12 }
+            try await eventually("all deliveries") { platform.received.count == 12 }
         }
         #expect(platform.mostOpenAtOnce <= 3)
         #expect(platform.mostOpenAtOnce >= 2)

@@ -95,6 +95,49 @@ struct DatabaseAvailabilityTests {
         #expect(reason.contains("closed the connection"))
     }
 
+    /// A probe refused marks the database down at once. A probe only late (a machine starved of CPU
+    /// connects slowly) does not, while pooled work is answered meanwhile; two late probes in a row
+    /// with nothing answered do. Each list: whether the database was marked down as each probe began,
+    /// and after the last.
+    @Test func onlyARefusalOrRepeatedSilenceMarksTheDatabaseDown() async throws {
+        typealias P = DatabaseAvailability.Probe
+        let late = P.timedOut("no answer within 1 s")
+        #expect(try await Self.downAsEachProbeBegan([(.failed("connection refused"), false)]) == [false, true])
+        #expect(try await Self.downAsEachProbeBegan([(late, false), (.answered, false)]) == [false, false, false])
+        #expect(try await Self.downAsEachProbeBegan([(late, false), (late, false), (.answered, false)]) == [false, false, true, false])
+        #expect(try await Self.downAsEachProbeBegan([(late, false), (late, false), (late, false)]) == [false, false, true, true])
+        // Pooled work answered during a late probe: the database is up; the count starts again.
+        #expect(try await Self.downAsEachProbeBegan([(late, true), (late, false), (late, true)]) == [false, false, false, false])
+        #expect(try await Self.downAsEachProbeBegan([(late, false), (late, true), (late, false)]) == [false, false, false, false])
+    }
+
+    /// Runs the availability watch over `steps` (each a probe's outcome, and whether pooled work is
+    /// answered while it runs), raising suspicions until all are used; whether the database was
+    /// marked down as each probe began, and as the next one began.
+    static func downAsEachProbeBegan(_ steps: [(DatabaseAvailability.Probe, answeredMeanwhile: Bool)]) async throws -> [Bool] {
+        var logger = Logger(label: "fletcher-test")
+        logger.logLevel = .critical
+        let availability = DatabaseAvailability(logger: logger)
+        let remaining = Mutex(steps)
+        let seen = Mutex<[Bool]>([])
+        let watching = Task {
+            await availability.watch(interval: .milliseconds(1)) {
+                seen.withLock { $0.append(availability.isDown) }
+                guard let (outcome, answered) = remaining.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else {
+                    return .answered
+                }
+                if answered { availability.answered() }
+                return outcome
+            }
+        }
+        defer { watching.cancel() }
+        try await eventually("every probe to run, and one more") {
+            availability.suspect()
+            return seen.withLock { $0.count > steps.count }
+        }
+        return Array(seen.withLock { $0 }.prefix(steps.count + 1))
+    }
+
     final class FakeCall: WatchedCall {
         let ticket: PoolUsage.Ticket
         let started = ContinuousClock.now

@@ -1,4 +1,5 @@
 public import Foundation
+public import Testing
 
 /// The first element of `stream`, or nil when none arrives within `timeout`.
 public func first<T: Sendable>(of stream: AsyncStream<T>, within timeout: Duration) async -> T? {
@@ -15,4 +16,17 @@ public func first<T: Sendable>(of stream: AsyncStream<T>, within timeout: Durati
         group.cancelAll()
         return result
     }
+}
+
+/// Polls `condition` until it holds, recording an issue after `timeout`.
+public func eventually(
+    _ what: String, timeout: Duration = .seconds(15), sourceLocation: SourceLocation = #_sourceLocation,
+    _ condition: () async throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    Issue.record("timed out waiting for \(what)", sourceLocation: sourceLocation)
 }
