@@ -35,8 +35,9 @@ def test_the_mixed_workload_drives_plans_to_the_end_without_failures():
             assert 0 < kinds[kind]["min_ms"] <= kinds[kind]["p50_ms"] <= kinds[kind]["p99_ms"] <= kinds[kind]["max_ms"]
             assert kind in text
         # One visit of the three pages per four state updates (clears restart a plan; they count apart).
+        # The request limit may end each of the 4 workers between two pages of a visit.
         pages = kinds["index page"]["count"]
-        assert kinds["search"]["count"] == pages and abs(kinds["plan page"]["count"] - pages) <= 1
+        assert 0 <= pages - kinds["search"]["count"] <= 4 and 0 <= kinds["search"]["count"] - kinds["plan page"]["count"] <= 4
         assert abs(kinds["update"]["count"] - 4 * pages) <= 4 * 4
         # Every plan the tool drove is stored as it left it: no product failed, and each is readable.
         plans = server_plans(server)
