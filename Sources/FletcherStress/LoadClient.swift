@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import FletcherDomain
 import Foundation
 import NIOCore
@@ -7,18 +6,32 @@ import NIOHTTP1
 import Synchronization
 
 /// Sends the stress tool's requests, timing each into the recorder under its kind.
+///
+/// Each request goes over a kept-alive connection that no other request is using at the time (one
+/// is opened when none is idle, so there are as many as requests ever were in flight at once).
 final class LoadClient: Sendable {
-    let http: HTTPClient
+    let host: String
+    let port: Int
+    let tls: Bool
+    let hostHeader: String
+    let basePath: String
     let base: String
     let service: String
     let key: String
     let recorder: StressRecorder
     private let token = Mutex<String?>(nil)
+    private let idle = Mutex<[HTTP1Connection]>([])
 
-    init(base: URL, service: String, key: String, concurrency: Int, recorder: StressRecorder) {
-        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow)
-        configuration.connectionPool = .init(idleTimeout: .seconds(120), concurrentHTTP1ConnectionsPerHostSoftLimit: concurrency + 8)
-        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    init(base: URL, service: String, key: String, recorder: StressRecorder) throws {
+        guard let scheme = base.scheme?.lowercased(), scheme == "http" || scheme == "https", let host = base.host, !host.isEmpty else {
+            throw StressError("the target URL must be http:// or https:// with a host: \(base)")
+        }
+        tls = scheme == "https"
+        self.host = host
+        port = base.port ?? (tls ? 443 : 80)
+        hostHeader = base.port.map { "\(host):\($0)" } ?? host
+        let path = base.path
+        basePath = path.hasSuffix("/") ? String(path.dropLast()) : path
         self.base = base.absoluteString.hasSuffix("/") ? String(base.absoluteString.dropLast()) : base.absoluteString
         self.service = service
         self.key = key
@@ -48,19 +61,23 @@ final class LoadClient: Sendable {
     func send(
         _ kind: String, _ method: HTTPMethod, _ path: String, json: JSONValue? = nil, authenticated: Bool = false, measured: Bool = true
     ) async -> Answer {
-        var request = HTTPClientRequest(url: base + path)
-        request.method = method
+        var head = HTTPRequestHead(version: .http1_1, method: method, uri: basePath + path)
+        head.headers.add(name: "Host", value: hostHeader)
+        var body: ByteBuffer?
         if let json {
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(string: json.text))
+            let bytes = ByteBuffer(string: json.text)
+            head.headers.add(name: "Content-Type", value: "application/json")
+            head.headers.add(name: "Content-Length", value: String(bytes.readableBytes))
+            body = bytes
+        } else if method == .POST || method == .PUT {
+            head.headers.add(name: "Content-Length", value: "0")
         }
-        if authenticated, let token = token.withLock({ $0 }) { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        if authenticated, let token = token.withLock({ $0 }) { head.headers.add(name: "Authorization", value: "Bearer \(token)") }
         let started = ContinuousClock.now
         var answer: Answer
         do {
-            let response = try await http.execute(request, timeout: .seconds(60))
-            let body = try await response.body.collect(upTo: 64 << 20)
-            answer = Answer(status: Int(response.status.code), body: body)
+            let response = try await exchange(head, body: body)
+            answer = Answer(status: response.status, body: response.body)
         } catch {
             answer = Answer(status: 0, body: nil, error: "\(error)")
         }
@@ -73,8 +90,46 @@ final class LoadClient: Sendable {
         return answer
     }
 
+    /// One exchange on an idle connection, or a new one. A kept-alive connection the server closed
+    /// meanwhile (its idle timeout) fails before anything is answered: the request is sent again,
+    /// once, on a new connection.
+    private func exchange(_ head: HTTPRequestHead, body: ByteBuffer?) async throws -> HTTP1Connection.Response {
+        while let connection = idle.withLock({ $0.popLast() }) {
+            guard connection.isOpen else { continue }
+            do {
+                let response = try await connection.exchange(head, body: body)
+                release(connection)
+                return response
+            } catch is HTTP1Connection.ConnectionClosed {
+                connection.close()
+                break
+            } catch {
+                connection.close()
+                throw error
+            }
+        }
+        let connection = try await HTTP1Connection.connect(host: host, port: port, tls: tls)
+        do {
+            let response = try await connection.exchange(head, body: body)
+            release(connection)
+            return response
+        } catch {
+            connection.close()
+            throw error
+        }
+    }
+
+    /// The connections kept for later requests.
+    var idleConnections: [HTTP1Connection] { idle.withLock { $0 } }
+
+    /// Keeps a connection for the next request, unless the server asked to close it.
+    private func release(_ connection: HTTP1Connection) {
+        guard connection.isOpen else { return }
+        idle.withLock { $0.append(connection) }
+    }
+
     func shutdown() async {
-        try? await http.shutdown()
+        for connection in idle.withLock({ connections in defer { connections = [] }; return connections }) { connection.close() }
     }
 }
 

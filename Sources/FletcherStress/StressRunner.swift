@@ -15,8 +15,7 @@ public enum StressRunner {
     /// scenario until the duration or request count is reached.
     public static func run(_ options: StressOptions, progress: @escaping @Sendable (String) -> Void) async throws -> StressReport {
         let recorder = StressRecorder()
-        let client = LoadClient(
-            base: options.url, service: options.service, key: options.key, concurrency: options.concurrency, recorder: recorder)
+        let client = try LoadClient(base: options.url, service: options.service, key: options.key, recorder: recorder)
         do {
             let report = try await run(options, client: client, recorder: recorder, progress: progress)
             await client.shutdown()

@@ -1,0 +1,78 @@
+import FletcherDomain
+@testable import FletcherStress
+import FletcherTestSupport
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import NIOHTTP1
+import Synchronization
+import Testing
+
+/// The stress tool's own HTTP/1.1 connections: requests and bodies go out and answers come back
+/// whole; a connection is kept alive between requests, and one the server closed (its answer said
+/// so, or it was idle too long) is replaced without the request failing.
+@Suite("Stress tool connections")
+struct LoadClientTests {
+    /// Knows the client's port, which tells one connection from another.
+    struct PeerContext: RequestContext {
+        var coreContext: CoreRequestContextStorage
+        let peerPort: Int
+        init(source: ApplicationRequestContextSource) {
+            coreContext = .init(source: source)
+            peerPort = source.channel.remoteAddress?.port ?? -1
+        }
+    }
+
+    @Test func requestsShareAConnectionUntilTheServerClosesIt() async throws {
+        let router = Router(context: PeerContext.self)
+        router.get("/peer") { _, context in "\(context.peerPort)" }
+        router.get("/bye") { _, context in
+            Response(status: .ok, headers: [.connection: "close"], body: .init(byteBuffer: ByteBuffer(string: "\(context.peerPort)")))
+        }
+        router.put("/echo") { request, _ -> ByteBuffer in try await request.body.collect(upTo: 1 << 20) }
+        let app = Application(
+            router: router, server: .http1(configuration: .init(idleTimeout: .milliseconds(500))),
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            let recorder = StressRecorder()
+            let load = try LoadClient(base: try #require(URL(string: "http://127.0.0.1:\(port)/")), service: "s", key: "k", recorder: recorder)
+            func peer(_ path: String = "/peer") async throws -> String {
+                let answer = await load.send("peer", .GET, path)
+                #expect(answer.status == 200, "\(answer.error ?? "")")
+                return String(buffer: try #require(answer.body))
+            }
+            let first = try await peer()
+            #expect(try await peer() == first, "a second request on a new connection")
+            let echoed = await load.send("echo", .PUT, "/echo", json: .object(["state": .string("success")]))
+            #expect(echoed.status == 200 && echoed.body.map { String(buffer: $0) } == #"{"state":"success"}"#)
+            // Answered with "Connection: close": the next request goes on a new connection.
+            #expect(try await peer("/bye") == first)
+            let second = try await peer()
+            #expect(second != first)
+            // Closed by the server's idle timeout: likewise.
+            try await eventually("the server to close the idle connection") { load.idleConnections.allSatisfy { !$0.isOpen } }
+            #expect(try await peer() != second)
+            #expect(recorder.measured.load(ordering: .relaxed) == 6 && recorder.measuredFailures.load(ordering: .relaxed) == 0)
+            await load.shutdown()
+        }
+    }
+
+    @Test func aRefusedConnectionIsAFailedRequestWithItsReason() async throws {
+        let recorder = StressRecorder()
+        let load = try LoadClient(base: try #require(URL(string: "http://127.0.0.1:1")), service: "s", key: "k", recorder: recorder)
+        let answer = await load.send("peer", .GET, "/")
+        #expect(answer.status == 0 && !answer.ok)
+        #expect(answer.error?.isEmpty == false)
+        await load.shutdown()
+    }
+
+    @Test func onlyHTTPTargetsAreAccepted() throws {
+        for url in ["ftp://127.0.0.1/", "file:///tmp/x", "http:///nohost"] {
+            #expect(throws: StressError.self, "\(url)") {
+                _ = try LoadClient(base: try #require(URL(string: url)), service: "s", key: "k", recorder: StressRecorder())
+            }
+        }
+    }
+}
