@@ -18,8 +18,9 @@ public func buildRouter(
     let metrics = metrics ?? PrometheusExporter(store: store, dispatched: [])
     let router = Router(context: BasicRequestContext.self)
     router.add(middleware: RequestObservabilityMiddleware(factory: metrics.factory))
-    router.add(middleware: ProblemResponseMiddleware())
+    // Outside the problem middleware, so that answers made from thrown errors carry the headers too.
     router.add(middleware: SecurityHeadersMiddleware())
+    router.add(middleware: ProblemResponseMiddleware())
     router.add(
         middleware: RequestLimitsMiddleware(maxBodyBytes: maxBodyBytes, maxConcurrent: maxConcurrentRequests, factory: metrics.factory))
     let handler = APIHandler(

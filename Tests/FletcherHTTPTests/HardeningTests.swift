@@ -157,6 +157,14 @@ struct HardeningTests {
             #expect(swagger.headers[.contentSecurityPolicy]?.contains("https://cdn.jsdelivr.net") == true)
             let json = try await client.send(.get, "/health")
             #expect(json.headers[.contentSecurityPolicy] == nil && json.headers[.xContentTypeOptions] == "nosniff")
+            // Answers made from thrown errors too: an unknown path, a missing token, a bad id.
+            for (path, status) in [("/no/such/page", 404), ("/api/plan/not-a-uuid", 400)] {
+                let problem = try await client.send(.get, path)
+                #expect(Int(problem.status.code) == status, "\(path)")
+                #expect(problem.headers[.xContentTypeOptions] == "nosniff", "\(path)")
+            }
+            let refused = try await client.send(.put, "/api/data_product/\(UUID())/update", raw: "[]")
+            #expect(refused.status == .unauthorized && refused.headers[.xContentTypeOptions] == "nosniff")
         }
     }
 }
