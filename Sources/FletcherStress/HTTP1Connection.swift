@@ -50,9 +50,13 @@ final class HTTP1Connection: Sendable {
 
     /// Sends one request and collects its whole answer.
     func exchange(_ head: HTTPRequestHead, body: ByteBuffer?) async throws -> Response {
-        let promise = channel.eventLoop.makePromise(of: Response.self)
-        channel.writeAndFlush(ExchangeHandler.Exchange(head: head, body: body, answer: promise), promise: nil)
-        return try await promise.futureResult.get()
+        let answer = channel.eventLoop.makePromise(of: Response.self)
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        // A write on a channel closed meanwhile never reaches the handler: its failure is the answer
+        // (a promise completed twice keeps its first result).
+        written.futureResult.whenFailure { _ in answer.fail(ConnectionClosed()) }
+        channel.writeAndFlush(ExchangeHandler.Exchange(head: head, body: body, answer: answer), promise: written)
+        return try await answer.futureResult.get()
     }
 
     func close() {
@@ -81,7 +85,9 @@ private final class ExchangeHandler: ChannelDuplexHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let exchange = unwrapOutboundIn(data)
         guard answer == nil, context.channel.isActive else {
-            exchange.answer.fail(answer == nil ? HTTP1Connection.ConnectionClosed() : ChannelError.inappropriateOperationForState)
+            let error: any Error = answer == nil ? HTTP1Connection.ConnectionClosed() : ChannelError.inappropriateOperationForState
+            exchange.answer.fail(error)
+            promise?.fail(error)
             return
         }
         answer = exchange.answer
