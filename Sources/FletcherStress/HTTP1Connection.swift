@@ -26,9 +26,8 @@ final class HTTP1Connection: Sendable {
 
     var isOpen: Bool { channel.isActive }
 
-    /// Connects to `host:port`, over TLS when `tls` is set.
-    static func connect(host: String, port: Int, tls: Bool) async throws -> HTTP1Connection {
-        let sslContext = try tls ? NIOSSLContext(configuration: .makeClientConfiguration()) : nil
+    /// Connects to `host:port`, over TLS when given a context (made once per client: it is costly).
+    static func connect(host: String, port: Int, tls sslContext: NIOSSLContext?) async throws -> HTTP1Connection {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -85,7 +84,8 @@ private final class ExchangeHandler: ChannelDuplexHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let exchange = unwrapOutboundIn(data)
         guard answer == nil, context.channel.isActive else {
-            let error: any Error = answer == nil ? HTTP1Connection.ConnectionClosed() : ChannelError.inappropriateOperationForState
+            // One exchange at a time (the client never sends two); otherwise the channel is closing.
+            let error: any Error = answer != nil ? ChannelError.inappropriateOperationForState : HTTP1Connection.ConnectionClosed()
             exchange.answer.fail(error)
             promise?.fail(error)
             return

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import NIOSSL
 import Synchronization
 
 /// Sends the stress tool's requests, timing each into the recorder under its kind.
@@ -12,7 +13,8 @@ import Synchronization
 final class LoadClient: Sendable {
     let host: String
     let port: Int
-    let tls: Bool
+    /// Set for https targets.
+    let tls: NIOSSLContext?
     let hostHeader: String
     let basePath: String
     let base: String
@@ -26,9 +28,9 @@ final class LoadClient: Sendable {
         guard let scheme = base.scheme?.lowercased(), scheme == "http" || scheme == "https", let host = base.host, !host.isEmpty else {
             throw StressError("the target URL must be http:// or https:// with a host: \(base)")
         }
-        tls = scheme == "https"
+        tls = scheme == "https" ? try NIOSSLContext(configuration: .makeClientConfiguration()) : nil
         self.host = host
-        port = base.port ?? (tls ? 443 : 80)
+        port = base.port ?? (scheme == "https" ? 443 : 80)
         hostHeader = base.port.map { "\(host):\($0)" } ?? host
         let path = base.path
         basePath = path.hasSuffix("/") ? String(path.dropLast()) : path
@@ -97,18 +99,16 @@ final class LoadClient: Sendable {
         while let connection = idle.withLock({ $0.popLast() }) {
             guard connection.isOpen else { continue }
             do {
-                let response = try await connection.exchange(head, body: body)
-                release(connection)
-                return response
+                return try await exchange(head, body: body, on: connection)
             } catch is HTTP1Connection.ConnectionClosed {
-                connection.close()
                 break
-            } catch {
-                connection.close()
-                throw error
             }
         }
-        let connection = try await HTTP1Connection.connect(host: host, port: port, tls: tls)
+        return try await exchange(head, body: body, on: try await HTTP1Connection.connect(host: host, port: port, tls: tls))
+    }
+
+    /// The exchange on `connection`, kept for the next request afterwards, or closed if it failed.
+    private func exchange(_ head: HTTPRequestHead, body: ByteBuffer?, on connection: HTTP1Connection) async throws -> HTTP1Connection.Response {
         do {
             let response = try await connection.exchange(head, body: body)
             release(connection)
