@@ -1,0 +1,58 @@
+import FletcherPostgres
+import FletcherStore
+import FletcherTestSupport
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+
+/// The pool the server runs with: opened whole at start and kept, no keep-alive queries (their
+/// timers cost a task group and a held sleep per query), the database's TCP keep-alives instead.
+@Suite("PostgreSQL pool")
+struct PostgresPoolTests {
+    @Test func theServersPoolIsKeptOpenWithoutKeepAliveQueries() throws {
+        let server = try PostgresEndpoint(url: "postgres://db/x", maximumConnections: 12, keptOpen: 12)
+        #expect(server.pool.options.minimumConnections == 12)
+        #expect(server.pool.options.keepAliveBehavior == nil)
+        let onDemand = try PostgresEndpoint(url: "postgres://db/x", maximumConnections: 12)
+        #expect(onDemand.pool.options.minimumConnections == 0)
+        #expect(onDemand.pool.options.keepAliveBehavior == nil)
+        // Never more kept than allowed.
+        #expect(try PostgresEndpoint(url: "postgres://db/x", maximumConnections: 3, keptOpen: 8).pool.options.minimumConnections == 3)
+    }
+
+    @Test(.enabled(if: TestEngine.available.contains(.postgres)))
+    func aKeptPoolOpensEveryConnectionWithTheSessionSettings() async throws {
+        let url = try #require(ProcessInfo.processInfo.environment["FLETCHER_TEST_POSTGRES_URL"])
+        var endpoint = try PostgresEndpoint(url: url, maximumConnections: 4, keptOpen: 4)
+        // Marks this pool's sessions apart from the other tests' on the same server.
+        let marker = "fletcher-pool-test-\(UUID().uuidString.prefix(8))"
+        endpoint.pool.options.additionalStartupParameters.append(("application_name", marker))
+        var logger = Logger(label: "fletcher-test")
+        logger.logLevel = .warning
+        let store = PostgresStore(endpoint: endpoint, logger: logger, waitLimit: .seconds(30))
+        let running = Task.detached { await store.run() }
+        defer { running.cancel() }
+
+        // One query at a time asks the pool for one connection (and the change listener holds
+        // another): only a pool kept open has all four.
+        try await eventually("all four connections open") {
+            try await store.client.withConnection { connection in
+                let rows = try await connection.query(
+                    "SELECT count(*)::int4 FROM pg_stat_activity WHERE application_name = \(marker)", logger: logger)
+                for try await count in rows.decode(Int32.self) { return count == 4 }
+                return false
+            }
+        }
+        try await store.client.withConnection { connection in
+            let rows = try await connection.query(
+                """
+                SELECT current_setting('tcp_keepalives_idle'), current_setting('tcp_keepalives_interval'),
+                    current_setting('tcp_keepalives_count'), current_setting('idle_in_transaction_session_timeout')
+                """, logger: logger)
+            for try await (idle, interval, count, idleInTransaction) in rows.decode((String, String, String, String).self) {
+                #expect([idle, interval, count, idleInTransaction] == ["30", "10", "3", "10s"])
+            }
+        }
+    }
+}
