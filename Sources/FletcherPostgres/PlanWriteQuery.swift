@@ -40,6 +40,75 @@ enum PlanWriteQuery {
         }
     }
 
+    /// The most product, dependency and history rows `write` puts in one statement.
+    static let defaultRowsPerStatement = 20_000
+
+    /// The product, dependency and history rows `change` writes.
+    static func rows(_ change: PlanChange) -> Int {
+        change.changedProducts.count + change.changedDependencies.count + change.transitions.count
+    }
+
+    /// Writes `change` as `run` does, inside the caller's transaction, where it may take several
+    /// statements: a change of more than `rowsPerStatement` rows is written as `run` writes it
+    /// without its product, dependency and history rows (the dataset's row, checked at `revision`;
+    /// triggers; the notification), then those rows in order, at most `rowsPerStatement` to a
+    /// statement. Atomic through the transaction; nil, with nothing written, as `run`.
+    ///
+    /// A statement's values travel as one message, which postgres-nio builds whole, twice (the
+    /// bindings, then the message): for a 100,000-product submission two 64 MiB buffers, a third of
+    /// the server's peak heap (`heaptrack`).
+    static func write(
+        _ change: PlanChange, expecting revision: Int64, at now: Date, notifying sender: UUID, rowsPerStatement: Int,
+        _ connection: PostgresConnection, _ logger: Logger
+    ) async throws -> (revision: Int64, lastModified: Date)? {
+        guard rows(change) > rowsPerStatement else {
+            return try await run(change, expecting: revision, at: now, notifying: sender, connection, logger)
+        }
+        var head = change
+        head.changedProducts = []
+        head.changedDependencies = []
+        head.transitions = []
+        guard let written = try await run(head, expecting: revision, at: now, notifying: sender, connection, logger)
+        else { return nil }
+        // Each part's values are made just before it is sent: one part's are held at a time.
+        for part in parts(change, rowsPerStatement: rowsPerStatement) {
+            let rows: SQL
+            switch part {
+            case .productsChanged(let positions): rows = DataProductQueries.update(positions, of: change.plan)
+            case .productsAdded(let positions): rows = DataProductQueries.insert(positions, of: change.plan)
+            case .dependenciesChanged(let positions): rows = DependencyQueries.update(positions, of: change.plan)
+            case .dependenciesAdded(let positions): rows = DependencyQueries.insert(positions, of: change.plan)
+            case .history(let range):
+                rows = HistoryQueries.record(Array(change.transitions[range]), of: change.plan, by: change.actor, at: now)
+            }
+            // The parts write only if a `saved` row exists: here one empty row, as this transaction
+            // wrote the dataset's row and holds its lock.
+            let statement: SQL = "WITH saved AS (SELECT) \(rows)"
+            for try await _ in try await connection.query(statement.query(), logger: logger) {}
+        }
+        return written
+    }
+
+    /// A part of a change's rows written by a statement of its own, in order: rows at their
+    /// positions in the plan, or transitions at their indices in the change.
+    enum Part: Equatable {
+        case productsChanged([Int]), productsAdded([Int]), dependenciesChanged([Int]), dependenciesAdded([Int])
+        case history(Range<Int>)
+    }
+
+    /// The parts `write` writes `change`'s rows in, at most `rowsPerStatement` rows each.
+    static func parts(_ change: PlanChange, rowsPerStatement size: Int) -> [Part] {
+        let products = change.changedProducts.split { $0 < change.storedCounts.products }
+        let dependencies = change.changedDependencies.split { $0 < change.storedCounts.dependencies }
+        return products.matching.parts(of: size).map(Part.productsChanged)
+            + products.others.parts(of: size).map(Part.productsAdded)
+            + dependencies.matching.parts(of: size).map(Part.dependenciesChanged)
+            + dependencies.others.parts(of: size).map(Part.dependenciesAdded)
+            + stride(from: 0, to: change.transitions.count, by: size).map {
+                Part.history($0..<Swift.min($0 + size, change.transitions.count))
+            }
+    }
+
     private static func written<Statement: WriteStatement>(
         _ statement: Statement, _ connection: PostgresConnection, _ logger: Logger
     ) async throws -> (revision: Int64, lastModified: Date)? {
@@ -134,6 +203,11 @@ extension WriteStatement {
 }
 
 extension Array {
+    /// The elements in order, `size` at a time (the last part may be smaller).
+    fileprivate func parts(of size: Int) -> [[Element]] {
+        stride(from: 0, to: count, by: size).map { Array(self[$0..<Swift.min($0 + size, count)]) }
+    }
+
     /// The elements for which `belongs` holds, and the others, each in order.
     fileprivate func split(_ belongs: (Element) -> Bool) -> (matching: [Element], others: [Element]) {
         var matching: [Element] = []

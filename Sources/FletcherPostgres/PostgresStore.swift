@@ -12,9 +12,10 @@ public import ServiceLifecycle
 /// Everything a mutation writes goes in one statement (`PlanWriteQuery`) that checks the dataset is
 /// still at the revision the change was made from. When the plan cache holds the dataset, the
 /// change is made to the cached plan and that statement is the whole mutation: one round trip.
-/// Otherwise — nothing cached, another process wrote since, a new dataset, or a change refused
-/// (whose answer must come from the current plan) — it is a transaction that locks the row first
-/// (`SELECT … FOR UPDATE`), reads the plan unless the cache holds the locked revision, and writes.
+/// Otherwise — nothing cached, another process wrote since, a new dataset, a change refused
+/// (whose answer must come from the current plan), or one of more than `rowsPerStatement` rows —
+/// it is a transaction that locks the row first (`SELECT … FOR UPDATE`), reads the plan unless the
+/// cache holds the locked revision, and writes (a big change in several statements).
 ///
 /// The client must be running: run `client.run()` (or add the store to a `ServiceGroup`, as it is a `Service`).
 public final class PostgresStore: Store, Service {
@@ -30,6 +31,9 @@ public final class PostgresStore: Store, Service {
     let waitLimit: Duration
     /// How the availability probe connects.
     private let probeConfiguration: PostgresConnection.Configuration
+    /// The most product, dependency and history rows one statement of a mutation writes; a bigger
+    /// change is written in a transaction, in parts (`PlanWriteQuery.write`).
+    let rowsPerStatement: Int
 
     /// The channel mutations notify, so every process's feed hears of them. The payload is this
     /// store's instance id and the dataset id: a store announces its own commits at once, and its
@@ -37,11 +41,16 @@ public final class PostgresStore: Store, Service {
     static let changeChannel = "fletcher_plan_changes"
     let instanceId = UUID()
 
-    /// - Parameter waitLimit: how long a caller may wait for a pooled connection (all of them busy, or
-    ///   none can be made) before it gets `StoreError.unavailable`.
+    /// - Parameters:
+    ///   - waitLimit: how long a caller may wait for a pooled connection (all of them busy, or none
+    ///     can be made) before it gets `StoreError.unavailable`.
+    ///   - rowsPerStatement: the most product, dependency and history rows a mutation writes in one
+    ///     statement (tests make it small to write in parts).
     public init(
-        endpoint: PostgresEndpoint, logger: Logger, planCache: PlanCache = PlanCache(), waitLimit: Duration = .seconds(5)
+        endpoint: PostgresEndpoint, logger: Logger, planCache: PlanCache = PlanCache(), waitLimit: Duration = .seconds(5),
+        rowsPerStatement: Int = 20_000
     ) {
+        self.rowsPerStatement = max(1, rowsPerStatement)
         self.client = PostgresClient(configuration: endpoint.pool, backgroundLogger: logger)
         var probe = endpoint.connection
         probe.options.connectTimeout = TimeAmount(Self.probeTimeout)
@@ -152,14 +161,17 @@ public final class PostgresStore: Store, Service {
     }
 
     /// The mutation in one statement, made to the cached plan: nil when the cache holds none, the change
-    /// is refused or writes nothing (answered from the current plan instead), or the dataset is no
-    /// longer at the cached revision (another process wrote it; nothing was written).
+    /// is refused or writes nothing (answered from the current plan instead), is too big for one
+    /// statement, or the dataset is no longer at the cached revision (another process wrote it;
+    /// nothing was written).
     private func mutateCached(
         _ datasetId: UUID, _ change: @escaping @Sendable (Plan?, Date) throws -> PlanChange
     ) async throws -> PlanChange? {
         guard let cached = planCache.latest(datasetId) else { return nil }
         let now = Date.storeNow(notBefore: cached.lastModified)
-        guard let made = try? change(cached.plan, now), !made.isEmpty else { return nil }
+        guard let made = try? change(cached.plan, now), !made.isEmpty,
+            PlanWriteQuery.rows(made) <= rowsPerStatement  // else written in parts, in a transaction
+        else { return nil }
         let written = try await storeErrors {
             try await withConnection { [self] connection in
                 try await PlanWriteQuery.run(made, expecting: cached.revision, at: now, notifying: instanceId, connection, logger)
@@ -212,8 +224,9 @@ public final class PostgresStore: Store, Service {
         let result = try change(stored, now)
         guard !result.isEmpty else { return (result, locked?.revision ?? 0, locked?.lastModified ?? now) }
         guard
-            let written = try await PlanWriteQuery.run(
-                result, expecting: locked?.revision ?? 0, at: now, notifying: instanceId, connection, logger)
+            let written = try await PlanWriteQuery.write(
+                result, expecting: locked?.revision ?? 0, at: now, notifying: instanceId,
+                rowsPerStatement: rowsPerStatement, connection, logger)
         else { throw StoreError.corrupt("dataset \(datasetId.lowercased) changed revision while locked") }
         return (result, written.revision, written.lastModified)
     }

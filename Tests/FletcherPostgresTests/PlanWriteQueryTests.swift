@@ -130,4 +130,83 @@ struct PlanWriteQueryTests {
             #expect(cleared.plan.state(names["a"]) == .queued)
         }
     }
+
+    /// A change of more rows than one statement takes, written in parts inside a transaction: all of
+    /// it (history in order), or nothing when the dataset moved on or a part fails.
+    @Test(.enabled(if: TestEngine.available.contains(.postgres)))
+    func aChangeWrittenInPartsIsAllOrNothing() async throws {
+        let (store, names, fixture, before) = try await Self.submitted()
+        let logger = Logger(label: "fletcher-test")
+        let revision = try #require(try await Self.revision(of: fixture, in: store))
+        var grown = PlanFixture(names: names).products("a", "b", "c", "d", "e")
+            .edge("a", "b", extra: .string("changed")).edge("b", "c").edge("c", "d").edge("a", "e")
+        grown.datasetId = fixture.datasetId
+        let now = Date.storeNow()
+        let change = try PlanMutation.submit(grown.submission).apply(to: before, datasetId: fixture.datasetId, by: "publisher", at: now)
+        #expect(change.changedProducts == [0, 1, 2, 3, 4] && change.changedDependencies == [0, 1, 2, 3])
+        #expect(change.transitions.count == 3)
+        // Twelve rows, two to a statement: stored rows rewritten, new ones inserted, history in order.
+        #expect(
+            PlanWriteQuery.parts(change, rowsPerStatement: 2) == [
+                .productsChanged([0, 1]), .productsAdded([2, 3]), .productsAdded([4]), .dependenciesChanged([0]),
+                .dependenciesAdded([1, 2]), .dependenciesAdded([3]), .history(0..<2), .history(2..<3),
+            ])
+        func write(_ change: PlanChange, from revision: Int64) async throws -> (revision: Int64, lastModified: Date)? {
+            try await store.transaction("BEGIN") { connection in
+                try await PlanWriteQuery.write(
+                    change, expecting: revision, at: now, notifying: UUID(), rowsPerStatement: 2, connection, logger)
+            }
+        }
+
+        // Made from another revision: the first statement finds no row, and no part is written.
+        for stale in [revision - 1, revision + 1] { #expect(try await write(change, from: stale) == nil) }
+        store.planCache.removeAll()
+        #expect(try await store.plan(fixture.datasetId) == before)
+        #expect(try await store.history(datasetId: fixture.datasetId, dataProductId: names["c"], before: nil, limit: 10) == nil)
+
+        // A part failing after the first statement (the last dependency part: one new dependency
+        // twice, breaking the primary key) rolls back the whole transaction.
+        var broken = change
+        broken.changedDependencies.append(change.plan.dependencies.count - 1)
+        await #expect(throws: (any Error).self) { _ = try await write(broken, from: revision) }
+        store.planCache.removeAll()
+        #expect(try await store.plan(fixture.datasetId) == before)
+        #expect(try await Self.revision(of: fixture, in: store) == revision)
+
+        let written = try await write(change, from: revision)
+        #expect(written?.revision == revision + 1)
+        store.planCache.removeAll()
+        #expect(try await store.plan(fixture.datasetId) == change.plan)
+        // The history parts keep the change's order.
+        let recent = try await store.recentStateChanges(datasetId: fixture.datasetId, limit: 3)
+        #expect(recent.reversed().map(\.kind) == change.transitions.map { .stateChange($0, actor: "publisher") })
+    }
+
+    /// Through a store whose statements take two rows: a submission of five products and four
+    /// dependencies, a state update of a cached plan and a clear are all written whole.
+    @Test(.enabled(if: TestEngine.available.contains(.postgres)))
+    func aStoreWritesBigChangesInParts() async throws {
+        let store = try TestStores.postgresStore(rowsPerStatement: 2)
+        try await store.migrate()
+        let names = Names()
+        let fixture = PlanFixture(names: names).products("a", "b", "c", "d", "e").edge("a", "b").edge("b", "c")
+            .edge("c", "d").edge("d", "e")
+        let submitted = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "publisher")
+        store.planCache.removeAll()
+        #expect(try await store.plan(fixture.datasetId) == submitted.plan)
+        for product in ["a", "b", "c", "d", "e"] {
+            let events = try await store.history(datasetId: fixture.datasetId, dataProductId: names[product], before: nil, limit: 10)
+            #expect(events?.events.count == submitted.transitions.filter { $0.dataProductId == names[product] }.count)
+        }
+        #expect(submitted.transitions.count >= 5)
+        // Cached now: a one-row change is one statement; the clear (a's row and its two history
+        // rows, running → waiting → queued) is more than two, so it goes through the transaction.
+        _ = try await store.plan(fixture.datasetId)
+        let running = try await store.apply(.update([StateUpdate(id: names["a"], state: .running)]), to: fixture.datasetId, by: "platform")
+        let cleared = try await store.apply(.clear([names["a"]]), to: fixture.datasetId, by: "platform")
+        #expect(running.plan.state(names["a"]) == .running)
+        #expect(cleared.plan.state(names["a"]) == .queued)
+        store.planCache.removeAll()
+        #expect(try await store.plan(fixture.datasetId) == cleared.plan)
+    }
 }

@@ -88,7 +88,9 @@ public enum TestStores {
     /// A new connection pool (running until the process ends) on the test PostgreSQL database.
     /// `waitLimit` is generous: tests that pile writers onto one dataset hold every connection while
     /// they queue for its row, and a loaded CI machine once took longer than 5 s to serve the queue.
-    public static func postgresStore(maxConnections: Int = 8, waitLimit: Duration = .seconds(60)) throws -> PostgresStore {
+    public static func postgresStore(
+        maxConnections: Int = 8, waitLimit: Duration = .seconds(60), rowsPerStatement: Int = 20_000
+    ) throws -> PostgresStore {
         guard let url = ProcessInfo.processInfo.environment["FLETCHER_TEST_POSTGRES_URL"] else {
             throw TestStoreError.noPostgres
         }
@@ -96,7 +98,7 @@ public enum TestStores {
         logger.logLevel = .warning
         let store = PostgresStore(
             endpoint: try PostgresEndpoint(url: url, maximumConnections: maxConnections), logger: logger,
-            waitLimit: waitLimit)
+            waitLimit: waitLimit, rowsPerStatement: rowsPerStatement)
         Task.detached { await store.run() }
         return store
     }
