@@ -68,25 +68,37 @@ enum PlanWriteQuery {
         head.changedProducts = []
         head.changedDependencies = []
         head.transitions = []
+        // Each part's values are made while the statement before it is written (the server's work
+        // beside the database's, on another core): two parts' values are held at a time.
+        let parts = parts(change, rowsPerStatement: rowsPerStatement)
+        async let first = query(parts[0], of: change, at: now)
         guard let written = try await run(head, expecting: revision, at: now, notifying: sender, connection, logger)
         else { return nil }
-        // Each part's values are made just before it is sent: one part's are held at a time.
-        for part in parts(change, rowsPerStatement: rowsPerStatement) {
-            let rows: SQL
-            switch part {
-            case .productsChanged(let positions): rows = DataProductQueries.update(positions, of: change.plan)
-            case .productsAdded(let positions): rows = DataProductQueries.insert(positions, of: change.plan)
-            case .dependenciesChanged(let positions): rows = DependencyQueries.update(positions, of: change.plan)
-            case .dependenciesAdded(let positions): rows = DependencyQueries.insert(positions, of: change.plan)
-            case .history(let range):
-                rows = HistoryQueries.record(Array(change.transitions[range]), of: change.plan, by: change.actor, at: now)
-            }
-            // The parts write only if a `saved` row exists: here one empty row, as this transaction
-            // wrote the dataset's row and holds its lock.
-            let statement: SQL = "WITH saved AS (SELECT) \(rows)"
-            for try await _ in try await connection.query(statement.query(), logger: logger) {}
+        var next = try await first
+        for index in parts.indices {
+            let current = next
+            async let following = index + 1 < parts.count ? query(parts[index + 1], of: change, at: now) : nil
+            for try await _ in try await connection.query(current, logger: logger) {}
+            guard let made = try await following else { break }
+            next = made
         }
         return written
+    }
+
+    /// The statement writing `part` of `change`'s rows. The parts write only if a `saved` row
+    /// exists: here one empty row, as this transaction wrote the dataset's row and holds its lock.
+    private static func query(_ part: Part, of change: PlanChange, at now: Date) throws -> PostgresQuery {
+        let rows: SQL
+        switch part {
+        case .productsChanged(let positions): rows = DataProductQueries.update(positions, of: change.plan)
+        case .productsAdded(let positions): rows = DataProductQueries.insert(positions, of: change.plan)
+        case .dependenciesChanged(let positions): rows = DependencyQueries.update(positions, of: change.plan)
+        case .dependenciesAdded(let positions): rows = DependencyQueries.insert(positions, of: change.plan)
+        case .history(let range):
+            rows = HistoryQueries.record(Array(change.transitions[range]), of: change.plan, by: change.actor, at: now)
+        }
+        let statement: SQL = "WITH saved AS (SELECT) \(rows)"
+        return try statement.query()
     }
 
     /// A part of a change's rows written by a statement of its own, in order: rows at their
