@@ -21,12 +21,14 @@ import PostgresNIO
 enum PlanWriteQuery {
     /// Writes `change`, made at `now` from the plan at `revision` (0: a dataset's placeholder row);
     /// the dataset's new revision and last modification, nil when it is no longer at `revision`.
+    /// Without `recordingHistory` its transitions are left out of the history (written apart).
     static func run(
         _ change: PlanChange, expecting revision: Int64, at now: Date, notifying sender: UUID,
-        _ connection: PostgresConnection, _ logger: Logger
+        recordingHistory: Bool = true, _ connection: PostgresConnection, _ logger: Logger
     ) async throws -> (revision: Int64, lastModified: Date)? {
         let shape = Shape(change)
-        let sql = statement(change, expecting: revision, at: now, notifying: sender, shape: shape)
+        let sql = statement(
+            change, expecting: revision, at: now, notifying: sender, recordingHistory: recordingHistory, shape: shape)
         // Only the values are sent: the text was built once, for the prepared statement. Read to the
         // end: the row comes before the statement's other parts run, so an error there arrives after
         // it — and leaving early would drop that error.
@@ -40,9 +42,6 @@ enum PlanWriteQuery {
         }
     }
 
-    /// The most product, dependency and history rows `write` puts in one statement.
-    static let defaultRowsPerStatement = 20_000
-
     /// The product, dependency and history rows `change` writes.
     static func rows(_ change: PlanChange) -> Int {
         change.changedProducts.count + change.changedDependencies.count + change.transitions.count
@@ -51,8 +50,9 @@ enum PlanWriteQuery {
     /// Writes `change` as `run` does, inside the caller's transaction, where it may take several
     /// statements: a change of more than `rowsPerStatement` rows is written as `run` writes it
     /// without its product, dependency and history rows (the dataset's row, checked at `revision`;
-    /// triggers; the notification), then those rows in order, at most `rowsPerStatement` to a
-    /// statement. Atomic through the transaction; nil, with nothing written, as `run`.
+    /// triggers made and cancelled by its transitions; the notification), then those rows in order,
+    /// at most `rowsPerStatement` to a statement. Atomic through the transaction; nil, with nothing
+    /// written, as `run`.
     ///
     /// A statement's values travel as one message, which postgres-nio builds whole, twice (the
     /// bindings, then the message): for a 100,000-product submission two 64 MiB buffers, a third of
@@ -64,15 +64,17 @@ enum PlanWriteQuery {
         guard rows(change) > rowsPerStatement else {
             return try await run(change, expecting: revision, at: now, notifying: sender, connection, logger)
         }
+        // The transitions stay: the triggers they make and cancel are written with the dataset's row.
         var head = change
         head.changedProducts = []
         head.changedDependencies = []
-        head.transitions = []
         // Each part's values are made while the statement before it is written (the server's work
         // beside the database's, on another core): two parts' values are held at a time.
         let parts = parts(change, rowsPerStatement: rowsPerStatement)
         async let first = query(parts[0], of: change, at: now)
-        guard let written = try await run(head, expecting: revision, at: now, notifying: sender, connection, logger)
+        guard
+            let written = try await run(
+                head, expecting: revision, at: now, notifying: sender, recordingHistory: false, connection, logger)
         else { return nil }
         var next = try await first
         for index in parts.indices {
@@ -147,7 +149,8 @@ enum PlanWriteQuery {
     }
 
     static func statement(
-        _ change: PlanChange, expecting revision: Int64, at now: Date, notifying sender: UUID, shape: Shape
+        _ change: PlanChange, expecting revision: Int64, at now: Date, notifying sender: UUID,
+        recordingHistory: Bool = true, shape: Shape
     ) -> SQL {
         let plan = change.plan
         let datasetId = plan.dataset.id
@@ -173,7 +176,7 @@ enum PlanWriteQuery {
                 plan.dataset, expecting: revision, lastModified: now, notifying: sender,
                 searchable: change.isNewDataset || change.datasetChanged)),
             \(rows),
-            history AS (\(HistoryQueries.record(change.transitions, of: plan, by: change.actor, at: now))),
+            history AS (\(HistoryQueries.record(recordingHistory ? change.transitions : [], of: plan, by: change.actor, at: now))),
             cancelled AS (\(TriggerQueries.cancel(change.productsLeavingQueue, datasetId: datasetId, at: now))),
             triggers AS (\(TriggerQueries.insert(change.newTriggers(at: now), datasetId: datasetId, at: now)))
             SELECT saved.revision, saved.last_modified FROM saved, notified

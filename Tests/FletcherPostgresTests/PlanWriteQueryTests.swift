@@ -199,6 +199,8 @@ struct PlanWriteQueryTests {
             #expect(events?.events.count == submitted.transitions.filter { $0.dataProductId == names[product] }.count)
         }
         #expect(submitted.transitions.count >= 5)
+        // The eager source was queued: its trigger is written with the dataset's row.
+        #expect(try await store.triggers(datasetId: fixture.datasetId, dataProductId: names["a"]).map(\.state) == [.pending])
         // Cached now: a one-row change is one statement; the clear (a's row and its two history
         // rows, running → waiting → queued) is more than two, so it goes through the transaction.
         _ = try await store.plan(fixture.datasetId)
@@ -208,5 +210,8 @@ struct PlanWriteQueryTests {
         #expect(cleared.plan.state(names["a"]) == .queued)
         store.planCache.removeAll()
         #expect(try await store.plan(fixture.datasetId) == cleared.plan)
+        // Running cancelled a's first trigger; queued again, it has a new one.
+        let triggers = try await store.triggers(datasetId: fixture.datasetId, dataProductId: names["a"])
+        #expect(triggers.map(\.state).sorted { "\($0)" < "\($1)" } == [.cancelled, .pending])
     }
 }
