@@ -34,6 +34,8 @@ public final class PostgresStore: Store, Service {
     /// The most product, dependency and history rows one statement of a mutation writes; a bigger
     /// change is written in a transaction, in parts (`PlanWriteQuery.write`).
     let rowsPerStatement: Int
+    /// `rowsPerStatement` unless told otherwise: a 100,000-product submission goes in about 25 parts.
+    public static let defaultRowsPerStatement = 20_000
 
     /// The channel mutations notify, so every process's feed hears of them. The payload is this
     /// store's instance id and the dataset id: a store announces its own commits at once, and its
@@ -48,7 +50,7 @@ public final class PostgresStore: Store, Service {
     ///     statement (tests make it small to write in parts).
     public init(
         endpoint: PostgresEndpoint, logger: Logger, planCache: PlanCache = PlanCache(), waitLimit: Duration = .seconds(5),
-        rowsPerStatement: Int = 20_000
+        rowsPerStatement: Int = PostgresStore.defaultRowsPerStatement
     ) {
         self.rowsPerStatement = max(1, rowsPerStatement)
         self.client = PostgresClient(configuration: endpoint.pool, backgroundLogger: logger)
