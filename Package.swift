@@ -196,7 +196,7 @@ let package = Package(
         .testTarget(
             name: "FletcherAppTests",
             dependencies: [
-                "FletcherApp", "FletcherDomain", "FletcherHTTP", "FletcherDispatch",
+                "FletcherApp", "FletcherDomain", "FletcherHTTP", "FletcherDispatch", "FletcherPostgres", "FletcherTestSupport",
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -151,10 +151,13 @@ struct PlanWriteQueryTests {
                 .productsChanged([0, 1]), .productsAdded([2, 3]), .productsAdded([4]), .dependenciesChanged([0]),
                 .dependenciesAdded([1, 2]), .dependenciesAdded([3]), .history(0..<2), .history(2..<3),
             ])
-        func write(_ change: PlanChange, from revision: Int64) async throws -> (revision: Int64, lastModified: Date)? {
+        func write(
+            _ change: PlanChange, from revision: Int64, rowsPerStatement: Int = 2
+        ) async throws -> (revision: Int64, lastModified: Date)? {
             try await store.transaction("BEGIN") { connection in
                 try await PlanWriteQuery.write(
-                    change, expecting: revision, at: now, notifying: UUID(), rowsPerStatement: 2, connection, logger)
+                    change, expecting: revision, at: now, notifying: UUID(), rowsPerStatement: rowsPerStatement, connection,
+                    logger)
             }
         }
 
@@ -180,6 +183,15 @@ struct PlanWriteQueryTests {
         // The history parts keep the change's order.
         let recent = try await store.recentStateChanges(datasetId: fixture.datasetId, limit: 3)
         #expect(recent.reversed().map(\.kind) == change.transitions.map { .stateChange($0, actor: "publisher") })
+
+        // The parts are statements of their own: a stored product rewritten in two parts is written,
+        // where one statement refuses to touch a row twice.
+        var twice = change
+        (twice.changedProducts, twice.changedDependencies, twice.transitions) = ([0, 1, 0], [], [])
+        await #expect(throws: (any Error).self) { _ = try await write(twice, from: revision + 1, rowsPerStatement: 3) }
+        #expect(try await write(twice, from: revision + 1)?.revision == revision + 2)
+        store.planCache.removeAll()
+        #expect(try await store.plan(fixture.datasetId) == change.plan)
     }
 
     /// Through a store whose statements take two rows: a submission of five products and four

@@ -23,11 +23,7 @@ struct PostgresPoolTests {
 
     @Test(.enabled(if: TestEngine.available.contains(.postgres)))
     func aKeptPoolOpensEveryConnectionWithTheSessionSettings() async throws {
-        let url = try #require(ProcessInfo.processInfo.environment["FLETCHER_TEST_POSTGRES_URL"])
-        var endpoint = try PostgresEndpoint(url: url, maximumConnections: 4, keptOpen: 4)
-        // Marks this pool's sessions apart from the other tests' on the same server.
-        let marker = "fletcher-pool-test-\(UUID().uuidString.prefix(8))"
-        endpoint.pool.options.additionalStartupParameters.append(("application_name", marker))
+        let endpoint = try PostgresEndpoint(url: try await TestStores.isolatedPostgresURL(), maximumConnections: 4, keptOpen: 4)
         var logger = Logger(label: "fletcher-test")
         logger.logLevel = .warning
         let store = PostgresStore(endpoint: endpoint, logger: logger, waitLimit: .seconds(30))
@@ -36,14 +32,7 @@ struct PostgresPoolTests {
 
         // One query at a time asks the pool for one connection (and the change listener holds
         // another): only a pool kept open has all four.
-        try await eventually("all four connections open") {
-            try await store.client.withConnection { connection in
-                let rows = try await connection.query(
-                    "SELECT count(*)::int4 FROM pg_stat_activity WHERE application_name = \(marker)", logger: logger)
-                for try await count in rows.decode(Int32.self) { return count == 4 }
-                return false
-            }
-        }
+        try await eventually("all four connections open") { try await TestStores.sessionCount(on: store) == 4 }
         try await store.client.withConnection { connection in
             let rows = try await connection.query(
                 """

@@ -65,6 +65,17 @@ public enum TestStores {
 
     /// A store on a new, empty database of the test server.
     public static func isolatedPostgresStore() async throws -> PostgresStore {
+        var logger = Logger(label: "fletcher-test")
+        logger.logLevel = .warning
+        let store = PostgresStore(
+            endpoint: try PostgresEndpoint(url: try await isolatedPostgresURL(), maximumConnections: 8), logger: logger,
+            waitLimit: .seconds(60))
+        Task.detached { await store.run() }
+        return store
+    }
+
+    /// The URL of a new, empty database of the test server.
+    public static func isolatedPostgresURL() async throws -> String {
         guard let url = ProcessInfo.processInfo.environment["FLETCHER_TEST_POSTGRES_URL"],
             var components = URLComponents(string: url)
         else { throw TestStoreError.noPostgres }
@@ -76,20 +87,26 @@ public enum TestStores {
             try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: Logger(label: "fletcher-test"))
         }
         components.path = "/" + name
-        var logger = Logger(label: "fletcher-test")
-        logger.logLevel = .warning
-        let store = PostgresStore(
-            endpoint: try PostgresEndpoint(url: components.string!, maximumConnections: 8), logger: logger,
-            waitLimit: .seconds(60))
-        Task.detached { await store.run() }
-        return store
+        return components.string!
+    }
+
+    /// How many sessions the server has open on `store`'s database (counted on one of them).
+    public static func sessionCount(on store: PostgresStore) async throws -> Int {
+        try await store.client.withConnection { connection in
+            let rows = try await connection.query(
+                "SELECT count(*)::int4 FROM pg_stat_activity WHERE datname = current_database()",
+                logger: Logger(label: "fletcher-test"))
+            for try await count in rows.decode(Int32.self) { return Int(count) }
+            return 0
+        }
     }
 
     /// A new connection pool (running until the process ends) on the test PostgreSQL database.
     /// `waitLimit` is generous: tests that pile writers onto one dataset hold every connection while
     /// they queue for its row, and a loaded CI machine once took longer than 5 s to serve the queue.
     public static func postgresStore(
-        maxConnections: Int = 8, waitLimit: Duration = .seconds(60), rowsPerStatement: Int = 20_000
+        maxConnections: Int = 8, waitLimit: Duration = .seconds(60),
+        rowsPerStatement: Int = PostgresStore.defaultRowsPerStatement
     ) throws -> PostgresStore {
         guard let url = ProcessInfo.processInfo.environment["FLETCHER_TEST_POSTGRES_URL"] else {
             throw TestStoreError.noPostgres
