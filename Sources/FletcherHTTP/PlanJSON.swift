@@ -15,48 +15,131 @@ public enum PlanJSON {
     /// The plan as UTF-8 JSON; the rows' JSON comes from, and goes to, the plan's fragments when it
     /// has them (big plans held in the store's cache).
     public static func encode(_ plan: Plan) -> [UInt8] {
-        var out = JSONBytes(capacity: 200 + plan.dataProducts.count * 460 + plan.dependencies.count * 200)
-        out.raw(#"{"dataset":{"id":"#)
-        out.uuid(plan.dataset.id)
-        out.raw(#","paused":"#)
-        out.bool(plan.dataset.paused)
-        writeStamp(extra: plan.dataset.extra, modifiedBy: plan.dataset.modifiedBy, modifiedDate: plan.dataset.modifiedDate, to: &out)
-        out.raw(#","data_products":["#)
-        let known = plan.fragments?.snapshot
-        let products = rows(plan.dataProducts, known: known?.products, rowCapacity: 512, into: &out) { write($0, to: &$1) }
-        out.raw(#"],"dependencies":["#)
-        let dependencies = rows(plan.dependencies, known: known?.dependencies, rowCapacity: 256, into: &out) { write($0, to: &$1) }
-        out.raw("]}")
-        plan.fragments?.fill(products: products, dependencies: dependencies)
+        var writer = Writer(plan)
+        var out = JSONBytes(capacity: estimatedSize(of: plan))
+        while !writer.write(into: &out, until: .max) {}
         return out.bytes
     }
 
-    /// Writes `rows` comma-separated, each from its fragment in `known` when there is one; returns
-    /// the fragments written anew (none when the plan keeps no fragments).
-    private static func rows<Row>(
-        _ rows: [Row], known: [[UInt8]?]?, rowCapacity: Int, into out: inout JSONBytes,
-        _ write: (Row, inout JSONBytes) -> Void
-    ) -> [(Int, [UInt8])] {
-        var written: [(Int, [UInt8])] = []
-        for (position, row) in rows.enumerated() {
-            if position > 0 { out.raw(",") }
-            guard let known else {
-                write(row, &out)
-                continue
+    /// About how many bytes the plan's JSON takes (an upper bound for rows without extras).
+    static func estimatedSize(of plan: Plan) -> Int {
+        200 + plan.dataProducts.count * 460 + plan.dependencies.count * 200
+    }
+
+    /// The plan's JSON in pieces of about `pieceSize` bytes, each written when it is asked for: an
+    /// answer of 100,000 products is 90 MB of JSON, which otherwise sits whole in memory (and is
+    /// copied once more on its way out) before its first byte is sent.
+    public struct Pieces: AsyncSequence, Sendable {
+        public typealias Element = ArraySlice<UInt8>
+        let plan: Plan
+        let pieceSize: Int
+
+        public init(_ plan: Plan, pieceSize: Int = PlanJSON.pieceSize) {
+            self.plan = plan
+            self.pieceSize = Swift.max(1, pieceSize)
+        }
+
+        public struct AsyncIterator: AsyncIteratorProtocol {
+            var writer: Writer
+            let pieceSize: Int
+            var done = false
+
+            public mutating func next() async -> ArraySlice<UInt8>? {
+                guard !done else { return nil }
+                // A little over the piece: a row is never split.
+                var out = JSONBytes(capacity: pieceSize + 1_024)
+                done = writer.write(into: &out, until: pieceSize)
+                return out.bytes.isEmpty && done ? nil : ArraySlice(out.bytes)
             }
+        }
+
+        public func makeAsyncIterator() -> AsyncIterator {
+            AsyncIterator(writer: Writer(plan), pieceSize: pieceSize)
+        }
+    }
+
+    /// Below glibc's mmap threshold (128 KiB), so each piece reuses heap memory freed by the one before.
+    public static let pieceSize = 64 * 1_024
+
+    /// Answers bigger than this (by `estimatedSize`) are sent in `Pieces`; smaller ones whole, with
+    /// their length.
+    static let streamedSize = 4 * 1_024 * 1_024
+
+    /// Writes a plan's JSON in order, as much at a time as asked for.
+    struct Writer {
+        private enum Stage { case head, products(Int), dependencies(Int), done }
+        private let plan: Plan
+        private let known: PlanFragments.Parts?
+        private var stage = Stage.head
+        private var freshProducts: [(Int, [UInt8])] = []
+        private var freshDependencies: [(Int, [UInt8])] = []
+
+        init(_ plan: Plan) {
+            self.plan = plan
+            self.known = plan.fragments?.snapshot
+        }
+
+        /// Appends rows to `out` until it holds `size` bytes or more, or the JSON is complete; true
+        /// once it is (the plan's fragments then get the rows written anew).
+        mutating func write(into out: inout JSONBytes, until size: Int) -> Bool {
+            while out.bytes.count < size {
+                switch stage {
+                case .head:
+                    out.raw(#"{"dataset":{"id":"#)
+                    out.uuid(plan.dataset.id)
+                    out.raw(#","paused":"#)
+                    out.bool(plan.dataset.paused)
+                    writeStamp(
+                        extra: plan.dataset.extra, modifiedBy: plan.dataset.modifiedBy, modifiedDate: plan.dataset.modifiedDate,
+                        to: &out)
+                    out.raw(#","data_products":["#)
+                    stage = .products(0)
+                case .products(let position) where position < plan.dataProducts.count:
+                    if position > 0 { out.raw(",") }
+                    row(plan.dataProducts[position], at: position, known: known?.products, fresh: &freshProducts, into: &out) {
+                        PlanJSON.write($0, to: &$1)
+                    }
+                    stage = .products(position + 1)
+                case .products:
+                    out.raw(#"],"dependencies":["#)
+                    stage = .dependencies(0)
+                case .dependencies(let position) where position < plan.dependencies.count:
+                    if position > 0 { out.raw(",") }
+                    row(plan.dependencies[position], at: position, known: known?.dependencies, fresh: &freshDependencies, into: &out) {
+                        PlanJSON.write($0, to: &$1)
+                    }
+                    stage = .dependencies(position + 1)
+                case .dependencies:
+                    out.raw("]}")
+                    plan.fragments?.fill(products: freshProducts, dependencies: freshDependencies)
+                    stage = .done
+                case .done:
+                    return true
+                }
+            }
+            if case .done = stage { return true }
+            return false
+        }
+
+        /// Writes one row, from its fragment in `known` when there is one (a plan keeping no
+        /// fragments has no `known`, and keeps nothing of what is written).
+        private func row<Row>(
+            _ row: Row, at position: Int, known: [[UInt8]?]?, fresh: inout [(Int, [UInt8])], into out: inout JSONBytes,
+            _ write: (Row, inout JSONBytes) -> Void
+        ) {
+            guard let known else { return write(row, &out) }
             if position < known.count, let fragment = known[position] {
                 out.append(fragment)
             } else {
-                var fresh = JSONBytes(capacity: rowCapacity)
-                write(row, &fresh)
-                out.append(fresh.bytes)
-                written.append((position, fresh.bytes))
+                var bytes = JSONBytes(capacity: 512)
+                write(row, &bytes)
+                out.append(bytes.bytes)
+                fresh.append((position, bytes.bytes))
             }
         }
-        return written
     }
 
-    private static func write(_ product: DataProduct, to out: inout JSONBytes) {
+    fileprivate static func write(_ product: DataProduct, to out: inout JSONBytes) {
         out.raw(#"{"id":"#)
         out.uuid(product.id)
         out.raw(#","compute":"#)
@@ -80,7 +163,7 @@ public enum PlanJSON {
         writeStamp(extra: product.extra, modifiedBy: product.modifiedBy, modifiedDate: product.modifiedDate, to: &out)
     }
 
-    private static func write(_ dependency: Dependency, to out: inout JSONBytes) {
+    fileprivate static func write(_ dependency: Dependency, to out: inout JSONBytes) {
         out.raw(#"{"parent_id":"#)
         out.uuid(dependency.parentId)
         out.raw(#","child_id":"#)
@@ -89,7 +172,7 @@ public enum PlanJSON {
     }
 
     /// The fields every row ends with, and its closing brace.
-    private static func writeStamp(extra: JSONValue?, modifiedBy: String, modifiedDate: Date, to out: inout JSONBytes) {
+    fileprivate static func writeStamp(extra: JSONValue?, modifiedBy: String, modifiedDate: Date, to out: inout JSONBytes) {
         out.raw(#","extra":"#)
         out.json(extra)
         out.raw(#","modified_by":"#)
@@ -104,7 +187,7 @@ public enum PlanJSON {
 final class PlanBodySlot: @unchecked Sendable {
     @TaskLocal static var current: PlanBodySlot?
     // Written and read by the one task serving the request, never concurrently.
-    var json: [UInt8]?
+    var body: HTTPBody?
 }
 
 extension Components.Schemas.Plan {
@@ -113,7 +196,13 @@ extension Components.Schemas.Plan {
     /// its slot (the runtime then encodes only the stand-in, which the fast path discards).
     static func answer(_ plan: Plan) -> Self {
         guard let slot = PlanBodySlot.current else { return .init(plan) }
-        slot.json = PlanJSON.encode(plan)
+        if PlanJSON.estimatedSize(of: plan) > PlanJSON.streamedSize {
+            // Sent as it is written, without a length (chunked).
+            slot.body = HTTPBody(PlanJSON.Pieces(plan), length: .unknown, iterationBehavior: .multiple)
+        } else {
+            let json = PlanJSON.encode(plan)
+            slot.body = HTTPBody(json, length: .known(Int64(json.count)))
+        }
         return standIn
     }
 
@@ -137,9 +226,13 @@ struct PlanResponseFastPath: ServerTransport {
                 var (response, responseBody) = try await PlanBodySlot.$current.withValue(slot) {
                     try await handler(request, body, metadata)
                 }
-                if let bytes = slot.json, response.status == .ok {
-                    responseBody = HTTPBody(bytes)
-                    response.headerFields[.contentLength] = String(bytes.count)
+                if let body = slot.body, response.status == .ok {
+                    responseBody = body
+                    if case .known(let length) = body.length {
+                        response.headerFields[.contentLength] = String(length)
+                    } else {
+                        response.headerFields[.contentLength] = nil
+                    }
                 }
                 return (response, responseBody)
             }, method: method, path: path)

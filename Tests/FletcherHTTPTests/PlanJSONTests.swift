@@ -104,6 +104,58 @@ struct PlanJSONTests {
         }
     }
 
+    /// A plan's pieces, read to the end, are its whole encoding, cut only between rows; a plan
+    /// keeping fragments gets them filled by the pieces as by the whole encoding.
+    @Test func piecesAreTheWholeEncodingCutBetweenRows() async throws {
+        var built = PlanFixture(names: Names())
+        for i in 0..<(PlanFragments.minimumProducts + 5) { built = built.products("p\(i)") }
+        for i in 0..<PlanFragments.minimumProducts { built = built.edge("p\(i)", "p\(i + 1)") }
+        let big = try built.plan()
+        for plan in [try Self.variedPlan(), big] {
+            let whole = PlanJSON.encode(plan)
+            for pieceSize in [1, 700, PlanJSON.pieceSize] {
+                var pieces: [ArraySlice<UInt8>] = []
+                for await piece in PlanJSON.Pieces(plan, pieceSize: pieceSize) { pieces.append(piece) }
+                #expect(Array(pieces.joined()) == whole)
+                // Every piece but the last reaches the size asked for, and ends a row (or the head).
+                for piece in pieces.dropLast() {
+                    #expect(piece.count >= pieceSize)
+                    #expect([UInt8(ascii: "}"), UInt8(ascii: "[")].contains(piece.last))
+                }
+                #expect((pieces.count > 1) == (whole.count > pieceSize))
+            }
+        }
+        var kept = big
+        kept.fragments = PlanFragments.forPlan(products: big.dataProducts.count, dependencies: big.dependencies.count)
+        for await _ in PlanJSON.Pieces(kept) {}
+        let snapshot = try #require(kept.fragments).snapshot
+        #expect(snapshot.products.allSatisfy { $0 != nil } && snapshot.dependencies.allSatisfy { $0 != nil })
+        #expect(PlanJSON.encode(kept) == PlanJSON.encode(big))
+    }
+
+    /// An answer too big to hold whole is sent as it is written: chunked, without a length, and the
+    /// same JSON.
+    @Test func bigAnswersAreSentInPieces() async throws {
+        let api = try await TestAPI(engine: .sqlite)
+        var built = PlanFixture(names: Names())
+        for i in 0..<9_500 { built = built.products("p\(i)") }
+        let fixture = built.edge("p0", "p1")
+        try await api.test(.live) { client in
+            let token = try await client.token()
+            let submitted = try await client.send(.post, "/api/plan", token: token, json: submissionJSON(fixture))
+            let read = try await client.send(.get, "/api/plan/\(fixture.datasetId.lowercased)")
+            let stored = try #require(try await api.store.plan(fixture.datasetId))
+            #expect(PlanJSON.estimatedSize(of: stored) > PlanJSON.streamedSize)
+            let expected = try JSONSerialization.jsonObject(with: Data(WireJSON.plan(stored, pretty: false).utf8)) as? NSDictionary
+            for response in [submitted, read] {
+                #expect(response.status == .ok)
+                #expect(response.headers[.contentLength] == nil)
+                #expect(response.headers[.transferEncoding] == "chunked")
+                #expect(try JSONSerialization.jsonObject(with: Data(response.text.utf8)) as? NSDictionary == expected)
+            }
+        }
+    }
+
     @Test func timesAreWrittenAsRFC3339WithMicroseconds() throws {
         let cases: [(Double, String)] = [
             (0, "1970-01-01T00:00:00.000000Z"), (1_763_868_013.123456, "2025-11-23T03:20:13.123456Z"),
