@@ -8,6 +8,7 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the server (the default).")
 
     func run() async throws {
+        MemoryReturn.configure(environment: ProcessInfo.processInfo.environment)
         let configuration = try loadConfiguration()
         let logger = bootstrapLogging(level: configuration.logLevel, format: configuration.logFormat)
         let (application, credentials) = try await buildApplication(configuration: configuration, logger: logger)
