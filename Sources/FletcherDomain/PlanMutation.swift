@@ -48,19 +48,22 @@ public enum PlanMutation: Sendable, Hashable {
     /// the new plan with exactly the rows that changed. Throws, changing nothing, when a rule refuses it.
     ///
     /// Every row written is stamped with `actor` and `now`. The request checks run first (again, if
-    /// the caller already ran them to order its answers), so no caller can skip them.
-    public func apply(to stored: Plan?, datasetId: UUID, by actor: String, at now: Date) throws(PlanError) -> PlanChange {
+    /// the caller already ran them to order its answers), so no caller can skip them. A stored plan
+    /// held nowhere else is edited in place (a 100,000-product plan is 45 MB of rows, otherwise
+    /// copied whole by the first change).
+    public func apply(to stored: consuming Plan?, datasetId: UUID, by actor: String, at now: Date) throws(PlanError) -> PlanChange {
         try validateRequest()
         if case .submit(let submission) = self {
-            return try Self.submit(submission, to: stored, by: actor, at: now)
+            return try Self.submit(submission, to: stored.take(), by: actor, at: now)
         }
-        guard let stored else { throw .datasetNotFound(datasetId) }
-        var editor = PlanEditor(stored, by: actor, at: now)
+        guard let plan = stored.take() else { throw .datasetNotFound(datasetId) }
+        var editor = PlanEditor(consume plan, by: actor, at: now)
+        // Read from the editor's plan: until its first change, it is the stored one.
         switch self {
         case .submit:
             preconditionFailure("handled above")
         case .update(let updates):
-            let graph = stored.rulesGraph
+            let graph = editor.plan.rulesGraph
             var roots: [Int] = []
             roots.reserveCapacity(updates.count)
             for update in updates {
@@ -71,7 +74,7 @@ public enum PlanMutation: Sendable, Hashable {
             editor.resetDownstream(of: roots, in: graph)
             editor.applyTriggerRule(graph)
         case .clear(let ids):
-            let graph = stored.rulesGraph
+            let graph = editor.plan.rulesGraph
             var roots: [Int] = []
             roots.reserveCapacity(ids.count)
             for id in ids {
@@ -82,23 +85,24 @@ public enum PlanMutation: Sendable, Hashable {
             editor.resetDownstream(of: roots, in: graph)
             editor.applyTriggerRule(graph)
         case .disable(let ids):
-            let before = stored.rulesGraph
+            let before = editor.plan.rulesGraph
             for id in ids {
                 let position = try editor.enabledPosition(of: id, in: before)
                 editor.setState(.disabled, at: position, reason: .api)
             }
             editor.applyTriggerRule(PlanGraph(editor.plan))
         case .pause:
-            guard !stored.dataset.paused else { throw .alreadyPaused(datasetId) }
+            guard !editor.plan.dataset.paused else { throw .alreadyPaused(datasetId) }
             editor.setPaused(true)
         case .unpause:
-            guard stored.dataset.paused else { throw .notPaused(datasetId) }
+            guard editor.plan.dataset.paused else { throw .notPaused(datasetId) }
+            let graph = editor.plan.rulesGraph
             editor.setPaused(false)
-            editor.applyTriggerRule(stored.rulesGraph)
+            editor.applyTriggerRule(graph)
         case .dispatchFailed(let id, let passback):
-            let graph = stored.rulesGraph
-            guard let position = graph.index[id], stored.dataProducts[position].state == .queued else { break }
-            let product = stored.dataProducts[position]
+            let graph = editor.plan.rulesGraph
+            guard let position = graph.index[id], editor.plan.dataProducts[position].state == .queued else { break }
+            let product = editor.plan.dataProducts[position]
             editor.report(
                 StateUpdate(id: id, state: .failed, runId: product.runId, link: product.link, passback: passback),
                 at: position, reason: .dispatch)
@@ -108,25 +112,30 @@ public enum PlanMutation: Sendable, Hashable {
         return editor.finish()
     }
 
-    private static func submit(_ submission: PlanSubmission, to stored: Plan?, by actor: String, at now: Date) throws(PlanError) -> PlanChange {
+    private static func submit(
+        _ submission: PlanSubmission, to stored: consuming Plan?, by actor: String, at now: Date
+    ) throws(PlanError) -> PlanChange {
         let storedIndex = stored.map { PlanGraph.positions(of: $0.dataProducts) } ?? [:]
+        let isNewDataset = stored == nil
+        let base =
+            stored.take()
+            ?? Plan(
+                dataset: Dataset(id: submission.datasetId, paused: false, extra: nil, modifiedBy: actor, modifiedDate: now),
+                dataProducts: [], dependencies: [])
+        var editor = PlanEditor(consume base, by: actor, at: now, isNewDataset: isNewDataset)
+        // Until the merge, the editor's plan is the stored one.
         let submittedIds = Set(submission.dataProducts.map(\.id))
+        func isStoredDisabled(_ id: UUID) -> Bool {
+            storedIndex[id].map { editor.plan.dataProducts[$0].state == .disabled } ?? false
+        }
         func isKnown(_ id: UUID) -> Bool {
-            if submittedIds.contains(id) { return true }
-            guard let stored, let position = storedIndex[id] else { return false }
-            return stored.dataProducts[position].state != .disabled
+            submittedIds.contains(id) || (storedIndex[id] != nil && !isStoredDisabled(id))
         }
         for dependency in submission.dependencies {
             if !isKnown(dependency.parentId) { throw .unknownDependencyEndpoint(dependency.parentId) }
             if !isKnown(dependency.childId) { throw .unknownDependencyEndpoint(dependency.childId) }
         }
-
-        let base =
-            stored
-            ?? Plan(
-                dataset: Dataset(id: submission.datasetId, paused: false, extra: nil, modifiedBy: actor, modifiedDate: now),
-                dataProducts: [], dependencies: [])
-        var editor = PlanEditor(base, by: actor, at: now, isNewDataset: stored == nil)
+        let resubmitsDisabled = submission.dataProducts.contains { isStoredDisabled($0.id) }
         editor.merge(submission, productIndex: storedIndex)
 
         // The union of the stored enabled graph and everything submitted must be acyclic; products
@@ -136,9 +145,6 @@ public enum PlanMutation: Sendable, Hashable {
         }
         if let cycle = union.findCycle() {
             throw .cycle(cycle.map { editor.plan.dataProducts[$0].id })
-        }
-        let resubmitsDisabled = submission.dataProducts.contains { product in
-            storedIndex[product.id].map { base.dataProducts[$0].state == .disabled } ?? false
         }
         editor.applyTriggerRule(resubmitsDisabled ? PlanGraph(editor.plan) : union)
         return editor.finish()

@@ -121,10 +121,7 @@ public final class PostgresStore: Store, Service {
             return try await transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") { [self] connection in
                 guard let (dataset, lastModified, revision) = try await DatasetQueries.fetchOne(datasetId, connection, logger)
                 else { return nil }
-                let plan = Plan(
-                    dataset: dataset,
-                    dataProducts: try await DataProductQueries.fetchAll(datasetId: datasetId, connection, logger),
-                    dependencies: try await DependencyQueries.fetchAll(datasetId: datasetId, connection, logger))
+                let plan = try await readRows(of: dataset, connection)
                 return planCache.store(plan, revision: revision, lastModified: lastModified)
             }
         }
@@ -148,7 +145,7 @@ public final class PostgresStore: Store, Service {
 
     public func mutate(
         _ datasetId: UUID, createIfMissing: Bool,
-        _ change: @escaping @Sendable (Plan?, Date) throws -> PlanChange
+        _ change: @escaping @Sendable (consuming Plan?, Date) throws -> PlanChange
     ) async throws -> PlanChange {
         if let written = try await mutateCached(datasetId, change) { return written }
         var (result, revision, lastModified) = try await storeErrors {
@@ -167,7 +164,7 @@ public final class PostgresStore: Store, Service {
     /// statement, or the dataset is no longer at the cached revision (another process wrote it;
     /// nothing was written).
     private func mutateCached(
-        _ datasetId: UUID, _ change: @escaping @Sendable (Plan?, Date) throws -> PlanChange
+        _ datasetId: UUID, _ change: @escaping @Sendable (consuming Plan?, Date) throws -> PlanChange
     ) async throws -> PlanChange? {
         guard let cached = planCache.latest(datasetId) else { return nil }
         let now = Date.storeNow(notBefore: cached.lastModified)
@@ -195,7 +192,7 @@ public final class PostgresStore: Store, Service {
     func mutate(
         _ datasetId: UUID, createIfMissing: Bool, on connection: PostgresConnection,
         whenLocked: (PostgresConnection) async throws -> Bool = { _ in true },
-        _ change: (Plan?, Date) throws -> PlanChange
+        _ change: (consuming Plan?, Date) throws -> PlanChange
     ) async throws -> (change: PlanChange, revision: Int64, lastModified: Date) {
         var locked = try await DatasetQueries.lock(datasetId, connection, logger)
         var isNew = false
@@ -216,14 +213,12 @@ public final class PostgresStore: Store, Service {
             } else {
                 guard let (dataset, _, _) = try await DatasetQueries.fetchOne(datasetId, connection, logger)
                 else { throw StoreError.corrupt("dataset \(datasetId.lowercased) vanished while locked") }
-                stored = Plan(
-                    dataset: dataset,
-                    dataProducts: try await DataProductQueries.fetchAll(datasetId: datasetId, connection, logger),
-                    dependencies: try await DependencyQueries.fetchAll(datasetId: datasetId, connection, logger))
+                stored = try await readRows(of: dataset, connection)
             }
         }
         let now = Date.storeNow(notBefore: locked?.lastModified)
-        let result = try change(stored, now)
+        // Handed over: a plan read here is edited in place.
+        let result = try change(stored.take(), now)
         guard !result.isEmpty else { return (result, locked?.revision ?? 0, locked?.lastModified ?? now) }
         guard
             let written = try await PlanWriteQuery.write(
@@ -231,6 +226,14 @@ public final class PostgresStore: Store, Service {
                 rowsPerStatement: rowsPerStatement, connection, logger)
         else { throw StoreError.corrupt("dataset \(datasetId.lowercased) changed revision while locked") }
         return (result, written.revision, written.lastModified)
+    }
+
+    /// The plan of `dataset`: its data products and dependencies read (inside the caller's snapshot).
+    private func readRows(of dataset: Dataset, _ connection: PostgresConnection) async throws -> Plan {
+        let products = try await DataProductQueries.fetchAll(datasetId: dataset.id, connection, logger)
+        let dependencies = try await DependencyQueries.fetchAll(
+            datasetId: dataset.id, products: products.count, connection, logger)
+        return Plan(dataset: dataset, dataProducts: products, dependencies: dependencies)
     }
 
     /// Thrown to roll back a transaction whose precondition failed (a lost lease).

@@ -65,7 +65,7 @@ public final class SQLiteStore: Store {
 
     public func mutate(
         _ datasetId: UUID, createIfMissing: Bool,
-        _ change: @escaping @Sendable (Plan?, Date) throws -> PlanChange
+        _ change: @escaping @Sendable (consuming Plan?, Date) throws -> PlanChange
     ) async throws -> PlanChange {
         let cache = planCache
         var (result, revision, lastModified) = try await storeErrors {
@@ -81,20 +81,22 @@ public final class SQLiteStore: Store {
     /// Returns the change with the dataset's revision and last modification once it commits.
     static func mutate(
         _ datasetId: UUID, createIfMissing: Bool, in db: Database, cache: PlanCache? = nil,
-        _ change: (Plan?, Date) throws -> PlanChange
+        _ change: (consuming Plan?, Date) throws -> PlanChange
     ) throws -> (change: PlanChange, revision: Int64, lastModified: Date) {
-        let stored = try loadPlan(datasetId, db, cache: cache)
+        var stored = try loadPlan(datasetId, db, cache: cache)
         if stored == nil && !createIfMissing { throw PlanError.datasetNotFound(datasetId) }
-        let now = Date.storeNow(notBefore: stored?.lastModified)
-        let result = try change(stored?.plan, now)
-        guard !result.isEmpty else { return (result, stored?.revision ?? 0, stored?.lastModified ?? now) }
+        let (revision, storedLastModified) = (stored?.revision, stored?.lastModified)
+        let now = Date.storeNow(notBefore: storedLastModified)
+        // Handed over: a plan read here (not cached) is edited in place.
+        let result = try change(stored.take()?.plan, now)
+        guard !result.isEmpty else { return (result, revision ?? 0, storedLastModified ?? now) }
         try DatasetQueries.save(result.plan.dataset, isNew: result.isNewDataset, lastModified: now, db)
         try DataProductQueries.upsert(result.changedProducts, of: result.plan, db)
         try DependencyQueries.upsert(result.changedDependencies, of: result.plan, db)
         try HistoryQueries.record(result.transitions, of: result.plan, by: result.actor, at: now, db)
         try TriggerQueries.cancel(result.productsLeavingQueue, datasetId: datasetId, at: now, db)
         try TriggerQueries.insert(result.newTriggers(at: now), db)
-        return (result, (stored?.revision ?? 0) + 1, max(now, stored?.lastModified ?? now))
+        return (result, (revision ?? 0) + 1, max(now, storedLastModified ?? now))
     }
 
     public func history(datasetId: UUID, dataProductId: UUID, before: Int64?, limit: Int) async throws -> HistoryPage? {

@@ -24,7 +24,7 @@ public protocol Store: TriggerQueue {
     /// after the lock was granted. Whatever `change` throws is rethrown and nothing is written.
     func mutate(
         _ datasetId: UUID, createIfMissing: Bool,
-        _ change: @escaping @Sendable (Plan?, Date) throws -> PlanChange
+        _ change: @escaping @Sendable (consuming Plan?, Date) throws -> PlanChange
     ) async throws -> PlanChange
 
     /// Throws when the database cannot answer a trivial query.
@@ -71,8 +71,8 @@ extension Store {
     /// Validates and applies an API mutation to a dataset (SPEC §2), as `actor`.
     public func apply(_ mutation: PlanMutation, to datasetId: UUID, by actor: String) async throws -> PlanChange {
         try mutation.validateRequest()
-        return try await mutate(datasetId, createIfMissing: mutation.createsDataset) { stored, now in
-            try mutation.apply(to: stored, datasetId: datasetId, by: actor, at: now)
+        return try await mutate(datasetId, createIfMissing: mutation.createsDataset) { (stored: consuming Plan?, now: Date) in
+            try mutation.apply(to: stored.take(), datasetId: datasetId, by: actor, at: now)
         }
     }
 }

@@ -226,4 +226,20 @@ struct PlanWriteQueryTests {
         let triggers = try await store.triggers(datasetId: fixture.datasetId, dataProductId: names["a"])
         #expect(triggers.map(\.state).sorted { "\($0)" < "\($1)" } == [.cancelled, .pending])
     }
+
+    /// A big plan read from the database (not cached) is held in arrays of its size: its
+    /// dependencies' array is made once at their count, not grown by doubling.
+    @Test(.enabled(if: TestEngine.available.contains(.postgres)))
+    func aBigPlanIsReadIntoArraysOfItsSize() async throws {
+        let store = try await TestStores.make(.postgres) as! PostgresStore
+        var built = PlanFixture(names: Names())
+        for i in 0..<(DependencyQueries.bigPlan + 100) { built = built.products("p\(i)") }
+        for i in 0..<(DependencyQueries.bigPlan + 99) { built = built.edge("p\(i)", "p\(i + 1)") }
+        let fixture = built
+        let submitted = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "publisher")
+        store.planCache.removeAll()
+        let read = try #require(try await store.plan(fixture.datasetId))
+        #expect(read == submitted.plan)
+        #expect(read.dependencies.capacity - read.dependencies.count < read.dependencies.count / 8)
+    }
 }
