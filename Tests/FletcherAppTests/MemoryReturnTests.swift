@@ -18,13 +18,13 @@ struct MemoryReturnTests {
     /// still mapped (and so returned on free). glibc's default would serve it from the heap.
     @Test func bigBlocksStayMappedAfterABiggerOneIsFreed() throws {
         #expect(MemoryReturn.configure(environment: [:]))
-        let bigger = try #require(malloc(16 << 20))
+        let bigger = try #require(malloc(24 << 20))
         #expect(isMapped(bigger))
         free(bigger)
-        let block = try #require(malloc(4 << 20))
+        let block = try #require(malloc(6 << 20))
         defer { free(block) }
         #expect(isMapped(block))
-        let small = try #require(malloc(512 << 10))
+        let small = try #require(malloc(2 << 20))
         defer { free(small) }
         #expect(!isMapped(small))
     }

@@ -198,16 +198,23 @@ def step_sqlite(args, pg, results):
 
 
 def step_dispatch(args, pg, results):
-    url = pg.create("perf_dispatch")
-    port = free_port()
-    # max_in_flight 64: the default 8 is a per-platform politeness limit, not what is measured here.
-    target = {"cams": {"url": f"http://127.0.0.1:{port}/jobs", "max_in_flight": 64}}
-    server = Server(args.binary, url, {"COMPUTE_TARGETS": json.dumps(target)})
-    reports = {}
+    # A server, database and platform port of its own for each concurrency: triggers still queued
+    # when one level's tool stops would otherwise reach the next level's tool, which never expected
+    # them (reported as unexpected triggers).
+    reports, servers = {}, []
     for clients in [1, 4, 16]:
+        url = pg.create(f"perf_dispatch_{clients}")
+        port = free_port()
+        # max_in_flight 64: the default 8 is a per-platform politeness limit, not what is measured here.
+        target = {"cams": {"url": f"http://127.0.0.1:{port}/jobs", "max_in_flight": 64}}
+        server = Server(args.binary, url, {"COMPUTE_TARGETS": json.dumps(target)})
         log(f"dispatch: trigger latency, concurrency {clients}")
         reports[str(clients)] = stress(args.binary, server, "dispatch", clients, args.seconds, 200, platform_port=port)
-    results["dispatch"] = {"reports": reports, "server": server.stop()}
+        servers.append(server.stop())
+    results["dispatch"] = {
+        "reports": reports,
+        "server": {"startup_s": max(s["startup_s"] for s in servers), "peak_rss_mb": max(s["peak_rss_mb"] for s in servers)},
+    }
 
 
 STEPS = {"curve": step_curve, "mixed": step_mixed, "big": step_big, "sqlite": step_sqlite, "dispatch": step_dispatch}
