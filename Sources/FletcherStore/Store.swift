@@ -72,7 +72,7 @@ extension Store {
     public func apply(_ mutation: PlanMutation, to datasetId: UUID, by actor: String) async throws -> PlanChange {
         try mutation.validateRequest()
         return try await mutate(datasetId, createIfMissing: mutation.createsDataset) { (stored: consuming Plan?, now: Date) in
-            try mutation.apply(to: stored.take(), datasetId: datasetId, by: actor, at: now)
+            try mutation.apply(to: stored.take(), datasetId: datasetId, by: actor, at: now, requestChecked: true)
         }
     }
 }
