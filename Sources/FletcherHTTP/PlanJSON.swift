@@ -96,22 +96,24 @@ public enum PlanJSON {
                         to: &out)
                     out.raw(#","data_products":["#)
                     stage = .products(0)
-                case .products(let position) where position < plan.dataProducts.count:
-                    if position > 0 { out.raw(",") }
-                    row(plan.dataProducts[position], at: position, known: known?.products, fresh: &freshProducts, into: &out) {
+                case .products(let from):
+                    let next = Self.rows(plan.dataProducts, from: from, known: known?.products, fresh: &freshProducts, into: &out, until: size) {
                         PlanJSON.write($0, to: &$1)
                     }
-                    stage = .products(position + 1)
-                case .products:
+                    guard next == plan.dataProducts.count else {
+                        stage = .products(next)
+                        continue
+                    }
                     out.raw(#"],"dependencies":["#)
                     stage = .dependencies(0)
-                case .dependencies(let position) where position < plan.dependencies.count:
-                    if position > 0 { out.raw(",") }
-                    row(plan.dependencies[position], at: position, known: known?.dependencies, fresh: &freshDependencies, into: &out) {
+                case .dependencies(let from):
+                    let next = Self.rows(plan.dependencies, from: from, known: known?.dependencies, fresh: &freshDependencies, into: &out, until: size) {
                         PlanJSON.write($0, to: &$1)
                     }
-                    stage = .dependencies(position + 1)
-                case .dependencies:
+                    guard next == plan.dependencies.count else {
+                        stage = .dependencies(next)
+                        continue
+                    }
                     out.raw("]}")
                     plan.fragments?.fill(products: freshProducts, dependencies: freshDependencies)
                     stage = .done
@@ -123,21 +125,32 @@ public enum PlanJSON {
             return false
         }
 
-        /// Writes one row, from its fragment in `known` when there is one (a plan keeping no
-        /// fragments has no `known`, and keeps nothing of what is written).
-        private func row<Row>(
-            _ row: Row, at position: Int, known: [[UInt8]?]?, fresh: inout [(Int, [UInt8])], into out: inout JSONBytes,
-            _ write: (Row, inout JSONBytes) -> Void
-        ) {
-            guard let known else { return write(row, &out) }
-            if position < known.count, let fragment = known[position] {
-                out.append(fragment)
-            } else {
-                var bytes = JSONBytes(capacity: 512)
-                write(row, &bytes)
-                out.append(bytes.bytes)
-                fresh.append((position, bytes.bytes))
+        /// Writes `rows` comma-separated from `position` on, until `out` holds `size` bytes or none is
+        /// left; returns the position of the next row. A row comes from its fragment in `known` when
+        /// there is one; one written anew goes to `fresh` (a plan keeping no fragments has no
+        /// `known`, and keeps nothing of what is written).
+        private static func rows<Row>(
+            _ rows: [Row], from position: Int, known: [[UInt8]?]?, fresh: inout [(Int, [UInt8])], into out: inout JSONBytes,
+            until size: Int, _ write: (Row, inout JSONBytes) -> Void
+        ) -> Int {
+            var position = position
+            while position < rows.count && out.bytes.count < size {
+                if position > 0 { out.raw(",") }
+                if let known {
+                    if position < known.count, let fragment = known[position] {
+                        out.append(fragment)
+                    } else {
+                        var bytes = JSONBytes(capacity: 512)
+                        write(rows[position], &bytes)
+                        out.append(bytes.bytes)
+                        fresh.append((position, bytes.bytes))
+                    }
+                } else {
+                    write(rows[position], &out)
+                }
+                position += 1
             }
+            return position
         }
     }
 

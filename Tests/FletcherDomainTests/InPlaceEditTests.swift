@@ -21,7 +21,8 @@ struct InPlaceEditTests {
         try PlanFixture(names: names).products("a", "b", "c").products("d", eager: false).chain("a", "b", "c").edge("a", "d").plan()
     }
 
-    @Test(arguments: ["update", "clear", "disable", "pause", "resubmit"])
+    /// (Each of these edits a product row; the resubmission also rewrites dependency rows.)
+    @Test(arguments: ["update", "clear", "disable", "resubmit"])
     func aPlanHeldNowhereElseIsNotCopied(_ kind: String) throws {
         var plan: Plan? = try stored()
         let before = rows(of: try #require(plan))
@@ -30,14 +31,13 @@ struct InPlaceEditTests {
             case "update": .update([StateUpdate(id: names["a"], state: .success)])
             case "clear": .clear([names["a"]])
             case "disable": .disable([names["d"]])
-            case "pause": .pause
             default:
                 .submit(PlanFixture(names: names).products("a", "b", "c").products("d", eager: false).chain("a", "b", "c").edge("a", "d").submission)
             }
         let change = try mutation.apply(to: plan.take(), datasetId: names["dataset"], by: "t", at: Date())
         #expect(!change.isEmpty)
         let after = rows(of: change.plan)
-        if kind != "pause" { #expect(after.products == before.products) }
+        #expect(after.products == before.products)
         if kind == "resubmit" { #expect(after.dependencies == before.dependencies) }
     }
 
