@@ -62,7 +62,7 @@ public struct JSONBytes: Sendable {
     }
 
     /// Writes `id` in lower case, hyphenated, to `out` (36 bytes).
-    static func write(_ id: UUID, to out: UnsafeMutableBufferPointer<UInt8>) {
+    public static func write(_ id: UUID, to out: UnsafeMutableBufferPointer<UInt8>) {
         withUnsafeBytes(of: id.uuid) { raw in
             var at = 0
             for index in 0..<16 {
@@ -100,6 +100,24 @@ public struct JSONBytes: Sendable {
 
     /// Appends `2026-11-23T03:20:13.123456Z` for `date`.
     public static func writeDate(_ date: Date, to bytes: inout [UInt8]) {
+        let written = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: dateLength) { buffer in
+            guard writeDate(date, to: buffer) else { return false }
+            bytes.append(contentsOf: buffer)
+            return true
+        }
+        if !written {
+            // Outside RFC 3339's years (never stored): the year as it is, so order is kept where it can be.
+            let year = civil(fromDays: Int64((date.timeIntervalSince1970 / 86_400).rounded(.down))).0
+            bytes.append(contentsOf: "\(year)-01-01T00:00:00.000000Z".utf8)
+        }
+    }
+
+    /// The length of a date written by `writeDate(_:to:)`.
+    public static let dateLength = 27
+
+    /// Writes `2026-11-23T03:20:13.123456Z` for `date` to `out` (`dateLength` bytes); false, with
+    /// nothing written, for a year outside RFC 3339's 0 to 9999.
+    public static func writeDate(_ date: Date, to out: UnsafeMutableBufferPointer<UInt8>) -> Bool {
         let micros = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
         var seconds = micros / 1_000_000
         var fraction = micros % 1_000_000
@@ -114,34 +132,29 @@ public struct JSONBytes: Sendable {
             days -= 1
         }
         let (year, month, day) = civil(fromDays: days)
-        guard (0...9999).contains(year) else {
-            // Outside RFC 3339's years (never stored): the year as it is, so order is kept where it can be.
-            bytes.append(contentsOf: "\(year)-01-01T00:00:00.000000Z".utf8)
-            return
-        }
-        appending(27, to: &bytes) { out in
-            func put(_ value: Int64, at start: Int, digits: Int) {
-                var rest = value
-                for index in stride(from: start + digits - 1, through: start, by: -1) {
-                    out[index] = 0x30 + UInt8(truncatingIfNeeded: rest % 10)
-                    rest /= 10
-                }
+        guard (0...9999).contains(year) else { return false }
+        func put(_ value: Int64, at start: Int, digits: Int) {
+            var rest = value
+            for index in stride(from: start + digits - 1, through: start, by: -1) {
+                out[index] = 0x30 + UInt8(truncatingIfNeeded: rest % 10)
+                rest /= 10
             }
-            put(year, at: 0, digits: 4)
-            out[4] = 0x2D
-            put(month, at: 5, digits: 2)
-            out[7] = 0x2D
-            put(day, at: 8, digits: 2)
-            out[10] = 0x54
-            put(secondOfDay / 3600, at: 11, digits: 2)
-            out[13] = 0x3A
-            put(secondOfDay % 3600 / 60, at: 14, digits: 2)
-            out[16] = 0x3A
-            put(secondOfDay % 60, at: 17, digits: 2)
-            out[19] = 0x2E
-            put(fraction, at: 20, digits: 6)
-            out[26] = 0x5A
         }
+        put(year, at: 0, digits: 4)
+        out[4] = 0x2D
+        put(month, at: 5, digits: 2)
+        out[7] = 0x2D
+        put(day, at: 8, digits: 2)
+        out[10] = 0x54
+        put(secondOfDay / 3600, at: 11, digits: 2)
+        out[13] = 0x3A
+        put(secondOfDay % 3600 / 60, at: 14, digits: 2)
+        out[16] = 0x3A
+        put(secondOfDay % 60, at: 17, digits: 2)
+        out[19] = 0x2E
+        put(fraction, at: 20, digits: 6)
+        out[26] = 0x5A
+        return true
     }
 
     /// `value` as compact JSON (object keys sorted); `null` for nil.
@@ -183,7 +196,7 @@ public struct JSONBytes: Sendable {
     public var text: String { String(decoding: bytes, as: UTF8.self) }
 
     /// Year, month, day of a count of days since 1970-01-01 (Howard Hinnant's algorithm).
-    static func civil(fromDays days: Int64) -> (Int64, Int64, Int64) {
+    public static func civil(fromDays days: Int64) -> (Int64, Int64, Int64) {
         let z = days + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let dayOfEra = z - era * 146_097

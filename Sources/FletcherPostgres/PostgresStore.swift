@@ -15,7 +15,8 @@ public import ServiceLifecycle
 /// Otherwise — nothing cached, another process wrote since, a new dataset, a change refused
 /// (whose answer must come from the current plan), or one of more than `rowsPerStatement` rows —
 /// it is a transaction that locks the row first (`SELECT … FOR UPDATE`), reads the plan unless the
-/// cache holds the locked revision, and writes (a big change in several statements).
+/// cache holds the locked revision, and writes (a big change in several statements, its new rows
+/// streamed with `COPY`).
 ///
 /// The client must be running: run `client.run()` (or add the store to a `ServiceGroup`, as it is a `Service`).
 public final class PostgresStore: Store, Service {
@@ -32,9 +33,11 @@ public final class PostgresStore: Store, Service {
     /// How the availability probe connects.
     private let probeConfiguration: PostgresConnection.Configuration
     /// The most product, dependency and history rows one statement of a mutation writes; a bigger
-    /// change is written in a transaction, in parts (`PlanWriteQuery.write`).
+    /// change is written in a transaction, in parts (`PlanWriteQuery.write`): stored rows rewritten
+    /// this many to a statement, new rows and history streamed.
     let rowsPerStatement: Int
-    /// `rowsPerStatement` unless told otherwise: a 100,000-product submission goes in about 25 parts.
+    /// `rowsPerStatement` unless told otherwise: a 100,000-product resubmission rewrites its rows in
+    /// 20 statements.
     public static let defaultRowsPerStatement = 20_000
 
     /// The channel mutations notify, so every process's feed hears of them. The payload is this
