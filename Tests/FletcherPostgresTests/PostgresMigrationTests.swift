@@ -7,11 +7,20 @@ import Logging
 import PostgresNIO
 import Testing
 
+extension ProductEvent.Kind {
+    /// The state change, if this is one.
+    fileprivate var transition: StateTransition? {
+        if case .stateChange(let transition, _) = self { return transition }
+        return nil
+    }
+}
+
 /// Migrations carry what earlier schemas stored.
 @Suite("PostgreSQL migrations")
 struct PostgresMigrationTests {
     /// A plan written under schema 5 (foreign keys, dependencies keyed by their ends, search text on
-    /// the dataset's row) reads back, is found by search and takes new rows after migrations 6 and 7.
+    /// the dataset's row, history keyed by sequence) reads back, is found by search, keeps its
+    /// history and takes new rows after migrations 6 to 9.
     @Test(.enabled(if: TestEngine.available.contains(.postgres)))
     func aPlanStoredUnderSchemaFiveLivesOn() async throws {
         let store = try await TestStores.isolatedPostgresStore()
@@ -35,8 +44,34 @@ struct PostgresMigrationTests {
                 INSERT INTO dependency (dataset_id, parent_id, child_id, position, extra, modified_by, modified_date)
                 VALUES (\(dataset), \(a), \(b), 0, '{"why": 1}', 'p', now())
                 """, logger: logger)
+            try await connection.query(
+                """
+                INSERT INTO product_event (dataset_id, data_product_id, at, kind, from_state, to_state, reason, actor)
+                VALUES (\(dataset), \(a), now(), 'state_change', NULL, 'queued', 'api', 'p'),
+                       (\(dataset), \(b), now(), 'state_change', NULL, 'waiting', 'api', 'p'),
+                       (\(dataset), \(a), now(), 'state_change', 'queued', 'success', 'api', 'p')
+                """, logger: logger)
         }
         try await store.migrate()
+        // The history's key is now the dataset's timeline (migration 9): two indexes where there were three.
+        let indexes = try await store.client.withConnection { connection in
+            var found: [String] = []
+            for try await (name, definition) in try await connection.query(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'product_event' ORDER BY indexname",
+                logger: logger
+            ).decode((String, String).self) {
+                found.append("\(name): \(definition.split(separator: " USING ").last ?? "")")
+            }
+            return found
+        }
+        #expect(
+            indexes == [
+                "product_event_by_product: btree (dataset_id, data_product_id, sequence DESC)",
+                "product_event_pkey: btree (dataset_id, sequence)",
+            ])
+        let history = try #require(try await store.history(datasetId: dataset, dataProductId: a, before: nil, limit: 10))
+        #expect(history.events.map(\.kind.transition?.to) == [.success, .queued])
+        #expect(try await store.recentStateChanges(datasetId: dataset, limit: 10).map(\.kind.transition?.to) == [.success, .waiting, .queued])
 
         let plan = try #require(try await store.plan(dataset))
         #expect(plan.dataProducts.map(\.id) == [a, b])
@@ -56,6 +91,9 @@ struct PostgresMigrationTests {
         #expect(stored.dependencies[0].extra == .string("changed"))
         #expect(try await store.search(SearchQuery(text: "legacy", page: 0)).rows.isEmpty)
         #expect(try await store.search(SearchQuery(text: "renewed", page: 0)).rows.map(\.datasetId) == [dataset])
+        // New history rows come after the migrated ones.
+        let recent = try await store.recentStateChanges(datasetId: dataset, limit: 10)
+        #expect(recent.count == 4 && recent.first?.kind.transition?.dataProductId == c && recent.map(\.sequence) == recent.map(\.sequence).sorted(by: >))
     }
 
     /// With a couple of thousand datasets, search goes through the trigram index (migration 8); the
