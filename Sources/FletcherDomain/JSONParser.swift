@@ -47,6 +47,9 @@ public struct JSONParser {
         self.validatesUTF8 = validatesUTF8
     }
 
+    /// The bytes not read yet.
+    public var remainingBytes: Int { bytes.count - index }
+
     /// Reads the one JSON document in `bytes` with `body`, which must read its whole value; only
     /// whitespace may follow.
     public static func read<Result>(
