@@ -3,6 +3,7 @@ import FletcherDispatch
 import FletcherDomain
 import FletcherHTTP
 import FletcherStore
+import FletcherTestSupport
 import Foundation
 import HummingbirdBcrypt
 import Logging
@@ -16,7 +17,7 @@ struct ConfigurationTests {
     func load(_ environment: [String: String], dotEnv: String? = nil) throws -> AppConfiguration {
         var path: String?
         if let dotEnv {
-            path = FileManager.default.temporaryDirectory.appendingPathComponent("env-\(UUID())").path
+            path = ScratchFiles.path("env", suffix: "env")
             try dotEnv.write(toFile: path!, atomically: true, encoding: .utf8)
         }
         return try AppConfiguration.load(environment: environment, dotEnvPath: path ?? "/nonexistent/.env")

@@ -56,7 +56,7 @@ struct ConcurrencyTests {
     static func twoInstances(_ engine: TestEngine) async throws -> (TestAPI, TestAPI) {
         switch engine {
         case .sqlite:
-            let path = FileManager.default.temporaryDirectory.appendingPathComponent("fletcher-two-\(UUID()).sqlite").path
+            let path = ScratchFiles.path("two", suffix: "sqlite")
             let firstStore = try SQLiteStoreFactory.make(path)
             try await firstStore.migrate()
             return (try await TestAPI(store: firstStore), try await TestAPI(store: try SQLiteStoreFactory.make(path)))

@@ -8,7 +8,7 @@ import Testing
 @Suite("SQLite engine")
 struct SQLiteStoreTests {
     @Test func twoStoresOnOneFileSeeEachOthersWrites() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("fletcher-\(UUID()).sqlite").path
+        let path = ScratchFiles.path("store", suffix: "sqlite")
         let first = try SQLiteStore(path: path)
         try await first.migrate()
         let second = try SQLiteStore(path: path)

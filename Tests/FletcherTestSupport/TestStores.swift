@@ -42,10 +42,8 @@ public enum TestStores {
         }
     }
 
-    /// A new SQLite file in the temporary directory.
-    static func newSQLitePath() -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("fletcher-test-\(UUID().uuidString).sqlite").path
-    }
+    /// A new SQLite file among the test process's scratch files.
+    static func newSQLitePath() -> String { ScratchFiles.path("store", suffix: "sqlite") }
 
     /// Two stores on one database, as two Fletcher processes would have: each with its own pool
     /// and plan cache.
