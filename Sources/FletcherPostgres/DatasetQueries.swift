@@ -116,7 +116,11 @@ enum DatasetQueries {
 
     /// Up to one page and one row of datasets matching the query, newest first. The trigram index
     /// serves the substring match; short text, which matches most datasets, walks the recency index.
-    static func search(_ query: SearchQuery, _ connection: PostgresConnection, _ logger: Logger) async throws -> [SearchRow] {
+    /// With `words`, the index is asked only for the term's uncommon words (`SearchWords`) and the
+    /// whole term filters what it finds.
+    static func search(
+        _ query: SearchQuery, words: SearchWords? = nil, _ connection: PostgresConnection, _ logger: Logger
+    ) async throws -> [SearchRow] {
         let limit = SearchQuery.pageSize + 1
         let offset = query.offset
         let sql: PostgresQuery
@@ -128,7 +132,11 @@ enum DatasetQueries {
         } else {
             let pattern = "%" + PostgresValue.escapeLike(query.text) + "%"
             // Through the trigram index from about a thousand datasets up (migration 8).
-            sql = "SELECT id, extra, last_modified FROM fletcher_search(\(pattern), \(limit), \(offset))"
+            if let indexPattern = words?.indexPattern(for: query.text) {
+                sql = "SELECT id, extra, last_modified FROM fletcher_search(\(indexPattern), \(pattern), \(limit), \(offset))"
+            } else {
+                sql = "SELECT id, extra, last_modified FROM fletcher_search(\(pattern), \(limit), \(offset))"
+            }
         }
         var found: [SearchRow] = []
         for try await (id, extra, lastModified) in try await connection.query(sql, logger: logger).decode(

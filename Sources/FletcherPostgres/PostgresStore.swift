@@ -24,6 +24,8 @@ public final class PostgresStore: Store, Service {
     public let changeFeed = PlanChangeFeed()
     public let poolUsage: PoolUsage
     public let planCache: PlanCache
+    /// Which words of a search term go to the trigram index (a sample of the stored texts).
+    let searchWords = SearchWords.Holder()
     let logger: Logger
     let availability: DatabaseAvailability
     /// The database calls in progress, for `inspect`.
@@ -141,7 +143,8 @@ public final class PostgresStore: Store, Service {
     public func search(_ query: SearchQuery) async throws -> SearchPage {
         try await storeErrors {
             try await withConnection { [self] connection in
-                SearchPage(fetched: try await DatasetQueries.search(query, connection, logger), query: query)
+                let words = query.text.isEmpty ? nil : try await searchWords.current(connection, logger)
+                return SearchPage(fetched: try await DatasetQueries.search(query, words: words, connection, logger), query: query)
             }
         }
     }

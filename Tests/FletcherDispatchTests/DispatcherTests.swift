@@ -153,7 +153,8 @@ struct DispatcherTests {
         }
         #expect(platform.received.map(\.attempt) == [1, 2, 3, 4])
         #expect(Set(platform.received.map(\.triggerId)).count == 1)
-        #expect(try await Self.deliveries(store, fixture.datasetId, names["a"]).map(\.httpStatus) == [202, 429, 503, 503])
+        let statuses = try await Self.deliveries(store, fixture.datasetId, names["a"]).map(\.httpStatus)
+        #expect(statuses == [202, 429, 503, 503])
         let text = registry.emitToString()
         #expect(text.contains(#"fletcher_dispatch_attempts_total{compute="cams",outcome="retry"} 3"#), "\(text)")
         #expect(text.contains(#"fletcher_dispatch_attempts_total{compute="cams",outcome="delivered"} 1"#))
