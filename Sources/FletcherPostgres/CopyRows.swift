@@ -26,18 +26,7 @@ struct CopyText {
     }
 
     mutating func integer(_ value: Int) {
-        if value < 0 { buffer.writeInteger(UInt8(ascii: "-")) }
-        var magnitude = value.magnitude
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // room for 24 digits, filled from the end
-        withUnsafeMutableBytes(of: &digits) { raw in
-            var at = raw.count
-            repeat {
-                at -= 1
-                raw[at] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-                magnitude /= 10
-            } while magnitude > 0
-            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[at...]))
-        }
+        buffer.writeString(String(value))
         tab()
     }
 

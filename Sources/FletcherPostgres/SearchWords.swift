@@ -47,15 +47,15 @@ struct SearchWords: Sendable {
     /// The pattern to ask the index for when searching for `text` (lowercased, as stored texts
     /// are): its uncommon words of three characters or more, in order, between wildcards. Nil when
     /// that would be no cheaper than the whole term: a small sample, no common word, no other, or
-    /// none rare enough to find few texts on its own.
+    /// the others together not rare enough (`selectiveShare`).
     func indexPattern(for text: String) -> String? {
         guard sampled >= Self.minimumSample else { return nil }
         let words = Self.words(of: text).filter { $0.count >= 3 }
-        let kept = words.filter { rarity($0) <= Self.commonShare * Double(sampled) }
-        let share = kept.reduce(1.0) { $0 * rarity($1) / Double(sampled) }
+        let kept = words.map { (word: $0, share: rarity($0) / Double(sampled)) }.filter { $0.share <= Self.commonShare }
+        let share = kept.reduce(1.0) { $0 * $1.share }
         guard !kept.isEmpty, kept.count < words.count, share <= Self.selectiveShare else { return nil }
         // Words are letters and digits only: nothing in them is special to LIKE.
-        return "%" + kept.map { String(String.UnicodeScalarView($0)) }.joined(separator: "%") + "%"
+        return "%" + kept.map { String(String.UnicodeScalarView($0.word)) }.joined(separator: "%") + "%"
     }
 
     /// In how many sampled texts the rarest trigram of `word` is: at most that many hold the word.
