@@ -134,24 +134,6 @@ enum CopyRows {
         }
     }
 
-    static func dependencies(_ positions: [Int], of plan: Plan, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        let datasetId = plan.dataset.id
-        try await copy(
-            positions, into: "dependency",
-            columns: ["dataset_id", "parent_id", "child_id", "position", "extra", "modified_by", "modified_date"],
-            connection, logger
-        ) { (out: inout CopyText, position: Int) in
-            let dependency = plan.dependencies[position]
-            out.uuid(datasetId)
-            out.uuid(dependency.parentId)
-            out.uuid(dependency.childId)
-            out.integer(position)
-            out.text(StoredColumn.json(dependency.extra))
-            out.text(dependency.modifiedBy)
-            out.timestamp(dependency.modifiedDate)
-        }
-    }
-
     static func history(
         _ transitions: [StateTransition], of plan: Plan, by actor: String, at now: Date,
         _ connection: PostgresConnection, _ logger: Logger

@@ -17,7 +17,8 @@ import PostgresNIO
 /// prepared once per connection: PostgreSQL parses and plans it once. Changes that only rewrite
 /// stored rows — every state update — upsert them; changes that add rows (submissions) also insert
 /// the new ones plainly, which PostgreSQL writes far faster than upserts (a 100,000-product
-/// submission's product and dependency writes: 2.3 s as upserts, 1.6 s as inserts).
+/// submission's product and dependency writes: 2.3 s as upserts, 1.6 s as inserts). Dependencies
+/// are written as the blocks holding them (`DependencyBlocks`), whole, by one upsert either way.
 enum PlanWriteQuery {
     /// Writes `change`, made at `now` from the plan at `revision` (0: a dataset's placeholder row);
     /// the dataset's new revision and last modification, nil when it is no longer at `revision`.
@@ -50,10 +51,10 @@ enum PlanWriteQuery {
     /// Writes `change` as `run` does, inside the caller's transaction, where it may take several
     /// statements: a change of more than `rowsPerStatement` rows is written as `run` writes it
     /// without its product, dependency and history rows (the dataset's row, checked at `revision`;
-    /// triggers made and cancelled by its transitions; the notification), then its stored rows
-    /// rewritten at most `rowsPerStatement` to a statement, then its new rows and history streamed
-    /// into their tables (`CopyRows`). Atomic through the transaction; nil, with nothing written,
-    /// as `run`.
+    /// triggers made and cancelled by its transitions; the notification), then its stored products
+    /// rewritten at most `rowsPerStatement` to a statement and its dependency blocks as many
+    /// dependencies to a statement, then its new products and history streamed into their tables
+    /// (`CopyRows`). Atomic through the transaction; nil, with nothing written, as `run`.
     ///
     /// A statement's values travel as one message, which postgres-nio builds whole, twice (the
     /// bindings, then the message), and which the database receives whole before it writes a row;
@@ -89,7 +90,6 @@ enum PlanWriteQuery {
             }
         }
         try await CopyRows.products(change.addedProducts, of: change.plan, connection, logger)
-        try await CopyRows.dependencies(change.addedDependencies, of: change.plan, connection, logger)
         try await CopyRows.history(change.transitions, of: change.plan, by: change.actor, at: now, connection, logger)
         return written
     }
@@ -100,22 +100,25 @@ enum PlanWriteQuery {
         let rows: SQL
         switch part {
         case .products(let positions): rows = DataProductQueries.update(positions, of: change.plan)
-        case .dependencies(let positions): rows = DependencyQueries.update(positions, of: change.plan)
+        case .dependencyBlocks(let firsts): rows = DependencyQueries.writeBlocks(firsts, of: change.plan)
         }
         let statement: SQL = "WITH saved AS (SELECT) \(rows)"
         return try statement.query()
     }
 
-    /// Stored rows at their positions in the plan, rewritten by a statement of their own.
+    /// Rows written by a statement of their own: stored products at their positions in the plan,
+    /// or the dependency blocks starting at these positions.
     enum Part: Equatable {
-        case products([Int]), dependencies([Int])
+        case products([Int]), dependencyBlocks([Int])
     }
 
-    /// The statements `write` rewrites `change`'s stored rows with, in order, at most
-    /// `rowsPerStatement` rows each.
+    /// The statements `write` writes `change`'s stored products and its dependencies with, in
+    /// order, at most `rowsPerStatement` products or blocks of as many dependencies (at least one
+    /// block) each.
     static func rewrites(_ change: PlanChange, rowsPerStatement size: Int) -> [Part] {
         change.storedProducts.parts(of: size).map(Part.products)
-            + change.storedDependencies.parts(of: size).map(Part.dependencies)
+            + DependencyBlocks.firstPositions(holding: change.changedDependencies)
+            .parts(of: max(1, size / DependencyBlocks.size)).map(Part.dependencyBlocks)
     }
 
     private static func written<Statement: WriteStatement>(
@@ -132,14 +135,12 @@ enum PlanWriteQuery {
     enum Shape {
         /// Every changed row is a stored one.
         case rewrite
-        /// Some rows are new (appended: rows keep their positions, so any at or past the stored counts).
+        /// Some products are new (appended: rows keep their positions, so any at or past the stored
+        /// count). Dependencies are written as blocks, stored or not, the same way in both.
         case grow
 
         init(_ change: PlanChange) {
-            let grows =
-                change.changedProducts.contains { $0 >= change.storedCounts.products }
-                || change.changedDependencies.contains { $0 >= change.storedCounts.dependencies }
-            self = grows ? .grow : .rewrite
+            self = change.changedProducts.contains { $0 >= change.storedCounts.products } ? .grow : .rewrite
         }
     }
 
@@ -154,14 +155,13 @@ enum PlanWriteQuery {
         case .rewrite:
             rows = """
                 products AS (\(DataProductQueries.update(change.changedProducts, of: plan))),
-                dependencies AS (\(DependencyQueries.update(change.changedDependencies, of: plan)))
+                dependencies AS (\(DependencyQueries.write(change.changedDependencies, of: plan)))
                 """
         case .grow:
             rows = """
                 products_changed AS (\(DataProductQueries.update(change.storedProducts, of: plan))),
                 products_added AS (\(DataProductQueries.insert(change.addedProducts, of: plan))),
-                dependencies_changed AS (\(DependencyQueries.update(change.storedDependencies, of: plan))),
-                dependencies_added AS (\(DependencyQueries.insert(change.addedDependencies, of: plan)))
+                dependencies AS (\(DependencyQueries.write(change.changedDependencies, of: plan)))
                 """
         }
         return """
@@ -222,8 +222,4 @@ extension PlanChange {
     var storedProducts: [Int] { changedProducts.filter { $0 < storedCounts.products } }
     /// The positions of changed products that are new (appended: at or past the stored count).
     var addedProducts: [Int] { changedProducts.filter { $0 >= storedCounts.products } }
-    /// The positions of changed dependencies that are stored already, in order.
-    var storedDependencies: [Int] { changedDependencies.filter { $0 < storedCounts.dependencies } }
-    /// The positions of changed dependencies that are new.
-    var addedDependencies: [Int] { changedDependencies.filter { $0 >= storedCounts.dependencies } }
 }

@@ -37,15 +37,18 @@ SELECT md5(:'prefix' || '-ds-' || n)::uuid, md5(:'prefix' || '-dp-' || n || '-' 
        p.eager, NULL, 'waiting', NULL, NULL, NULL, NULL, 'bench', now()
 FROM generate_series(:first::int, :last::int) n CROSS JOIN shape_product p;
 
-INSERT INTO dependency (dataset_id, parent_id, child_id, position, extra, modified_by, modified_date)
-SELECT md5(:'prefix' || '-ds-' || n)::uuid, md5(:'prefix' || '-dp-' || n || '-' || d.parent)::uuid,
-       md5(:'prefix' || '-dp-' || n || '-' || d.child)::uuid, row_number() OVER (PARTITION BY n ORDER BY d.parent, d.child) - 1,
-       NULL, 'bench', now()
-FROM generate_series(:first::int, :last::int) n CROSS JOIN shape_dependency d;
+-- Each plan's dependencies in one block (migration 11: fewer than 4,096 of them).
+INSERT INTO dependency_block (dataset_id, first_position, rows)
+SELECT md5(:'prefix' || '-ds-' || n)::uuid, 0,
+       string_agg(fletcher_dependency_bytes(md5(:'prefix' || '-dp-' || n || '-' || d.parent)::uuid,
+                                            md5(:'prefix' || '-dp-' || n || '-' || d.child)::uuid, NULL, 'bench', now()),
+                  ''::bytea ORDER BY d.parent, d.child)
+FROM generate_series(:first::int, :last::int) n CROSS JOIN shape_dependency d
+GROUP BY n;
 COMMIT;
 SELECT gin_clean_pending_list('dataset_search_trigram') \g /dev/null
 ALTER INDEX dataset_search_trigram SET (fastupdate = off);
 ANALYZE dataset;
 ANALYZE dataset_search;
 ANALYZE data_product;
-ANALYZE dependency;
+ANALYZE dependency_block;

@@ -7,6 +7,6 @@ SELECT paused, extra::text, modified_by, modified_date, last_modified, revision
 SELECT id, position, compute, name, version, eager, passthrough::text, state, run_id, link, passback::text, extra::text,
        modified_by, modified_date
   FROM data_product WHERE dataset_id = md5('bench-ds-' || :n)::uuid ORDER BY position;
-SELECT parent_id, child_id, position, extra::text, modified_by, modified_date
-  FROM dependency WHERE dataset_id = md5('bench-ds-' || :n)::uuid ORDER BY position;
+SELECT first_position, rows
+  FROM dependency_block WHERE dataset_id = md5('bench-ds-' || :n)::uuid ORDER BY first_position;
 COMMIT;

@@ -164,7 +164,7 @@ def step_mixed(args, pg, results):
     bulk_seconds = time.perf_counter() - started
     # As an operator would after a bulk load: otherwise autovacuum's first pass over the new rows
     # lands in the measurement at random (313 and 666 requests/s in two otherwise equal runs).
-    pg.psql(database, "-c", "VACUUM (ANALYZE) dataset, dataset_search, data_product, dependency")
+    pg.psql(database, "-c", "VACUUM (ANALYZE) dataset, dataset_search, data_product, dependency_block")
     server = Server(args.binary, url)
     large = stress(args.binary, server, "mixed", args.mixed_concurrency, args.mixed_seconds, args.mixed_plans)
     results["mixed"] = {"plans": small, "plans_server": memory, "bulk": large, "bulk_datasets": args.bulk,
