@@ -135,7 +135,7 @@ enum CopyRows {
     }
 
     static func history(
-        _ transitions: [StateTransition], of plan: Plan, by actor: String, at now: Date,
+        _ transitions: ArraySlice<StateTransition>, of plan: Plan, by actor: String, at now: Date,
         _ connection: PostgresConnection, _ logger: Logger
     ) async throws {
         let datasetId = plan.dataset.id

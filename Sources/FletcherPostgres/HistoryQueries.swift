@@ -26,6 +26,37 @@ enum HistoryQueries {
             """
     }
 
+    /// How many of `change`'s transitions, from the first, are the creations of the products it
+    /// adds (each new product, in order, from nothing to waiting by the API, without run id or
+    /// link): what `recordCreations` writes as one row. 0 when they are not exactly that.
+    static func creations(in change: PlanChange) -> Int {
+        let added = change.addedProducts
+        guard let first = added.first, added.count <= change.transitions.count else { return 0 }
+        for (index, position) in added.enumerated() {
+            let transition = change.transitions[index]
+            guard position == first + index, transition.dataProductId == change.plan.dataProducts[position].id,
+                transition.from == nil, transition.to == .waiting, transition.reason == .api, transition.runId == nil,
+                transition.link == nil
+            else { return 0 }
+        }
+        return added.count
+    }
+
+    /// Records the creations of `count` products from position `first` of the plan as one row: one
+    /// row where a row per product cost a 100,000-product submission 0.4 s of PostgreSQL's time.
+    /// The products' histories (`fetch`, `recentStateChanges`) show it as one event each.
+    static func recordCreations(
+        first: Int, count: Int, of plan: Plan, by actor: String, at now: Date, _ connection: PostgresConnection,
+        _ logger: Logger
+    ) async throws {
+        try await connection.query(
+            """
+            INSERT INTO product_event (dataset_id, at, kind, to_state, reason, actor, first_position, product_count)
+            VALUES (\(plan.dataset.id), \(now.postgres), 'state_change', 'waiting', 'api', \(actor), \(Int32(first)),
+                \(Int32(count)))
+            """, logger: logger)
+    }
+
     /// Records an attempt to deliver a trigger.
     static func record(
         _ attempt: DeliveryAttempt, of trigger: Trigger, at now: Date, _ connection: PostgresConnection, _ logger: Logger
@@ -43,11 +74,22 @@ enum HistoryQueries {
     static func recentStateChanges(
         datasetId: UUID, limit: Int, _ connection: PostgresConnection, _ logger: Logger
     ) async throws -> [ProductEvent] {
+        // A row of many creations (`recordCreations`) is an event for each of its products.
         let rows = try await connection.query(
             """
-            SELECT sequence, at, data_product_id, from_state, to_state, reason, actor, run_id, link
-            FROM product_event WHERE dataset_id = \(datasetId) AND kind = 'state_change'
-            ORDER BY sequence DESC LIMIT \(limit)
+            SELECT e.sequence, e.at, coalesce(e.data_product_id, p.id), e.from_state, e.to_state, e.reason, e.actor, e.run_id,
+                e.link
+            FROM (
+                SELECT * FROM product_event WHERE dataset_id = \(datasetId) AND kind = 'state_change'
+                ORDER BY sequence DESC LIMIT \(limit)
+            ) e
+            LEFT JOIN LATERAL (
+                SELECT id, position FROM data_product
+                WHERE e.data_product_id IS NULL AND dataset_id = \(datasetId) AND position >= e.first_position
+                    AND position < e.first_position + e.product_count
+                ORDER BY position DESC LIMIT \(limit)
+            ) p ON true
+            ORDER BY e.sequence DESC, p.position DESC LIMIT \(limit)
             """, logger: logger)
         var events: [ProductEvent] = []
         for try await row in rows.decode(
@@ -62,15 +104,31 @@ enum HistoryQueries {
         return events
     }
 
+    private static let columns = """
+        e.sequence, e.at, e.kind, e.from_state, e.to_state, e.reason, e.actor, e.run_id, e.link, e.trigger_id, e.attempt,
+        e.http_status, e.error, e.duration_ms, e.process
+        """
+
     static func fetch(
         datasetId: UUID, dataProductId: UUID, before: Int64?, limit: Int, _ connection: PostgresConnection, _ logger: Logger
     ) async throws -> [ProductEvent] {
+        // The product's own rows, and the row of many creations (`recordCreations`) holding its position.
+        let before = before ?? Int64.max
         let rows = try await connection.query(
             """
-            SELECT sequence, at, kind, from_state, to_state, reason, actor, run_id, link,
-                trigger_id, attempt, http_status, error, duration_ms, process
-            FROM product_event WHERE dataset_id = \(datasetId) AND data_product_id = \(dataProductId)
-                AND sequence < \(before ?? Int64.max)
+            SELECT * FROM (
+                (
+                    SELECT \(unescaped: columns) FROM product_event e
+                    WHERE dataset_id = \(datasetId) AND data_product_id = \(dataProductId) AND sequence < \(before)
+                    ORDER BY sequence DESC LIMIT \(limit)
+                ) UNION ALL (
+                    SELECT \(unescaped: columns) FROM product_event e JOIN data_product p
+                        ON p.dataset_id = e.dataset_id AND p.position >= e.first_position
+                            AND p.position < e.first_position + e.product_count
+                    WHERE e.dataset_id = \(datasetId) AND e.data_product_id IS NULL AND e.sequence < \(before)
+                        AND p.id = \(dataProductId)
+                )
+            ) events
             ORDER BY sequence DESC LIMIT \(limit)
             """, logger: logger)
         var events: [ProductEvent] = []

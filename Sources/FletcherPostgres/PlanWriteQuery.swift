@@ -54,7 +54,8 @@ enum PlanWriteQuery {
     /// triggers made and cancelled by its transitions; the notification), then its stored products
     /// rewritten at most `rowsPerStatement` to a statement and its dependency blocks as many
     /// dependencies to a statement, then its new products and history streamed into their tables
-    /// (`CopyRows`). Atomic through the transaction; nil, with nothing written, as `run`.
+    /// (`CopyRows`) — the new products' creations as one row (`HistoryQueries.recordCreations`).
+    /// Atomic through the transaction; nil, with nothing written, as `run`.
     ///
     /// A statement's values travel as one message, which postgres-nio builds whole, twice (the
     /// bindings, then the message), and which the database receives whole before it writes a row;
@@ -89,8 +90,16 @@ enum PlanWriteQuery {
                 next = made
             }
         }
+        // The new products' creations first, as one row (their history's order kept), then the rest.
+        let created = HistoryQueries.creations(in: change)
+        if created > 0 {
+            try await HistoryQueries.recordCreations(
+                first: change.storedCounts.products, count: created, of: change.plan, by: change.actor, at: now, connection,
+                logger)
+        }
         try await CopyRows.products(change.addedProducts, of: change.plan, connection, logger)
-        try await CopyRows.history(change.transitions, of: change.plan, by: change.actor, at: now, connection, logger)
+        try await CopyRows.history(
+            change.transitions[created...], of: change.plan, by: change.actor, at: now, connection, logger)
         return written
     }
 

@@ -302,6 +302,24 @@ enum PostgresMigrations {
                 """,
             ]
         ),
+        (
+            12, "creations in one row",
+            [
+                // A big submission's new products' creations (each from nothing to waiting) are one
+                // row naming their positions, where a row per product cost a 100,000-product
+                // submission 0.4 s of PostgreSQL's time; histories read it as one event per product.
+                // (Checked for new rows only: old ones all name their product.)
+                """
+                ALTER TABLE product_event
+                    ALTER COLUMN data_product_id DROP NOT NULL,
+                    ADD COLUMN first_position integer,
+                    ADD COLUMN product_count integer,
+                    ADD CONSTRAINT product_event_one_product_or_several CHECK (
+                        data_product_id IS NOT NULL
+                        OR (kind = 'state_change' AND first_position >= 0 AND product_count > 0)) NOT VALID
+                """
+            ]
+        ),
     ]
 
     /// A `fletcher_search` taking `parameters` (then a page's size and offset) that returns the

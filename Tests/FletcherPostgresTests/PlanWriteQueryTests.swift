@@ -261,6 +261,65 @@ struct PlanWriteQueryTests {
         #expect(history.events.reversed().map(\.kind) == expected.map { .stateChange($0, actor: awkward) })
     }
 
+    /// A big change's new products' creations are written as one row (one per submission), and the
+    /// products' histories read exactly as from a row per creation: the same events, in the same
+    /// order, page by page, and in the plan's recent state changes.
+    @Test(.enabled(if: TestEngine.available.contains(.postgres)))
+    func creationsInOneRowReadAsOneEventPerProduct() async throws {
+        let inParts = try TestStores.postgresStore(rowsPerStatement: 2)
+        let whole = try TestStores.postgresStore()
+        try await inParts.migrate()
+        let names = Names()
+        var first = PlanFixture(names: names).products("a", "b", "c", "d", "e").edge("a", "b").edge("b", "c")
+            .edge("c", "d").edge("a", "e")
+        first.products[2].eager = false
+        var second = first.products("f", "g").edge("e", "f").edge("f", "g")
+        second.products[1].extra = .string("resubmitted")
+        let rowsDataset = first.datasetId
+        let oneRowDataset = UUID()
+        for (store, dataset) in [(whole, rowsDataset), (inParts, oneRowDataset)] {
+            for fixture in [first, second] {
+                var fixture = fixture
+                fixture.datasetId = dataset
+                _ = try await store.apply(.submit(fixture.submission), to: dataset, by: "publisher")
+            }
+            _ = try await store.apply(.update([StateUpdate(id: names["a"], state: .running)]), to: dataset, by: "platform")
+        }
+        let manyRows = try await inParts.client.withConnection { connection in
+            try await connection.query(
+                """
+                SELECT count(*) FILTER (WHERE dataset_id = \(oneRowDataset))::int8, count(*) FILTER (WHERE dataset_id = \(rowsDataset))::int8
+                FROM product_event WHERE data_product_id IS NULL
+                """, logger: Logger(label: "fletcher-test")
+            ).decode((Int64, Int64).self).reduce(into: [Int64]()) { $0 += [$1.0, $1.1] }
+        }
+        #expect(manyRows == [2, 0])
+
+        /// A product's history, `limit` events to a page, cursor followed to the end.
+        func history(_ store: PostgresStore, _ dataset: UUID, _ product: String, limit: Int) async throws -> [ProductEvent.Kind] {
+            var kinds: [ProductEvent.Kind] = []
+            var cursor: Int64?
+            repeat {
+                let page = try #require(
+                    try await store.history(datasetId: dataset, dataProductId: names[product], before: cursor, limit: limit))
+                kinds += page.events.map(\.kind)
+                cursor = page.nextCursor
+            } while cursor != nil
+            return kinds
+        }
+        for product in ["a", "b", "c", "d", "e", "f", "g"] {
+            let expected = try await history(whole, rowsDataset, product, limit: 10)
+            #expect(!expected.isEmpty)
+            for limit in [1, 2, 10] { #expect(try await history(inParts, oneRowDataset, product, limit: limit) == expected) }
+        }
+        #expect(try await inParts.history(datasetId: oneRowDataset, dataProductId: UUID(), before: nil, limit: 10) == nil)
+        for limit in [1, 3, 6, 100] {
+            let expected = try await whole.recentStateChanges(datasetId: rowsDataset, limit: limit).map(\.kind)
+            #expect(expected.count == min(limit, 9))
+            #expect(try await inParts.recentStateChanges(datasetId: oneRowDataset, limit: limit).map(\.kind) == expected)
+        }
+    }
+
     /// A big plan read from the database (not cached) is held in arrays of its size: its
     /// dependencies' array is made once at their blocks' count, not grown by doubling.
     @Test(.enabled(if: TestEngine.available.contains(.postgres)))
