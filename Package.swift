@@ -95,6 +95,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // glibc's allocator controls (MemoryReturn).
+        .systemLibrary(name: "CMalloc"),
         // Graphviz's C library (libgvc), for drawing plans.
         .systemLibrary(
             name: "CGraphviz", pkgConfig: "libgvc", providers: [.apt(["libgraphviz-dev"]), .brew(["graphviz"])]),
@@ -131,6 +133,7 @@ let package = Package(
             name: "FletcherApp",
             dependencies: [
                 "FletcherDomain", "FletcherStore", "FletcherSQLite", "FletcherPostgres", "FletcherHTTP", "FletcherWeb", "FletcherDispatch",
+                "CMalloc",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -44,6 +44,7 @@ public func buildApplication(
         store: setup.store, authenticator: authenticator, logger: logger, metrics: metrics,
         maxBodyBytes: configuration.maxBodyBytes, maxConcurrentRequests: configuration.maxConcurrentRequests)
     var services = setup.services
+    services.append(MemoryTrimService())
     if !configuration.computeTargets.isEmpty {
         services.append(
             DispatchService(

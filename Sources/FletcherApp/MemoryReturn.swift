@@ -1,8 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+import CMalloc
 #endif
+import ServiceLifecycle
 
-/// Makes the C allocator give big blocks back to the system when they are freed.
+/// Makes the C allocator give memory back to the system when it is freed.
 ///
 /// glibc serves a block above its mmap threshold (128 KiB at first) with a mapping of its own,
 /// unmapped on free — but each time such a block is freed it raises the threshold to that block's
@@ -28,15 +29,74 @@ public enum MemoryReturn {
     @discardableResult
     public static func configure(environment: [String: String]) -> Bool {
         #if canImport(Glibc)
-        // `mallopt` is declared in malloc.h, which the Glibc module leaves out.
-        guard environment["MALLOC_MMAP_THRESHOLD_"] == nil, let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt")
-        else { return false }
-        let mallopt = unsafeBitCast(symbol, to: (@convention(c) (Int32, Int32) -> Int32).self)
-        let (M_TRIM_THRESHOLD, M_MMAP_THRESHOLD): (Int32, Int32) = (-1, -3)
+        guard environment["MALLOC_MMAP_THRESHOLD_"] == nil else { return false }
         // Fixing one threshold stops glibc from moving the other: both are set.
         return mallopt(M_MMAP_THRESHOLD, mmapThreshold) == 1 && mallopt(M_TRIM_THRESHOLD, trimThreshold) == 1
         #else
         return false
         #endif
+    }
+
+    /// Bytes the allocator holds free inside its heaps (nil where unknown).
+    public static var heldFree: Int? {
+        #if canImport(Glibc)
+        Int(fletcher_malloc_free_bytes())
+        #else
+        nil
+        #endif
+    }
+
+    /// Gives the pages of free memory inside the heaps back to the system.
+    public static func trim() {
+        #if canImport(Glibc)
+        malloc_trim(0)
+        #endif
+    }
+}
+
+/// Gives back memory freed in the middle of the allocator's heaps, which glibc only returns from a
+/// heap's top: many small blocks (a big plan's strings and JSON values, the rows of requests) freed
+/// around ones still in use stay resident. After the large-plans measurements (10,000-product plans
+/// submitted, resubmitted, read and updated) the server stayed at 154 MB where it held far less.
+///
+/// Checks once a second how much the allocator holds free; when that has grown by `threshold`
+/// since its lowest point since the last trim (memory used, then freed), trims. Free memory that
+/// stays free costs nothing once trimmed; memory reused and freed again is trimmed again.
+public struct MemoryTrimmer: Sendable {
+    /// Freed bytes worth a trim.
+    public static let threshold = 16 << 20
+    private var lowestFree: Int?
+
+    public init() {}
+
+    /// Whether to trim, given the bytes held free now; if so, the count starts again from `free`.
+    public mutating func shouldTrim(free: Int) -> Bool {
+        guard let lowest = lowestFree else {
+            lowestFree = free
+            return false
+        }
+        guard free - lowest >= Self.threshold else {
+            lowestFree = min(lowest, free)
+            return false
+        }
+        lowestFree = free
+        return true
+    }
+}
+
+/// Runs the `MemoryTrimmer` once a second until the server shuts down.
+struct MemoryTrimService: Service {
+    init() {}
+
+    func run() async throws {
+        guard MemoryReturn.heldFree != nil else { return }
+        // Ends (the sleep cancelled) when the server starts shutting down.
+        try? await cancelWhenGracefulShutdown {
+            var trimmer = MemoryTrimmer()
+            while true {
+                try await Task.sleep(for: .seconds(1))
+                if let free = MemoryReturn.heldFree, trimmer.shouldTrim(free: free) { MemoryReturn.trim() }
+            }
+        }
     }
 }

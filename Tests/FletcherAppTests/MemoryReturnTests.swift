@@ -1,4 +1,5 @@
 import FletcherApp
+import Foundation
 import Testing
 
 #if canImport(Glibc)
@@ -32,5 +33,47 @@ struct MemoryReturnTests {
     @Test func anOperatorsThresholdWins() {
         #expect(!MemoryReturn.configure(environment: ["MALLOC_MMAP_THRESHOLD_": "1048576"]))
     }
+
+    /// Small blocks freed in the middle of the heap stay resident until trimmed: the allocator
+    /// counts them as held free, and a trim gives their pages back (the process's resident set
+    /// falls by most of them).
+    @Test func freedSmallBlocksAreGivenBackByATrim() throws {
+        // 64 MB in 1 KiB blocks, every page touched, with a block kept after each 64 so that no
+        // heap top frees them on its own.
+        var blocks: [UnsafeMutableRawPointer] = []
+        var kept: [UnsafeMutableRawPointer] = []
+        for index in 0..<65_536 {
+            let block = try #require(malloc(1024))
+            memset(block, 1, 1024)
+            if index % 64 == 63 { kept.append(block) } else { blocks.append(block) }
+        }
+        defer { kept.forEach { free($0) } }
+        let before = try #require(MemoryReturn.heldFree)
+        blocks.forEach { free($0) }
+        let held = try #require(MemoryReturn.heldFree)
+        #expect(held - before > 48 << 20)
+        let resident = residentBytes()
+        MemoryReturn.trim()
+        #expect(resident - residentBytes() > 32 << 20)
+    }
+
+    /// The process's resident set (`/proc/self/statm`).
+    private func residentBytes() -> Int {
+        guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let fields = statm.split(separator: " ")
+        return fields.count > 1 ? (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE))) : 0
+    }
     #endif
+
+    /// A trim is due once `threshold` bytes more are held free than at the lowest point since the
+    /// last one: memory used and freed again, not memory that stayed free.
+    @Test func aTrimIsDueWhenMuchHasBeenFreedSinceTheLowestPoint() {
+        var trimmer = MemoryTrimmer()
+        let mb = 1 << 20
+        let due = [40, 50, 10, 10 + 16, 10 + 16, 20, 20 + 16].map { trimmer.shouldTrim(free: $0 * mb) }
+        // The first look only sets the mark; 16 MB more than the lowest point (10) is due; then the
+        // same free memory is not, until it is reused (down to 20) and 16 MB more are freed.
+        #expect(MemoryTrimmer.threshold == 16 * mb)
+        #expect(due == [false, false, false, true, false, false, true])
+    }
 }
