@@ -89,7 +89,9 @@ struct MemoryTrimService: Service {
     init() {}
 
     func run() async throws {
-        guard MemoryReturn.heldFree != nil else { return }
+        // A service that returns early ends the server: without glibc there is nothing to watch,
+        // so it only waits for the shutdown.
+        guard MemoryReturn.heldFree != nil else { return try await gracefulShutdown() }
         // Ends (the sleep cancelled) when the server starts shutting down.
         try? await cancelWhenGracefulShutdown {
             var trimmer = MemoryTrimmer()

@@ -22,7 +22,9 @@ import NIOCore
 /// blocks from rows in SQL with them).
 enum DependencyBlocks {
     /// Dependencies to a block: a block is rewritten whole when one of its dependencies changes (a
-    /// 100,000-product plan's blocks are about 220 KB).
+    /// 100,000-product plan's blocks are about 220 KB). Part of the stored format: blocks start at
+    /// multiples of it (migration 11 wrote them so), and another size would need a migration
+    /// rewriting every block.
     static let size = 4096
 
     /// The first positions of the blocks holding `positions`, in order, each once.

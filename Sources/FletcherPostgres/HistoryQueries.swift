@@ -26,34 +26,36 @@ enum HistoryQueries {
             """
     }
 
-    /// How many of `change`'s transitions, from the first, are the creations of the products it
-    /// adds (each new product, in order, from nothing to waiting by the API, without run id or
-    /// link): what `recordCreations` writes as one row. 0 when they are not exactly that.
-    static func creations(in change: PlanChange) -> Int {
+    /// The positions of the products `change` adds when its first transitions are exactly their
+    /// creations (each new product, in order, from nothing to waiting by the API, without run id
+    /// or link): what `recordCreations` writes as one row, standing for as many transitions. Nil
+    /// otherwise.
+    static func creations(in change: PlanChange) -> Range<Int>? {
         let added = change.addedProducts
-        guard let first = added.first, added.count <= change.transitions.count else { return 0 }
+        guard let first = added.first, added.count <= change.transitions.count else { return nil }
         for (index, position) in added.enumerated() {
             let transition = change.transitions[index]
             guard position == first + index, transition.dataProductId == change.plan.dataProducts[position].id,
                 transition.from == nil, transition.to == .waiting, transition.reason == .api, transition.runId == nil,
                 transition.link == nil
-            else { return 0 }
+            else { return nil }
         }
-        return added.count
+        return first..<(first + added.count)
     }
 
-    /// Records the creations of `count` products from position `first` of the plan as one row: one
-    /// row where a row per product cost a 100,000-product submission 0.4 s of PostgreSQL's time.
-    /// The products' histories (`fetch`, `recentStateChanges`) show it as one event each.
+    /// Records the creations of the products at `positions` of the plan as one row: one row where
+    /// a row per product cost a 100,000-product submission 0.4 s of PostgreSQL's time. The
+    /// products' histories (`fetch`, `recentStateChanges`) show it as one event each, all with the
+    /// row's sequence.
     static func recordCreations(
-        first: Int, count: Int, of plan: Plan, by actor: String, at now: Date, _ connection: PostgresConnection,
+        _ positions: Range<Int>, of plan: Plan, by actor: String, at now: Date, _ connection: PostgresConnection,
         _ logger: Logger
     ) async throws {
         try await connection.query(
             """
             INSERT INTO product_event (dataset_id, at, kind, to_state, reason, actor, first_position, product_count)
-            VALUES (\(plan.dataset.id), \(now.postgres), 'state_change', 'waiting', 'api', \(actor), \(Int32(first)),
-                \(Int32(count)))
+            VALUES (\(plan.dataset.id), \(now.postgres), 'state_change', 'waiting', 'api', \(actor),
+                \(Int32(positions.lowerBound)), \(Int32(positions.count)))
             """, logger: logger)
     }
 

@@ -43,9 +43,13 @@ enum PlanWriteQuery {
         }
     }
 
-    /// The product, dependency and history rows `change` writes.
+    /// The product, dependency and history rows `change` writes (dependencies counted by the whole
+    /// blocks written).
     static func rows(_ change: PlanChange) -> Int {
-        change.changedProducts.count + change.changedDependencies.count + change.transitions.count
+        change.changedProducts.count + change.transitions.count
+            + DependencyBlocks.firstPositions(holding: change.changedDependencies).reduce(0) {
+                $0 + min(DependencyBlocks.size, change.plan.dependencies.count - $1)
+            }
     }
 
     /// Writes `change` as `run` does, inside the caller's transaction, where it may take several
@@ -92,14 +96,12 @@ enum PlanWriteQuery {
         }
         // The new products' creations first, as one row (their history's order kept), then the rest.
         let created = HistoryQueries.creations(in: change)
-        if created > 0 {
-            try await HistoryQueries.recordCreations(
-                first: change.storedCounts.products, count: created, of: change.plan, by: change.actor, at: now, connection,
-                logger)
+        if let created {
+            try await HistoryQueries.recordCreations(created, of: change.plan, by: change.actor, at: now, connection, logger)
         }
         try await CopyRows.products(change.addedProducts, of: change.plan, connection, logger)
         try await CopyRows.history(
-            change.transitions[created...], of: change.plan, by: change.actor, at: now, connection, logger)
+            change.transitions[(created?.count ?? 0)...], of: change.plan, by: change.actor, at: now, connection, logger)
         return written
     }
 

@@ -243,31 +243,36 @@ enum PostgresMigrations {
                     parent_id uuid, child_id uuid, extra jsonb, modified_by text, modified_date timestamptz)
                 RETURNS bytea
                 LANGUAGE sql STABLE
-                RETURN uuid_send(parent_id) || uuid_send(child_id)
+                AS $$
+                SELECT uuid_send(parent_id) || uuid_send(child_id)
                     || CASE WHEN extra IS NULL THEN int4send(-1)
                         ELSE int4send(octet_length(convert_to(extra::text, 'UTF8'))) || convert_to(extra::text, 'UTF8')
                     END
                     || int4send(octet_length(convert_to(modified_by, 'UTF8'))) || convert_to(modified_by, 'UTF8')
                     || int8send((extract(epoch FROM modified_date) * 1000000)::bigint)
+                $$
                 """,
                 """
                 INSERT INTO dependency_block (dataset_id, first_position, rows)
-                SELECT dataset_id, position / 4096 * 4096, string_agg(
-                    fletcher_dependency_bytes(parent_id, child_id, extra, modified_by, modified_date), ''::bytea
-                    ORDER BY position)
-                FROM dependency GROUP BY dataset_id, position / 4096
+                SELECT dataset_id, n / 4096 * 4096, string_agg(
+                    fletcher_dependency_bytes(parent_id, child_id, extra, modified_by, modified_date), ''::bytea ORDER BY n)
+                FROM (
+                    SELECT *, row_number() OVER (PARTITION BY dataset_id ORDER BY position) - 1 AS n FROM dependency
+                ) numbered
+                GROUP BY dataset_id, n / 4096
                 """,
                 "DROP TABLE dependency",
                 // For people reading the database: a plan's dependencies as rows.
                 """
                 CREATE FUNCTION fletcher_dependencies(dataset uuid)
                 RETURNS TABLE (
-                    "position" integer, parent_id uuid, child_id uuid, extra jsonb, modified_by text,
+                    "position" integer, parent_id uuid, child_id uuid, extra json, modified_by text,
                     modified_date timestamptz)
                 LANGUAGE plpgsql STABLE
                 AS $$
                 DECLARE
                     block record;
+                    bytes bytea;
                     at integer;
                     count integer;
                 BEGIN
@@ -276,22 +281,23 @@ enum PostgresMigrations {
                         ORDER BY b.first_position
                     LOOP
                         "position" := block.first_position;
+                        bytes := block.rows;
                         at := 1;
-                        WHILE at <= length(block.rows) LOOP
-                            parent_id := encode(substring(block.rows FROM at FOR 16), 'hex')::uuid;
-                            child_id := encode(substring(block.rows FROM at + 16 FOR 16), 'hex')::uuid;
-                            count := ('x' || encode(substring(block.rows FROM at + 32 FOR 4), 'hex'))::bit(32)::integer;
+                        WHILE at <= length(bytes) LOOP
+                            parent_id := encode(substring(bytes FROM at FOR 16), 'hex')::uuid;
+                            child_id := encode(substring(bytes FROM at + 16 FOR 16), 'hex')::uuid;
+                            count := ('x' || encode(substring(bytes FROM at + 32 FOR 4), 'hex'))::bit(32)::integer;
                             at := at + 36;
                             extra := NULL;
                             IF count >= 0 THEN
-                                extra := convert_from(substring(block.rows FROM at FOR count), 'UTF8')::jsonb;
+                                extra := convert_from(substring(bytes FROM at FOR count), 'UTF8')::json;
                                 at := at + count;
                             END IF;
-                            count := ('x' || encode(substring(block.rows FROM at FOR 4), 'hex'))::bit(32)::integer;
-                            modified_by := convert_from(substring(block.rows FROM at + 4 FOR count), 'UTF8');
+                            count := ('x' || encode(substring(bytes FROM at FOR 4), 'hex'))::bit(32)::integer;
+                            modified_by := convert_from(substring(bytes FROM at + 4 FOR count), 'UTF8');
                             at := at + 4 + count;
-                            modified_date := timestamptz 'epoch' + (('x' || encode(substring(block.rows FROM at FOR 8), 'hex'))::bit(64)::bigint
-                                    * interval '1 microsecond');
+                            modified_date := timestamptz 'epoch'
+                                + ('x' || encode(substring(bytes FROM at FOR 8), 'hex'))::bit(64)::bigint * interval '1 microsecond';
                             at := at + 8;
                             RETURN NEXT;
                             "position" := "position" + 1;
@@ -316,7 +322,8 @@ enum PostgresMigrations {
                     ADD COLUMN product_count integer,
                     ADD CONSTRAINT product_event_one_product_or_several CHECK (
                         data_product_id IS NOT NULL
-                        OR (kind = 'state_change' AND first_position >= 0 AND product_count > 0)) NOT VALID
+                        OR (kind = 'state_change' AND first_position IS NOT NULL AND first_position >= 0
+                            AND product_count IS NOT NULL AND product_count > 0)) NOT VALID
                 """
             ]
         ),

@@ -26,13 +26,14 @@ struct DependencyBlocksTests {
                 }
             return Dependency(
                 parentId: UUID(), childId: UUID(), extra: extra, modifiedBy: n % 3 == 0 ? "" : "\(awkward) \(n)",
-                // Microseconds, before and after 1970.
-                modifiedDate: Date(microsecondsSince1970: Int64(n) * 1_000_003 * (n % 2 == 0 ? 1 : -1) + 1_700_000_000_123_457))
+                // To the microsecond, before and after 1970.
+                modifiedDate: Date(microsecondsSince1970: Int64(n - count / 2) * 9_876_543_211 + 7))
         }
     }
 
     @Test func blocksReadBackExactly() throws {
         let dependencies = Self.dependencies(DependencyBlocks.size + 10)
+        #expect(dependencies.first!.modifiedDate < Date(timeIntervalSince1970: 0))
         var read: [Dependency] = []
         for first in DependencyBlocks.firstPositions(holding: Array(dependencies.indices)) {
             try DependencyBlocks.decode(DependencyBlocks.encode(dependencies, from: first), into: &read)
@@ -62,33 +63,71 @@ struct DependencyBlocksTests {
     /// A plan of more dependencies than a block holds, grown by a submission that adds
     /// dependencies (filling the last block and starting another) and rewrites one in the first
     /// block: read back from the database, every dependency is as the change made it, through a
-    /// store that writes one block to a statement and through one that writes all at once.
+    /// store that writes one block to a statement and through one that writes all at once. A
+    /// change to one dependency rewrites its block alone, and `fletcher_dependencies` reads the
+    /// blocks as the store wrote them.
     @Test(.enabled(if: TestEngine.available.contains(.postgres)), arguments: [2, PostgresStore.defaultRowsPerStatement])
     func blocksAreRewrittenWhereTheyChange(rowsPerStatement: Int) async throws {
         let store = try TestStores.postgresStore(rowsPerStatement: rowsPerStatement)
         try await store.migrate()
+        let logger = Logger(label: "fletcher-test")
         let size = DependencyBlocks.size
         var built = PlanFixture(names: Names())
-        for i in 0...(size + 200) { built = built.products("p\(i)") }
+        for i in 0...(2 * size + 200) { built = built.products("p\(i)") }
         for i in 0..<(size + 100) { built = built.edge("p\(i)", "p\(i + 1)", extra: .integer(i)) }
         let first = built
         let submitted = try await store.apply(.submit(first.submission), to: first.datasetId, by: "publisher")
-        for i in (size + 100)..<(size + 200) { built = built.edge("p\(i)", "p\(i + 1)") }
+        for i in (size + 100)..<(2 * size + 100) { built = built.edge("p\(i)", "p\(i + 1)") }
         built.edges[7].extra = .string(Self.awkward)
         built.edges.removeAll { $0.parentId == built.names.id("p3") }
         let grown = built
         let change = try await store.apply(.submit(grown.submission), to: first.datasetId, by: "publisher")
-        #expect(change.plan.dependencies.count == size + 200 && change.plan.dependencies[7].extra == .string(Self.awkward))
+        #expect(change.plan.dependencies.count == 2 * size + 100 && change.plan.dependencies[7].extra == .string(Self.awkward))
         store.planCache.removeAll()
         let read = try #require(try await store.plan(first.datasetId))
         #expect(read.dependencies == change.plan.dependencies)
         #expect(read.dependencies[3] == submitted.plan.dependencies[3])
-        let blocks = try await store.client.withConnection { connection in
-            try await connection.query(
-                "SELECT count(*)::int8 FROM dependency_block WHERE dataset_id = \(first.datasetId)", logger: Logger(label: "t")
-            ).decode(Int64.self).reduce(0, +)
+
+        /// Each block's first position and the transaction that last wrote it.
+        func blocks() async throws -> [String] {
+            try await store.client.withConnection { connection in
+                try await connection.query(
+                    """
+                    SELECT first_position, xmin::text FROM dependency_block WHERE dataset_id = \(first.datasetId)
+                    ORDER BY first_position
+                    """, logger: logger
+                ).decode((Int32, String).self).reduce(into: [String]()) { $0.append("\($1.0) \($1.1)") }
+            }
         }
-        #expect(blocks == 2)
+        let before = try await blocks()
+        #expect(before.map { $0.split(separator: " ")[0] } == ["0", "\(size)", "\(2 * size)"])
+        // One dependency of the middle block changed (a submission naming it alone): that block is
+        // written again, the others are left as they were.
+        var middle = grown
+        middle.edges = [grown.edges.first { $0.parentId == grown.names.id("p\(size + 10)") }!]
+        middle.edges[0].extra = .string("middle")
+        let changed = try await store.apply(.submit(middle.submission), to: first.datasetId, by: "publisher")
+        #expect(changed.changedDependencies == [size + 10])
+        let after = try await blocks()
+        #expect(after[0] == before[0] && after[2] == before[2] && after[1] != before[1])
+        store.planCache.removeAll()
+        #expect(try await store.plan(first.datasetId)?.dependencies == changed.plan.dependencies)
+
+        let shown = try await store.client.withConnection { connection in
+            try await connection.query(
+                """
+                SELECT "position", parent_id, child_id, extra::text, modified_by, modified_date
+                FROM fletcher_dependencies(\(first.datasetId))
+                """, logger: logger
+            ).decode((Int32, UUID, UUID, String?, String, PostgresTimestamp).self).reduce(into: [Dependency]()) { list, row in
+                #expect(row.0 == list.count)
+                list.append(
+                    Dependency(
+                        parentId: row.1, childId: row.2, extra: try? row.3.map { try JSONValue(parsing: $0) },
+                        modifiedBy: row.4, modifiedDate: row.5.date))
+            }
+        }
+        #expect(shown == changed.plan.dependencies)
     }
 
     /// Dependency rows of schema 10 become blocks (migration 11): the store reads them as they were,
@@ -101,11 +140,20 @@ struct DependencyBlocksTests {
         let count = DependencyBlocks.size + 3
         // PostgreSQL's text holds no NUL.
         let text = Self.awkward.replacingOccurrences(of: "\u{0}", with: "")
-        typealias Row = (Int32, UUID, UUID, String?, String, PostgresTimestamp)
-        func rows(_ sql: PostgresQuery, _ connection: PostgresConnection) async throws -> [String] {
-            var found: [String] = []
-            for try await row in try await connection.query(sql, logger: logger).decode(Row.self) {
-                found.append("\(row.0) \(row.1) \(row.2) \(row.3 ?? "NULL") \(row.4) \(row.5.microsecondsSince1970)")
+        struct Row: Equatable {
+            var position, parent, child: String
+            var extra: String?
+            var modifiedBy, micros: String
+        }
+        func rows(_ sql: PostgresQuery, _ connection: PostgresConnection) async throws -> [Row] {
+            var found: [Row] = []
+            for try await row in try await connection.query(sql, logger: logger).decode(
+                (Int32, UUID, UUID, String?, String, PostgresTimestamp).self)
+            {
+                found.append(
+                    Row(
+                        position: "\(row.0)", parent: "\(row.1)", child: "\(row.2)", extra: row.3, modifiedBy: row.4,
+                        micros: "\(row.5.microsecondsSince1970)"))
             }
             return found
         }
@@ -122,7 +170,7 @@ struct DependencyBlocksTests {
                     FROM generate_series(0, \(count - 1 - n)) AS i
                     """, logger: logger)
             }
-            var before: [[String]] = []
+            var before: [[Row]] = []
             for dataset in datasets {
                 before.append(
                     try await rows(
@@ -137,18 +185,20 @@ struct DependencyBlocksTests {
         try await store.client.withConnection { connection in
             for (dataset, rowsBefore) in zip(datasets, before) {
                 #expect(rowsBefore.count > DependencyBlocks.size)
-                let shown = try await rows("SELECT * FROM fletcher_dependencies(\(dataset))", connection)
+                let shown = try await rows(
+                    "SELECT \"position\", parent_id, child_id, extra::jsonb::text, modified_by, modified_date FROM fletcher_dependencies(\(dataset))",
+                    connection)
                 #expect(shown == rowsBefore)
                 let read = try await DependencyQueries.fetchAll(datasetId: dataset, products: 20_000, connection, logger)
-                let asRows = try read.enumerated().map { position, dependency in
-                    let extra = try dependency.extra.map { try #require(StoredColumn.json($0)) }
-                    return "\(position) \(dependency.parentId) \(dependency.childId) \(extra ?? "NULL") "
-                        + "\(dependency.modifiedBy) \(dependency.modifiedDate.microsecondsSince1970)"
-                }
-                // The store's JSON is written compactly where PostgreSQL's has spaces.
-                #expect(asRows.count == rowsBefore.count)
-                for (mine, theirs) in zip(asRows, rowsBefore) where mine != theirs {
-                    #expect(mine.replacingOccurrences(of: " ", with: "") == theirs.replacingOccurrences(of: " ", with: ""))
+                // Every field as it was; the JSON as the same value (PostgreSQL's text has spaces
+                // where the store writes none).
+                #expect(read.count == rowsBefore.count)
+                for (position, (dependency, row)) in zip(read, rowsBefore).enumerated() {
+                    #expect(
+                        [row.position, row.parent, row.child, row.modifiedBy, row.micros]
+                            == ["\(position)", "\(dependency.parentId)", "\(dependency.childId)", dependency.modifiedBy,
+                                "\(dependency.modifiedDate.microsecondsSince1970)"])
+                    #expect(try row.extra.map { try JSONValue(parsing: $0) } == dependency.extra)
                 }
                 #expect(read.capacity >= read.count)
             }

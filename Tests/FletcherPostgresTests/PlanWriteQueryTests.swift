@@ -320,6 +320,32 @@ struct PlanWriteQueryTests {
         }
     }
 
+    /// Only a change whose first transitions are exactly its new products' creations, in order, has
+    /// them written as one row; any other keeps a row per transition.
+    @Test func creationsAreOneRowOnlyWhenTheyAreExactlyThat() throws {
+        let names = Names()
+        let stored = try PlanMutation.submit(PlanFixture(names: names).products("a", "b").edge("a", "b").submission)
+            .apply(to: nil, datasetId: UUID(), by: "p", at: Date())
+        let fixture = PlanFixture(names: names).products("a", "b", "c", "d").edge("a", "b").edge("b", "c").edge("c", "d")
+        let change = try PlanMutation.submit(fixture.submission).apply(
+            to: stored.plan, datasetId: stored.plan.dataset.id, by: "p", at: Date())
+        #expect(change.addedProducts == [2, 3])
+        #expect(HistoryQueries.creations(in: change) == 2..<4)
+        #expect(change.transitions.count >= 2)
+        func creations(_ edit: (inout PlanChange) -> Void) -> Range<Int>? {
+            var edited = change
+            edit(&edited)
+            return HistoryQueries.creations(in: edited)
+        }
+        #expect(creations { $0.transitions.swapAt(0, 1) } == nil)
+        #expect(creations { $0.transitions[1].reason = .triggerRule } == nil)
+        #expect(creations { $0.transitions[0].to = .queued } == nil)
+        #expect(creations { $0.transitions[0].link = "https://x" } == nil)
+        #expect(creations { $0.transitions.insert(.init(dataProductId: names["a"], from: .waiting, to: .queued, reason: .triggerRule), at: 0) } == nil)
+        #expect(creations { $0.transitions.removeLast($0.transitions.count - 1) } == nil)
+        #expect(creations { $0.changedProducts = [0, 1] } == nil)
+    }
+
     /// A big plan read from the database (not cached) is held in arrays of its size: its
     /// dependencies' array is made once at their blocks' count, not grown by doubling.
     @Test(.enabled(if: TestEngine.available.contains(.postgres)))
