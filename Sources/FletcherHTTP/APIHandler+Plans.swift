@@ -6,8 +6,10 @@ import Foundation
 extension APIHandler {
     public func submitPlan(_ input: Operations.SubmitPlan.Input) async throws -> Operations.SubmitPlan.Output {
         guard case .json(let body) = input.body else { throw Problem.badRequest("Expected a JSON body") }
-        let submission = try PlanSubmissionSlot.current ?? PlanSubmission(body)
-        return .ok(try await mutate(.submit(submission), datasetId: WireUUID(submission.datasetId)))
+        let submission = try PlanSubmissionSlot.current?.take() ?? PlanSubmission(body)
+        let datasetId = WireUUID(submission.datasetId)
+        // Handed over: the store lets go of it once the plan is made from it.
+        return .ok(try await mutate(.submit(consume submission), datasetId: datasetId))
     }
 
     public func getPlan(_ input: Operations.GetPlan.Input) async throws -> Operations.GetPlan.Output {

@@ -33,8 +33,9 @@ public struct APIHandler: APIProtocol {
     }
 
     /// Applies a mutation as the caller and answers with the whole plan.
-    func mutate(_ mutation: PlanMutation, datasetId: WireUUID) async throws -> Components.Responses.Plan {
-        let change = try await store.apply(mutation, to: datasetId.uuid, by: try caller.service)
+    func mutate(_ mutation: consuming PlanMutation, datasetId: WireUUID) async throws -> Components.Responses.Plan {
+        let actor = try caller.service
+        let change = try await store.apply(consume mutation, to: datasetId.uuid, by: actor)
         transitions.record(change.transitions)
         return .init(body: .json(.answer(change.plan)))
     }

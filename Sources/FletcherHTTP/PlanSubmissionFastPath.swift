@@ -3,6 +3,7 @@ public import FletcherDomain
 import Foundation
 import HTTPTypes
 import OpenAPIRuntime
+import Synchronization
 
 extension PlanSubmission {
     /// Reads a submission (`openapi.yaml`'s `PlanSubmission`) straight from a request's bytes; nil
@@ -165,7 +166,17 @@ extension PlanSubmission {
 
 /// The submission `PlanSubmissionFastPath` read for the request in progress (a task-local value).
 enum PlanSubmissionSlot {
-    @TaskLocal static var current: PlanSubmission?
+    @TaskLocal static var current: Handoff?
+
+    /// A submission read by the middleware, taken by the handler: held nowhere else, it is let go
+    /// of when the store has made the plan from it (`Store.apply`), not when the request ends.
+    final class Handoff: Sendable {
+        private let submission: Mutex<PlanSubmission?>
+
+        init(_ submission: consuming PlanSubmission) { self.submission = Mutex(submission) }
+
+        func take() -> PlanSubmission? { submission.withLock { $0.take() } }
+    }
 }
 
 /// Reads `POST /api/plan` bodies with `PlanSubmission.read(json:)` once the caller is
@@ -179,8 +190,8 @@ struct PlanSubmissionFastPath: ServerMiddleware {
     ) async throws -> (HTTPResponse, HTTPBody?) {
         guard operationID == Operations.SubmitPlan.id, let body else { return try await next(request, body, metadata) }
         switch try await Self.read(body) {
-        case .submission(let submission):
-            return try await PlanSubmissionSlot.$current.withValue(submission) {
+        case .submission(let handoff):
+            return try await PlanSubmissionSlot.$current.withValue(handoff) {
                 try await next(request, HTTPBody(Self.standIn), metadata)
             }
         case .declined(let bytes):
@@ -189,7 +200,7 @@ struct PlanSubmissionFastPath: ServerMiddleware {
     }
 
     private enum Read {
-        case submission(PlanSubmission)
+        case submission(PlanSubmissionSlot.Handoff)
         case declined([UInt8])
     }
 
@@ -204,7 +215,7 @@ struct PlanSubmissionFastPath: ServerMiddleware {
         guard let submission = bytes.withUnsafeBytes({ PlanSubmission.read(json: $0) }) else { return .declined(bytes) }
         // The body goes before the rows are copied into arrays of their size: never both at once.
         bytes = []
-        return .submission(submission.trimmed())
+        return .submission(PlanSubmissionSlot.Handoff(submission.trimmed()))
     }
 
     private static let standIn = #"{"dataset":{"id":"00000000-0000-0000-0000-000000000000"},"data_products":[],"dependencies":[]}"#

@@ -223,8 +223,8 @@ public final class PostgresStore: Store, Service {
             }
         }
         let now = Date.storeNow(notBefore: locked?.lastModified)
-        // Handed over: a plan read here is edited in place.
-        let result = try change(stored.take(), now)
+        // Handed over: a plan read here is edited in place. The last call of `change`.
+        let result = try MutationCall.$isFinal.withValue(true) { try change(stored.take(), now) }
         guard !result.isEmpty else { return (result, locked?.revision ?? 0, locked?.lastModified ?? now) }
         guard
             let written = try await PlanWriteQuery.write(

@@ -87,8 +87,8 @@ public final class SQLiteStore: Store {
         if stored == nil && !createIfMissing { throw PlanError.datasetNotFound(datasetId) }
         let (revision, storedLastModified) = (stored?.revision, stored?.lastModified)
         let now = Date.storeNow(notBefore: storedLastModified)
-        // Handed over: a plan read here (not cached) is edited in place.
-        let result = try change(stored.take()?.plan, now)
+        // Handed over: a plan read here (not cached) is edited in place. The only call of `change`.
+        let result = try MutationCall.$isFinal.withValue(true) { try change(stored.take()?.plan, now) }
         guard !result.isEmpty else { return (result, revision ?? 0, storedLastModified ?? now) }
         try DatasetQueries.save(result.plan.dataset, isNew: result.isNewDataset, lastModified: now, db)
         try DataProductQueries.upsert(result.changedProducts, of: result.plan, db)

@@ -1,5 +1,6 @@
 public import FletcherDomain
 public import Foundation
+import Synchronization
 
 /// Where plans live. Each engine (SQLite, PostgreSQL) implements this seam; the rest of Fletcher
 /// sees nothing else of the database.
@@ -68,11 +69,39 @@ public struct StateCounts: Sendable, Hashable {
 }
 
 extension Store {
-    /// Validates and applies an API mutation to a dataset (SPEC §2), as `actor`.
-    public func apply(_ mutation: PlanMutation, to datasetId: UUID, by actor: String) async throws -> PlanChange {
+    /// Validates and applies an API mutation to a dataset (SPEC §2), as `actor`. The mutation is let
+    /// go of once the store has applied it for the last time (`MutationCall`), before the rows are
+    /// written: a 100,000-product submission's own rows, 23 MB, are not held beside the plan made
+    /// from them while it is written (when the caller hands the mutation over, as the API does).
+    public func apply(_ mutation: consuming PlanMutation, to datasetId: UUID, by actor: String) async throws -> PlanChange {
         try mutation.validateRequest()
-        return try await mutate(datasetId, createIfMissing: mutation.createsDataset) { (stored: consuming Plan?, now: Date) in
-            try mutation.apply(to: stored.take(), datasetId: datasetId, by: actor, at: now, requestChecked: true)
+        let createsDataset = mutation.createsDataset
+        let held = HeldMutation(consume mutation)
+        return try await mutate(datasetId, createIfMissing: createsDataset) { (stored: consuming Plan?, now: Date) in
+            try held.take(final: MutationCall.isFinal).apply(
+                to: stored.take(), datasetId: datasetId, by: actor, at: now, requestChecked: true)
         }
+    }
+}
+
+/// Whether a store's call of a mutation's change is its last one: the stores set it around the call
+/// they make with the dataset locked, after which they never call that change again (an earlier
+/// call, on a cached plan, may be tried first).
+public enum MutationCall {
+    @TaskLocal public static var isFinal = false
+}
+
+/// A mutation held for `Store.apply`'s change, let go of by its final call.
+private final class HeldMutation: Sendable {
+    private let mutation: Mutex<PlanMutation?>
+
+    init(_ mutation: consuming PlanMutation) { self.mutation = Mutex(mutation) }
+
+    /// The mutation; taken out for good by the final call.
+    func take(final: Bool) throws -> PlanMutation {
+        guard let mutation = self.mutation.withLock({ final ? $0.take() : $0 }) else {
+            throw StoreError.corrupt("a mutation was applied after its final call")
+        }
+        return mutation
     }
 }

@@ -6,7 +6,8 @@ import Testing
 import Glibc
 #endif
 
-@Suite("Memory given back")
+// Serialized: each test depends on what the allocator holds free.
+@Suite("Memory given back", .serialized)
 struct MemoryReturnTests {
     #if canImport(Glibc)
     /// Whether glibc serves the block at `pointer` with a mapping of its own (its chunk header's
@@ -39,15 +40,15 @@ struct MemoryReturnTests {
     /// falls by most of them).
     @Test func freedSmallBlocksAreGivenBackByATrim() throws {
         // 64 MB in 1 KiB blocks, every page touched, with a block kept after each 64 so that no
-        // heap top frees them on its own.
+        // heap top frees them on its own. The kept blocks (1 MB) stay for the process's life:
+        // freed, they would merge the rest into one 64-MB free block, which big allocations
+        // elsewhere would then be served from instead of mappings of their own.
         var blocks: [UnsafeMutableRawPointer] = []
-        var kept: [UnsafeMutableRawPointer] = []
         for index in 0..<65_536 {
             let block = try #require(malloc(1024))
             memset(block, 1, 1024)
-            if index % 64 == 63 { kept.append(block) } else { blocks.append(block) }
+            if index % 64 != 63 { blocks.append(block) }  // the others are kept (above)
         }
-        defer { kept.forEach { free($0) } }
         let before = try #require(MemoryReturn.heldFree)
         blocks.forEach { free($0) }
         let held = try #require(MemoryReturn.heldFree)

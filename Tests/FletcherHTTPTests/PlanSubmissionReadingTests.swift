@@ -141,7 +141,7 @@ struct PlanSubmissionFastPathTests {
             metadata: ServerRequestMetadata(), operationID: Operations.SubmitPlan.id
         ) { _, body, _ in
             let bytes = try await String(collecting: body!, upTo: .max)
-            seen.withLock { $0 = (PlanSubmissionSlot.current, bytes) }
+            seen.withLock { $0 = (PlanSubmissionSlot.current?.take(), bytes) }
             return (HTTPResponse(status: .ok), nil)
         }
         return seen.withLock { $0 }

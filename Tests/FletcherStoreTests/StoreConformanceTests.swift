@@ -2,6 +2,7 @@ import FletcherDomain
 import FletcherStore
 import FletcherTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 /// The behaviour every storage engine must share (SPEC §6), run against each of them.
@@ -29,6 +30,32 @@ struct StoreConformanceTests {
         #expect(stored.dataProducts.map { names.name($0.id) } == ["a", "b", "c"])
         #expect(stored.state(names["a"]) == .queued)
         #expect(stored.dataset.modifiedBy == "publisher")
+    }
+
+    /// A store calls a mutation's change at most once as its final call (`MutationCall.isFinal`),
+    /// after any tentative one, and never again: what lets `Store.apply` let go of a submission
+    /// before its plan is written.
+    @Test(arguments: TestEngine.available)
+    func aChangeIsCalledOnceAsItsFinalCallAndLast(engine: TestEngine) async throws {
+        let store = try await TestStores.make(engine)
+        let fixture = PlanFixture(names: names).products("a", "b").chain("a", "b")
+        let calls = Mutex<[Bool]>([])
+        func record(_ mutation: PlanMutation) -> @Sendable (consuming Plan?, Date) throws -> PlanChange {
+            { (stored: consuming Plan?, now: Date) in
+                calls.withLock { $0.append(MutationCall.isFinal) }
+                return try mutation.apply(to: stored.take(), datasetId: fixture.datasetId, by: "publisher", at: now)
+            }
+        }
+        // New: read under the lock, one final call.
+        _ = try await store.mutate(fixture.datasetId, createIfMissing: true, record(.submit(fixture.submission)))
+        #expect(calls.withLock { $0 } == [true])
+        // Cached now: tried on the cached plan (not final), or written in the transaction (final).
+        calls.withLock { $0 = [] }
+        _ = try await store.plan(fixture.datasetId)
+        _ = try await store.mutate(fixture.datasetId, createIfMissing: false, record(.update([StateUpdate(id: names["a"], state: .running)])))
+        let made = calls.withLock { $0 }
+        #expect(made == [false] || made == [true] || made == [false, true])
+        #expect(!MutationCall.isFinal)
     }
 
     @Test(arguments: TestEngine.available)
