@@ -143,7 +143,17 @@ public enum PlanJSON {
                         var bytes = JSONBytes(capacity: 512)
                         write(rows[position], &bytes)
                         out.append(bytes.bytes)
-                        fresh.append((position, bytes.bytes))
+                        // Kept at its size: written into 512 bytes' room, a dependency's 230 bytes
+                        // of JSON held twice their size (a cached 10,000-product plan's fragments).
+                        // (A copy made here: `Array(_:)` of the whole array's slice keeps its room.)
+                        let written = bytes.bytes
+                        fresh.append(
+                            (
+                                position,
+                                [UInt8](unsafeUninitializedCapacity: written.count) {
+                                    $1 = $0.initialize(fromContentsOf: written)
+                                }
+                            ))
                     }
                 } else {
                     write(rows[position], &out)

@@ -131,6 +131,9 @@ struct PlanJSONTests {
         let snapshot = try #require(kept.fragments).snapshot
         #expect(snapshot.products.allSatisfy { $0 != nil } && snapshot.dependencies.allSatisfy { $0 != nil })
         #expect(PlanJSON.encode(kept) == PlanJSON.encode(big))
+        // Kept at their size (a cached plan holds them for good): no room left from writing.
+        let fragments = (snapshot.products + snapshot.dependencies).compactMap { $0 }
+        #expect(fragments.allSatisfy { $0.capacity - $0.count < 32 })
     }
 
     /// An answer too big to hold whole is sent as it is written: chunked, without a length, and the
