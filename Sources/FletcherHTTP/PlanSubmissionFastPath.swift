@@ -1,9 +1,9 @@
 import FletcherAPI
 public import FletcherDomain
+import FletcherStore
 import Foundation
 import HTTPTypes
 import OpenAPIRuntime
-import Synchronization
 
 extension PlanSubmission {
     /// Reads a submission (`openapi.yaml`'s `PlanSubmission`) straight from a request's bytes; nil
@@ -166,17 +166,9 @@ extension PlanSubmission {
 
 /// The submission `PlanSubmissionFastPath` read for the request in progress (a task-local value).
 enum PlanSubmissionSlot {
-    @TaskLocal static var current: Handoff?
-
-    /// A submission read by the middleware, taken by the handler: held nowhere else, it is let go
-    /// of when the store has made the plan from it (`Store.apply`), not when the request ends.
-    final class Handoff: Sendable {
-        private let submission: Mutex<PlanSubmission?>
-
-        init(_ submission: consuming PlanSubmission) { self.submission = Mutex(submission) }
-
-        func take() -> PlanSubmission? { submission.withLock { $0.take() } }
-    }
+    /// Taken by the handler: held nowhere else, the submission is let go of when the store has
+    /// made the plan from it (`Store.apply`), not when the request ends.
+    @TaskLocal static var current: Handoff<PlanSubmission>?
 }
 
 /// Reads `POST /api/plan` bodies with `PlanSubmission.read(json:)` once the caller is
@@ -200,7 +192,7 @@ struct PlanSubmissionFastPath: ServerMiddleware {
     }
 
     private enum Read {
-        case submission(PlanSubmissionSlot.Handoff)
+        case submission(Handoff<PlanSubmission>)
         case declined([UInt8])
     }
 
@@ -215,7 +207,7 @@ struct PlanSubmissionFastPath: ServerMiddleware {
         guard let submission = bytes.withUnsafeBytes({ PlanSubmission.read(json: $0) }) else { return .declined(bytes) }
         // The body goes before the rows are copied into arrays of their size: never both at once.
         bytes = []
-        return .submission(PlanSubmissionSlot.Handoff(submission.trimmed()))
+        return .submission(Handoff(submission.trimmed()))
     }
 
     private static let standIn = #"{"dataset":{"id":"00000000-0000-0000-0000-000000000000"},"data_products":[],"dependencies":[]}"#

@@ -1,6 +1,5 @@
 public import FletcherDomain
 public import Foundation
-import Synchronization
 
 /// Where plans live. Each engine (SQLite, PostgreSQL) implements this seam; the rest of Fletcher
 /// sees nothing else of the database.
@@ -76,9 +75,13 @@ extension Store {
     public func apply(_ mutation: consuming PlanMutation, to datasetId: UUID, by actor: String) async throws -> PlanChange {
         try mutation.validateRequest()
         let createsDataset = mutation.createsDataset
-        let held = HeldMutation(consume mutation)
+        // Taken out by the final call: a tentative one before it gets a copy.
+        let held = Handoff(consume mutation)
         return try await mutate(datasetId, createIfMissing: createsDataset) { (stored: consuming Plan?, now: Date) in
-            try held.take(final: MutationCall.isFinal).apply(
+            guard let mutation = MutationCall.isFinal ? held.take() : held.peek() else {
+                throw StoreError.corrupt("a mutation was applied after its final call")
+            }
+            return try (consume mutation).apply(
                 to: stored.take(), datasetId: datasetId, by: actor, at: now, requestChecked: true)
         }
     }
@@ -89,19 +92,4 @@ extension Store {
 /// call, on a cached plan, may be tried first).
 public enum MutationCall {
     @TaskLocal public static var isFinal = false
-}
-
-/// A mutation held for `Store.apply`'s change, let go of by its final call.
-private final class HeldMutation: Sendable {
-    private let mutation: Mutex<PlanMutation?>
-
-    init(_ mutation: consuming PlanMutation) { self.mutation = Mutex(mutation) }
-
-    /// The mutation; taken out for good by the final call.
-    func take(final: Bool) throws -> PlanMutation {
-        guard let mutation = self.mutation.withLock({ final ? $0.take() : $0 }) else {
-            throw StoreError.corrupt("a mutation was applied after its final call")
-        }
-        return mutation
-    }
 }

@@ -1,6 +1,7 @@
 import FletcherAPI
 import FletcherDomain
 @testable import FletcherHTTP
+import FletcherStore
 import FletcherTestSupport
 import Foundation
 import HTTPTypes
