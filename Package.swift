@@ -139,6 +139,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -199,9 +200,14 @@ let package = Package(
         .testTarget(
             name: "FletcherAppTests",
             dependencies: [
-                "FletcherApp", "FletcherDomain", "FletcherHTTP", "FletcherDispatch", "FletcherPostgres", "FletcherTestSupport",
+                "FletcherApp", "FletcherDomain", "FletcherHTTP", "FletcherDispatch", "FletcherPostgres", "FletcherStore",
+                "FletcherTestSupport",
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             ],
             swiftSettings: swiftSettings
         ),

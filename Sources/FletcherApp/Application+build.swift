@@ -3,9 +3,14 @@ public import FletcherStore
 import AsyncHTTPClient
 import NIOCore
 import FletcherDispatch
+import FletcherPostgres
 import FletcherWeb
 public import Hummingbird
+import HummingbirdCore
 public import Logging
+
+/// The `Server` header of every answer.
+let serverName = "Fletcher"
 
 /// Fletcher's version, reported by `--version` and `/health`.
 public let fletcherVersion = "0.1.0"
@@ -55,12 +60,11 @@ public func buildApplication(
     let headerTimeout = TimeAmount.milliseconds(Int64(configuration.headerTimeout * 1000))
     var application = Application(
         router: router,
-        server: .http1(
-            configuration: .init(
-                additionalChannelHandlers: [RequestHeadTimeoutHandler(timeout: headerTimeout)],
-                idleTimeout: .milliseconds(Int64(configuration.idleTimeout * 1000)))),
+        server: httpServer(
+            headerTimeout: headerTimeout, idleTimeout: .milliseconds(Int64(configuration.idleTimeout * 1000)),
+            planReads: PlanReadFastPath(store: setup.store, metrics: metrics.factory, logger: logger)),
         configuration: .init(
-            address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: "Fletcher"),
+            address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: serverName),
         services: services,
         logger: logger)
     let store = setup.store
@@ -69,4 +73,17 @@ public func buildApplication(
         logger.info("database ready", metadata: ["database": "\(configuration.database.description)"])
     }
     return (application, credentials)
+}
+
+/// Hummingbird's HTTP/1.1 server with Fletcher's channel handlers: the request-head timeout, and
+/// plan reads answered on their event loop when the store can confirm a cached plan there.
+func httpServer(headerTimeout: TimeAmount, idleTimeout: TimeAmount, planReads: PlanReadFastPath?) -> HTTPServerBuilder {
+    HTTPServerBuilder { responder in
+        FletcherHTTP1Channel(
+            http1: HTTP1Channel(
+                responder: responder,
+                configuration: .init(
+                    additionalChannelHandlers: [RequestHeadTimeoutHandler(timeout: headerTimeout)], idleTimeout: idleTimeout)),
+            planReads: planReads)
+    }
 }

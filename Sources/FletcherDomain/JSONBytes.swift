@@ -208,3 +208,11 @@ public struct JSONBytes: Sendable {
         return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 }
+
+extension Array where Element == UInt8 {
+    /// A copy with no spare room, for bytes kept a long time (`Array(_:)` of an array, or of a slice
+    /// of one, keeps the whole buffer's room).
+    public func copiedToSize() -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: count) { $1 = $0.initialize(fromContentsOf: self) }
+    }
+}

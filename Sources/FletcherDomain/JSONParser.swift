@@ -122,8 +122,23 @@ public struct JSONParser {
         guard index + 38 <= bytes.count, bytes[index] == UInt8(ascii: "\""), bytes[index + 37] == UInt8(ascii: "\"") else {
             throw fail("a UUID was expected")
         }
+        guard let uuid = Self.uuid(in: bytes, at: index + 1) else { throw fail("a UUID was expected") }
+        index += 38
+        return uuid
+    }
+
+    /// A UUID spelt plainly, as `readUUID` reads one without its quotes (and as `UUID(uuidString:)`
+    /// does, without going through `sscanf`); nil for anything else.
+    public static func uuid(spelt text: some StringProtocol) -> UUID? {
+        var text = String(text)
+        guard text.utf8.count == 36 else { return nil }
+        return text.withUTF8 { uuid(in: $0, at: 0) }
+    }
+
+    /// The UUID spelt in the 36 bytes at `offset` (which the caller has checked are there).
+    private static func uuid(in bytes: UnsafeBufferPointer<UInt8>, at start: Int) -> UUID? {
         var uuid: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var offset = index + 1
+        var offset = start
         var valid = true
         withUnsafeMutableBytes(of: &uuid) { out in
             for position in 0..<16 {
@@ -137,9 +152,7 @@ public struct JSONParser {
                 offset += 2
             }
         }
-        guard valid else { throw fail("a UUID was expected") }
-        index += 38
-        return UUID(uuid: uuid)
+        return valid ? UUID(uuid: uuid) : nil
     }
 
     /// A hex digit's value; 0xFF when `byte` is none.

@@ -22,7 +22,7 @@ public enum PlanJSON {
     }
 
     /// About how many bytes the plan's JSON takes (an upper bound for rows without extras).
-    static func estimatedSize(of plan: Plan) -> Int {
+    package static func estimatedSize(of plan: Plan) -> Int {
         200 + plan.dataProducts.count * 460 + plan.dependencies.count * 200
     }
 
@@ -145,15 +145,7 @@ public enum PlanJSON {
                         out.append(bytes.bytes)
                         // Kept at its size: written into 512 bytes' room, a dependency's 230 bytes
                         // of JSON held twice their size (a cached 10,000-product plan's fragments).
-                        // (A copy made here: `Array(_:)` of the whole array's slice keeps its room.)
-                        let written = bytes.bytes
-                        fresh.append(
-                            (
-                                position,
-                                [UInt8](unsafeUninitializedCapacity: written.count) {
-                                    $1 = $0.initialize(fromContentsOf: written)
-                                }
-                            ))
+                        fresh.append((position, bytes.bytes.copiedToSize()))
                     }
                 } else {
                     write(rows[position], &out)

@@ -81,7 +81,7 @@ enum DependencyBlocks {
         }
     }
 
-    private static func readUUID(_ buffer: inout ByteBuffer) -> UUID? {
+    static func readUUID(_ buffer: inout ByteBuffer) -> UUID? {
         guard buffer.readableBytes >= 16 else { return nil }
         let uuid = buffer.withUnsafeReadableBytes { $0.loadUnaligned(as: uuid_t.self) }
         buffer.moveReaderIndex(forwardBy: 16)

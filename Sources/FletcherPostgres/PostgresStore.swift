@@ -24,6 +24,8 @@ public final class PostgresStore: Store, Service {
     public let changeFeed = PlanChangeFeed()
     public let poolUsage: PoolUsage
     public let planCache: PlanCache
+    /// Revision checks on each event loop's own connection, for plan reads answered on their loop.
+    public let loopRevisions: LoopRevisions
     /// Which words of a search term go to the trigram index (a sample of the stored texts).
     let searchWords = SearchWords.Holder()
     let logger: Logger
@@ -63,6 +65,7 @@ public final class PostgresStore: Store, Service {
         probe.options.connectTimeout = TimeAmount(Self.probeTimeout)
         self.probeConfiguration = probe
         self.planCache = planCache
+        self.loopRevisions = LoopRevisions(configuration: endpoint.connection, logger: logger)
         self.poolUsage = PoolUsage(capacity: endpoint.pool.options.maximumConnections)
         self.logger = logger
         self.availability = DatabaseAvailability(logger: logger)
@@ -80,6 +83,7 @@ public final class PostgresStore: Store, Service {
             await group.next()
             group.cancelAll()
         }
+        loopRevisions.close()
     }
 
     /// Listens on one pooled connection for the notifications of every process's mutations,
@@ -130,6 +134,21 @@ public final class PostgresStore: Store, Service {
                 return planCache.store(plan, revision: revision, lastModified: lastModified)
             }
         }
+    }
+
+    /// The answer to a read of the dataset's plan (its JSON, made by `encode` and kept with the
+    /// cached plan) if the database confirms the cached plan current, asked on `eventLoop`'s own
+    /// connection (`LoopRevisions`) and completed on `eventLoop`. Nil when the cache does not hold
+    /// the plan at the dataset's revision, `encode` declines it, or the database could not be
+    /// asked: the caller then takes `plan(_:)`'s way, which reads the plan and caches it.
+    public func currentCachedAnswer(
+        _ datasetId: UUID, on eventLoop: any EventLoop, encode: @escaping @Sendable (Plan) -> [UInt8]?
+    ) -> EventLoopFuture<[UInt8]?> {
+        guard planCache.holds(datasetId) else { return eventLoop.makeSucceededFuture(nil) }
+        return loopRevisions.revision(of: datasetId, on: eventLoop).map { [planCache] revision in
+            guard let revision else { return nil }
+            return planCache.answer(datasetId, revision: revision, encode: encode)
+        }.recover { _ in nil }
     }
 
     public func dataProduct(datasetId: UUID, id: UUID) async throws -> DataProduct? {

@@ -68,12 +68,12 @@ public struct PostgresEndpoint: Sendable {
         // open instead), and the server's pool is opened whole and kept.
         pool.options.keepAliveBehavior = nil
         pool.options.minimumConnections = min(max(keptOpen, 0), maximumConnections)
-        pool.options.additionalStartupParameters = [
-            // A Fletcher process frozen mid-transaction (stopped, swapped out) must not hold its row
-            // locks for good: the server ends such a session, and everyone else carries on.
-            ("idle_in_transaction_session_timeout", "10s"),
-            // An idle connection's TCP path (NAT, firewalls, load balancers) sees traffic every 30 s.
-            ("tcp_keepalives_idle", "30"), ("tcp_keepalives_interval", "10"), ("tcp_keepalives_count", "3"),
-        ]
+        // An idle connection's TCP path (NAT, firewalls, load balancers) sees traffic every 30 s
+        // (also the plan reads' connections, `LoopRevisions`, which take this configuration).
+        let keepAlives = [("tcp_keepalives_idle", "30"), ("tcp_keepalives_interval", "10"), ("tcp_keepalives_count", "3")]
+        // A Fletcher process frozen mid-transaction (stopped, swapped out) must not hold its row
+        // locks for good: the server ends such a session, and everyone else carries on.
+        pool.options.additionalStartupParameters = [("idle_in_transaction_session_timeout", "10s")] + keepAlives
+        connection.options.additionalStartupParameters = keepAlives
     }
 }

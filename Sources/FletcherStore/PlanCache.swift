@@ -6,18 +6,22 @@ import Synchronization
 /// any process). A reader asks the database for the revision alone — one indexed row — and reads
 /// the plan's rows only when the cached copy is older, so a cached plan is never stale, also with
 /// several processes writing. Bounded by the number of data products held, least recently used
-/// first out.
+/// first out; the answers kept with plans (their JSON, for reads) by their bytes, least recently
+/// used first out too.
 public final class PlanCache: Sendable {
     private struct Entry {
         var revision: Int64
         var plan: Plan
         var lastModified: Date
         var used: UInt64
+        /// The plan's JSON as answered to a read, kept once made (small plans only).
+        var answer: [UInt8]? = nil
     }
 
     private struct State {
         var entries: [UUID: Entry] = [:]
         var products = 0
+        var answerBytes = 0
         var clock: UInt64 = 0
     }
 
@@ -30,14 +34,58 @@ public final class PlanCache: Sendable {
     /// The default bound: about 45 MB of plans shaped like the original's load-test plan.
     public static let defaultCapacity = 50_000
 
-    public init(capacity: Int = PlanCache.defaultCapacity) {
+    /// The most bytes of answers kept with plans.
+    public let answerCapacity: Int
+
+    /// The default bound of answers: 16 MB, about 2,500 answers of the original's load-test plan.
+    public static let defaultAnswerCapacity = 16 << 20
+
+    public init(capacity: Int = PlanCache.defaultCapacity, answerCapacity: Int = PlanCache.defaultAnswerCapacity) {
         self.capacity = capacity
+        self.answerCapacity = answerCapacity
     }
 
     /// The cached plan if it is at `revision`.
     public func plan(_ datasetId: UUID, revision: Int64) -> (plan: Plan, lastModified: Date)? {
         guard let held = latest(datasetId), held.revision == revision else { return nil }
         return (held.plan, held.lastModified)
+    }
+
+    /// The answer to a read of the dataset at `revision` — the plan's JSON, made by `encode` the
+    /// first time and kept with the plan — or nil when the plan held is not at `revision`, or
+    /// `encode` declines it (nil). Encoding happens outside the cache's lock.
+    public func answer(_ datasetId: UUID, revision: Int64, encode: (Plan) -> [UInt8]?) -> [UInt8]? {
+        let held: (plan: Plan, answer: [UInt8]?)? = state.withLock { state in
+            guard var entry = state.entries[datasetId], entry.revision == revision else { return nil }
+            state.clock += 1
+            entry.used = state.clock
+            state.entries[datasetId] = entry
+            return (entry.plan, entry.answer)
+        }
+        guard let held else { return nil }
+        if let answer = held.answer { return answer }
+        guard let answer = encode(held.plan) else { return nil }
+        guard answer.count <= answerCapacity else { return answer }
+        state.withLock { state in
+            guard var entry = state.entries[datasetId], entry.revision == revision, entry.answer == nil else { return }
+            entry.answer = answer
+            state.entries[datasetId] = entry
+            state.answerBytes += answer.count
+            guard state.answerBytes > answerCapacity else { return }
+            // Over the bound: drop the least recently used answers (their plans stay) down to 90 %.
+            for (id, entry) in state.entries.sorted(by: { $0.value.used < $1.value.used }) {
+                guard state.answerBytes > answerCapacity * 9 / 10 else { break }
+                guard let dropped = entry.answer else { continue }
+                state.entries[id]?.answer = nil
+                state.answerBytes -= dropped.count
+            }
+        }
+        return answer
+    }
+
+    /// Whether a plan of the dataset is held, at whatever revision (not counted as a use).
+    public func holds(_ datasetId: UUID) -> Bool {
+        state.withLock { $0.entries[datasetId] != nil }
     }
 
     /// The newest plan held, whatever the dataset's revision now (a writer checks it as it writes).
@@ -85,6 +133,7 @@ public final class PlanCache: Sendable {
             if let old = state.entries[plan.dataset.id] {
                 guard old.revision < revision else { return }
                 state.products -= max(1, old.plan.dataProducts.count)
+                state.answerBytes -= old.answer?.count ?? 0
             }
             state.clock += 1
             state.entries[plan.dataset.id] = Entry(revision: revision, plan: plan, lastModified: lastModified, used: state.clock)
@@ -95,6 +144,7 @@ public final class PlanCache: Sendable {
                 guard state.products > capacity * 9 / 10 || state.products > capacity else { break }
                 state.entries[id] = nil
                 state.products -= max(1, entry.plan.dataProducts.count)
+                state.answerBytes -= entry.answer?.count ?? 0
             }
         }
         return plan
@@ -106,4 +156,9 @@ public final class PlanCache: Sendable {
 
     /// Plans and data products held (for tests and metrics).
     public var count: (plans: Int, products: Int) { state.withLock { ($0.entries.count, $0.products) } }
+
+    /// Answers and their bytes held (for tests).
+    public var answers: (count: Int, bytes: Int) {
+        state.withLock { state in (state.entries.values.count { $0.answer != nil }, state.answerBytes) }
+    }
 }

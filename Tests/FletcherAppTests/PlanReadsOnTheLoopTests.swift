@@ -1,0 +1,150 @@
+@testable import FletcherApp
+import CoreMetrics
+import FletcherDomain
+import FletcherHTTP
+import FletcherPostgres
+import FletcherStore
+import FletcherTestSupport
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+
+/// Plan reads answered on their event loop, against PostgreSQL: what they answer is the router's
+/// answer, and never a plan another process has changed since.
+@Suite("Plan reads on the event loop, PostgreSQL", .enabled(if: TestEngine.available.contains(.postgres)))
+struct PlanReadsOnTheLoopTests {
+    static var logger: Logger {
+        var logger = Logger(label: "plan-reads-test")
+        logger.logLevel = .warning
+        return logger
+    }
+
+    /// The server as `serve` builds it, on `store`.
+    static func application(_ store: any Store) async throws -> some ApplicationProtocol {
+        let authenticator = await Authenticator(secret: "test-secret-long-enough-for-hs256-signing", accounts: [], bcrypt: BcryptVerifier(threads: 1))
+        let router = try buildRouter(store: store, authenticator: authenticator, logger: logger)
+        return Application(
+            router: router,
+            server: httpServer(
+                headerTimeout: .seconds(10), idleTimeout: .seconds(30),
+                planReads: PlanReadFastPath(store: store, metrics: NOOPMetricsHandler.instance, logger: logger)),
+            configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: serverName),
+            logger: logger)
+    }
+
+    static func states(_ body: ByteBuffer) throws -> [String: String] {
+        let plan = try JSONValue(parsing: String(buffer: body))
+        guard case .object(let members) = plan, case .array(let products)? = members["data_products"] else { return [:] }
+        var states: [String: String] = [:]
+        for case .object(let product) in products {
+            if case .string(let name)? = product["name"], case .string(let state)? = product["state"] { states[name] = state }
+        }
+        return states
+    }
+
+    @Test func readsAnsweredOnTheLoopAreTheRoutersAnswersAndSeeOtherProcessesChanges() async throws {
+        // Two stores on one database: the server's, and another process's.
+        let (served, other) = try await TestStores.pair(.postgres)
+        let store = try #require(served as? PostgresStore)
+        let fixture = PlanFixture().products("a", "b").edge("a", "b")
+        _ = try await other.apply(.submit(fixture.submission), to: fixture.datasetId, by: "publisher")
+        let path = "/api/plan/\(fixture.datasetId.lowercased)"
+        try await Self.application(served).test(.live) { client in
+            // Not cached yet: the router reads the plan (and caches it, without an answer).
+            let routed = try await client.execute(uri: path, method: .get)
+            #expect(routed.status == .ok)
+            #expect(store.planCache.answers.count == 0)
+            // Cached and current: answered on the loop, which keeps the answer with the plan (once
+            // the loop's connection is open: until then reads take the router's way).
+            var fast = try await client.execute(uri: path, method: .get)
+            try await eventually("a read answered on the event loop") {
+                fast = try await client.execute(uri: path, method: .get)
+                return store.planCache.answers.count == 1
+            }
+            #expect(fast.status == .ok)
+            #expect(fast.body == routed.body)
+            for name in [HTTPField.Name.contentType, .contentLength, .xContentTypeOptions, .server] {
+                #expect(fast.headers[name] == routed.headers[name], "\(name)")
+            }
+            #expect(fast.headers[HTTPField.Name("X-Request-Id")!] != nil)
+            #expect(fast.headers[.date] != nil)
+            // Another process changes the plan: the next read sees it.
+            _ = try await other.apply(.update([StateUpdate(id: fixture.names["a"], state: .running)]), to: fixture.datasetId, by: "platform")
+            let changed = try await client.execute(uri: path, method: .get)
+            #expect(try Self.states(changed.body) == ["a": "running", "b": "waiting"])
+            // … and the read after it is answered on the loop again, changed.
+            let again = try await client.execute(uri: path, method: .get)
+            #expect(again.body == changed.body)
+            #expect(store.planCache.answers.count == 1)
+            // An unknown dataset is the router's 404.
+            let unknown = try await client.execute(uri: "/api/plan/\(UUID().lowercased)", method: .get)
+            #expect(unknown.status == .notFound)
+        }
+    }
+
+    @Test func revisionsAskedTogetherOnALoopAreEachRight() async throws {
+        let store = try await TestStores.isolatedPostgresStore()
+        try await store.migrate()
+        let first = PlanFixture(dataset: "first").products("a")
+        let second = PlanFixture(dataset: "second").products("a")
+        _ = try await store.apply(.submit(first.submission), to: first.datasetId, by: "publisher")
+        _ = try await store.apply(.submit(second.submission), to: second.datasetId, by: "publisher")
+        _ = try await store.apply(.update([StateUpdate(id: second.names["a"], state: .running)]), to: second.datasetId, by: "platform")
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        // The loop's first check fails at once and opens its connection.
+        try await eventually("the loop's connection open") {
+            (try? await store.loopRevisions.revision(of: first.datasetId, on: loop).get()) != nil
+        }
+        // Asked at once on one loop: the first goes alone, the others wait and go together.
+        let asked = try await loop.flatSubmit {
+            let ids = [first.datasetId, second.datasetId, UUID(), first.datasetId]
+            return EventLoopFuture.whenAllSucceed(ids.map { store.loopRevisions.revision(of: $0, on: loop) }, on: loop)
+        }.get()
+        let firstRevision = try #require(asked[0])
+        let secondRevision = try #require(asked[1])
+        #expect(secondRevision > firstRevision, "two changes against one")
+        #expect(asked[2] == nil)
+        #expect(asked[3] == firstRevision)
+        // Asked from off the loop too.
+        #expect(try await store.loopRevisions.revision(of: second.datasetId, on: loop).get() == secondRevision)
+    }
+
+    @Test(arguments: [false, true])
+    func aDatabaseTheLoopCannotReachLeavesReadsToTheRouter(listening: Bool) async throws {
+        // A port nothing listens on, or a "database" that accepts connections and never answers.
+        let accepted = Atomic<Int>(0)
+        let socket = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                accepted.add(1, ordering: .relaxed)
+                return channel.eventLoop.makeSucceededVoidFuture()
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let port = try #require(socket.localAddress?.port)
+        if !listening { try await socket.close() }
+        defer { if listening { socket.close(promise: nil) } }
+        let store = PostgresStore(
+            endpoint: try PostgresEndpoint(url: "postgres://fletcher@127.0.0.1:\(port)/none?sslmode=disable", maximumConnections: 1),
+            logger: Self.logger)
+        let fixture = PlanFixture().products("a")
+        store.planCache.store(try fixture.plan(), revision: 1, lastModified: Date())
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        // No read waits for the connection: each is given to the router at once. (Against the silent
+        // server the attempt can only end after its connect timeout and the check timeout, 12 s.)
+        let started = ContinuousClock.now
+        for _ in 0..<20 {
+            let answer = try await store.currentCachedAnswer(fixture.datasetId, on: loop, encode: { _ in [1] }).get()
+            #expect(answer == nil)
+        }
+        if listening {
+            #expect(ContinuousClock.now - started < .seconds(10))
+            try await eventually("the attempt accepted") { accepted.load(ordering: .relaxed) > 0 }
+            #expect(accepted.load(ordering: .relaxed) == 1, "one attempt, not one per read")
+        }
+    }
+}

@@ -1,0 +1,88 @@
+import FletcherDomain
+import FletcherStore
+import FletcherTestSupport
+import Foundation
+import Synchronization
+import Testing
+
+/// The answers kept with cached plans: made once per revision, gone with it, bounded by bytes.
+@Suite("Plan cache answers")
+struct PlanCacheTests {
+    final class Encoder: Sendable {
+        let calls = Atomic<Int>(0)
+        let size: Int
+        init(size: Int) { self.size = size }
+        func encode(_ plan: Plan) -> [UInt8]? {
+            calls.add(1, ordering: .relaxed)
+            return [UInt8](repeating: 1, count: size)
+        }
+        var count: Int { calls.load(ordering: .relaxed) }
+    }
+
+    static func plan(_ name: String) throws -> Plan {
+        try PlanFixture(dataset: name).products("a").plan()
+    }
+
+    @Test func anAnswerIsMadeOncePerRevisionAndGoesWithIt() throws {
+        let cache = PlanCache()
+        let plan = try Self.plan("one")
+        let encoder = Encoder(size: 10)
+        cache.store(plan, revision: 1, lastModified: Date())
+        #expect(cache.answer(plan.dataset.id, revision: 2, encode: encoder.encode) == nil, "not the revision held")
+        #expect(encoder.count == 0)
+        #expect(cache.answer(plan.dataset.id, revision: 1, encode: encoder.encode)?.count == 10)
+        #expect(cache.answer(plan.dataset.id, revision: 1, encode: encoder.encode)?.count == 10)
+        #expect(encoder.count == 1)
+        #expect(cache.answers == (1, 10))
+        // A newer revision replaces the plan, and its answer with it.
+        cache.store(plan, revision: 2, lastModified: Date())
+        #expect(cache.answers == (0, 0))
+        #expect(cache.answer(plan.dataset.id, revision: 1, encode: encoder.encode) == nil)
+        #expect(cache.answer(plan.dataset.id, revision: 2, encode: encoder.encode) != nil)
+        #expect(encoder.count == 2)
+        // A declined answer is not kept.
+        cache.store(plan, revision: 3, lastModified: Date())
+        #expect(cache.answer(plan.dataset.id, revision: 3, encode: { _ in nil }) == nil)
+        #expect(cache.answers == (0, 0))
+    }
+
+    @Test func answersAreBoundedByBytesLeastRecentlyUsedFirstOut() throws {
+        let cache = PlanCache(answerCapacity: 100)
+        let encoder = Encoder(size: 40)
+        let plans = try ["one", "two", "three"].map(Self.plan)
+        for plan in plans { cache.store(plan, revision: 1, lastModified: Date()) }
+        _ = cache.answer(plans[0].dataset.id, revision: 1, encode: encoder.encode)
+        _ = cache.answer(plans[1].dataset.id, revision: 1, encode: encoder.encode)
+        #expect(cache.answers == (2, 80))
+        // The third goes over 100 bytes: the least recently used answer (the first's) goes, its plan stays.
+        _ = cache.answer(plans[2].dataset.id, revision: 1, encode: encoder.encode)
+        #expect(cache.answers == (2, 80))
+        #expect(cache.count.plans == 3)
+        _ = cache.answer(plans[1].dataset.id, revision: 1, encode: encoder.encode)
+        #expect(encoder.count == 3, "the second's answer was kept")
+        _ = cache.answer(plans[0].dataset.id, revision: 1, encode: encoder.encode)
+        #expect(encoder.count == 4, "the first's was made again")
+        // An answer bigger than the bound is given but not kept.
+        let big = Encoder(size: 101)
+        let plan = try Self.plan("four")
+        cache.store(plan, revision: 1, lastModified: Date())
+        #expect(cache.answer(plan.dataset.id, revision: 1, encode: big.encode)?.count == 101)
+        #expect(cache.answers.bytes <= 100)
+    }
+
+    @Test func plansLeavingTheCacheTakeTheirAnswersBytes() throws {
+        let cache = PlanCache(capacity: 2)
+        let encoder = Encoder(size: 10)
+        let plans = try ["one", "two", "three"].map(Self.plan)
+        for plan in plans.prefix(2) {
+            cache.store(plan, revision: 1, lastModified: Date())
+            _ = cache.answer(plan.dataset.id, revision: 1, encode: encoder.encode)
+        }
+        #expect(cache.answers == (2, 20))
+        cache.store(plans[2], revision: 1, lastModified: Date())
+        #expect(cache.count.plans < 3)
+        #expect(cache.answers.bytes == cache.answers.count * 10)
+        cache.removeAll()
+        #expect(cache.answers == (0, 0))
+    }
+}
