@@ -36,7 +36,9 @@ struct PlanReadFastPath: Sendable {
     init?(store: any Store, metrics: any MetricsFactory, logger: Logger) {
         guard let postgres = store as? PostgresStore else { return nil }
         self.init(
-            currentAnswer: { id, eventLoop in postgres.currentCachedAnswer(id, on: eventLoop, encode: PlanReadFastPath.encode) },
+            currentAnswer: { id, eventLoop in
+                postgres.currentCachedAnswer(id, on: eventLoop, answerable: PlanReadFastPath.answerable, encode: PlanReadFastPath.encode)
+            },
             metrics: metrics, logger: logger)
     }
 
@@ -46,21 +48,32 @@ struct PlanReadFastPath: Sendable {
     /// Bigger answers go the usual way: they are written in pieces off the event loop.
     static let largestAnswer = 512 * 1_024
 
-    /// A plan's answer as the router gives it, for plans small enough to answer on the event loop
-    /// (kept with the cached plan, so at its size).
+    /// Whether a plan is small enough to answer on the event loop (asked before its revision is).
+    static func answerable(_ plan: Plan) -> Bool {
+        PlanJSON.estimatedSize(of: plan) <= largestAnswer
+    }
+
+    /// A plan's answer as the router gives it (kept with the cached plan, so at its size).
     static func encode(_ plan: Plan) -> [UInt8]? {
-        PlanJSON.estimatedSize(of: plan) <= largestAnswer ? PlanJSON.encode(plan).copiedToSize() : nil
+        answerable(plan) ? PlanJSON.encode(plan).copiedToSize() : nil
     }
 
     /// The dataset a request reads the plan of, when it is a plain `GET /api/plan/{id}` this path can
     /// answer exactly as the router would: no query, an id as the router reads it, a JSON answer
-    /// acceptable, nothing to continue. Anything else goes the usual way.
+    /// acceptable, nothing to continue, no `Connection: close` (the router closes after those).
+    /// Anything else goes the usual way.
     static func datasetId(of request: HTTPRequest) -> UUID? {
         guard request.method == .get, let path = request.path, path.utf8.count == prefix.count + 36,
             path.utf8.starts(with: prefix), request.headerFields[.expect] == nil,
+            !request.headerFields[values: .connection].contains(where: closes),
             request.headerFields[values: .accept].allSatisfy(acceptsJSON)
         else { return nil }
         return JSONParser.uuid(spelt: path.dropFirst(prefix.count))
+    }
+
+    /// Whether a `Connection` value asks to close after the answer.
+    static func closes(_ connection: String) -> Bool {
+        connection.split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces).lowercased() == "close" }
     }
 
     /// Whether an `Accept` value names a range JSON falls in (`application/json`, `application/*`, `*/*`).
@@ -81,8 +94,9 @@ private typealias Observability = RequestObservabilityMiddleware<BasicRequestCon
 ///
 /// Sits after Hummingbird's connection-state handler, so that idle and shutdown handling see these
 /// requests and answers like any other. Requests are answered in order: a read is answered here only
-/// when no earlier request is still being answered by the router, and parts arriving while a read
-/// waits for its check are held until it is answered.
+/// when no earlier request is still being answered by the router, and what arrives while a read
+/// waits for its check — request parts, connection events such as the client's half-close, errors —
+/// is held, in order, until it is answered, with the socket not read meanwhile.
 final class PlanReadHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -98,9 +112,18 @@ final class PlanReadHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let fastPath: PlanReadFastPath
     /// A read's head, held until its end shows it has no body.
     private var held: PlanRead?
+    /// What arrives while a read waits for its check, kept in order.
+    private enum Arrival {
+        case part(HTTPRequestPart)
+        case event(Any)
+        case error(any Error)
+    }
+
     /// A read is waiting for its check; what arrives meanwhile is queued.
     private var answering = false
-    private var queued = CircularBuffer<HTTPRequestPart>()
+    private var queued = CircularBuffer<Arrival>()
+    /// A `read()` held back while arrivals wait: the socket is read again once they are passed on.
+    private var readHeld = false
     /// Requests passed to the router whose answers have not ended.
     private var routed = 0
     private var date = HTTPDate()
@@ -112,9 +135,35 @@ final class PlanReadHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         if answering || !queued.isEmpty {
-            queued.append(part)
+            queued.append(.part(part))
         } else {
             take(part, context: context)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if answering || !queued.isEmpty {
+            queued.append(.event(event))
+        } else {
+            releaseHeld(context: context)
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if answering || !queued.isEmpty {
+            queued.append(.error(error))
+        } else {
+            releaseHeld(context: context)
+            context.fireErrorCaught(error)
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if answering || !queued.isEmpty {
+            readHeld = true
+        } else {
+            context.read()
         }
     }
 
@@ -124,7 +173,7 @@ final class PlanReadHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) { routed -= 1 }
+        if case .end = unwrapOutboundIn(data), routed > 0 { routed -= 1 }
         context.write(data, promise: promise)
     }
 
@@ -158,6 +207,13 @@ final class PlanReadHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// A read's head still waiting for its end goes to the router before what comes next.
+    private func releaseHeld(context: ChannelHandlerContext) {
+        guard let read = held else { return }
+        held = nil
+        route(.head(read.request), context: context)
+    }
+
     private func route(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
         if case .head = part { routed += 1 }
         context.fireChannelRead(wrapInboundOut(part))
@@ -178,12 +234,31 @@ final class PlanReadHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 context.fireChannelRead(wrapInboundOut(end))
                 context.fireChannelReadComplete()
             }
-            var passed = false
-            while !answering, let next = queued.popFirst() {
-                take(next, context: context)
+            passOnQueued(context: context)
+        }
+    }
+
+    /// Passes on what arrived while the read waited, until another read waits; then reads the
+    /// socket again if that was held back.
+    private func passOnQueued(context: ChannelHandlerContext) {
+        var passed = false
+        while !answering, let next = queued.popFirst() {
+            switch next {
+            case .part(let part):
+                take(part, context: context)
                 passed = true
+            case .event(let event):
+                releaseHeld(context: context)
+                context.fireUserInboundEventTriggered(event)
+            case .error(let error):
+                releaseHeld(context: context)
+                context.fireErrorCaught(error)
             }
-            if passed { context.fireChannelReadComplete() }
+        }
+        if passed { context.fireChannelReadComplete() }
+        if !answering, queued.isEmpty, readHeld {
+            readHeld = false
+            context.read()
         }
     }
 

@@ -16,8 +16,8 @@ import Synchronization
 public final class LoopRevisions: Sendable {
     private let configuration: PostgresConnection.Configuration
     private let logger: Logger
-    private let checkers = Mutex<[ObjectIdentifier: Checker]>([:])
-    private let closed = Atomic<Bool>(false)
+    /// Each loop's checker; none made once closed.
+    private let checkers = Mutex<(byLoop: [ObjectIdentifier: Checker], closed: Bool)>(([:], false))
     /// After a failed connection attempt a loop makes no other for this long (reads take the
     /// pool's way meanwhile), so a database that is down costs no connection attempt per read.
     static let retryPause = TimeAmount.seconds(1)
@@ -32,27 +32,27 @@ public final class LoopRevisions: Sendable {
     /// The dataset's revision (nil: no such dataset), read on `eventLoop`'s own connection; the
     /// future completes on `eventLoop`, failed when the database could not be asked.
     public func revision(of datasetId: UUID, on eventLoop: any EventLoop) -> EventLoopFuture<Int64?> {
-        guard !closed.load(ordering: .relaxed) else { return eventLoop.makeFailedFuture(Unavailable()) }
-        let checker = checker(for: eventLoop)
+        guard let checker = checker(for: eventLoop) else { return eventLoop.makeFailedFuture(Unavailable()) }
         guard eventLoop.inEventLoop else { return eventLoop.flatSubmit { checker.check(datasetId) } }
         return checker.check(datasetId)
     }
 
     /// Closes every loop's connection; later checks fail.
     func close() {
-        closed.store(true, ordering: .relaxed)
         let all = checkers.withLock { checkers in
-            defer { checkers = [:] }
-            return Array(checkers.values)
+            defer { checkers = ([:], true) }
+            return Array(checkers.byLoop.values)
         }
         for checker in all { checker.eventLoop.execute { checker.close() } }
     }
 
-    private func checker(for eventLoop: any EventLoop) -> Checker {
+    /// The loop's checker (made on first use); nil once closed.
+    private func checker(for eventLoop: any EventLoop) -> Checker? {
         checkers.withLock { checkers in
-            if let checker = checkers[ObjectIdentifier(eventLoop)] { return checker }
+            guard !checkers.closed else { return nil }
+            if let checker = checkers.byLoop[ObjectIdentifier(eventLoop)] { return checker }
             let checker = Checker(eventLoop: eventLoop, configuration: configuration, logger: logger)
-            checkers[ObjectIdentifier(eventLoop)] = checker
+            checkers.byLoop[ObjectIdentifier(eventLoop)] = checker
             return checker
         }
     }
@@ -121,15 +121,19 @@ public final class LoopRevisions: Sendable {
             inFlight = batch
             // A check that does not come back in time (a database stalled, a network path gone)
             // gives its reads to the pool's way and the connection up.
+            // (A database that slow is not asked again for a moment: reads take the pool's way.)
+            let current = connection
             batch.timeout = eventLoop.scheduleTask(in: LoopRevisions.checkTimeout) { [self] in
                 logger.debug("plan read check timed out")
+                retryAfter = .now() + LoopRevisions.retryPause
                 dropConnection()
             }
             let ids = PostgresData(array: batch.reads.map { PostgresData(uuid: $0.id) }, elementType: .uuid)
             statement.execute([ids]).hop(to: eventLoop).whenComplete { [self] result in
                 if case .failure(let error) = result {
                     logger.debug("plan read check failed", metadata: ["error": "\(error)"])
-                    dropConnection()
+                    // (Unless a newer connection has replaced it since.)
+                    if connection === current { dropConnection() }
                 }
                 finish(batch, with: result)
             }

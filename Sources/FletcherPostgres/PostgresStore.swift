@@ -139,12 +139,14 @@ public final class PostgresStore: Store, Service {
     /// The answer to a read of the dataset's plan (its JSON, made by `encode` and kept with the
     /// cached plan) if the database confirms the cached plan current, asked on `eventLoop`'s own
     /// connection (`LoopRevisions`) and completed on `eventLoop`. Nil when the cache does not hold
-    /// the plan at the dataset's revision, `encode` declines it, or the database could not be
-    /// asked: the caller then takes `plan(_:)`'s way, which reads the plan and caches it.
+    /// an `answerable` plan of the dataset (then the database is not asked), does not hold it at the
+    /// dataset's revision, `encode` declines it, or the database could not be asked: the caller
+    /// then takes `plan(_:)`'s way, which reads the plan and caches it.
     public func currentCachedAnswer(
-        _ datasetId: UUID, on eventLoop: any EventLoop, encode: @escaping @Sendable (Plan) -> [UInt8]?
+        _ datasetId: UUID, on eventLoop: any EventLoop, answerable: (Plan) -> Bool,
+        encode: @escaping @Sendable (Plan) -> [UInt8]?
     ) -> EventLoopFuture<[UInt8]?> {
-        guard planCache.holds(datasetId) else { return eventLoop.makeSucceededFuture(nil) }
+        guard planCache.holds(datasetId, where: answerable) else { return eventLoop.makeSucceededFuture(nil) }
         return loopRevisions.revision(of: datasetId, on: eventLoop).map { [planCache] revision in
             guard let revision else { return nil }
             return planCache.answer(datasetId, revision: revision, encode: encode)

@@ -83,9 +83,10 @@ public final class PlanCache: Sendable {
         return answer
     }
 
-    /// Whether a plan of the dataset is held, at whatever revision (not counted as a use).
-    public func holds(_ datasetId: UUID) -> Bool {
-        state.withLock { $0.entries[datasetId] != nil }
+    /// Whether a plan of the dataset is held, at whatever revision, that meets `condition` (a quick
+    /// one: it runs under the cache's lock); not counted as a use.
+    public func holds(_ datasetId: UUID, where condition: (Plan) -> Bool = { _ in true }) -> Bool {
+        state.withLock { state in state.entries[datasetId].map { condition($0.plan) } ?? false }
     }
 
     /// The newest plan held, whatever the dataset's revision now (a writer checks it as it writes).

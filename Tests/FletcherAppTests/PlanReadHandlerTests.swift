@@ -50,6 +50,28 @@ struct PlanReadHandlerTests {
         }
     }
 
+    /// Counts the reads of the socket asked for (placed before the handler).
+    final class ReadCounter: ChannelOutboundHandler, @unchecked Sendable {
+        typealias OutboundIn = Any
+        var reads = 0
+        func read(context: ChannelHandlerContext) {
+            reads += 1
+            context.read()
+        }
+    }
+
+    /// Records the connection events and errors that get past the handler, as the router would see them.
+    final class Arrivals: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = HTTPRequestPart
+        var seen: [String] = []
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            if case .head(let head) = unwrapInboundIn(data) { seen.append("head \(head.path ?? "")") }
+            context.fireChannelRead(data)
+        }
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) { seen.append("event \(event)") }
+        func errorCaught(context: ChannelHandlerContext, error: any Error) { seen.append("error \(error)") }
+    }
+
     static func channel(_ answers: Answers) throws -> EmbeddedChannel {
         var logger = Logger(label: "plan-read-test")
         logger.logLevel = .warning
@@ -57,7 +79,7 @@ struct PlanReadHandlerTests {
             currentAnswer: { id, eventLoop in answers.ask(id, on: eventLoop) }, metrics: NOOPMetricsHandler.instance,
             logger: logger)
         let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(PlanReadHandler(fastPath))
+        try channel.pipeline.syncOperations.addHandlers(ReadCounter(), PlanReadHandler(fastPath), Arrivals())
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8080)).wait()
         return channel
     }
@@ -97,7 +119,9 @@ struct PlanReadHandlerTests {
         let answers = Answers(immediate: Array(#"{"plan":1}"#.utf8))
         let channel = try Self.channel(answers)
         let id = UUID()
-        try Self.send(channel, Self.read(id, headers: [.accept: "application/json", HTTPField.Name("X-Request-Id")!: "abc-1"]))
+        try Self.send(
+            channel,
+            Self.read(id, headers: [.accept: "application/json", HTTPField.Name("X-Request-Id")!: "abc-1", .connection: "keep-alive"]))
         #expect(try Self.routed(channel).isEmpty)
         #expect(answers.asked == [id])
         let parts = try Self.answered(channel)
@@ -151,6 +175,11 @@ struct PlanReadHandlerTests {
         HTTPRequest(
             method: .get, scheme: nil, authority: "h", path: "/api/plan/\(UUID().lowercased)",
             headerFields: [.expect: "100-continue"]),
+        HTTPRequest(
+            method: .get, scheme: nil, authority: "h", path: "/api/plan/\(UUID().lowercased)", headerFields: [.connection: "close"]),
+        HTTPRequest(
+            method: .get, scheme: nil, authority: "h", path: "/api/plan/\(UUID().lowercased)",
+            headerFields: [.connection: "keep-alive, Close"]),
     ])
     func otherRequestsGoStraightToTheRouter(_ request: HTTPRequest) throws {
         let answers = Answers(immediate: [])
@@ -211,6 +240,61 @@ struct PlanReadHandlerTests {
             if case .body(let body) = part { String(buffer: body) } else { nil }
         }
         #expect(bodies == ["one", "two"])
+    }
+
+    static func handler<H: ChannelHandler>(_ type: H.Type, of channel: EmbeddedChannel) throws -> H {
+        try channel.pipeline.syncOperations.handler(type: type)
+    }
+
+    @Test func aHalfCloseOrAnErrorWaitsForTheAnswersBeforeIt() throws {
+        let answers = Answers()
+        let channel = try Self.channel(answers)
+        let arrivals = try Self.handler(Arrivals.self, of: channel)
+        let id = UUID()
+        try Self.send(channel, Self.read(id))
+        // The client half-closes (and a bad request follows) while the read is looked up.
+        channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        channel.pipeline.fireErrorCaught(CancellationError())
+        #expect(arrivals.seen.isEmpty, "held behind the read")
+        answers.answerNext(Array("plan".utf8), on: channel)
+        #expect(try Self.answered(channel).count == 3, "the read answered first")
+        #expect(arrivals.seen.count == 2)
+        #expect(arrivals.seen.first?.hasPrefix("event inputClosed") == true)
+        #expect(arrivals.seen.last?.hasPrefix("error") == true)
+        // With nothing waiting they pass at once.
+        channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        #expect(arrivals.seen.count == 3)
+    }
+
+    @Test func theSocketIsNotReadWhileAReadWaits() throws {
+        let answers = Answers()
+        let channel = try Self.channel(answers)
+        let counter = try Self.handler(ReadCounter.self, of: channel)
+        let before = counter.reads
+        channel.read()
+        #expect(counter.reads == before + 1, "read at once with nothing waiting")
+        try Self.send(channel, Self.read(UUID()))
+        channel.read()
+        channel.read()
+        #expect(counter.reads == before + 1, "held while the read is looked up")
+        answers.answerNext(Array("plan".utf8), on: channel)
+        #expect(counter.reads == before + 2, "read again, once, after the answer")
+    }
+
+    @Test func anAnswerTheRouterGivesUnaskedDoesNotUnbalanceTheCount() throws {
+        let answers = Answers(immediate: Array("plan".utf8))
+        let channel = try Self.channel(answers)
+        // A 400 for a request that never parsed: an answer with no routed request.
+        try Self.routerAnswers(channel, "bad request")
+        _ = try Self.answered(channel)
+        let id = UUID()
+        try Self.send(channel, Self.read(id))
+        #expect(answers.asked == [id])
+        #expect(try Self.routed(channel).isEmpty)
+        // And one routed request still makes the next read wait for its answer.
+        try Self.send(channel, HTTPRequest(method: .get, scheme: nil, authority: "h", path: "/health"))
+        try Self.send(channel, Self.read(id))
+        #expect(answers.asked == [id], "behind the health check")
     }
 
     @Test func anAnswerForAClosedConnectionIsDropped() throws {

