@@ -67,6 +67,28 @@ struct MemoryReturnTests {
     }
     #endif
 
+    /// The free bytes (costly to ask) are asked when the resident set has moved by 4 MB since they
+    /// last were, or after 15 looks however still it stays.
+    @Test func theFreeBytesAreAskedWhenTheResidentSetMovesOrAfterAWhile() {
+        var trimmer = MemoryTrimmer()
+        let mb = 1 << 20
+        let moving = [100, 101, 103, 104, 99, 99].map { trimmer.shouldAsk(resident: $0 * mb) }
+        // First look asks; 104 is 4 MB above the 100 last asked at; 99 is 5 MB below 104.
+        #expect(moving == [true, false, false, true, true, false])
+        let still = (0..<30).map { _ in trimmer.shouldAsk(resident: 99 * mb) }
+        #expect(still.enumerated().filter(\.element).map(\.offset) == [13, 28], "every 15th look")
+        let unknown = trimmer.shouldAsk(resident: nil)
+        #expect(unknown, "unknown: always")
+        #expect(MemoryTrimmer.residentStep == 4 * mb && MemoryTrimmer.backstop == 15)
+    }
+
+    @Test func theResidentSetIsReadWhereThereIsOne() throws {
+        #if os(Linux)
+        let resident = try #require(MemoryReturn.resident)
+        #expect(resident > 1 << 20 && resident < 1 << 40)
+        #endif
+    }
+
     /// A trim is due once `threshold` bytes more are held free than at the lowest point since the
     /// last one: memory used and freed again, not memory that stayed free.
     @Test func aTrimIsDueWhenMuchHasBeenFreedSinceTheLowestPoint() {
