@@ -38,20 +38,12 @@ public struct RequestObservabilityMiddleware<Context: RequestContext>: RouterMid
     }
 
     private func record(_ request: Request, context: Context, status: HTTPResponse.Status, since started: ContinuousClock.Instant) {
-        Self.record(
-            method: request.method, path: request.uri.path, route: context.endpointPath ?? "unmatched", status: status,
-            elapsed: ContinuousClock.now - started, factory: factory, logger: context.logger)
-    }
-
-    /// The request's log line and metrics.
-    package static func record(
-        method: HTTPRequest.Method, path: String, route: String, status: HTTPResponse.Status, elapsed: Duration,
-        factory: any MetricsFactory, logger: Logger
-    ) {
-        let (requests, duration) = metrics(method: method, route: route, status: status, factory: factory)
+        let elapsed = ContinuousClock.now - started
+        let route = context.endpointPath ?? "unmatched"
+        let (requests, duration) = Self.metrics(method: request.method, route: route, status: status, factory: factory)
         requests.increment()
         duration.recordNanoseconds(elapsed.nanoseconds)
-        log(method: method, path: path, route: route, status: status, elapsed: elapsed, logger: logger)
+        Self.log(method: request.method, path: request.uri.path, route: route, status: status, elapsed: elapsed, logger: context.logger)
     }
 
     /// The two metrics of requests of one method, route and status (made once by those answering

@@ -51,13 +51,16 @@ public final class LoopRevisions: Sendable {
         checkers.withLock { checkers in
             guard !checkers.closed else { return nil }
             if let checker = checkers.byLoop[ObjectIdentifier(eventLoop)] { return checker }
-            let checker = Checker(eventLoop: eventLoop, configuration: configuration, logger: logger)
+            let checker = Checker(owner: self, eventLoop: eventLoop)
             checkers.byLoop[ObjectIdentifier(eventLoop)] = checker
             return checker
         }
     }
 
     struct Unavailable: Error {}
+
+    /// Questions sent to the database, by all loops (for tests: reads waiting together go as one).
+    let asked = Atomic<Int>(0)
 
     /// One event loop's connection and the reads waiting for it; used on that loop only.
     private final class Checker: @unchecked Sendable {
@@ -73,20 +76,26 @@ public final class LoopRevisions: Sendable {
         /// The check out, if any: its reads, answered once (by its result or its timeout).
         private var inFlight: Batch?
         private var isClosed = false
-        private var waiting: [(id: UUID, answer: EventLoopPromise<Int64?>)] = []
+        /// A read waiting for its dataset's revision.
+        typealias Read = (id: UUID, answer: EventLoopPromise<Int64?>)
+        private var waiting: [Read] = []
 
         final class Batch {
-            var reads: [(id: UUID, answer: EventLoopPromise<Int64?>)]
+            let reads: [Read]
             var timeout: Scheduled<Void>?
-            init(_ reads: [(id: UUID, answer: EventLoopPromise<Int64?>)]) { self.reads = reads }
+            init(_ reads: [Read]) { self.reads = reads }
         }
 
         static let sql = "SELECT id, revision FROM dataset WHERE id = ANY($1)"
 
-        init(eventLoop: any EventLoop, configuration: PostgresConnection.Configuration, logger: Logger) {
+        /// Whose checker this is (it counts the questions of all loops).
+        unowned let owner: LoopRevisions
+
+        init(owner: LoopRevisions, eventLoop: any EventLoop) {
+            self.owner = owner
             self.eventLoop = eventLoop
-            self.configuration = configuration
-            self.logger = logger
+            self.configuration = owner.configuration
+            self.logger = owner.logger
         }
 
         /// Until the loop's connection is ready (or while the database is unreachable) a check
@@ -111,7 +120,8 @@ public final class LoopRevisions: Sendable {
 
         private func sendWaiting() {
             guard inFlight == nil, !waiting.isEmpty else { return }
-            guard let statement, !isClosed else {
+            // (None once closed: closing drops the connection.)
+            guard let statement else {
                 fail(waiting)
                 waiting = []
                 return
@@ -129,6 +139,7 @@ public final class LoopRevisions: Sendable {
                 dropConnection()
             }
             let ids = PostgresData(array: batch.reads.map { PostgresData(uuid: $0.id) }, elementType: .uuid)
+            owner.asked.add(1, ordering: .relaxed)
             statement.execute([ids]).hop(to: eventLoop).whenComplete { [self] result in
                 if case .failure(let error) = result {
                     logger.debug("plan read check failed", metadata: ["error": "\(error)"])
@@ -230,7 +241,7 @@ public final class LoopRevisions: Sendable {
             closed.whenFailure { _ in }
         }
 
-        private func fail(_ reads: [(id: UUID, answer: EventLoopPromise<Int64?>)]) {
+        private func fail(_ reads: [Read]) {
             for (_, answer) in reads { answer.fail(Unavailable()) }
         }
     }

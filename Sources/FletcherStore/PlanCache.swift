@@ -55,14 +55,7 @@ public final class PlanCache: Sendable {
     /// first time and kept with the plan — or nil when the plan held is not at `revision`, or
     /// `encode` declines it (nil). Encoding happens outside the cache's lock.
     public func answer(_ datasetId: UUID, revision: Int64, encode: (Plan) -> [UInt8]?) -> [UInt8]? {
-        let held: (plan: Plan, answer: [UInt8]?)? = state.withLock { state in
-            guard var entry = state.entries[datasetId], entry.revision == revision else { return nil }
-            state.clock += 1
-            entry.used = state.clock
-            state.entries[datasetId] = entry
-            return (entry.plan, entry.answer)
-        }
-        guard let held else { return nil }
+        guard let held = state.withLock({ Self.use(datasetId, in: &$0) }), held.revision == revision else { return nil }
         if let answer = held.answer { return answer }
         guard let answer = encode(held.plan) else { return nil }
         guard answer.count <= answerCapacity else { return answer }
@@ -91,13 +84,16 @@ public final class PlanCache: Sendable {
 
     /// The newest plan held, whatever the dataset's revision now (a writer checks it as it writes).
     public func latest(_ datasetId: UUID) -> (plan: Plan, revision: Int64, lastModified: Date)? {
-        state.withLock { state in
-            guard var entry = state.entries[datasetId] else { return nil }
-            state.clock += 1
-            entry.used = state.clock
-            state.entries[datasetId] = entry
-            return (entry.plan, entry.revision, entry.lastModified)
-        }
+        state.withLock { state in Self.use(datasetId, in: &state).map { ($0.plan, $0.revision, $0.lastModified) } }
+    }
+
+    /// The dataset's entry, marked as the most recently used.
+    private static func use(_ datasetId: UUID, in state: inout State) -> Entry? {
+        guard var entry = state.entries[datasetId] else { return nil }
+        state.clock += 1
+        entry.used = state.clock
+        state.entries[datasetId] = entry
+        return entry
     }
 
     /// Keeps the plan `change` made as the dataset's state at `revision`, with the JSON fragments of

@@ -53,17 +53,10 @@ struct MemoryReturnTests {
         blocks.forEach { free($0) }
         let held = try #require(MemoryReturn.heldFree)
         #expect(held - before > 48 << 20)
-        let resident = residentBytes()
+        let resident = try #require(MemoryReturn.resident)
         MemoryReturn.trim()
         // 63 MB freed; other tests running meanwhile allocate some again.
-        #expect(resident - residentBytes() > 24 << 20)
-    }
-
-    /// The process's resident set (`/proc/self/statm`).
-    private func residentBytes() -> Int {
-        guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
-        let fields = statm.split(separator: " ")
-        return fields.count > 1 ? (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE))) : 0
+        #expect(try resident - #require(MemoryReturn.resident) > 24 << 20)
     }
     #endif
 

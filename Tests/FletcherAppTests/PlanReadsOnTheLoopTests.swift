@@ -2,7 +2,7 @@
 import CoreMetrics
 import FletcherDomain
 import FletcherHTTP
-import FletcherPostgres
+@testable import FletcherPostgres
 import FletcherStore
 import FletcherTestSupport
 import Foundation
@@ -102,6 +102,7 @@ struct PlanReadsOnTheLoopTests {
             (try? await store.loopRevisions.revision(of: first.datasetId, on: loop).get()) != nil
         }
         // Asked at once on one loop: the first goes alone, the others wait and go together.
+        let questions = store.loopRevisions.asked.load(ordering: .relaxed)
         let asked = try await loop.flatSubmit {
             let ids = [first.datasetId, second.datasetId, UUID(), first.datasetId]
             return EventLoopFuture.whenAllSucceed(ids.map { store.loopRevisions.revision(of: $0, on: loop) }, on: loop)
@@ -111,6 +112,7 @@ struct PlanReadsOnTheLoopTests {
         #expect(secondRevision > firstRevision, "two changes against one")
         #expect(asked[2] == nil)
         #expect(asked[3] == firstRevision)
+        #expect(store.loopRevisions.asked.load(ordering: .relaxed) - questions == 2, "four reads, two questions")
         // Asked from off the loop too.
         #expect(try await store.loopRevisions.revision(of: second.datasetId, on: loop).get() == secondRevision)
     }

@@ -46,6 +46,16 @@ struct PlanCacheTests {
         #expect(cache.answers == (0, 0))
     }
 
+    @Test func holdingAPlanCanBeAskedWithACondition() throws {
+        let cache = PlanCache()
+        let plan = try Self.plan("one")
+        #expect(!cache.holds(plan.dataset.id))
+        cache.store(plan, revision: 1, lastModified: Date())
+        #expect(cache.holds(plan.dataset.id))
+        #expect(cache.holds(plan.dataset.id, where: { $0.dataProducts.count == 1 }))
+        #expect(!cache.holds(plan.dataset.id, where: { $0.dataProducts.count > 1 }))
+    }
+
     @Test func answersAreBoundedByBytesLeastRecentlyUsedFirstOut() throws {
         let cache = PlanCache(answerCapacity: 100)
         let encoder = Encoder(size: 40)
