@@ -1,4 +1,5 @@
 public import FletcherAPI
+import FletcherStore
 import Foundation
 public import Hummingbird
 public import Logging
@@ -13,7 +14,8 @@ extension Router {
             on: PlanResponseFastPath(transport: self), serverURL: Servers.Server1.url(),
             configuration: .init(dateTranscoder: RFC3339DateTranscoder(), jsonEncodingOptions: []),
             middlewares: [
-                ProblemMiddleware(logger: logger), AuthMiddleware(authenticator: authenticator), PlanSubmissionFastPath(),
+                ProblemMiddleware(logger: logger), AuthMiddleware(authenticator: authenticator),
+                PlanSubmissionFastPath(makeRoom: { [cache = handler.store.planCache] in cache.makeRoom(forProducts: $0) }),
             ])
         get("/assets/swagger-init.js") { _, _ in
             Response(

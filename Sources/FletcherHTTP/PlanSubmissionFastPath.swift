@@ -176,12 +176,16 @@ enum PlanSubmissionSlot {
 /// submission from `PlanSubmissionSlot` and the generated code decodes only a tiny stand-in body.
 /// A body it declines goes to the generated decoder as it came.
 struct PlanSubmissionFastPath: ServerMiddleware {
+    /// Told the size of a submission on its way in, in data products (`PlanCache.makeRoom`): a big
+    /// one's memory comes out of what the plan cache holds.
+    var makeRoom: @Sendable (_ products: Int) -> Void = { _ in }
+
     func intercept(
         _ request: HTTPRequest, body: HTTPBody?, metadata: ServerRequestMetadata, operationID: String,
         next: @Sendable (HTTPRequest, HTTPBody?, ServerRequestMetadata) async throws -> (HTTPResponse, HTTPBody?)
     ) async throws -> (HTTPResponse, HTTPBody?) {
         guard operationID == Operations.SubmitPlan.id, let body else { return try await next(request, body, metadata) }
-        switch try await Self.read(body) {
+        switch try await Self.read(body, makeRoom: makeRoom) {
         case .submission(let handoff):
             return try await PlanSubmissionSlot.$current.withValue(handoff) {
                 try await next(request, HTTPBody(Self.standIn), metadata)
@@ -198,12 +202,17 @@ struct PlanSubmissionFastPath: ServerMiddleware {
 
     /// The body, read whole: as a submission, or (declined) as its bytes. Only the submission
     /// outlives this call, so a big request's bytes are freed before its plan is worked on.
-    private static func read(_ body: HTTPBody) async throws -> Read {
+    private static func read(_ body: HTTPBody, makeRoom: (Int) -> Void) async throws -> Read {
         // The body's size is bounded where it streams in (`RequestLimitsMiddleware`), and a
         // `Content-Length` beyond that bound was refused before.
         var bytes: [UInt8] = []
-        if case .known(let length) = body.length { bytes.reserveCapacity(Int(clamping: length)) }
+        let length: Int? = if case .known(let length) = body.length { Int(clamping: length) } else { nil }
+        if let length {
+            makeRoom(length / PlanCache.bytesPerProduct)
+            bytes.reserveCapacity(length)
+        }
         for try await chunk in body { bytes.append(contentsOf: chunk) }
+        if length == nil { makeRoom(bytes.count / PlanCache.bytesPerProduct) }
         guard let submission = bytes.withUnsafeBytes({ PlanSubmission.read(json: $0) }) else { return .declined(bytes) }
         // The body goes before the rows are copied into arrays of their size: never both at once.
         bytes = []

@@ -258,6 +258,8 @@ public final class PostgresStore: Store, Service {
     /// The plan of `dataset`: its data products and dependencies read (inside the caller's snapshot).
     private func readRows(of dataset: Dataset, _ connection: PostgresConnection) async throws -> Plan {
         let products = try await DataProductQueries.fetchAll(datasetId: dataset.id, connection, logger)
+        // A big plan read takes its room out of the cache before its dependencies are read.
+        planCache.makeRoom(forProducts: products.count)
         let dependencies = try await DependencyQueries.fetchAll(
             datasetId: dataset.id, products: products.count, connection, logger)
         return Plan(dataset: dataset, dataProducts: products, dependencies: dependencies)

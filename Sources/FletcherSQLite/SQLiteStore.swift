@@ -43,7 +43,7 @@ public final class SQLiteStore: Store {
                 // The revision first: a cached plan at that revision is current.
                 guard let revision = try DatasetQueries.revision(datasetId, db) else { return nil }
                 if let cached = cache.plan(datasetId, revision: revision) { return cached.plan }
-                guard let loaded = try Self.loadPlan(datasetId, db) else { return nil }
+                guard let loaded = try Self.loadPlan(datasetId, db, cache: cache) else { return nil }
                 return cache.store(loaded.plan, revision: loaded.revision, lastModified: loaded.lastModified)
             }
         }
@@ -129,16 +129,17 @@ public final class SQLiteStore: Store {
     }
 
     /// The stored plan, its dataset's last modification and revision, read inside the caller's
-    /// transaction (its rows only when `cache` does not hold that revision).
+    /// transaction (its rows only when `cache` does not hold that revision; a big plan read makes
+    /// room in `cache` first).
     static func loadPlan(_ datasetId: UUID, _ db: Database, cache: PlanCache? = nil) throws
         -> (plan: Plan, lastModified: Date, revision: Int64)?
     {
         guard let (dataset, lastModified, revision) = try DatasetQueries.fetchOne(datasetId, db) else { return nil }
         if let cached = cache?.plan(datasetId, revision: revision) { return (cached.plan, lastModified, revision) }
-        let plan = Plan(
-            dataset: dataset,
-            dataProducts: try DataProductQueries.fetchAll(datasetId: datasetId, db),
-            dependencies: try DependencyQueries.fetchAll(datasetId: datasetId, db))
+        let products = try DataProductQueries.fetchAll(datasetId: datasetId, db)
+        // A big plan read takes its room out of the cache before its dependencies are read.
+        cache?.makeRoom(forProducts: products.count)
+        let plan = Plan(dataset: dataset, dataProducts: products, dependencies: try DependencyQueries.fetchAll(datasetId: datasetId, db))
         return (plan, lastModified, revision)
     }
 

@@ -137,15 +137,40 @@ public final class PlanCache: Sendable {
             state.products += cost
             guard state.products > capacity else { return }
             // Over the bound: drop the least recently used down to 90 % in one go (amortised O(log n)).
-            for (id, entry) in state.entries.sorted(by: { $0.value.used < $1.value.used }) {
-                guard state.products > capacity * 9 / 10 || state.products > capacity else { break }
-                state.entries[id] = nil
-                state.products -= max(1, entry.plan.dataProducts.count)
-                state.answerBytes -= entry.answer?.count ?? 0
-            }
+            Self.dropLeastRecentlyUsed(in: &state) { $0.products > capacity * 9 / 10 }
         }
         return plan
     }
+
+    /// Makes room for work on a plan of `products` data products held outside the cache — a plan
+    /// read from the database, or a submission on its way in: drops the least recently used plans
+    /// until those left and the work's plan fit the bound together; work as big as the bound, or
+    /// bigger, empties the cache. The memory a big request needs comes out of what the cache holds
+    /// rather than on top of it (three cached 10,000-product plans are about 40 MB, next to the
+    /// 100–130 MB of a 100,000-product request). Work of under a tenth of the bound makes no room:
+    /// the cache's own bound handles it when the plan is stored.
+    public func makeRoom(forProducts products: Int) {
+        guard products >= capacity / 10 else { return }
+        state.withLock { state in
+            guard state.products + products > capacity else { return }
+            Self.dropLeastRecentlyUsed(in: &state) { $0.products + products > capacity }
+        }
+    }
+
+    /// Drops plans, least recently used first, while `over` holds.
+    private static func dropLeastRecentlyUsed(in state: inout State, while over: (State) -> Bool) {
+        for (id, entry) in state.entries.sorted(by: { $0.value.used < $1.value.used }) {
+            guard over(state) else { break }
+            state.entries[id] = nil
+            state.products -= max(1, entry.plan.dataProducts.count)
+            state.answerBytes -= entry.answer?.count ?? 0
+        }
+    }
+
+    /// About the memory a cached data product takes with its share of the plan's dependencies, rows'
+    /// JSON and graph (13–15 MB for a cached 10,000-product plan of 30,000 dependencies); a
+    /// submission's body of N bytes makes room for N / `bytesPerProduct` data products.
+    public static let bytesPerProduct = 1_024
 
     public func removeAll() {
         state.withLock { $0 = State() }

@@ -1,5 +1,6 @@
 import FletcherAPI
 import FletcherDomain
+import FletcherStore
 import FletcherTestSupport
 import Foundation
 import Testing
@@ -32,6 +33,30 @@ struct PlanEndpointTests {
             #expect(product.object["link"] as? String == "https://runs/1")
             #expect((product.object["passback"] as? [String: Any])?["rows"] as? Int == 3)
             #expect(product.object["modified_by"] as? String == "publisher")
+        }
+    }
+
+    /// A big submission's body takes its room out of the plan cache before it is read
+    /// (`PlanCache.makeRoom`): here a body of over 20 × `PlanCache.bytesPerProduct` bytes.
+    @Test(arguments: TestEngine.available)
+    func aBigSubmissionMakesRoomInThePlanCache(engine: TestEngine) async throws {
+        let cache = PlanCache(capacity: 20)
+        let api = try await TestAPI(store: try await TestStores.make(engine, planCache: cache))
+        let small = PlanFixture(names: names, dataset: "small").products("a")
+        let big = PlanFixture(names: names, dataset: "big").products("b")
+        var body = submissionJSON(big)
+        var products = try #require(body["data_products"] as? [[String: Any]])
+        products[0]["passthrough"] = ["blob": String(repeating: "x", count: 24 * PlanCache.bytesPerProduct)]
+        body["data_products"] = products
+        let raw = String(decoding: try JSONSerialization.data(withJSONObject: body), as: UTF8.self)
+        try await api.test { client in
+            let token = try await client.token()
+            #expect(try await client.send(.post, "/api/plan", token: token, json: submissionJSON(small)).status == .ok)
+            #expect(cache.holds(small.datasetId))
+            let submitted = try await client.send(.post, "/api/plan", token: token, raw: raw)
+            #expect(submitted.status == .ok, "\(submitted.text)")
+            #expect(!cache.holds(small.datasetId), "the small plan made room for the big body")
+            #expect(cache.holds(big.datasetId))
         }
     }
 

@@ -95,4 +95,45 @@ struct PlanCacheTests {
         cache.removeAll()
         #expect(cache.answers == (0, 0))
     }
+
+    /// Work on a plan held outside the cache takes its room out of the cache's bound: least recently
+    /// used plans go until both fit; work as big as the bound empties it; small work makes no room.
+    @Test func bigWorkTakesItsRoomOutOfTheCache() throws {
+        let cache = PlanCache(capacity: 40)
+        let encoder = Encoder(size: 10)
+        let plans = try ["one", "two", "three", "four"].map(Self.plan)
+        for plan in plans {
+            cache.store(plan, revision: 1, lastModified: Date())
+            _ = cache.answer(plan.dataset.id, revision: 1, encode: encoder.encode)
+        }
+        _ = cache.latest(plans[0].dataset.id)  // now the most recently used
+        cache.makeRoom(forProducts: 3)  // under a tenth of the bound
+        #expect(cache.count == (4, 4))
+        cache.makeRoom(forProducts: 38)  // 4 + 38 > 40: the two least recently used go
+        #expect(cache.count == (2, 2))
+        #expect(cache.holds(plans[0].dataset.id) && cache.holds(plans[3].dataset.id))
+        #expect(cache.answers == (2, 20))
+        cache.makeRoom(forProducts: 40)
+        #expect(cache.count == (0, 0))
+        #expect(cache.answers == (0, 0))
+    }
+
+    /// A plan read from the database (not cached, being too big to keep) makes its room before it
+    /// is worked on: reading one bigger than the whole bound empties the cache.
+    @Test(arguments: TestEngine.available)
+    func readingABigPlanEmptiesTheCache(engine: TestEngine) async throws {
+        let cache = PlanCache(capacity: 10)
+        let store = try await TestStores.make(engine, planCache: cache)
+        let small = PlanFixture(dataset: "small").products("a")
+        var big = PlanFixture(dataset: "big")
+        for n in 0..<12 { big = big.products("p\(n)") }
+        for fixture in [small, big] {
+            _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "test")
+        }
+        #expect(cache.holds(small.datasetId) && !cache.holds(big.datasetId))
+        let read = try #require(try await store.plan(big.datasetId))
+        #expect(read.dataProducts.count == 12)
+        #expect(!cache.holds(small.datasetId), "the small plan made room for the big one")
+        #expect(cache.count == (0, 0))
+    }
 }

@@ -28,15 +28,15 @@ public enum TestStores {
     /// PostgreSQL database (shared by the tests, which keep apart by using their own datasets).
     /// With `isolated`, PostgreSQL gets a database of its own (for tests of state shared across
     /// datasets, such as a compute platform's circuit).
-    public static func make(_ engine: TestEngine, isolated: Bool = false) async throws -> any Store {
+    public static func make(_ engine: TestEngine, isolated: Bool = false, planCache: PlanCache = PlanCache()) async throws -> any Store {
         switch engine {
         case .sqlite:
             let path = newSQLitePath()
-            let store = try SQLiteStore(path: path)
+            let store = try SQLiteStore(path: path, planCache: planCache)
             try await store.migrate()
             return store
         case .postgres:
-            let store = try isolated ? try await isolatedPostgresStore() : postgresStore()
+            let store = try isolated ? try await isolatedPostgresStore() : postgresStore(planCache: planCache)
             try await store.migrate()
             return store
         }
@@ -104,7 +104,7 @@ public enum TestStores {
     /// they queue for its row, and a loaded CI machine once took longer than 5 s to serve the queue.
     public static func postgresStore(
         maxConnections: Int = 8, waitLimit: Duration = .seconds(60),
-        rowsPerStatement: Int = PostgresStore.defaultRowsPerStatement
+        rowsPerStatement: Int = PostgresStore.defaultRowsPerStatement, planCache: PlanCache = PlanCache()
     ) throws -> PostgresStore {
         guard let url = ProcessInfo.processInfo.environment["FLETCHER_TEST_POSTGRES_URL"] else {
             throw TestStoreError.noPostgres
@@ -113,7 +113,7 @@ public enum TestStores {
         logger.logLevel = .warning
         let store = PostgresStore(
             endpoint: try PostgresEndpoint(url: url, maximumConnections: maxConnections), logger: logger,
-            waitLimit: waitLimit, rowsPerStatement: rowsPerStatement)
+            planCache: planCache, waitLimit: waitLimit, rowsPerStatement: rowsPerStatement)
         Task.detached { await store.run() }
         return store
     }
