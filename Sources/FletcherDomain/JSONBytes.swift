@@ -157,10 +157,16 @@ public struct JSONBytes: Sendable {
         return true
     }
 
-    /// `value` as compact JSON (object keys sorted); `null` for nil.
+    /// `value`'s text (compact, object keys sorted); `null` for nil.
     public mutating func json(_ value: JSONValue?) {
         guard let value else { return raw("null") }
-        switch value {
+        var text = value.text
+        text.withUTF8 { bytes.append(contentsOf: $0) }
+    }
+
+    /// `node` as compact JSON, object keys sorted: a `JSONValue`'s canonical text.
+    public mutating func json(_ node: JSONNode) {
+        switch node {
         case .null: raw("null")
         case .bool(let flag): bool(flag)
         case .integer(let number): bytes.append(contentsOf: String(number).utf8)
@@ -186,7 +192,7 @@ public struct JSONBytes: Sendable {
                 if offset > 0 { bytes.append(0x2C) }
                 string(key)
                 bytes.append(0x3A)
-                json(members[key])
+                json(members[key] ?? .null)
             }
             bytes.append(0x7D)
         }

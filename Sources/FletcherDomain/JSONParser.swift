@@ -2,16 +2,18 @@ public import Foundation
 
 extension JSONValue {
     /// Parses a JSON document (RFC 8259): what the stores persist (`text`, or PostgreSQL's `jsonb`
-    /// output), or any valid JSON. Numbers come out as `JSONDecoder` reads them into a `JSONValue`:
-    /// one with an exact `Int` value (`3`, `3.0`, `3e0`) as `.integer`, any other as `.number`.
+    /// output), or any valid JSON, into its canonical text. Numbers come out as `JSONDecoder` reads
+    /// them into a `JSONNode`: one with an exact `Int` value (`3`, `3.0`, `3e0`) as an integer, any
+    /// other as a `Double`.
     /// Read straight from the UTF-8 bytes: a search page parses fifty datasets' `extra`, and
     /// Foundation's decoder took most of its time.
     public init(parsing text: String) throws {
         var text = text
-        self = try text.withUTF8 { bytes in
+        let node = try text.withUTF8 { bytes in
             var parser = JSONParser(bytes: bytes)
             return try parser.document()
         }
+        self.init(node)
     }
 }
 
@@ -63,7 +65,7 @@ public struct JSONParser {
         return result
     }
 
-    mutating func document() throws(JSONSyntaxError) -> JSONValue {
+    mutating func document() throws(JSONSyntaxError) -> JSONNode {
         let value = try value()
         skipSpace()
         guard index == bytes.count else { throw fail("text after the value") }
@@ -71,7 +73,7 @@ public struct JSONParser {
     }
 
     /// Any value, as a tree.
-    public mutating func readValue() throws(JSONSyntaxError) -> JSONValue { try value() }
+    public mutating func readValue() throws(JSONSyntaxError) -> JSONNode { try value() }
 
     /// Reads past any value without building it (strings are still checked).
     public mutating func skipValue() throws(JSONSyntaxError) {
@@ -179,7 +181,7 @@ public struct JSONParser {
         }
     }
 
-    private mutating func value() throws(JSONSyntaxError) -> JSONValue {
+    private mutating func value() throws(JSONSyntaxError) -> JSONNode {
         skipSpace()
         guard index < bytes.count else { throw fail("a value was expected") }
         switch bytes[index] {
@@ -194,7 +196,7 @@ public struct JSONParser {
         }
     }
 
-    private mutating func literal(_ word: StaticString, _ value: JSONValue) throws(JSONSyntaxError) -> JSONValue {
+    private mutating func literal(_ word: StaticString, _ value: JSONNode) throws(JSONSyntaxError) -> JSONNode {
         let count = word.utf8CodeUnitCount
         guard index + count <= bytes.count,
             UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[index..<index + count])
@@ -204,16 +206,16 @@ public struct JSONParser {
         return value
     }
 
-    private mutating func array() throws(JSONSyntaxError) -> JSONValue {
-        var elements: [JSONValue] = []
+    private mutating func array() throws(JSONSyntaxError) -> JSONNode {
+        var elements: [JSONNode] = []
         try sequence(closing: UInt8(ascii: "]")) { (parser: inout JSONParser) throws(JSONSyntaxError) in
             elements.append(try parser.value())
         }
         return .array(elements)
     }
 
-    private mutating func object() throws(JSONSyntaxError) -> JSONValue {
-        var members: [String: JSONValue] = [:]
+    private mutating func object() throws(JSONSyntaxError) -> JSONNode {
+        var members: [String: JSONNode] = [:]
         try self.members { (parser: inout JSONParser, key: String) throws(JSONSyntaxError) in
             let value = try parser.value()
             if members[key] == nil { members[key] = value }  // a repeated name: the first counts, as in JSONDecoder
@@ -362,7 +364,7 @@ public struct JSONParser {
     }
 
     /// A number by JSON's grammar; exact integers (whatever their spelling) as `.integer`.
-    private mutating func number() throws(JSONSyntaxError) -> JSONValue {
+    private mutating func number() throws(JSONSyntaxError) -> JSONNode {
         let start = index
         let negative = bytes[index] == UInt8(ascii: "-")
         if negative { index += 1 }

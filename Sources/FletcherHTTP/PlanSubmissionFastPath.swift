@@ -142,12 +142,12 @@ extension PlanSubmission {
     /// Free-form JSON as the API takes it: null is no value; deeper nesting than allowed declines.
     private static func freeForm(_ parser: inout JSONParser) throws(JSONSyntaxError) -> JSONValue? {
         if parser.readNull() { return nil }
-        let value = try parser.readValue()
-        switch value {
-        case .array, .object: guard value.depth <= JSONValue.maxDepth else { throw declined }
+        let node = try parser.readValue()
+        switch node {
+        case .array, .object: guard node.depth <= JSONValue.maxDepth else { throw declined }
         default: break
         }
-        return value
+        return JSONValue(node)
     }
 
     private static let declined = JSONSyntaxError(offset: 0, reason: "left to the generated decoder")

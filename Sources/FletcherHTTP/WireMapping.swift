@@ -10,17 +10,24 @@ extension JSONValue {
     /// A JSON value decoded by the runtime; nil for JSON null. Strings may not contain NUL (no
     /// database stores it), and a 400 names the field otherwise.
     init?(_ container: OpenAPIValueContainer?, field: @autoclosure () -> String) throws {
-        guard let container, let value = try JSONValue(any: container.value, field: field) else { return nil }
-        guard value.depth <= Self.maxDepth else {
+        guard let container, let node = try JSONNode(any: container.value, field: field) else { return nil }
+        guard node.depth <= Self.maxDepth else {
             throw Problem.badRequest("\(field()) nests arrays and objects deeper than \(Self.maxDepth) levels")
         }
-        self = value
+        self.init(node)
     }
 
     /// How deep free-form JSON (extra, passthrough, passback) may nest.
     static let maxDepth = 32
 
-    private init?(any value: (any Sendable)?, field: () -> String) throws {
+    var container: OpenAPIValueContainer {
+        // Values built from JSONValue are always valid container contents.
+        try! OpenAPIValueContainer(unvalidatedValue: node.anyValue)
+    }
+}
+
+extension JSONNode {
+    fileprivate init?(any value: (any Sendable)?, field: () -> String) throws {
         switch value {
         case nil: return nil
         case let value as Bool: self = .bool(value)
@@ -30,12 +37,12 @@ extension JSONValue {
             try checkText(value, field: field())
             self = .string(value)
         case let values as [(any Sendable)?]:
-            self = .array(try values.map { try JSONValue(any: $0, field: field) ?? .null })
+            self = .array(try values.map { try JSONNode(any: $0, field: field) ?? .null })
         case let members as [String: (any Sendable)?]:
-            var object = [String: JSONValue](minimumCapacity: members.count)
+            var object = [String: JSONNode](minimumCapacity: members.count)
             for (key, member) in members {
                 try checkText(key, field: field())
-                object[key] = try JSONValue(any: member, field: field) ?? .null
+                object[key] = try JSONNode(any: member, field: field) ?? .null
             }
             self = .object(object)
         default:
@@ -43,12 +50,7 @@ extension JSONValue {
         }
     }
 
-    var container: OpenAPIValueContainer {
-        // Values built from JSONValue are always valid container contents.
-        try! OpenAPIValueContainer(unvalidatedValue: anyValue)
-    }
-
-    private var anyValue: (any Sendable)? {
+    fileprivate var anyValue: (any Sendable)? {
         switch self {
         case .null: nil
         case .bool(let value): value

@@ -51,7 +51,7 @@ final class LoadClient: Sendable {
     func authenticate() async throws {
         let answer = await send(
             "authenticate", .POST, "/api/authenticate", json: .object(["service": .string(service), "key": .string(key)]), measured: false)
-        guard answer.ok, let body = answer.body, case .object(let object) = try? JSONValue(parsing: String(buffer: body)),
+        guard answer.ok, let body = answer.body, case .object(let object) = try? JSONValue(parsing: String(buffer: body)).node,
             case .string(let token)? = object["access_token"]
         else {
             throw StressError("cannot authenticate as '\(service)' at \(base): \(answer.error ?? "HTTP \(answer.status)")")

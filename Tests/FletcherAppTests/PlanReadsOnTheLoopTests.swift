@@ -40,7 +40,7 @@ struct PlanReadsOnTheLoopTests {
 
     static func states(_ body: ByteBuffer) throws -> [String: String] {
         let plan = try JSONValue(parsing: String(buffer: body))
-        guard case .object(let members) = plan, case .array(let products)? = members["data_products"] else { return [:] }
+        guard case .object(let members) = plan.node, case .array(let products)? = members["data_products"] else { return [:] }
         var states: [String: String] = [:]
         for case .object(let product) in products {
             if case .string(let name)? = product["name"], case .string(let state)? = product["state"] { states[name] = state }

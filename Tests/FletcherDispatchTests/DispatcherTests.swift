@@ -103,7 +103,7 @@ struct DispatcherTests {
         }
         #expect(platform.received.count == 1)
         let product = try #require(try await store.dataProduct(datasetId: fixture.datasetId, id: names["a"]))
-        guard case .object(let passback) = product.passback, case .object(let dispatch) = passback["fletcher_dispatch"] else {
+        guard case .object(let passback)? = product.passback?.node, case .object(let dispatch) = passback["fletcher_dispatch"] else {
             Issue.record("no fletcher_dispatch passback: \(String(describing: product.passback))")
             return
         }

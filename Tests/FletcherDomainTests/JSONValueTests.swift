@@ -16,6 +16,22 @@ struct JSONValueTests {
     @Test func depthCountsNesting() {
         #expect(JSONValue.integer(1).depth == 0)
         #expect(JSONValue.array([.object(["a": .array([])])]).depth == 3)
+        // Brackets inside strings (names or values, escaped quotes before them) do not count.
+        #expect(JSONValue.object(["a[{": .string(#"\"[[[{"#)]).depth == 1)
+        #expect(JSONValue.string("[]").depth == 0)
+    }
+
+    /// A value is its canonical text: the same value spelt differently (spacing, key order, `3.0` for
+    /// `3`, escapes) is equal and has one text — stored `jsonb` comes back spaced and reordered.
+    @Test func valuesAreHeldAsCanonicalText() throws {
+        let spelt = try JSONValue(parsing: #" { "b" : [ 3.0 , "\u0041" ] , "a" : { } } "#)
+        #expect(spelt.text == #"{"a":{},"b":[3,"A"]}"#)
+        #expect(spelt == .object(["b": .array([.integer(3), .string("A")]), "a": .object([:])]))
+        #expect(spelt.hashValue == JSONValue.object(["a": .object([:]), "b": .array([.number(3), .string("A")])]).hashValue)
+        #expect(spelt.node == .object(["a": .object([:]), "b": .array([.integer(3), .string("A")])]))
+        #expect(JSONValue.null.text == "null" && JSONValue.bool(false).text == "false" && JSONValue.integer(-7).text == "-7")
+        // Held in a string's room: a plan's free-form values up to 15 bytes take no heap of their own.
+        #expect(MemoryLayout<JSONValue?>.size == MemoryLayout<String>.size)
     }
 }
 
@@ -86,6 +102,15 @@ struct JSONParserTests {
         await propertyCheck(count: 500, input: Self.values) { value in
             let text = value.text
             #expect((try? JSONValue(parsing: text)) == Self.decoded(text), "\(text)")
+        }
+    }
+
+    /// Text, tree and depth agree: a value made from its own tree or text is the same value.
+    @Test func aValueIsItsTreeAndItsText() async {
+        await propertyCheck(count: 500, input: Self.values) { value in
+            #expect(JSONValue(value.node) == value, "\(value.text)")
+            #expect((try? JSONValue(parsing: value.text))?.text == value.text)
+            #expect(value.depth == value.node.depth)
         }
     }
 }
