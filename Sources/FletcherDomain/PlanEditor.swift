@@ -115,11 +115,9 @@ struct PlanEditor {
                 transitions.append(StateTransition(dataProductId: submitted.id, from: nil, to: .waiting, reason: .api))
             }
         }
-        var dependencyIndex = [Dependency.Key: Int](minimumCapacity: plan.dependencies.count)
-        for (position, dependency) in plan.dependencies.enumerated() { dependencyIndex[dependency.key] = position }
+        let stored = StoredDependencies(plan.dependencies, productIndex: productIndex)
         for submitted in submission.dependencies {
-            let key = Dependency.Key(parentId: submitted.parentId, childId: submitted.childId)
-            if let position = dependencyIndex[key] {
+            if let position = stored.position(of: submitted.parentId, submitted.childId, productIndex: productIndex) {
                 plan.dependencies[position].extra = submitted.extra
                 plan.dependencies[position].modifiedBy = actor
                 plan.dependencies[position].modifiedDate = now
@@ -162,5 +160,45 @@ struct PlanEditor {
         plan.dataset.modifiedBy = actor
         plan.dataset.modifiedDate = now
         datasetChanged = true
+    }
+}
+
+/// The stored dependencies' positions by their ends, for a merge to find the rows a submission
+/// rewrites: each edge as its two products' positions in one integer, sorted. A dictionary by the
+/// two ids took 21 MB for a 100,000-product plan's 300,000 dependencies (its buckets, at most three
+/// quarters full, 40 bytes each); these take 16 bytes an edge.
+private struct StoredDependencies {
+    private var edges: [(ends: UInt64, position: Int)] = []
+    /// Edges whose ends are not both stored products (none in a consistent store).
+    private var others: [Dependency.Key: Int] = [:]
+
+    init(_ dependencies: [Dependency], productIndex: [UUID: Int]) {
+        edges.reserveCapacity(dependencies.count)
+        for (position, dependency) in dependencies.enumerated() {
+            if let ends = Self.ends(dependency.parentId, dependency.childId, productIndex) {
+                edges.append((ends, position))
+            } else {
+                others[dependency.key] = position
+            }
+        }
+        edges.sort { $0.ends < $1.ends }
+    }
+
+    func position(of parentId: UUID, _ childId: UUID, productIndex: [UUID: Int]) -> Int? {
+        guard let ends = Self.ends(parentId, childId, productIndex) else {
+            return others[Dependency.Key(parentId: parentId, childId: childId)]
+        }
+        var low = 0
+        var high = edges.count
+        while low < high {
+            let middle = (low + high) / 2
+            if edges[middle].ends < ends { low = middle + 1 } else { high = middle }
+        }
+        return low < edges.count && edges[low].ends == ends ? edges[low].position : nil
+    }
+
+    private static func ends(_ parentId: UUID, _ childId: UUID, _ productIndex: [UUID: Int]) -> UInt64? {
+        guard let parent = productIndex[parentId], let child = productIndex[childId] else { return nil }
+        return UInt64(parent) << 32 | UInt64(child)
     }
 }

@@ -43,6 +43,19 @@ struct PlanSubmissionTests {
         #expect(merged.dependencies[0].extra == .integer(2))
     }
 
+    /// A stored dependency is found by its ends' positions; one whose end is no stored product
+    /// (which a consistent store never holds) is still found, by its ids, and rewritten, not doubled.
+    @Test func resubmittedDependenciesAreFoundWhateverTheirEnds() throws {
+        var plan = try PlanFixture(names: names).products("a", "b", "c").edge("a", "b").edge("b", "c").plan()
+        plan.dependencies.append(
+            Dependency(parentId: names["a"], childId: names["x"], extra: .integer(1), modifiedBy: "test", modifiedDate: Date()))
+        let submission = PlanFixture(names: names).products("x").edge("b", "c", extra: .integer(2)).edge("a", "x", extra: .integer(3))
+            .edge("c", "x").submission
+        let merged = try plan.applying(.submit(submission)).plan
+        #expect(merged.dependencies.map { "\(names.name($0.parentId))\(names.name($0.childId))" } == ["ab", "bc", "ax", "cx"])
+        #expect(merged.dependencies.map(\.extra) == [nil, .integer(2), .integer(3), nil])
+    }
+
     @Test func aProductTwiceInOneRequestIs400() throws {
         let fixture = PlanFixture(names: names).products("a", "a")
         #expect(throws: PlanError.duplicateDataProduct(names["a"])) { try fixture.plan() }
