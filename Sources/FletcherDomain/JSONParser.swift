@@ -175,6 +175,9 @@ public struct JSONParser {
 
     private func fail(_ reason: String) -> JSONSyntaxError { JSONSyntaxError(offset: index, reason: reason) }
 
+    /// An error at the parser's position: for a caller reading a known shape, a value it refuses.
+    public func failure(_ reason: String) -> JSONSyntaxError { fail(reason) }
+
     private mutating func skipSpace() {
         while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x0A || bytes[index] == 0x0D || bytes[index] == 0x09 {
             index += 1

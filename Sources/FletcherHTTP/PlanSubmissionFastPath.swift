@@ -6,76 +6,40 @@ import HTTPTypes
 import OpenAPIRuntime
 
 extension PlanSubmission {
-    /// Reads a submission (`openapi.yaml`'s `PlanSubmission`) straight from a request's bytes; nil
-    /// when the body is anything but a well-formed, acceptable submission written plainly — then
-    /// the generated decoder reads it and says what is wrong.
+    /// Reads a submission (`openapi.yaml`'s `PlanSubmission`) straight from a request's bytes
+    /// (`PlanSubmissionReader`, given them at once); nil when the body is not one — then the
+    /// generated decoder reads it and says what is wrong.
     ///
     /// Foundation's `JSONDecoder` through the generated types took 65 % of the server's time for a
     /// 100,000-product submission (`perf`, 8 s of 13). Whatever this accepts, the generated path
-    /// reads identically (tests compare both); it declines rather than decide anything doubtful:
-    /// a repeated member name, a UUID or literal written with escapes, a NUL character, free-form
-    /// JSON nested deeper than the API allows.
-    ///
-    /// Each array is made once, for as many rows as the rest of the body could hold (rows grown one
-    /// by one are copied as they double: a 100,000-product submission's dependencies were copied
-    /// beside the body at the server's peak); untouched places take no memory, and `trimmed()`
-    /// makes arrays of the rows' size once the body is gone.
+    /// reads identically, and what it declines the generated path refuses too (tests compare both).
     public static func read(json bytes: UnsafeRawBufferPointer) -> PlanSubmission? {
-        try? JSONParser.read(bytes, validatingUTF8: true) { (parser: inout JSONParser) throws(JSONSyntaxError) in
-            var datasetId: UUID?
-            var datasetExtra: JSONValue?
-            var dataProducts: [DataProduct]?
-            var dependencies: [Dependency]?
-            var seen = Seen()
-            try parser.readObject { (parser: inout JSONParser, name: String) throws(JSONSyntaxError) in
-                switch name {
-                case "dataset":
-                    try seen.first(name)
-                    var seenInDataset = Seen()
-                    try parser.readObject { (parser: inout JSONParser, name: String) throws(JSONSyntaxError) in
-                        switch name {
-                        case "id":
-                            try seenInDataset.first(name)
-                            datasetId = try parser.readUUID()
-                        case "extra":
-                            try seenInDataset.first(name)
-                            datasetExtra = try freeForm(&parser)
-                        default: _ = try parser.readValue()
-                        }
-                    }
-                case "data_products":
-                    try seen.first(name)
-                    var products: [DataProduct] = []
-                    products.reserveCapacity(parser.remainingBytes / DataProduct.leastJSONBytes)
-                    try parser.readArray { (parser: inout JSONParser) throws(JSONSyntaxError) in
-                        products.append(try dataProduct(&parser))
-                    }
-                    dataProducts = products
-                case "dependencies":
-                    try seen.first(name)
-                    var read: [Dependency] = []
-                    read.reserveCapacity(parser.remainingBytes / Dependency.leastJSONBytes)
-                    try parser.readArray { (parser: inout JSONParser) throws(JSONSyntaxError) in
-                        read.append(try dependency(&parser))
-                    }
-                    dependencies = read
-                default: _ = try parser.readValue()
-                }
-            }
-            guard let datasetId, let dataProducts, let dependencies, !parser.sawNUL else { throw declined }
-            return PlanSubmission(
-                datasetId: datasetId, datasetExtra: datasetExtra, dataProducts: dataProducts, dependencies: dependencies)
+        var reader = PlanSubmissionReader(expectedBytes: bytes.count)
+        do {
+            try reader.read(bytes)
+            return try reader.finish()
+        } catch {
+            return nil
         }
     }
 
-    /// The same submission in arrays of about its rows' size.
-    func trimmed() -> PlanSubmission {
-        PlanSubmission(
-            datasetId: datasetId, datasetExtra: datasetExtra, dataProducts: dataProducts.trimmed(),
-            dependencies: dependencies.trimmed())
+    /// A dataset object's members.
+    static func dataset(_ parser: inout JSONParser) throws(JSONSyntaxError) -> (id: UUID, extra: JSONValue?) {
+        var id: UUID?
+        var extra: JSONValue?
+        var seen = Seen()
+        try parser.readObject { (parser: inout JSONParser, name: String) throws(JSONSyntaxError) in
+            switch name {
+            case "id" where seen.first(name): id = try uuid(&parser)
+            case "extra" where seen.first(name): extra = try freeForm(&parser)
+            default: try parser.skipValue()
+            }
+        }
+        guard let id else { throw parser.failure("'id' is missing") }
+        return (id, extra)
     }
 
-    private static func dataProduct(_ parser: inout JSONParser) throws(JSONSyntaxError) -> DataProduct {
+    static func dataProduct(_ parser: inout JSONParser) throws(JSONSyntaxError) -> DataProduct {
         var id: UUID?
         var compute: Compute?
         var name: String?
@@ -86,80 +50,81 @@ extension PlanSubmission {
         var seen = Seen()
         try parser.readObject { (parser: inout JSONParser, member: String) throws(JSONSyntaxError) in
             switch member {
-            case "id":
-                try seen.first(member)
-                id = try parser.readUUID()
-            case "compute":
-                try seen.first(member)
-                guard let value = Compute(rawValue: try parser.readString()) else { throw declined }
+            case "id" where seen.first(member): id = try uuid(&parser)
+            case "compute" where seen.first(member):
+                let text = try parser.readString()
+                guard let value = Compute(rawValue: text) else {
+                    throw parser.failure("'compute' must be one of \(Compute.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
                 compute = value
-            case "name":
-                try seen.first(member)
-                name = try parser.readString()
-            case "version":
-                try seen.first(member)
-                version = try parser.readString()
-            case "eager":
-                try seen.first(member)
-                eager = try parser.readBool()
-            case "passthrough":
-                try seen.first(member)
-                passthrough = try freeForm(&parser)
-            case "extra":
-                try seen.first(member)
-                extra = try freeForm(&parser)
-            default: _ = try parser.readValue()
+            case "name" where seen.first(member): name = try parser.readString()
+            case "version" where seen.first(member): version = try parser.readString()
+            case "eager" where seen.first(member): eager = try parser.readBool()
+            case "passthrough" where seen.first(member): passthrough = try freeForm(&parser)
+            case "extra" where seen.first(member): extra = try freeForm(&parser)
+            default: try parser.skipValue()
             }
         }
-        guard let id, let compute, let name, let version, let eager else { throw declined }
+        guard let id, let compute, let name, let version, let eager else {
+            let missing = ["id", "compute", "name", "version", "eager"].filter { !seen.names.contains($0) }
+            throw parser.failure("missing \(missing.map { "'\($0)'" }.joined(separator: ", "))")
+        }
         return DataProduct(
             id: id, compute: compute, name: name, version: version, eager: eager, passthrough: passthrough, extra: extra)
     }
 
-    private static func dependency(_ parser: inout JSONParser) throws(JSONSyntaxError) -> Dependency {
+    static func dependency(_ parser: inout JSONParser) throws(JSONSyntaxError) -> Dependency {
         var parentId: UUID?
         var childId: UUID?
         var extra: JSONValue?
         var seen = Seen()
         try parser.readObject { (parser: inout JSONParser, member: String) throws(JSONSyntaxError) in
             switch member {
-            case "parent_id":
-                try seen.first(member)
-                parentId = try parser.readUUID()
-            case "child_id":
-                try seen.first(member)
-                childId = try parser.readUUID()
-            case "extra":
-                try seen.first(member)
-                extra = try freeForm(&parser)
-            default: _ = try parser.readValue()
+            case "parent_id" where seen.first(member): parentId = try uuid(&parser)
+            case "child_id" where seen.first(member): childId = try uuid(&parser)
+            case "extra" where seen.first(member): extra = try freeForm(&parser)
+            default: try parser.skipValue()
             }
         }
-        guard let parentId, let childId else { throw declined }
+        guard let parentId, let childId else {
+            throw parser.failure("missing \(parentId == nil ? "'parent_id'" : "'child_id'")")
+        }
         return Dependency(parentId: parentId, childId: childId, extra: extra)
     }
 
-    /// Free-form JSON as the API takes it: null is no value; deeper nesting than allowed declines.
+    /// A UUID as the generated decoder reads one (`UUID(uuidString:)` of the string): written
+    /// plainly, the usual case, it is read straight from the bytes.
+    private static func uuid(_ parser: inout JSONParser) throws(JSONSyntaxError) -> UUID {
+        if let plain = try? parser.readUUID() { return plain }
+        let text = try parser.readString()
+        guard let uuid = UUID(uuidString: text) else { throw parser.failure("'\(text)' is not a UUID") }
+        return uuid
+    }
+
+    /// Free-form JSON as the API takes it: null is no value; nesting deeper than the API allows is refused.
     private static func freeForm(_ parser: inout JSONParser) throws(JSONSyntaxError) -> JSONValue? {
         if parser.readNull() { return nil }
         let node = try parser.readValue()
         switch node {
-        case .array, .object: guard node.depth <= JSONValue.maxDepth else { throw declined }
+        case .array, .object:
+            guard node.depth <= JSONValue.maxDepth else {
+                throw parser.failure("free-form JSON nests arrays and objects deeper than \(JSONValue.maxDepth) levels")
+            }
         default: break
         }
         return JSONValue(node)
     }
 
-    private static let declined = JSONSyntaxError(offset: 0, reason: "left to the generated decoder")
-
-    /// The schema's member names already read in one object.
+    /// The schema's member names already read in one object: of a repeated name, the first
+    /// counts, as in `JSONDecoder`.
     private struct Seen {
-        private var names: [String] = []
+        private(set) var names: [String] = []
 
-        /// Declines a member read twice.
-        mutating func first(_ name: String) throws(JSONSyntaxError) {
-            guard !names.contains(name) else { throw declined }
+        /// Whether `name` is read here for the first time.
+        mutating func first(_ name: String) -> Bool {
+            guard !names.contains(name) else { return false }
             names.append(name)
+            return true
         }
     }
 }
@@ -200,24 +165,50 @@ struct PlanSubmissionFastPath: ServerMiddleware {
         case declined([UInt8])
     }
 
-    /// The body, read whole: as a submission, or (declined) as its bytes. Only the submission
-    /// outlives this call, so a big request's bytes are freed before its plan is worked on.
+    /// The body read as it arrives (`PlanSubmissionReader`): as a submission, or (declined) as
+    /// its bytes for the generated decoder to answer. Only the submission outlives this call, and a
+    /// big body is not held: beyond `keptBytes` its bytes are let go as they are read, and a body
+    /// declined after that is answered here, with the reader's reason.
     private static func read(_ body: HTTPBody, makeRoom: (Int) -> Void) async throws -> Read {
         // The body's size is bounded where it streams in (`RequestLimitsMiddleware`), and a
         // `Content-Length` beyond that bound was refused before.
-        var bytes: [UInt8] = []
         let length: Int? = if case .known(let length) = body.length { Int(clamping: length) } else { nil }
-        if let length {
-            makeRoom(length / PlanCache.bytesPerProduct)
-            bytes.reserveCapacity(length)
+        if let length { makeRoom(length / PlanCache.bytesPerProduct) }
+        var reader = PlanSubmissionReader(expectedBytes: length)
+        var kept: [UInt8]? = []
+        var declined: PlanSubmissionReader.Declined?
+        var received = 0
+        for try await chunk in body {
+            received += chunk.count
+            if let held = kept, held.count + chunk.count > keptBytes {
+                // Too big to hand on whole: read as it comes, or refused now.
+                kept = nil
+                if let declined { throw Problem.badRequest("The plan submission cannot be read: \(declined.reason)") }
+                if length == nil { makeRoom(received / PlanCache.bytesPerProduct) }
+            }
+            kept?.append(contentsOf: chunk)
+            guard declined == nil else { continue }
+            let outcome = chunk.withUnsafeBytes { bytes in
+                Result { () throws(PlanSubmissionReader.Declined) in try reader.read(bytes) }
+            }
+            if case .failure(let error) = outcome {
+                guard kept != nil else { throw Problem.badRequest("The plan submission cannot be read: \(error.reason)") }
+                declined = error
+            }
         }
-        for try await chunk in body { bytes.append(contentsOf: chunk) }
-        if length == nil { makeRoom(bytes.count / PlanCache.bytesPerProduct) }
-        guard let submission = bytes.withUnsafeBytes({ PlanSubmission.read(json: $0) }) else { return .declined(bytes) }
-        // The body goes before the rows are copied into arrays of their size: never both at once.
-        bytes = []
-        return .submission(Handoff(submission.trimmed()))
+        let refusal: PlanSubmissionReader.Declined
+        if let declined {
+            refusal = declined
+        } else {
+            do { return .submission(Handoff(try reader.finish())) } catch { refusal = error }
+        }
+        if let kept { return .declined(kept) }
+        throw Problem.badRequest("The plan submission cannot be read: \(refusal.reason)")
     }
+
+    /// A declined body up to this size goes to the generated decoder, which answers with its own
+    /// words; a bigger one is refused with the reader's reason, its bytes not held.
+    static let keptBytes = 1 << 20
 
     private static let standIn = #"{"dataset":{"id":"00000000-0000-0000-0000-000000000000"},"data_products":[],"dependencies":[]}"#
 }
@@ -231,16 +222,4 @@ extension PlanSubmission.DataProduct {
 extension PlanSubmission.Dependency {
     /// The fewest bytes a dependency takes, with the comma after it: `{"parent_id":"<36>","child_id":"<36>"},`.
     static let leastJSONBytes = 103
-}
-
-extension Array {
-    /// The same elements, in storage of about their size when the array has many more places: a
-    /// submission's rows live through the whole mutation.
-    fileprivate func trimmed() -> [Element] {
-        guard capacity - count > count / 4 else { return self }
-        var trimmed: [Element] = []
-        trimmed.reserveCapacity(count)
-        trimmed.append(contentsOf: self)
-        return trimmed
-    }
 }
