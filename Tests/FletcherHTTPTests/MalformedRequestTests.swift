@@ -47,6 +47,24 @@ struct MalformedRequestTests {
         }
     }
 
+    /// A body too big to hold whole (over 1 MB) is read as it arrives: one that is not a plan
+    /// submission is a 400 saying which row and byte, and nothing is written.
+    @Test(arguments: TestEngine.available)
+    func bigUnreadableSubmissionsAre400SayingWhere(engine: TestEngine) async throws {
+        let api = try await TestAPI(engine: engine)
+        let datasetId = UUID()
+        let products = (0..<12_000).map { index in
+            #"{"id":"\#(UUID().uuidString.lowercased())","compute":"\#(index == 11_000 ? "cloud" : "cams")","name":"p","version":"1","eager":true}"#
+        }
+        let body = #"{"dataset":{"id":"\#(datasetId.lowercased)"},"data_products":[\#(products.joined(separator: ","))],"dependencies":[]}"#
+        try await api.test { client in
+            let token = try await client.token()
+            let detail = try await client.send(.post, "/api/plan", token: token, raw: body).expectProblem(.badRequest)
+            #expect(detail.contains("data_products[11000]") && detail.contains("'compute' must be one of cams, dbxaas"), "\(detail)")
+            #expect(try await client.send(.get, "/api/plan/\(datasetId.lowercased)").status == .notFound)
+        }
+    }
+
     @Test(arguments: TestEngine.available)
     func unknownFieldsAreIgnored(engine: TestEngine) async throws {
         let api = try await TestAPI(engine: engine)
