@@ -257,10 +257,16 @@ struct DispatcherTests {
         try await Self.withDispatcher(
             store, platform: platform, target: { ComputeTarget(url: $0, maxInFlight: 3, timeout: 5) }, instances: 2
         ) {
+            let started = Date()
             _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "p")
             try await eventually("all deliveries") { platform.received.count == 12 }
-            // After a timeout, where the others are (this failed once in a fresh-clone CI run).
-            if platform.received.count < 12 {
+            // After a timeout, where the others are (this failed once in a fresh-clone CI run, and
+            // again in full local runs: every trigger delivered by the time of the dump below, so
+            // the arrivals' times tell a late trickle from deliveries the platform never saw).
+            let seen = platform.received
+            if seen.count < 12 {
+                let arrivals = seen.map { String(format: "%.2f", $0.at.timeIntervalSince(started)) }
+                Issue.record("after \(String(format: "%.2f", Date().timeIntervalSince(started))) s, \(seen.count) received, at \(arrivals) s")
                 var states: [String] = []
                 for index in 0..<12 {
                     let id = fixture.names["p\(index)"]
@@ -268,7 +274,10 @@ struct DispatcherTests {
                     let triggers = try await store.triggers(datasetId: fixture.datasetId, dataProductId: id)
                     states.append("p\(index): \(product.map { "\($0.state)" } ?? "?") \(triggers)")
                 }
-                Issue.record("undelivered: \(states.joined(separator: "; "))")
+                Issue.record("""
+                    undelivered: \(states.joined(separator: "; ")); by the end of this dump (\(String(format: "%.2f", Date().timeIntervalSince(started))) s) \
+                    \(platform.received.count) received
+                    """)
             }
         }
         #expect(platform.mostOpenAtOnce <= 3)
