@@ -167,8 +167,8 @@ struct PlanSubmissionFastPath: ServerMiddleware {
 
     /// The body read as it arrives (`PlanSubmissionReader`): as a submission, or (declined) as
     /// its bytes for the generated decoder to answer. Only the submission outlives this call, and a
-    /// big body is not held: beyond `keptBytes` its bytes are let go as they are read, and a body
-    /// declined after that is answered here, with the reader's reason.
+    /// big body is not held: beyond `keptBytes` its bytes are let go as they are read, and such a
+    /// body, declined, is answered here with the reader's reason once it has been read to its end.
     private static func read(_ body: HTTPBody, makeRoom: (Int) -> Void) async throws -> Read {
         // The body's size is bounded where it streams in (`RequestLimitsMiddleware`), and a
         // `Content-Length` beyond that bound was refused before.
@@ -181,20 +181,18 @@ struct PlanSubmissionFastPath: ServerMiddleware {
         for try await chunk in body {
             received += chunk.count
             if let held = kept, held.count + chunk.count > keptBytes {
-                // Too big to hand on whole: read as it comes, or refused now.
+                // Too big to hand on whole: read as it arrives.
                 kept = nil
-                if let declined { throw Problem.badRequest("The plan submission cannot be read: \(declined.reason)") }
                 if length == nil { makeRoom(received / PlanCache.bytesPerProduct) }
             }
             kept?.append(contentsOf: chunk)
+            // Once declined, the rest is read and let go, and the answer follows the whole body
+            // (not relying on the server to drain a body its handler left unread).
             guard declined == nil else { continue }
             let outcome = chunk.withUnsafeBytes { bytes in
                 Result { () throws(PlanSubmissionReader.Declined) in try reader.read(bytes) }
             }
-            if case .failure(let error) = outcome {
-                guard kept != nil else { throw Problem.badRequest("The plan submission cannot be read: \(error.reason)") }
-                declined = error
-            }
+            if case .failure(let error) = outcome { declined = error }
         }
         let refusal: PlanSubmissionReader.Declined
         if let declined {

@@ -57,11 +57,14 @@ struct MalformedRequestTests {
             #"{"id":"\#(UUID().uuidString.lowercased())","compute":"\#(index == 11_000 ? "cloud" : "cams")","name":"p","version":"1","eager":true}"#
         }
         let body = #"{"dataset":{"id":"\#(datasetId.lowercased)"},"data_products":[\#(products.joined(separator: ","))],"dependencies":[]}"#
-        try await api.test { client in
-            let token = try await client.token()
-            let detail = try await client.send(.post, "/api/plan", token: token, raw: body).expectProblem(.badRequest)
-            #expect(detail.contains("data_products[11000]") && detail.contains("'compute' must be one of cams, dbxaas"), "\(detail)")
-            #expect(try await client.send(.get, "/api/plan/\(datasetId.lowercased)").status == .notFound)
+        // In process and over a socket.
+        for mode in [TestingSetup.router, .live] {
+            try await api.test(mode) { client in
+                let token = try await client.token()
+                let detail = try await client.send(.post, "/api/plan", token: token, raw: body).expectProblem(.badRequest)
+                #expect(detail.contains("data_products[11000]") && detail.contains("'compute' must be one of cams, dbxaas"), "\(detail)")
+                #expect(try await client.send(.get, "/api/plan/\(datasetId.lowercased)").status == .notFound)
+            }
         }
     }
 
