@@ -160,11 +160,15 @@ struct PlanSubmissionReader {
                     try complete(value, endingAt: consumed + end)
                 } else {
                     pending.append(contentsOf: value)
-                    let whole = pending
-                    pending.removeAll(keepingCapacity: true)
+                    // Taken out while it is read (`complete` changes `self`), then put back emptied
+                    // with its room, for the next value that spans chunks.
+                    var whole: [UInt8] = []
+                    swap(&whole, &pending)
                     let outcome = whole.withUnsafeBytes { whole in
                         Result { () throws(Declined) in try complete(whole, endingAt: consumed + end) }
                     }
+                    whole.removeAll(keepingCapacity: true)
+                    pending = whole
                     try outcome.get()
                 }
             }
