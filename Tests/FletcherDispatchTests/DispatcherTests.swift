@@ -25,6 +25,13 @@ struct DispatcherTests {
         var now: Date { (stopped ?? Date()).addingTimeInterval(offset.withLock { $0 }) }
     }
 
+    /// How long the tests whose deliveries come in several rounds wait for them. Each round is a few
+    /// store transactions; in full test runs on two cores (the whole suite in parallel, PostgreSQL
+    /// on the same cores) twelve deliveries have been seen to take over 15 s — the first three at
+    /// 3.5–5.8 s, then a gap of 5–8 s, every trigger delivered in the end: the dispatcher starved
+    /// with the rest of the process, not losing work. Alone they take under a second.
+    static let severalRounds = Duration.seconds(60)
+
     /// Runs a dispatcher for `store` sending `cams` triggers to `platform` while `body` runs.
     static func withDispatcher<T: Sendable>(
         _ store: any Store, platform: FakePlatform, target: @escaping @Sendable (URL) -> ComputeTarget = { ComputeTarget(url: $0, timeout: 2) },
@@ -68,11 +75,11 @@ struct DispatcherTests {
         }
         try await Self.withDispatcher(store, platform: platform) {
             _ = try await store.apply(.submit(fixture.submission), to: datasetId, by: "publisher")
-            try await eventually("every product to succeed") {
+            try await eventually("every product to succeed", timeout: Self.severalRounds) {
                 try await store.plan(datasetId)?.dataProducts.allSatisfy { $0.state == .success } ?? false
             }
             for name in ["a", "b", "c", "d"] {
-                try await eventually("\(name)'s delivery recorded") {
+                try await eventually("\(name)'s delivery recorded", timeout: Self.severalRounds) {
                     try await store.triggers(datasetId: datasetId, dataProductId: names[name]).map(\.state) == [.delivered]
                 }
                 // After a timeout, what there is instead (this failed twice in fresh-clone CI runs).
@@ -259,7 +266,7 @@ struct DispatcherTests {
         ) {
             let started = Date()
             _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "p")
-            try await eventually("all deliveries") { platform.received.count == 12 }
+            try await eventually("all deliveries", timeout: Self.severalRounds) { platform.received.count == 12 }
             // After a timeout, where the others are (this failed once in a fresh-clone CI run, and
             // again in full local runs: every trigger delivered by the time of the dump below, so
             // the arrivals' times tell a late trickle from deliveries the platform never saw).
