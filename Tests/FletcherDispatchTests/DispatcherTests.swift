@@ -67,13 +67,19 @@ struct DispatcherTests {
         let names = Names()
         let fixture = PlanFixture(names: names).products("a", "b", "c", "d").edge("a", "b").edge("a", "c").edge("b", "d").edge("c", "d")
         let datasetId = fixture.datasetId
-        // The platform runs each job at once: it reports success as soon as it accepts.
+        // The platform runs each job at once: it reports success as soon as it accepts. Like a real
+        // one, it starts one job per Idempotency-Key: a trigger sent again (its answer timed out,
+        // as happens when the full suite starves the process) starts nothing and reports nothing —
+        // a second success would rightly reset and queue the products downstream again.
+        let started = Mutex<Set<String>>([])
         let platform = FakePlatform { received, _ in
             let id = UUID(uuidString: received.body["data_product_id"] as? String ?? "")!
-            Task { _ = try await store.apply(.update([StateUpdate(id: id, state: .success)]), to: datasetId, by: "platform") }
+            if started.withLock({ $0.insert(received.idempotencyKey ?? received.triggerId).inserted }) {
+                Task { _ = try await store.apply(.update([StateUpdate(id: id, state: .success)]), to: datasetId, by: "platform") }
+            }
             return .init(body: #"{"run_id": "\#(UUID().uuidString)", "link": "https://runs.example/1"}"#)
         }
-        try await Self.withDispatcher(store, platform: platform) {
+        try await Self.withDispatcher(store, platform: platform, target: { ComputeTarget(url: $0, timeout: 10) }) {
             _ = try await store.apply(.submit(fixture.submission), to: datasetId, by: "publisher")
             try await eventually("every product to succeed", timeout: Self.severalRounds) {
                 try await store.plan(datasetId)?.dataProducts.allSatisfy { $0.state == .success } ?? false
@@ -88,9 +94,12 @@ struct DispatcherTests {
             }
         }
         let received = platform.received
-        #expect(received.count == 4)
+        // Each product triggered once: four triggers, four jobs; a trigger sent again carries its
+        // id as its key, and each trigger's first sending is its first attempt.
         #expect(Set(received.map(\.triggerId)).count == 4)
-        #expect(received.allSatisfy { $0.idempotencyKey == $0.triggerId && $0.attempt == 1 })
+        #expect(platform.jobs == 4)
+        #expect(received.allSatisfy { $0.idempotencyKey == $0.triggerId })
+        #expect(Dictionary(grouping: received, by: \.triggerId).values.allSatisfy { $0.map(\.attempt).min() == 1 })
         let first = try #require(received.first)
         #expect(first.body["callback_url"] as? String == "http://fletcher.test/api/data_product/\(datasetId.lowercased)/update")
         #expect(first.body["name"] as? String == "a")
