@@ -68,38 +68,6 @@ public struct JSONValue: Sendable, Hashable {
         json.raw("}")
         return JSONValue(canonical: json.text)
     }
-
-    /// The maximum depth of nested arrays and objects (a scalar has depth 0), read from the text.
-    public var depth: Int {
-        var text = text
-        return text.withUTF8 { bytes in
-            var depth = 0
-            var deepest = 0
-            var inString = false
-            var escaped = false
-            for byte in bytes {
-                if inString {
-                    if escaped {
-                        escaped = false
-                    } else if byte == UInt8(ascii: "\\") {
-                        escaped = true
-                    } else if byte == UInt8(ascii: "\"") {
-                        inString = false
-                    }
-                    continue
-                }
-                switch byte {
-                case UInt8(ascii: "\""): inString = true
-                case UInt8(ascii: "["), UInt8(ascii: "{"):
-                    depth += 1
-                    deepest = max(deepest, depth)
-                case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
-                default: break
-                }
-            }
-            return deepest
-        }
-    }
 }
 
 extension JSONValue: Codable {

@@ -136,7 +136,7 @@ enum PlanSubmissionSlot {
     @TaskLocal static var current: Handoff<PlanSubmission>?
 }
 
-/// Reads `POST /api/plan` bodies with `PlanSubmission.read(json:)` once the caller is
+/// Reads `POST /api/plan` bodies as they arrive (`PlanSubmissionReader`) once the caller is
 /// authenticated (it runs after `AuthMiddleware`); when that succeeds, the handler takes the
 /// submission from `PlanSubmissionSlot` and the generated code decodes only a tiny stand-in body.
 /// A body it declines goes to the generated decoder as it came.

@@ -194,9 +194,9 @@ struct PlanSubmissionFastPathTests {
         #expect(declined.submission == nil && declined.body == doubtful)
     }
 
-    /// Rows are read into arrays made once, for as many rows as the rest of the body could hold
-    /// (no copies as they grow), and handed on in arrays of about their size: 1,100 rows read one
-    /// by one would take 2,048 places, and the bound here about twice as many.
+    /// Rows read through the middleware are handed on in arrays of about their size (read into
+    /// arrays made for the rest of the body, they are trimmed when small): 1,100 rows read one by
+    /// one would take 2,048 places.
     @Test func readRowsAreKeptInArraysOfTheirSize() async throws {
         let ids = (0..<1_100).map { _ in UUID().uuidString.lowercased() }
         let products = ids.map { #"{"id":"\#($0)","compute":"cams","name":"n","version":"1","eager":true}"# }
