@@ -45,7 +45,7 @@ public struct StoreSetup: Sendable {
     public init(_ configuration: AppConfiguration, logger: Logger) throws {
         try self.init(
             configuration.database, maxConnections: configuration.maxConnections, databaseTimeout: configuration.databaseTimeout,
-            planCache: PlanCache(capacity: configuration.planCacheProducts), logger: logger)
+            planCache: PlanCache(capacity: configuration.planCacheProducts, roomMade: MemoryReturn.trim), logger: logger)
     }
 
     /// Applies pending migrations (for `fletcher migrate`; `serve` migrates before it starts listening).

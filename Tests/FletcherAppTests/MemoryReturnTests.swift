@@ -35,28 +35,44 @@ struct MemoryReturnTests {
         #expect(!MemoryReturn.configure(environment: ["MALLOC_MMAP_THRESHOLD_": "1048576"]))
     }
 
-    /// Small blocks freed in the middle of the heap stay resident until trimmed: the allocator
-    /// counts them as held free, and a trim gives their pages back (the process's resident set
-    /// falls by most of them).
-    @Test func freedSmallBlocksAreGivenBackByATrim() throws {
-        // 64 MB in 1 KiB blocks, every page touched, with a block kept after each 64 so that no
-        // heap top frees them on its own. The kept blocks (1 MB) stay for the process's life:
-        // freed, they would merge the rest into one 64-MB free block, which big allocations
-        // elsewhere would then be served from instead of mappings of their own.
+    /// Allocates 64 MB in 1 KiB blocks, every page touched, and frees them but one in 64, so that no
+    /// heap top frees them on its own. The kept blocks (1 MB a call) stay for the process's life:
+    /// freed, they would merge the rest into one 64-MB free block, which big allocations elsewhere
+    /// would then be served from instead of mappings of their own.
+    private func touchAndFreeSmallBlocks() throws {
         var blocks: [UnsafeMutableRawPointer] = []
         for index in 0..<65_536 {
             let block = try #require(malloc(1024))
             memset(block, 1, 1024)
             if index % 64 != 63 { blocks.append(block) }  // the others are kept (above)
         }
-        let before = try #require(MemoryReturn.heldFree)
         blocks.forEach { free($0) }
-        let held = try #require(MemoryReturn.heldFree)
-        #expect(held - before > 48 << 20)
+    }
+
+    /// Small blocks freed in the middle of the heap stay resident until trimmed: resident and not in
+    /// use, and a trim gives their pages back (the process's resident set falls by most of them).
+    @Test func freedSmallBlocksAreGivenBackByATrim() throws {
+        let before = try #require(MemoryReturn.residentNotInUse)
+        try touchAndFreeSmallBlocks()
+        // 63 MB freed; other tests running meanwhile allocate some again.
+        #expect(try #require(MemoryReturn.residentNotInUse) - before > 24 << 20)
         let resident = try #require(MemoryReturn.resident)
         MemoryReturn.trim()
-        // 63 MB freed; other tests running meanwhile allocate some again.
-        #expect(try resident - #require(MemoryReturn.resident) > 24 << 20)
+        #expect(try resident.total - #require(MemoryReturn.resident).total > 24 << 20)
+        #expect(try resident.anonymous - #require(MemoryReturn.resident).anonymous > 24 << 20)
+    }
+
+    /// Free memory given back by a trim, then used and freed again, is resident again — and seen
+    /// so, though the allocator holds as many bytes free as right after the trim (what the first
+    /// way of watching counted, and so never trimmed again).
+    @Test func freeMemoryUsedAgainAfterATrimIsSeenAgain() throws {
+        try touchAndFreeSmallBlocks()
+        MemoryReturn.trim()
+        let trimmed = try #require(MemoryReturn.residentNotInUse)
+        try touchAndFreeSmallBlocks()
+        #expect(try #require(MemoryReturn.residentNotInUse) - trimmed > 24 << 20)
+        MemoryReturn.trim()
+        #expect(try #require(MemoryReturn.residentNotInUse) - trimmed < 16 << 20)
     }
     #endif
 
@@ -78,19 +94,28 @@ struct MemoryReturnTests {
     @Test func theResidentSetIsReadWhereThereIsOne() throws {
         #if os(Linux)
         let resident = try #require(MemoryReturn.resident)
-        #expect(resident > 1 << 20 && resident < 1 << 40)
+        #expect(resident.total > 1 << 20 && resident.total < 1 << 40)
+        #expect(resident.anonymous > 0 && resident.anonymous < resident.total, "the executable's pages are files'")
         #endif
     }
 
-    /// A trim is due once `threshold` bytes more are held free than at the lowest point since the
-    /// last one: memory used and freed again, not memory that stayed free.
-    @Test func aTrimIsDueWhenMuchHasBeenFreedSinceTheLowestPoint() {
+    /// A trim is due once `threshold` bytes more are resident and not in use than the mark: what
+    /// the last trim left, or the lowest point since.
+    @Test func aTrimIsDueWhenMuchMoreIsResidentAndNotInUseThanTheMark() {
         var trimmer = MemoryTrimmer()
         let mb = 1 << 20
-        let due = [40, 50, 10, 10 + 16, 10 + 16, 20, 20 + 16].map { trimmer.shouldTrim(free: $0 * mb) }
-        // The first look only sets the mark; 16 MB more than the lowest point (10) is due; then the
-        // same free memory is not, until it is reused (down to 20) and 16 MB more are freed.
         #expect(MemoryTrimmer.threshold == 16 * mb)
-        #expect(due == [false, false, false, true, false, false, true])
+        // The first look sets the mark; 16 MB above it is due.
+        #expect([10, 25, 26].map { trimmer.shouldTrim(notInUse: $0 * mb) } == [false, false, true])
+        // The trim left 12; the same memory touched and freed again (the count of free bytes
+        // unchanged) is due again.
+        trimmer.trimmed(notInUse: 12 * mb)
+        #expect([20, 28].map { trimmer.shouldTrim(notInUse: $0 * mb) } == [false, true])
+        // A trim that gives little back moves the mark up: not due again at once.
+        trimmer.trimmed(notInUse: 27 * mb)
+        #expect([30, 42, 43].map { trimmer.shouldTrim(notInUse: $0 * mb) } == [false, false, true])
+        // Below the mark is the new mark.
+        trimmer.trimmed(notInUse: 27 * mb)
+        #expect([5, 20, 21].map { trimmer.shouldTrim(notInUse: $0 * mb) } == [false, false, true])
     }
 }

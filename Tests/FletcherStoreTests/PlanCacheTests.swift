@@ -99,7 +99,8 @@ struct PlanCacheTests {
     /// Work on a plan held outside the cache takes its room out of the cache's bound: least recently
     /// used plans go until both fit; work as big as the bound empties it; small work makes no room.
     @Test func bigWorkTakesItsRoomOutOfTheCache() throws {
-        let cache = PlanCache(capacity: 40)
+        let roomsMade = Mutex(0)
+        let cache = PlanCache(capacity: 40, roomMade: { roomsMade.withLock { $0 += 1 } })
         let encoder = Encoder(size: 10)
         let plans = try ["one", "two", "three", "four"].map(Self.plan)
         for plan in plans {
@@ -109,13 +110,20 @@ struct PlanCacheTests {
         _ = cache.latest(plans[0].dataset.id)  // now the most recently used
         cache.makeRoom(forProducts: 3)  // under a tenth of the bound
         #expect(cache.count == (4, 4))
+        cache.makeRoom(forProducts: 36)  // 4 + 36 fit
+        #expect(cache.count == (4, 4))
+        #expect(roomsMade.withLock { $0 } == 0, "nothing dropped, nothing to give back")
         cache.makeRoom(forProducts: 38)  // 4 + 38 > 40: the two least recently used go
         #expect(cache.count == (2, 2))
+        #expect(roomsMade.withLock { $0 } == 1, "told once the plans are dropped")
         #expect(cache.holds(plans[0].dataset.id) && cache.holds(plans[3].dataset.id))
         #expect(cache.answers == (2, 20))
         cache.makeRoom(forProducts: 40)
         #expect(cache.count == (0, 0))
         #expect(cache.answers == (0, 0))
+        #expect(roomsMade.withLock { $0 } == 2)
+        cache.makeRoom(forProducts: 40)
+        #expect(roomsMade.withLock { $0 } == 2, "an empty cache drops nothing")
     }
 
     /// A plan read from the database (not cached, being too big to keep) makes its room before it
