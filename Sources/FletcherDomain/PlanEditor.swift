@@ -84,7 +84,7 @@ struct PlanEditor {
     }
 
     /// Rule 3: upsert the submitted dataset extra, data products and dependencies.
-    mutating func merge(_ submission: PlanSubmission, productIndex: [UUID: Int]) {
+    mutating func merge(_ submission: consuming PlanSubmission, productIndex: ProductIndex) {
         plan.dataset.extra = submission.datasetExtra
         touchDataset()
         if plan.dataProducts.isEmpty {
@@ -115,6 +115,9 @@ struct PlanEditor {
                 transitions.append(StateTransition(dataProductId: submitted.id, from: nil, to: .waiting, reason: .api))
             }
         }
+        // Through them: the submitted products (10 MB for 100,000) go before the dependencies' index
+        // is built beside the submitted dependencies.
+        submission.dataProducts = []
         let stored = StoredDependencies(plan.dependencies, productIndex: productIndex)
         for submitted in submission.dependencies {
             if let position = stored.position(of: submitted.parentId, submitted.childId, productIndex: productIndex) {
@@ -172,7 +175,7 @@ private struct StoredDependencies {
     /// Edges whose ends are not both stored products (none in a consistent store).
     private var others: [Dependency.Key: Int] = [:]
 
-    init(_ dependencies: [Dependency], productIndex: [UUID: Int]) {
+    init(_ dependencies: [Dependency], productIndex: ProductIndex) {
         edges.reserveCapacity(dependencies.count)
         for (position, dependency) in dependencies.enumerated() {
             if let ends = Self.ends(dependency.parentId, dependency.childId, productIndex) {
@@ -184,7 +187,7 @@ private struct StoredDependencies {
         edges.sort { $0.ends < $1.ends }
     }
 
-    func position(of parentId: UUID, _ childId: UUID, productIndex: [UUID: Int]) -> Int? {
+    func position(of parentId: UUID, _ childId: UUID, productIndex: ProductIndex) -> Int? {
         guard let ends = Self.ends(parentId, childId, productIndex) else {
             return others[Dependency.Key(parentId: parentId, childId: childId)]
         }
@@ -197,7 +200,7 @@ private struct StoredDependencies {
         return low < edges.count && edges[low].ends == ends ? edges[low].position : nil
     }
 
-    private static func ends(_ parentId: UUID, _ childId: UUID, _ productIndex: [UUID: Int]) -> UInt64? {
+    private static func ends(_ parentId: UUID, _ childId: UUID, _ productIndex: ProductIndex) -> UInt64? {
         guard let parent = productIndex[parentId], let child = productIndex[childId] else { return nil }
         return UInt64(parent) << 32 | UInt64(child)
     }

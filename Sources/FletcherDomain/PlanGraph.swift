@@ -11,15 +11,22 @@ extension Plan {
 /// Nodes are positions in the plan's `dataProducts`. Only products for which `includes` held when
 /// the graph was built take part: the others, and every dependency touching them, are left out
 /// (the rules pass "not disabled"). Dependencies naming an unknown id are left out too.
+///
+/// Adjacency is kept in 32 bits: a 100,000-product plan's graph of 300,000 dependencies is 6 MB with
+/// its index, against 17 MB in `Int`s with a dictionary (built beside the whole plan, twice for a
+/// resubmission's merge).
 public struct PlanGraph: Sendable {
     /// Position of each data product (included or not) in the plan's `dataProducts`.
-    public let index: [UUID: Int]
+    public let index: ProductIndex
     /// Whether each product takes part in the graph.
     public let included: [Bool]
-    private let childOffsets: [Int]
-    private let childList: [Int]
-    private let parentOffsets: [Int]
-    private let parentList: [Int]
+    private let childOffsets: [Int32]
+    private let childList: [Int32]
+    private let parentOffsets: [Int32]
+    private let parentList: [Int32]
+
+    /// The positions of a node's parents or children.
+    public typealias Neighbours = LazyMapCollection<ArraySlice<Int32>, Int>
 
     /// The graph the orchestration rules use: every data product that is not disabled.
     public init(_ plan: Plan) {
@@ -27,38 +34,38 @@ public struct PlanGraph: Sendable {
     }
 
     public init(products: [DataProduct], dependencies: [Dependency], includes: (DataProduct) -> Bool) {
-        let index = Self.positions(of: products)
+        self.init(products: products, index: ProductIndex(products), dependencies: dependencies, includes: includes)
+    }
+
+    /// The graph over `products` whose positions `index` gives (`ProductIndex(products)`, built by
+    /// the caller when it has one).
+    public init(products: [DataProduct], index: ProductIndex, dependencies: [Dependency], includes: (DataProduct) -> Bool) {
+        precondition(index.count == products.count, "the index is the products'")
         let included = products.map(includes)
-        var parents: [Int] = []
-        var children: [Int] = []
-        parents.reserveCapacity(dependencies.count)
-        children.reserveCapacity(dependencies.count)
+        var edges: [(parent: Int32, child: Int32)] = []
+        edges.reserveCapacity(dependencies.count)
         for dependency in dependencies {
             guard let parent = index[dependency.parentId], let child = index[dependency.childId],
                 included[parent], included[child]
             else { continue }
-            parents.append(parent)
-            children.append(child)
+            edges.append((Int32(parent), Int32(child)))
         }
         self.index = index
         self.included = included
-        (childOffsets, childList) = Self.compressed(nodeCount: products.count, from: parents, to: children)
-        (parentOffsets, parentList) = Self.compressed(nodeCount: products.count, from: children, to: parents)
-    }
-
-    /// Position of each data product by id.
-    static func positions(of products: [DataProduct]) -> [UUID: Int] {
-        var index = [UUID: Int](minimumCapacity: products.count)
-        for (position, product) in products.enumerated() { index[product.id] = position }
-        return index
+        (childOffsets, childList) = Self.compressed(nodeCount: products.count, edges) { ($0.parent, $0.child) }
+        (parentOffsets, parentList) = Self.compressed(nodeCount: products.count, edges) { ($0.child, $0.parent) }
     }
 
     /// Number of nodes (included or not).
     public var count: Int { included.count }
 
-    public func children(of node: Int) -> ArraySlice<Int> { childList[childOffsets[node]..<childOffsets[node + 1]] }
+    public func children(of node: Int) -> Neighbours {
+        childList[Int(childOffsets[node])..<Int(childOffsets[node + 1])].lazy.map(Int.init)
+    }
 
-    public func parents(of node: Int) -> ArraySlice<Int> { parentList[parentOffsets[node]..<parentOffsets[node + 1]] }
+    public func parents(of node: Int) -> Neighbours {
+        parentList[Int(parentOffsets[node])..<Int(parentOffsets[node + 1])].lazy.map(Int.init)
+    }
 
     /// Every node reachable from `roots` by one or more edges (a root is included only if another root reaches it).
     public func downstream(of roots: some Sequence<Int>) -> [Int] {
@@ -70,7 +77,7 @@ public struct PlanGraph: Sendable {
         reachable(from: targets, following: parents(of:))
     }
 
-    private func reachable(from starts: some Sequence<Int>, following next: (Int) -> ArraySlice<Int>) -> [Int] {
+    private func reachable(from starts: some Sequence<Int>, following next: (Int) -> Neighbours) -> [Int] {
         var seen = [Bool](repeating: false, count: count)
         var stack: [Int] = []
         var found: [Int] = []
@@ -122,16 +129,20 @@ public struct PlanGraph: Sendable {
         return cycle
     }
 
-    /// Compressed sparse rows: the targets of node `n` are `list[offsets[n]..<offsets[n + 1]]`.
-    private static func compressed(nodeCount: Int, from sources: [Int], to targets: [Int]) -> (offsets: [Int], list: [Int]) {
-        var offsets = [Int](repeating: 0, count: nodeCount + 1)
-        for source in sources { offsets[source + 1] += 1 }
+    /// Compressed sparse rows of the edges as `ends` orders them (source, target): the targets of
+    /// node `n` are `list[offsets[n]..<offsets[n + 1]]`.
+    private static func compressed(
+        nodeCount: Int, _ edges: [(parent: Int32, child: Int32)], ends: ((parent: Int32, child: Int32)) -> (Int32, Int32)
+    ) -> (offsets: [Int32], list: [Int32]) {
+        var offsets = [Int32](repeating: 0, count: nodeCount + 1)
+        for edge in edges { offsets[Int(ends(edge).0) + 1] += 1 }
         for node in 0..<nodeCount { offsets[node + 1] += offsets[node] }
         var next = offsets
-        var list = [Int](repeating: 0, count: sources.count)
-        for (source, target) in zip(sources, targets) {
-            list[next[source]] = target
-            next[source] += 1
+        var list = [Int32](repeating: 0, count: edges.count)
+        for edge in edges {
+            let (source, target) = ends(edge)
+            list[Int(next[Int(source)])] = target
+            next[Int(source)] += 1
         }
         return (offsets, list)
     }

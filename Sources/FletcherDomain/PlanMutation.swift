@@ -121,7 +121,7 @@ public enum PlanMutation: Sendable, Hashable {
     private static func submit(
         _ submission: consuming PlanSubmission, to stored: consuming Plan?, by actor: String, at now: Date
     ) throws(PlanError) -> PlanChange {
-        let storedIndex = stored.map { PlanGraph.positions(of: $0.dataProducts) } ?? [:]
+        let storedIndex = ProductIndex(stored?.dataProducts ?? [])
         let isNewDataset = stored == nil
         let base =
             stored.take()
@@ -130,7 +130,7 @@ public enum PlanMutation: Sendable, Hashable {
                 dataProducts: [], dependencies: [])
         var editor = PlanEditor(consume base, by: actor, at: now, isNewDataset: isNewDataset)
         // Until the merge, the editor's plan is the stored one.
-        let submittedIds = Set(submission.dataProducts.map(\.id))
+        let submittedIds = ProductIndex(ids: submission.dataProducts.map(\.id))
         func isStoredDisabled(_ id: UUID) -> Bool {
             storedIndex[id].map { editor.plan.dataProducts[$0].state == .disabled } ?? false
         }
@@ -142,13 +142,16 @@ public enum PlanMutation: Sendable, Hashable {
             if !isKnown(dependency.childId) { throw .unknownDependencyEndpoint(dependency.childId) }
         }
         let resubmitsDisabled = submission.dataProducts.contains { isStoredDisabled($0.id) }
-        editor.merge(submission, productIndex: storedIndex)
-        // Merged: its rows (23 MB for 100,000 products) go before the graph is built and checked.
-        _ = consume submission
+        // Merged, the submission's rows (23 MB for 100,000 products) go before the graph is built
+        // and checked: the merge lets each array go once it is through it.
+        editor.merge(consume submission, productIndex: storedIndex)
 
         // The union of the stored enabled graph and everything submitted must be acyclic; products
-        // that stay disabled after the merge are outside the graph the rules use from here on.
-        let union = PlanGraph(products: editor.plan.dataProducts, dependencies: editor.plan.dependencies) {
+        // that stay disabled after the merge are outside the graph the rules use from here on. With
+        // no product added, the stored plan's index is the merged one's (rows are only appended).
+        let unionIndex =
+            editor.plan.dataProducts.count == storedIndex.count ? storedIndex : ProductIndex(editor.plan.dataProducts)
+        let union = PlanGraph(products: editor.plan.dataProducts, index: unionIndex, dependencies: editor.plan.dependencies) {
             $0.state != .disabled || submittedIds.contains($0.id)
         }
         if let cycle = union.findCycle() {

@@ -139,7 +139,7 @@ struct PlanDrawing {
         for _ in 0..<focusHops where order.count < focusLimit {
             var next: [Int] = []
             for node in frontier {
-                for neighbour in graph.parents(of: node) + graph.children(of: node) where !seen.contains(neighbour) {
+                for neighbour in Array(graph.parents(of: node)) + graph.children(of: node) where !seen.contains(neighbour) {
                     guard order.count < focusLimit else { break }
                     seen.insert(neighbour)
                     order.append(neighbour)

@@ -26,9 +26,9 @@ enum ProductView {
     static func fragment(plan: Plan, graph: PlanGraph, position: Int, history: HistoryPage?) -> HTML {
         let product = plan.dataProducts[position]
         let datasetId = plan.dataset.id.lowercased
-        func links(_ positions: ArraySlice<Int>) -> HTML {
+        func links(_ positions: PlanGraph.Neighbours) -> HTML {
             guard !positions.isEmpty else { return "<span class=\"none\">none</span>" }
-            let items = positions.map { other -> HTML in
+            let items: [HTML] = positions.map { other -> HTML in
                 let neighbour = plan.dataProducts[other]
                 return """
                     <li><a class="product-link" href="/plan/\(datasetId)/product/\(neighbour.id.lowercased)">\
