@@ -70,7 +70,11 @@ public enum MemoryReturn {
         return anonymous - inUse
     }
 
-    /// Gives the pages of free memory inside the heaps back to the system.
+    /// Gives the pages of free memory inside the heaps back to the system: every arena's free blocks
+    /// and the main heap's top. (Other arenas' tops are kept up to the trim threshold; handed-out
+    /// blocks whose pages were never touched count as in use, so a request's untouched reserves
+    /// can make one trim find little to give back.) Its cost grows with the heaps — each arena's
+    /// lock is held while its free blocks are walked — so it is not called on a request's path.
     public static func trim() {
         #if canImport(Glibc)
         malloc_trim(0)
@@ -125,10 +129,16 @@ public struct MemoryTrimmer: Sendable {
     }
 
     /// Whether to trim, given the resident memory the allocator has not handed out: `threshold`
-    /// more than the mark. Below the mark, it becomes the mark.
+    /// more than the mark (at the first look, `threshold` in all). Below the mark, it becomes the
+    /// mark.
     public mutating func shouldTrim(notInUse: Int) -> Bool {
-        guard let mark, notInUse - mark >= Self.threshold else {
-            mark = min(mark ?? notInUse, notInUse)
+        guard let mark else {
+            // The first look: what start-up freed is due if it is worth a trim.
+            mark = notInUse
+            return notInUse >= Self.threshold
+        }
+        guard notInUse - mark >= Self.threshold else {
+            self.mark = min(mark, notInUse)
             return false
         }
         return true

@@ -45,7 +45,11 @@ public struct StoreSetup: Sendable {
     public init(_ configuration: AppConfiguration, logger: Logger) throws {
         try self.init(
             configuration.database, maxConnections: configuration.maxConnections, databaseTimeout: configuration.databaseTimeout,
-            planCache: PlanCache(capacity: configuration.planCacheProducts, roomMade: MemoryReturn.trim), logger: logger)
+            planCache: PlanCache(
+                capacity: configuration.planCacheProducts,
+                // Off the request (makeRoom runs in a store's transaction, with the dataset locked).
+                roomMade: { Task.detached(priority: .utility) { MemoryReturn.trim() } }),
+            logger: logger)
     }
 
     /// Applies pending migrations (for `fletcher migrate`; `serve` migrates before it starts listening).

@@ -121,7 +121,8 @@ public enum PlanMutation: Sendable, Hashable {
     private static func submit(
         _ submission: consuming PlanSubmission, to stored: consuming Plan?, by actor: String, at now: Date
     ) throws(PlanError) -> PlanChange {
-        let storedIndex = ProductIndex(stored?.dataProducts ?? [])
+        // A cached plan's graph has its products' index.
+        let storedIndex = stored?.graph?.index ?? ProductIndex(stored?.dataProducts ?? [])
         let isNewDataset = stored == nil
         let base =
             stored.take()
@@ -157,7 +158,11 @@ public enum PlanMutation: Sendable, Hashable {
         if let cycle = union.findCycle() {
             throw .cycle(cycle.map { editor.plan.dataProducts[$0].id })
         }
-        editor.applyTriggerRule(resubmitsDisabled ? PlanGraph(editor.plan) : union)
+        editor.applyTriggerRule(
+            resubmitsDisabled
+                ? PlanGraph(products: editor.plan.dataProducts, index: unionIndex, dependencies: editor.plan.dependencies) {
+                    $0.state != .disabled
+                } : union)
         return editor.finish()
     }
 }

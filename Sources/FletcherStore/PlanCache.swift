@@ -40,8 +40,9 @@ public final class PlanCache: Sendable {
     /// The default bound of answers: 16 MB, about 2,500 answers of the original's load-test plan.
     public static let defaultAnswerCapacity = 16 << 20
 
-    /// Called when `makeRoom` has dropped plans, outside the lock: the server gives their memory
-    /// back to the system there and then (`MemoryReturn.trim`). Freed, it stayed resident beside the
+    /// Called when `makeRoom` has dropped plans, outside the cache's lock (but on the caller's path:
+    /// a store may be inside a transaction): the server has their memory given back to the system at
+    /// once (`MemoryReturn.trim`, handed to a task of its own). Freed, it stayed resident beside the
     /// big request's own until the trim service's next look, up to seconds later: a 100,000-product
     /// submission after three 10,000-product plans peaked at 166 MB, 50 MB above one with an empty
     /// cache.

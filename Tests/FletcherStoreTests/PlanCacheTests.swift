@@ -100,7 +100,10 @@ struct PlanCacheTests {
     /// used plans go until both fit; work as big as the bound empties it; small work makes no room.
     @Test func bigWorkTakesItsRoomOutOfTheCache() throws {
         let roomsMade = Mutex(0)
-        let cache = PlanCache(capacity: 40, roomMade: { roomsMade.withLock { $0 += 1 } })
+        let told = Mutex<PlanCache?>(nil)
+        // Reading the cache from the callback would deadlock were it called under the cache's lock.
+        let cache = PlanCache(capacity: 40, roomMade: { roomsMade.withLock { $0 += 1 }; _ = told.withLock { $0 }?.count })
+        told.withLock { $0 = cache }
         let encoder = Encoder(size: 10)
         let plans = try ["one", "two", "three", "four"].map(Self.plan)
         for plan in plans {
