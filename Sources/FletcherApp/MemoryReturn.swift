@@ -144,6 +144,16 @@ public struct MemoryTrimmer: Sendable {
         return true
     }
 
+    /// One look (the service makes one a second): asks the allocator when the resident set says so
+    /// (`shouldAsk`), trims when that is due (`shouldTrim`), and marks what the trim left. True
+    /// when it trimmed.
+    public mutating func look(resident: Int?, notInUse: () -> Int?, trim: () -> Void) -> Bool {
+        guard shouldAsk(resident: resident), let now = notInUse(), shouldTrim(notInUse: now) else { return false }
+        trim()
+        if let left = notInUse() { trimmed(notInUse: left) }
+        return true
+    }
+
     /// After a trim: what it left is the mark (free blocks too small to give a page back, and
     /// memory that is not the allocator's, stay).
     public mutating func trimmed(notInUse: Int) {
@@ -164,10 +174,8 @@ struct MemoryTrimService: Service {
             var trimmer = MemoryTrimmer()
             while true {
                 try await Task.sleep(for: .seconds(1))
-                guard trimmer.shouldAsk(resident: MemoryReturn.resident?.total) else { continue }
-                guard let notInUse = MemoryReturn.residentNotInUse, trimmer.shouldTrim(notInUse: notInUse) else { continue }
-                MemoryReturn.trim()
-                if let left = MemoryReturn.residentNotInUse { trimmer.trimmed(notInUse: left) }
+                _ = trimmer.look(
+                    resident: MemoryReturn.resident?.total, notInUse: { MemoryReturn.residentNotInUse }, trim: MemoryReturn.trim)
             }
         }
     }

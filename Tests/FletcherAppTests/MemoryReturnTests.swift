@@ -100,6 +100,36 @@ struct MemoryReturnTests {
         #endif
     }
 
+    /// The service's look: the allocator asked only when the resident set moved, a trim when due,
+    /// and what the trim left taken as the mark (so the same free memory is not trimmed twice).
+    @Test func aLookTrimsWhenDueAndMarksWhatTheTrimLeft() {
+        var trimmer = MemoryTrimmer()
+        let mb = 1 << 20
+        var notInUse = 20 * mb
+        var left = 5 * mb  // what a trim leaves
+        var asked = 0
+        var trims = 0
+        func look(resident: Int) -> Bool {
+            trimmer.look(resident: resident * mb, notInUse: { asked += 1; return notInUse }, trim: { trims += 1; notInUse = left })
+        }
+        // Start-up left 20 MB free: trimmed at the first look, 5 MB left is the mark.
+        #expect(look(resident: 100) && trims == 1 && asked == 2)
+        // The resident set still: the allocator is not asked.
+        #expect(!look(resident: 102) && asked == 2)
+        // It moved: asked; 18 MB is under the mark (5) + 16.
+        notInUse = 18 * mb
+        #expect(!look(resident: 140) && asked == 3 && trims == 1)
+        // 21 MB is due; this trim leaves 12 MB (blocks too small to give back).
+        notInUse = 21 * mb
+        left = 12 * mb
+        #expect(look(resident: 120) && trims == 2)
+        // 25 MB: 16 above the first mark (5), but not above what the last trim left (12).
+        notInUse = 25 * mb
+        #expect(!look(resident: 100) && trims == 2, "what the trim left is the mark")
+        notInUse = 28 * mb
+        #expect(look(resident: 140) && trims == 3)
+    }
+
     /// A trim is due once `threshold` bytes more are resident and not in use than the mark: what
     /// the last trim left, or the lowest point since.
     @Test func aTrimIsDueWhenMuchMoreIsResidentAndNotInUseThanTheMark() {
