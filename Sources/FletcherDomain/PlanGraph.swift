@@ -28,9 +28,12 @@ public struct PlanGraph: Sendable {
     /// The positions of a node's parents or children.
     public typealias Neighbours = LazyMapCollection<ArraySlice<Int32>, Int>
 
-    /// The graph the orchestration rules use: every data product that is not disabled.
-    public init(_ plan: Plan) {
-        self.init(products: plan.dataProducts, dependencies: plan.dependencies) { $0.state != .disabled }
+    /// The graph the orchestration rules use: every data product that is not disabled (`index`:
+    /// the plan's products' index, when the caller has one).
+    public init(_ plan: Plan, index: ProductIndex? = nil) {
+        self.init(
+            products: plan.dataProducts, index: index ?? ProductIndex(plan.dataProducts), dependencies: plan.dependencies
+        ) { $0.state != .disabled }
     }
 
     public init(products: [DataProduct], dependencies: [Dependency], includes: (DataProduct) -> Bool) {

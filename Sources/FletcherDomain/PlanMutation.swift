@@ -158,11 +158,7 @@ public enum PlanMutation: Sendable, Hashable {
         if let cycle = union.findCycle() {
             throw .cycle(cycle.map { editor.plan.dataProducts[$0].id })
         }
-        editor.applyTriggerRule(
-            resubmitsDisabled
-                ? PlanGraph(products: editor.plan.dataProducts, index: unionIndex, dependencies: editor.plan.dependencies) {
-                    $0.state != .disabled
-                } : union)
+        editor.applyTriggerRule(resubmitsDisabled ? PlanGraph(editor.plan, index: unionIndex) : union)
         return editor.finish()
     }
 }

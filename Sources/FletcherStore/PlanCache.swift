@@ -164,6 +164,8 @@ public final class PlanCache: Sendable {
     public func makeRoom(forProducts products: Int) {
         guard products >= capacity / 10 else { return }
         let dropped = state.withLock { state in
+            // Nothing to drop: no sort of the entries (a big plan read from the database asks each time).
+            guard state.products + products > capacity else { return false }
             let held = state.entries.count
             Self.dropLeastRecentlyUsed(in: &state) { $0.products + products > capacity }
             return state.entries.count < held
