@@ -76,13 +76,13 @@ enum DatasetQueries {
     }
 
     /// Writes the dataset row if it is still at `revision`, bumping that and its last modification,
-    /// and notifies the change channel (delivered to listeners when the transaction commits): the
-    /// first parts of `PlanWriteQuery`'s statement, its `saved` row. With `searchable` (the dataset's
-    /// extra may have changed) its search text is written too, if it differs.
+    /// and notifies the change channel if `notice` is sent (delivered to listeners when the
+    /// transaction commits): the first parts of `PlanWriteQuery`'s statement, its `saved` row and its
+    /// `notified` one. With `searchable` (the dataset's extra may have changed) its search text is
+    /// written too, if it differs.
     static func save(
-        _ dataset: Dataset, expecting revision: Int64, lastModified: Date, notifying sender: UUID, searchable: Bool
+        _ dataset: Dataset, expecting revision: Int64, lastModified: Date, notifying notice: ChangeNotice, searchable: Bool
     ) -> SQL {
-        let payload = sender.lowercased + " " + dataset.id.lowercased
         let searched = searchable ? [dataset.id] : []
         let searchText = searchable ? [dataset.searchText] : []
         return """
@@ -93,7 +93,8 @@ enum DatasetQueries {
                 WHERE id = \(dataset.id)::uuid AND revision = \(revision)::int8
                 RETURNING revision, last_modified
             ), notified AS (
-                SELECT pg_notify(\(PostgresStore.changeChannel)::text, \(payload)::text) FROM saved
+                SELECT count(pg_notify(\(PostgresStore.changeChannel)::text, \(notice.payload(dataset.id))::text)) FROM saved
+                WHERE \(notice.sent)::bool
             ), searched AS (
                 INSERT INTO dataset_search (id, search_text)
                 SELECT r.id, r.search_text FROM saved, unnest(\(searched)::uuid[], \(searchText)::text[]) AS r(id, search_text)
@@ -104,13 +105,14 @@ enum DatasetQueries {
     }
 
     /// Marks a dataset changed outside a plan mutation (a product's run id stored by the dispatcher).
-    static func touch(_ id: UUID, at now: Date, notifying sender: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        let payload = sender.lowercased + " " + id.lowercased
+    static func touch(_ id: UUID, at now: Date, notifying notice: ChangeNotice, _ connection: PostgresConnection, _ logger: Logger) async throws {
         try await connection.query(
             """
-            UPDATE dataset SET last_modified = greatest(last_modified, \(now.postgres)), revision = revision + 1
-            FROM (SELECT pg_notify(\(PostgresStore.changeChannel), \(payload))) AS notified
-            WHERE id = \(id)
+            WITH touched AS (
+                UPDATE dataset SET last_modified = greatest(last_modified, \(now.postgres)), revision = revision + 1
+                WHERE id = \(id) RETURNING id
+            )
+            SELECT count(pg_notify(\(PostgresStore.changeChannel), \(notice.payload(id)))) FROM touched WHERE \(notice.sent)
             """, logger: logger)
     }
 

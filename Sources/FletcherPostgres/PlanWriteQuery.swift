@@ -24,12 +24,12 @@ enum PlanWriteQuery {
     /// the dataset's new revision and last modification, nil when it is no longer at `revision`.
     /// Without `recordingHistory` its transitions are left out of the history (written apart).
     static func run(
-        _ change: PlanChange, expecting revision: Int64, at now: Date, notifying sender: UUID,
+        _ change: PlanChange, expecting revision: Int64, at now: Date, notifying notice: ChangeNotice,
         recordingHistory: Bool = true, _ connection: PostgresConnection, _ logger: Logger
     ) async throws -> (revision: Int64, lastModified: Date)? {
         let shape = Shape(change)
         let sql = statement(
-            change, expecting: revision, at: now, notifying: sender, recordingHistory: recordingHistory, shape: shape)
+            change, expecting: revision, at: now, notifying: notice, recordingHistory: recordingHistory, shape: shape)
         // Only the values are sent: the text was built once, for the prepared statement. Read to the
         // end: the row comes before the statement's other parts run, so an error there arrives after
         // it — and leaving early would drop that error.
@@ -67,11 +67,11 @@ enum PlanWriteQuery {
     /// 100,000-product submission: its rows written in 1.8–1.9 s instead of 2.1–2.9 as statements of
     /// 20,000 rows, the database busy throughout).
     static func write(
-        _ change: PlanChange, expecting revision: Int64, at now: Date, notifying sender: UUID, rowsPerStatement: Int,
+        _ change: PlanChange, expecting revision: Int64, at now: Date, notifying notice: ChangeNotice, rowsPerStatement: Int,
         _ connection: PostgresConnection, _ logger: Logger
     ) async throws -> (revision: Int64, lastModified: Date)? {
         guard rows(change) > rowsPerStatement else {
-            return try await run(change, expecting: revision, at: now, notifying: sender, connection, logger)
+            return try await run(change, expecting: revision, at: now, notifying: notice, connection, logger)
         }
         // The transitions stay: the triggers they make and cancel are written with the dataset's row.
         var head = change
@@ -83,7 +83,7 @@ enum PlanWriteQuery {
         async let first = parts.first.map { try query($0, of: change, at: now) }
         guard
             let written = try await run(
-                head, expecting: revision, at: now, notifying: sender, recordingHistory: false, connection, logger)
+                head, expecting: revision, at: now, notifying: notice, recordingHistory: false, connection, logger)
         else { return nil }
         if var next = try await first {
             for index in parts.indices {
@@ -156,7 +156,7 @@ enum PlanWriteQuery {
     }
 
     static func statement(
-        _ change: PlanChange, expecting revision: Int64, at now: Date, notifying sender: UUID,
+        _ change: PlanChange, expecting revision: Int64, at now: Date, notifying notice: ChangeNotice,
         recordingHistory: Bool = true, shape: Shape
     ) -> SQL {
         let plan = change.plan
@@ -177,7 +177,7 @@ enum PlanWriteQuery {
         }
         return """
             WITH \(DatasetQueries.save(
-                plan.dataset, expecting: revision, lastModified: now, notifying: sender,
+                plan.dataset, expecting: revision, lastModified: now, notifying: notice,
                 searchable: change.isNewDataset || change.datasetChanged)),
             \(rows),
             history AS (\(HistoryQueries.record(recordingHistory ? change.transitions : [], of: plan, by: change.actor, at: now))),
@@ -192,7 +192,7 @@ enum PlanWriteQuery {
         let empty = Plan(
             dataset: Dataset(id: UUID(), paused: false, extra: nil, modifiedBy: "", modifiedDate: Date()),
             dataProducts: [], dependencies: [])
-        let statement = statement(PlanChange(unchanged: empty, actor: ""), expecting: 0, at: Date(), notifying: UUID(), shape: shape)
+        let statement = statement(PlanChange(unchanged: empty, actor: ""), expecting: 0, at: Date(), notifying: ChangeNotice(sender: UUID(), sent: false), shape: shape)
         // The values of an empty change always encode.
         return try! statement.query().sql
     }

@@ -36,7 +36,7 @@ extension PostgresStore {
                     changed = try await DataProductQueries.recordRun(
                         datasetId: trigger.datasetId, id: trigger.dataProductId, runId: runId, link: link, at: now, connection, logger)
                     if changed {
-                        try await DatasetQueries.touch(trigger.datasetId, at: now, notifying: instanceId, connection, logger)
+                        try await DatasetQueries.touch(trigger.datasetId, at: now, notifying: notice, connection, logger)
                     }
                 }
                 return (true, changed)

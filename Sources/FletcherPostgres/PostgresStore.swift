@@ -46,9 +46,13 @@ public final class PostgresStore: Store, Service {
 
     /// The channel mutations notify, so every process's feed hears of them. The payload is this
     /// store's instance id and the dataset id: a store announces its own commits at once, and its
-    /// listener skips their echo.
+    /// listener skips their echo. A payload of an instance id alone is a listener's hello.
     static let changeChannel = "fletcher_plan_changes"
     let instanceId = UUID()
+    /// Whether another process listens, so whether mutations notify.
+    let listeners = ChangeListeners()
+    /// The notice this store's writes send (or not) now.
+    var notice: ChangeNotice { ChangeNotice(sender: instanceId, sent: listeners.othersPresent) }
 
     /// - Parameters:
     ///   - waitLimit: how long a caller may wait for a pooled connection (all of them busy, or none
@@ -87,21 +91,34 @@ public final class PostgresStore: Store, Service {
     }
 
     /// Listens on one pooled connection for the notifications of every process's mutations,
-    /// reconnecting (with a growing pause, up to 5 s) whenever the connection is lost.
+    /// reconnecting (with a growing pause, up to 5 s) whenever the connection is lost. The
+    /// connection is named as a listener's, says hello once listening, and watches for other
+    /// listeners (`ChangeListeners`); `resyncDelay` after it starts listening, the feed's subscribers
+    /// are told to look again, for what was written meanwhile without a notification to this process.
     private func listenForChanges() async {
         var pause = Duration.milliseconds(100)
         while !Task.isCancelled {
             do {
                 try await client.withConnection { [self] connection in
-                    let notifications = try await connection.listen(Self.changeChannel)
-                    pause = .milliseconds(100)
-                    for try await notification in notifications {
-                        let parts = notification.payload.split(separator: " ")
-                        guard parts.count == 2, let sender = UUID(uuidString: String(parts[0])),
-                            let id = UUID(uuidString: String(parts[1])), sender != instanceId
-                        else { continue }
-                        changeFeed.publish(id)
+                    try await connection.query(
+                        "SELECT set_config('application_name', \(ChangeListeners.applicationName), false)", logger: logger)
+                    defer { listeners.lost() }
+                    try await connection.listen(on: Self.changeChannel) { notifications in
+                        try await connection.query(
+                            "SELECT pg_notify(\(Self.changeChannel), \(instanceId.lowercased))", logger: logger)
+                        pause = .milliseconds(100)
+                        try await withThrowingTaskGroup(of: Void.self) { group in
+                            group.addTask { await self.listeners.watch(connection, self.logger) }
+                            group.addTask {
+                                try await Task.sleep(for: ChangeListeners.resyncDelay)
+                                self.changeFeed.resync()
+                            }
+                            for try await notification in notifications { heard(notification.payload) }
+                            group.cancelAll()
+                        }
                     }
+                    // Back in the pool, the connection is no listener.
+                    try await connection.query("RESET application_name", logger: logger)
                 }
             } catch {
                 if Task.isCancelled { return }
@@ -109,6 +126,17 @@ public final class PostgresStore: Store, Service {
             }
             try? await Task.sleep(for: pause)
             pause = min(pause * 2, .seconds(5))
+        }
+    }
+
+    /// A notification: another process's change (its instance id, the dataset's) or hello (its id).
+    private func heard(_ payload: String) {
+        let parts = payload.split(separator: " ")
+        guard let sender = parts.first.flatMap({ UUID(uuidString: String($0)) }), sender != instanceId else { return }
+        switch parts.count {
+        case 1: listeners.heardHello()
+        case 2: if let id = UUID(uuidString: String(parts[1])) { changeFeed.publish(id) }
+        default: break
         }
     }
 
@@ -200,7 +228,7 @@ public final class PostgresStore: Store, Service {
         else { return nil }
         let written = try await storeErrors {
             try await withConnection { [self] connection in
-                try await PlanWriteQuery.run(made, expecting: cached.revision, at: now, notifying: instanceId, connection, logger)
+                try await PlanWriteQuery.run(made, expecting: cached.revision, at: now, notifying: notice, connection, logger)
             }
         }
         guard let written else { return nil }
@@ -249,7 +277,7 @@ public final class PostgresStore: Store, Service {
         guard !result.isEmpty else { return (result, locked?.revision ?? 0, locked?.lastModified ?? now) }
         guard
             let written = try await PlanWriteQuery.write(
-                result, expecting: locked?.revision ?? 0, at: now, notifying: instanceId,
+                result, expecting: locked?.revision ?? 0, at: now, notifying: notice,
                 rowsPerStatement: rowsPerStatement, connection, logger)
         else { throw StoreError.corrupt("dataset \(datasetId.lowercased) changed revision while locked") }
         return (result, written.revision, written.lastModified)

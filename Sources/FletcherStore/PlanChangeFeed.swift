@@ -35,6 +35,16 @@ public final class PlanChangeFeed: Sendable {
         for continuation in targets { continuation.yield(datasetId) }
     }
 
+    /// Tells every subscriber of one dataset that it may have changed: for changes that may have
+    /// been missed (made by another process before it knew this one listened). Subscribers of every
+    /// dataset are not told (the dispatcher, which polls anyway).
+    public func resync() {
+        let targets = subscribers.withLock { subscribers in
+            subscribers.values.compactMap { subscriber in subscriber.datasetId.map { (subscriber.continuation, $0) } }
+        }
+        for (continuation, datasetId) in targets { continuation.yield(datasetId) }
+    }
+
     /// Number of live subscriptions (for tests and metrics).
     public var subscriberCount: Int { subscribers.withLock { $0.count } }
 }

@@ -31,7 +31,7 @@ struct PlanWriteQueryTests {
     ) async throws {
         for stale in revisions {
             let written = try await store.client.withConnection {
-                try await PlanWriteQuery.run(change, expecting: stale, at: now, notifying: UUID(), $0, Logger(label: "fletcher-test"))
+                try await PlanWriteQuery.run(change, expecting: stale, at: now, notifying: ChangeNotice(sender: UUID(), sent: true), $0, Logger(label: "fletcher-test"))
             }
             #expect(written == nil)
         }
@@ -62,7 +62,7 @@ struct PlanWriteQueryTests {
 
         let written = try #require(
             try await store.client.withConnection {
-                try await PlanWriteQuery.run(change, expecting: revision, at: now, notifying: UUID(), $0, logger)
+                try await PlanWriteQuery.run(change, expecting: revision, at: now, notifying: ChangeNotice(sender: UUID(), sent: true), $0, logger)
             })
         #expect(written.revision == revision + 1 && written.lastModified >= now)
         store.planCache.removeAll()
@@ -93,7 +93,7 @@ struct PlanWriteQueryTests {
         #expect(try await store.history(datasetId: fixture.datasetId, dataProductId: names["c"], before: nil, limit: 10) == nil)
 
         let written = try await store.client.withConnection {
-            try await PlanWriteQuery.run(change, expecting: revision, at: now, notifying: UUID(), $0, logger)
+            try await PlanWriteQuery.run(change, expecting: revision, at: now, notifying: ChangeNotice(sender: UUID(), sent: true), $0, logger)
         }
         #expect(written?.revision == revision + 1)
         store.planCache.removeAll()
@@ -120,7 +120,7 @@ struct PlanWriteQueryTests {
         let change = edited
         await #expect(throws: (any Error).self) {
             _ = try await store.withConnection { connection in
-                try await PlanWriteQuery.run(change, expecting: revision, at: Date.storeNow(), notifying: UUID(), connection, logger)
+                try await PlanWriteQuery.run(change, expecting: revision, at: Date.storeNow(), notifying: ChangeNotice(sender: UUID(), sent: true), connection, logger)
             }
         }
         store.planCache.removeAll()
@@ -157,7 +157,7 @@ struct PlanWriteQueryTests {
         ) async throws -> (revision: Int64, lastModified: Date)? {
             try await store.transaction("BEGIN") { connection in
                 try await PlanWriteQuery.write(
-                    change, expecting: revision, at: now, notifying: UUID(), rowsPerStatement: rowsPerStatement, connection,
+                    change, expecting: revision, at: now, notifying: ChangeNotice(sender: UUID(), sent: true), rowsPerStatement: rowsPerStatement, connection,
                     logger)
             }
         }

@@ -1,0 +1,146 @@
+import FletcherDomain
+@testable import FletcherPostgres
+import FletcherStore
+import FletcherTestSupport
+import Foundation
+import Logging
+import PostgresNIO
+import Synchronization
+import Testing
+
+/// Change notifications are sent only while another Fletcher process listens (`ChangeListeners`).
+@Suite("Change listeners")
+struct ChangeListenersTests {
+    @Test func othersArePresentUntilACheckFindsNoneAndAgainOnAHelloOrALostConnection() {
+        let listeners = ChangeListeners()
+        #expect(listeners.othersPresent)
+        listeners.checked(othersPresent: false, ticket: listeners.checking())
+        #expect(!listeners.othersPresent)
+        listeners.heardHello()
+        #expect(listeners.othersPresent)
+        listeners.checked(othersPresent: false, ticket: listeners.checking())
+        #expect(!listeners.othersPresent)
+        listeners.lost()
+        #expect(listeners.othersPresent)
+    }
+
+    @Test func aCheckAskedBeforeAHelloCannotSayNobodyListens() {
+        let listeners = ChangeListeners()
+        listeners.checked(othersPresent: false, ticket: listeners.checking())
+        let ticket = listeners.checking()
+        listeners.heardHello()
+        listeners.checked(othersPresent: false, ticket: ticket)
+        #expect(listeners.othersPresent)
+        // A check asked after the hello decides again.
+        listeners.checked(othersPresent: false, ticket: listeners.checking())
+        #expect(!listeners.othersPresent)
+    }
+
+    @Test func aResyncTellsEachDatasetsSubscribersAndNotThoseOfEveryDataset() async {
+        let feed = PlanChangeFeed()
+        let one = UUID()
+        let two = UUID()
+        let ofOne = feed.subscribe(to: one)
+        let ofTwo = feed.subscribe(to: two)
+        let ofAll = feed.subscribe()
+        feed.resync()
+        #expect(await first(of: ofOne, within: .seconds(5)) == one)
+        #expect(await first(of: ofTwo, within: .seconds(5)) == two)
+        #expect(await first(of: ofAll, within: .milliseconds(200)) == nil)
+    }
+
+    /// A store alone on its database sends no notification (a plain `LISTEN` on the channel, which
+    /// is not a Fletcher listener, hears none); once another store listens, it notifies (the plain
+    /// listener and the other store hear it), and stops again when the other store is gone.
+    @Test(.enabled(if: TestEngine.available.contains(.postgres)))
+    func aStoreNotifiesOnlyWhileAnotherListens() async throws {
+        var logger = Logger(label: "fletcher-test")
+        logger.logLevel = .warning
+        let endpoint = try PostgresEndpoint(url: try await TestStores.isolatedPostgresURL(), maximumConnections: 4)
+        let writer = PostgresStore(endpoint: endpoint, logger: logger, waitLimit: .seconds(60))
+        let writing = Task.detached { await writer.run() }
+        defer { writing.cancel() }
+        try await writer.migrate()
+
+        let plain = try await PostgresConnection.connect(configuration: endpoint.connection, id: 1, logger: logger)
+        defer { Task { try? await plain.close() } }
+        let heard = Payloads()
+        let listening = Task { [heard] in
+            try await plain.listen(on: PostgresStore.changeChannel) { notifications in
+                for try await notification in notifications { heard.append(notification.payload) }
+            }
+        }
+        defer { listening.cancel() }
+        try await eventually("the plain listener's LISTEN") { try await Self.listens(plain, logger) }
+
+        try await eventually("the writer sees it is alone") { !writer.listeners.othersPresent }
+        let fixture = PlanFixture().products("a")
+        _ = try await writer.apply(.submit(fixture.submission), to: fixture.datasetId, by: "p")
+        _ = try await writer.apply(
+            .update([StateUpdate(id: fixture.products[0].id, state: .running)]), to: fixture.datasetId, by: "p")
+        #expect(try await heard.upTo("alone", sentBy: writer) == [])
+
+        let reader = PostgresStore(endpoint: endpoint, logger: logger, waitLimit: .seconds(60))
+        let readerHeard = reader.changeFeed.subscribe(to: fixture.datasetId)
+        let reading = Task.detached { await reader.run() }
+        try await eventually("the writer hears the reader's hello") { writer.listeners.othersPresent }
+        _ = try await writer.apply(
+            .update([StateUpdate(id: fixture.products[0].id, state: .success)]), to: fixture.datasetId, by: "p")
+        // The reader's hello, then the writer's change.
+        #expect(
+            try await heard.upTo("joined", sentBy: writer)
+                == [reader.instanceId.lowercased, writer.instanceId.lowercased + " " + fixture.datasetId.lowercased])
+        #expect(await first(of: readerHeard, within: .seconds(10)) == fixture.datasetId)
+
+        reading.cancel()
+        try await eventually("the writer sees the reader gone") { !writer.listeners.othersPresent }
+        _ = try await writer.apply(.clear([fixture.products[0].id]), to: fixture.datasetId, by: "p")
+        #expect(try await heard.upTo("left", sentBy: writer) == [])
+    }
+
+    /// A store that starts listening tells its feed's subscribers to look again (what another process
+    /// wrote before it knew of this one was not announced to it).
+    @Test(.enabled(if: TestEngine.available.contains(.postgres)))
+    func aStoreThatStartsListeningResyncsItsSubscribers() async throws {
+        var logger = Logger(label: "fletcher-test")
+        logger.logLevel = .warning
+        let endpoint = try PostgresEndpoint(url: try await TestStores.isolatedPostgresURL(), maximumConnections: 2)
+        let store = PostgresStore(endpoint: endpoint, logger: logger, waitLimit: .seconds(60))
+        let dataset = UUID()
+        let changes = store.changeFeed.subscribe(to: dataset)
+        let running = Task.detached { await store.run() }
+        defer { running.cancel() }
+        #expect(await first(of: changes, within: .seconds(20)) == dataset)
+    }
+
+    /// What a plain listener heard.
+    final class Payloads: Sendable {
+        private let payloads = Mutex<[String]>([])
+
+        func append(_ payload: String) { payloads.withLock { $0.append(payload) } }
+
+        /// What was heard before `marker`, a notification `store` sends now (and the heard list is
+        /// emptied). Notifications arrive in commit order: once the marker is heard, a notification
+        /// of an earlier write would have been heard before it.
+        func upTo(_ marker: String, sentBy store: PostgresStore) async throws -> [String] {
+            _ = try await store.client.withConnection { connection in
+                try await connection.query(
+                    "SELECT pg_notify(\(PostgresStore.changeChannel), \(marker))", logger: Logger(label: "fletcher-test"))
+            }
+            try await eventually("the marker \(marker)") { payloads.withLock { $0.contains(marker) } }
+            return payloads.withLock { payloads in
+                defer { payloads.removeAll() }
+                return Array(payloads.prefix { $0 != marker })
+            }
+        }
+    }
+
+    /// Whether `connection`'s session is listening on the change channel.
+    private static func listens(_ connection: PostgresConnection, _ logger: Logger) async throws -> Bool {
+        for try await channel in try await connection.query("SELECT pg_listening_channels()", logger: logger).decode(String.self)
+        where channel == PostgresStore.changeChannel {
+            return true
+        }
+        return false
+    }
+}
