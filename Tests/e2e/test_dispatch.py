@@ -1,5 +1,8 @@
-"""The trigger daemon across real processes: killed, stopped and doubled Fletcher servers sharing
-one PostgreSQL database, against a compute platform on loopback. Polls with deadlines; no fixed sleeps."""
+"""Fletcher processes sharing one PostgreSQL database: the trigger daemon across killed, stopped and
+doubled servers, against a compute platform on loopback, and live pages hearing another process's
+changes. Polls with deadlines; no fixed sleeps."""
+import http.client
+import json
 import signal
 import statistics
 import time
@@ -174,3 +177,38 @@ def test_a_child_is_at_the_platform_promptly_after_its_parent_succeeds(database,
         assert p99 < 500, f"p99 {p99:.0f} ms"
     finally:
         server.stop()
+
+
+def test_a_page_open_on_one_process_shows_changes_made_through_another(database):
+    """A process alone sends no change notifications; a second one says hello when it starts listening,
+    and then hears the first one's changes (or, for a change made before the first heard the hello,
+    looks again by itself): both updates show on a page open on the second process."""
+    first = Fletcher(database)
+    second = None
+    try:
+        api = API(first.base)
+        dataset, (job,) = api.submit([("job", False)])
+        second = Fletcher(database)
+        connection = http.client.HTTPConnection("127.0.0.1", second.port, timeout=20)
+        connection.request("GET", f"/plan/{dataset}/events")
+        events = connection.getresponse()
+        assert events.status == 200
+
+        def state_shown(state):
+            deadline = time.time() + 15
+            while time.time() < deadline:
+                line = events.readline().decode()
+                if line.startswith("data: ") and json.loads(line[6:])["states"].get(job) == state:
+                    return
+            raise AssertionError(f"the page on the second process never showed {state}")
+
+        state_shown("waiting")
+        api.update(dataset, job, "running")
+        state_shown("running")
+        api.update(dataset, job, "success")
+        state_shown("success")
+        connection.close()
+    finally:
+        first.stop()
+        if second:
+            second.stop()
