@@ -22,12 +22,13 @@ struct ChangeNotice: Sendable {
 
 /// Whether another Fletcher process listens for change notifications on this database.
 ///
-/// Each store's listener connection names itself (`applicationName`); every `checkInterval` it
-/// asks PostgreSQL whether another session on the database has that name, and it says hello on
-/// the channel (a payload of its instance id alone) each time it starts listening. A hello makes
-/// the others notify at once; a check can turn notifications off once nobody else is there. Until
-/// a check has answered, or while the listener is not connected, others are assumed present (a
-/// notification too many costs time, one too few a stale live page).
+/// Each store's listener connection names itself (`applicationName`) and says hello on the channel
+/// (a payload of its instance id alone) each time it starts listening. Every `checkInterval` the
+/// store asks PostgreSQL (an ordinary store call) whether a session other than its own listener
+/// has that name. A hello makes the others notify at once; a check can turn notifications off once
+/// nobody else is there. Until a check has answered since the listener connected, or while it is
+/// not connected, others are assumed present (a notification too many costs time, one too few a
+/// stale live page).
 ///
 /// A write made just before another process's hello reached this one is not announced to it: the
 /// newcomer tells its own feed that every dataset may have changed once `resyncDelay` has passed
@@ -39,20 +40,29 @@ final class ChangeListeners: Sendable {
     /// After starting to listen, when the feed's subscribers are told to look again.
     static let resyncDelay = Duration.seconds(2)
 
-    /// Whether another listener exists, per PostgreSQL; the whole question, asked on the listener's
-    /// own connection (whose `pg_backend_pid()` is excluded).
-    static let othersQuery: PostgresQuery = """
+    /// Whether a session other than `listener` (this store's listening one) listens on the database.
+    static func othersQuery(excluding listener: Int32) -> PostgresQuery {
+        """
         SELECT EXISTS (
             SELECT 1 FROM pg_stat_activity
-            WHERE datname = current_database() AND application_name = \(applicationName) AND pid <> pg_backend_pid()
+            WHERE datname = current_database() AND application_name = \(applicationName) AND pid <> \(listener)
         )
         """
+    }
+
+    /// What a check was asked with: the hellos heard so far and this store's listening session.
+    struct Ticket: Equatable {
+        var hellos: UInt64
+        var listener: Int32
+    }
 
     private struct State {
         /// Nil: not known (no check answered since the listener connected).
         var othersPresent: Bool?
         /// Hellos heard since start: a check asked before the latest hello cannot say nobody is there.
         var hellos: UInt64 = 0
+        /// This store's listening session (its backend's process id), while it listens.
+        var listener: Int32?
     }
     private let state = Mutex(State())
 
@@ -60,6 +70,22 @@ final class ChangeListeners: Sendable {
 
     /// Whether writes should notify: true unless a check found nobody else listening.
     var othersPresent: Bool { state.withLock { $0.othersPresent ?? true } }
+
+    /// This store listens, on the session of backend `pid`.
+    func listening(on pid: Int32) {
+        state.withLock {
+            $0.listener = pid
+            $0.othersPresent = nil
+        }
+    }
+
+    /// The listener's connection is gone: nothing is known until it is back and has checked.
+    func lost() {
+        state.withLock {
+            $0.listener = nil
+            $0.othersPresent = nil
+        }
+    }
 
     /// Another process started listening.
     func heardHello() {
@@ -69,36 +95,33 @@ final class ChangeListeners: Sendable {
         }
     }
 
-    /// A check is asked; pass what this returns to `checked`.
-    func checking() -> UInt64 { state.withLock { $0.hellos } }
+    /// A check to ask now (pass it to `checked` with the answer); nil while this store does not listen.
+    func checking() -> Ticket? {
+        state.withLock { state in state.listener.map { Ticket(hellos: state.hellos, listener: $0) } }
+    }
 
-    /// A check's answer, asked when `checking` returned `ticket`: an answer of nobody is dropped
-    /// when a hello came after it was asked.
-    func checked(othersPresent: Bool, ticket: UInt64) {
+    /// A check's answer. Dropped when the listener changed since it was asked, and an answer of
+    /// nobody also when a hello came since.
+    func checked(othersPresent: Bool, ticket: Ticket) {
         state.withLock {
-            if othersPresent || $0.hellos == ticket { $0.othersPresent = othersPresent }
+            guard $0.listener == ticket.listener, othersPresent || $0.hellos == ticket.hellos else { return }
+            $0.othersPresent = othersPresent
         }
     }
 
-    /// The listener's connection is gone: nothing is known until it is back and has checked.
-    func lost() { state.withLock { $0.othersPresent = nil } }
-
-    /// Every `checkInterval`, asks on `connection` whether another process listens, until cancelled
-    /// or a check fails (then others are assumed present until the listener reconnects).
-    func watch(_ connection: PostgresConnection, _ logger: Logger) async {
-        do {
-            while true {
-                let ticket = checking()
-                for try await present in try await connection.query(Self.othersQuery, logger: logger).decode(Bool.self) {
-                    checked(othersPresent: present, ticket: ticket)
+    /// Every `checkInterval`, asks `othersListen` (given this store's listening session) whether
+    /// another process listens, until cancelled. A check that fails changes nothing (a lost database
+    /// loses the listener too).
+    func watch(_ logger: Logger, othersListen: (Int32) async throws -> Bool) async {
+        while !Task.isCancelled {
+            if let ticket = checking() {
+                do {
+                    checked(othersPresent: try await othersListen(ticket.listener), ticket: ticket)
+                } catch {
+                    logger.debug("cannot tell whether other processes listen", metadata: ["error": "\(error)"])
                 }
-                try await Task.sleep(for: Self.checkInterval)
             }
-        } catch {
-            lost()
-            if !Task.isCancelled {
-                logger.warning("cannot tell whether other processes listen; notifying them all", metadata: ["error": "\(error)"])
-            }
+            try? await Task.sleep(for: Self.checkInterval)
         }
     }
 }

@@ -82,6 +82,7 @@ public final class PostgresStore: Store, Service {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.client.run() }
             group.addTask { await self.listenForChanges() }
+            group.addTask { await self.listeners.watch(self.logger, othersListen: self.othersListen) }
             group.addTask { await self.availability.watch { await self.probe() } }
             group.addTask { await self.calls.watch { call, now in self.inspect(call, at: now) } }
             await group.next()
@@ -92,23 +93,27 @@ public final class PostgresStore: Store, Service {
 
     /// Listens on one pooled connection for the notifications of every process's mutations,
     /// reconnecting (with a growing pause, up to 5 s) whenever the connection is lost. The
-    /// connection is named as a listener's, says hello once listening, and watches for other
-    /// listeners (`ChangeListeners`); `resyncDelay` after it starts listening, the feed's subscribers
-    /// are told to look again, for what was written meanwhile without a notification to this process.
+    /// connection is named as a listener's and says hello once listening (`ChangeListeners`);
+    /// `resyncDelay` after it starts listening, the feed's subscribers are told to look again, for
+    /// what was written meanwhile without a notification to this process. No query is sent once
+    /// it listens: one sent while the pool closes the connection at shutdown may never be answered.
     private func listenForChanges() async {
         var pause = Duration.milliseconds(100)
         while !Task.isCancelled {
             do {
                 try await client.withConnection { [self] connection in
-                    try await connection.query(
-                        "SELECT set_config('application_name', \(ChangeListeners.applicationName), false)", logger: logger)
-                    defer { listeners.lost() }
+                    var pid: Int32 = 0
+                    for try await backend in try await connection.query(
+                        "SELECT pg_backend_pid(), set_config('application_name', \(ChangeListeners.applicationName), false)",
+                        logger: logger
+                    ).decode((Int32, String).self) { pid = backend.0 }
                     try await connection.listen(on: Self.changeChannel) { notifications in
                         try await connection.query(
                             "SELECT pg_notify(\(Self.changeChannel), \(instanceId.lowercased))", logger: logger)
+                        listeners.listening(on: pid)
+                        defer { listeners.lost() }
                         pause = .milliseconds(100)
                         try await withThrowingTaskGroup(of: Void.self) { group in
-                            group.addTask { await self.listeners.watch(connection, self.logger) }
                             group.addTask {
                                 try await Task.sleep(for: ChangeListeners.resyncDelay)
                                 self.changeFeed.resync()
@@ -117,8 +122,6 @@ public final class PostgresStore: Store, Service {
                             group.cancelAll()
                         }
                     }
-                    // Back in the pool, the connection is no listener.
-                    try await connection.query("RESET application_name", logger: logger)
                 }
             } catch {
                 if Task.isCancelled { return }
@@ -126,6 +129,16 @@ public final class PostgresStore: Store, Service {
             }
             try? await Task.sleep(for: pause)
             pause = min(pause * 2, .seconds(5))
+        }
+    }
+
+    /// Whether a session other than `listener` (this store's listening one) listens on the database.
+    private func othersListen(_ listener: Int32) async throws -> Bool {
+        try await withConnection { [logger] connection in
+            for try await present in try await connection.query(
+                ChangeListeners.othersQuery(excluding: listener), logger: logger
+            ).decode(Bool.self) { return present }
+            return true
         }
     }
 

@@ -11,29 +11,58 @@ import Testing
 /// Change notifications are sent only while another Fletcher process listens (`ChangeListeners`).
 @Suite("Change listeners")
 struct ChangeListenersTests {
-    @Test func othersArePresentUntilACheckFindsNoneAndAgainOnAHelloOrALostConnection() {
+    @Test func othersArePresentUntilACheckFindsNoneAndAgainOnAHelloOrALostListener() throws {
         let listeners = ChangeListeners()
         #expect(listeners.othersPresent)
-        listeners.checked(othersPresent: false, ticket: listeners.checking())
+        #expect(listeners.checking() == nil, "nothing to ask before this store listens")
+        listeners.listening(on: 41)
+        listeners.checked(othersPresent: false, ticket: try #require(listeners.checking()))
         #expect(!listeners.othersPresent)
         listeners.heardHello()
         #expect(listeners.othersPresent)
-        listeners.checked(othersPresent: false, ticket: listeners.checking())
+        listeners.checked(othersPresent: false, ticket: try #require(listeners.checking()))
         #expect(!listeners.othersPresent)
         listeners.lost()
         #expect(listeners.othersPresent)
+        #expect(listeners.checking() == nil)
     }
 
-    @Test func aCheckAskedBeforeAHelloCannotSayNobodyListens() {
+    @Test func aCheckAskedBeforeAHelloCannotSayNobodyListens() throws {
         let listeners = ChangeListeners()
-        listeners.checked(othersPresent: false, ticket: listeners.checking())
-        let ticket = listeners.checking()
+        listeners.listening(on: 41)
+        listeners.checked(othersPresent: false, ticket: try #require(listeners.checking()))
+        let ticket = try #require(listeners.checking())
         listeners.heardHello()
         listeners.checked(othersPresent: false, ticket: ticket)
         #expect(listeners.othersPresent)
         // A check asked after the hello decides again.
-        listeners.checked(othersPresent: false, ticket: listeners.checking())
+        listeners.checked(othersPresent: false, ticket: try #require(listeners.checking()))
         #expect(!listeners.othersPresent)
+    }
+
+    @Test func aCheckAskedForAnotherListeningSessionIsDropped() throws {
+        let listeners = ChangeListeners()
+        listeners.listening(on: 41)
+        let ticket = try #require(listeners.checking())
+        listeners.lost()
+        listeners.listening(on: 42)
+        listeners.checked(othersPresent: false, ticket: ticket)
+        #expect(listeners.othersPresent, "the check excluded session 41, not this store's listener now")
+    }
+
+    @Test func theWatchAsksWhetherSessionsOtherThanThisStoresListenerListen() async throws {
+        let listeners = ChangeListeners()
+        listeners.listening(on: 7)
+        let asked = Atomic<Int32>(0)
+        let watching = Task {
+            await listeners.watch(Logger(label: "fletcher-test")) { listener in
+                asked.store(listener, ordering: .sequentiallyConsistent)
+                return false
+            }
+        }
+        defer { watching.cancel() }
+        try await eventually("a check that finds nobody") { !listeners.othersPresent }
+        #expect(asked.load(ordering: .sequentiallyConsistent) == 7)
     }
 
     @Test func aResyncTellsEachDatasetsSubscribersAndNotThoseOfEveryDataset() async {
