@@ -51,7 +51,7 @@ extension PlanChange {
     }
 
     /// A new trigger for every product this change queued (and left queued).
-    public func newTriggers(at now: Date, makeId: () -> UUID = UUID.init) -> [Trigger] {
+    public func newTriggers(at now: Date, makeId: () -> UUID = UUID.random) -> [Trigger] {
         let queued = Set(transitions.filter { $0.to == .queued }.map(\.dataProductId))
         return plan.dataProducts.filter { queued.contains($0.id) && $0.state == .queued }.map { product in
             Trigger(
