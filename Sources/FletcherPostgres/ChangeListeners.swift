@@ -18,6 +18,9 @@ struct ChangeNotice: Sendable {
 
     /// The payload announcing a change of `datasetId`.
     func payload(_ datasetId: UUID) -> String { sender.lowercased + " " + datasetId.lowercased }
+
+    /// The payload of `sender`'s hello, said when its listener starts listening.
+    static func hello(from sender: UUID) -> String { sender.lowercased }
 }
 
 /// Whether another Fletcher process listens for change notifications on this database.

@@ -109,7 +109,7 @@ public final class PostgresStore: Store, Service {
                     ).decode((Int32, String).self) { pid = backend.0 }
                     try await connection.listen(on: Self.changeChannel) { notifications in
                         try await connection.query(
-                            "SELECT pg_notify(\(Self.changeChannel), \(instanceId.lowercased))", logger: logger)
+                            "SELECT pg_notify(\(Self.changeChannel), \(ChangeNotice.hello(from: instanceId)))", logger: logger)
                         listeners.listening(on: pid)
                         defer { listeners.lost() }
                         pause = .milliseconds(100)

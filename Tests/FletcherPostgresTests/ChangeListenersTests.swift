@@ -83,24 +83,11 @@ struct ChangeListenersTests {
     /// listener and the other store hear it), and stops again when the other store is gone.
     @Test(.enabled(if: TestEngine.available.contains(.postgres)))
     func aStoreNotifiesOnlyWhileAnotherListens() async throws {
-        var logger = Logger(label: "fletcher-test")
-        logger.logLevel = .warning
-        let endpoint = try PostgresEndpoint(url: try await TestStores.isolatedPostgresURL(), maximumConnections: 4)
-        let writer = PostgresStore(endpoint: endpoint, logger: logger, waitLimit: .seconds(60))
-        let writing = Task.detached { await writer.run() }
+        let url = try await TestStores.isolatedPostgresURL()
+        let (writer, writing) = try await Self.started(url)
         defer { writing.cancel() }
-        try await writer.migrate()
-
-        let plain = try await PostgresConnection.connect(configuration: endpoint.connection, id: 1, logger: logger)
+        let (plain, heard) = try await Self.plainListener(url)
         defer { Task { try? await plain.close() } }
-        let heard = Payloads()
-        let listening = Task { [heard] in
-            try await plain.listen(on: PostgresStore.changeChannel) { notifications in
-                for try await notification in notifications { heard.append(notification.payload) }
-            }
-        }
-        defer { listening.cancel() }
-        try await eventually("the plain listener's LISTEN") { try await Self.listens(plain, logger) }
 
         try await eventually("the writer sees it is alone") { !writer.listeners.othersPresent }
         let fixture = PlanFixture().products("a")
@@ -109,7 +96,7 @@ struct ChangeListenersTests {
             .update([StateUpdate(id: fixture.products[0].id, state: .running)]), to: fixture.datasetId, by: "p")
         #expect(try await heard.upTo("alone", sentBy: writer) == [])
 
-        let reader = PostgresStore(endpoint: endpoint, logger: logger, waitLimit: .seconds(60))
+        let reader = PostgresStore(endpoint: try PostgresEndpoint(url: url, maximumConnections: 4), logger: Self.logger)
         let readerHeard = reader.changeFeed.subscribe(to: fixture.datasetId)
         let reading = Task.detached { await reader.run() }
         try await eventually("the writer hears the reader's hello") { writer.listeners.othersPresent }
@@ -131,15 +118,62 @@ struct ChangeListenersTests {
     /// wrote before it knew of this one was not announced to it).
     @Test(.enabled(if: TestEngine.available.contains(.postgres)))
     func aStoreThatStartsListeningResyncsItsSubscribers() async throws {
-        var logger = Logger(label: "fletcher-test")
-        logger.logLevel = .warning
-        let endpoint = try PostgresEndpoint(url: try await TestStores.isolatedPostgresURL(), maximumConnections: 2)
-        let store = PostgresStore(endpoint: endpoint, logger: logger, waitLimit: .seconds(60))
+        let store = PostgresStore(
+            endpoint: try PostgresEndpoint(url: try await TestStores.isolatedPostgresURL(), maximumConnections: 2), logger: Self.logger)
         let dataset = UUID()
         let changes = store.changeFeed.subscribe(to: dataset)
         let running = Task.detached { await store.run() }
         defer { running.cancel() }
         #expect(await first(of: changes, within: .seconds(20)) == dataset)
+    }
+
+    /// The dispatcher's mark of a changed dataset (a product's run id stored) notifies as the store's
+    /// writes do: only when the notice is sent.
+    @Test(.enabled(if: TestEngine.available.contains(.postgres)))
+    func aTouchNotifiesOnlyWhenTheNoticeIsSent() async throws {
+        let url = try await TestStores.isolatedPostgresURL()
+        let (store, running) = try await Self.started(url)
+        defer { running.cancel() }
+        let fixture = PlanFixture().products("a")
+        _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "p")
+        let (plain, heard) = try await Self.plainListener(url)
+        defer { Task { try? await plain.close() } }
+        let sender = UUID()
+        for sent in [false, true] {
+            try await store.client.withConnection { connection in
+                try await DatasetQueries.touch(
+                    fixture.datasetId, at: Date(), notifying: ChangeNotice(sender: sender, sent: sent), connection, Self.logger)
+            }
+        }
+        #expect(try await heard.upTo("touched", sentBy: store) == [sender.lowercased + " " + fixture.datasetId.lowercased])
+    }
+
+    private static let logger = {
+        var logger = Logger(label: "fletcher-test")
+        logger.logLevel = .warning
+        return logger
+    }()
+
+    /// A store on the database at `url`, migrated and running until the returned task is cancelled.
+    private static func started(_ url: String) async throws -> (PostgresStore, Task<Void, Never>) {
+        let store = PostgresStore(endpoint: try PostgresEndpoint(url: url, maximumConnections: 4), logger: logger)
+        let running = Task.detached { await store.run() }
+        try await store.migrate()
+        return (store, running)
+    }
+
+    /// A plain `LISTEN` on the change channel (not a Fletcher listener), listening once this returns.
+    private static func plainListener(_ url: String) async throws -> (PostgresConnection, Payloads) {
+        let plain = try await PostgresConnection.connect(
+            configuration: try PostgresEndpoint(url: url, maximumConnections: 1).connection, id: 1, logger: logger)
+        let heard = Payloads()
+        Task { [heard] in
+            try await plain.listen(on: PostgresStore.changeChannel) { notifications in
+                for try await notification in notifications { heard.append(notification.payload) }
+            }
+        }
+        try await eventually("the plain listener's LISTEN") { try await listens(plain, logger) }
+        return (plain, heard)
     }
 
     /// What a plain listener heard.
@@ -154,7 +188,7 @@ struct ChangeListenersTests {
         func upTo(_ marker: String, sentBy store: PostgresStore) async throws -> [String] {
             _ = try await store.client.withConnection { connection in
                 try await connection.query(
-                    "SELECT pg_notify(\(PostgresStore.changeChannel), \(marker))", logger: Logger(label: "fletcher-test"))
+                    "SELECT pg_notify(\(PostgresStore.changeChannel), \(marker))", logger: ChangeListenersTests.logger)
             }
             try await eventually("the marker \(marker)") { payloads.withLock { $0.contains(marker) } }
             return payloads.withLock { payloads in
