@@ -125,28 +125,52 @@ enum DatasetQueries {
     ) async throws -> [SearchRow] {
         let limit = SearchQuery.pageSize + 1
         let offset = query.offset
+        var found: [SearchRow] = []
+        func add(_ id: UUID, _ extra: String?, _ lastModified: PostgresTimestamp) throws {
+            found.append(
+                SearchRow(datasetId: id, extra: try StoredColumn.json(extra, column: "dataset.extra"), modifiedDate: lastModified.date))
+        }
+        if query.text.isEmpty && offset == 0 {
+            for try await (id, extra, lastModified) in try await connection.execute(Newest(), logger: logger) {
+                try add(id, extra, lastModified)
+            }
+            return found
+        }
         let sql: PostgresQuery
+        let pattern = "%" + PostgresValue.escapeLike(query.text) + "%"
         if query.text.isEmpty {
             sql = """
                 SELECT id, extra::text, last_modified FROM dataset WHERE revision > 0
                 ORDER BY last_modified DESC, id LIMIT \(limit) OFFSET \(offset)
                 """
-        } else {
-            let pattern = "%" + PostgresValue.escapeLike(query.text) + "%"
+        } else if let indexPattern = words?.indexPattern(for: query.text) {
             // Through the trigram index from about a thousand datasets up (migration 8).
-            if let indexPattern = words?.indexPattern(for: query.text) {
-                sql = "SELECT id, extra, last_modified FROM fletcher_search(\(indexPattern), \(pattern), \(limit), \(offset))"
-            } else {
-                sql = "SELECT id, extra, last_modified FROM fletcher_search(\(pattern), \(limit), \(offset))"
-            }
+            sql = "SELECT id, extra, last_modified FROM fletcher_search(\(indexPattern), \(pattern), \(limit), \(offset))"
+        } else {
+            sql = "SELECT id, extra, last_modified FROM fletcher_search(\(pattern), \(limit), \(offset))"
         }
-        var found: [SearchRow] = []
         for try await (id, extra, lastModified) in try await connection.query(sql, logger: logger).decode(
             (UUID, String?, PostgresTimestamp).self)
         {
-            found.append(
-                SearchRow(datasetId: id, extra: try StoredColumn.json(extra, column: "dataset.extra"), modifiedDate: lastModified.date))
+            try add(id, extra, lastModified)
         }
         return found
+    }
+
+    /// The first page (and a row) of the newest datasets, through the recency index: the index
+    /// page's search, prepared once per connection as every view of that page asks it (PostgreSQL
+    /// planned it anew each time, 0.08 ms of its 0.24). Without parameters: with the limit or offset
+    /// one, the generic plan expects a tenth of the table and the planner keeps re-planning.
+    struct Newest: PostgresPreparedStatement {
+        static let name = "fletcher_newest_datasets"
+        static let sql = """
+            SELECT id, extra::text, last_modified FROM dataset WHERE revision > 0
+            ORDER BY last_modified DESC, id LIMIT \(SearchQuery.pageSize + 1)
+            """
+        typealias Row = (UUID, String?, PostgresTimestamp)
+
+        func makeBindings() throws -> PostgresBindings { PostgresBindings() }
+
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 }

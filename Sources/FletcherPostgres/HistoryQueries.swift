@@ -73,37 +73,72 @@ enum HistoryQueries {
             """, logger: logger)
     }
 
+    /// The dataset's revision (nil when there is no such committed dataset) and its newest `limit`
+    /// state changes, newest first: the plan page's one round trip, whose revision tells whether
+    /// the cached plan is current. Prepared once per connection (PostgreSQL planned the text anew
+    /// for every page, 0.22 ms of its 0.37).
     static func recentStateChanges(
         datasetId: UUID, limit: Int, _ connection: PostgresConnection, _ logger: Logger
-    ) async throws -> [ProductEvent] {
-        // A row of many creations (`recordCreations`) is an event for each of its products.
-        let rows = try await connection.query(
-            """
-            SELECT e.sequence, e.at, coalesce(e.data_product_id, p.id), e.from_state, e.to_state, e.reason, e.actor, e.run_id,
-                e.link
-            FROM (
-                SELECT * FROM product_event WHERE dataset_id = \(datasetId) AND kind = 'state_change'
-                ORDER BY sequence DESC LIMIT \(limit)
-            ) e
-            LEFT JOIN LATERAL (
-                SELECT id, position FROM data_product
-                WHERE e.data_product_id IS NULL AND dataset_id = \(datasetId) AND position >= e.first_position
-                    AND position < e.first_position + e.product_count
-                ORDER BY position DESC LIMIT \(limit)
-            ) p ON true
-            ORDER BY e.sequence DESC, p.position DESC LIMIT \(limit)
-            """, logger: logger)
+    ) async throws -> (revision: Int64?, events: [ProductEvent]) {
+        var revision: Int64?
         var events: [ProductEvent] = []
-        for try await row in rows.decode(
-            (Int64, PostgresTimestamp, UUID, String?, String, String, String, UUID?, String?).self)
+        for try await row in try await connection.execute(
+            RecentStateChanges(datasetId: datasetId, limit: Int64(limit)), logger: logger)
         {
-            let transition = StateTransition(
-                dataProductId: row.2, from: try row.3.map { try StoredColumn.enumValue($0, as: DataProductState.self) },
-                to: try StoredColumn.enumValue(row.4, as: DataProductState.self),
-                reason: try StoredColumn.enumValue(row.5, as: TransitionReason.self), runId: row.7, link: row.8)
-            events.append(ProductEvent(sequence: row.0, at: row.1.date, kind: .stateChange(transition, actor: row.6)))
+            revision = row.revision > 0 ? row.revision : nil
+            if let event = row.event, revision != nil { events.append(event) }
         }
-        return events
+        return (revision, events)
+    }
+
+    struct RecentStateChanges: PostgresPreparedStatement {
+        static let name = "fletcher_recent_state_changes"
+        // A row of many creations (`recordCreations`) is an event for each of its products. A
+        // dataset without state changes is one row of its revision and nulls.
+        static let sql = """
+            SELECT d.revision, r.sequence, r.at, r.product_id, r.from_state, r.to_state, r.reason, r.actor, r.run_id, r.link
+            FROM dataset d LEFT JOIN LATERAL (
+                SELECT e.sequence, e.at, coalesce(e.data_product_id, p.id) AS product_id, e.from_state, e.to_state,
+                    e.reason, e.actor, e.run_id, e.link, p.position
+                FROM (
+                    SELECT * FROM product_event WHERE dataset_id = $1 AND kind = 'state_change'
+                    ORDER BY sequence DESC LIMIT $2
+                ) e
+                LEFT JOIN LATERAL (
+                    SELECT id, position FROM data_product
+                    WHERE e.data_product_id IS NULL AND dataset_id = $1 AND position >= e.first_position
+                        AND position < e.first_position + e.product_count
+                    ORDER BY position DESC LIMIT $2
+                ) p ON true
+                ORDER BY e.sequence DESC, p.position DESC LIMIT $2
+            ) r ON true
+            WHERE d.id = $1
+            ORDER BY r.sequence DESC, r.position DESC
+            """
+        typealias Row = (revision: Int64, event: ProductEvent?)
+        let datasetId: UUID
+        let limit: Int64
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 2)
+            bindings.append(datasetId)
+            bindings.append(limit)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Row {
+            let (revision, sequence, at, productId, from, to, reason, actor, runId, link) = try row.decode(
+                (Int64, Int64?, PostgresTimestamp?, UUID?, String?, String?, String?, String?, UUID?, String?).self)
+            guard let sequence else { return (revision, nil) }
+            guard let at, let productId, let to, let reason, let actor else {
+                throw StoreError.corrupt("product_event \(sequence) is incomplete")
+            }
+            let transition = StateTransition(
+                dataProductId: productId, from: try from.map { try StoredColumn.enumValue($0, as: DataProductState.self) },
+                to: try StoredColumn.enumValue(to, as: DataProductState.self),
+                reason: try StoredColumn.enumValue(reason, as: TransitionReason.self), runId: runId, link: link)
+            return (revision, ProductEvent(sequence: sequence, at: at.date, kind: .stateChange(transition, actor: actor)))
+        }
     }
 
     private static let columns = """

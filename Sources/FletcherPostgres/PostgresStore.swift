@@ -167,13 +167,30 @@ public final class PostgresStore: Store, Service {
             // The revision first (one indexed row): a cached plan at that revision is current.
             let revision = try await withConnection { [self] connection in try await DatasetQueries.revision(datasetId, connection, logger) }
             guard let revision else { return nil }
-            if let cached = planCache.plan(datasetId, revision: revision) { return cached.plan }
-            return try await transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") { [self] connection in
-                guard let (dataset, lastModified, revision) = try await DatasetQueries.fetchOne(datasetId, connection, logger)
-                else { return nil }
-                let plan = try await readRows(of: dataset, connection)
-                return planCache.store(plan, revision: revision, lastModified: lastModified)
+            return try await plan(datasetId, at: revision)
+        }
+    }
+
+    /// The cached plan if it is at `revision` (the dataset's, just read), else the plan read (in one
+    /// snapshot) and cached.
+    private func plan(_ datasetId: UUID, at revision: Int64) async throws -> Plan? {
+        if let cached = planCache.plan(datasetId, revision: revision) { return cached.plan }
+        return try await transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") { [self] connection in
+            guard let (dataset, lastModified, revision) = try await DatasetQueries.fetchOne(datasetId, connection, logger)
+            else { return nil }
+            let plan = try await readRows(of: dataset, connection)
+            return planCache.store(plan, revision: revision, lastModified: lastModified)
+        }
+    }
+
+    public func planWithRecentStateChanges(_ datasetId: UUID, limit: Int) async throws -> (plan: Plan, recent: [ProductEvent])? {
+        try await storeErrors {
+            // The revision comes with the state changes: a cached plan at it needs no other query.
+            let (revision, recent) = try await withConnection { [self] connection in
+                try await HistoryQueries.recentStateChanges(datasetId: datasetId, limit: limit, connection, logger)
             }
+            guard let revision, let plan = try await plan(datasetId, at: revision) else { return nil }
+            return (plan, recent)
         }
     }
 
@@ -324,7 +341,7 @@ public final class PostgresStore: Store, Service {
     public func recentStateChanges(datasetId: UUID, limit: Int) async throws -> [ProductEvent] {
         try await storeErrors {
             try await withConnection { [self] connection in
-                try await HistoryQueries.recentStateChanges(datasetId: datasetId, limit: limit, connection, logger)
+                try await HistoryQueries.recentStateChanges(datasetId: datasetId, limit: limit, connection, logger).events
             }
         }
     }

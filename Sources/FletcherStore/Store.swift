@@ -38,6 +38,11 @@ public protocol Store: TriggerQueue {
     /// plan's timeline).
     func recentStateChanges(datasetId: UUID, limit: Int) async throws -> [ProductEvent]
 
+    /// The plan (as `plan(_:)`) with its newest `limit` state changes (as `recentStateChanges`),
+    /// for the plan's page: in one round trip to the database where the engine can. Nil when there
+    /// is no such dataset.
+    func planWithRecentStateChanges(_ datasetId: UUID, limit: Int) async throws -> (plan: Plan, recent: [ProductEvent])?
+
     /// The triggers of a data product, newest first.
     func triggers(datasetId: UUID, dataProductId: UUID) async throws -> [Trigger]
 
@@ -68,6 +73,11 @@ public struct StateCounts: Sendable, Hashable {
 }
 
 extension Store {
+    public func planWithRecentStateChanges(_ datasetId: UUID, limit: Int) async throws -> (plan: Plan, recent: [ProductEvent])? {
+        guard let plan = try await plan(datasetId) else { return nil }
+        return (plan, try await recentStateChanges(datasetId: datasetId, limit: limit))
+    }
+
     /// Validates and applies an API mutation to a dataset (SPEC §2), as `actor`. The mutation is let
     /// go of once the store has applied it for the last time (`MutationCall`), before the rows are
     /// written: a 100,000-product submission's own rows, 23 MB, are not held beside the plan made

@@ -14,7 +14,7 @@ extension WebUI {
     /// state; each later one only what changed, within a fraction of a second of the commit (through
     /// the store's change feed, so changes made by other processes on PostgreSQL arrive too).
     func events(_ request: Request, context: some RequestContext) async throws -> Response {
-        guard let id = context.parameters.get("dataset_id").flatMap(UUID.init(uuidString:)),
+        guard let id = datasetId(context),
             let initial = try await store.plan(id)
         else { return Response(status: .notFound) }
         let store = self.store

@@ -42,7 +42,9 @@ public struct WebUI: Sendable {
     // MARK: Plan
 
     func planPage(_ request: Request, context: some RequestContext) async throws -> Response {
-        guard let plan = try await plan(context) else { return notFound("No plan has the dataset id in this address.") }
+        guard let id = datasetId(context),
+            let (plan, events) = try await store.planWithRecentStateChanges(id, limit: TimelineView.eventLimit)
+        else { return notFound("No plan has the dataset id in this address.") }
         let form = FormQuery(request)
         var filter = PlanView.Filter()
         filter.state = form["state"].flatMap(DataProductState.init(rawValue:))
@@ -52,7 +54,6 @@ public struct WebUI: Sendable {
         let focus = form["focus"].flatMap { Self.resolve($0, in: plan) }
         let drawing = PlanDrawing(plan: plan, graph: graph, focus: focus)
         let svg = drawing.paint(Self.inline(try await renderer.svg(for: drawing.dot)))
-        let events = try await store.recentStateChanges(datasetId: plan.dataset.id, limit: TimelineView.eventLimit)
         let timeline = TimelineView.section(plan: plan, events: events, now: Date())
         return html(PlanView.page(plan: plan, drawing: drawing, svg: svg, filter: filter, timeline: timeline, assets: assets))
     }
@@ -120,8 +121,13 @@ public struct WebUI: Sendable {
     static let maxNaturalHeight = 600.0
 
     private func plan(_ context: some RequestContext) async throws -> Plan? {
-        guard let id = context.parameters.get("dataset_id").flatMap(UUID.init(uuidString:)) else { return nil }
+        guard let id = datasetId(context) else { return nil }
         return try await store.plan(id)
+    }
+
+    /// The dataset id in the address (`/plan/{dataset_id}…`), if it is one.
+    func datasetId(_ context: some RequestContext) -> UUID? {
+        context.parameters.get("dataset_id").flatMap(UUID.init(uuidString:))
     }
 
     // MARK: Responses

@@ -7,14 +7,6 @@ import Logging
 import PostgresNIO
 import Testing
 
-extension ProductEvent.Kind {
-    /// The state change, if this is one.
-    fileprivate var transition: StateTransition? {
-        if case .stateChange(let transition, _) = self { return transition }
-        return nil
-    }
-}
-
 /// Migrations carry what earlier schemas stored.
 @Suite("PostgreSQL migrations")
 struct PostgresMigrationTests {

@@ -88,4 +88,29 @@ struct TriggerAndHistoryTests {
         #expect(b.events.count == 3)  // created, queued when a succeeded, reset when a was cleared
         #expect(try await store.history(datasetId: datasetId, dataProductId: UUID(), before: nil, limit: 10) == nil)
     }
+
+    /// The plan page's read: the plan and its newest state changes together, current when another
+    /// process changed the plan after this one cached it (the revision read with the changes is
+    /// what the cached plan is checked against).
+    @Test(arguments: TestEngine.available)
+    func aPlanComesWithItsRecentStateChangesCurrentAcrossProcesses(engine: TestEngine) async throws {
+        let (writer, reader) = try await TestStores.pair(engine)
+        let fixture = PlanFixture(names: names).products("a", "b").edge("a", "b")
+        let datasetId = fixture.datasetId
+        #expect(try await reader.planWithRecentStateChanges(datasetId, limit: 10) == nil)
+        _ = try await writer.apply(.submit(fixture.submission), to: datasetId, by: "publisher")
+
+        let first = try #require(try await reader.planWithRecentStateChanges(datasetId, limit: 10))
+        #expect(first.plan.dataProducts.map(\.state) == [.queued, .waiting])
+        #expect(first.recent == (try await writer.recentStateChanges(datasetId: datasetId, limit: 10)))
+        #expect(first.recent.map(\.kind.transition?.to) == [.queued, .waiting, .waiting])
+
+        // Another process's change, after the reader cached the plan.
+        _ = try await writer.apply(.update([StateUpdate(id: names["a"], state: .success)]), to: datasetId, by: "platform")
+        let second = try #require(try await reader.planWithRecentStateChanges(datasetId, limit: 2))
+        #expect(second.plan.dataProducts.map(\.state) == [.success, .queued])
+        #expect(second.plan == (try await writer.plan(datasetId)))
+        #expect(second.recent.map(\.kind.transition?.to) == [.queued, .success])
+        #expect(second.recent == (try await writer.recentStateChanges(datasetId: datasetId, limit: 2)))
+    }
 }

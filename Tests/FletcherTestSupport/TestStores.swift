@@ -1,3 +1,4 @@
+public import FletcherDomain
 public import FletcherPostgres
 import FletcherSQLite
 public import FletcherStore
@@ -123,5 +124,13 @@ public enum TestStores {
         public var description: String {
             "FLETCHER_TEST_POSTGRES_URL is not set: run the tests with `make test`, which starts a PostgreSQL server"
         }
+    }
+}
+
+extension ProductEvent.Kind {
+    /// The state change, if this is one.
+    public var transition: StateTransition? {
+        if case .stateChange(let transition, _) = self { return transition }
+        return nil
     }
 }
