@@ -50,6 +50,11 @@ class Postgres:
         subprocess.run([self.tool("psql"), "-q", "-X", "-v", "ON_ERROR_STOP=1", self.conninfo(name), *args], check=True,
                        stdout=subprocess.DEVNULL)
 
+    def checkpoint(self, name):
+        """Writes out every page the earlier steps (or a bulk load) dirtied, so that no checkpoint they
+        set off runs during the next measurement (one did, through a whole mix after the bulk load)."""
+        self.psql(name, "-c", "CHECKPOINT")
+
     def bench_plans(self, name, prefix, first, last, shape):
         self.psql(name, "-v", f"prefix={prefix}", "-v", f"first={first}", "-v", f"last={last}", "-v", f"shape={shape}",
                   "-f", os.path.join(HERE, "bench-plans.sql"))
@@ -138,6 +143,7 @@ def step_curve(args, pg, results):
     url = pg.create(database)
     subprocess.run([args.binary, "migrate"], env=dict(os.environ, DATABASE_URL=url), check=True, capture_output=True)
     pg.bench_plans(database, "bench", 1, args.plans, "plan")
+    pg.checkpoint(database)
     server = Server(args.binary, url)
     points = []
     for clients in args.concurrency:
@@ -154,6 +160,7 @@ def step_curve(args, pg, results):
 def step_mixed(args, pg, results):
     database = "perf_mixed"
     url = pg.create(database)
+    pg.checkpoint(database)
     server = Server(args.binary, url)
     log(f"mixed: {args.mixed_plans} plans, concurrency {args.mixed_concurrency}")
     small = stress(args.binary, server, "mixed", args.mixed_concurrency, args.mixed_seconds, args.mixed_plans)
@@ -165,6 +172,7 @@ def step_mixed(args, pg, results):
     # As an operator would after a bulk load: otherwise autovacuum's first pass over the new rows
     # lands in the measurement at random (313 and 666 requests/s in two otherwise equal runs).
     pg.psql(database, "-c", "VACUUM (ANALYZE) dataset, dataset_search, data_product, dependency_block")
+    pg.checkpoint(database)
     server = Server(args.binary, url)
     large = stress(args.binary, server, "mixed", args.mixed_concurrency, args.mixed_seconds, args.mixed_plans)
     results["mixed"] = {"plans": small, "plans_server": memory, "bulk": large, "bulk_datasets": args.bulk,
@@ -173,6 +181,7 @@ def step_mixed(args, pg, results):
 
 def step_big(args, pg, results):
     url = pg.create("perf_big")
+    pg.checkpoint("perf_big")
     # A 100,000-product plan is about 40 MB of JSON: above the default 16 MiB body cap.
     server = Server(args.binary, url, {"MAX_BODY_BYTES": str(256 << 20)})
     big = {}
@@ -204,6 +213,7 @@ def step_dispatch(args, pg, results):
     reports, servers = {}, []
     for clients in [1, 4, 16]:
         url = pg.create(f"perf_dispatch_{clients}")
+        pg.checkpoint(f"perf_dispatch_{clients}")
         port = free_port()
         # max_in_flight 64: the default 8 is a per-platform politeness limit, not what is measured here.
         target = {"cams": {"url": f"http://127.0.0.1:{port}/jobs", "max_in_flight": 64}}
