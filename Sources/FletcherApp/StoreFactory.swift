@@ -30,7 +30,7 @@ public struct StoreSetup: Sendable {
         case .postgres(let url):
             let endpoint: PostgresEndpoint
             do {
-                endpoint = try PostgresEndpoint(url: url, maximumConnections: maxConnections, keptOpen: maxConnections)
+                endpoint = try PostgresEndpoint(url: url, maximumConnections: maxConnections)
             } catch let error as StoreError {
                 throw ConfigurationError("DATABASE_URL", "\(error)")
             }

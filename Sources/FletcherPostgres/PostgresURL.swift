@@ -13,9 +13,8 @@ public struct PostgresEndpoint: Sendable {
     public var pool: PostgresClient.Configuration
     public var connection: PostgresConnection.Configuration
 
-    /// `keptOpen` of the `maximumConnections` are opened at once and kept (the server keeps them
-    /// all; tests open theirs on demand).
-    public init(url: String, maximumConnections: Int, keptOpen: Int = 0) throws {
+    /// Connections are opened on demand, up to `maximumConnections`, and closed after a minute idle.
+    public init(url: String, maximumConnections: Int) throws {
         guard let components = URLComponents(string: url),
             let scheme = components.scheme, ["postgres", "postgresql"].contains(scheme)
         else { throw StoreError.invalidConfiguration("not a postgres:// URL") }
@@ -63,11 +62,14 @@ public struct PostgresEndpoint: Sendable {
         // its minimum, an idle timeout's — and cancels them on the next lease: two task groups and
         // sleeps per query, and each cancelled sleep's memory stays until its deadline (30 and
         // 60 s). In the original's request mix that was 18 MB held (`heaptrack`: 80,149 sleeps in a
-        // minute) and half the server's resident set (138 → 73 MB, 5 % of its CPU per request). So
-        // no keep-alive queries (the server's TCP keep-alives below keep an idle connection's path
-        // open instead), and the server's pool is opened whole and kept.
+        // minute). So no keep-alive queries (the server's TCP keep-alives below keep an idle
+        // connection's path open instead).
         pool.options.keepAliveBehavior = nil
-        pool.options.minimumConnections = min(max(keptOpen, 0), maximumConnections)
+        // No minimum, although it would spare the idle timer too: with one, postgres-nio 1.33's pool
+        // crashes (a precondition in `createNewDemandConnectionIfPossible`) when a connection is
+        // asked for while more connections are closing than there are above the minimum — as when
+        // the database restarts under load (seen in the outage test, 2 runs in about 45).
+        pool.options.minimumConnections = 0
         // An idle connection's TCP path (NAT, firewalls, load balancers) sees traffic every 30 s
         // (also the plan reads' connections, `LoopRevisions`, which take this configuration).
         let keepAlives = [("tcp_keepalives_idle", "30"), ("tcp_keepalives_interval", "10"), ("tcp_keepalives_count", "3")]
