@@ -16,6 +16,7 @@ struct PostgresPoolTests {
         #expect(server.pool.options.minimumConnections == 0)
         #expect(server.pool.options.maximumConnections == 12)
         #expect(server.pool.options.keepAliveBehavior == nil)
+        #expect(server.pool.options.connectionIdleTimeout == .seconds(10))
     }
 
     @Test(.enabled(if: TestEngine.available.contains(.postgres)))
