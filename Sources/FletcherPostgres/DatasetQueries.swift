@@ -137,17 +137,16 @@ enum DatasetQueries {
             return found
         }
         let sql: PostgresQuery
-        let pattern = "%" + PostgresValue.escapeLike(query.text) + "%"
         if query.text.isEmpty {
-            sql = """
-                SELECT id, extra::text, last_modified FROM dataset WHERE revision > 0
-                ORDER BY last_modified DESC, id LIMIT \(limit) OFFSET \(offset)
-                """
-        } else if let indexPattern = words?.indexPattern(for: query.text) {
-            // Through the trigram index from about a thousand datasets up (migration 8).
-            sql = "SELECT id, extra, last_modified FROM fletcher_search(\(indexPattern), \(pattern), \(limit), \(offset))"
+            sql = "\(unescaped: Newest.newestFirst) LIMIT \(limit) OFFSET \(offset)"
         } else {
-            sql = "SELECT id, extra, last_modified FROM fletcher_search(\(pattern), \(limit), \(offset))"
+            let pattern = "%" + PostgresValue.escapeLike(query.text) + "%"
+            // Through the trigram index from about a thousand datasets up (migration 8).
+            if let indexPattern = words?.indexPattern(for: query.text) {
+                sql = "SELECT id, extra, last_modified FROM fletcher_search(\(indexPattern), \(pattern), \(limit), \(offset))"
+            } else {
+                sql = "SELECT id, extra, last_modified FROM fletcher_search(\(pattern), \(limit), \(offset))"
+            }
         }
         for try await (id, extra, lastModified) in try await connection.query(sql, logger: logger).decode(
             (UUID, String?, PostgresTimestamp).self)
@@ -163,10 +162,9 @@ enum DatasetQueries {
     /// one, the generic plan expects a tenth of the table and the planner keeps re-planning.
     struct Newest: PostgresPreparedStatement {
         static let name = "fletcher_newest_datasets"
-        static let sql = """
-            SELECT id, extra::text, last_modified FROM dataset WHERE revision > 0
-            ORDER BY last_modified DESC, id LIMIT \(SearchQuery.pageSize + 1)
-            """
+        /// Every committed dataset, newest first (later pages add their limit and offset).
+        static let newestFirst = "SELECT id, extra::text, last_modified FROM dataset WHERE revision > 0 ORDER BY last_modified DESC, id"
+        static let sql = "\(newestFirst) LIMIT \(SearchQuery.pageSize + 1)"
         typealias Row = (UUID, String?, PostgresTimestamp)
 
         func makeBindings() throws -> PostgresBindings { PostgresBindings() }
