@@ -9,29 +9,26 @@ public import Hummingbird
 import HummingbirdCore
 public import Logging
 
-/// The `Server` header of every answer.
-let serverName = "Fletcher"
-
 /// Fletcher's version, reported by `--version` and `/health`.
 public let fletcherVersion = "0.1.0"
 
 /// The HTTP routes of Fletcher on a store: the API (SPEC §3). Tests call this same function.
 public func buildRouter(
     store: any Store, authenticator: Authenticator, logger: Logger, metrics: PrometheusExporter? = nil,
-    maxBodyBytes: Int = 16 << 20, maxConcurrentRequests: Int = 512
+    maxBodyBytes: Int = 16 << 20, concurrency: ConcurrencyLimit? = nil
 ) throws -> Router<BasicRequestContext> {
     let metrics = metrics ?? PrometheusExporter(store: store, dispatched: [])
+    let concurrency = concurrency ?? ConcurrencyLimit(maxRequests: 512, factory: metrics.factory)
     let router = Router(context: BasicRequestContext.self)
     router.add(middleware: RequestObservabilityMiddleware(factory: metrics.factory))
     // Outside the problem middleware, so that answers made from thrown errors carry the headers too.
     router.add(middleware: SecurityHeadersMiddleware())
     router.add(middleware: ProblemResponseMiddleware())
     router.add(
-        middleware: RequestLimitsMiddleware(maxBodyBytes: maxBodyBytes, maxConcurrent: maxConcurrentRequests, factory: metrics.factory))
-    let handler = APIHandler(
-        store: store, authenticator: authenticator, version: fletcherVersion, metrics: metrics,
-        transitions: TransitionMetrics(factory: metrics.factory))
-    try router.addAPIRoutes(handler: handler, authenticator: authenticator, logger: logger)
+        middleware: RequestLimitsMiddleware(maxBodyBytes: maxBodyBytes, concurrency: concurrency))
+    let handler = APIHandler(store: store, authenticator: authenticator, version: fletcherVersion, metrics: metrics)
+    let planRoutes = PlanRoutes(store: store, authenticator: authenticator, transitions: TransitionMetrics(factory: metrics.factory))
+    try router.addAPIRoutes(handler: handler, planRoutes: planRoutes, logger: logger)
     router.addWebRoutes(try WebUI(store: store))
     return router
 }
@@ -45,9 +42,11 @@ public func buildApplication(
     let credentials = try await ServiceCredentials(configuration.services, bcrypt: bcrypt)
     let authenticator = await Authenticator(secret: credentials.secret, accounts: credentials.accounts, bcrypt: bcrypt)
     let metrics = PrometheusExporter(store: setup.store, dispatched: Set(configuration.computeTargets.keys))
+    // One limit for the router and the plan reads answered before it.
+    let concurrency = ConcurrencyLimit(maxRequests: configuration.maxConcurrentRequests, factory: metrics.factory)
     let router = try buildRouter(
         store: setup.store, authenticator: authenticator, logger: logger, metrics: metrics,
-        maxBodyBytes: configuration.maxBodyBytes, maxConcurrentRequests: configuration.maxConcurrentRequests)
+        maxBodyBytes: configuration.maxBodyBytes, concurrency: concurrency)
     var services = setup.services
     services.append(MemoryTrimService())
     if !configuration.computeTargets.isEmpty {
@@ -62,7 +61,7 @@ public func buildApplication(
         router: router,
         server: httpServer(
             headerTimeout: headerTimeout, idleTimeout: .milliseconds(Int64(configuration.idleTimeout * 1000)),
-            planReads: PlanReadFastPath(store: setup.store, metrics: metrics.factory, logger: logger)),
+            planReads: PlanReadFastPath(store: setup.store, concurrency: concurrency, metrics: metrics.factory, logger: logger)),
         configuration: .init(
             address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: serverName),
         services: services,

@@ -1,23 +1,8 @@
 public import FletcherAPI
-import FletcherDomain
 import FletcherStore
 import Foundation
 
 extension APIHandler {
-    public func submitPlan(_ input: Operations.SubmitPlan.Input) async throws -> Operations.SubmitPlan.Output {
-        guard case .json(let body) = input.body else { throw Problem.badRequest("Expected a JSON body") }
-        let submission = try PlanSubmissionSlot.current?.take() ?? PlanSubmission(body)
-        let datasetId = WireUUID(submission.datasetId)
-        // Handed over: the store lets go of it once the plan is made from it.
-        return .ok(try await mutate(.submit(consume submission), datasetId: datasetId))
-    }
-
-    public func getPlan(_ input: Operations.GetPlan.Input) async throws -> Operations.GetPlan.Output {
-        let id = input.path.datasetId.uuid
-        guard let plan = try await store.plan(id) else { throw PlanError.datasetNotFound(id) }
-        return .ok(.init(body: .json(.answer(plan))))
-    }
-
     public func searchPlans(_ input: Operations.SearchPlans.Input) async throws -> Operations.SearchPlans.Output {
         let page = input.query.page
         guard page >= 0 else { throw Problem.badRequest("page must be a non-negative integer, not \(page)") }
@@ -32,12 +17,4 @@ extension APIHandler {
 
     /// Beyond this page (two billion datasets in), a search answers an empty page without asking the database.
     static let lastSearchablePage: Int64 = 40_000_000
-
-    public func pausePlan(_ input: Operations.PausePlan.Input) async throws -> Operations.PausePlan.Output {
-        .ok(try await mutate(.pause, datasetId: input.path.datasetId))
-    }
-
-    public func unpausePlan(_ input: Operations.UnpausePlan.Input) async throws -> Operations.UnpausePlan.Output {
-        .ok(try await mutate(.unpause, datasetId: input.path.datasetId))
-    }
 }

@@ -1,5 +1,4 @@
 public import FletcherAPI
-import FletcherStore
 import Foundation
 public import Hummingbird
 public import Logging
@@ -7,16 +6,15 @@ import OpenAPIHummingbird
 import OpenAPIRuntime
 
 extension Router {
-    /// Adds every operation of `openapi.yaml`, wrapped in problem+json error mapping and role checks,
-    /// plus the small script the Swagger page runs.
-    public func addAPIRoutes(handler: APIHandler, authenticator: Authenticator, logger: Logger) throws {
+    /// Adds every operation of `openapi.yaml`: those that read or answer with a whole plan as
+    /// `PlanRoutes`, the others through the generated handlers (wrapped in problem+json error
+    /// mapping); plus the small script the Swagger page runs.
+    public func addAPIRoutes(handler: APIHandler, planRoutes: PlanRoutes, logger: Logger) throws {
+        addPlanRoutes(planRoutes)
         try handler.registerHandlers(
-            on: PlanResponseFastPath(transport: self), serverURL: Servers.Server1.url(),
+            on: self, serverURL: Servers.Server1.url(),
             configuration: .init(dateTranscoder: RFC3339DateTranscoder(), jsonEncodingOptions: []),
-            middlewares: [
-                ProblemMiddleware(logger: logger), AuthMiddleware(authenticator: authenticator),
-                PlanSubmissionFastPath(makeRoom: { [cache = handler.store.planCache] in cache.makeRoom(forProducts: $0) }),
-            ])
+            middlewares: [ProblemMiddleware(logger: logger)])
         get("/assets/swagger-init.js") { _, _ in
             Response(
                 status: .ok,

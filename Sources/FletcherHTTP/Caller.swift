@@ -9,7 +9,4 @@ public struct Caller: Sendable, Hashable {
         self.service = service
         self.roles = roles
     }
-
-    /// The caller of the request being served, set by `AuthMiddleware` for operations that need a role.
-    @TaskLocal public static var current: Caller?
 }

@@ -6,11 +6,9 @@ import OpenAPIRuntime
 
 /// A plan's JSON exactly as `openapi.yaml`'s `Plan` schema describes it, written directly.
 ///
-/// Every mutation and every plan read answers with the whole plan, and encoding it through the
-/// generated types with Foundation's `JSONEncoder` took half the server's CPU time (profiled with
-/// `perf` under `fletcher stress --scenario reads`). The handlers still return the generated type;
-/// `PlanResponseFastPath` swaps in this encoding on the way out. Tests check that both encodings
-/// are the same JSON.
+/// Every mutation and every plan read answers with the whole plan (`PlanRoutes`); encoding it
+/// through the generated types with Foundation's `JSONEncoder` took half the server's CPU time
+/// under read load. Tests check that this and the generated types' encoding are the same JSON.
 public enum PlanJSON {
     /// The plan as UTF-8 JSON; the rows' JSON comes from, and goes to, the plan's fragments when it
     /// has them (big plans held in the store's cache).
@@ -59,8 +57,8 @@ public enum PlanJSON {
     }
 
     /// Below the mmap threshold the server sets (`MemoryReturn`), so each piece reuses heap memory
-    /// freed by the one before; big enough that a 10 MB answer is 20 writes (at 64 KiB, the
-    /// pieces' hand-offs to the connection added 4 ms to a 10,000-product plan's update).
+    /// freed by the one before; big enough that a 10 MB answer is 20 writes, each piece's hand-off
+    /// to the connection costing little beside writing it (docs/PERFORMANCE.md).
     public static let pieceSize = 512 * 1_024
 
     /// Answers bigger than this (by `estimatedSize`) are sent in `Pieces`; smaller ones whole, with
@@ -197,61 +195,5 @@ public enum PlanJSON {
         out.raw(#","modified_date":"#)
         out.date(modifiedDate)
         out.raw("}")
-    }
-}
-
-/// Where a handler leaves a plan's JSON for `PlanResponseFastPath` (a task-local slot, one per request).
-final class PlanBodySlot: @unchecked Sendable {
-    @TaskLocal static var current: PlanBodySlot?
-    // Written and read by the one task serving the request, never concurrently.
-    var body: HTTPBody?
-}
-
-extension Components.Schemas.Plan {
-    /// What an operation answering with a plan returns: the generated value, or — when the request
-    /// came through `PlanResponseFastPath` — a stand-in, the plan's JSON having been written to
-    /// its slot (the runtime then encodes only the stand-in, which the fast path discards).
-    static func answer(_ plan: Plan) -> Self {
-        guard let slot = PlanBodySlot.current else { return .init(plan) }
-        if PlanJSON.estimatedSize(of: plan) > PlanJSON.streamedSize {
-            // Sent as it is written, without a length (chunked).
-            slot.body = HTTPBody(PlanJSON.Pieces(plan), length: .unknown, iterationBehavior: .multiple)
-        } else {
-            let json = PlanJSON.encode(plan)
-            slot.body = HTTPBody(json, length: .known(Int64(json.count)))
-        }
-        return standIn
-    }
-
-    private static let standIn = Components.Schemas.Plan(
-        dataset: .init(id: WireUUID(UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))), paused: false, extra: try! .init(unvalidatedValue: nil), modifiedBy: "", modifiedDate: Date(timeIntervalSince1970: 0)),
-        dataProducts: [], dependencies: [])
-}
-
-/// Registers the generated operations on `transport` and, for answers that carry a whole plan,
-/// replaces the runtime's encoding of the stand-in with `PlanJSON`'s text.
-struct PlanResponseFastPath: ServerTransport {
-    let transport: any ServerTransport
-
-    func register(
-        _ handler: @escaping @Sendable (HTTPRequest, HTTPBody?, ServerRequestMetadata) async throws -> (HTTPResponse, HTTPBody?),
-        method: HTTPRequest.Method, path: String
-    ) throws {
-        try transport.register(
-            { request, body, metadata in
-                let slot = PlanBodySlot()
-                var (response, responseBody) = try await PlanBodySlot.$current.withValue(slot) {
-                    try await handler(request, body, metadata)
-                }
-                if let body = slot.body, response.status == .ok {
-                    responseBody = body
-                    if case .known(let length) = body.length {
-                        response.headerFields[.contentLength] = String(length)
-                    } else {
-                        response.headerFields[.contentLength] = nil
-                    }
-                }
-                return (response, responseBody)
-            }, method: method, path: path)
     }
 }

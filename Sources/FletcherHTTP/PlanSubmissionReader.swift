@@ -11,7 +11,7 @@ import Foundation
 /// (tests compare both): members of no meaning here are checked and skipped, and of a repeated
 /// member name the first counts, as in `JSONDecoder`; so does a trailing comma in the document's
 /// object or its two arrays (inside a row, one is refused: RFC 8259 has none, and only a body of
-/// over `PlanSubmissionFastPath.keptBytes` is refused for it rather than handed to the generated
+/// over `PlanRoutes.keptBytes` is refused for it rather than handed to the generated
 /// decoder). Anything it cannot read is `Declined`, with the reason.
 struct PlanSubmissionReader {
     /// Why a body is not a submission this reader takes.

@@ -10,23 +10,26 @@ import Synchronization
 /// unbounded queue). Streams (server-sent events) count only while their handler runs.
 public struct RequestLimitsMiddleware<Context: RequestContext>: RouterMiddleware {
     let maxBodyBytes: Int
-    let maxConcurrent: Int
-    private let inProgress: InProgressCount
+    let concurrency: ConcurrencyLimit
 
-    /// `factory` receives `fletcher_http_requests_in_flight`.
-    public init(maxBodyBytes: Int, maxConcurrent: Int, factory: any MetricsFactory = NOOPMetricsHandler.instance) {
+    /// `concurrency` is the server's limit, shared with whatever else answers requests.
+    public init(maxBodyBytes: Int, concurrency: ConcurrencyLimit) {
         self.maxBodyBytes = maxBodyBytes
-        self.maxConcurrent = maxConcurrent
-        self.inProgress = InProgressCount(gauge: Gauge(label: "fletcher_http_requests_in_flight", factory: factory))
+        self.concurrency = concurrency
+    }
+
+    /// With a limit of its own; `factory` receives `fletcher_http_requests_in_flight`.
+    public init(maxBodyBytes: Int, maxConcurrent: Int, factory: any MetricsFactory = NOOPMetricsHandler.instance) {
+        self.init(maxBodyBytes: maxBodyBytes, concurrency: ConcurrencyLimit(maxRequests: maxConcurrent, factory: factory))
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard inProgress.enter(limit: maxConcurrent) else {
+        guard concurrency.enter() else {
             throw Problem(
-                .serviceUnavailable, "The server is serving its limit of \(maxConcurrent) requests at once; retry shortly",
+                .serviceUnavailable, "The server is serving its limit of \(concurrency.maxRequests) requests at once; retry shortly",
                 headers: [.retryAfter: "1"])
         }
-        defer { inProgress.leave() }
+        defer { concurrency.leave() }
         if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBodyBytes {
             throw Self.tooLarge(maxBodyBytes)
         }
@@ -64,17 +67,23 @@ public struct RequestLimitsMiddleware<Context: RequestContext>: RouterMiddleware
     }
 }
 
-final class InProgressCount: Sendable {
+/// The server's limit on requests in progress at once, counted by everything that answers them
+/// (the router's `RequestLimitsMiddleware`, `PlanReadHandler`), and reported as
+/// `fletcher_http_requests_in_flight`.
+public final class ConcurrencyLimit: Sendable {
+    public let maxRequests: Int
     private let count = Atomic<Int>(0)
-    let gauge: Gauge
+    private let gauge: Gauge
 
-    init(gauge: Gauge) {
-        self.gauge = gauge
+    public init(maxRequests: Int, factory: any MetricsFactory = NOOPMetricsHandler.instance) {
+        self.maxRequests = maxRequests
+        gauge = Gauge(label: "fletcher_http_requests_in_flight", factory: factory)
     }
 
-    func enter(limit: Int) -> Bool {
+    /// Counts a request in, unless `maxRequests` are in progress already; then false.
+    public func enter() -> Bool {
         let now = count.add(1, ordering: .relaxed).newValue
-        if now > limit {
+        if now > maxRequests {
             count.subtract(1, ordering: .relaxed)
             return false
         }
@@ -82,7 +91,11 @@ final class InProgressCount: Sendable {
         return true
     }
 
-    func leave() { gauge.record(count.subtract(1, ordering: .relaxed).newValue) }
+    /// Counts a request out.
+    public func leave() { gauge.record(count.subtract(1, ordering: .relaxed).newValue) }
+
+    /// Requests in progress now.
+    public var inProgress: Int { count.load(ordering: .relaxed) }
 }
 
 /// Headers every HTML page carries: a Content-Security-Policy that allows scripts, styles and

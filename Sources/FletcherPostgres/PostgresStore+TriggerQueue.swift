@@ -74,7 +74,7 @@ extension PostgresStore {
                         try await HistoryQueries.record(attempt, of: trigger, at: now, connection, logger)
                         if attempt.httpStatus != nil { try await PlatformQueries.recordAnswer(trigger.compute, connection, logger) }
                         return true
-                    } _: { stored, at in
+                    } _: { stored, at, _ in
                         try PlanMutation.dispatchFailed(dataProductId: trigger.dataProductId, passback: passback)
                             .apply(to: stored, datasetId: trigger.datasetId, by: dispatcherActor, at: at)
                     }

@@ -19,7 +19,7 @@ public import ServiceLifecycle
 /// streamed with `COPY`).
 ///
 /// The client must be running: run `client.run()` (or add the store to a `ServiceGroup`, as it is a `Service`).
-public final class PostgresStore: Store, Service {
+public final class PostgresStore: Store, CachedPlanAnswers, Service {
     public let client: PostgresClient
     public let changeFeed = PlanChangeFeed()
     public let poolUsage: PoolUsage
@@ -194,12 +194,9 @@ public final class PostgresStore: Store, Service {
         }
     }
 
-    /// The answer to a read of the dataset's plan (its JSON, made by `encode` and kept with the
-    /// cached plan) if the database confirms the cached plan current, asked on `eventLoop`'s own
-    /// connection (`LoopRevisions`) and completed on `eventLoop`. Nil when the cache does not hold
-    /// an `answerable` plan of the dataset (then the database is not asked), does not hold it at the
-    /// dataset's revision, `encode` declines it, or the database could not be asked: the caller
-    /// then takes `plan(_:)`'s way, which reads the plan and caches it.
+    public var cachedPlanAnswers: (any CachedPlanAnswers)? { self }
+
+    /// Asked on `eventLoop`'s own connection (`LoopRevisions`).
     public func currentCachedAnswer(
         _ datasetId: UUID, on eventLoop: any EventLoop, answerable: (Plan) -> Bool,
         encode: @escaping @Sendable (Plan) -> [UInt8]?
@@ -230,7 +227,7 @@ public final class PostgresStore: Store, Service {
 
     public func mutate(
         _ datasetId: UUID, createIfMissing: Bool,
-        _ change: @escaping @Sendable (consuming Plan?, Date) throws -> PlanChange
+        _ change: @escaping @Sendable (consuming Plan?, Date, ChangeCall) throws -> PlanChange
     ) async throws -> PlanChange {
         if let written = try await mutateCached(datasetId, change) { return written }
         var (result, revision, lastModified) = try await storeErrors {
@@ -249,11 +246,11 @@ public final class PostgresStore: Store, Service {
     /// statement, or the dataset is no longer at the cached revision (another process wrote it;
     /// nothing was written).
     private func mutateCached(
-        _ datasetId: UUID, _ change: @escaping @Sendable (consuming Plan?, Date) throws -> PlanChange
+        _ datasetId: UUID, _ change: @escaping @Sendable (consuming Plan?, Date, ChangeCall) throws -> PlanChange
     ) async throws -> PlanChange? {
         guard let cached = planCache.latest(datasetId) else { return nil }
         let now = Date.storeNow(notBefore: cached.lastModified)
-        guard let made = try? change(cached.plan, now), !made.isEmpty,
+        guard let made = try? change(cached.plan, now, .tentative), !made.isEmpty,
             PlanWriteQuery.rows(made) <= rowsPerStatement  // else written in parts, in a transaction
         else { return nil }
         let written = try await storeErrors {
@@ -277,7 +274,7 @@ public final class PostgresStore: Store, Service {
     func mutate(
         _ datasetId: UUID, createIfMissing: Bool, on connection: PostgresConnection,
         whenLocked: (PostgresConnection) async throws -> Bool = { _ in true },
-        _ change: (consuming Plan?, Date) throws -> PlanChange
+        _ change: (consuming Plan?, Date, ChangeCall) throws -> PlanChange
     ) async throws -> (change: PlanChange, revision: Int64, lastModified: Date) {
         var locked = try await DatasetQueries.lock(datasetId, connection, logger)
         var isNew = false
@@ -303,7 +300,7 @@ public final class PostgresStore: Store, Service {
         }
         let now = Date.storeNow(notBefore: locked?.lastModified)
         // Handed over: a plan read here is edited in place. The last call of `change`.
-        let result = try MutationCall.$isFinal.withValue(true) { try change(stored.take(), now) }
+        let result = try change(stored.take(), now, .final)
         guard !result.isEmpty else { return (result, locked?.revision ?? 0, locked?.lastModified ?? now) }
         guard
             let written = try await PlanWriteQuery.write(

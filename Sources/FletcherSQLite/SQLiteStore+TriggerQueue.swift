@@ -55,7 +55,7 @@ extension SQLiteStore {
             try HistoryQueries.record(attempt, of: claim.trigger, at: now, db)
             if attempt.httpStatus != nil { try PlatformQueries.recordAnswer(claim.trigger.compute, db) }
             let productId = claim.trigger.dataProductId
-            return try Self.mutate(claim.trigger.datasetId, createIfMissing: false, in: db) { stored, at in
+            return try Self.mutate(claim.trigger.datasetId, createIfMissing: false, in: db) { stored, at, _ in
                 try PlanMutation.dispatchFailed(dataProductId: productId, passback: passback)
                     .apply(to: stored, datasetId: claim.trigger.datasetId, by: dispatcherActor, at: at)
             }.change

@@ -65,7 +65,7 @@ public final class SQLiteStore: Store {
 
     public func mutate(
         _ datasetId: UUID, createIfMissing: Bool,
-        _ change: @escaping @Sendable (consuming Plan?, Date) throws -> PlanChange
+        _ change: @escaping @Sendable (consuming Plan?, Date, ChangeCall) throws -> PlanChange
     ) async throws -> PlanChange {
         let cache = planCache
         var (result, revision, lastModified) = try await storeErrors {
@@ -81,14 +81,14 @@ public final class SQLiteStore: Store {
     /// Returns the change with the dataset's revision and last modification once it commits.
     static func mutate(
         _ datasetId: UUID, createIfMissing: Bool, in db: Database, cache: PlanCache? = nil,
-        _ change: (consuming Plan?, Date) throws -> PlanChange
+        _ change: (consuming Plan?, Date, ChangeCall) throws -> PlanChange
     ) throws -> (change: PlanChange, revision: Int64, lastModified: Date) {
         var stored = try loadPlan(datasetId, db, cache: cache)
         if stored == nil && !createIfMissing { throw PlanError.datasetNotFound(datasetId) }
         let (revision, storedLastModified) = (stored?.revision, stored?.lastModified)
         let now = Date.storeNow(notBefore: storedLastModified)
         // Handed over: a plan read here (not cached) is edited in place. The only call of `change`.
-        let result = try MutationCall.$isFinal.withValue(true) { try change(stored.take()?.plan, now) }
+        let result = try change(stored.take()?.plan, now, .final)
         guard !result.isEmpty else { return (result, revision ?? 0, storedLastModified ?? now) }
         try DatasetQueries.save(result.plan.dataset, isNew: result.isNewDataset, lastModified: now, db)
         try DataProductQueries.upsert(result.changedProducts, of: result.plan, db)

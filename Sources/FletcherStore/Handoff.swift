@@ -1,8 +1,8 @@
 import Synchronization
 
-/// A value handed from one owner to the next through a place both can reach (a task-local slot,
-/// a closure called more than once): whoever takes it holds the only copy, so it is let go of
-/// when they are done with it rather than when the place goes away.
+/// A value handed from one owner to the next through a place both can reach (a closure called more
+/// than once): whoever takes it holds the only copy, so it is let go of when they are done with it
+/// rather than when the place goes away.
 public final class Handoff<Value: Sendable>: Sendable {
     private let value: Mutex<Value?>
 

@@ -19,12 +19,13 @@ public protocol Store: TriggerQueue {
     /// Runs `change` in one transaction holding the dataset's lock, so that changes to the same
     /// dataset run one at a time (also across processes sharing the database), and writes exactly
     /// the rows the returned change names, with its state changes in the history, a trigger for
-    /// every product it queued, and the cancellation of the triggers of products that left the queue. `change` gets the stored plan (nil when the dataset does
-    /// not exist; only called then when `createIfMissing`) and the time to stamp rows with, taken
-    /// after the lock was granted. Whatever `change` throws is rethrown and nothing is written.
+    /// every product it queued, and the cancellation of the triggers of products that left the
+    /// queue. `change` gets the stored plan (nil when the dataset does not exist; only called then
+    /// when `createIfMissing`), the time to stamp rows with, taken after the lock was granted, and
+    /// which call it is (`ChangeCall`). Whatever `change` throws is rethrown and nothing is written.
     func mutate(
         _ datasetId: UUID, createIfMissing: Bool,
-        _ change: @escaping @Sendable (consuming Plan?, Date) throws -> PlanChange
+        _ change: @escaping @Sendable (consuming Plan?, Date, ChangeCall) throws -> PlanChange
     ) async throws -> PlanChange
 
     /// Throws when the database cannot answer a trivial query.
@@ -57,6 +58,9 @@ public protocol Store: TriggerQueue {
 
     /// How many datasets are active and paused, and how many enabled data products are in each state.
     func stateCounts() async throws -> StateCounts
+
+    /// Plan reads this store can answer on an event loop; nil when it cannot (the default).
+    var cachedPlanAnswers: (any CachedPlanAnswers)? { get }
 }
 
 /// Plans and data products by state, for `/metrics`.
@@ -73,33 +77,40 @@ public struct StateCounts: Sendable, Hashable {
 }
 
 extension Store {
+    public var cachedPlanAnswers: (any CachedPlanAnswers)? { nil }
+
     public func planWithRecentStateChanges(_ datasetId: UUID, limit: Int) async throws -> (plan: Plan, recent: [ProductEvent])? {
         guard let plan = try await plan(datasetId) else { return nil }
         return (plan, try await recentStateChanges(datasetId: datasetId, limit: limit))
     }
 
-    /// Validates and applies an API mutation to a dataset (SPEC §2), as `actor`. The mutation is let
-    /// go of once the store has applied it for the last time (`MutationCall`), before the rows are
-    /// written: a 100,000-product submission's own rows, 23 MB, are not held beside the plan made
-    /// from them while it is written (when the caller hands the mutation over, as the API does).
+    /// Validates and applies an API mutation to a dataset (docs/RULES.md), as `actor`. The mutation
+    /// is let go of at the store's final call of the change, before the rows are written: a
+    /// 100,000-product submission's own rows, 23 MB, are not held beside the plan made from them
+    /// while it is written (when the caller hands the mutation over, as the API does).
     public func apply(_ mutation: consuming PlanMutation, to datasetId: UUID, by actor: String) async throws -> PlanChange {
         try mutation.validateRequest()
         let createsDataset = mutation.createsDataset
-        // Taken out by the final call: a tentative one before it gets a copy.
         let held = Handoff(consume mutation)
-        return try await mutate(datasetId, createIfMissing: createsDataset) { (stored: consuming Plan?, now: Date) in
-            guard let mutation = MutationCall.isFinal ? held.take() : held.peek() else {
-                throw StoreError.corrupt("a mutation was applied after its final call")
+        return try await mutate(datasetId, createIfMissing: createsDataset) { (stored: consuming Plan?, now: Date, call: ChangeCall) in
+            // A tentative call works on a copy; the final one takes the mutation.
+            let taken = switch call {
+            case .tentative: held.peek()
+            case .final: held.take()
             }
+            guard let mutation = taken else { throw StoreError.corrupt("a mutation was applied after its final call") }
             return try (consume mutation).apply(
                 to: stored.take(), datasetId: datasetId, by: actor, at: now, requestChecked: true)
         }
     }
 }
 
-/// Whether a store's call of a mutation's change is its last one: the stores set it around the call
-/// they make with the dataset locked, after which they never call that change again (an earlier
-/// call, on a cached plan, may be tried first).
-public enum MutationCall {
-    @TaskLocal public static var isFinal = false
+/// Which call of a mutation's change a store makes. A store may try the change on a plan it holds
+/// in memory first, and then call it again; it calls it at most once with the dataset locked, and
+/// never after that.
+public enum ChangeCall: Sendable, Hashable {
+    /// A try on a cached plan: the store may call the change again.
+    case tentative
+    /// The call with the dataset locked: the last one.
+    case final
 }

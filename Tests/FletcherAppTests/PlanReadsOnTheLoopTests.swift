@@ -25,17 +25,95 @@ struct PlanReadsOnTheLoopTests {
         return logger
     }
 
-    /// The server as `serve` builds it, on `store`.
-    static func application(_ store: any Store) async throws -> some ApplicationProtocol {
+    /// The server as `serve` builds it, on `store`: the router and the reads on the loop share one
+    /// limit, one metrics registry and one logger.
+    static func application(
+        _ store: any Store, metrics: PrometheusExporter? = nil, logger: Logger = logger
+    ) async throws -> some ApplicationProtocol {
         let authenticator = await Authenticator(secret: "test-secret-long-enough-for-hs256-signing", accounts: [], bcrypt: BcryptVerifier(threads: 1))
-        let router = try buildRouter(store: store, authenticator: authenticator, logger: logger)
+        let metrics = metrics ?? PrometheusExporter(store: store, dispatched: [])
+        let concurrency = ConcurrencyLimit(maxRequests: 512, factory: metrics.factory)
+        let router = try buildRouter(store: store, authenticator: authenticator, logger: logger, metrics: metrics, concurrency: concurrency)
         return Application(
             router: router,
             server: httpServer(
                 headerTimeout: .seconds(10), idleTimeout: .seconds(30),
-                planReads: PlanReadFastPath(store: store, metrics: NOOPMetricsHandler.instance, logger: logger)),
+                planReads: PlanReadFastPath(store: store, concurrency: concurrency, metrics: metrics.factory, logger: logger)),
             configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: serverName),
             logger: logger)
+    }
+
+    /// The log lines of a logger, kept.
+    final class Lines: Sendable {
+        struct Line: Sendable {
+            var message: String
+            var metadata: [String: String]
+        }
+        private let lines = Mutex<[Line]>([])
+        var all: [Line] { lines.withLock { $0 } }
+
+        var logger: Logger {
+            var logger = Logger(label: "plan-reads-test") { _ in Handler(lines: self) }
+            logger.logLevel = .info
+            return logger
+        }
+
+        struct Handler: LogHandler {
+            let lines: Lines
+            var metadata: Logger.Metadata = [:]
+            var logLevel: Logger.Level = .info
+            subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+                get { metadata[key] }
+                set { metadata[key] = newValue }
+            }
+            func log(event: LogEvent) {
+                let all = metadata.merging(event.metadata ?? [:]) { $1 }
+                lines.lines.withLock { $0.append(Line(message: "\(event.message)", metadata: all.mapValues { "\($0)" })) }
+            }
+        }
+    }
+
+    /// A read answered on the loop and one the router answers leave the same trace: the caller's
+    /// request id returned and on the log line, one log line of the same shape each, and one count
+    /// in the same request metric.
+    @Test func readsOnTheLoopReportAsTheRoutersDo() async throws {
+        let store = try await TestStores.make(.postgres)
+        let postgres = try #require(store as? PostgresStore)
+        let fixture = PlanFixture().products("a")
+        _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "publisher")
+        let lines = Lines()
+        let metrics = PrometheusExporter(store: store, dispatched: [])
+        let path = "/api/plan/\(fixture.datasetId.lowercased)"
+        let idHeader = HTTPField.Name("X-Request-Id")!
+        try await Self.application(store, metrics: metrics, logger: lines.logger).test(.live) { client in
+            postgres.planCache.removeAll()
+            let routed = try await client.execute(uri: path, method: .get, headers: [idHeader: "routed-read"])
+            #expect(postgres.planCache.answers.count == 0, "answered by the router")
+            var reads = 1
+            var fast = routed
+            try await eventually("a read answered on the event loop") {
+                fast = try await client.execute(uri: path, method: .get, headers: [idHeader: "fast-read-\(reads)"])
+                reads += 1
+                return postgres.planCache.answers.count == 1
+            }
+            let fastId = "fast-read-\(reads - 1)"
+            #expect(routed.headers[idHeader] == "routed-read")
+            #expect(fast.headers[idHeader] == fastId)
+            let requestLines = lines.all.filter { $0.message == "request" }
+            #expect(requestLines.count == reads)
+            let routedLine = try #require(requestLines.first { $0.metadata["request_id"] == "routed-read" })
+            let fastLine = try #require(requestLines.first { $0.metadata["request_id"] == fastId })
+            #expect(Set(routedLine.metadata.keys) == Set(fastLine.metadata.keys))
+            for key in ["method", "path", "route", "status"] {
+                #expect(routedLine.metadata[key] == fastLine.metadata[key], "\(key)")
+            }
+            #expect(fastLine.metadata["route"] == "/api/plan/{dataset_id}")
+            let exposition = await metrics.exposition()
+            let counted = exposition.split(separator: "\n").first {
+                $0.hasPrefix("fletcher_http_requests_total{") && $0.contains(#"route="/api/plan/{dataset_id}""#)
+            }
+            #expect(counted?.hasSuffix(" \(reads)") == true, "\(counted ?? "no count")")
+        }
     }
 
     static func states(_ body: ByteBuffer) throws -> [String: String] {

@@ -36,8 +36,12 @@ struct TestAPI {
     }
 
     init(store: any Store, accounts: [ServiceAccount] = TestServices.accounts, secret: String = TestServices.secret) async throws {
+        self.init(store: store, router: try await Self.router(store: store, accounts: accounts, secret: secret))
+    }
+
+    /// An application serving `router` (made by `router(…)` with other limits, say).
+    init(store: any Store, router: Router<BasicRequestContext>) {
         self.store = store
-        let router = try await Self.router(store: store, accounts: accounts, secret: secret)
         application = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: Self.logger)
     }
 
@@ -50,10 +54,12 @@ struct TestAPI {
     /// The server's routes on `store`, as `buildRouter` makes them.
     static func router(
         store: any Store, accounts: [ServiceAccount] = TestServices.accounts, maxBodyBytes: Int = 16 << 20,
-        secret: String = TestServices.secret
+        maxConcurrentRequests: Int = 512, secret: String = TestServices.secret
     ) async throws -> Router<BasicRequestContext> {
         let authenticator = await Authenticator(secret: secret, accounts: accounts, bcrypt: BcryptVerifier(threads: 2))
-        return try buildRouter(store: store, authenticator: authenticator, logger: logger, maxBodyBytes: maxBodyBytes)
+        return try buildRouter(
+            store: store, authenticator: authenticator, logger: logger, maxBodyBytes: maxBodyBytes,
+            concurrency: ConcurrencyLimit(maxRequests: maxConcurrentRequests))
     }
 
     /// Runs `body` with a client of the application (routed in process, or over a socket with `.live`).
@@ -99,7 +105,7 @@ struct APIClient: Sendable {
             headers[.contentType] = "application/json"
             body = ByteBuffer(bytes: Array(try JSONSerialization.data(withJSONObject: json, options: [.fragmentsAllowed])))
         } else if let raw {
-            headers[.contentType] = "application/json"
+            if headers[.contentType] == nil { headers[.contentType] = "application/json" }
             body = ByteBuffer(string: raw)
         }
         let response = try await client.execute(uri: path, method: method, headers: headers, body: body)

@@ -39,29 +39,28 @@ struct StoreConformanceTests {
     func aChangeIsCalledOnceAsItsFinalCallAndLast(engine: TestEngine) async throws {
         let store = try await TestStores.make(engine)
         let fixture = PlanFixture(names: names).products("a", "b").chain("a", "b")
-        let calls = Mutex<[Bool]>([])
-        func record(_ mutation: PlanMutation) -> @Sendable (consuming Plan?, Date) throws -> PlanChange {
-            { (stored: consuming Plan?, now: Date) in
-                calls.withLock { $0.append(MutationCall.isFinal) }
+        let calls = Mutex<[ChangeCall]>([])
+        func record(_ mutation: PlanMutation) -> @Sendable (consuming Plan?, Date, ChangeCall) throws -> PlanChange {
+            { (stored: consuming Plan?, now: Date, call: ChangeCall) in
+                calls.withLock { $0.append(call) }
                 return try mutation.apply(to: stored.take(), datasetId: fixture.datasetId, by: "publisher", at: now)
             }
         }
         // New: read under the lock, one final call.
         _ = try await store.mutate(fixture.datasetId, createIfMissing: true, record(.submit(fixture.submission)))
-        #expect(calls.withLock { $0 } == [true])
+        #expect(calls.withLock { $0 } == [.final])
         // Cached now: tried on the cached plan (not final), or written in the transaction (final).
         calls.withLock { $0 = [] }
         _ = try await store.plan(fixture.datasetId)
         _ = try await store.mutate(fixture.datasetId, createIfMissing: false, record(.update([StateUpdate(id: names["a"], state: .running)])))
         // PostgreSQL writes a small change to a cached plan in one statement, with no locked call
         // after; SQLite always calls once, under its writer lock.
-        #expect(calls.withLock { $0 } == (engine == .postgres ? [false] : [true]))
+        #expect(calls.withLock { $0 } == (engine == .postgres ? [.tentative] : [.final]))
         // Not cached (another process wrote it, say): tried on nothing, read under the lock.
         calls.withLock { $0 = [] }
         store.planCache.removeAll()
         _ = try await store.mutate(fixture.datasetId, createIfMissing: false, record(.update([StateUpdate(id: names["b"], state: .running)])))
-        #expect(calls.withLock { $0 } == [true])
-        #expect(!MutationCall.isFinal)
+        #expect(calls.withLock { $0 } == [.final])
     }
 
     @Test(arguments: TestEngine.available)

@@ -109,7 +109,7 @@ let benchmarks: @Sendable () -> Void = {
             setup: { PlanFixture(size: products).completedPlan })
 
         // The same plan through `PlanJSON`, the direct writer the server's plan answers now use
-        // (`PlanResponseFastPath`); its tests check it writes the same JSON as `WireJSON`.
+        // (`PlanRoutes`); its tests check it writes the same JSON as `WireJSON`.
         Benchmark(
             name("PlanJSON encoding", products), configuration: configuration,
             closure: { benchmark, plan in

@@ -2,17 +2,11 @@ import FletcherAPI
 public import FletcherDomain
 import FletcherStore
 import Foundation
-import HTTPTypes
-import OpenAPIRuntime
 
 extension PlanSubmission {
-    /// Reads a submission (`openapi.yaml`'s `PlanSubmission`) straight from a request's bytes
-    /// (`PlanSubmissionReader`, given them at once); nil when the body is not one — then the
-    /// generated decoder reads it and says what is wrong.
-    ///
-    /// Foundation's `JSONDecoder` through the generated types took 65 % of the server's time for a
-    /// 100,000-product submission (`perf`, 8 s of 13). Whatever this accepts, the generated path
-    /// reads identically, and what it declines the generated path refuses too (tests compare both).
+    /// Reads a whole submission (`openapi.yaml`'s `PlanSubmission`) from its bytes with
+    /// `PlanSubmissionReader`; nil when the body is not one. Whatever this accepts, the generated
+    /// types decode identically, and what it declines they refuse too (tests compare both).
     public static func read(json bytes: UnsafeRawBufferPointer) -> PlanSubmission? {
         var reader = PlanSubmissionReader(expectedBytes: bytes.count)
         do {
@@ -127,88 +121,6 @@ extension PlanSubmission {
             return true
         }
     }
-}
-
-/// The submission `PlanSubmissionFastPath` read for the request in progress (a task-local value).
-enum PlanSubmissionSlot {
-    /// Taken by the handler: held nowhere else, the submission is let go of when the store has
-    /// made the plan from it (`Store.apply`), not when the request ends.
-    @TaskLocal static var current: Handoff<PlanSubmission>?
-}
-
-/// Reads `POST /api/plan` bodies as they arrive (`PlanSubmissionReader`) once the caller is
-/// authenticated (it runs after `AuthMiddleware`); when that succeeds, the handler takes the
-/// submission from `PlanSubmissionSlot` and the generated code decodes only a tiny stand-in body.
-/// A body it declines goes to the generated decoder as it came.
-struct PlanSubmissionFastPath: ServerMiddleware {
-    /// Told the size of a submission on its way in, in data products (`PlanCache.makeRoom`): a big
-    /// one's memory comes out of what the plan cache holds.
-    var makeRoom: @Sendable (_ products: Int) -> Void = { _ in }
-
-    func intercept(
-        _ request: HTTPRequest, body: HTTPBody?, metadata: ServerRequestMetadata, operationID: String,
-        next: @Sendable (HTTPRequest, HTTPBody?, ServerRequestMetadata) async throws -> (HTTPResponse, HTTPBody?)
-    ) async throws -> (HTTPResponse, HTTPBody?) {
-        guard operationID == Operations.SubmitPlan.id, let body else { return try await next(request, body, metadata) }
-        switch try await Self.read(body, makeRoom: makeRoom) {
-        case .submission(let handoff):
-            return try await PlanSubmissionSlot.$current.withValue(handoff) {
-                try await next(request, HTTPBody(Self.standIn), metadata)
-            }
-        case .declined(let bytes):
-            return try await next(request, HTTPBody(bytes), metadata)
-        }
-    }
-
-    private enum Read {
-        case submission(Handoff<PlanSubmission>)
-        case declined([UInt8])
-    }
-
-    /// The body read as it arrives (`PlanSubmissionReader`): as a submission, or (declined) as
-    /// its bytes for the generated decoder to answer. Only the submission outlives this call, and a
-    /// big body is not held: beyond `keptBytes` its bytes are let go as they are read, and such a
-    /// body, declined, is answered here with the reader's reason once it has been read to its end.
-    private static func read(_ body: HTTPBody, makeRoom: (Int) -> Void) async throws -> Read {
-        // The body's size is bounded where it streams in (`RequestLimitsMiddleware`), and a
-        // `Content-Length` beyond that bound was refused before.
-        let length: Int? = if case .known(let length) = body.length { Int(clamping: length) } else { nil }
-        if let length { makeRoom(length / PlanCache.bytesPerProduct) }
-        var reader = PlanSubmissionReader(expectedBytes: length)
-        var kept: [UInt8]? = []
-        var declined: PlanSubmissionReader.Declined?
-        var received = 0
-        for try await chunk in body {
-            received += chunk.count
-            if let held = kept, held.count + chunk.count > keptBytes {
-                // Too big to hand on whole: read as it arrives.
-                kept = nil
-                if length == nil { makeRoom(received / PlanCache.bytesPerProduct) }
-            }
-            kept?.append(contentsOf: chunk)
-            // Once declined, the rest is read and let go, and the answer follows the whole body
-            // (not relying on the server to drain a body its handler left unread).
-            guard declined == nil else { continue }
-            let outcome = chunk.withUnsafeBytes { bytes in
-                Result { () throws(PlanSubmissionReader.Declined) in try reader.read(bytes) }
-            }
-            if case .failure(let error) = outcome { declined = error }
-        }
-        let refusal: PlanSubmissionReader.Declined
-        if let declined {
-            refusal = declined
-        } else {
-            do { return .submission(Handoff(try reader.finish())) } catch { refusal = error }
-        }
-        if let kept { return .declined(kept) }
-        throw Problem.badRequest("The plan submission cannot be read: \(refusal.reason)")
-    }
-
-    /// A declined body up to this size goes to the generated decoder, which answers with its own
-    /// words; a bigger one is refused with the reader's reason, its bytes not held.
-    static let keptBytes = 1 << 20
-
-    private static let standIn = #"{"dataset":{"id":"00000000-0000-0000-0000-000000000000"},"data_products":[],"dependencies":[]}"#
 }
 
 extension PlanSubmission.DataProduct {

@@ -1,6 +1,5 @@
-@testable import FletcherApp
 import FletcherDomain
-import FletcherHTTP
+@testable import FletcherHTTP
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -72,12 +71,12 @@ struct PlanReadHandlerTests {
         func errorCaught(context: ChannelHandlerContext, error: any Error) { seen.append("error \(error)") }
     }
 
-    static func channel(_ answers: Answers) throws -> EmbeddedChannel {
+    static func channel(_ answers: Answers, concurrency: ConcurrencyLimit = ConcurrencyLimit(maxRequests: 512)) throws -> EmbeddedChannel {
         var logger = Logger(label: "plan-read-test")
         logger.logLevel = .warning
         let fastPath = PlanReadFastPath(
-            currentAnswer: { id, eventLoop in answers.ask(id, on: eventLoop) }, metrics: NOOPMetricsHandler.instance,
-            logger: logger)
+            currentAnswer: { id, eventLoop in answers.ask(id, on: eventLoop) }, concurrency: concurrency,
+            metrics: NOOPMetricsHandler.instance, logger: logger)
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandlers(ReadCounter(), PlanReadHandler(fastPath), Arrivals())
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8080)).wait()
@@ -138,6 +137,29 @@ struct PlanReadHandlerTests {
         #expect(head.headerFields[.server] == "Fletcher")
         #expect(head.headerFields[.date]?.hasSuffix(" GMT") == true)
         #expect(String(buffer: body) == #"{"plan":1}"#)
+    }
+
+    /// A read waiting for its check counts against the server's limit on requests at once, as the
+    /// router's requests do; at the limit a read goes to the router, which refuses it (503).
+    @Test func readsCountAgainstTheServersLimitAndAtItGoToTheRouter() throws {
+        let answers = Answers()
+        let concurrency = ConcurrencyLimit(maxRequests: 2)
+        let channel = try Self.channel(answers, concurrency: concurrency)
+        try Self.send(channel, Self.read(UUID()))
+        #expect(concurrency.inProgress == 1, "the read waiting for its check")
+        answers.answerNext(Array("{}".utf8), on: channel)
+        #expect(concurrency.inProgress == 0, "answered")
+        #expect(try Self.answered(channel).count == 3)
+        // The limit taken by the router's requests: the read goes there, unasked.
+        #expect(concurrency.enter() && concurrency.enter())
+        let id = UUID()
+        try Self.send(channel, Self.read(id))
+        #expect(answers.asked.count == 1)
+        let routed = try Self.routed(channel)
+        #expect(routed.count == 2)
+        if case .head(let head) = routed.first { #expect(head.path == "/api/plan/\(id.lowercased)") } else { Issue.record("\(routed)") }
+        concurrency.leave()
+        concurrency.leave()
     }
 
     @Test func aReadItCannotAnswerGoesToTheRouterWhole() throws {
