@@ -1,6 +1,6 @@
 public import Foundation
 
-/// Why a mutation was refused (SPEC §2). Nothing is written when one is thrown.
+/// Why a mutation was refused (docs/RULES.md rules 4–8 and 11). Nothing is written when one is thrown.
 public enum PlanError: Error, Sendable, Hashable {
     /// A data-product id appears twice in one submission (400).
     case duplicateDataProduct(UUID)
