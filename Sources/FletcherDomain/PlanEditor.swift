@@ -89,7 +89,7 @@ struct PlanEditor {
         touchDataset()
         if plan.dataProducts.isEmpty {
             // A new plan: its rows are all appended, to arrays made at their size (grown by
-            // doubling, they held 67 MB for a 100,000-product plan where 36 MB hold it).
+            // doubling, an array holds up to twice its rows' room, and copies them as it grows).
             plan.dataProducts.reserveCapacity(submission.dataProducts.count)
             plan.dependencies.reserveCapacity(submission.dependencies.count)
             productChanged.reserveCapacity(submission.dataProducts.count)
@@ -168,7 +168,7 @@ struct PlanEditor {
 
 /// The stored dependencies' positions by their ends, for a merge to find the rows a submission
 /// rewrites: each edge as its two products' positions in one integer, sorted. A dictionary by the
-/// two ids took 21 MB for a 100,000-product plan's 300,000 dependencies (its buckets, at most three
+/// two ids takes 21 MB for a 100,000-product plan's 300,000 dependencies (its buckets, at most three
 /// quarters full, 40 bytes each); these take 16 bytes an edge.
 private struct StoredDependencies {
     private var edges: [(ends: UInt64, position: Int)] = []
