@@ -1,6 +1,6 @@
 public import Foundation
 
-/// A UUID as it travels: accepted in any case, always written lowercase (SPEC §3).
+/// A UUID as it travels: accepted in any case, always written lowercase.
 /// Decoding fails, and the request gets a 400, for anything that is not a UUID.
 public struct WireUUID: Codable, Hashable, Sendable, CustomStringConvertible {
     public var uuid: UUID

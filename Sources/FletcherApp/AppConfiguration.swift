@@ -7,7 +7,7 @@ public import Foundation
 public import Logging
 import SystemPackage
 
-/// Fletcher's settings (SPEC §7), read and validated once at start-up.
+/// Fletcher's settings, read and validated once at start-up.
 public struct AppConfiguration: Sendable {
     public var database: DatabaseLocation
     public var listen: ListenAddress

@@ -9,20 +9,18 @@ import ServiceLifecycle
 /// glibc serves a block above its mmap threshold (128 KiB at first) with a mapping of its own,
 /// unmapped on free — but each time such a block is freed it raises the threshold to that block's
 /// size (up to 32 MiB), and from then on blocks that big come from the heap arenas, which keep
-/// their pages after they are freed. Submitting, resubmitting and reading a 100,000-product plan
-/// left the server at 370 MB resident for good. With the threshold fixed, blocks above it always
-/// get their own mapping and the resident set follows what the process holds. Fixed at 4 MiB: at
-/// glibc's initial 128 KiB, a plan page's HTML (about 150 KB) was mapped and faulted in anew for
-/// each page (the request mix lost about 6 %), and at 1 MiB a 10,000-product plan's rows, copied
-/// by each of its updates, were (its update's median 11 → 13–15 ms). An operator's own
-/// `MALLOC_MMAP_THRESHOLD_` wins.
+/// their pages after they are freed: after a few big plans the resident set stays at its peak for
+/// good. With the threshold fixed, blocks above it always get their own mapping and the resident
+/// set follows what the process holds. Fixed at 4 MiB: lower, and blocks that are allocated and
+/// freed on every request are mapped and faulted in anew each time — a plan page's HTML (about
+/// 150 KB) below 128 KiB's threshold, a 10,000-product plan's rows, copied by each of its
+/// updates, below 1 MiB's. An operator's own `MALLOC_MMAP_THRESHOLD_` wins.
 public enum MemoryReturn {
     /// The threshold fixed.
     public static let mmapThreshold: Int32 = 4 << 20
     /// Free memory at a heap's top beyond this goes back to the system: twice the mmap threshold,
-    /// as glibc keeps it when it moves the threshold itself. At glibc's initial 128 KiB each
-    /// request's buffers were given back and faulted in again (85,000 page faults in 8 s of the
-    /// request mix, against 819 with these two thresholds).
+    /// as glibc keeps it when it moves the threshold itself. A lower one gives each request's
+    /// buffers back and faults them in again on the next request.
     public static let trimThreshold: Int32 = 8 << 20
 
     /// Fixes both thresholds (once, at start-up, before the server allocates much); false where
@@ -84,23 +82,20 @@ public enum MemoryReturn {
 
 /// Gives back memory freed in the middle of the allocator's heaps, which glibc only returns from a
 /// heap's top: many small blocks (a big plan's strings and JSON values, the rows of requests) freed
-/// around ones still in use stay resident. After the large-plans measurements (10,000-product plans
-/// submitted, resubmitted, read and updated) the server stayed at 154 MB where it held far less.
+/// around ones still in use stay resident: after big plans are submitted, resubmitted, read and
+/// updated, the server stays far above what it holds.
 ///
 /// Watches the resident memory the allocator has not handed out (`MemoryReturn.residentNotInUse`):
 /// when it has grown by `threshold` since the last trim (or its lowest point since), trims, and
-/// takes what is left after the trim as the new mark. Counting the free bytes instead (the first
-/// way this was done) missed free memory that a trim had given back and a later request touched
-/// and freed again, as the count of free bytes stays the same while their pages come back: freeing
-/// the plan cache's 10,000-product plans for a 100,000-product submission left 40 MB resident for
-/// good, which then sat beside the next big plan's (the large-plans step's peak, 170 MB against
-/// 138 with the cache off).
+/// takes what is left after the trim as the new mark. Counting the allocator's free bytes instead
+/// would miss free memory that a trim gave back and a later request touched and freed again: the
+/// count of free bytes stays the same while their pages come back (as when the plan cache drops
+/// plans for a big submission), and that memory would stay resident beside the next big plan's.
 ///
 /// Asking glibc what it has handed out (`mallinfo2`) walks every arena's free lists under its lock —
-/// about 3 ms a time with a busy server's heaps (0.3 % of its CPU serving plan reads, asked once a
-/// second, and a 3-ms stall for any allocation behind the lock). So the resident set, cheap to
-/// read, is looked at once a second, and the allocator only when it has moved by `residentStep`
-/// since it was last asked, or `backstop` seconds after: memory freed while the resident set
+/// milliseconds with a busy server's heaps, a stall for any allocation behind the lock. So the
+/// resident set, cheap to read, is looked at once a second, and the allocator only when it has
+/// moved by `residentStep` since it was last asked, or `backstop` seconds after: memory freed while the resident set
 /// stays put (a big request's, at its end) is trimmed within that.
 public struct MemoryTrimmer: Sendable {
     /// Resident memory not in use worth a trim.

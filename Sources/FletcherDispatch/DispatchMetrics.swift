@@ -3,7 +3,7 @@ import FletcherDomain
 import FletcherStore
 import Foundation
 
-/// What the dispatcher counts as it works (issue 4's metrics); the queue's depth, leases and circuits
+/// What the dispatcher counts as it works; the queue's depth, leases and circuits
 /// are read from the database when `/metrics` is scraped, so they hold across processes.
 public struct DispatchMetrics: Sendable {
     /// How an attempt ended.

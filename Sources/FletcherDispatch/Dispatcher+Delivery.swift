@@ -72,7 +72,7 @@ extension Dispatcher {
         }
     }
 
-    /// Fails the trigger and, through the rules, its product, with the passback the issue specifies.
+    /// Fails the trigger and, through the rules, its product, with the passback of docs/RULES.md rule 19.
     private func giveUp(
         _ claim: ClaimedTrigger, error: String, status: Int?, started: Date, sent: Bool, outcome: DispatchMetrics.Outcome,
         attempt: DeliveryAttempt? = nil

@@ -6,9 +6,10 @@ public import Logging
 import NIOCore
 public import ServiceLifecycle
 
-/// Sends triggers to compute platforms (issue 4): one loop per configured platform claims due
-/// triggers from the store's queue — as many as the platform's `max_in_flight` allows across all
-/// processes — and delivers each in its own task. No database transaction is open during a send.
+/// Sends triggers to compute platforms (docs/RULES.md rules 16–21): one loop per configured
+/// platform claims due triggers from the store's queue — as many as the platform's `max_in_flight`
+/// allows across all processes — and delivers each in its own task. No database transaction is
+/// open during a send.
 ///
 /// It wakes right after a commit (the store's change feed, which on PostgreSQL also carries other
 /// processes' commits), when a delivery ends, when the next retry falls due, and at least every second.

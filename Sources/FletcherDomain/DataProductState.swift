@@ -1,4 +1,4 @@
-/// Where a data product stands (SPEC §1). The raw values are the wire spellings.
+/// Where a data product stands. The raw values are the wire spellings.
 public enum DataProductState: String, Sendable, Hashable, CaseIterable, Codable {
     /// Waiting on its parents.
     case waiting

@@ -1,4 +1,5 @@
-/// How Fletcher treats a compute platform's answer to a trigger, and when it tries again (issue 4).
+/// How Fletcher treats a compute platform's answer to a trigger, and when it tries again
+/// (docs/RULES.md rules 17, 18 and 20).
 /// Pure: the caller passes in the attempt, the jitter and the clock.
 public enum DispatchPolicy {
     /// What to do after an attempt.

@@ -5,8 +5,8 @@ extension JSONValue {
     /// output), or any valid JSON, into its canonical text. Numbers come out as `JSONDecoder` reads
     /// them into a `JSONNode`: one with an exact `Int` value (`3`, `3.0`, `3e0`) as an integer, any
     /// other as a `Double`.
-    /// Read straight from the UTF-8 bytes: a search page parses fifty datasets' `extra`, and
-    /// Foundation's decoder took most of its time.
+    /// Read straight from the UTF-8 bytes: a search page parses fifty datasets' `extra`, which
+    /// Foundation's decoder makes the larger part of the page's cost.
     public init(parsing text: String) throws {
         var text = text
         let node = try text.withUTF8 { bytes in

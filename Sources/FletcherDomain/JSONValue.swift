@@ -4,7 +4,7 @@ public import Foundation
 ///
 /// Held as its canonical text — compact, object keys sorted — so the same value always has the same
 /// text, equal values compare equal by it, and writing one into an answer is a copy. A plan holds
-/// one or more per data product: as a tree of dictionaries `{"n": 1}` took about 150 bytes of heap
+/// one or more per data product: as a tree of dictionaries `{"n": 1}` takes about 150 bytes of heap
 /// (15 MB for a 100,000-product plan's passthroughs); as text up to 15 bytes long it takes none
 /// (Swift keeps such strings inline), and longer text takes its length and a string's header.
 /// `node` gives the tree when a value's structure is needed.

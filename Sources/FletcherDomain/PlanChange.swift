@@ -79,9 +79,9 @@ public struct StateTransition: Sendable, Hashable {
 public enum TransitionReason: String, Sendable, Hashable, CaseIterable, Codable {
     /// An API request set it: a submission (creating it), an update, a clear or a disable.
     case api
-    /// Rule 1 queued it.
+    /// The trigger rule queued it (docs/RULES.md rule 1).
     case triggerRule = "trigger_rule"
-    /// Rule 2 sent it back to waiting.
+    /// A downstream reset sent it back to waiting (docs/RULES.md rule 2).
     case downstreamReset = "downstream_reset"
     /// Its trigger could not be delivered to the compute platform.
     case dispatch

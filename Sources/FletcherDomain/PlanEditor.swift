@@ -38,7 +38,7 @@ struct PlanEditor {
         touchProduct(at: position)
     }
 
-    /// Rule 5: the reported state, run id, link and passback (absent ones become null).
+    /// docs/RULES.md rule 5: the reported state, run id, link and passback (absent ones become null).
     mutating func report(_ update: StateUpdate, at position: Int, reason: TransitionReason = .api) {
         plan.dataProducts[position].runId = update.runId
         plan.dataProducts[position].link = update.link
@@ -64,14 +64,14 @@ struct PlanEditor {
         touchDataset()
     }
 
-    /// Rule 2: everything reachable downstream of `roots` that is not waiting goes back to waiting.
+    /// docs/RULES.md rule 2: everything reachable downstream of `roots` that is not waiting goes back to waiting.
     mutating func resetDownstream(of roots: [Int], in graph: PlanGraph) {
         for position in graph.downstream(of: roots) where plan.dataProducts[position].state != .waiting {
             setState(.waiting, at: position, reason: .downstreamReset)
         }
     }
 
-    /// Rule 1: unless paused, every waiting eager product whose parents all succeeded becomes queued.
+    /// docs/RULES.md rule 1: unless paused, every waiting eager product whose parents all succeeded becomes queued.
     mutating func applyTriggerRule(_ graph: PlanGraph) {
         guard !plan.dataset.paused else { return }
         for position in plan.dataProducts.indices where graph.included[position] {
@@ -83,13 +83,13 @@ struct PlanEditor {
         }
     }
 
-    /// Rule 3: upsert the submitted dataset extra, data products and dependencies.
+    /// docs/RULES.md rule 3: upsert the submitted dataset extra, data products and dependencies.
     mutating func merge(_ submission: consuming PlanSubmission, productIndex: ProductIndex) {
         plan.dataset.extra = submission.datasetExtra
         touchDataset()
         if plan.dataProducts.isEmpty {
             // A new plan: its rows are all appended, to arrays made at their size (grown by
-            // doubling, they held 67 MB for a 100,000-product plan where 36 MB hold it).
+            // doubling, an array holds up to twice its rows' room, and copies them as it grows).
             plan.dataProducts.reserveCapacity(submission.dataProducts.count)
             plan.dependencies.reserveCapacity(submission.dependencies.count)
             productChanged.reserveCapacity(submission.dataProducts.count)
@@ -168,7 +168,7 @@ struct PlanEditor {
 
 /// The stored dependencies' positions by their ends, for a merge to find the rows a submission
 /// rewrites: each edge as its two products' positions in one integer, sorted. A dictionary by the
-/// two ids took 21 MB for a 100,000-product plan's 300,000 dependencies (its buckets, at most three
+/// two ids takes 21 MB for a 100,000-product plan's 300,000 dependencies (its buckets, at most three
 /// quarters full, 40 bytes each); these take 16 bytes an edge.
 private struct StoredDependencies {
     private var edges: [(ends: UInt64, position: Int)] = []

@@ -1,6 +1,6 @@
 public import Foundation
 
-/// Why a mutation was refused (SPEC §2). Nothing is written when one is thrown.
+/// Why a mutation was refused (docs/RULES.md rules 4–8 and 11). Nothing is written when one is thrown.
 public enum PlanError: Error, Sendable, Hashable {
     /// A data-product id appears twice in one submission (400).
     case duplicateDataProduct(UUID)
@@ -62,9 +62,8 @@ extension UUID {
         }
     }
 
-    /// A random (version 4) UUID. Foundation's `UUID()` opens `/dev/urandom` for each one (4 % of
-    /// the server's time serving plan reads, when request ids were made that way); the system
-    /// generator does not.
+    /// A random (version 4) UUID. Foundation's `UUID()` opens `/dev/urandom` for each one, a
+    /// visible cost when every request makes one (its request id); the system generator does not.
     public static func random() -> UUID {
         var generator = SystemRandomNumberGenerator()
         let high = (generator.next() as UInt64) & ~0xF000 | 0x4000

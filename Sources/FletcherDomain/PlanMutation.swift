@@ -1,6 +1,7 @@
 public import Foundation
 
-/// A change to one dataset's plan, as the API requests it (SPEC §2 rules 3–8).
+/// A change to one dataset's plan, as the API requests it (docs/RULES.md rules 3–8), or as the
+/// dispatcher makes it when it gives up on a trigger (rule 19).
 public enum PlanMutation: Sendable, Hashable {
     /// Merge a submission into the stored plan, creating the dataset if needed.
     case submit(PlanSubmission)
@@ -22,7 +23,7 @@ public enum PlanMutation: Sendable, Hashable {
     }
 
     /// The checks that need nothing stored, made before the dataset is even read, so their 400s
-    /// come before any 404 (SPEC §2 rules 4 and 5).
+    /// come before any 404 (docs/RULES.md rule 11).
     public func validateRequest() throws(PlanError) {
         switch self {
         case .submit(let submission):

@@ -3,7 +3,7 @@ public import Foundation
 /// Positions of data products by id, as a `[UUID: Int]` filled in order gives them (of an id
 /// given twice, the later position), in under half its memory.
 ///
-/// A dictionary of 100,000 ids took 6.3 MB: more than three quarters of 2^17 entries, it has 2^18
+/// A dictionary of 100,000 ids takes 6.3 MB: more than three quarters of 2^17 entries, it has 2^18
 /// buckets of 24 bytes. This keeps the ids in one array (16 bytes each) and their positions in an
 /// open-addressing table of `Int32` slots at most half full: 2.6 MB for 100,000. A merge holds two
 /// of them (the stored plan's and the merged plan's graph's) beside both plans. Slots are found with

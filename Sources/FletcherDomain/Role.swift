@@ -1,4 +1,4 @@
-/// A permission a service holds (SPEC §4); each mutation needs one.
+/// A permission a service holds; each mutation needs one (docs/RULES.md rule 14).
 public enum Role: String, Sendable, Hashable, CaseIterable, Codable, Comparable {
     /// Submit plans.
     case publish

@@ -100,8 +100,8 @@ struct CopyText {
 }
 
 /// New rows of a change streamed into their tables with `COPY … FROM STDIN`: PostgreSQL inserts
-/// rows as they arrive while the next ones are written, where a statement's values had to be built
-/// whole and received whole before its first row was inserted.
+/// rows as they arrive while the next ones are written, where a statement's values are built whole
+/// and received whole before its first row is inserted.
 enum CopyRows {
     /// Bytes sent to the database at a time.
     static let pieceSize = 256 * 1024

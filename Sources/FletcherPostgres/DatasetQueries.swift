@@ -157,8 +157,8 @@ enum DatasetQueries {
     }
 
     /// The first page (and a row) of the newest datasets, through the recency index: the index
-    /// page's search, prepared once per connection as every view of that page asks it (PostgreSQL
-    /// planned it anew each time, 0.08 ms of its 0.24). Without parameters: with the limit or offset
+    /// page's search, prepared once per connection as every view of that page asks it (planning it
+    /// anew each time is a third of its cost). Without parameters: with the limit or offset
     /// one, the generic plan expects a tenth of the table and the planner keeps re-planning.
     struct Newest: PostgresPreparedStatement {
         static let name = "fletcher_newest_datasets"

@@ -5,9 +5,9 @@ import NIOCore
 
 /// A plan's dependencies stored `size` to a row (`dependency_block`), in a binary encoding of their
 /// own: a dependency is only ever read with all of its plan's, and rewritten by the submission that
-/// names it again, so no query needs it as a row of its own. As rows, a 100,000-product plan's
-/// 300,000 dependencies took PostgreSQL 0.8 s to write (each a heap tuple, an index entry and WAL
-/// for both); as 74 blocks, 0.2 s.
+/// names it again, so no query needs it as a row of its own. As rows, each dependency costs
+/// PostgreSQL a heap tuple, an index entry and WAL for both; a 100,000-product plan's 300,000
+/// dependencies are 74 blocks (docs/ARCHITECTURE.md, "Storage", gives the measured difference).
 ///
 /// A block holds the dependencies at positions `first ..< first + size` (the last block of a plan
 /// fewer), in order, each as:

@@ -11,8 +11,8 @@ enum DependencyQueries {
 
     /// A plan's dependencies in order. For a plan of `products` or more data products (`bigPlan`),
     /// the last block's position is asked first and the array made at that size: grown by
-    /// doubling, it held one and a half times its final size at once as it grew (63 MB for 300,000
-    /// dependencies, the server's peak in a 100,000-product resubmission).
+    /// doubling, it would hold one and a half times its final size at once as it grows, which for a
+    /// 100,000-product resubmission is the server's peak.
     static func fetchAll(
         datasetId: UUID, products: Int, _ connection: PostgresConnection, _ logger: Logger
     ) async throws -> [Dependency] {

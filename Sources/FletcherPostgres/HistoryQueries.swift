@@ -43,8 +43,8 @@ enum HistoryQueries {
         return first..<(first + added.count)
     }
 
-    /// Records the creations of the products at `positions` of the plan as one row: one row where
-    /// a row per product cost a 100,000-product submission 0.4 s of PostgreSQL's time. The
+    /// Records the creations of the products at `positions` of the plan as one row, rather than a
+    /// row per product, which is a large share of a big submission's database time. The
     /// products' histories (`fetch`, `recentStateChanges`) show it as one event each, all with the
     /// row's sequence.
     static func recordCreations(
@@ -75,8 +75,8 @@ enum HistoryQueries {
 
     /// The dataset's revision (nil when there is no such committed dataset) and its newest `limit`
     /// state changes, newest first: the plan page's one round trip, whose revision tells whether
-    /// the cached plan is current. Prepared once per connection (PostgreSQL planned the text anew
-    /// for every page, 0.22 ms of its 0.37).
+    /// the cached plan is current. Prepared once per connection, so PostgreSQL does not plan the
+    /// text anew for every page (most of the query's cost).
     static func recentStateChanges(
         datasetId: UUID, limit: Int, _ connection: PostgresConnection, _ logger: Logger
     ) async throws -> (revision: Int64?, events: [ProductEvent]) {

@@ -16,8 +16,8 @@ import PostgresNIO
 /// The statement's text is one of two (a part with nothing to write gets empty arrays), so each is
 /// prepared once per connection: PostgreSQL parses and plans it once. Changes that only rewrite
 /// stored rows — every state update — upsert them; changes that add rows (submissions) also insert
-/// the new ones plainly, which PostgreSQL writes far faster than upserts (a 100,000-product
-/// submission's product and dependency writes: 2.3 s as upserts, 1.6 s as inserts). Dependencies
+/// the new ones plainly, which PostgreSQL writes far faster than upserts (docs/PERFORMANCE.md,
+/// "Figures behind the code's choices"). Dependencies
 /// are written as the blocks holding them (`DependencyBlocks`), whole, by one upsert either way.
 enum PlanWriteQuery {
     /// Writes `change`, made at `now` from the plan at `revision` (0: a dataset's placeholder row);
@@ -63,9 +63,8 @@ enum PlanWriteQuery {
     ///
     /// A statement's values travel as one message, which postgres-nio builds whole, twice (the
     /// bindings, then the message), and which the database receives whole before it writes a row;
-    /// `COPY` sends rows as they are made while the database writes the ones before (a
-    /// 100,000-product submission: its rows written in 1.8–1.9 s instead of 2.1–2.9 as statements of
-    /// 20,000 rows, the database busy throughout).
+    /// `COPY` sends rows as they are made while the database writes the ones before, so the
+    /// database is busy throughout a big submission's write.
     static func write(
         _ change: PlanChange, expecting revision: Int64, at now: Date, notifying notice: ChangeNotice, rowsPerStatement: Int,
         _ connection: PostgresConnection, _ logger: Logger

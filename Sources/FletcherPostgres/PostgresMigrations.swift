@@ -148,7 +148,7 @@ enum PostgresMigrations {
             [
                 // A plan is checked whole before every write (each dependency joins two of its
                 // products) and no row is ever deleted, so the per-row foreign-key checks only cost:
-                // two thirds of the database's time for a 100,000-product submission. A dependency
+                // most of the database's time in a big submission. A dependency
                 // keeps its position for good (new ones are appended), so that is its key: appended
                 // in order, where the random (parent, child) key scattered every insert.
                 """
@@ -166,8 +166,8 @@ enum PostgresMigrations {
             [
                 // Every mutation rewrites the dataset's row (revision, last modification), and each new
                 // row version put all ~80 trigrams of its search text into the trigram index again: its
-                // pending list grew by thousands of entries a second, and every search scanned it (13 to
-                // 68 ms per search with 1,000,000 datasets). The text changes only with the dataset's
+                // pending list grew by thousands of entries a second, and every search scanned it
+                // (searches grew tens of milliseconds dearer). The text changes only with the dataset's
                 // extra, so it lives in a row of its own, rewritten only then.
                 "CREATE TABLE dataset_search (id uuid PRIMARY KEY, search_text text NOT NULL)",
                 "INSERT INTO dataset_search (id, search_text) SELECT id, search_text FROM dataset WHERE revision > 0",
@@ -179,15 +179,15 @@ enum PostgresMigrations {
         (
             8, "search through the trigram index",
             [
-                // New texts went to the index's pending list, which every search reads whole until a
-                // vacuum merges it: right after 2,000 plans were submitted, a search through the
-                // index cost more than reading every text. Texts are written rarely (a new dataset,
-                // a changed extra), so they go straight into the index.
+                // New texts go to the index's pending list, which every search reads whole until a
+                // vacuum merges it: right after many plans are submitted, a search through the index
+                // costs more than reading every text. Texts are written rarely (a new dataset, a
+                // changed extra), so they go straight into the index.
                 "ALTER INDEX dataset_search_trigram SET (fastupdate = off)",
                 "SELECT gin_clean_pending_list('dataset_search_trigram')",
                 // With a few thousand datasets the planner reads every text (its estimate of the
-                // index is pessimistic): 0.75 ms a search against 0.28 through the index, a third
-                // of the database's time in the original's request mix. Each search is planned for
+                // index is pessimistic), at more than twice the cost of going through the index, a
+                // large share of the database's time in the original's request mix. Each search is planned for
                 // its own pattern (a common one walks datasets by modification instead) without a
                 // sequential scan. Below about a thousand datasets the planner still reads every
                 // text, through the primary key: cheap at that size.
@@ -200,8 +200,7 @@ enum PostgresMigrations {
                 // Every state change adds a history row and each of its indexes an entry: the key on
                 // `sequence` alone served no query (histories are read by dataset, or by dataset and
                 // product, newest first). The dataset's timeline index becomes the key instead: one
-                // index less to write per row (0.1 s of a 100,000-product submission's 0.6 s of
-                // history).
+                // index less to write per row.
                 "ALTER TABLE product_event DROP CONSTRAINT product_event_pkey, ADD PRIMARY KEY (dataset_id, sequence)",
                 "DROP INDEX product_event_by_dataset",
             ]
@@ -222,11 +221,10 @@ enum PostgresMigrations {
             11, "dependencies in blocks",
             [
                 // A dependency is only read with all of its plan's and rewritten by a submission
-                // naming it again: as a row of its own it cost PostgreSQL a heap tuple, an index entry
-                // and their WAL (0.8 s of a 100,000-product submission's 1.7 s of writing). Now 4,096
-                // dependencies to a row (`DependencyBlocks.size`), in the encoding of
-                // `DependencyBlocks` (0.2 s). Stored uncompressed: compressing each block cost more
-                // time than it saved space.
+                // naming it again: as a row of its own it costs PostgreSQL a heap tuple, an index entry
+                // and their WAL, half of a big submission's writing. Now 4,096 dependencies to a row
+                // (`DependencyBlocks.size`), in the encoding of `DependencyBlocks`. Stored
+                // uncompressed: compressing each block costs more time than it saves space.
                 """
                 CREATE TABLE dependency_block (
                     dataset_id uuid NOT NULL,
@@ -312,8 +310,8 @@ enum PostgresMigrations {
             12, "creations in one row",
             [
                 // A big submission's new products' creations (each from nothing to waiting) are one
-                // row naming their positions, where a row per product cost a 100,000-product
-                // submission 0.4 s of PostgreSQL's time; histories read it as one event per product.
+                // row naming their positions, rather than a row per product, a large share of a big
+                // submission's database time; histories read it as one event per product.
                 // (Checked for new rows only: old ones all name their product.)
                 """
                 ALTER TABLE product_event

@@ -61,18 +61,17 @@ public struct PostgresEndpoint: Sendable {
         // The pool arms timers on every connection it gets back — a keep-alive query's and, above
         // its minimum, an idle timeout's — and cancels them on the next lease: two task groups and
         // sleeps per query, and each cancelled sleep's memory stays until its deadline (30 and
-        // 60 s). In the original's request mix that was 18 MB held (`heaptrack`: 80,149 sleeps in a
-        // minute). So no keep-alive queries (the server's TCP keep-alives below keep an idle
-        // connection's path open instead).
+        // 60 s): megabytes held under load. So no keep-alive queries (the server's TCP keep-alives
+        // below keep an idle connection's path open instead).
         pool.options.keepAliveBehavior = nil
         // No minimum, although it would spare the idle timer too: with one, postgres-nio 1.33's pool
         // crashes (a precondition in `createNewDemandConnectionIfPossible`) when a connection is
         // asked for while more connections are closing than there are above the minimum — as when
-        // the database restarts under load (seen in the outage test, 2 runs in about 45).
+        // the database restarts under load (which the outage test in Tests/e2e exercises).
         pool.options.minimumConnections = 0
-        // Each idle timer's memory is held until its deadline, even once cancelled: at the default
-        // 60 s, 32 MB more resident set in the mix (70 → 102 MB); at 10 s, a pool still shrinks back
-        // after a burst, and the dispatcher's polling keeps a connection warm.
+        // Each idle timer's memory is held until its deadline, even once cancelled, so a short
+        // timeout keeps the pool's memory low under load; at 10 s a pool still shrinks back after a
+        // burst, and the dispatcher's polling keeps a connection warm.
         pool.options.connectionIdleTimeout = .seconds(10)
         // An idle connection's TCP path (NAT, firewalls, load balancers) sees traffic every 30 s
         // (also the plan reads' connections, `LoopRevisions`, which take this configuration).

@@ -42,10 +42,9 @@ public final class PlanCache: Sendable {
 
     /// Called when `makeRoom` has dropped plans, outside the cache's lock (but on the caller's path:
     /// a store may be inside a transaction): the server has their memory given back to the system at
-    /// once (`MemoryReturn.trim`, handed to a task of its own). Freed, it stayed resident beside the
-    /// big request's own until the trim service's next look, up to seconds later: a 100,000-product
-    /// submission after three 10,000-product plans peaked at 166 MB, 50 MB above one with an empty
-    /// cache.
+    /// once (`MemoryReturn.trim`, handed to a task of its own). Otherwise it would stay resident
+    /// beside the big request's own until the trim service's next look, up to seconds later, and
+    /// add its size to the request's peak.
     private let roomMade: @Sendable () -> Void
 
     public init(

@@ -1,7 +1,7 @@
 public import FletcherDomain
 public import Foundation
 
-/// A search over datasets (SPEC §3): case-insensitive substring of the id or the extra's JSON text.
+/// A search over datasets: case-insensitive substring of the id or the extra's JSON text.
 public struct SearchQuery: Sendable, Hashable {
     /// Datasets per page.
     public static let pageSize = 50

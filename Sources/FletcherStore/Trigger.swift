@@ -1,7 +1,7 @@
 public import FletcherDomain
 public import Foundation
 
-/// One queueing of a data product, to be sent to its compute platform (issue 4's dispatch).
+/// One queueing of a data product, to be sent to its compute platform (docs/RULES.md rule 15).
 /// Written in the same transaction that queues the product; every resend carries the same id.
 public struct Trigger: Sendable, Hashable, Identifiable {
     public var id: UUID

@@ -13,8 +13,8 @@ public struct ClaimedTrigger: Sendable, Hashable {
     }
 }
 
-/// The durable queue of triggers the dispatcher works from (issue 4). Each engine implements it on
-/// the `dispatch_trigger` table; with PostgreSQL it holds across processes.
+/// The durable queue of triggers the dispatcher works from (docs/RULES.md rules 15–20). Each
+/// engine implements it on the `dispatch_trigger` table; with PostgreSQL it holds across processes.
 ///
 /// Every `mark…` is fenced by lease owner and attempt: when the lease was lost (the process was
 /// paused past it and another took the trigger), it writes nothing and returns false.

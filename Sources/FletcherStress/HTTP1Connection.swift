@@ -7,7 +7,7 @@ import NIOSSL
 ///
 /// The load generator shares the machine with the server it measures, so its own cost per request
 /// is kept to the protocol's minimum: no pool bookkeeping, redirects or per-request tasks, as a
-/// general-purpose client has (AsyncHTTPClient took about a sixth of the machine in the mix).
+/// general-purpose client has (AsyncHTTPClient costs about twice as much CPU per request).
 final class HTTP1Connection: Sendable {
     struct Response: Sendable {
         var status: Int

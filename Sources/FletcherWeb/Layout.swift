@@ -52,8 +52,8 @@ enum Layout {
     }
 }
 
-/// Times as the pages write them, digit by digit (a search page writes fifty; Foundation's format
-/// styles took a twentieth of the server's time under the original's request mix).
+/// Times as the pages write them, digit by digit (a search page writes fifty, and Foundation's
+/// format styles are a visible share of the server's time under the original's request mix).
 enum RFC3339 {
     /// `2026-11-23T03:20:13.123Z`: milliseconds, which every browser's `Date` reads.
     static func string(_ date: Date) -> String {

@@ -159,7 +159,7 @@ struct PlanDrawing {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Fill colours by state (SPEC §5). The stylesheet colours nodes by their state class (also for
+    /// Fill colours by state. The stylesheet colours nodes by their state class (also for
     /// dark mode and live updates); the drawing itself carries the waiting colour as a fallback.
     static func fill(_ state: DataProductState) -> String {
         switch state {

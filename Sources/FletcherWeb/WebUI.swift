@@ -4,7 +4,7 @@ import Foundation
 public import Hummingbird
 import Logging
 
-/// Serves the web UI (SPEC §5) from a store: pages, fragments, assets and live updates.
+/// Serves the web UI from a store: pages, fragments, assets and live updates.
 public struct WebUI: Sendable {
     let store: any Store
     let renderer: GraphvizRenderer

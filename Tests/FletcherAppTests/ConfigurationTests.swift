@@ -9,7 +9,7 @@ import HummingbirdBcrypt
 import Logging
 import Testing
 
-@Suite("Configuration (SPEC §7)")
+@Suite("Configuration")
 struct ConfigurationTests {
     let hash = Bcrypt.hash("k", cost: 4)
     let secret = String(repeating: "s", count: 40)

@@ -3,12 +3,12 @@ import FletcherTestSupport
 import Foundation
 import Testing
 
-@Suite("Orchestration rules (SPEC §2)")
+@Suite("Orchestration rules")
 struct OrchestrationRulesTests {
     let names = Names()
 
     @Test func submittingQueuesEagerSourcesAndLeavesTheRestWaiting() throws {
-        // Given the SPEC §8 example
+        // Given the README's example plan
         let plan = try PlanFixture(names: names).products("extract", "transform").edge("extract", "transform").plan()
         // Then
         #expect(plan.state(names["extract"]) == .queued)

@@ -3,7 +3,7 @@ import FletcherTestSupport
 import Foundation
 import Testing
 
-@Suite("Plan submission (SPEC §2 rules 3 and 4)")
+@Suite("Plan submission")
 struct PlanSubmissionTests {
     let names = Names()
 

@@ -6,7 +6,7 @@ import HTTPTypes
 import HummingbirdTesting
 import Testing
 
-/// SPEC §2 rule 9 over HTTP: two server instances, each with its own connection pool on the same
+/// docs/RULES.md rule 9 over HTTP: two server instances, each with its own connection pool on the same
 /// database, and 16 clients hitting one dataset through them at once. No update may be lost.
 @Suite("Concurrency through two instances")
 struct ConcurrencyTests {

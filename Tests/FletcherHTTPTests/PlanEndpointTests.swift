@@ -5,7 +5,7 @@ import FletcherTestSupport
 import Foundation
 import Testing
 
-@Suite("Plan and data product endpoints (SPEC §3)")
+@Suite("Plan and data product endpoints")
 struct PlanEndpointTests {
     let names = Names()
 

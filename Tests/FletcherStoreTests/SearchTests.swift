@@ -4,7 +4,7 @@ import FletcherTestSupport
 import Foundation
 import Testing
 
-/// Search (SPEC §3): case-insensitive substring of the id or extra, newest first, pages of 50.
+/// Search: case-insensitive substring of the id or extra, newest first, pages of 50.
 @Suite("Search")
 struct SearchTests {
     /// Submits one dataset per extra, oldest first, and returns their ids in submission order.

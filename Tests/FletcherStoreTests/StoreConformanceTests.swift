@@ -5,7 +5,7 @@ import Foundation
 import Synchronization
 import Testing
 
-/// The behaviour every storage engine must share (SPEC §6), run against each of them.
+/// The behaviour every storage engine must share, run against each of them.
 @Suite("Store conformance")
 struct StoreConformanceTests {
     let names = Names()

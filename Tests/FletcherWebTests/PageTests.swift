@@ -6,7 +6,7 @@ import Foundation
 import HTTPTypes
 import Testing
 
-@Suite("Pages (SPEC §5)")
+@Suite("Pages")
 struct PageTests {
     let names = Names()
 

@@ -36,7 +36,7 @@ def states(plan):
 
 
 def check_rules(plan):
-    """Rule 1 holds in every stored plan: nothing is left waiting that the trigger rule would queue."""
+    """docs/RULES.md rule 1 holds in every stored plan: nothing is left waiting that the trigger rule would queue."""
     if plan["dataset"]["paused"]:
         return
     enabled = {p["id"]: p for p in plan["data_products"] if p["state"] != "disabled"}
