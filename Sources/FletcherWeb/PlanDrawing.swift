@@ -5,8 +5,8 @@ import Foundation
 /// lay out — the neighbourhood of one data product.
 struct PlanDrawing {
     /// Beyond this layout cost the whole graph is not drawn, as `dot` would take more than about a
-    /// second (see `layoutCost`; calibrated on the 2-core machine with `FLETCHER_MEASURE_LAYOUT=1
-    /// swift test --filter measureLayoutTimes`).
+    /// second (see `layoutCost`; calibrated on the 2-core machine with `scripts/measure-pages.py`,
+    /// whose first request of each plan page is its layout).
     static let maxLayoutCost = 12_000
     /// And never more products than this in one drawing.
     static let maxNodes = 1_500

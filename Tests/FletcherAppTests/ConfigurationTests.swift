@@ -23,45 +23,105 @@ struct ConfigurationTests {
         return try AppConfiguration.load(environment: environment, dotEnvPath: path ?? "/nonexistent/.env")
     }
 
-    func expectError(_ variable: String, _ environment: [String: String], dotEnv: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) {
+    /// Loading `environment` fails with exactly `expected` (the variable and the problem, as the
+    /// server prints them before it exits with status 78).
+    func expectError(
+        _ expected: ConfigurationError, _ environment: [String: String], dotEnv: String? = nil,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         do {
             _ = try load(environment, dotEnv: dotEnv)
-            Issue.record("expected a configuration error for \(variable)", sourceLocation: sourceLocation)
+            Issue.record("expected \(expected)", sourceLocation: sourceLocation)
         } catch let error as ConfigurationError {
-            #expect(error.variable == variable, sourceLocation: sourceLocation)
-            #expect(error.description.contains(variable), sourceLocation: sourceLocation)
+            #expect(error == expected, sourceLocation: sourceLocation)
+            #expect(error.description == "configuration error: \(expected.variable): \(expected.problem)", sourceLocation: sourceLocation)
         } catch {
             Issue.record("unexpected \(error)", sourceLocation: sourceLocation)
         }
     }
 
-    @Test func defaultsAreTheEmbeddedDatabaseOnLocalhostInDevelopmentMode() throws {
-        let configuration = try load([:])
+    /// Every variable `AppConfiguration` reads, unset (or set empty, which counts as unset).
+    static let everyVariable = [
+        "DATABASE_URL", "BASE_URL", "PUBLIC_URL", "MAX_CONNECTIONS", "LOG_LEVEL", "LOG_FORMAT", "COMPUTE_TARGETS", "MAX_BODY_BYTES",
+        "MAX_CONCURRENT_REQUESTS", "IDLE_TIMEOUT_S", "HEADER_TIMEOUT_S", "DATABASE_TIMEOUT_S", "PLAN_CACHE_PRODUCTS",
+        "FLETCHER_FAILPOINTS", "SECRET_KEY", "REMOTE_APIS",
+    ]
+
+    @Test(arguments: [false, true])
+    func defaultsAreTheEmbeddedDatabaseOnLocalhostInDevelopmentMode(setEmpty: Bool) throws {
+        let configuration = try load(setEmpty ? Dictionary(uniqueKeysWithValues: Self.everyVariable.map { ($0, "") }) : [:])
         #expect(configuration.database == .sqliteFile("fletcher.sqlite"))
         #expect(configuration.listen == ListenAddress(host: "127.0.0.1", port: 3000))
+        #expect(configuration.publicURL == "http://127.0.0.1:3000")
         #expect(configuration.maxConnections == 10)
-        #expect(configuration.planCacheProducts == 50_000)
         #expect(configuration.logLevel == .info)
+        #expect(configuration.logFormat == .text)
+        #expect(configuration.computeTargets.isEmpty)
+        #expect(configuration.maxBodyBytes == 16 << 20)
+        #expect(configuration.maxConcurrentRequests == 512)
+        #expect(configuration.idleTimeout == 60)
+        #expect(configuration.headerTimeout == 10)
+        #expect(configuration.databaseTimeout == 5)
+        #expect(configuration.planCacheProducts == 50_000)
+        #expect(configuration.failPoints == FailPoints())
         guard case .development = configuration.services else { Issue.record("expected development mode"); return }
     }
 
     @Test func everyVariableIsRead() throws {
-        let configuration = try load([
-            "DATABASE_URL": "postgres://u:p@db:5433/fletcher", "BASE_URL": "http://0.0.0.0:8080", "MAX_CONNECTIONS": "25",
-            "LOG_LEVEL": "DEBUG", "SECRET_KEY": secret, "PLAN_CACHE_PRODUCTS": "1000",
-            "REMOTE_APIS": #"[{"service": "svc", "hash": "\#(hash)", "roles": ["publish", "update"]}]"#,
-        ])
+        let environment = [
+            "DATABASE_URL": "postgres://u:p@db:5433/fletcher", "BASE_URL": "http://0.0.0.0:8080/", "PUBLIC_URL": "https://fletcher.example",
+            "MAX_CONNECTIONS": "25", "LOG_LEVEL": "DEBUG", "LOG_FORMAT": "JSON",
+            "COMPUTE_TARGETS": #"{"cams": {"url": "http://cams.example/jobs"}}"#, "MAX_BODY_BYTES": "1048576",
+            "MAX_CONCURRENT_REQUESTS": "64", "IDLE_TIMEOUT_S": "30", "HEADER_TIMEOUT_S": "2.5", "DATABASE_TIMEOUT_S": "0.25",
+            "PLAN_CACHE_PRODUCTS": "1000", "FLETCHER_FAILPOINTS": "dispatch.after_claim=kill, dispatch.after_send=kill",
+            "SECRET_KEY": secret, "REMOTE_APIS": #"[{"service": "svc", "hash": "\#(hash)", "roles": ["publish", "update"]}]"#,
+        ]
+        #expect(Set(environment.keys) == Set(Self.everyVariable))
+        let configuration = try load(environment)
         #expect(configuration.database == .postgres("postgres://u:p@db:5433/fletcher"))
         #expect(configuration.listen == ListenAddress(host: "0.0.0.0", port: 8080))
+        #expect(configuration.publicURL == "https://fletcher.example")
         #expect(configuration.maxConnections == 25)
-        #expect(configuration.planCacheProducts == 1000)
         #expect(configuration.logLevel == .debug)
+        #expect(configuration.logFormat == .json)
+        #expect(configuration.computeTargets.keys.map(\.rawValue) == ["cams"])
+        #expect(configuration.maxBodyBytes == 1_048_576)
+        #expect(configuration.maxConcurrentRequests == 64)
+        #expect(configuration.idleTimeout == 30)
+        #expect(configuration.headerTimeout == 2.5)
+        #expect(configuration.databaseTimeout == 0.25)
+        #expect(configuration.planCacheProducts == 1000)
+        #expect(configuration.failPoints == FailPoints(killAt: [.afterClaim, .afterSend]))
         guard case .configured(let configuredSecret, let accounts) = configuration.services else {
             Issue.record("expected configured services")
             return
         }
         #expect(configuredSecret == secret)
         #expect(accounts == [ServiceAccount(service: "svc", hash: hash, roles: [.publish, .update])])
+    }
+
+    /// The numeric settings take every value of their range, ends included.
+    @Test func numbersAreReadUpToTheEndsOfTheirRanges() throws {
+        let lowest = try load([
+            "MAX_CONNECTIONS": "1", "MAX_BODY_BYTES": "1024", "MAX_CONCURRENT_REQUESTS": "1", "IDLE_TIMEOUT_S": "1",
+            "HEADER_TIMEOUT_S": "0.5", "DATABASE_TIMEOUT_S": "0.1", "PLAN_CACHE_PRODUCTS": "0",
+        ])
+        #expect(lowest.maxConnections == 1 && lowest.maxBodyBytes == 1024 && lowest.maxConcurrentRequests == 1)
+        #expect(lowest.idleTimeout == 1 && lowest.headerTimeout == 0.5 && lowest.databaseTimeout == 0.1 && lowest.planCacheProducts == 0)
+        let highest = try load([
+            "MAX_CONNECTIONS": "1000", "MAX_BODY_BYTES": "17179869184", "MAX_CONCURRENT_REQUESTS": "1000000", "IDLE_TIMEOUT_S": "86400",
+            "HEADER_TIMEOUT_S": "3600", "DATABASE_TIMEOUT_S": "3600", "PLAN_CACHE_PRODUCTS": "100000000",
+        ])
+        #expect(highest.maxConnections == 1000 && highest.maxBodyBytes == 1 << 34 && highest.maxConcurrentRequests == 1_000_000)
+        #expect(highest.idleTimeout == 86_400 && highest.headerTimeout == 3600 && highest.databaseTimeout == 3600)
+        #expect(highest.planCacheProducts == 100_000_000)
+        for level in Logger.Level.allCases {
+            #expect(try load(["LOG_LEVEL": level.rawValue.uppercased()]).logLevel == level)
+        }
+        #expect(try load(["LOG_FORMAT": "text"]).logFormat == .text)
+        #expect(try load(["DATABASE_URL": "sqlite::memory:"]).database == .sqliteMemory)
+        #expect(try load(["BASE_URL": "[::1]:3001"]).listen == ListenAddress(host: "::1", port: 3001))
+        #expect(try load(["FLETCHER_FAILPOINTS": "dispatch.after_send=kill"]).failPoints == FailPoints(killAt: [.afterSend]))
     }
 
     @Test func theDotEnvFileFillsInWhatTheEnvironmentLeavesOut() throws {
@@ -100,29 +160,70 @@ struct ConfigurationTests {
         }
     }
 
-    @Test func everyBadValueNamesItsVariable() {
-        expectError("DATABASE_URL", ["DATABASE_URL": "mysql://x"])
-        expectError("DATABASE_URL", ["DATABASE_URL": "sqlite:"])
-        expectError("BASE_URL", ["BASE_URL": "localhost"])
-        expectError("BASE_URL", ["BASE_URL": "localhost:99999"])
-        expectError("BASE_URL", ["BASE_URL": "https://x:1"])
-        expectError("MAX_CONNECTIONS", ["MAX_CONNECTIONS": "0"])
-        expectError("MAX_CONNECTIONS", ["MAX_CONNECTIONS": "ten"])
-        expectError("LOG_LEVEL", ["LOG_LEVEL": "loud"])
-        expectError("PLAN_CACHE_PRODUCTS", ["PLAN_CACHE_PRODUCTS": "-1"])
-        expectError("PLAN_CACHE_PRODUCTS", ["PLAN_CACHE_PRODUCTS": "many"])
-        expectError("REMOTE_APIS", ["SECRET_KEY": secret])
-        expectError("SECRET_KEY", ["REMOTE_APIS": "[]"])
-        expectError("SECRET_KEY", ["SECRET_KEY": "short", "REMOTE_APIS": "[]"])
-        expectError("REMOTE_APIS", ["SECRET_KEY": secret, "REMOTE_APIS": "{"])
-        expectError("REMOTE_APIS", ["SECRET_KEY": secret, "REMOTE_APIS": #"[{"service": "a", "hash": "plain", "roles": []}]"#])
-        expectError("REMOTE_APIS", ["SECRET_KEY": secret, "REMOTE_APIS": #"[{"service": "a", "hash": "\#(hash)", "roles": ["admin"]}]"#])
-        expectError("REMOTE_APIS", ["SECRET_KEY": secret, "REMOTE_APIS": #"[{"hash": "\#(hash)", "roles": []}]"#])
+    @Test func everyBadValueNamesItsVariableAndTheProblem() {
+        func number(_ variable: String, _ range: String, _ value: String) {
+            expectError(ConfigurationError(variable, "expected a number from \(range), got '\(value)'"), [variable: value])
+        }
         expectError(
-            "REMOTE_APIS",
-            ["SECRET_KEY": secret, "REMOTE_APIS": #"[{"service": "a", "hash": "\#(hash)"}, {"service": "a", "hash": "\#(hash)"}]"#])
-        expectError(".env", [:], dotEnv: "NOT A LINE")
-        expectError(".env", [:], dotEnv: "A='never closed")
+            ConfigurationError(
+                "DATABASE_URL", "expected postgres://…, postgresql://…, sqlite:PATH or sqlite::memory:, got 'mysql://u:***@x'"),
+            ["DATABASE_URL": "mysql://u:secret@x"])
+        expectError(ConfigurationError("DATABASE_URL", "'sqlite:' needs a file path, as in sqlite:fletcher.sqlite"), ["DATABASE_URL": "sqlite:"])
+        expectError(ConfigurationError("BASE_URL", "expected host:port, such as 127.0.0.1:3000, got 'localhost'"), ["BASE_URL": "localhost"])
+        expectError(ConfigurationError("BASE_URL", "expected host:port, such as 127.0.0.1:3000, got ':3000'"), ["BASE_URL": ":3000"])
+        expectError(ConfigurationError("BASE_URL", "'99999' is not a port number (0–65535)"), ["BASE_URL": "localhost:99999"])
+        expectError(ConfigurationError("BASE_URL", "'http' is not a port number (0–65535)"), ["BASE_URL": "localhost:http"])
+        expectError(
+            ConfigurationError("BASE_URL", "Fletcher serves plain HTTP; put TLS in front of it and use host:port"), ["BASE_URL": "https://x:1"])
+        let publicURL = "expected an http(s) URL such as http://fletcher.example:3000"
+        expectError(ConfigurationError("PUBLIC_URL", "\(publicURL), got 'fletcher.example'"), ["PUBLIC_URL": "fletcher.example"])
+        expectError(ConfigurationError("PUBLIC_URL", "\(publicURL), got 'ftp://fletcher.example'"), ["PUBLIC_URL": "ftp://fletcher.example"])
+        for value in ["0", "1001", "ten", "2.5"] {
+            expectError(ConfigurationError("MAX_CONNECTIONS", "expected a whole number from 1 to 1000, got '\(value)'"), ["MAX_CONNECTIONS": value])
+        }
+        expectError(
+            ConfigurationError("LOG_LEVEL", "expected one of trace, debug, info, notice, warning, error, critical, got 'loud'"),
+            ["LOG_LEVEL": "loud"])
+        expectError(ConfigurationError("LOG_FORMAT", "expected text or json, got 'xml'"), ["LOG_FORMAT": "xml"])
+        for value in ["1023", "17179869185", "big"] { number("MAX_BODY_BYTES", "1024.0 to 17179869184.0", value) }
+        for value in ["0", "1000001", "-5"] { number("MAX_CONCURRENT_REQUESTS", "1.0 to 1000000.0", value) }
+        for value in ["0.5", "86401", "nan"] { number("IDLE_TIMEOUT_S", "1.0 to 86400.0", value) }
+        for value in ["0.4", "3601", "soon"] { number("HEADER_TIMEOUT_S", "0.5 to 3600.0", value) }
+        for value in ["0.05", "3601", "inf"] { number("DATABASE_TIMEOUT_S", "0.1 to 3600.0", value) }
+        for value in ["-1", "100000001", "many"] { number("PLAN_CACHE_PRODUCTS", "0.0 to 100000000.0", value) }
+        for value in ["dispatch.after_claim", "dispatch.after_claim=stop", "dispatch.before_claim=kill", "dispatch.after_send=kill,x"] {
+            expectError(
+                ConfigurationError(
+                    "FLETCHER_FAILPOINTS",
+                    "expected point=kill[,point=kill…] with points dispatch.after_claim, dispatch.after_send, got '\(value)'"),
+                ["FLETCHER_FAILPOINTS": value])
+        }
+        expectError(
+            ConfigurationError("REMOTE_APIS", "SECRET_KEY is set but REMOTE_APIS is not; set both, or neither for development mode"),
+            ["SECRET_KEY": secret])
+        expectError(
+            ConfigurationError("SECRET_KEY", "REMOTE_APIS is set but SECRET_KEY is not; set both, or neither for development mode"),
+            ["REMOTE_APIS": "[]"])
+        expectError(
+            ConfigurationError("SECRET_KEY", "must be at least 32 bytes long (HS256 needs a 256-bit key); it has 5"),
+            ["SECRET_KEY": "short", "REMOTE_APIS": "[]"])
+        func remoteAPIs(_ problem: String, _ value: String) {
+            expectError(ConfigurationError("REMOTE_APIS", problem), ["SECRET_KEY": secret, "REMOTE_APIS": value])
+        }
+        remoteAPIs(#"expected a JSON list of {"service", "hash", "roles"} objects"#, "{")
+        remoteAPIs(#"expected a JSON list of {"service", "hash", "roles"} objects"#, #"{"service": "a"}"#)
+        remoteAPIs("entry 0 is not an object", "[1]")
+        remoteAPIs(#"entry 0 has no "service" name"#, #"[{"hash": "\#(hash)", "roles": []}]"#)
+        remoteAPIs(
+            #"service 'a': "hash" must be a bcrypt hash ($2a$, $2b$ or $2y$); make one with `fletcher hash-key`"#,
+            #"[{"service": "a", "hash": "plain", "roles": []}]"#)
+        remoteAPIs(#"service 'a': "roles" must be a list of role names"#, #"[{"service": "a", "hash": "\#(hash)", "roles": "publish"}]"#)
+        remoteAPIs(
+            "service 'a': unknown role 'admin' (roles are \(Role.allCases.map(\.rawValue).joined(separator: ", ")))",
+            #"[{"service": "a", "hash": "\#(hash)", "roles": ["admin"]}]"#)
+        remoteAPIs("service 'a' is listed twice", #"[{"service": "a", "hash": "\#(hash)"}, {"service": "a", "hash": "\#(hash)"}]"#)
+        expectError(ConfigurationError(".env", "line 1 is not KEY=value"), [:], dotEnv: "NOT A LINE")
+        expectError(ConfigurationError(".env", "the quoted value of A is never closed"), [:], dotEnv: "A='never closed")
     }
 
     @Test func computeTargetsAndPublicURL() throws {
@@ -141,13 +242,25 @@ struct ConfigurationTests {
         #expect(try load([:]).computeTargets.isEmpty)
     }
 
-    @Test func badComputeTargetsNameTheVariable() {
-        expectError("COMPUTE_TARGETS", ["COMPUTE_TARGETS": "[]"])
-        expectError("COMPUTE_TARGETS", ["COMPUTE_TARGETS": #"{"lambda": {"url": "http://x"}}"#])
-        expectError("COMPUTE_TARGETS", ["COMPUTE_TARGETS": #"{"cams": {"url": "ftp://x"}}"#])
-        expectError("COMPUTE_TARGETS", ["COMPUTE_TARGETS": #"{"cams": {"url": "http://x", "max_in_flight": 0}}"#])
-        expectError("COMPUTE_TARGETS", ["COMPUTE_TARGETS": #"{"cams": {"url": "http://x", "headers": {"a": 1}}}"#])
-        expectError("PUBLIC_URL", ["PUBLIC_URL": "fletcher.example"])
+    @Test func badComputeTargetsNameTheVariableAndTheProblem() {
+        func targets(_ problem: String, _ value: String) {
+            expectError(ConfigurationError("COMPUTE_TARGETS", problem), ["COMPUTE_TARGETS": value])
+        }
+        let shape = #"expected a JSON object keyed by compute type, each {"url", "headers"?, "max_in_flight"?, "timeout_s"?, "max_attempts"?, "max_age_s"?}"#
+        targets(shape, "[]")
+        targets(shape, "{")
+        targets(shape + "; wrong or missing: cams.url", #"{"cams": {}}"#)
+        targets(shape + "; wrong or missing: cams.headers.a", #"{"cams": {"url": "http://x", "headers": {"a": 1}}}"#)
+        targets(shape + "; wrong or missing: cams.timeout_s", #"{"cams": {"url": "http://x", "timeout_s": "long"}}"#)
+        targets(
+            "unknown compute type 'lambda' (types are \(Compute.allCases.map(\.rawValue).joined(separator: ", ")))",
+            #"{"lambda": {"url": "http://x"}}"#)
+        targets(#"cams: "url" must be an http(s) URL"#, #"{"cams": {"url": "ftp://x"}}"#)
+        targets(#"cams: "url" must be an http(s) URL"#, #"{"cams": {"url": "http://"}}"#)
+        targets(#"cams: "max_in_flight" must be at least 1.0"#, #"{"cams": {"url": "http://x", "max_in_flight": 0}}"#)
+        targets(#"cams: "timeout_s" must be at least 0.1"#, #"{"cams": {"url": "http://x", "timeout_s": 0.05}}"#)
+        targets(#"cams: "max_attempts" must be at least 1.0"#, #"{"cams": {"url": "http://x", "max_attempts": 0}}"#)
+        targets(#"cams: "max_age_s" must be at least 1.0"#, #"{"cams": {"url": "http://x", "max_age_s": 0.5}}"#)
     }
 
     @Test func dotEnvParsing() throws {

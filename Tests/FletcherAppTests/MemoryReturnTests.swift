@@ -6,7 +6,8 @@ import Testing
 import Glibc
 #endif
 
-// Serialized: each test depends on what the allocator holds free.
+// Serialized: each test depends on what the allocator holds free (and those that read the process's
+// resident set run in a process of their own, without other tests beside them).
 @Suite("Memory given back", .serialized)
 struct MemoryReturnTests {
     #if canImport(Glibc)
@@ -49,12 +50,40 @@ struct MemoryReturnTests {
         blocks.forEach { free($0) }
     }
 
+    /// Whether this process runs the memory tests alone: see `theResidentSetTestsPassInAProcessOfTheirOwn`.
+    static let alone = ProcessInfo.processInfo.environment["FLETCHER_MEMORY_TESTS_ALONE"] == "1"
+
+    /// The resident set is the whole process's: with other tests allocating, freeing and trimming
+    /// beside them (the server's memory-return service among them), the two tests below would
+    /// measure those too. So they run in a process of their own — this test binary, run again with
+    /// this suite only — and this test checks that they passed there.
+    @Test(.enabled(if: !Self.alone))
+    func theResidentSetTestsPassInAProcessOfTheirOwn() throws {
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        child.arguments = ["--testing-library", "swift-testing", "--filter", "MemoryReturnTests"]
+        var environment = ProcessInfo.processInfo.environment
+        environment["FLETCHER_MEMORY_TESTS_ALONE"] = "1"
+        child.environment = environment
+        let output = Pipe()
+        child.standardOutput = output
+        child.standardError = output
+        try child.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        child.waitUntilExit()
+        #expect(child.terminationStatus == 0, "\(text)")
+        for name in ["freedSmallBlocksAreGivenBackByATrim()", "freeMemoryUsedAgainAfterATrimIsSeenAgain()"] {
+            #expect(text.contains("Test \(name) passed"), "\(text)")
+        }
+    }
+
     /// Small blocks freed in the middle of the heap stay resident until trimmed: resident and not in
     /// use, and a trim gives their pages back (the process's resident set falls by most of them).
-    @Test func freedSmallBlocksAreGivenBackByATrim() throws {
+    @Test(.enabled(if: Self.alone))
+    func freedSmallBlocksAreGivenBackByATrim() throws {
         let before = try #require(MemoryReturn.residentNotInUse)
         try touchAndFreeSmallBlocks()
-        // 63 MB freed; other tests running meanwhile allocate some again.
+        // 63 MB freed.
         #expect(try #require(MemoryReturn.residentNotInUse) - before > 24 << 20)
         let resident = try #require(MemoryReturn.resident)
         MemoryReturn.trim()
@@ -65,7 +94,8 @@ struct MemoryReturnTests {
     /// Free memory given back by a trim, then used and freed again, is resident again — and seen
     /// so, though the allocator holds as many bytes free as right after the trim (what the first
     /// way of watching counted, and so never trimmed again).
-    @Test func freeMemoryUsedAgainAfterATrimIsSeenAgain() throws {
+    @Test(.enabled(if: Self.alone))
+    func freeMemoryUsedAgainAfterATrimIsSeenAgain() throws {
         try touchAndFreeSmallBlocks()
         MemoryReturn.trim()
         let trimmed = try #require(MemoryReturn.residentNotInUse)

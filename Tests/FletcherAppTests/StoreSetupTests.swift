@@ -1,24 +1,72 @@
 import FletcherApp
-import FletcherPostgres
+@testable import FletcherPostgres
+import FletcherStore
 import FletcherTestSupport
 import Foundation
 import Logging
+import PostgresNIO
 import Testing
 
 /// The store `DATABASE_URL` names, as the server builds it.
 @Suite("Store setup")
 struct StoreSetupTests {
-    /// The server's PostgreSQL pool is opened whole at start and kept (no idle-timeout or keep-alive
-    /// timers per query): with nothing asked of it but one query at a time, all its connections open.
+    /// The server's PostgreSQL pool opens connections as callers need them, up to `MAX_CONNECTIONS`
+    /// (the change listener's among them); a caller waits `DATABASE_TIMEOUT_S` at most for one; and
+    /// connections idle for 10 s are closed (the pool has no minimum).
     @Test(.enabled(if: TestEngine.available.contains(.postgres)))
-    func theServersPostgresPoolIsOpenedWhole() async throws {
-        var logger = Logger(label: "fletcher-test")
-        logger.logLevel = .warning
-        let setup = try StoreSetup(.postgres(try await TestStores.isolatedPostgresURL()), maxConnections: 3, logger: logger)
+    func theServersPostgresPoolOpensOnDemandUpToItsSizeAndClosesIdleConnections() async throws {
+        var quiet = Logger(label: "fletcher-test")
+        quiet.logLevel = .critical
+        let logger = quiet
+        let url = try await TestStores.isolatedPostgresURL()
+        let setup = try StoreSetup(.postgres(url), maxConnections: 4, databaseTimeout: 2, logger: logger)
         let store = try #require(setup.store as? PostgresStore)
-        try await setup.withServicesRunning {
-            // The change listener holds one connection and each check another: on demand, two.
-            try await eventually("three connections open") { try await TestStores.sessionCount(on: store) == 3 }
+        #expect(store.poolUsage.capacity == 4)
+        #expect(store.waitLimit == .seconds(2))
+        // Sessions are counted on a connection of the test's own, outside the pool.
+        let counter = try await PostgresConnection.connect(
+            configuration: try PostgresEndpoint(url: url, maximumConnections: 1).connection, id: 1, logger: logger)
+        @Sendable func poolSessions() async throws -> Int {
+            let rows = try await counter.query(
+                "SELECT count(*)::int4 FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                logger: logger)
+            for try await count in rows.decode(Int32.self) { return Int(count) }
+            return 0
         }
+
+        try await setup.withServicesRunning {
+            try await eventually("the change listener's connection") { try await poolSessions() >= 1 }
+            // Three callers hold a connection each until released: with the listener's, four.
+            let released = Gate()
+            let holders = Task {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for _ in 0..<3 {
+                        group.addTask {
+                            try await store.withConnection { _ in
+                                try await released.wait()
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+            }
+            try await eventually("three callers holding connections", timeout: .seconds(60)) {
+                store.poolUsage.snapshot.inUse == 3
+            }
+            #expect(try await poolSessions() >= 4)
+            // The pool is full: one more caller is refused after the wait limit.
+            await #expect {
+                try await store.checkHealth()
+            } throws: { error in
+                guard case StoreError.unavailable(let reason) = error else { return false }
+                return reason.contains("no database connection within")
+            }
+            released.open()
+            try await holders.value
+            // Idle for 10 s, the holders' connections close; the listener's (and at most one the
+            // listener check takes now and then) stay.
+            try await eventually("the idle connections closed", timeout: .seconds(90)) { try await poolSessions() <= 2 }
+        }
+        try await counter.close()
     }
 }

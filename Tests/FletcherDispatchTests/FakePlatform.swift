@@ -1,3 +1,4 @@
+import FletcherTestSupport
 import Foundation
 import Hummingbird
 import Logging
@@ -15,11 +16,13 @@ final class FakePlatform: Sendable {
         var at: Date
     }
 
-    /// What to answer: status, headers, JSON body, and how long to wait first.
+    /// What to answer: status, headers, JSON body, and what to wait for first: a gate the test
+    /// opens (a platform that answers only when the test says so), then a delay.
     struct Answer: Sendable {
         var status: HTTPResponse.Status = .accepted
         var headers: HTTPFields = [:]
         var body: String = #"{"run_id": null}"#
+        var heldUntil: Gate? = nil
         var delay: Duration = .zero
     }
 
@@ -62,6 +65,7 @@ final class FakePlatform: Sendable {
                 return state.received.count
             }
             let answer = self.script(received, number)
+            try? await answer.heldUntil?.wait()
             try? await Task.sleep(for: answer.delay)
             self.state.withLock { $0.open -= 1 }
             var headers = answer.headers

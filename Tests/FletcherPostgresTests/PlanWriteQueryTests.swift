@@ -20,6 +20,11 @@ struct PlanWriteQueryTests {
         return (store, names, fixture, try #require(try await store.plan(fixture.datasetId)))
     }
 
+    /// SQLSTATE of a row breaking a unique index (here the products' primary key).
+    static let uniqueViolation = "23505"
+    /// SQLSTATE of one statement affecting a row twice.
+    static let cardinalityViolation = "21000"
+
     static func revision(of fixture: PlanFixture, in store: PostgresStore) async throws -> Int64? {
         try await store.client.withConnection { try await DatasetQueries.revision(fixture.datasetId, $0, Logger(label: "fletcher-test")) }
     }
@@ -118,11 +123,12 @@ struct PlanWriteQueryTests {
                 modifiedBy: "test", modifiedDate: Date.storeNow()))
         edited.changedProducts = [before.dataProducts.count, before.dataProducts.count]
         let change = edited
-        await #expect(throws: (any Error).self) {
+        let duplicate = try await #require(throws: PSQLError.self) {
             _ = try await store.withConnection { connection in
                 try await PlanWriteQuery.run(change, expecting: revision, at: Date.storeNow(), notifying: ChangeNotice(sender: UUID(), sent: true), connection, logger)
             }
         }
+        #expect(duplicate.serverInfo?[.sqlState] == Self.uniqueViolation, "\(String(reflecting: duplicate))")
         store.planCache.removeAll()
         #expect(try await store.plan(fixture.datasetId) == before)
         #expect(try await Self.revision(of: fixture, in: store) == revision)
@@ -172,7 +178,8 @@ struct PlanWriteQueryTests {
         // breaking the primary key) rolls back the whole transaction.
         var broken = change
         broken.changedProducts.append(change.plan.dataProducts.count - 1)
-        await #expect(throws: (any Error).self) { _ = try await write(broken, from: revision) }
+        let duplicate = try await #require(throws: PSQLError.self) { _ = try await write(broken, from: revision) }
+        #expect(duplicate.serverInfo?[.sqlState] == Self.uniqueViolation, "\(String(reflecting: duplicate))")
         store.planCache.removeAll()
         #expect(try await store.plan(fixture.datasetId) == before)
         #expect(try await Self.revision(of: fixture, in: store) == revision)
@@ -189,7 +196,8 @@ struct PlanWriteQueryTests {
         // where one statement refuses to touch a row twice.
         var twice = change
         (twice.changedProducts, twice.changedDependencies, twice.transitions) = ([0, 1, 0], [], [])
-        await #expect(throws: (any Error).self) { _ = try await write(twice, from: revision + 1, rowsPerStatement: 3) }
+        let touchedTwice = try await #require(throws: PSQLError.self) { _ = try await write(twice, from: revision + 1, rowsPerStatement: 3) }
+        #expect(touchedTwice.serverInfo?[.sqlState] == Self.cardinalityViolation, "\(String(reflecting: touchedTwice))")
         #expect(try await write(twice, from: revision + 1)?.revision == revision + 2)
         store.planCache.removeAll()
         #expect(try await store.plan(fixture.datasetId) == change.plan)

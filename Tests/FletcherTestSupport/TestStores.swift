@@ -5,6 +5,7 @@ public import FletcherStore
 public import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 public import Testing
 
 /// A storage engine the shared suites run against.
@@ -16,10 +17,36 @@ public enum TestEngine: String, Sendable, CaseIterable, CustomTestStringConverti
 
     /// The engines to test: SQLite always; PostgreSQL when `FLETCHER_TEST_POSTGRES_URL` names a
     /// server (the test command starts one), or when `FLETCHER_REQUIRE_POSTGRES=1` (to fail, not skip).
+    ///
+    /// Each test asks once, in its traits (`arguments: TestEngine.available`, or
+    /// `.enabled(if: TestEngine.available.contains(.postgres))`): without PostgreSQL, each ask is a
+    /// test that does not run on it, counted in the line printed as the test process exits.
     public static var available: [TestEngine] {
         let environment = ProcessInfo.processInfo.environment
         let postgres = environment["FLETCHER_TEST_POSTGRES_URL"] != nil || environment["FLETCHER_REQUIRE_POSTGRES"] == "1"
+        if !postgres { SkippedWithoutPostgres.count() }
         return postgres ? [.sqlite, .postgres] : [.sqlite]
+    }
+}
+
+/// The tests a run without PostgreSQL leaves out, said in the run's last line: `swift test` on its
+/// own passes without running them, and a pass must not be mistaken for the whole suite's.
+enum SkippedWithoutPostgres {
+    private static let tests = Atomic<Int>(0)
+    private static let registered = Atomic<Bool>(false)
+
+    static func count() {
+        tests.add(1, ordering: .relaxed)
+        guard registered.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
+        // After the testing library's summary: at the process's exit.
+        atexit {
+            let skipped = SkippedWithoutPostgres.tests.load(ordering: .relaxed)
+            // A suite's condition is asked for the suite and again for each of its tests, as each
+            // is reported skipped.
+            let line = "\n\u{26A0} No PostgreSQL: \(skipped) tests and suites skipped or run on SQLite only. Set "
+                + "FLETCHER_TEST_POSTGRES_URL to a server's URL, or run `make test`, which starts one.\n"
+            FileHandle.standardError.write(Data(line.utf8))
+        }
     }
 }
 

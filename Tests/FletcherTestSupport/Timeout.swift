@@ -1,11 +1,13 @@
 public import Foundation
 public import Testing
 
-/// The first element of `stream`, or nil when none arrives within `timeout`.
-public func first<T: Sendable>(of stream: AsyncStream<T>, within timeout: Duration) async -> T? {
+/// The first element of `stream` that satisfies `condition`, or nil when none arrives within `timeout`.
+public func first<T: Sendable>(
+    of stream: AsyncStream<T>, within timeout: Duration, where condition: @escaping @Sendable (T) -> Bool = { _ in true }
+) async -> T? {
     await withTaskGroup(of: T?.self) { group in
         group.addTask {
-            for await element in stream { return element }
+            for await element in stream where condition(element) { return element }
             return nil
         }
         group.addTask {

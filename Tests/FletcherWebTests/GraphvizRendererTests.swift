@@ -65,37 +65,4 @@ struct GraphvizRendererTests {
         #expect(!svg.contains("<script>"))
         #expect(svg.contains("&lt;script&gt;"))
     }
-
-    /// Layout times and costs of plan-shaped graphs drawn whole (set FLETCHER_MEASURE_LAYOUT=1;
-    /// FLETCHER_LAYOUT_SIZES picks product counts), to calibrate `PlanDrawing.maxLayoutCost`.
-    @Test(.enabled(if: ProcessInfo.processInfo.environment["FLETCHER_MEASURE_LAYOUT"] != nil))
-    func measureLayoutTimes() async throws {
-        let sizes = (ProcessInfo.processInfo.environment["FLETCHER_LAYOUT_SIZES"] ?? "100,200,400")
-            .split(separator: ",").compactMap { Int($0) }
-        for shape in (ProcessInfo.processInfo.environment["FLETCHER_LAYOUT_SHAPES"] ?? "random3,chain+half,layers,bipartite").split(separator: ",").map(String.init) {
-            for count in sizes {
-                let names = Names()
-                var fixture = PlanFixture(names: names)
-                fixture.products = (0..<count).map { .init(id: names["p\($0)"], compute: .cams, name: "product \($0)", version: "1.0.0", eager: true) }
-                var generator = SystemRandomNumberGenerator()
-                fixture.edges = (1..<count).flatMap { child -> [PlanSubmission.Dependency] in
-                    let parents: [Int] =
-                        switch shape {
-                        case "random3": (0..<3).map { _ in Int.random(in: 0..<child, using: &generator) }
-                        case "chain+half": [child - 1, (child - 1) / 2]
-                        case "bipartite": child < count / 2 ? [] : (0..<4).map { _ in Int.random(in: 0..<(count / 2), using: &generator) }
-                        default: [max(0, child - 10 - Int.random(in: 0..<10, using: &generator))]
-                        }
-                    return Set(parents).map { .init(parentId: names["p\($0)"], childId: names["p\(child)"]) }
-                }
-                let plan = try fixture.plan()
-                let graph = PlanGraph(plan)
-                let cost = PlanDrawing.layoutCost(graph, Array(plan.dataProducts.indices))
-                let dot = PlanDrawing.wholeDOT(plan: plan, graph: graph)
-                let started = ContinuousClock.now
-                _ = try await GraphvizRenderer().svg(for: dot)
-                print("layout \(shape) \(count) products, cost \(cost): \(ContinuousClock.now - started)")
-            }
-        }
-    }
 }

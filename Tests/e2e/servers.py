@@ -94,6 +94,11 @@ class Fletcher:
                     raise RuntimeError(open(os.path.join(self.folder, "server.log")).read())
                 time.sleep(0.1)
 
+    def output(self):
+        """What the process has logged so far."""
+        with open(os.path.join(self.folder, "server.log"), errors="replace") as log:
+            return log.read()
+
     def signal(self, number):
         self.process.send_signal(number)
 

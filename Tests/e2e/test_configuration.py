@@ -1,0 +1,28 @@
+"""`fletcher serve` with a bad setting: it says which variable and what is wrong, on one line of its
+standard error, and exits with status 78 (EX_CONFIG) before it opens a database or a port."""
+import os
+import subprocess
+import tempfile
+
+import pytest
+
+from conftest import BINARY
+
+
+@pytest.mark.parametrize("variable, value, problem", [
+    ("DATABASE_URL", "mysql://u:secret@x",
+     "expected postgres://…, postgresql://…, sqlite:PATH or sqlite::memory:, got 'mysql://u:***@x'"),
+    ("BASE_URL", "localhost", "expected host:port, such as 127.0.0.1:3000, got 'localhost'"),
+    ("MAX_CONNECTIONS", "0", "expected a whole number from 1 to 1000, got '0'"),
+    ("DATABASE_TIMEOUT_S", "0", "expected a number from 0.1 to 3600.0, got '0'"),
+    ("MAX_CONCURRENT_REQUESTS", "lots", "expected a number from 1.0 to 1000000.0, got 'lots'"),
+    ("LOG_FORMAT", "xml", "expected text or json, got 'xml'"),
+])
+def test_a_bad_setting_stops_the_server_with_its_name_and_status_78(variable, value, problem):
+    folder = tempfile.mkdtemp(prefix="fletcher-config-")
+    environment = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "REMOTE_APIS", "DATABASE_URL")}
+    environment.update({"DATABASE_URL": "sqlite::memory:", "BASE_URL": "127.0.0.1:0", variable: value})
+    result = subprocess.run([BINARY, "serve"], env=environment, cwd=folder, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 78, result.stderr
+    assert result.stderr.splitlines() == [f"fletcher: configuration error: {variable}: {problem}"]
+    assert os.listdir(folder) == [], "nothing written"
