@@ -12,7 +12,7 @@ public import Logging
 /// Fletcher's version, reported by `--version` and `/health`.
 public let fletcherVersion = "0.1.0"
 
-/// The HTTP routes of Fletcher on a store: the API (SPEC §3). Tests call this same function.
+/// The HTTP routes of Fletcher on a store: the API and the web UI. Tests call this same function.
 public func buildRouter(
     store: any Store, authenticator: Authenticator, logger: Logger, metrics: PrometheusExporter? = nil,
     maxBodyBytes: Int = 16 << 20, concurrency: ConcurrencyLimit? = nil
