@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 extension Plan {
     /// The graph the orchestration rules use (every data product that is not disabled): the one
