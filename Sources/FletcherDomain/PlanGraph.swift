@@ -75,11 +75,6 @@ public struct PlanGraph: Sendable {
         reachable(from: roots, following: children(of:))
     }
 
-    /// Every node from which one of `targets` is reachable by one or more edges.
-    public func upstream(of targets: some Sequence<Int>) -> [Int] {
-        reachable(from: targets, following: parents(of:))
-    }
-
     private func reachable(from starts: some Sequence<Int>, following next: (Int) -> Neighbours) -> [Int] {
         var seen = [Bool](repeating: false, count: count)
         var stack: [Int] = []
