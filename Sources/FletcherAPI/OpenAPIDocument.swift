@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// The OpenAPI document this API is generated from, as served by `GET /spec`.
 public enum OpenAPIDocument {

@@ -2,7 +2,7 @@ public import Configuration
 public import FletcherDispatch
 public import FletcherDomain
 public import FletcherHTTP
-public import FletcherStore
+import FletcherStore
 public import Foundation
 public import Logging
 import SystemPackage

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import FletcherDispatch
+import FletcherDomain
 import FletcherStore
 import Logging
 import ServiceLifecycle

@@ -1,4 +1,4 @@
-public import FletcherPostgres
+import FletcherPostgres
 import FletcherSQLite
 public import FletcherStore
 public import Logging

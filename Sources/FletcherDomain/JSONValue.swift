@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// A free-form JSON value: a dataset's or data product's `extra`, a `passthrough` or a `passback`.
 ///

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// Applies the orchestration rules to a copy of a plan, stamping and remembering every row it changes.
 struct PlanEditor {

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 extension Plan {
     /// The graph the orchestration rules use (every data product that is not disabled): the one
@@ -73,11 +73,6 @@ public struct PlanGraph: Sendable {
     /// Every node reachable from `roots` by one or more edges (a root is included only if another root reaches it).
     public func downstream(of roots: some Sequence<Int>) -> [Int] {
         reachable(from: roots, following: children(of:))
-    }
-
-    /// Every node from which one of `targets` is reachable by one or more edges.
-    public func upstream(of targets: some Sequence<Int>) -> [Int] {
-        reachable(from: targets, following: parents(of:))
     }
 
     private func reachable(from starts: some Sequence<Int>, following next: (Int) -> Neighbours) -> [Int] {

@@ -1,4 +1,4 @@
-public import FletcherAPI
+import FletcherAPI
 import Foundation
 public import Hummingbird
 public import Logging

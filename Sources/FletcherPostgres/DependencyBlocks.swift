@@ -42,8 +42,8 @@ enum DependencyBlocks {
         let end = min(first + size, dependencies.count)
         var buffer = ByteBufferAllocator().buffer(capacity: (end - first) * 48)
         for dependency in dependencies[first..<end] {
-            withUnsafeBytes(of: dependency.parentId.uuid) { buffer.writeBytes($0) }
-            withUnsafeBytes(of: dependency.childId.uuid) { buffer.writeBytes($0) }
+            writeUUID(dependency.parentId, to: &buffer)
+            writeUUID(dependency.childId, to: &buffer)
             if let extra = StoredColumn.json(dependency.extra) {
                 writeText(extra, to: &buffer)
             } else {
@@ -78,6 +78,14 @@ enum DependencyBlocks {
                 Dependency(
                     parentId: parent, childId: child, extra: extra, modifiedBy: modifiedBy,
                     modifiedDate: Date(microsecondsSince1970: modified)))
+        }
+    }
+
+    /// Appends the 16 bytes of `id`, as `readUUID` reads them.
+    static func writeUUID(_ id: UUID, to buffer: inout ByteBuffer) {
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 16) { bytes in
+            bytes.storeBytes(of: id.uuid, as: uuid_t.self)
+            return 16
         }
     }
 

@@ -140,7 +140,7 @@ public final class LoopRevisions: Sendable {
             }
             let ids = PostgresData(array: batch.reads.map { PostgresData(uuid: $0.id) }, elementType: .uuid)
             owner.asked.add(1, ordering: .relaxed)
-            statement.execute([ids]).hop(to: eventLoop).whenComplete { [self] result in
+            statement.execute([ids]).hop(to: eventLoop).assumeIsolated().whenComplete { [self] result in
                 if case .failure(let error) = result {
                     logger.debug("plan read check failed", metadata: ["error": "\(error)"])
                     // (Unless a newer connection has replaced it since.)

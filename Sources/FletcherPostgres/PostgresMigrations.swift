@@ -375,7 +375,8 @@ enum PostgresMigrations {
                         logger: logger)
                     try await connection.query("COMMIT", logger: logger)
                 } catch {
-                    try? await connection.query("ROLLBACK", logger: logger)
+                    // The migration's error is the one to report, whether or not the rollback works.
+                    _ = try? await connection.query("ROLLBACK", logger: logger)
                     throw error
                 }
             }

@@ -1,5 +1,5 @@
 import FletcherDomain
-public import Foundation
+import Foundation
 import Histogram
 import Hummingbird
 import Logging

@@ -91,11 +91,6 @@ struct PlanDrawing {
         }
     }
 
-    /// The DOT text of the whole graph, whatever its size (for measurements).
-    static func wholeDOT(plan: Plan, graph: PlanGraph) -> String {
-        dot(plan: plan, graph: graph, nodes: plan.dataProducts.indices.filter { graph.included[$0] }, scope: .whole)
-    }
-
     /// What `dot` will have to lay out: the nodes, plus one virtual node per rank each edge crosses
     /// beyond its first, ranks taken as longest paths (network simplex can only shorten edges).
     /// Layout time grows with this much more than with nodes or edges alone: a 200-product chain
@@ -171,7 +166,8 @@ struct PlanDrawing {
         }
     }
 
-    private static func dot(plan: Plan, graph: PlanGraph, nodes: [Int], scope: Scope) -> String {
+    /// The DOT text of `nodes` (positions in the plan, in slot order) and the edges between them.
+    static func dot(plan: Plan, graph: PlanGraph, nodes: [Int], scope: Scope) -> String {
         let datasetId = placeholder("d")
         var dot = """
             digraph plan {

@@ -2,7 +2,7 @@ public import FletcherDomain
 public import FletcherPostgres
 import FletcherSQLite
 public import FletcherStore
-public import Foundation
+import Foundation
 import Logging
 import PostgresNIO
 import Synchronization

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import Testing
 
 /// The first element of `stream` that satisfies `condition`, or nil when none arrives within `timeout`.

@@ -7,7 +7,7 @@ import Foundation
 // encoding of a plan, each at 100, 10,000 and 100,000 data products. Every benchmark builds its
 // plan in `setup`, outside the measured region, and measures exactly what the server does for the
 // request, as `Store.apply` does it: `PlanMutation.apply(to:datasetId:by:at:)` on the stored plan,
-// or `WireJSON.plan` / `PlanJSON.encode` for the plan as JSON. Each benchmark runs in a process of its own, so
+// or `PlanJSON.encode` for the plan as JSON. Each benchmark runs in a process of its own, so
 // peakMemoryResident includes that benchmark's fixture (and only that one).
 
 /// The sizes measured, with iteration limits that keep the whole suite within a few minutes on 2 cores.
@@ -97,19 +97,8 @@ let benchmarks: @Sendable () -> Void = {
                 return input
             })
 
-        // A completed plan (every product succeeded, with run id and link) as the API's JSON.
-        Benchmark(
-            name("JSON encoding", products), configuration: configuration,
-            closure: { benchmark, plan in
-                benchmark.startMeasurement()
-                let json = WireJSON.plan(plan, pretty: false)
-                benchmark.stopMeasurement()
-                blackHole(json)
-            },
-            setup: { PlanFixture(size: products).completedPlan })
-
-        // The same plan through `PlanJSON`, the direct writer the server's plan answers now use
-        // (`PlanRoutes`); its tests check it writes the same JSON as `WireJSON`.
+        // A completed plan (every product succeeded, with run id and link) through `PlanJSON`, the
+        // writer the server's plan answers use.
         Benchmark(
             name("PlanJSON encoding", products), configuration: configuration,
             closure: { benchmark, plan in
