@@ -262,7 +262,10 @@ let package = Package(
         ),
         .testTarget(
             name: "FletcherSQLiteTests",
-            dependencies: ["FletcherSQLite", "FletcherStore", "FletcherDomain", "FletcherTestSupport"],
+            dependencies: [
+                "FletcherSQLite", "FletcherStore", "FletcherDomain", "FletcherTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -5,6 +5,25 @@ import GRDB
 /// Rules: never edit a migration that has shipped; never refer to app types here, only SQL.
 /// UUIDs are 16-byte blobs, times are microseconds since 1970, JSON is text.
 enum SQLiteMigrations {
+    /// Applies the migrations not yet applied. Several processes may migrate one file at once
+    /// (servers starting together): GRDB reads which migrations are applied before it takes the
+    /// write lock for each, so one that another process committed meanwhile fails here (its tables
+    /// exist already) and is rolled back; the applied list is then read again and migrating goes
+    /// on from there. A failure with no migration applied by anyone since the last try is real.
+    static func migrate(_ writer: any DatabaseWriter) throws {
+        let migrator = migrator
+        var applied = try writer.read { db in try migrator.appliedIdentifiers(db) }
+        while true {
+            do {
+                return try migrator.migrate(writer)
+            } catch {
+                let now = try writer.read { db in try migrator.appliedIdentifiers(db) }
+                guard now.isStrictSuperset(of: applied) else { throw error }
+                applied = now
+            }
+        }
+    }
+
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1: plans") { db in

@@ -33,7 +33,7 @@ public final class SQLiteStore: Store {
     }
 
     public func migrate() async throws {
-        try await storeErrors { try SQLiteMigrations.migrator.migrate(writer) }
+        try await storeErrors { try SQLiteMigrations.migrate(writer) }
     }
 
     public func plan(_ datasetId: UUID) async throws -> Plan? {

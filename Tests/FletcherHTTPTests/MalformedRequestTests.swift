@@ -97,8 +97,9 @@ struct MalformedRequestTests {
         }
     }
 
-    @Test func anyAcceptHeaderGetsTheDocumentedContentType() async throws {
-        let api = try await TestAPI(engine: .sqlite)
+    @Test(arguments: TestEngine.available)
+    func anyAcceptHeaderGetsTheDocumentedContentType(engine: TestEngine) async throws {
+        let api = try await TestAPI(engine: engine)
         try await api.test { client in
             let response = try await client.client.execute(
                 uri: "/api/plan/search?search_by=&page=0", method: .get, headers: [.accept: "text/html"])
@@ -107,8 +108,9 @@ struct MalformedRequestTests {
         }
     }
 
-    @Test func unknownRoutesAndMethodsAreProblems() async throws {
-        let api = try await TestAPI(engine: .sqlite)
+    @Test(arguments: TestEngine.available)
+    func unknownRoutesAndMethodsAreProblems(engine: TestEngine) async throws {
+        let api = try await TestAPI(engine: engine)
         try await api.test { client in
             try await client.send(.get, "/api/nothing").expectProblem(.notFound)
             let wrongMethod = try await client.send(.patch, "/api/plan")

@@ -19,8 +19,9 @@ struct MetaEndpointTests {
         }
     }
 
-    @Test func specServesTheDocumentTheServerIsGeneratedFrom() async throws {
-        let api = try await TestAPI(engine: .sqlite)
+    @Test(arguments: TestEngine.available)
+    func specServesTheDocumentTheServerIsGeneratedFrom(engine: TestEngine) async throws {
+        let api = try await TestAPI(engine: engine)
         try await api.test { client in
             let spec = try await client.send(.get, "/spec")
             #expect(spec.status == .ok)
@@ -33,8 +34,9 @@ struct MetaEndpointTests {
         }
     }
 
-    @Test func swaggerPageLoadsPinnedFilesAndPointsAtTheSpec() async throws {
-        let api = try await TestAPI(engine: .sqlite)
+    @Test(arguments: TestEngine.available)
+    func swaggerPageLoadsPinnedFilesAndPointsAtTheSpec(engine: TestEngine) async throws {
+        let api = try await TestAPI(engine: engine)
         try await api.test { client in
             let page = try await client.send(.get, "/swagger")
             #expect(page.status == .ok)

@@ -51,8 +51,9 @@ struct MetricsEndpointTests {
         }
     }
 
-    @Test func everyAnswerCarriesARequestIdTakenFromTheCallerWhenSane() async throws {
-        let api = try await TestAPI(engine: .sqlite)
+    @Test(arguments: TestEngine.available)
+    func everyAnswerCarriesARequestIdTakenFromTheCallerWhenSane(engine: TestEngine) async throws {
+        let api = try await TestAPI(engine: engine)
         try await api.test { client in
             let given = try await client.send(.get, "/health", headers: [HTTPField.Name("X-Request-Id")!: "trace-42.a:b_c"])
             #expect(given.headers[HTTPField.Name("X-Request-Id")!] == "trace-42.a:b_c")

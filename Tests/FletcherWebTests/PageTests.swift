@@ -10,8 +10,9 @@ import Testing
 struct PageTests {
     let names = Names()
 
-    @Test func theSearchPageListsPlansAndWorksAsAPlainForm() async throws {
-        let app = try await WebTestApp()
+    @Test(arguments: TestEngine.available)
+    func theSearchPageListsPlansAndWorksAsAPlainForm(engine: TestEngine) async throws {
+        let app = try await WebTestApp(engine: engine)
         let marker = "srch" + UUID().uuidString.prefix(6).lowercased()
         try await app.submit(PlanFixture(names: names, extra: .object(["team": .string(marker)])).products("a"))
         let page = try await app.get("/?search_by=\(marker)")
@@ -26,8 +27,9 @@ struct PageTests {
         #expect(none.contains("No plans match."))
     }
 
-    @Test func theRowsFragmentPagesWithAndWithoutANextPage() async throws {
-        let app = try await WebTestApp()
+    @Test(arguments: TestEngine.available)
+    func theRowsFragmentPagesWithAndWithoutANextPage(engine: TestEngine) async throws {
+        let app = try await WebTestApp(engine: engine)
         let marker = "frag" + UUID().uuidString.prefix(6).lowercased()
         for index in 0..<51 {
             try await app.submit(PlanFixture(names: Names(), extra: .string("\(marker) \(index)")).products("a"))
@@ -46,8 +48,9 @@ struct PageTests {
         #expect(try await app.get("/component/plan_search?search_by=x&page=-2").status == .badRequest)
     }
 
-    @Test func thePlanPageShowsStatusGraphTableAndJSON() async throws {
-        let app = try await WebTestApp()
+    @Test(arguments: TestEngine.available)
+    func thePlanPageShowsStatusGraphTableAndJSON(engine: TestEngine) async throws {
+        let app = try await WebTestApp(engine: engine)
         let fixture = PlanFixture(names: names).products("extract", "transform", "gone").chain("extract", "transform")
         try await app.submit(fixture)
         _ = try await app.store.apply(.disable([names["gone"]]), to: fixture.datasetId, by: "web")
@@ -75,8 +78,9 @@ struct PageTests {
         #expect(page.contains("<li><a href=\"/\">Search</a></li><li aria-current=\"page\">Plan</li>"))
     }
 
-    @Test func theTimelineShowsWhenProductsWereQueuedRanAndFinished() async throws {
-        let app = try await WebTestApp()
+    @Test(arguments: TestEngine.available)
+    func theTimelineShowsWhenProductsWereQueuedRanAndFinished(engine: TestEngine) async throws {
+        let app = try await WebTestApp(engine: engine)
         let fixture = PlanFixture(names: names).products("extract", "transform").chain("extract", "transform")
         try await app.submit(fixture)
         _ = try await app.store.apply(.update([StateUpdate(id: names["extract"], state: .running)]), to: fixture.datasetId, by: "platform")
@@ -90,8 +94,9 @@ struct PageTests {
         #expect(page.count("<g><a href=\"/plan/") == 2)
     }
 
-    @Test func aPausedPlanSaysSo() async throws {
-        let app = try await WebTestApp()
+    @Test(arguments: TestEngine.available)
+    func aPausedPlanSaysSo(engine: TestEngine) async throws {
+        let app = try await WebTestApp(engine: engine)
         let fixture = PlanFixture(names: names).products("a")
         try await app.submit(fixture)
         _ = try await app.store.apply(.pause, to: fixture.datasetId, by: "web")
@@ -99,8 +104,9 @@ struct PageTests {
         #expect(page.contains("badge status paused\" data-status>Paused"))
     }
 
-    @Test func unknownAndMalformedPlansGiveTheNotFoundPage() async throws {
-        let app = try await WebTestApp()
+    @Test(arguments: TestEngine.available)
+    func unknownAndMalformedPlansGiveTheNotFoundPage(engine: TestEngine) async throws {
+        let app = try await WebTestApp(engine: engine)
         for path in ["/plan/\(UUID())", "/plan/not-a-uuid", "/plan/\(UUID())/product/\(UUID())", "/no/such/page"] {
             let page = try await app.get(path)
             #expect(page.status == .notFound, "\(path)")
@@ -111,8 +117,9 @@ struct PageTests {
         #expect(api.headers[.contentType] == "application/problem+json")
     }
 
-    @Test func userDataIsEscapedEverywhereAndOnlyWebLinksAreLinks() async throws {
-        let app = try await WebTestApp()
+    @Test(arguments: TestEngine.available)
+    func userDataIsEscapedEverywhereAndOnlyWebLinksAreLinks(engine: TestEngine) async throws {
+        let app = try await WebTestApp(engine: engine)
         let attack = "<script>alert('x')</script>"
         var fixture = PlanFixture(names: names, extra: .object(["note": .string(attack)])).products("a", "b").edge("a", "b")
         fixture.products[0].name = attack
@@ -142,8 +149,9 @@ struct PageTests {
         #expect(plan.contains("<a href=\"https://runs.example/b?x=1&amp;y=2\""))
     }
 
-    @Test func theProductDetailShowsEveryFieldAndItsNeighbours() async throws {
-        let app = try await WebTestApp()
+    @Test(arguments: TestEngine.available)
+    func theProductDetailShowsEveryFieldAndItsNeighbours(engine: TestEngine) async throws {
+        let app = try await WebTestApp(engine: engine)
         let fixture = PlanFixture(names: names).products("a", "b", "c").chain("a", "b", "c")
         try await app.submit(fixture)
         let run = UUID()
@@ -168,8 +176,9 @@ struct PageTests {
         #expect(!fragment.contains("<html"))
     }
 
-    @Test func aLargePlanIsFocusedPaginatedAndItsJSONLinked() async throws {
-        let app = try await WebTestApp()
+    @Test(arguments: TestEngine.available)
+    func aLargePlanIsFocusedPaginatedAndItsJSONLinked(engine: TestEngine) async throws {
+        let app = try await WebTestApp(engine: engine)
         var fixture = PlanFixture(names: names)
         let count = 2_000
         fixture.products = (0..<count).map { .init(id: names["p\($0)"], compute: .cams, name: "product \($0)", version: "1", eager: true) }
@@ -213,8 +222,9 @@ struct PageTests {
         #expect(PlanDrawing(plan: cheap, graph: PlanGraph(cheap), focus: nil).scope == .whole)
     }
 
-    @Test func assetsAreServedWithCacheHeaders() async throws {
-        let app = try await WebTestApp()
+    @Test(arguments: TestEngine.available)
+    func assetsAreServedWithCacheHeaders(engine: TestEngine) async throws {
+        let app = try await WebTestApp(engine: engine)
         let page = try await app.get("/")
         let match = try #require(page.text.firstMatch(of: /\/assets\/fletcher\.css\?v=([0-9a-f]+)/))
         let css = try await app.get("/assets/fletcher.css?v=\(match.1)")

@@ -14,7 +14,7 @@ struct WebTestApp {
     let store: any Store
     let application: Application<RouterResponder<BasicRequestContext>>
 
-    init(engine: TestEngine = .sqlite) async throws {
+    init(engine: TestEngine) async throws {
         store = try await TestStores.make(engine)
         var logger = Logger(label: "fletcher-web-test")
         logger.logLevel = .warning
