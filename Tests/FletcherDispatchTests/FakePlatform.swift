@@ -21,6 +21,32 @@ final class FakePlatform: Sendable {
         var headers: HTTPFields = [:]
         var body: String = #"{"run_id": null}"#
         var delay: Duration = .zero
+        /// When set, the answer waits until the test opens this gate.
+        var gate: Gate? = nil
+    }
+
+    /// Holds answers until the test opens it (then lets every one through, now and later).
+    final class Gate: Sendable {
+        private let state = Mutex<(open: Bool, waiting: [CheckedContinuation<Void, Never>])>((false, []))
+
+        func open() {
+            let waiting = state.withLock { state in
+                state.open = true
+                defer { state.waiting = [] }
+                return state.waiting
+            }
+            for continuation in waiting { continuation.resume() }
+        }
+
+        func wait() async {
+            await withCheckedContinuation { continuation in
+                let isOpen = state.withLock { state in
+                    if !state.open { state.waiting.append(continuation) }
+                    return state.open
+                }
+                if isOpen { continuation.resume() }
+            }
+        }
     }
 
     private struct State {
@@ -62,6 +88,7 @@ final class FakePlatform: Sendable {
                 return state.received.count
             }
             let answer = self.script(received, number)
+            await answer.gate?.wait()
             try? await Task.sleep(for: answer.delay)
             self.state.withLock { $0.open -= 1 }
             var headers = answer.headers
