@@ -5,7 +5,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 public import Logging
-public import NIOCore
+import NIOCore
 
 /// What plan reads answered on their event loop (`PlanReadHandler`) need: where the answers come
 /// from, the server's limit on requests at once (shared with `RequestLimitsMiddleware`), and the
