@@ -1,3 +1,4 @@
+import FletcherApp
 import FletcherDomain
 import FletcherHTTP
 import FletcherTestSupport
@@ -15,49 +16,37 @@ import Testing
 
 @Suite("Limits and hardening")
 struct HardeningTests {
+    /// On a clock that does not move, so the first pause (1 s) cannot end during the test.
     @Test func repeatedFailedLoginsAreThrottledForKnownAndUnknownNamesAlike() async throws {
-        let api = try await TestAPI(engine: .sqlite)
-        try await api.test { client in
+        let router = try buildRouter(
+            store: try await TestStores.make(.sqlite), authenticator: await LoginThrottleTests.authenticator(clock: ManualClock()),
+            logger: TestAPI.logger)
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: TestAPI.logger)
+        try await app.test(.router) { client in
+            let client = APIClient(client: client)
             for service in ["publisher", "nobody-by-this-name"] {
                 for _ in 0..<5 {
                     try await client.send(.post, "/api/authenticate", json: ["service": service, "key": "wrong"]).expectProblem(.unauthorized)
                 }
-                // The first pause is 1 s and doubles with each failure: on a busy machine the next
-                // attempt may come after it, fail (a 401) and start the next, longer pause.
-                var throttled = try await client.send(.post, "/api/authenticate", json: ["service": service, "key": "wrong"])
-                for _ in 0..<3 where throttled.status == .unauthorized {
-                    throttled = try await client.send(.post, "/api/authenticate", json: ["service": service, "key": "wrong"])
-                }
-                throttled.expectProblem(.tooManyRequests)
-                #expect(Int(throttled.headers[.retryAfter] ?? "") ?? 0 >= 1)
+                let throttled = try await client.send(.post, "/api/authenticate", json: ["service": service, "key": "wrong"])
+                let detail = throttled.expectProblem(.tooManyRequests)
+                #expect(throttled.headers[.retryAfter] == "1")
+                #expect(detail == "Too many failed logins for this service; retry in 1 s")
             }
             // Another service is not affected.
             #expect(try await client.send(.post, "/api/authenticate", json: ["service": "reader", "key": "reader-key"]).status == .ok)
         }
     }
 
-    /// Guesses sent in parallel are counted before their bcrypt checks end: of 20 at once, no more
-    /// than the 5 free ones are checked, the rest are refused with 429.
+    /// Guesses sent in parallel from one address cost what sequential ones do: of 20 at once, only
+    /// the 5 free ones are checked, the rest wait for them and are refused with 429 once they failed.
     @Test func parallelGuessesAreThrottledLikeSequentialOnes() async throws {
-        let authenticator = await Authenticator(
-            secret: TestServices.secret, accounts: TestServices.accounts, bcrypt: BcryptVerifier(threads: 2))
-        let statuses = await withTaskGroup(of: Int.self) { group in
-            for _ in 0..<20 {
-                group.addTask {
-                    do {
-                        _ = try await authenticator.authenticate(service: "publisher", key: "wrong")
-                        return 200
-                    } catch let problem as Problem {
-                        return problem.status.code
-                    } catch {
-                        return 500
-                    }
-                }
-            }
-            return await group.reduce(into: [Int]()) { $0.append($1) }
-        }
-        #expect(statuses.filter { $0 == 401 }.count == 5, "\(statuses.sorted())")
-        #expect(statuses.filter { $0 == 429 }.count == 15, "\(statuses.sorted())")
+        let checks = Mutex(0)
+        let authenticator = await LoginThrottleTests.authenticator(clock: ManualClock(), observe: { _ in checks.withLock { $0 += 1 } })
+        let answers = await authenticator.attempts(20, "publisher", key: "wrong", from: LoginThrottleTests.guesser)
+        #expect(answers.filter { $0 == .unauthorized }.count == 5, "\(answers)")
+        #expect(answers.filter { $0 == .paused(1) }.count == 15, "\(answers)")
+        #expect(checks.withLock { $0 } == 5)
     }
 
     /// An unknown service name costs a bcrypt check as a wrong key does, so answer times do not tell
@@ -82,9 +71,9 @@ struct HardeningTests {
         var wrongKey: [Duration] = []
         var rightKey: [Duration] = []
         for round in 0..<rounds {
-            unknown.append(await cost { _ = try? await authenticator.authenticate(service: "ghost\(round)", key: "key\(round)") })
-            wrongKey.append(await cost { _ = try? await authenticator.authenticate(service: "svc\(round)", key: "nope") })
-            rightKey.append(try await cost { _ = try await authenticator.authenticate(service: "svc\(round)", key: "key\(round)") })
+            unknown.append(await cost { _ = try? await authenticator.authenticate(service: "ghost\(round)", key: "key\(round)", client: .unknown) })
+            wrongKey.append(await cost { _ = try? await authenticator.authenticate(service: "svc\(round)", key: "nope", client: .unknown) })
+            rightKey.append(try await cost { _ = try await authenticator.authenticate(service: "svc\(round)", key: "key\(round)", client: .unknown) })
         }
         func median(_ times: [Duration]) -> Double {
             let middle = times.sorted()[times.count / 2].components
