@@ -67,7 +67,7 @@ struct LoginThrottleTests {
     static let holder = ClientAddress(try! SocketAddress(ipAddress: "198.51.100.20", port: 40_001))
 
     /// The test services (bcrypt cost 4) on a clock the test moves.
-    static func authenticator(clock: ManualClock, observe: (@Sendable (Duration) -> Void)? = nil) async -> Authenticator {
+    static func authenticator(clock: ManualClock, observe: (@Sendable (String) -> Void)? = nil) async -> Authenticator {
         await Authenticator(
             secret: TestServices.secret, accounts: TestServices.accounts, bcrypt: BcryptVerifier(threads: 2, observe: observe),
             now: clock.read)
