@@ -7,7 +7,7 @@ import OpenAPIRuntime
 extension APIHandler {
     public func authenticate(_ input: Operations.Authenticate.Input) async throws -> Operations.Authenticate.Output {
         guard case .json(let body) = input.body else { throw Problem.badRequest("Expected a JSON body") }
-        let token = try await authenticator.authenticate(service: body.service, key: body.key)
+        let token = try await authenticator.authenticate(service: body.service, key: body.key, client: ClientAddress.current)
         return .ok(
             .init(
                 body: .json(

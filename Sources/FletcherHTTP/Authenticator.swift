@@ -16,6 +16,8 @@ public final class Authenticator: Sendable {
     /// Checked when the service is unknown, so that a wrong name costs as much time as a wrong key.
     private let decoyHash: String
     private let throttle = LoginThrottle()
+    /// The time now: logins' pauses and tokens' times are read from it.
+    private let now: @Sendable () -> Date
     /// Tokens already verified, with their service and expiry: a client sends the same token with
     /// every request, and checking its signature and claims again (an actor hop, HMAC, JSON decoding)
     /// cost more than the rest of authentication. Only verified tokens enter; emptied when full.
@@ -32,10 +34,13 @@ public final class Authenticator: Sendable {
     }
 
     /// `secret` must be at least 32 bytes (the configuration checks it).
-    public init(secret: String, accounts: [ServiceAccount], bcrypt: BcryptVerifier) async {
+    public init(
+        secret: String, accounts: [ServiceAccount], bcrypt: BcryptVerifier, now: @escaping @Sendable () -> Date = { Date() }
+    ) async {
         precondition(secret.utf8.count >= 32, "SECRET_KEY must be at least 32 bytes")
         self.accounts = Dictionary(accounts.map { ($0.service, $0) }, uniquingKeysWith: { _, last in last })
         self.bcrypt = bcrypt
+        self.now = now
         keys = JWTKeyCollection()
         await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
         let cost = accounts.map(\.cost).max() ?? 10
@@ -43,20 +48,28 @@ public final class Authenticator: Sendable {
     }
 
     /// Checks a service's key and issues a token valid for `ttl` seconds; 401 for an unknown service
-    /// or wrong key, 429 (with `Retry-After`) while the name is throttled after repeated failures.
-    public func authenticate(service: String, key: String, now: Date = Date()) async throws -> Token {
-        if let wait = throttle.begin(service, now: now) {
+    /// or wrong key, 429 (with `Retry-After`) while `LoginThrottle` pauses the name for `client`
+    /// after repeated failures. Attempts beyond those the throttle lets be checked at once wait.
+    public func authenticate(service: String, key: String, client: ClientAddress) async throws -> Token {
+        if let wait = await throttle.begin(service, client: client, now: now()) {
             throw Problem(
                 .tooManyRequests, "Too many failed logins for this service; retry in \(Int(wait.rounded(.up))) s",
                 headers: [.retryAfter: String(Int(wait.rounded(.up)))])
         }
         let account = accounts[service]
-        let matches = try await bcrypt.verify(key, hash: account?.hash ?? decoyHash)
-        guard let account, matches, !key.utf8.contains(0) else {
-            throw Problem.unauthorized("Unknown service or wrong key")  // counted as failed by `begin`
+        let matches: Bool
+        do {
+            matches = try await bcrypt.verify(key, hash: account?.hash ?? decoyHash)
+        } catch {
+            throttle.end(service, client: client, outcome: .unchecked, now: now())
+            throw error
         }
-        throttle.succeeded(service)
-        let issued = Int64(now.timeIntervalSince1970)
+        guard let account, matches, !key.utf8.contains(0) else {
+            throttle.end(service, client: client, outcome: .failed, now: now())
+            throw Problem.unauthorized("Unknown service or wrong key")
+        }
+        throttle.end(service, client: client, outcome: .succeeded, now: now())
+        let issued = Int64(now().timeIntervalSince1970)
         let claims = TokenClaims(
             sub: SubjectClaim(value: account.service), iat: IssuedAtClaim(value: Date(timeIntervalSince1970: Double(issued))),
             exp: ExpirationClaim(value: Date(timeIntervalSince1970: Double(issued + Self.ttl))),
@@ -78,7 +91,7 @@ public final class Authenticator: Sendable {
             throw Problem.unauthorized("The Authorization header must be 'Bearer <token>'")
         }
         let token = String(parts[1])
-        let now = Date()
+        let now = self.now()
         let service: String
         if let known = verified.withLock({ $0[token] }), known.expires > now {
             service = known.service
@@ -86,6 +99,7 @@ public final class Authenticator: Sendable {
             let claims: TokenClaims
             do {
                 claims = try await keys.verify(token, as: TokenClaims.self)
+                try claims.exp.verifyNotExpired(currentDate: now)
             } catch let error as JWTError where error.errorType == .claimVerificationFailure {
                 throw Problem.unauthorized("The token has expired or was not issued by Fletcher")
             } catch {
@@ -113,8 +127,8 @@ struct TokenClaims: JWTPayload {
     var iss: IssuerClaim
     var roles: [String]
 
+    /// Checks the issuer; the expiry is checked by `Authenticator.caller` against its clock.
     func verify(using algorithm: some JWTAlgorithm) async throws {
-        try exp.verifyNotExpired()
         guard iss.value == Authenticator.issuer else {
             throw JWTError.claimVerificationFailure(failedClaim: iss, reason: "not issued by Fletcher")
         }

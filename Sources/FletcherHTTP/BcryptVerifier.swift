@@ -1,4 +1,3 @@
-import Foundation
 import HummingbirdBcrypt
 import NIOPosix
 
@@ -6,10 +5,10 @@ import NIOPosix
 /// once than there are threads, so a burst of logins queues here instead of stalling other requests.
 public final class BcryptVerifier: Sendable {
     private let pool: NIOThreadPool
-    /// Told the CPU time of every check (the thread's own, so other work on the machine does not count).
-    private let observe: (@Sendable (Duration) -> Void)?
+    /// Told the hash each check runs against, before it runs (tests count the checks and their cost).
+    private let observe: (@Sendable (_ hash: String) -> Void)?
 
-    public init(threads: Int = 2, observe: (@Sendable (Duration) -> Void)? = nil) {
+    public init(threads: Int = 2, observe: (@Sendable (_ hash: String) -> Void)? = nil) {
         pool = NIOThreadPool(numberOfThreads: max(1, threads))
         pool.start()
         self.observe = observe
@@ -20,22 +19,8 @@ public final class BcryptVerifier: Sendable {
     /// Whether `key` matches the bcrypt `hash` (`$2y$` is read as the identical `$2b$`).
     public func verify(_ key: String, hash: String) async throws -> Bool {
         let hash = hash.hasPrefix("$2y$") ? "$2b$" + hash.dropFirst(4) : hash
-        return try await pool.runIfActive { [observe] in
-            guard let observe else { return Bcrypt.verify(key, hash: hash) }
-            let started = Self.threadCPUTime()
-            let matches = Bcrypt.verify(key, hash: hash)
-            observe(Self.threadCPUTime() - started)
-            return matches
-        }
-    }
-
-    /// The calling thread's CPU time so far: the first field of Linux's `/proc/thread-self/schedstat`
-    /// (nanoseconds on a CPU). Read only when someone observes.
-    private static func threadCPUTime() -> Duration {
-        guard let text = try? String(contentsOfFile: "/proc/thread-self/schedstat", encoding: .utf8),
-            let nanoseconds = text.split(separator: " ").first.flatMap({ Int64($0) })
-        else { return .zero }
-        return .nanoseconds(nanoseconds)
+        observe?(hash)
+        return try await pool.runIfActive { Bcrypt.verify(key, hash: hash) }
     }
 
     /// A new bcrypt hash of `key`.

@@ -1,21 +1,58 @@
 import Foundation
 import Synchronization
 
-/// Slows down key guessing: after `freeFailures` failed logins in a row for one service name
-/// (configured or not, so that throttling tells nothing about which names exist), further attempts
-/// are refused with 429 for a pause that doubles with each further failure, up to `maxPause`. A
-/// successful login clears the count. The names tracked are bounded (oldest forgotten first).
+/// Slows down key guessing without locking out a service's real holders.
+///
+/// The rule, per pair of service name and client address (`ClientAddress`: the IPv4 address, or an
+/// IPv6 address's /64):
+/// - Only failures that happened count. After `freeFailures` failed logins in a row, the pair is
+///   paused: its attempts are refused with 429 and `Retry-After` for 1 s, and the pause doubles with
+///   each further failure up to `maxPause`. A successful login clears the pair's count.
+/// - Attempts still waiting for their bcrypt check are not failures yet, but they may become some:
+///   a pair has at most as many attempts checked at once as failures it may still make before a
+///   pause (`freeFailures` minus its failures, at least one). Further attempts wait their turn,
+///   first come first served, rather than being refused; when the attempts before them end in a
+///   pause, they are refused. So guesses sent in parallel cost as many checks and pauses as
+///   guesses sent one after the other, while a burst of correct logins queues on the bcrypt threads
+///   and succeeds.
+/// - Names are counted whether or not they are configured, so throttling tells nothing about which
+///   names exist; and a pair's failures pause only that pair, so a stranger guessing a service's key
+///   does not pause its holders elsewhere.
+/// - The table is bounded: pairs with no failures and nothing in flight leave it at once; beyond
+///   `capacity` pairs, the one touched longest ago with nothing in flight is forgotten. Pairs with
+///   attempts in flight are bounded by the server's cap on concurrent requests.
 final class LoginThrottle: Sendable {
-    struct Entry {
-        var failures: Int
-        var blockedUntil: Date
+    private struct Pair: Hashable {
+        var service: String
+        var client: ClientAddress
+    }
+
+    private struct Entry {
+        var failures = 0
+        var blockedUntil = Date.distantPast
+        /// Attempts admitted whose check has not ended.
+        var checking = 0
+        /// Attempts waiting for their turn, oldest first: resumed with nil when admitted, else with
+        /// the seconds to wait before trying again.
+        var waiting: [CheckedContinuation<TimeInterval?, Never>] = []
         var touched: Date
+
+        /// Attempts this pair may have checked at once.
+        func allowance(freeFailures: Int) -> Int { max(1, freeFailures - failures) }
+        var isIdle: Bool { checking == 0 && waiting.isEmpty }
+    }
+
+    /// How an attempt `begin` admitted ended.
+    enum Outcome {
+        case succeeded, failed
+        /// The key could not be checked (the bcrypt threads stopped): counted neither way.
+        case unchecked
     }
 
     let freeFailures: Int
     let maxPause: TimeInterval
     let capacity: Int
-    private let entries = Mutex<[String: Entry]>([:])
+    private let entries = Mutex<[Pair: Entry]>([:])
 
     init(freeFailures: Int = 5, maxPause: TimeInterval = 300, capacity: Int = 10_000) {
         self.freeFailures = freeFailures
@@ -23,33 +60,87 @@ final class LoginThrottle: Sendable {
         self.capacity = capacity
     }
 
-    /// Starts a login attempt: seconds until `service` may try again when it is paused, or nil, the
-    /// attempt then counted as failed until `succeeded` — so that attempts made in parallel, all
-    /// waiting for their bcrypt checks, are counted before any of them ends.
-    func begin(_ service: String, now: Date) -> TimeInterval? {
-        // Names are the caller's: a few hundred bytes each at most, so the table stays small.
-        let service = Self.key(service)
-        return entries.withLock { entries in
-            var entry = entries[service] ?? Entry(failures: 0, blockedUntil: .distantPast, touched: now)
-            if entry.blockedUntil > now { return entry.blockedUntil.timeIntervalSince(now) }
-            entry.failures += 1
-            entry.touched = now
-            if entry.failures >= freeFailures {
-                let pause = min(maxPause, pow(2, Double(entry.failures - freeFailures)))
-                entry.blockedUntil = now.addingTimeInterval(pause)
+    /// The pause after the `failures`-th failure in a row (none before `freeFailures`).
+    func pause(afterFailures failures: Int) -> TimeInterval {
+        guard failures >= freeFailures else { return 0 }
+        return min(maxPause, pow(2, Double(min(failures - freeFailures, 62))))
+    }
+
+    /// Starts a login attempt: nil once it may be checked — the caller then reports its outcome with
+    /// `end` — or the seconds until `service` may be tried again from `client`. Waits while the pair
+    /// has as many attempts being checked as it may still fail.
+    func begin(_ service: String, client: ClientAddress, now: Date) async -> TimeInterval? {
+        let pair = Pair(service: Self.key(service), client: client)
+        return await withCheckedContinuation { (turn: CheckedContinuation<TimeInterval?, Never>) in
+            let answer: TimeInterval?? = entries.withLock { entries in
+                var entry = entries[pair] ?? Entry(touched: now)
+                if entry.blockedUntil > now { return .some(entry.blockedUntil.timeIntervalSince(now)) }
+                entry.touched = now
+                if entry.checking < entry.allowance(freeFailures: freeFailures) {
+                    entry.checking += 1
+                    entries[pair] = entry
+                    forgetOldest(in: &entries)
+                    return .some(nil)
+                }
+                entry.waiting.append(turn)
+                entries[pair] = entry
+                return .none
             }
-            entries[service] = entry
-            if entries.count > capacity, let oldest = entries.min(by: { $0.value.touched < $1.value.touched })?.key {
-                entries[oldest] = nil
-            }
-            return nil
+            if let answer { turn.resume(returning: answer) }
         }
     }
 
-    func succeeded(_ service: String) {
-        _ = entries.withLock { $0.removeValue(forKey: Self.key(service)) }
+    /// Ends an attempt `begin` admitted: counts a failure (and pauses the pair after `freeFailures`
+    /// of them) or clears the count, then admits or refuses the attempts waiting for their turn.
+    func end(_ service: String, client: ClientAddress, outcome: Outcome, now: Date) {
+        let pair = Pair(service: Self.key(service), client: client)
+        let answers: [(CheckedContinuation<TimeInterval?, Never>, TimeInterval?)] = entries.withLock { entries in
+            guard var entry = entries[pair] else { return [] }
+            entry.checking -= 1
+            entry.touched = now
+            switch outcome {
+            case .succeeded:
+                entry.failures = 0
+                entry.blockedUntil = .distantPast
+            case .failed:
+                entry.failures += 1
+                if entry.failures >= freeFailures {
+                    entry.blockedUntil = now.addingTimeInterval(pause(afterFailures: entry.failures))
+                }
+            case .unchecked:
+                break
+            }
+            var answers: [(CheckedContinuation<TimeInterval?, Never>, TimeInterval?)] = []
+            if entry.blockedUntil > now {
+                let wait = entry.blockedUntil.timeIntervalSince(now)
+                answers = entry.waiting.map { ($0, wait) }
+                entry.waiting = []
+            } else {
+                let admitted = min(entry.waiting.count, max(0, entry.allowance(freeFailures: freeFailures) - entry.checking))
+                answers = entry.waiting.prefix(admitted).map { ($0, nil) }
+                entry.waiting.removeFirst(admitted)
+                entry.checking += admitted
+            }
+            entries[pair] = entry.failures == 0 && entry.isIdle ? nil : entry
+            return answers
+        }
+        for (turn, answer) in answers { turn.resume(returning: answer) }
     }
 
+    /// How many pairs the table holds.
+    var count: Int { entries.withLock { $0.count } }
+
+    /// Forgets the pair touched longest ago with nothing in flight while there are more than `capacity`.
+    private func forgetOldest(in entries: inout [Pair: Entry]) {
+        guard entries.count > capacity else { return }
+        var oldest: (pair: Pair, touched: Date)?
+        for (pair, entry) in entries where entry.isIdle && entry.touched < oldest?.touched ?? .distantFuture {
+            oldest = (pair, entry.touched)
+        }
+        if let oldest { entries[oldest.pair] = nil }
+    }
+
+    /// Names are the caller's: a few hundred bytes each at most, so the table stays small.
     private static func key(_ service: String) -> String {
         service.utf8.count <= 256 ? service : String(decoding: service.utf8.prefix(256), as: UTF8.self)
     }
