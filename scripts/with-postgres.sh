@@ -34,7 +34,7 @@ trap cleanup EXIT
 "${as_owner[@]}" "$bin/initdb" -D "$dir/data" -U fletcher --auth=trust --no-sync -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
   || { cat "$dir/initdb.log" >&2; exit 1; }
 "${as_owner[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-  -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=300 $settings" \
+  -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=1000 $settings" \
   start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
 "$bin/createdb" -h 127.0.0.1 -p "$port" -U fletcher fletcher_test
 

@@ -16,10 +16,12 @@ public let fletcherVersion = "0.1.0"
 public func buildRouter(
     store: any Store, authenticator: Authenticator, logger: Logger, metrics: PrometheusExporter? = nil,
     maxBodyBytes: Int = 16 << 20, concurrency: ConcurrencyLimit? = nil
-) throws -> Router<BasicRequestContext> {
+) throws -> Router<ClientRequestContext> {
     let metrics = metrics ?? PrometheusExporter(store: store, dispatched: [])
     let concurrency = concurrency ?? ConcurrencyLimit(maxRequests: 512, factory: metrics.factory)
-    let router = Router(context: BasicRequestContext.self)
+    let router = Router(context: ClientRequestContext.self)
+    // Outermost: every handler behind it knows the client's address (the login throttle counts by it).
+    router.add(middleware: ClientAddressMiddleware())
     router.add(middleware: RequestObservabilityMiddleware(factory: metrics.factory))
     // Outside the problem middleware, so that answers made from thrown errors carry the headers too.
     router.add(middleware: SecurityHeadersMiddleware())

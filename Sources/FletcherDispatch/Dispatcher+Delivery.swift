@@ -25,7 +25,7 @@ extension Dispatcher {
         do {
             let response = try await client.execute(request(for: claim, to: target), timeout: .milliseconds(Int64(target.timeout * 1000)), logger: logger)
             status = Int(response.status.code)
-            retryAfter = response.headers.first(name: "Retry-After").flatMap(Self.retryAfterSeconds)
+            retryAfter = response.headers.first(name: "Retry-After").flatMap { Self.retryAfterSeconds($0) }
             let body = try? await response.body.collect(upTo: 1 << 20)
             if let body, let json = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any] { answer = json }
         } catch let failure {
@@ -122,15 +122,17 @@ extension Dispatcher {
         return request
     }
 
-    /// `Retry-After` as seconds: a number, or an HTTP date.
-    static func retryAfterSeconds(_ value: String) -> Double? {
+    /// `Retry-After` as seconds from `now`: a number, or an HTTP date (RFC 9110's IMF-fixdate).
+    static func retryAfterSeconds(_ value: String, now: Date = Date()) -> Double? {
         if let seconds = Double(value.trimmingCharacters(in: .whitespaces)), seconds >= 0 { return seconds }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        return formatter.date(from: value).map { max(0, $0.timeIntervalSinceNow) }
+        return (try? Date(value, strategy: httpDate)).map { max(0, $0.timeIntervalSince(now)) }
     }
+
+    /// Parses `Sun, 06 Nov 1994 08:49:37 GMT`; made once (a `DateFormatter` per answer cost its set-up each time).
+    private static let httpDate = Date.VerbatimFormatStyle(
+        format: "\(weekday: .abbreviated), \(day: .twoDigits) \(month: .abbreviated) \(year: .defaultDigits) \(hour: .twoDigits(clock: .twentyFourHour, hourCycle: .zeroBased)):\(minute: .twoDigits):\(second: .twoDigits) GMT",
+        locale: Locale(identifier: "en_US_POSIX"), timeZone: TimeZone(identifier: "GMT")!, calendar: Calendar(identifier: .gregorian)
+    ).parseStrategy
 
     static func describe(_ error: any Error) -> String {
         if let error = error as? HTTPClientError {

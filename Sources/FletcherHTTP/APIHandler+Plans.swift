@@ -8,13 +8,10 @@ extension APIHandler {
         guard page >= 0 else { throw Problem.badRequest("page must be a non-negative integer, not \(page)") }
         try checkText(input.query.searchBy, field: "search_by")
         // Pages past any real count are empty; don't let the offset overflow.
-        guard page <= Self.lastSearchablePage else {
+        guard page <= Int64(SearchQuery.lastPage) else {
             return .ok(.init(body: .json(.init(SearchPage(rows: [], nextPage: nil)))))
         }
         let result = try await store.search(SearchQuery(text: input.query.searchBy, page: Int(page)))
         return .ok(.init(body: .json(.init(result))))
     }
-
-    /// Beyond this page (two billion datasets in), a search answers an empty page without asking the database.
-    static let lastSearchablePage: Int64 = 40_000_000
 }

@@ -4,7 +4,7 @@ import HTTPTypes
 import JWTKit
 import Synchronization
 
-/// Issues and checks bearer tokens (SPEC §4): HS256 JWTs over the secret key, for configured services.
+/// Issues and checks bearer tokens (docs/RULES.md rule 14): HS256 JWTs over the secret key, for configured services.
 public final class Authenticator: Sendable {
     /// Token lifetime, seconds.
     public static let ttl: Int64 = 3600

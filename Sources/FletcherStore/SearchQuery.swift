@@ -6,6 +6,10 @@ public struct SearchQuery: Sendable, Hashable {
     /// Datasets per page.
     public static let pageSize = 50
 
+    /// The last page a search reads (two billion datasets in): a later one is empty without asking
+    /// the database, and its offset cannot overflow.
+    public static let lastPage = 40_000_000
+
     /// The text to look for, lowercased; empty matches everything.
     public var text: String
     /// Zero-based page number.

@@ -21,7 +21,7 @@ public struct WebUI: Sendable {
     func searchPage(_ request: Request) async throws -> Response {
         let form = FormQuery(request)
         let text = form["search_by"] ?? ""
-        let page = min(form.count("page") ?? 0, 40_000_000)
+        let page = min(form.count("page") ?? 0, SearchQuery.lastPage)
         let result = try await store.search(SearchQuery(text: text, page: page))
         return html(SearchView.page(text: text, page: page, result: result, assets: assets))
     }
@@ -34,7 +34,7 @@ public struct WebUI: Sendable {
         guard let page = form.count("page") else {
             return html("<tr class=\"error\"><td colspan=\"3\">page must be a non-negative integer</td></tr>", status: .badRequest)
         }
-        guard page <= 40_000_000 else { return html("") }
+        guard page <= SearchQuery.lastPage else { return html("") }
         let result = try await store.search(SearchQuery(text: text, page: page))
         return html(SearchView.rows(text: text, page: page, result: result))
     }

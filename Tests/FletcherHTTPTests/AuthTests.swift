@@ -9,7 +9,7 @@ import HummingbirdTesting
 import JWTKit
 import Testing
 
-@Suite("Authentication and roles (SPEC §4)")
+@Suite("Authentication and roles")
 struct AuthTests {
     @Test func authenticateIssuesAnHS256TokenWithTheConfiguredRoles() async throws {
         let api = try await TestAPI(engine: .sqlite)

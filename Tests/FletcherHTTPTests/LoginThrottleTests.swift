@@ -78,7 +78,7 @@ struct LoginThrottleTests {
         let clock = ManualClock()
         let router = try buildRouter(
             store: try await TestStores.make(.sqlite), authenticator: await Self.authenticator(clock: clock), logger: TestAPI.logger,
-            maxConcurrentRequests: 1_000)
+            concurrency: ConcurrencyLimit(maxRequests: 1_000))
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: TestAPI.logger)
         let statuses = try await app.test(.router) { client in
             let api = APIClient(client: client)

@@ -29,7 +29,7 @@ enum TestServices {
 /// A Fletcher application on a test store, built by the same `buildRouter` the server uses.
 struct TestAPI {
     let store: any Store
-    let application: Application<RouterResponder<BasicRequestContext>>
+    let application: Application<RouterResponder<ClientRequestContext>>
 
     init(engine: TestEngine, accounts: [ServiceAccount] = TestServices.accounts) async throws {
         try await self.init(store: TestStores.make(engine), accounts: accounts)
@@ -40,7 +40,7 @@ struct TestAPI {
     }
 
     /// An application serving `router` (made by `router(…)` with other limits, say).
-    init(store: any Store, router: Router<BasicRequestContext>) {
+    init(store: any Store, router: Router<ClientRequestContext>) {
         self.store = store
         application = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: Self.logger)
     }
@@ -55,7 +55,7 @@ struct TestAPI {
     static func router(
         store: any Store, accounts: [ServiceAccount] = TestServices.accounts, maxBodyBytes: Int = 16 << 20,
         maxConcurrentRequests: Int = 512, secret: String = TestServices.secret
-    ) async throws -> Router<BasicRequestContext> {
+    ) async throws -> Router<ClientRequestContext> {
         let authenticator = await Authenticator(secret: secret, accounts: accounts, bcrypt: BcryptVerifier(threads: 2))
         return try buildRouter(
             store: store, authenticator: authenticator, logger: logger, maxBodyBytes: maxBodyBytes,

@@ -12,7 +12,7 @@ import Logging
 /// The whole application (API and pages) on a test store, to look at pages as a browser would.
 struct WebTestApp {
     let store: any Store
-    let application: Application<RouterResponder<BasicRequestContext>>
+    let application: Application<RouterResponder<ClientRequestContext>>
 
     init(engine: TestEngine) async throws {
         store = try await TestStores.make(engine)
