@@ -116,3 +116,27 @@ def browser():
     driver.set_page_load_timeout(60)
     yield driver
     driver.quit()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request):
+    """A fresh database on each engine, as a DATABASE_URL (PostgreSQL's skipped without the test server)."""
+    from servers import fresh_postgres_database
+    if request.param == "sqlite":
+        folder = tempfile.mkdtemp(prefix="fletcher-e2e-")
+        yield f"sqlite:{folder}/fletcher.sqlite"
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        url = fresh_postgres_database()
+        if url is None:
+            pytest.skip("needs FLETCHER_TEST_POSTGRES_URL (run through scripts/test.sh)")
+        yield url
+
+
+@pytest.fixture
+def platform():
+    """A fake compute platform (fake_platform.Platform), closed afterwards."""
+    from fake_platform import Platform
+    platform = Platform()
+    yield platform
+    platform.close()

@@ -5,9 +5,7 @@ Polls with deadlines; no fixed sleeps."""
 import http.client
 import json
 import os
-import shutil
 import signal
-import tempfile
 import threading
 import urllib.request
 import uuid
@@ -15,20 +13,7 @@ import uuid
 import pytest
 
 from conftest import API, KEY
-from servers import Fletcher, eventually, fresh_postgres_database, send
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request):
-    if request.param == "sqlite":
-        folder = tempfile.mkdtemp(prefix="fletcher-crash-")
-        yield f"sqlite:{folder}/crash.sqlite"
-        shutil.rmtree(folder, ignore_errors=True)
-    else:
-        url = fresh_postgres_database()
-        if url is None:
-            pytest.skip("needs FLETCHER_TEST_POSTGRES_URL (run through scripts/test.sh)")
-        yield url
+from servers import Fletcher, eventually, send
 
 
 def states(plan):

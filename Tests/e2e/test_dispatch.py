@@ -11,7 +11,6 @@ import urllib.request
 import pytest
 
 from conftest import API
-from fake_platform import Platform
 from servers import Fletcher, fresh_postgres_database
 
 
@@ -31,13 +30,6 @@ def database():
     if url is None:
         pytest.skip("needs FLETCHER_TEST_POSTGRES_URL (run through scripts/test.sh)")
     return url
-
-
-@pytest.fixture
-def platform():
-    platform = Platform()
-    yield platform
-    platform.close()
 
 
 def states(api, dataset):

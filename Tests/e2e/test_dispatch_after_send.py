@@ -2,35 +2,12 @@
 platform answered, before recording the answer, loses nothing; its successor sends the trigger
 again with the same id and the platform starts one job. On each engine. Polls with deadlines; no
 fixed sleeps."""
-import shutil
 import signal
-import tempfile
 
 import pytest
 
 from conftest import API
-from fake_platform import Platform
-from servers import Fletcher, eventually, fresh_postgres_database
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request):
-    if request.param == "sqlite":
-        folder = tempfile.mkdtemp(prefix="fletcher-after-send-")
-        yield f"sqlite:{folder}/after-send.sqlite"
-        shutil.rmtree(folder, ignore_errors=True)
-    else:
-        url = fresh_postgres_database()
-        if url is None:
-            pytest.skip("needs FLETCHER_TEST_POSTGRES_URL (run through scripts/with-postgres.sh)")
-        yield url
-
-
-@pytest.fixture
-def platform():
-    platform = Platform()
-    yield platform
-    platform.close()
+from servers import Fletcher, eventually
 
 
 def deliveries(api, dataset, product):
