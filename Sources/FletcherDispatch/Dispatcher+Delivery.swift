@@ -25,7 +25,7 @@ extension Dispatcher {
         do {
             let response = try await client.execute(request(for: claim, to: target), timeout: .milliseconds(Int64(target.timeout * 1000)), logger: logger)
             status = Int(response.status.code)
-            retryAfter = response.headers.first(name: "Retry-After").flatMap { Self.retryAfterSeconds($0) }
+            retryAfter = response.headers.first(name: "Retry-After").flatMap { Self.retryAfterSeconds($0, now: clock()) }
             let body = try? await response.body.collect(upTo: 1 << 20)
             if let body, let json = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any] { answer = json }
         } catch let failure {
@@ -123,12 +123,12 @@ extension Dispatcher {
     }
 
     /// `Retry-After` as seconds from `now`: a number, or an HTTP date (RFC 9110's IMF-fixdate).
-    static func retryAfterSeconds(_ value: String, now: Date = Date()) -> Double? {
+    static func retryAfterSeconds(_ value: String, now: Date) -> Double? {
         if let seconds = Double(value.trimmingCharacters(in: .whitespaces)), seconds >= 0 { return seconds }
         return (try? Date(value, strategy: httpDate)).map { max(0, $0.timeIntervalSince(now)) }
     }
 
-    /// Parses `Sun, 06 Nov 1994 08:49:37 GMT`; made once (a `DateFormatter` per answer cost its set-up each time).
+    /// Parses `Sun, 06 Nov 1994 08:49:37 GMT`; made once, not per answer.
     private static let httpDate = Date.VerbatimFormatStyle(
         format: "\(weekday: .abbreviated), \(day: .twoDigits) \(month: .abbreviated) \(year: .defaultDigits) \(hour: .twoDigits(clock: .twentyFourHour, hourCycle: .zeroBased)):\(minute: .twoDigits):\(second: .twoDigits) GMT",
         locale: Locale(identifier: "en_US_POSIX"), timeZone: TimeZone(identifier: "GMT")!, calendar: Calendar(identifier: .gregorian)

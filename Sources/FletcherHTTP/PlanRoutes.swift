@@ -8,10 +8,10 @@ import NIOCore
 
 /// The operations of `openapi.yaml` that read or answer with a whole plan, served as routes of
 /// their own: they read submissions with `PlanSubmissionReader` as the body arrives and write
-/// plans with `PlanJSON`. Through the generated types and Foundation's JSON coders, decoding a
-/// 100,000-product submission took 65 % of the server's time and encoding plans half of it under
-/// read load (docs/PERFORMANCE.md). Every other operation goes through the generated handlers
-/// (`APIRoutes.swift`); the generator's configuration leaves these out of them.
+/// plans with `PlanJSON`, because the generated types and Foundation's JSON coders were the
+/// server's main cost for big plans (figures in docs/PERFORMANCE.md). Every other operation goes
+/// through the generated handlers (`APIRoutes.swift`); the generator's configuration leaves these
+/// out of them.
 ///
 /// Each route answers as the document says: 200 with the plan as `application/json`, and every
 /// refusal as problem+json (thrown, and written by `ProblemResponseMiddleware`). A mutation checks

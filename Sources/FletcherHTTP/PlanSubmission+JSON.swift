@@ -1,22 +1,9 @@
 import FletcherAPI
-public import FletcherDomain
+import FletcherDomain
 import FletcherStore
 import Foundation
 
 extension PlanSubmission {
-    /// Reads a whole submission (`openapi.yaml`'s `PlanSubmission`) from its bytes with
-    /// `PlanSubmissionReader`; nil when the body is not one. Whatever this accepts, the generated
-    /// types decode identically, and what it declines they refuse too (tests compare both).
-    public static func read(json bytes: UnsafeRawBufferPointer) -> PlanSubmission? {
-        var reader = PlanSubmissionReader(expectedBytes: bytes.count)
-        do {
-            try reader.read(bytes)
-            return try reader.finish()
-        } catch {
-            return nil
-        }
-    }
-
     /// A dataset object's members.
     static func dataset(_ parser: inout JSONParser) throws(JSONSyntaxError) -> (id: UUID, extra: JSONValue?) {
         var id: UUID?

@@ -6,7 +6,7 @@ import Synchronization
 
 /// Bounds what one request may take: its body (`413` beyond `maxBodyBytes`, refused from its
 /// `Content-Length` before reading, or counted as it streams in) and the server's concurrency (a
-/// fast `503` with `Retry-After` beyond `maxConcurrent` requests in progress, rather than an
+/// fast `503` with `Retry-After` beyond its `ConcurrencyLimit`'s requests in progress, rather than an
 /// unbounded queue). Streams (server-sent events) count only while their handler runs.
 public struct RequestLimitsMiddleware<Context: RequestContext>: RouterMiddleware {
     let maxBodyBytes: Int
@@ -16,11 +16,6 @@ public struct RequestLimitsMiddleware<Context: RequestContext>: RouterMiddleware
     public init(maxBodyBytes: Int, concurrency: ConcurrencyLimit) {
         self.maxBodyBytes = maxBodyBytes
         self.concurrency = concurrency
-    }
-
-    /// With a limit of its own; `factory` receives `fletcher_http_requests_in_flight`.
-    public init(maxBodyBytes: Int, maxConcurrent: Int, factory: any MetricsFactory = NOOPMetricsHandler.instance) {
-        self.init(maxBodyBytes: maxBodyBytes, concurrency: ConcurrencyLimit(maxRequests: maxConcurrent, factory: factory))
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {

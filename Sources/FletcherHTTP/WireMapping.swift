@@ -121,22 +121,6 @@ extension DataProductState {
     }
 }
 
-extension Components.Schemas.Plan {
-    init(_ plan: Plan) {
-        self.init(
-            dataset: .init(plan.dataset), dataProducts: plan.dataProducts.map(Components.Schemas.DataProduct.init),
-            dependencies: plan.dependencies.map(Components.Schemas.Dependency.init))
-    }
-}
-
-extension Components.Schemas.Dataset {
-    init(_ dataset: Dataset) {
-        self.init(
-            id: WireUUID(dataset.id), paused: dataset.paused, extra: dataset.extra.container,
-            modifiedBy: dataset.modifiedBy, modifiedDate: dataset.modifiedDate)
-    }
-}
-
 extension Components.Schemas.DataProduct {
     init(_ product: DataProduct) {
         self.init(
@@ -147,14 +131,6 @@ extension Components.Schemas.DataProduct {
             runId: Nullable(product.runId.map(WireUUID.init)), link: Nullable(product.link),
             passback: product.passback.container, extra: product.extra.container, modifiedBy: product.modifiedBy,
             modifiedDate: product.modifiedDate)
-    }
-}
-
-extension Components.Schemas.Dependency {
-    init(_ dependency: Dependency) {
-        self.init(
-            parentId: WireUUID(dependency.parentId), childId: WireUUID(dependency.childId),
-            extra: dependency.extra.container, modifiedBy: dependency.modifiedBy, modifiedDate: dependency.modifiedDate)
     }
 }
 

@@ -222,7 +222,7 @@ enum PostgresMigrations {
             [
                 // A dependency is only read with all of its plan's and rewritten by a submission
                 // naming it again: as a row of its own it costs PostgreSQL a heap tuple, an index entry
-                // and their WAL, half of a big submission's writing. Now 4,096 dependencies to a row
+                // and their WAL, half of a big submission's writing. So a row holds up to 4,096 of them
                 // (`DependencyBlocks.size`), in the encoding of `DependencyBlocks`. Stored
                 // uncompressed: compressing each block costs more time than it saves space.
                 """

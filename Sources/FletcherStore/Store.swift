@@ -85,9 +85,9 @@ extension Store {
     }
 
     /// Validates and applies an API mutation to a dataset (docs/RULES.md), as `actor`. The mutation
-    /// is let go of at the store's final call of the change, before the rows are written: a
-    /// 100,000-product submission's own rows, 23 MB, are not held beside the plan made from them
-    /// while it is written (when the caller hands the mutation over, as the API does).
+    /// is let go of at the store's final call of the change, before the rows are written: a big
+    /// submission's own rows are not held beside the plan made from them while it is written (when
+    /// the caller hands the mutation over, as the API does).
     public func apply(_ mutation: consuming PlanMutation, to datasetId: UUID, by actor: String) async throws -> PlanChange {
         try mutation.validateRequest()
         let createsDataset = mutation.createsDataset

@@ -106,7 +106,7 @@ struct HardeningTests {
         let entered = AsyncStream<Void>.makeStream()
         let router = Router()
         router.add(middleware: ProblemResponseMiddleware())
-        router.add(middleware: RequestLimitsMiddleware(maxBodyBytes: 1024, maxConcurrent: 1))
+        router.add(middleware: RequestLimitsMiddleware(maxBodyBytes: 1024, concurrency: ConcurrencyLimit(maxRequests: 1)))
         router.get("/slow") { _, _ -> String in
             entered.continuation.yield()
             for await _ in gate.stream { break }

@@ -12,9 +12,9 @@ import PropertyBased
 import Synchronization
 import Testing
 
-/// `PlanSubmission.read(json:)` either reads a body exactly as the generated decoder and the wire
-/// mapping do, or declines it (and the generated path answers).
-@Suite("Plan submission fast path")
+/// `PlanSubmissionReader` either reads a body exactly as the generated decoder and the wire mapping
+/// do, or declines it (and the generated decoder answers).
+@Suite("Plan submission reader")
 struct PlanSubmissionReadingTests {
     /// What the generated path makes of a body: nil where it answers 400.
     static func generated(_ bytes: [UInt8]) -> PlanSubmission? {
@@ -22,8 +22,17 @@ struct PlanSubmissionReadingTests {
         return try? PlanSubmission(wire)
     }
 
+    /// What the reader makes of a whole body: nil where it declines it.
     static func fast(_ bytes: [UInt8]) -> PlanSubmission? {
-        bytes.withUnsafeBytes { PlanSubmission.read(json: $0) }
+        var reader = PlanSubmissionReader(expectedBytes: bytes.count)
+        return bytes.withUnsafeBytes { bytes in
+            do {
+                try reader.read(bytes)
+                return try reader.finish()
+            } catch {
+                return nil
+            }
+        }
     }
 
     static let id = "6f1c2b9e-8a4d-4e3b-9c7a-1d2e3f4a5b6c"

@@ -19,3 +19,30 @@ enum WireJSON {
         return String(decoding: try! encoder.encode(Components.Schemas.Plan(plan)), as: UTF8.self)
     }
 }
+
+// The generated types made from a plan, for the reference encoding (the server writes plans with
+// `PlanJSON`; data products alone through `Components.Schemas.DataProduct.init`).
+
+extension Components.Schemas.Plan {
+    init(_ plan: Plan) {
+        self.init(
+            dataset: .init(plan.dataset), dataProducts: plan.dataProducts.map(Components.Schemas.DataProduct.init),
+            dependencies: plan.dependencies.map(Components.Schemas.Dependency.init))
+    }
+}
+
+extension Components.Schemas.Dataset {
+    init(_ dataset: Dataset) {
+        self.init(
+            id: WireUUID(dataset.id), paused: dataset.paused, extra: dataset.extra.container,
+            modifiedBy: dataset.modifiedBy, modifiedDate: dataset.modifiedDate)
+    }
+}
+
+extension Components.Schemas.Dependency {
+    init(_ dependency: Dependency) {
+        self.init(
+            parentId: WireUUID(dependency.parentId), childId: WireUUID(dependency.childId),
+            extra: dependency.extra.container, modifiedBy: dependency.modifiedBy, modifiedDate: dependency.modifiedDate)
+    }
+}
