@@ -93,7 +93,7 @@ enum DatasetQueries {
                 WHERE id = \(dataset.id)::uuid AND revision = \(revision)::int8
                 RETURNING revision, last_modified
             ), notified AS (
-                SELECT count(pg_notify(\(PostgresStore.changeChannel)::text, \(notice.payload(dataset.id))::text)) FROM saved
+                SELECT count(pg_notify(\(ConnectivityQueries.changeChannel)::text, \(notice.payload(dataset.id))::text)) FROM saved
                 WHERE \(notice.sent)::bool
             ), searched AS (
                 INSERT INTO dataset_search (id, search_text)
@@ -112,7 +112,7 @@ enum DatasetQueries {
                 UPDATE dataset SET last_modified = greatest(last_modified, \(now.postgres)), revision = revision + 1
                 WHERE id = \(id) RETURNING id
             )
-            SELECT count(pg_notify(\(PostgresStore.changeChannel), \(notice.payload(id)))) FROM touched WHERE \(notice.sent)
+            SELECT count(pg_notify(\(ConnectivityQueries.changeChannel), \(notice.payload(id)))) FROM touched WHERE \(notice.sent)
             """, logger: logger)
     }
 

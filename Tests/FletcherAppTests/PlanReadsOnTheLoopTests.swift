@@ -177,22 +177,22 @@ struct PlanReadsOnTheLoopTests {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         // The loop's first check fails at once and opens its connection.
         try await eventually("the loop's connection open") {
-            (try? await store.loopRevisions.revision(of: first.datasetId, on: loop).get()) != nil
+            (try? await store.database.loopRevisions.revision(of: first.datasetId, on: loop).get()) != nil
         }
         // Asked at once on one loop: the first goes alone, the others wait and go together.
-        let questions = store.loopRevisions.asked.load(ordering: .relaxed)
+        let questions = store.database.loopRevisions.asked.load(ordering: .relaxed)
         let asked = try await loop.flatSubmit {
             let ids = [first.datasetId, second.datasetId, UUID(), first.datasetId]
-            return EventLoopFuture.whenAllSucceed(ids.map { store.loopRevisions.revision(of: $0, on: loop) }, on: loop)
+            return EventLoopFuture.whenAllSucceed(ids.map { store.database.loopRevisions.revision(of: $0, on: loop) }, on: loop)
         }.get()
         let firstRevision = try #require(asked[0])
         let secondRevision = try #require(asked[1])
         #expect(secondRevision > firstRevision, "two changes against one")
         #expect(asked[2] == nil)
         #expect(asked[3] == firstRevision)
-        #expect(store.loopRevisions.asked.load(ordering: .relaxed) - questions == 2, "four reads, two questions")
+        #expect(store.database.loopRevisions.asked.load(ordering: .relaxed) - questions == 2, "four reads, two questions")
         // Asked from off the loop too.
-        #expect(try await store.loopRevisions.revision(of: second.datasetId, on: loop).get() == secondRevision)
+        #expect(try await store.database.loopRevisions.revision(of: second.datasetId, on: loop).get() == secondRevision)
     }
 
     @Test(arguments: [false, true])

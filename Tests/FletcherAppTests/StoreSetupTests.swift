@@ -22,7 +22,7 @@ struct StoreSetupTests {
         let setup = try StoreSetup(.postgres(url), maxConnections: 4, databaseTimeout: 2, logger: logger)
         let store = try #require(setup.store as? PostgresStore)
         #expect(store.poolUsage.capacity == 4)
-        #expect(store.waitLimit == .seconds(2))
+        #expect(store.database.waitLimit == .seconds(2))
         // Sessions are counted on a connection of the test's own, outside the pool.
         let counter = try await PostgresConnection.connect(
             configuration: try PostgresEndpoint(url: url, maximumConnections: 1).connection, id: 1, logger: logger)

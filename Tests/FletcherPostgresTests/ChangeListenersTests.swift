@@ -89,7 +89,7 @@ struct ChangeListenersTests {
         let (plain, heard) = try await Self.plainListener(url)
         defer { Task { try? await plain.close() } }
 
-        try await eventually("the writer sees it is alone") { !writer.listeners.othersPresent }
+        try await eventually("the writer sees it is alone") { !writer.database.listeners.othersPresent }
         let fixture = PlanFixture().products("a")
         _ = try await writer.apply(.submit(fixture.submission), to: fixture.datasetId, by: "p")
         _ = try await writer.apply(
@@ -99,17 +99,17 @@ struct ChangeListenersTests {
         let reader = PostgresStore(endpoint: try PostgresEndpoint(url: url, maximumConnections: 4), logger: Self.logger)
         let readerHeard = reader.changeFeed.subscribe(to: fixture.datasetId)
         let reading = Task.detached { await reader.run() }
-        try await eventually("the writer hears the reader's hello") { writer.listeners.othersPresent }
+        try await eventually("the writer hears the reader's hello") { writer.database.listeners.othersPresent }
         _ = try await writer.apply(
             .update([StateUpdate(id: fixture.products[0].id, state: .success)]), to: fixture.datasetId, by: "p")
         // The reader's hello, then the writer's change.
         #expect(
             try await heard.upTo("joined", sentBy: writer)
-                == [reader.instanceId.lowercased, writer.instanceId.lowercased + " " + fixture.datasetId.lowercased])
+                == [reader.database.instanceId.lowercased, writer.database.instanceId.lowercased + " " + fixture.datasetId.lowercased])
         #expect(await first(of: readerHeard, within: .seconds(10)) == fixture.datasetId)
 
         reading.cancel()
-        try await eventually("the writer sees the reader gone") { !writer.listeners.othersPresent }
+        try await eventually("the writer sees the reader gone") { !writer.database.listeners.othersPresent }
         _ = try await writer.apply(.clear([fixture.products[0].id]), to: fixture.datasetId, by: "p")
         #expect(try await heard.upTo("left", sentBy: writer) == [])
     }
@@ -140,7 +140,7 @@ struct ChangeListenersTests {
         defer { Task { try? await plain.close() } }
         let sender = UUID()
         for sent in [false, true] {
-            try await store.client.withConnection { connection in
+            try await store.database.client.withConnection { connection in
                 try await DatasetQueries.touch(
                     fixture.datasetId, at: Date(), notifying: ChangeNotice(sender: sender, sent: sent), connection, Self.logger)
             }
@@ -168,7 +168,7 @@ struct ChangeListenersTests {
             configuration: try PostgresEndpoint(url: url, maximumConnections: 1).connection, id: 1, logger: logger)
         let heard = Payloads()
         Task { [heard] in
-            try await plain.listen(on: PostgresStore.changeChannel) { notifications in
+            try await plain.listen(on: ConnectivityQueries.changeChannel) { notifications in
                 for try await notification in notifications { heard.append(notification.payload) }
             }
         }
@@ -186,9 +186,9 @@ struct ChangeListenersTests {
         /// emptied). Notifications arrive in commit order: once the marker is heard, a notification
         /// of an earlier write would have been heard before it.
         func upTo(_ marker: String, sentBy store: PostgresStore) async throws -> [String] {
-            _ = try await store.client.withConnection { connection in
+            _ = try await store.database.client.withConnection { connection in
                 try await connection.query(
-                    "SELECT pg_notify(\(PostgresStore.changeChannel), \(marker))", logger: ChangeListenersTests.logger)
+                    "SELECT pg_notify(\(ConnectivityQueries.changeChannel), \(marker))", logger: ChangeListenersTests.logger)
             }
             try await eventually("the marker \(marker)") { payloads.withLock { $0.contains(marker) } }
             return payloads.withLock { payloads in
@@ -201,7 +201,7 @@ struct ChangeListenersTests {
     /// Whether `connection`'s session is listening on the change channel.
     private static func listens(_ connection: PostgresConnection, _ logger: Logger) async throws -> Bool {
         for try await channel in try await connection.query("SELECT pg_listening_channels()", logger: logger).decode(String.self)
-        where channel == PostgresStore.changeChannel {
+        where channel == ConnectivityQueries.changeChannel {
             return true
         }
         return false

@@ -50,7 +50,7 @@ struct DatabaseAvailabilityTests {
         // Hold the only connection the change listener leaves, until released.
         let released = Gate()
         let holder = Task {
-            try await store.client.withConnection { connection in
+            try await store.database.client.withConnection { connection in
                 _ = try await connection.query("SELECT 1", logger: Logger(label: "fletcher-test"))
                 try await released.wait()
             }
@@ -87,12 +87,12 @@ struct DatabaseAvailabilityTests {
         let call = FakeCall(ticket: store.poolUsage.ticket())
         #expect(call.ticket.acquired())
         let start = ContinuousClock.now
-        store.inspect(call, at: start)
+        store.database.inspect(call, at: start)
         #expect(call.failure == nil)
         call.closedSince.withLock { $0 = start }
-        store.inspect(call, at: start + .milliseconds(900))
+        store.database.inspect(call, at: start + .milliseconds(900))
         #expect(call.failure == nil)
-        store.inspect(call, at: start + .milliseconds(1100))
+        store.database.inspect(call, at: start + .milliseconds(1100))
         guard case StoreError.unavailable(let reason) = try #require(call.failure) else {
             Issue.record("not unavailable: \(String(describing: call.failure))")
             return

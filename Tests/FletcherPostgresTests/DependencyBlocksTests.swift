@@ -90,7 +90,7 @@ struct DependencyBlocksTests {
 
         /// Each block's first position and the transaction that last wrote it.
         func blocks() async throws -> [String] {
-            try await store.client.withConnection { connection in
+            try await store.database.client.withConnection { connection in
                 try await connection.query(
                     """
                     SELECT first_position, xmin::text FROM dependency_block WHERE dataset_id = \(first.datasetId)
@@ -113,7 +113,7 @@ struct DependencyBlocksTests {
         store.planCache.removeAll()
         #expect(try await store.plan(first.datasetId)?.dependencies == changed.plan.dependencies)
 
-        let shown = try await store.client.withConnection { connection in
+        let shown = try await store.database.client.withConnection { connection in
             try await connection.query(
                 """
                 SELECT "position", parent_id, child_id, extra::text, modified_by, modified_date
@@ -157,7 +157,7 @@ struct DependencyBlocksTests {
             }
             return found
         }
-        let before = try await store.client.withConnection { connection in
+        let before = try await store.database.client.withConnection { connection in
             try await PostgresMigrations.run(on: connection, upTo: 10, logger: logger)
             for (n, dataset) in datasets.enumerated() {
                 try await connection.query(
@@ -182,7 +182,7 @@ struct DependencyBlocksTests {
             return before
         }
         try await store.migrate()
-        try await store.client.withConnection { connection in
+        try await store.database.client.withConnection { connection in
             for (dataset, rowsBefore) in zip(datasets, before) {
                 #expect(rowsBefore.count > DependencyBlocks.size)
                 let shown = try await rows(

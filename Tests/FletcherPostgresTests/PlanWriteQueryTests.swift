@@ -26,7 +26,7 @@ struct PlanWriteQueryTests {
     static let cardinalityViolation = "21000"
 
     static func revision(of fixture: PlanFixture, in store: PostgresStore) async throws -> Int64? {
-        try await store.client.withConnection { try await DatasetQueries.revision(fixture.datasetId, $0, Logger(label: "fletcher-test")) }
+        try await store.database.client.withConnection { try await DatasetQueries.revision(fixture.datasetId, $0, Logger(label: "fletcher-test")) }
     }
 
     /// Writes `change` as if made from each of `revisions` (none the dataset's): nothing is written,
@@ -35,7 +35,7 @@ struct PlanWriteQueryTests {
         _ change: PlanChange, at now: Date, from revisions: [Int64], to store: PostgresStore, leaving before: Plan
     ) async throws {
         for stale in revisions {
-            let written = try await store.client.withConnection {
+            let written = try await store.database.client.withConnection {
                 try await PlanWriteQuery.run(change, expecting: stale, at: now, notifying: ChangeNotice(sender: UUID(), sent: true), $0, Logger(label: "fletcher-test"))
             }
             #expect(written == nil)
@@ -66,7 +66,7 @@ struct PlanWriteQueryTests {
         #expect(try await store.triggers(datasetId: fixture.datasetId, dataProductId: names["a"]).first?.state == .pending)
 
         let written = try #require(
-            try await store.client.withConnection {
+            try await store.database.client.withConnection {
                 try await PlanWriteQuery.run(change, expecting: revision, at: now, notifying: ChangeNotice(sender: UUID(), sent: true), $0, logger)
             })
         #expect(written.revision == revision + 1 && written.lastModified >= now)
@@ -97,7 +97,7 @@ struct PlanWriteQueryTests {
         try await Self.expectNothingWritten(change, at: now, from: [revision - 1, revision + 1], to: store, leaving: before)
         #expect(try await store.history(datasetId: fixture.datasetId, dataProductId: names["c"], before: nil, limit: 10) == nil)
 
-        let written = try await store.client.withConnection {
+        let written = try await store.database.client.withConnection {
             try await PlanWriteQuery.run(change, expecting: revision, at: now, notifying: ChangeNotice(sender: UUID(), sent: true), $0, logger)
         }
         #expect(written?.revision == revision + 1)
@@ -293,7 +293,7 @@ struct PlanWriteQueryTests {
             }
             _ = try await store.apply(.update([StateUpdate(id: names["a"], state: .running)]), to: dataset, by: "platform")
         }
-        let manyRows = try await inParts.client.withConnection { connection in
+        let manyRows = try await inParts.database.client.withConnection { connection in
             try await connection.query(
                 """
                 SELECT count(*) FILTER (WHERE dataset_id = \(oneRowDataset))::int8, count(*) FILTER (WHERE dataset_id = \(rowsDataset))::int8

@@ -18,7 +18,7 @@ struct PostgresMigrationTests {
         let store = try await TestStores.isolatedPostgresStore()
         let logger = Logger(label: "fletcher-test")
         let dataset = UUID(), a = UUID(), b = UUID(), c = UUID()
-        try await store.client.withConnection { connection in
+        try await store.database.client.withConnection { connection in
             try await PostgresMigrations.run(on: connection, upTo: 5, logger: logger)
             try await connection.query(
                 """
@@ -46,7 +46,7 @@ struct PostgresMigrationTests {
         }
         try await store.migrate()
         // The history's key is now the dataset's timeline (migration 9): two indexes where there were three.
-        let indexes = try await store.client.withConnection { connection in
+        let indexes = try await store.database.client.withConnection { connection in
             var found: [String] = []
             for try await (name, definition) in try await connection.query(
                 "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'product_event' ORDER BY indexname",
@@ -96,7 +96,7 @@ struct PostgresMigrationTests {
         let store = try await TestStores.isolatedPostgresStore()
         try await store.migrate()
         let logger = Logger(label: "fletcher-test")
-        let (found, wanted, indexScans, tableScans, options) = try await store.client.withConnection { connection in
+        let (found, wanted, indexScans, tableScans, options) = try await store.database.client.withConnection { connection in
             try await connection.query(
                 """
                 INSERT INTO dataset (id, paused, extra, modified_by, modified_date, last_modified, revision)

@@ -33,7 +33,7 @@ struct PostgresPoolTests {
         try await withThrowingTaskGroup(of: [String].self) { group in
             for _ in 0..<4 {
                 group.addTask {
-                    try await store.client.withConnection { connection in
+                    try await store.database.client.withConnection { connection in
                         let rows = try await connection.query(
                             """
                             SELECT current_setting('tcp_keepalives_idle'), current_setting('tcp_keepalives_interval'),

@@ -22,7 +22,7 @@ struct PostgresUpgradeTests {
         var logger = Logger(label: "fletcher-test")
         logger.logLevel = .warning
         let legacy = LegacyPlan()
-        try await store.client.withConnection { connection in
+        try await store.database.client.withConnection { connection in
             try await PostgresMigrations.run(on: connection, upTo: version, logger: logger)
             try await connection.query("BEGIN", logger: logger)
             try await Self.write(legacy, version: version, connection, logger)
@@ -35,7 +35,7 @@ struct PostgresUpgradeTests {
     }
 
     static func appliedVersions(_ store: PostgresStore) async throws -> [Int] {
-        try await store.client.withConnection { connection in
+        try await store.database.client.withConnection { connection in
             var versions: [Int] = []
             for try await version in try await connection.query(
                 "SELECT version FROM fletcher_migration ORDER BY version", logger: Logger(label: "fletcher-test")

@@ -48,7 +48,7 @@ struct SearchWordsTests {
         let store = try await TestStores.isolatedPostgresStore()
         try await store.migrate()
         let logger = Logger(label: "fletcher-test")
-        try await store.client.withConnection { connection in
+        try await store.database.client.withConnection { connection in
             for (prefix, count) in [("bulk", 2_000), ("stress ab12cd", 20)] {
                 try await connection.query(
                     """
@@ -66,13 +66,13 @@ struct SearchWordsTests {
             }
             try await connection.query("ANALYZE dataset_search", logger: logger)
         }
-        let words = try await store.client.withConnection { try await SearchWords.sample($0, logger) }
+        let words = try await store.database.client.withConnection { try await SearchWords.sample($0, logger) }
         #expect(words.sampled == SearchWords.sampleSize)
         #expect(words.indexPattern(for: "stress ab12cd plan 1") == "%stress%ab12cd%")
         for text in ["stress ab12cd plan 1", "ab12cd plan 7", "plan 99", "stress", "bulk plan 1", "b12cd pla", "\"name\": \"stress"] {
             for page in [0, 1] {
                 let query = SearchQuery(text: text, page: page)
-                let (through, whole) = try await store.client.withConnection { connection in
+                let (through, whole) = try await store.database.client.withConnection { connection in
                     (try await DatasetQueries.search(query, words: words, connection, logger),
                      try await DatasetQueries.search(query, connection, logger))
                 }

@@ -109,7 +109,7 @@ public enum TestStores {
         // Two connections: the store's change listener holds one for good, and would otherwise race
         // (and, now and then, beat) the `CREATE DATABASE` below for the only one.
         let admin = try postgresStore(maxConnections: 2)
-        _ = try await admin.client.withConnection { connection in
+        _ = try await admin.database.client.withConnection { connection in
             try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: Logger(label: "fletcher-test"))
         }
         components.path = "/" + name
@@ -118,7 +118,7 @@ public enum TestStores {
 
     /// How many sessions the server has open on `store`'s database (counted on one of them).
     public static func sessionCount(on store: PostgresStore) async throws -> Int {
-        try await store.client.withConnection { connection in
+        try await store.database.client.withConnection { connection in
             let rows = try await connection.query(
                 "SELECT count(*)::int4 FROM pg_stat_activity WHERE datname = current_database()",
                 logger: Logger(label: "fletcher-test"))

@@ -1,7 +1,6 @@
 import FletcherDomain
 import Foundation
 import Logging
-import PostgresNIO
 import Synchronization
 
 /// Who a write's change notification comes from, and whether it is sent at all.
@@ -42,16 +41,6 @@ final class ChangeListeners: Sendable {
     static let checkInterval = Duration.seconds(1)
     /// After starting to listen, when the feed's subscribers are told to look again.
     static let resyncDelay = Duration.seconds(2)
-
-    /// Whether a session other than `listener` (this store's listening one) listens on the database.
-    static func othersQuery(excluding listener: Int32) -> PostgresQuery {
-        """
-        SELECT EXISTS (
-            SELECT 1 FROM pg_stat_activity
-            WHERE datname = current_database() AND application_name = \(applicationName) AND pid <> \(listener)
-        )
-        """
-    }
 
     /// What a check was asked with: the hellos heard so far and this store's listening session.
     struct Ticket: Equatable {

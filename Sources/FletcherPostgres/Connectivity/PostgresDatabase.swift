@@ -1,0 +1,276 @@
+public import FletcherStore
+import Foundation
+import Logging
+public import PostgresNIO
+
+/// The connection to PostgreSQL that `PostgresStore` works through: the postgres-nio pool and the
+/// calls made on it, under a time limit (`DatabaseCalls`) and failing fast while the database is
+/// found down (`DatabaseAvailability`); the listener for other processes' changes
+/// (`ChangeListeners`); each event loop's own connection for plan reads (`LoopRevisions`). It
+/// knows no table: what is read and written is the store's, the SQL is in the `*Queries` files.
+///
+/// Everything runs in `run()` (the store's, as a `Service`): the pool, the listener, the check for
+/// other listeners, the availability probe and the watch over calls in progress.
+public final class PostgresDatabase: Sendable {
+    public let client: PostgresClient
+    public let poolUsage: PoolUsage
+    /// Revision checks on each event loop's own connection, for plan reads answered on their loop.
+    public let loopRevisions: LoopRevisions
+    let logger: Logger
+    let availability: DatabaseAvailability
+    /// The database calls in progress, for `inspect`.
+    let calls = DatabaseCalls()
+    /// How long a caller waits for a pooled connection before it gets a 503.
+    let waitLimit: Duration
+    /// How the availability probe connects.
+    private let probeConfiguration: PostgresConnection.Configuration
+    /// Where other processes' changes heard by the listener go.
+    private let changeFeed: PlanChangeFeed
+
+    /// This process's id in change notifications: the first word of their payload (see `ChangeNotice`).
+    let instanceId = UUID()
+    /// Whether another process listens, so whether mutations notify.
+    let listeners = ChangeListeners()
+    /// The notice this process's writes send (or not) now.
+    var notice: ChangeNotice { ChangeNotice(sender: instanceId, sent: listeners.othersPresent) }
+
+    /// - Parameters:
+    ///   - waitLimit: how long a caller may wait for a pooled connection (all of them busy, or none
+    ///     can be made) before it gets `StoreError.unavailable`.
+    ///   - changeFeed: told of other processes' changes, as the listener hears them.
+    init(endpoint: PostgresEndpoint, logger: Logger, waitLimit: Duration, changeFeed: PlanChangeFeed) {
+        self.client = PostgresClient(configuration: endpoint.pool, backgroundLogger: logger)
+        var probe = endpoint.connection
+        probe.options.connectTimeout = TimeAmount(Self.probeTimeout)
+        self.probeConfiguration = probe
+        self.loopRevisions = LoopRevisions(configuration: endpoint.connection, logger: logger)
+        self.poolUsage = PoolUsage(capacity: endpoint.pool.options.maximumConnections)
+        self.logger = logger
+        self.availability = DatabaseAvailability(logger: logger)
+        self.waitLimit = waitLimit
+        self.changeFeed = changeFeed
+    }
+
+    /// Runs the connection pool, the listener feeding `changeFeed`, the check for other listeners,
+    /// the availability watch and the watch over calls, until cancelled or shut down. The pool ends
+    /// on graceful shutdown (or cancellation); the others end with it.
+    func run() async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.client.run() }
+            group.addTask { await self.listenForChanges() }
+            group.addTask { await self.listeners.watch(self.logger, othersListen: self.othersListen) }
+            group.addTask { await self.availability.watch { await self.probe() } }
+            group.addTask { await self.calls.watch { call, now in self.inspect(call, at: now) } }
+            await group.next()
+            group.cancelAll()
+        }
+        loopRevisions.close()
+    }
+
+    // MARK: Calls
+
+    /// A pooled connection for `body` (the listener's own connection is not counted).
+    ///
+    /// Fails at once while the database is marked down. Otherwise the caller waits for a connection
+    /// at most `waitLimit`, or until the database is found down meanwhile; a wait longer than
+    /// `suspicionAfter` has the database probed (the pool keeps trying to connect and would keep
+    /// callers waiting through an outage). Once a connection is acquired, `body` runs to its end,
+    /// unless the connection closes under it and it still has not ended `closedGrace` later.
+    func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        try availability.check()
+        let call = DatabaseCall<T>(ticket: poolUsage.ticket())
+        calls.add(call)
+        defer {
+            calls.remove(call)
+            call.ticket.end()
+        }
+        return try await call.run(on: client) { [availability] connection in
+            do {
+                let result = try await body(connection)
+                availability.answered()
+                return result
+            } catch let error as PSQLError where error.code == .server && !error.losesConnection {
+                // postgres-nio keeps a statement that failed to prepare failed on its connection for
+                // good (it replays the error): a connection that saw a server error is closed, once
+                // the work is over, and the pool opens a fresh one. Server errors are rare here.
+                try? await connection.close()
+                throw error
+            }
+        }
+    }
+
+    /// Runs `body` in a transaction opened with `begin`, committing on success and rolling back on
+    /// any error, which is rethrown as it was (unlike `withTransaction`, which wraps it).
+    func transaction<T: Sendable>(
+        _ begin: PostgresQuery, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        try await withConnection { [self] connection in
+            try await connection.query(begin, logger: logger)
+            let result: T
+            do {
+                result = try await body(connection)
+            } catch {
+                // A lost connection has no transaction left to roll back, and a query sent on it may
+                // never be answered.
+                if !((error as? PSQLError)?.losesConnection ?? false) {
+                    _ = try? await connection.query(ConnectivityQueries.rollback, logger: logger)
+                }
+                throw error
+            }
+            try await connection.query(ConnectivityQueries.commit, logger: logger)
+            return result
+        }
+    }
+
+    /// Runs database work, turning connection failures into `StoreError.unavailable` (rule violations pass through).
+    func storeErrors<T>(_ work: () async throws -> T) async throws -> T {
+        do {
+            return try await work()
+        } catch let error as PSQLError {
+            if error.losesConnection { availability.suspect() }
+            switch error.code {
+            case .server:
+                let state = error.serverInfo?[.sqlState] ?? ""
+                let message = error.serverInfo?[.message] ?? "server error"
+                // Class 08 connection exceptions, 53 insufficient resources, 57 operator intervention
+                // (shutdown, admin cancel), 40 transaction rollback (serialization, deadlock).
+                if ["08", "53", "57", "40"].contains(String(state.prefix(2))) {
+                    throw StoreError.unavailable("\(state) \(message)")
+                }
+                throw StoreError.corrupt("\(state) \(message)")
+            default:
+                throw StoreError.unavailable("\(error.code)")
+            }
+        }
+    }
+
+    // MARK: The watch over calls, and the availability probe
+
+    /// Looks over a call in progress (see `withConnection`).
+    func inspect(_ call: any WatchedCall, at now: ContinuousClock.Instant) {
+        if call.ticket.isWaiting {
+            let waited = now - call.started
+            let reason: String
+            if availability.isDown {
+                reason = "the database does not answer"
+            } else if waited >= waitLimit {
+                reason = "no database connection within \(waitLimit)"
+            } else {
+                if waited >= Self.suspicionAfter, call.suspect() { availability.suspect() }
+                return
+            }
+            if call.ticket.abandon() { call.fail(StoreError.unavailable(reason)) }
+        } else if let closed = call.closedFor(at: now), closed >= Self.closedGrace {
+            logger.warning("a query on a connection the database closed was never answered; giving up on it")
+            availability.suspect()
+            call.fail(StoreError.unavailable("the database closed the connection"))
+        }
+    }
+
+    /// A wait for a connection this long has the database probed.
+    static let suspicionAfter = Duration.milliseconds(250)
+    /// How long work may go on after its connection closed under it.
+    static let closedGrace = Duration.seconds(1)
+    /// How long the availability probe waits for `ConnectivityQueries.ping` on its new connection.
+    static let probeTimeout = Duration.seconds(1)
+
+    /// Whether the database answers on a new connection of its own within `probeTimeout` (a refused
+    /// connection fails at once; the pool, by contrast, would keep retrying), and if not, why. An
+    /// error from the server itself (other than its shutting down) is an answer too: "too many
+    /// clients" means the database is up, and the pool's connections still serve. The attempt is
+    /// raced against the limit, not awaited: postgres-nio's queries do not end on cancellation.
+    private func probe() async -> DatabaseAvailability.Probe {
+        let outcome = ProbeOutcome()
+        let attempt = Task { [probeConfiguration, logger] in
+            do {
+                let connection = try await PostgresConnection.connect(configuration: probeConfiguration, id: 0, logger: logger)
+                defer { Task { try? await connection.close() } }
+                try await ConnectivityQueries.ping(connection, logger)
+                outcome.settle(.answered)
+            } catch let error as PSQLError where error.code == .server && !error.losesConnection {
+                outcome.settle(.answered)
+            } catch {
+                outcome.settle(.failed(String(reflecting: error)))
+            }
+        }
+        let timer = Task {
+            try await Task.sleep(for: Self.probeTimeout)
+            attempt.cancel()
+            outcome.settle(.timedOut("no answer within \(Self.probeTimeout)"))
+        }
+        defer { timer.cancel() }
+        return await outcome.value
+    }
+
+    // MARK: The listener
+
+    /// Listens on one pooled connection for the notifications of every process's mutations,
+    /// reconnecting (with a growing pause, up to 5 s) whenever the connection is lost. The
+    /// connection is named as a listener's and says hello once listening (`ChangeListeners`);
+    /// `resyncDelay` after it starts listening, the feed's subscribers are told to look again, for
+    /// what was written meanwhile without a notification to this process. No query is sent once
+    /// it listens: one sent while the pool closes the connection at shutdown may never be answered.
+    private func listenForChanges() async {
+        var pause = Duration.milliseconds(100)
+        while !Task.isCancelled {
+            do {
+                try await client.withConnection { [self] connection in
+                    let pid = try await ConnectivityQueries.nameListener(connection, logger)
+                    try await connection.listen(on: ConnectivityQueries.changeChannel) { notifications in
+                        try await ConnectivityQueries.sayHello(from: instanceId, connection, logger)
+                        listeners.listening(on: pid)
+                        defer { listeners.lost() }
+                        pause = .milliseconds(100)
+                        try await withThrowingTaskGroup(of: Void.self) { group in
+                            group.addTask {
+                                try await Task.sleep(for: ChangeListeners.resyncDelay)
+                                self.changeFeed.resync()
+                            }
+                            for try await notification in notifications { heard(notification.payload) }
+                            group.cancelAll()
+                        }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("change listener lost its connection; retrying", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: pause)
+            pause = min(pause * 2, .seconds(5))
+        }
+    }
+
+    /// Whether a session other than `listener` (this process's listening one) listens on the database.
+    private func othersListen(_ listener: Int32) async throws -> Bool {
+        try await withConnection { [logger] connection in
+            try await ConnectivityQueries.othersListen(excluding: listener, connection, logger)
+        }
+    }
+
+    /// A notification: another process's change (its instance id, the dataset's) or hello (its id).
+    private func heard(_ payload: String) {
+        let parts = payload.split(separator: " ")
+        guard let sender = parts.first.flatMap({ UUID(uuidString: String($0)) }), sender != instanceId else { return }
+        switch parts.count {
+        case 1: listeners.heardHello()
+        case 2: if let id = UUID(uuidString: String(parts[1])) { changeFeed.publish(id) }
+        default: break
+        }
+    }
+}
+
+extension PSQLError {
+    /// Whether the connection is gone (closed, reset, ended by a server shutting down), rather than
+    /// one statement failing on a connection that still works.
+    var losesConnection: Bool {
+        switch code {
+        case .server:
+            let state = serverInfo?[.sqlState] ?? ""
+            return state.hasPrefix("08") || state.hasPrefix("57P")
+        case .clientClosedConnection, .serverClosedConnection, .connectionError, .uncleanShutdown, .poolClosed:
+            return true
+        default:
+            return false
+        }
+    }
+}

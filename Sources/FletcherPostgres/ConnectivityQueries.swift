@@ -1,0 +1,53 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// SQL about the connection itself, not a table: transactions, the health check, and the change
+/// channel's listener (`PostgresDatabase`, `ChangeListeners`).
+enum ConnectivityQueries {
+    /// The channel mutations notify, so every process's feed hears of them. The payload is the
+    /// writing process's instance id and the dataset id (`ChangeNotice`): a process announces its
+    /// own commits at once, and its listener skips their echo. A payload of an instance id alone is
+    /// a listener's hello.
+    static let changeChannel = "fletcher_plan_changes"
+
+    /// Opens a read-write transaction.
+    static let begin: PostgresQuery = "BEGIN"
+    /// Opens a read-only transaction that reads one snapshot throughout (a plan read whole).
+    static let beginSnapshot: PostgresQuery = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+    static let commit: PostgresQuery = "COMMIT"
+    static let rollback: PostgresQuery = "ROLLBACK"
+
+    /// The cheapest question the database answers: the health check and the availability probe.
+    static func ping(_ connection: PostgresConnection, _ logger: Logger) async throws {
+        _ = try await connection.query("SELECT 1", logger: logger)
+    }
+
+    /// Names the session a listener's (`ChangeListeners.applicationName`); its backend's process id.
+    static func nameListener(_ connection: PostgresConnection, _ logger: Logger) async throws -> Int32 {
+        var pid: Int32 = 0
+        for try await backend in try await connection.query(
+            "SELECT pg_backend_pid(), set_config('application_name', \(ChangeListeners.applicationName), false)",
+            logger: logger
+        ).decode((Int32, String).self) { pid = backend.0 }
+        return pid
+    }
+
+    /// Says hello on the change channel (`ChangeNotice.hello`): other processes start notifying.
+    static func sayHello(from sender: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws {
+        try await connection.query("SELECT pg_notify(\(changeChannel), \(ChangeNotice.hello(from: sender)))", logger: logger)
+    }
+
+    /// Whether a session other than `listener` (this process's listening one) listens on the database.
+    static func othersListen(excluding listener: Int32, _ connection: PostgresConnection, _ logger: Logger) async throws -> Bool {
+        for try await present in try await connection.query(
+            """
+            SELECT EXISTS (
+                SELECT 1 FROM pg_stat_activity
+                WHERE datname = current_database() AND application_name = \(ChangeListeners.applicationName) AND pid <> \(listener)
+            )
+            """, logger: logger
+        ).decode(Bool.self) { return present }
+        return true
+    }
+}
