@@ -117,4 +117,15 @@ enum DataProductQueries {
             passback: try StoredColumn.json(c.9, column: "data_product.passback"),
             extra: try StoredColumn.json(c.10, column: "data_product.extra"), modifiedBy: c.11, modifiedDate: c.12.date)
     }
+
+    /// How many data products are in each state (for `Store.stateCounts`).
+    static func countByState(_ connection: PostgresConnection, _ logger: Logger) async throws -> [DataProductState: Int] {
+        var counts: [DataProductState: Int] = [:]
+        for try await (state, count) in try await connection.query(
+            "SELECT state, count(*) FROM data_product GROUP BY state", logger: logger
+        ).decode((String, Int64).self) {
+            if let state = DataProductState(rawValue: state) { counts[state] = Int(count) }
+        }
+        return counts
+    }
 }

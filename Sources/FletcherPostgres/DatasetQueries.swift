@@ -61,6 +61,21 @@ enum DatasetQueries {
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Int64.self) }
     }
 
+    /// Several datasets' revisions, `$1` an array of their ids (each row: id, revision; none for an
+    /// unknown id): prepared on each event loop's own connection, for plan reads (`LoopRevisions`).
+    static let revisionsOfMany = "SELECT id, revision FROM dataset WHERE id = ANY($1)"
+
+    /// How many datasets are paused and how many are not (for `Store.stateCounts`).
+    static func countByPaused(_ connection: PostgresConnection, _ logger: Logger) async throws -> (active: Int, paused: Int) {
+        var counts = (active: 0, paused: 0)
+        for try await (paused, count) in try await connection.query(
+            "SELECT paused, count(*) FROM dataset GROUP BY paused", logger: logger
+        ).decode((Bool, Int64).self) {
+            if paused { counts.paused = Int(count) } else { counts.active = Int(count) }
+        }
+        return counts
+    }
+
     /// Inserts a locked placeholder row for a dataset being created; false when another transaction
     /// created it first (this one then waited for it to commit).
     static func insertPlaceholder(_ id: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> Bool {
@@ -114,61 +129,5 @@ enum DatasetQueries {
             )
             SELECT count(pg_notify(\(ConnectivityQueries.changeChannel), \(notice.payload(id)))) FROM touched WHERE \(notice.sent)
             """, logger: logger)
-    }
-
-    /// Up to one page and one row of datasets matching the query, newest first. The trigram index
-    /// serves the substring match; short text, which matches most datasets, walks the recency index.
-    /// With `words`, the index is asked only for the term's uncommon words (`SearchWords`) and the
-    /// whole term filters what it finds.
-    static func search(
-        _ query: SearchQuery, words: SearchWords? = nil, _ connection: PostgresConnection, _ logger: Logger
-    ) async throws -> [SearchRow] {
-        let limit = SearchQuery.pageSize + 1
-        let offset = query.offset
-        var found: [SearchRow] = []
-        func add(_ id: UUID, _ extra: String?, _ lastModified: PostgresTimestamp) throws {
-            found.append(
-                SearchRow(datasetId: id, extra: try StoredColumn.json(extra, column: "dataset.extra"), modifiedDate: lastModified.date))
-        }
-        if query.text.isEmpty && offset == 0 {
-            for try await (id, extra, lastModified) in try await connection.execute(Newest(), logger: logger) {
-                try add(id, extra, lastModified)
-            }
-            return found
-        }
-        let sql: PostgresQuery
-        if query.text.isEmpty {
-            sql = "\(unescaped: Newest.newestFirst) LIMIT \(limit) OFFSET \(offset)"
-        } else {
-            let pattern = "%" + PostgresValue.escapeLike(query.text) + "%"
-            // Through the trigram index from about a thousand datasets up (migration 8).
-            if let indexPattern = words?.indexPattern(for: query.text) {
-                sql = "SELECT id, extra, last_modified FROM fletcher_search(\(indexPattern), \(pattern), \(limit), \(offset))"
-            } else {
-                sql = "SELECT id, extra, last_modified FROM fletcher_search(\(pattern), \(limit), \(offset))"
-            }
-        }
-        for try await (id, extra, lastModified) in try await connection.query(sql, logger: logger).decode(
-            (UUID, String?, PostgresTimestamp).self)
-        {
-            try add(id, extra, lastModified)
-        }
-        return found
-    }
-
-    /// The first page (and a row) of the newest datasets, through the recency index: the index
-    /// page's search, prepared once per connection as every view of that page asks it (planning it
-    /// anew each time is a third of its cost). Without parameters: with the limit or offset
-    /// one, the generic plan expects a tenth of the table and the planner keeps re-planning.
-    struct Newest: PostgresPreparedStatement {
-        static let name = "fletcher_newest_datasets"
-        /// Every committed dataset, newest first (later pages add their limit and offset).
-        static let newestFirst = "SELECT id, extra::text, last_modified FROM dataset WHERE revision > 0 ORDER BY last_modified DESC, id"
-        static let sql = "\(newestFirst) LIMIT \(SearchQuery.pageSize + 1)"
-        typealias Row = (UUID, String?, PostgresTimestamp)
-
-        func makeBindings() throws -> PostgresBindings { PostgresBindings() }
-
-        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 }

@@ -3,7 +3,8 @@ import PostgresNIO
 
 /// The PostgreSQL schema, as append-only migrations; each is a list of statements run in one transaction.
 ///
-/// Rules: never edit a migration that has shipped; never refer to app types here, only SQL.
+/// Rules: never edit a migration that has shipped; never refer to app types here, only SQL. (The
+/// search functions' text is in `SearchQueries`, with the queries that call them.)
 enum PostgresMigrations {
     /// Key of the advisory lock that makes concurrent `migrate` runs (several processes starting) take turns.
     static let advisoryLockKey: Int64 = 0x666c_6574_6368_6572  // "fletcher"
@@ -191,7 +192,7 @@ enum PostgresMigrations {
                 // its own pattern (a common one walks datasets by modification instead) without a
                 // sequential scan. Below about a thousand datasets the planner still reads every
                 // text, through the primary key: cheap at that size.
-                searchFunction("pattern text, page_size bigint, skipped bigint", matching: "s.search_text LIKE pattern"),
+                SearchQueries.functionByPattern,
             ]
         ),
         (
@@ -212,9 +213,7 @@ enum PostgresMigrations {
                 // term's uncommon words, which every text matching `pattern` also matches: see
                 // SearchWords) and `pattern` filtering what it finds. `search_text || ''` keeps the
                 // planner from asking the index for the whole term too.
-                searchFunction(
-                    "index_pattern text, pattern text, page_size bigint, skipped bigint",
-                    matching: "s.search_text LIKE index_pattern AND (s.search_text || '') LIKE pattern"),
+                SearchQueries.functionByIndexPattern,
             ]
         ),
         (
@@ -326,26 +325,6 @@ enum PostgresMigrations {
             ]
         ),
     ]
-
-    /// A `fletcher_search` taking `parameters` (then a page's size and offset) that returns the
-    /// datasets whose search text is `matching`, newest first (migrations 8 and 10).
-    private static func searchFunction(_ parameters: String, matching condition: String) -> String {
-        """
-        CREATE FUNCTION fletcher_search(\(parameters))
-        RETURNS TABLE (id uuid, extra text, last_modified timestamptz)
-        LANGUAGE plpgsql STABLE
-        SET enable_seqscan = off
-        SET plan_cache_mode = force_custom_plan
-        AS $$
-        BEGIN
-            RETURN QUERY
-            SELECT d.id, d.extra::text, d.last_modified FROM dataset_search s JOIN dataset d ON d.id = s.id
-            WHERE \(condition) AND d.revision > 0
-            ORDER BY d.last_modified DESC, d.id LIMIT page_size OFFSET skipped;
-        END
-        $$
-        """
-    }
 
     /// Applies pending migrations (up to `last`) on one connection, holding the advisory lock throughout.
     static func run(on connection: PostgresConnection, upTo last: Int = .max, logger: Logger) async throws {

@@ -132,7 +132,7 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
         try await storeErrors {
             try await withConnection { [self] connection in
                 let words = query.text.isEmpty ? nil : try await searchWords.current(connection, logger)
-                return SearchPage(fetched: try await DatasetQueries.search(query, words: words, connection, logger), query: query)
+                return SearchPage(fetched: try await SearchQueries.search(query, words: words, connection, logger), query: query)
             }
         }
     }
@@ -274,18 +274,10 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
     public func stateCounts() async throws -> StateCounts {
         try await storeErrors {
             try await withConnection { [self] connection in
-                var counts = StateCounts(activeDatasets: 0, pausedDatasets: 0, dataProducts: [:])
-                for try await (paused, count) in try await connection.query(
-                    "SELECT paused, count(*) FROM dataset GROUP BY paused", logger: logger
-                ).decode((Bool, Int64).self) {
-                    if paused { counts.pausedDatasets = Int(count) } else { counts.activeDatasets = Int(count) }
-                }
-                for try await (state, count) in try await connection.query(
-                    "SELECT state, count(*) FROM data_product GROUP BY state", logger: logger
-                ).decode((String, Int64).self) {
-                    if let state = DataProductState(rawValue: state) { counts.dataProducts[state] = Int(count) }
-                }
-                return counts
+                let datasets = try await DatasetQueries.countByPaused(connection, logger)
+                return StateCounts(
+                    activeDatasets: datasets.active, pausedDatasets: datasets.paused,
+                    dataProducts: try await DataProductQueries.countByState(connection, logger))
             }
         }
     }

@@ -93,17 +93,10 @@ extension SearchWords {
     /// A sample of the stored search texts: pages picked at random (`TABLESAMPLE SYSTEM`), about
     /// `sampleSize` texts, whatever the table's size.
     static func sample(_ connection: PostgresConnection, _ logger: Logger) async throws -> SearchWords {
-        var rows: Double = 0
-        for try await estimate in try await connection.query(
-            "SELECT reltuples::float8 FROM pg_class WHERE oid = 'dataset_search'::regclass", logger: logger
-        ).decode(Double.self) { rows = estimate }
+        let rows = try await SearchQueries.estimatedTexts(connection, logger)
         // Never analysed (-1) or small: read it all, up to the sample's size.
         let percent = rows > Double(sampleSize) ? min(100, 100 * 2 * Double(sampleSize) / rows) : 100
-        var sample: [String] = []
-        for try await text in try await connection.query(
-            "SELECT search_text FROM dataset_search TABLESAMPLE SYSTEM (\(percent)::real) LIMIT \(sampleSize)", logger: logger
-        ).decode(String.self) { sample.append(text) }
-        return SearchWords(sample: sample)
+        return SearchWords(sample: try await SearchQueries.sampleTexts(percent: percent, limit: sampleSize, connection, logger))
     }
 
     /// The store's current sample, taken again once `lifetime` old (by one search; the others use

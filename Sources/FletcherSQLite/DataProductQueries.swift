@@ -57,4 +57,13 @@ enum DataProductQueries {
             ])
         }
     }
+
+    /// How many data products are in each state (for `Store.stateCounts`).
+    static func countByState(_ db: Database) throws -> [DataProductState: Int] {
+        var counts: [DataProductState: Int] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT state, count(*) FROM data_product GROUP BY state") {
+            if let state = DataProductState(rawValue: row[0]) { counts[state] = row[1] }
+        }
+        return counts
+    }
 }

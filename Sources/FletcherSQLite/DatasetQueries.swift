@@ -3,7 +3,7 @@ import FletcherStore
 import Foundation
 import GRDB
 
-/// SQL on the `dataset` table and its search index.
+/// SQL on the `dataset` table (its search is `SearchQueries`).
 enum DatasetQueries {
     static func fetchOne(_ id: UUID, _ db: Database) throws -> (Dataset, lastModified: Date, revision: Int64)? {
         guard
@@ -48,42 +48,12 @@ enum DatasetQueries {
             arguments: [now.microsecondsSince1970, id])
     }
 
-    /// Up to one page and one row of datasets matching the query, newest first.
-    ///
-    /// Three or more characters use the trigram index; shorter text (which matches most datasets
-    /// anyway) walks datasets newest first and stops as soon as the page is full.
-    static func search(_ query: SearchQuery, _ db: Database) throws -> [SearchRow] {
-        let limit = SearchQuery.pageSize + 1
-        let rows: [Row]
-        if query.text.isEmpty {
-            rows = try Row.fetchAll(
-                db.cachedStatement(
-                    sql: "SELECT id, extra, last_modified FROM dataset ORDER BY last_modified DESC, id LIMIT ? OFFSET ?"),
-                arguments: [limit, query.offset])
-        } else if query.text.unicodeScalars.count >= 3 {
-            let phrase = "\"" + query.text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-            rows = try Row.fetchAll(
-                db.cachedStatement(
-                    sql: """
-                        SELECT id, extra, last_modified FROM dataset
-                        WHERE rowid IN (SELECT rowid FROM dataset_search WHERE dataset_search MATCH ?)
-                        ORDER BY last_modified DESC, id LIMIT ? OFFSET ?
-                        """),
-                arguments: [phrase, limit, query.offset])
-        } else {
-            rows = try Row.fetchAll(
-                db.cachedStatement(
-                    sql: """
-                        SELECT id, extra, last_modified FROM dataset INDEXED BY dataset_by_last_modified
-                        WHERE instr(search_text, ?) > 0
-                        ORDER BY last_modified DESC, id LIMIT ? OFFSET ?
-                        """),
-                arguments: [query.text, limit, query.offset])
+    /// How many datasets are paused and how many are not (for `Store.stateCounts`).
+    static func countByPaused(_ db: Database) throws -> (active: Int, paused: Int) {
+        var counts = (active: 0, paused: 0)
+        for row in try Row.fetchAll(db, sql: "SELECT paused, count(*) FROM dataset GROUP BY paused") {
+            if row[0] as Bool { counts.paused = row[1] } else { counts.active = row[1] }
         }
-        return try rows.map { row in
-            SearchRow(
-                datasetId: row[0], extra: try StoredColumn.json(row[1], column: "dataset.extra"),
-                modifiedDate: Date(microsecondsSince1970: row[2]))
-        }
+        return counts
     }
 }

@@ -58,7 +58,7 @@ public final class SQLiteStore: Store {
     public func search(_ query: SearchQuery) async throws -> SearchPage {
         try await storeErrors {
             try await reading { db in
-                SearchPage(fetched: try DatasetQueries.search(query, db), query: query)
+                SearchPage(fetched: try SearchQueries.search(query, db), query: query)
             }
         }
     }
@@ -124,7 +124,7 @@ public final class SQLiteStore: Store {
 
     public func checkHealth() async throws {
         try await storeErrors {
-            _ = try await reading { db in try Int.fetchOne(db, sql: "SELECT 1") }
+            try await reading { db in try ConnectivityQueries.ping(db) }
         }
     }
 
@@ -166,14 +166,10 @@ public final class SQLiteStore: Store {
     public func stateCounts() async throws -> StateCounts {
         try await storeErrors {
             try await reading { db in
-                var counts = StateCounts(activeDatasets: 0, pausedDatasets: 0, dataProducts: [:])
-                for row in try Row.fetchAll(db, sql: "SELECT paused, count(*) FROM dataset GROUP BY paused") {
-                    if row[0] as Bool { counts.pausedDatasets = row[1] } else { counts.activeDatasets = row[1] }
-                }
-                for row in try Row.fetchAll(db, sql: "SELECT state, count(*) FROM data_product GROUP BY state") {
-                    if let state = DataProductState(rawValue: row[0]) { counts.dataProducts[state] = row[1] }
-                }
-                return counts
+                let datasets = try DatasetQueries.countByPaused(db)
+                return StateCounts(
+                    activeDatasets: datasets.active, pausedDatasets: datasets.paused,
+                    dataProducts: try DataProductQueries.countByState(db))
             }
         }
     }

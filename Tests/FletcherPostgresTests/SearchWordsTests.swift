@@ -73,8 +73,8 @@ struct SearchWordsTests {
             for page in [0, 1] {
                 let query = SearchQuery(text: text, page: page)
                 let (through, whole) = try await store.database.client.withConnection { connection in
-                    (try await DatasetQueries.search(query, words: words, connection, logger),
-                     try await DatasetQueries.search(query, connection, logger))
+                    (try await SearchQueries.search(query, words: words, connection, logger),
+                     try await SearchQueries.search(query, connection, logger))
                 }
                 #expect(through.map(\.datasetId) == whole.map(\.datasetId), "\(text), page \(page)")
             }

@@ -86,8 +86,6 @@ public final class LoopRevisions: Sendable {
             init(_ reads: [Read]) { self.reads = reads }
         }
 
-        static let sql = "SELECT id, revision FROM dataset WHERE id = ANY($1)"
-
         /// Whose checker this is (it counts the questions of all loops).
         unowned let owner: LoopRevisions
 
@@ -184,7 +182,7 @@ public final class LoopRevisions: Sendable {
             }
             PostgresConnection.connect(on: eventLoop, configuration: configuration, id: 0, logger: logger)
                 .flatMap { connection in
-                    connection.prepare(query: Self.sql).map { (connection, $0) }
+                    connection.prepare(query: DatasetQueries.revisionsOfMany).map { (connection, $0) }
                         .flatMapErrorThrowing { error in
                             Self.closeQuietly(connection)
                             throw error
