@@ -99,13 +99,16 @@ struct ChangeListenersTests {
         let reader = PostgresStore(endpoint: try PostgresEndpoint(url: url, maximumConnections: 4), logger: Self.logger)
         let readerHeard = reader.changeFeed.subscribe(to: fixture.datasetId)
         let reading = Task.detached { await reader.run() }
-        try await eventually("the writer hears the reader's hello") { writer.database.listeners.othersPresent }
+        // The writer may find the reader's named session (its check) before the reader says hello:
+        // the write waits for both, so that the hello comes first.
+        try await eventually("the writer hears the reader's hello") {
+            writer.database.listeners.othersPresent && heard.contains(reader.database.instanceId.lowercased)
+        }
         _ = try await writer.apply(
             .update([StateUpdate(id: fixture.products[0].id, state: .success)]), to: fixture.datasetId, by: "p")
         // The reader's hello, then the writer's change.
-        #expect(
-            try await heard.upTo("joined", sentBy: writer)
-                == [reader.database.instanceId.lowercased, writer.database.instanceId.lowercased + " " + fixture.datasetId.lowercased])
+        let joined = try await heard.upTo("joined", sentBy: writer)
+        #expect(joined == [reader.database.instanceId.lowercased, writer.database.instanceId.lowercased + " " + fixture.datasetId.lowercased])
         #expect(await first(of: readerHeard, within: .seconds(10)) == fixture.datasetId)
 
         reading.cancel()
@@ -181,6 +184,8 @@ struct ChangeListenersTests {
         private let payloads = Mutex<[String]>([])
 
         func append(_ payload: String) { payloads.withLock { $0.append(payload) } }
+
+        func contains(_ payload: String) -> Bool { payloads.withLock { $0.contains(payload) } }
 
         /// What was heard before `marker`, a notification `store` sends now (and the heard list is
         /// emptied). Notifications arrive in commit order: once the marker is heard, a notification
