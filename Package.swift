@@ -270,7 +270,12 @@ let package = Package(
         ),
         .testTarget(
             name: "FletcherStoreTests",
-            dependencies: ["FletcherDomain", "FletcherStore", "FletcherSQLite", "FletcherPostgres", "FletcherTestSupport"],
+            dependencies: [
+                "FletcherDomain", "FletcherStore", "FletcherSQLite", "FletcherPostgres", "FletcherTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
