@@ -140,5 +140,86 @@ enum PlainSQL {
         }
     }
 
+    /// Rows of a dataset that lack their data product: dependencies (through `dependency_rows`)
+    /// whose parent or child is not one of the dataset's products, history rows as stored (on
+    /// PostgreSQL a row of many creations, without `data_product_id`, names the products at
+    /// positions `first_position` to `first_position + product_count - 1`, each of which must
+    /// exist) and triggers. One query.
+    func rowsWithoutProducts(of datasetId: UUID) async throws -> RowsWithoutProducts {
+        let dependencies = """
+            SELECT count(*) FROM dependency_rows d WHERE d.dataset_id = $1
+                AND (NOT EXISTS (SELECT 1 FROM data_product p WHERE p.dataset_id = d.dataset_id AND p.id = d.parent_id)
+                    OR NOT EXISTS (SELECT 1 FROM data_product p WHERE p.dataset_id = d.dataset_id AND p.id = d.child_id))
+            """
+        let triggers = """
+            SELECT count(*) FROM dispatch_trigger t WHERE t.dataset_id = $1
+                AND NOT EXISTS (SELECT 1 FROM data_product p WHERE p.dataset_id = t.dataset_id AND p.id = t.data_product_id)
+            """
+        switch self {
+        case .sqlite(let pool):
+            let history = """
+                SELECT count(*) FROM product_event e WHERE e.dataset_id = $1
+                    AND NOT EXISTS (SELECT 1 FROM data_product p WHERE p.dataset_id = e.dataset_id AND p.id = e.data_product_id)
+                """
+            return try await pool.read { db in
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT (\(dependencies)), (\(history)), (\(triggers))", arguments: [datasetId])
+                return RowsWithoutProducts(dependencies: row?[0] ?? -1, history: row?[1] ?? -1, triggers: row?[2] ?? -1)
+            }
+        case .postgres(let store):
+            let history = """
+                SELECT count(*) FROM product_event e WHERE e.dataset_id = $1
+                    AND CASE WHEN e.data_product_id IS NOT NULL THEN
+                        NOT EXISTS (SELECT 1 FROM data_product p WHERE p.dataset_id = e.dataset_id AND p.id = e.data_product_id)
+                    ELSE e.product_count IS DISTINCT FROM (
+                        SELECT count(*) FROM data_product p
+                        WHERE p.dataset_id = e.dataset_id AND p.position >= e.first_position
+                            AND p.position < e.first_position + e.product_count)
+                    END
+                """
+            var bindings = PostgresBindings()
+            bindings.append(datasetId)
+            let query = PostgresQuery(unsafeSQL: "SELECT (\(dependencies)), (\(history)), (\(triggers))", binds: bindings)
+            return try await store.client.withConnection { connection in
+                for try await (dependencies, history, triggers) in try await connection.query(query, logger: Self.logger).decode(
+                    (Int64, Int64, Int64).self)
+                {
+                    return RowsWithoutProducts(dependencies: Int(dependencies), history: Int(history), triggers: Int(triggers))
+                }
+                return RowsWithoutProducts(dependencies: -1, history: -1, triggers: -1)
+            }
+        }
+    }
+
+    struct RowsWithoutProducts: Equatable {
+        var dependencies: Int
+        var history: Int
+        var triggers: Int
+
+        static let none = RowsWithoutProducts(dependencies: 0, history: 0, triggers: 0)
+    }
+
+    /// PostgreSQL's history rows of many creations (none on SQLite, which writes a row each).
+    func rowsOfManyCreations() async throws -> Int {
+        switch self {
+        case .sqlite: 0
+        case .postgres: try await count("SELECT count(*) FROM product_event WHERE data_product_id IS NULL")
+        }
+    }
+
+    private func count(_ query: String) async throws -> Int {
+        switch self {
+        case .sqlite(let pool):
+            return try await pool.read { db in try Int.fetchOne(db, sql: query) ?? 0 }
+        case .postgres(let store):
+            return try await store.client.withConnection { connection in
+                for try await count in try await connection.query(PostgresQuery(unsafeSQL: query), logger: Self.logger).decode(Int64.self) {
+                    return Int(count)
+                }
+                return 0
+            }
+        }
+    }
+
     private static let logger = Logger(label: "fletcher-test")
 }
