@@ -105,6 +105,24 @@ struct DataModelPropertyTests {
         }
     }
 
+    /// The checks see what they look for: rows written by hand without their products (on SQLite
+    /// with its foreign keys off for the dependency) are counted, each kind apart.
+    @Test(arguments: TestEngine.available)
+    func theChecksCountRowsWithoutTheirProducts(engine: TestEngine) async throws {
+        let subject = try await StoreWithSQL.make(engine)
+        let dataset = UUID(), a = UUID(), b = UUID(), missing = UUID()
+        let submission = PlanSubmission(
+            datasetId: dataset, datasetExtra: nil,
+            dataProducts: [a, b].map { .init(id: $0, compute: .cams, name: "n", version: "1", eager: true) },
+            dependencies: [.init(parentId: a, childId: b)])
+        _ = try await subject.store.apply(.submit(submission), to: dataset, by: "publisher")
+        #expect(try await subject.sql.rowsWithoutProducts(of: dataset) == .none)
+        try await subject.sql.writeRowsWithoutProducts(dataset: dataset, parent: a, missing: missing)
+        #expect(
+            try await subject.sql.rowsWithoutProducts(of: dataset)
+                == PlainSQL.RowsWithoutProducts(dependencies: 1, history: engine == .postgres ? 2 : 1, triggers: 1))
+    }
+
     static func perform(_ operation: Operation, on datasetId: UUID, _ store: any Store) async throws {
         switch operation {
         case .mutation(let mutation):

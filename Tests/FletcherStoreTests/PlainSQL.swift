@@ -199,6 +199,54 @@ enum PlainSQL {
         static let none = RowsWithoutProducts(dependencies: 0, history: 0, triggers: 0)
     }
 
+    /// Writes, by hand, rows of `dataset` that name the product `missing`: a dependency from
+    /// `parent`, a history row and a trigger; on PostgreSQL also a row of creations at positions 1
+    /// and 2, of which only 1 is a product (the dataset has two).
+    func writeRowsWithoutProducts(dataset: UUID, parent: UUID, missing: UUID) async throws {
+        switch self {
+        case .sqlite(let pool):
+            try await pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA foreign_keys = OFF")
+                defer { try? db.execute(sql: "PRAGMA foreign_keys = ON") }
+                try db.execute(
+                    sql: """
+                        INSERT INTO dependency (dataset_id, parent_id, child_id, position, extra, modified_by, modified_date)
+                        VALUES (?, ?, ?, 1, NULL, 'hand', 0);
+                        INSERT INTO product_event (dataset_id, data_product_id, at, kind, to_state, reason, actor)
+                        VALUES (?, ?, 0, 'state_change', 'waiting', 'api', 'hand');
+                        INSERT INTO dispatch_trigger (id, dataset_id, data_product_id, compute, name, version, state,
+                            next_attempt_at, created_at)
+                        VALUES (?, ?, ?, 'cams', 'n', '1', 'cancelled', 0, 0);
+                        """,
+                    arguments: [dataset, parent, missing, dataset, missing, UUID(), dataset, missing])
+            }
+        case .postgres(let store):
+            try await store.client.withConnection { connection in
+                try await connection.query(
+                    """
+                    INSERT INTO dependency_block (dataset_id, first_position, rows)
+                    VALUES (\(dataset), 4096, fletcher_dependency_bytes(\(parent), \(missing), NULL, 'hand', now()))
+                    """, logger: Self.logger)
+                try await connection.query(
+                    """
+                    INSERT INTO product_event (dataset_id, data_product_id, at, kind, to_state, reason, actor)
+                    VALUES (\(dataset), \(missing), now(), 'state_change', 'waiting', 'api', 'hand')
+                    """, logger: Self.logger)
+                try await connection.query(
+                    """
+                    INSERT INTO product_event (dataset_id, at, kind, to_state, reason, actor, first_position, product_count)
+                    VALUES (\(dataset), now(), 'state_change', 'waiting', 'api', 'hand', 1, 2)
+                    """, logger: Self.logger)
+                try await connection.query(
+                    """
+                    INSERT INTO dispatch_trigger (id, dataset_id, data_product_id, compute, name, version, state,
+                        next_attempt_at, created_at)
+                    VALUES (\(UUID()), \(dataset), \(missing), 'cams', 'n', '1', 'cancelled', now(), now())
+                    """, logger: Self.logger)
+            }
+        }
+    }
+
     /// PostgreSQL's history rows of many creations (none on SQLite, which writes a row each).
     func rowsOfManyCreations() async throws -> Int {
         switch self {
