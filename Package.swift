@@ -270,7 +270,13 @@ let package = Package(
         ),
         .testTarget(
             name: "FletcherStoreTests",
-            dependencies: ["FletcherDomain", "FletcherStore", "FletcherSQLite", "FletcherPostgres", "FletcherTestSupport"],
+            dependencies: [
+                "FletcherDomain", "FletcherStore", "FletcherSQLite", "FletcherPostgres", "FletcherTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

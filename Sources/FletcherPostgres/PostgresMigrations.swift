@@ -324,6 +324,21 @@ enum PostgresMigrations {
                 """
             ]
         ),
+        (
+            13, "dependency rows view",
+            [
+                // For people reading the database: every plan's dependencies as rows, in the columns
+                // of SQLite's `dependency` table (and of this one's before migration 11); SQLite has a
+                // view of the same name and columns. `WHERE dataset_id = …` decodes that plan's
+                // blocks only.
+                """
+                CREATE VIEW dependency_rows AS
+                SELECT d.id AS dataset_id, r.parent_id, r.child_id, r."position", r.extra::jsonb AS extra, r.modified_by,
+                    r.modified_date
+                FROM dataset d CROSS JOIN LATERAL fletcher_dependencies(d.id) r
+                """
+            ]
+        ),
     ]
 
     /// Applies pending migrations (up to `last`) on one connection, holding the advisory lock throughout.

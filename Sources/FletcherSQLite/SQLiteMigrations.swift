@@ -172,6 +172,15 @@ enum SQLiteMigrations {
                         WHERE lease_owner IS NOT NULL AND state IN ('pending', 'cancelled')
                     """)
         }
+        migrator.registerMigration("v6: dependency rows view") { db in
+            // For people reading the database: PostgreSQL stores dependencies in blocks and has a view
+            // of this name and these columns over them, so the same SQL reads dependencies on both.
+            try db.execute(
+                sql: """
+                    CREATE VIEW dependency_rows AS
+                    SELECT dataset_id, parent_id, child_id, position, extra, modified_by, modified_date FROM dependency
+                    """)
+        }
         return migrator
     }
 }

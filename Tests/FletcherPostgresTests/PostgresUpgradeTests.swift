@@ -31,7 +31,30 @@ struct PostgresUpgradeTests {
         #expect(try await Self.appliedVersions(store) == Array(1...version))
         try await store.migrate()
         #expect(try await Self.appliedVersions(store) == PostgresMigrations.all.map(\.version))
+        // Plain SQL reads the old dependencies through the view, as on SQLite.
+        #expect(try await Self.dependencyRows(of: legacy.dataset, store) == legacy.dependencies)
         try await legacy.expectIntact(store, history: version >= 2)
+    }
+
+    /// The dataset's dependencies as the `dependency_rows` view shows them, in position order
+    /// (which must be 0, 1, 2 …).
+    static func dependencyRows(of dataset: UUID, _ store: PostgresStore) async throws -> [Dependency] {
+        try await store.client.withConnection { connection in
+            var dependencies: [Dependency] = []
+            for try await (datasetId, parent, child, position, extra, modifiedBy, modifiedDate) in try await connection.query(
+                """
+                SELECT dataset_id, parent_id, child_id, position, extra::text, modified_by, modified_date FROM dependency_rows
+                WHERE dataset_id = \(dataset) ORDER BY position
+                """, logger: Logger(label: "fletcher-test")
+            ).decode((UUID, UUID, UUID, Int32, String?, String, PostgresTimestamp).self) {
+                #expect(datasetId == dataset && Int(position) == dependencies.count)
+                dependencies.append(
+                    Dependency(
+                        parentId: parent, childId: child, extra: try StoredColumn.json(extra, column: "extra"),
+                        modifiedBy: modifiedBy, modifiedDate: modifiedDate.date))
+            }
+            return dependencies
+        }
     }
 
     static func appliedVersions(_ store: PostgresStore) async throws -> [Int] {
@@ -47,7 +70,8 @@ struct PostgresUpgradeTests {
     }
 
     /// `legacy`'s rows, in the tables schema `version` has: the search text on the dataset's row
-    /// before 7 and in a table of its own since; a row per dependency before 11 and blocks since.
+    /// before 7 and in a table of its own since; a row per dependency before 11 and blocks since;
+    /// the products' creations a row each before 12 and one row since.
     static func write(_ legacy: LegacyPlan, version: Int, _ connection: PostgresConnection, _ logger: Logger) async throws {
         for (id, paused, extra, lastModified, revision, text) in [
             (legacy.dataset, false, legacy.datasetExtra as String?, legacy.at(2), 3, legacy.searchText),
@@ -101,7 +125,22 @@ struct PostgresUpgradeTests {
             }
         }
         guard version >= 2 else { return }
-        for event in legacy.events {
+        var events = legacy.events[...]
+        if version >= 12 {
+            // The release wrote the products' creations, all first, in order, as one row.
+            let created = events.prefix { $0.dataset == legacy.dataset && $0.change?.from == nil }
+            #expect(created.map(\.product) == legacy.products.map(\.id))
+            let event = try #require(created.first)
+            let first = try #require(event.change)
+            try await connection.query(
+                """
+                INSERT INTO product_event (dataset_id, at, kind, to_state, reason, actor, first_position, product_count)
+                VALUES (\(legacy.dataset), \(event.at), 'state_change', \(first.to.rawValue), \(first.reason.rawValue),
+                    \(first.actor), 0, \(Int32(created.count)))
+                """, logger: logger)
+            events = events.dropFirst(created.count)
+        }
+        for event in events {
             try await connection.query(
                 """
                 INSERT INTO product_event (dataset_id, data_product_id, at, kind, from_state, to_state, reason, actor, run_id,

@@ -28,9 +28,31 @@ struct SQLiteUpgradeTests {
 
         let store = try SQLiteStore(path: path)
         try await store.migrate()
-        let applied = try await DatabaseQueue(path: path).read { db in try SQLiteMigrations.migrator.appliedMigrations(db) }
-        #expect(applied == migrations)
+        let upgraded = try DatabaseQueue(path: path)
+        #expect(try await upgraded.read { db in try SQLiteMigrations.migrator.appliedMigrations(db) } == migrations)
+        // Plain SQL reads the old dependencies through the view, as on PostgreSQL.
+        #expect(try await upgraded.read { db in try Self.dependencyRows(of: legacy.dataset, db) } == legacy.dependencies)
+        try upgraded.close()
         try await legacy.expectIntact(store, history: version >= 2)
+    }
+
+    /// The dataset's dependencies as the `dependency_rows` view shows them, in position order
+    /// (which must be 0, 1, 2 …).
+    static func dependencyRows(of dataset: UUID, _ db: Database) throws -> [Dependency] {
+        try Row.fetchAll(
+            db,
+            sql: """
+                SELECT dataset_id, parent_id, child_id, position, extra, modified_by, modified_date FROM dependency_rows
+                WHERE dataset_id = ? ORDER BY position
+                """,
+            arguments: [dataset]
+        ).enumerated().map { index, row in
+            #expect(row["dataset_id"] as UUID == dataset && row["position"] as Int == index)
+            return Dependency(
+                parentId: row["parent_id"], childId: row["child_id"],
+                extra: try StoredColumn.json(row["extra"] as String?, column: "extra"), modifiedBy: row["modified_by"],
+                modifiedDate: Date(microsecondsSince1970: row["modified_date"]))
+        }
     }
 
     /// `legacy`'s rows, in the tables schema `version` has.
