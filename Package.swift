@@ -267,6 +267,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "FletcherSimulatorTests",
+            dependencies: [
+                "FletcherSimulator",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "FletcherMemoryTests", dependencies: ["FletcherMemory"], swiftSettings: swiftSettings),
         .testTarget(name: "FletcherAPITests", dependencies: ["FletcherAPI"], swiftSettings: swiftSettings),
         .testTarget(
