@@ -105,6 +105,12 @@ let package = Package(
         ),
         // glibc's allocator controls (MemoryReturn).
         .systemLibrary(name: "CMalloc"),
+        // Allocator tuning: fixed mmap/trim thresholds and the service that trims freed heap memory.
+        .target(
+            name: "FletcherMemory",
+            dependencies: ["CMalloc", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            swiftSettings: swiftSettings
+        ),
         // Graphviz's C library (libgvc), for drawing plans.
         .systemLibrary(
             name: "CGraphviz", pkgConfig: "libgvc", providers: [.apt(["libgraphviz-dev"]), .brew(["graphviz"])]),
@@ -141,10 +147,8 @@ let package = Package(
             name: "FletcherApp",
             dependencies: [
                 "FletcherDomain", "FletcherStore", "FletcherSQLite", "FletcherPostgres", "FletcherHTTP", "FletcherWeb", "FletcherDispatch",
-                "CMalloc",
+                "FletcherMemory",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOFoundationCompat", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -153,8 +157,20 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // `fletcher simulate-compute`: a stand-in compute platform that accepts triggers and reports back.
+        .target(
+            name: "FletcherSimulator",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -177,7 +193,7 @@ let package = Package(
         .executableTarget(
             name: "fletcher",
             dependencies: [
-                "FletcherApp", "FletcherStress",
+                "FletcherApp", "FletcherDomain", "FletcherMemory", "FletcherSimulator", "FletcherStress",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -251,6 +267,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "FletcherSimulatorTests",
+            dependencies: [
+                "FletcherSimulator",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "FletcherMemoryTests", dependencies: ["FletcherMemory"], swiftSettings: swiftSettings),
         .testTarget(name: "FletcherAPITests", dependencies: ["FletcherAPI"], swiftSettings: swiftSettings),
         .testTarget(
             name: "FletcherPostgresTests",

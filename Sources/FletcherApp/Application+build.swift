@@ -4,6 +4,7 @@ import AsyncHTTPClient
 import NIOCore
 import FletcherDispatch
 import FletcherPostgres
+import FletcherMemory
 import FletcherWeb
 public import Hummingbird
 import HummingbirdCore
@@ -74,17 +75,4 @@ public func buildApplication(
         logger.info("database ready", metadata: ["database": "\(configuration.database.description)"])
     }
     return (application, credentials)
-}
-
-/// Hummingbird's HTTP/1.1 server with Fletcher's channel handlers: the request-head timeout, and
-/// plan reads answered on their event loop when the store can confirm a cached plan there.
-func httpServer(headerTimeout: TimeAmount, idleTimeout: TimeAmount, planReads: PlanReadFastPath?) -> HTTPServerBuilder {
-    HTTPServerBuilder { responder in
-        FletcherHTTP1Channel(
-            http1: HTTP1Channel(
-                responder: responder,
-                configuration: .init(
-                    additionalChannelHandlers: [RequestHeadTimeoutHandler(timeout: headerTimeout)], idleTimeout: idleTimeout)),
-            planReads: planReads)
-    }
 }

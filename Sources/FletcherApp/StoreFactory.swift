@@ -1,3 +1,4 @@
+import FletcherMemory
 import FletcherPostgres
 import FletcherSQLite
 public import FletcherStore

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FletcherApp
+import FletcherMemory
 import Foundation
 import Hummingbird
 import Logging

@@ -1,6 +1,6 @@
 import ArgumentParser
 import AsyncHTTPClient
-import FletcherApp
+import FletcherSimulator
 import Foundation
 import Hummingbird
 import Logging

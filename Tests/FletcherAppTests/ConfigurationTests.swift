@@ -142,6 +142,19 @@ struct ConfigurationTests {
         #expect(accounts.map(\.service) == ["local", "readonly"])
     }
 
+    /// A value in the environment that does not convert stops start-up; it is neither taken as unset
+    /// nor replaced by the `.env` file's value.
+    @Test func aBadValueInTheEnvironmentIsNotReplacedByTheDotEnvFile() {
+        expectError(
+            ConfigurationError("MAX_CONNECTIONS", "expected a whole number from 1 to 1000, got 'ten'"), ["MAX_CONNECTIONS": "ten"],
+            dotEnv: "MAX_CONNECTIONS=3")
+        expectError(
+            ConfigurationError("IDLE_TIMEOUT_S", "expected a number from 1.0 to 86400.0, got 'long'"), ["IDLE_TIMEOUT_S": "long"],
+            dotEnv: "IDLE_TIMEOUT_S=30")
+        expectError(
+            ConfigurationError("LOG_FORMAT", "expected text or json, got 'xml'"), ["LOG_FORMAT": "xml"], dotEnv: "LOG_FORMAT=json")
+    }
+
     @Test func sqliteLocations() throws {
         #expect(try DatabaseLocation(url: "sqlite::memory:") == .sqliteMemory)
         #expect(try DatabaseLocation(url: "sqlite:data/f.db") == .sqliteFile("data/f.db"))

@@ -2,7 +2,7 @@
 import CMalloc
 #endif
 import Foundation
-import ServiceLifecycle
+public import ServiceLifecycle
 
 /// Makes the C allocator give memory back to the system when it is freed.
 ///
@@ -157,10 +157,10 @@ public struct MemoryTrimmer: Sendable {
 }
 
 /// Runs the `MemoryTrimmer` once a second until the server shuts down.
-struct MemoryTrimService: Service {
-    init() {}
+public struct MemoryTrimService: Service {
+    public init() {}
 
-    func run() async throws {
+    public func run() async throws {
         // A service that returns early ends the server: without glibc there is nothing to watch,
         // so it only waits for the shutdown.
         guard MemoryReturn.residentNotInUse != nil else { return try await gracefulShutdown() }

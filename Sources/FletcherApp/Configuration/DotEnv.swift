@@ -4,8 +4,11 @@ import Foundation
 /// values in single quotes (literal, may span lines, as in the original Fletcher's README) or double
 /// quotes (may span lines, with `\n`, `\"` and `\\` escapes).
 ///
-/// (swift-configuration's own `.env` reader takes each line as it is, quotes included, which would
-/// break a multi-line `REMOTE_APIS='[…]'`.)
+/// Kept instead of swift-configuration's `.env` reader (`EnvironmentVariablesProvider(environmentFilePath:)`),
+/// which splits the file at every newline and keeps quotes, `export` and trailing comments as part
+/// of the value: a multi-line `REMOTE_APIS='[…]'` would be cut at its first line, and a line that is
+/// not `KEY=value` skipped instead of reported. The values read here go to swift-configuration's
+/// `EnvironmentVariablesProvider` like the process environment's (`AppConfiguration.load`).
 public enum DotEnv {
     public static func parse(_ text: String) throws -> [String: String] {
         var values: [String: String] = [:]

@@ -1,4 +1,4 @@
-import FletcherApp
+import FletcherMemory
 import Foundation
 import Testing
 

@@ -1,28 +1,28 @@
 import FletcherDomain
 import Foundation
-public import Logging
+import Logging
 import Synchronization
 
 /// `LOG_FORMAT=json`: one JSON object per line on standard error — `time`, `level`, `label`,
 /// `message`, `source`, and the metadata as string fields — for log shippers.
-public struct JSONLogHandler: LogHandler {
-    public var metadata: Logger.Metadata = [:]
-    public var logLevel: Logger.Level = .info
+struct JSONLogHandler: LogHandler {
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .info
     let label: String
     private static let output = Mutex<Void>(())
 
-    public init(label: String) {
+    init(label: String) {
         self.label = label
     }
 
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
-    public var metadataProvider: Logger.MetadataProvider?
+    var metadataProvider: Logger.MetadataProvider?
 
-    public func log(event: LogEvent) {
+    func log(event: LogEvent) {
         var fields: [String: String] = [:]
         for (key, value) in metadataProvider?.get() ?? [:] { fields[key] = "\(value)" }
         for (key, value) in metadata { fields[key] = "\(value)" }

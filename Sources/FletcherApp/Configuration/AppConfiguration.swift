@@ -77,7 +77,7 @@ public struct AppConfiguration: Sendable {
             }
             dotEnv = try DotEnv.parse(text)
         }
-        let secrets = SecretsSpecifier<String, String>.specific(["SECRET_KEY", "REMOTE_APIS", "DATABASE_URL"])
+        let secrets = SecretsSpecifier<String, String>.specific(["SECRET_KEY", "REMOTE_APIS", "DATABASE_URL", "COMPUTE_TARGETS"])
         let reader = ConfigReader(providers: [
             EnvironmentVariablesProvider(environmentVariables: environment, secretsSpecifier: secrets),
             EnvironmentVariablesProvider(environmentVariables: dotEnv, secretsSpecifier: secrets),
@@ -88,67 +88,49 @@ public struct AppConfiguration: Sendable {
     /// HS256 keys shorter than the hash output weaken the signature (RFC 7518 §3.2).
     public static let minimumSecretBytes = 32
 
-    /// Reads every setting from `reader` (keys such as `database.url`, i.e. `DATABASE_URL`).
+    /// Reads every setting from `reader` by its variable name (`MAX_CONNECTIONS` is the key
+    /// `max.connections`); a variable set empty counts as unset.
     public init(reading reader: ConfigReader) throws {
-        func value(_ key: ConfigKey, secret: Bool = false) -> String? {
-            reader.string(forKey: key, isSecret: secret).flatMap { $0.isEmpty ? nil : $0 }
-        }
-        database = try DatabaseLocation(url: value("database.url", secret: true) ?? "sqlite:fletcher.sqlite")
-        listen = try ListenAddress(baseURL: value("base.url") ?? "127.0.0.1:3000")
+        let variables = ConfigVariables(reader)
+        database = try DatabaseLocation(url: variables.text("DATABASE_URL") ?? "sqlite:fletcher.sqlite")
+        listen = try ListenAddress(baseURL: variables.text("BASE_URL") ?? "127.0.0.1:3000")
+        maxConnections =
+            try variables.read("MAX_CONNECTIONS", expected: "expected a whole number from 1 to 1000", where: (1...1000).contains) {
+                reader.int(forKey: $0)
+            } ?? 10
+        logLevel =
+            try variables.read(
+                "LOG_LEVEL", expected: "expected one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))"
+            ) { reader.string(forKey: $0, as: AnyCase<Logger.Level>.self)?.value } ?? .info
+        computeTargets = try variables.text("COMPUTE_TARGETS").map(Self.parseComputeTargets) ?? [:]
+        publicURL =
+            try variables.read("PUBLIC_URL", expected: "expected an http(s) URL such as http://fletcher.example:3000") {
+                reader.string(forKey: $0).flatMap { Self.isHTTPURL($0) ? $0 : nil }
+            } ?? "http://\(listen.host):\(listen.port)"
+        logFormat = try variables.read("LOG_FORMAT", expected: "expected text or json") {
+            reader.string(forKey: $0, as: AnyCase<LogFormat>.self)?.value
+        } ?? .text
 
-        let maxConnectionsText = value("max.connections") ?? "10"
-        guard let maxConnections = Int(maxConnectionsText), (1...1000).contains(maxConnections) else {
-            throw ConfigurationError("MAX_CONNECTIONS", "expected a whole number from 1 to 1000, got '\(maxConnectionsText)'")
-        }
-        self.maxConnections = maxConnections
-
-        let levelText = value("log.level") ?? "info"
-        guard let logLevel = Logger.Level(rawValue: levelText.lowercased()) else {
-            throw ConfigurationError(
-                "LOG_LEVEL", "expected one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), got '\(levelText)'")
-        }
-        self.logLevel = logLevel
-
-        computeTargets = try value("compute.targets", secret: true).map(Self.parseComputeTargets) ?? [:]
-        if let publicURL = value("public.url") {
-            guard let url = URL(string: publicURL), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
-                throw ConfigurationError("PUBLIC_URL", "expected an http(s) URL such as http://fletcher.example:3000, got '\(publicURL)'")
+        /// A number from `range`, read as a `Double` (`MAX_BODY_BYTES=1e6` is a number too).
+        func number(_ variable: String, _ range: ClosedRange<Double>) throws -> Double? {
+            try variables.read(variable, expected: "expected a number from \(range.lowerBound) to \(range.upperBound)", where: range.contains) {
+                reader.double(forKey: $0)
             }
-            self.publicURL = publicURL
-        } else {
-            self.publicURL = "http://\(listen.host):\(listen.port)"
         }
+        if let bytes = try number("MAX_BODY_BYTES", 1024...Double(1 << 34)) { maxBodyBytes = Int(bytes) }
+        if let count = try number("MAX_CONCURRENT_REQUESTS", 1...1_000_000) { maxConcurrentRequests = Int(count) }
+        if let seconds = try number("IDLE_TIMEOUT_S", 1...86_400) { idleTimeout = seconds }
+        if let seconds = try number("HEADER_TIMEOUT_S", 0.5...3_600) { headerTimeout = seconds }
+        if let seconds = try number("DATABASE_TIMEOUT_S", 0.1...3_600) { databaseTimeout = seconds }
+        if let count = try number("PLAN_CACHE_PRODUCTS", 0...100_000_000) { planCacheProducts = Int(count) }
 
-        if let text = value("log.format") {
-            guard let format = LogFormat(rawValue: text.lowercased()) else {
-                throw ConfigurationError("LOG_FORMAT", "expected text or json, got '\(text)'")
-            }
-            logFormat = format
-        }
-        func number(_ key: ConfigKey, _ name: String, _ range: ClosedRange<Double>) throws -> Double? {
-            guard let text = value(key) else { return nil }
-            guard let number = Double(text), range.contains(number) else {
-                throw ConfigurationError(name, "expected a number from \(range.lowerBound) to \(range.upperBound), got '\(text)'")
-            }
-            return number
-        }
-        if let bytes = try number("max.body.bytes", "MAX_BODY_BYTES", 1024...Double(1 << 34)) { maxBodyBytes = Int(bytes) }
-        if let count = try number("max.concurrent.requests", "MAX_CONCURRENT_REQUESTS", 1...1_000_000) { maxConcurrentRequests = Int(count) }
-        if let seconds = try number("idle.timeout.s", "IDLE_TIMEOUT_S", 1...86_400) { idleTimeout = seconds }
-        if let seconds = try number("header.timeout.s", "HEADER_TIMEOUT_S", 0.5...3_600) { headerTimeout = seconds }
-        if let seconds = try number("database.timeout.s", "DATABASE_TIMEOUT_S", 0.1...3_600) { databaseTimeout = seconds }
-        if let count = try number("plan.cache.products", "PLAN_CACHE_PRODUCTS", 0...100_000_000) { planCacheProducts = Int(count) }
+        failPoints =
+            try variables.read(
+                "FLETCHER_FAILPOINTS",
+                expected: "expected point=kill[,point=kill…] with points \(FailPoints.Point.allCases.map(\.rawValue).joined(separator: ", "))"
+            ) { reader.string(forKey: $0).flatMap(FailPoints.init(parsing:)) } ?? FailPoints()
 
-        if let text = value("fletcher.failpoints") {
-            guard let failPoints = FailPoints(parsing: text) else {
-                throw ConfigurationError(
-                    "FLETCHER_FAILPOINTS",
-                    "expected point=kill[,point=kill…] with points \(FailPoints.Point.allCases.map(\.rawValue).joined(separator: ", ")), got '\(text)'")
-            }
-            self.failPoints = failPoints
-        }
-
-        switch (value("secret.key", secret: true), value("remote.apis", secret: true)) {
+        switch (variables.text("SECRET_KEY"), variables.text("REMOTE_APIS")) {
         case (nil, nil):
             services = .development
         case (.some, nil):
@@ -162,6 +144,12 @@ public struct AppConfiguration: Sendable {
             }
             services = .configured(secret: secret, accounts: try Self.parseRemoteAPIs(remoteAPIs))
         }
+    }
+
+    /// Whether `text` is an absolute http(s) URL with a host.
+    static func isHTTPURL(_ text: String) -> Bool {
+        guard let url = URL(string: text) else { return false }
+        return ["http", "https"].contains(url.scheme ?? "") && url.host != nil
     }
 
     /// Parses `COMPUTE_TARGETS`: a JSON object keyed by compute type, each `{url, headers?,
@@ -190,7 +178,7 @@ public struct AppConfiguration: Sendable {
             guard let compute = Compute(rawValue: key) else {
                 throw fail("unknown compute type '\(key)' (types are \(Compute.allCases.map(\.rawValue).joined(separator: ", ")))")
             }
-            guard let url = URL(string: entry.url), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
+            guard Self.isHTTPURL(entry.url), let url = URL(string: entry.url) else {
                 throw fail("\(key): \"url\" must be an http(s) URL")
             }
             func checked(_ value: Double?, _ name: String, minimum: Double) throws -> Double? {
