@@ -26,6 +26,9 @@ public struct ComputeTarget: Sendable, Hashable {
         self.maxAttempts = maxAttempts
         self.maxAge = maxAge
     }
+
+    /// The limits the dispatch policy gives a trigger up by (docs/RULES.md rule 19).
+    public var limits: DispatchPolicy.Limits { DispatchPolicy.Limits(maxAttempts: maxAttempts, maxAge: maxAge) }
 }
 
 /// The dispatcher's settings.

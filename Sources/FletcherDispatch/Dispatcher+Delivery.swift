@@ -8,14 +8,18 @@ import NIOFoundationCompat
 import NIOHTTP1
 
 extension Dispatcher {
-    /// Sends one claimed trigger and records what happened: delivered, retried later, or given up.
+    /// Sends one claimed trigger and records what the dispatch policy decides: delivered, retried
+    /// later, or given up.
     func deliver(_ claim: ClaimedTrigger, to target: ComputeTarget) async {
         let trigger = claim.trigger
         let started = clock()
-        let age = started.timeIntervalSince(trigger.createdAt)
-        if claim.attempt > target.maxAttempts || age > target.maxAge {
-            let reason = claim.attempt > target.maxAttempts ? "max_attempts (\(target.maxAttempts)) exhausted" : "max_age_s (\(Int(target.maxAge))) exceeded"
-            await giveUp(claim, error: reason, status: nil, started: started, sent: false, outcome: .exhausted)
+        if let giveUp = DispatchPolicy.giveUpBeforeSending(
+            attempt: claim.attempt, createdAt: trigger.createdAt, now: started, limits: target.limits)
+        {
+            let record = DeliveryAttempt(
+                triggerId: trigger.id, attempt: claim.attempt, httpStatus: nil, error: giveUp.error, durationMilliseconds: 0,
+                process: process)
+            await self.giveUp(claim, giveUp, status: nil, attempt: record)
             return
         }
         var status: Int?
@@ -37,8 +41,11 @@ extension Dispatcher {
         let attempt = DeliveryAttempt(
             triggerId: trigger.id, attempt: claim.attempt, httpStatus: status, error: error,
             durationMilliseconds: Int((now.timeIntervalSince(started) * 1000).rounded()), process: process)
+        let decision = DispatchPolicy.decide(
+            status: status, error: error, retryAfter: retryAfter, attempt: claim.attempt, createdAt: trigger.createdAt, now: now,
+            limits: target.limits, jitter: jitter())
         do {
-            switch DispatchPolicy.outcome(status: status) {
+            switch decision {
             case .delivered:
                 let runId = (answer["run_id"] as? String).flatMap(UUID.init(uuidString:))
                 let link = answer["link"] as? String
@@ -49,22 +56,15 @@ extension Dispatcher {
                     metrics.attempt(trigger.compute, .leaseLost)
                     logger.info("dispatch: lease lost before recording a delivery", metadata: ["trigger": "\(trigger.id)"])
                 }
-            case .retry(let opensCircuit):
-                let delay = DispatchPolicy.backoff(attempt: claim.attempt, jitter: jitter(), retryAfter: retryAfter)
-                let retryAt = now.addingTimeInterval(delay)
-                if claim.attempt >= target.maxAttempts || retryAt.timeIntervalSince(trigger.createdAt) > target.maxAge {
-                    await giveUp(claim, error: "gave up after \(claim.attempt) attempts: \(error ?? "HTTP \(status ?? 0)")",
-                        status: status, started: started, sent: true, outcome: .exhausted, attempt: attempt)
-                } else if try await store.markRetry(claim, owner: process, attempt: attempt, retryAt: retryAt, opensCircuit: opensCircuit, now: now) {
+            case .retry(let retryAt, let opensCircuit):
+                if try await store.markRetry(claim, owner: process, attempt: attempt, retryAt: retryAt, opensCircuit: opensCircuit, now: now) {
                     metrics.attempt(trigger.compute, .retry)
                 } else {
                     metrics.attempt(trigger.compute, .leaseLost)
                     logger.info("dispatch: lease lost before recording a retry", metadata: ["trigger": "\(trigger.id)"])
                 }
-            case .refused:
-                await giveUp(
-                    claim, error: "refused by the compute platform", status: status, started: started, sent: true, outcome: .refused,
-                    attempt: attempt)
+            case .giveUp(let giveUp):
+                await self.giveUp(claim, giveUp, status: status, attempt: attempt)
             }
         } catch let failure {
             // The database is unreachable: the lease will expire and the trigger be sent again (same id).
@@ -73,32 +73,25 @@ extension Dispatcher {
     }
 
     /// Fails the trigger and, through the rules, its product, with the passback of docs/RULES.md rule 19.
-    private func giveUp(
-        _ claim: ClaimedTrigger, error: String, status: Int?, started: Date, sent: Bool, outcome: DispatchMetrics.Outcome,
-        attempt: DeliveryAttempt? = nil
-    ) async {
+    private func giveUp(_ claim: ClaimedTrigger, _ giveUp: DispatchPolicy.GiveUp, status: Int?, attempt: DeliveryAttempt) async {
         let now = clock()
-        let record =
-            attempt
-            ?? DeliveryAttempt(
-                triggerId: claim.trigger.id, attempt: claim.attempt, httpStatus: status, error: error,
-                durationMilliseconds: 0, process: process)
-        let attempts = sent ? claim.attempt : claim.attempt - 1
         let passback = JSONValue.object([
             "fletcher_dispatch": .object([
-                "error": .string(error), "http_status": status.map { .integer($0) } ?? .null, "attempts": .integer(attempts),
-                "trigger_id": .string(claim.trigger.id.lowercased),
+                "error": .string(giveUp.error), "http_status": status.map { .integer($0) } ?? .null,
+                "attempts": .integer(giveUp.attemptsMade), "trigger_id": .string(claim.trigger.id.lowercased),
             ])
         ])
+        let outcome: DispatchMetrics.Outcome = giveUp.reason == .refused ? .refused : .exhausted
         do {
-            guard try await store.markFailed(claim, owner: process, attempt: record, passback: passback, now: now) else {
+            guard try await store.markFailed(claim, owner: process, attempt: attempt, passback: passback, now: now) else {
                 metrics.attempt(claim.trigger.compute, .leaseLost)
                 return
             }
             metrics.attempt(claim.trigger.compute, outcome)
             metrics.transitions.record(from: .queued, to: .failed, reason: .dispatch)
             logger.notice(
-                "dispatch: trigger failed", metadata: ["trigger": "\(claim.trigger.id)", "product": "\(claim.trigger.dataProductId)", "error": "\(error)"])
+                "dispatch: trigger failed",
+                metadata: ["trigger": "\(claim.trigger.id)", "product": "\(claim.trigger.dataProductId)", "error": "\(giveUp.error)"])
         } catch let failure {
             logger.warning("dispatch: cannot record a failed trigger", metadata: ["trigger": "\(claim.trigger.id)", "error": "\(failure)"])
         }

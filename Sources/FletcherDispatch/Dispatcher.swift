@@ -24,12 +24,12 @@ public final class Dispatcher: Service {
     let jitter: @Sendable () -> Double
     let metrics: DispatchMetrics
     let failPoints: FailPoints
+    /// The safety-net poll: the longest a loop waits without looking.
+    let poll: Duration
 
     /// How long a claim holds a trigger: twice the request's timeout and a second, so a live process
     /// always records its attempt first, and a dead one's trigger is sent again soon after.
     static func leaseSeconds(_ target: ComputeTarget) -> Double { 2 * target.timeout + 1 }
-    /// The safety-net poll.
-    static let poll = Duration.seconds(1)
 
     public init(
         store: any Store, configuration: DispatchConfiguration, client: HTTPClient, logger: Logger,
@@ -37,7 +37,8 @@ public final class Dispatcher: Service {
         clock: @escaping @Sendable () -> Date = { Date() },
         jitter: @escaping @Sendable () -> Double = { Double.random(in: -1...1) },
         metrics: DispatchMetrics = DispatchMetrics(),
-        failPoints: FailPoints = FailPoints()
+        failPoints: FailPoints = FailPoints(),
+        poll: Duration = .seconds(1)
     ) {
         self.store = store
         self.configuration = configuration
@@ -48,6 +49,7 @@ public final class Dispatcher: Service {
         self.jitter = jitter
         self.metrics = metrics
         self.failPoints = failPoints
+        self.poll = poll
     }
 
     /// `host:pid:random`, unique among the processes sharing a database.
@@ -82,6 +84,7 @@ public final class Dispatcher: Service {
         _ compute: Compute, target: ComputeTarget, wakeUps: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation)
     ) async {
         let wakeUp = wakeUps.continuation
+        let alarm = Alarm { wakeUp.yield() }
         await withDiscardingTaskGroup { deliveries in
             var iterator = wakeUps.stream.makeAsyncIterator()
             while !Task.isCancelled {
@@ -110,18 +113,16 @@ public final class Dispatcher: Service {
                 } catch {
                     logger.warning("dispatch: cannot claim triggers", metadata: ["compute": "\(compute.rawValue)", "error": "\(error)"])
                 }
-                // Sleep until woken, the next trigger falls due, or the poll interval passes.
-                var pause = Self.poll
+                // Sleep until woken, the next trigger falls due (by the injected clock), or the poll
+                // interval passes.
+                var pause = poll
                 if let nextDue, !blocked {
                     let seconds = max(0, nextDue.timeIntervalSince(clock()))
-                    if seconds < 1 { pause = .milliseconds(Int(seconds * 1000) + 1) }
+                    pause = min(pause, .milliseconds(Int(min(seconds, 86_400) * 1000) + 1))
                 }
-                let timer = Task {
-                    try? await Task.sleep(for: pause)
-                    wakeUp.yield()
-                }
+                alarm.set(after: pause)
                 let woken: Void? = await iterator.next()
-                timer.cancel()
+                alarm.disarm()
                 if woken == nil { break }  // shutting down
             }
         }

@@ -9,8 +9,11 @@ extension PostgresStore {
         -> [ClaimedTrigger]
     {
         try await storeErrors {
-            try await transaction("BEGIN") { [self] connection in
-                let capacity = try await PlatformQueries.capacity(compute, maxInFlight: maxInFlight, now: now, connection, logger)
+            try await transaction(ConnectivityQueries.begin) { [self] connection in
+                try await PlatformQueries.ensure(compute, connection, logger)
+                let circuit = try await PlatformQueries.lockCircuit(compute, connection, logger)
+                let live = try await TriggerQueries.liveLeases(compute, now: now, connection, logger)
+                let capacity = circuit.capacity(maxInFlight: maxInFlight, liveLeases: live, now: now)
                 guard capacity > 0 else { return [] }
                 return try await TriggerQueries.lease(
                     compute, limit: capacity, owner: owner, until: now.addingTimeInterval(leaseSeconds), now: now, connection,
@@ -24,13 +27,13 @@ extension PostgresStore {
     ) async throws -> Bool {
         let trigger = claim.trigger
         let (fenced, productChanged) = try await storeErrors {
-            try await transaction("BEGIN") { [self] connection -> (Bool, Bool) in
+            try await transaction(ConnectivityQueries.begin) { [self] connection -> (Bool, Bool) in
                 // The dataset first, as mutations lock it: no deadlock between the two.
                 _ = try await DatasetQueries.lock(trigger.datasetId, connection, logger)
                 guard try await TriggerQueries.finish(claim, owner: owner, as: .delivered, attempt: attempt, now: now, connection, logger)
                 else { return (false, false) }
                 try await HistoryQueries.record(attempt, of: trigger, at: now, connection, logger)
-                try await PlatformQueries.recordAnswer(trigger.compute, connection, logger)
+                try await recordCircuit(.delivered, of: claim, attempt: attempt, now: now, connection)
                 var changed = false
                 if runId != nil || link != nil {
                     changed = try await DataProductQueries.recordRun(
@@ -50,11 +53,11 @@ extension PostgresStore {
         _ claim: ClaimedTrigger, owner: String, attempt: DeliveryAttempt, retryAt: Date, opensCircuit: Bool, now: Date
     ) async throws -> Bool {
         try await storeErrors {
-            try await transaction("BEGIN") { [self] connection in
+            try await transaction(ConnectivityQueries.begin) { [self] connection in
                 guard try await TriggerQueries.release(claim, owner: owner, retryAt: retryAt, attempt: attempt, connection, logger)
                 else { return false }
                 try await HistoryQueries.record(attempt, of: claim.trigger, at: now, connection, logger)
-                try await PlatformQueries.recordFailure(claim.trigger.compute, opensCircuit: opensCircuit, now: now, connection, logger)
+                try await recordCircuit(.retry(opensCircuit: opensCircuit), of: claim, attempt: attempt, now: now, connection)
                 return true
             }
         }
@@ -67,12 +70,12 @@ extension PostgresStore {
         let change: PlanChange
         do {
             change = try await storeErrors {
-                try await transaction("BEGIN") { [self] connection in
+                try await transaction(ConnectivityQueries.begin) { [self] connection in
                     try await mutate(trigger.datasetId, createIfMissing: false, on: connection) { connection in
                         guard try await TriggerQueries.finish(claim, owner: owner, as: .failed, attempt: attempt, now: now, connection, logger)
                         else { return false }
                         try await HistoryQueries.record(attempt, of: trigger, at: now, connection, logger)
-                        if attempt.httpStatus != nil { try await PlatformQueries.recordAnswer(trigger.compute, connection, logger) }
+                        try await recordCircuit(.failed, of: claim, attempt: attempt, now: now, connection)
                         return true
                     } _: { stored, at, _ in
                         try PlanMutation.dispatchFailed(dataProductId: trigger.dataProductId, passback: passback)
@@ -98,24 +101,19 @@ extension PostgresStore {
     public func queueStatus(now: Date) async throws -> [DispatchQueueStatus] {
         try await storeErrors {
             try await withConnection { [self] connection in
-                var queues: [(compute: String, pending: Int, inFlight: Int, oldest: Date?)] = []
-                for try await (compute, pending, inFlight, oldest) in try await connection.query(
-                    """
-                    SELECT compute, count(*), count(*) FILTER (WHERE lease_owner IS NOT NULL AND lease_expires_at > \(now.postgres)),
-                        min(created_at)
-                    FROM dispatch_trigger WHERE state = 'pending' GROUP BY compute
-                    """, logger: logger
-                ).decode((String, Int64, Int64, PostgresTimestamp?).self) {
-                    queues.append((compute, Int(pending), Int(inFlight), oldest?.date))
-                }
-                var failures: [(compute: String, failures: Int)] = []
-                for try await (compute, count) in try await connection.query(
-                    "SELECT compute, consecutive_failures FROM compute_platform", logger: logger
-                ).decode((String, Int32).self) {
-                    failures.append((compute, Int(count)))
-                }
-                return DispatchQueueStatus.merge(queues: queues, failures: failures)
+                DispatchQueueStatus.merge(
+                    queues: try await TriggerQueries.queues(now: now, connection, logger),
+                    failures: try await PlatformQueries.failures(connection, logger))
             }
         }
+    }
+
+    /// What recording the attempt does to its platform's circuit (docs/RULES.md rule 20), saved.
+    private func recordCircuit(
+        _ recording: DispatchPolicy.Recording, of claim: ClaimedTrigger, attempt: DeliveryAttempt, now: Date,
+        _ connection: PostgresConnection
+    ) async throws {
+        guard let event = recording.circuitEvent(httpStatus: attempt.httpStatus) else { return }
+        try await PlatformQueries.record(event, of: claim.trigger.compute, now: now, connection, logger)
     }
 }

@@ -37,6 +37,21 @@ enum TriggerQueries {
             """
     }
 
+    /// The platform's live leases, of every process: its requests open now, or about to be.
+    static func liveLeases(_ compute: Compute, now: Date, _ connection: PostgresConnection, _ logger: Logger) async throws -> Int {
+        var live = 0
+        for try await count in try await connection.query(
+            """
+            SELECT count(*) FROM dispatch_trigger
+            WHERE compute = \(compute.rawValue) AND state IN ('pending', 'cancelled') AND lease_owner IS NOT NULL
+                AND lease_expires_at > \(now.postgres)
+            """, logger: logger
+        ).decode(Int64.self) {
+            live = Int(count)
+        }
+        return live
+    }
+
     /// Leases up to `limit` due triggers, skipping those another transaction holds.
     static func lease(
         _ compute: Compute, limit: Int, owner: String, until: Date, now: Date, _ connection: PostgresConnection, _ logger: Logger
@@ -108,6 +123,23 @@ enum TriggerQueries {
             """, logger: logger)
         for try await due in rows.decode(PostgresTimestamp?.self) { return due?.date }
         return nil
+    }
+
+    /// Each platform's pending triggers, those leased at `now`, and the oldest one's making (for `/metrics`).
+    static func queues(now: Date, _ connection: PostgresConnection, _ logger: Logger) async throws
+        -> [(compute: String, pending: Int, inFlight: Int, oldest: Date?)]
+    {
+        var queues: [(compute: String, pending: Int, inFlight: Int, oldest: Date?)] = []
+        for try await (compute, pending, inFlight, oldest) in try await connection.query(
+            """
+            SELECT compute, count(*), count(*) FILTER (WHERE lease_owner IS NOT NULL AND lease_expires_at > \(now.postgres)),
+                min(created_at)
+            FROM dispatch_trigger WHERE state = 'pending' GROUP BY compute
+            """, logger: logger
+        ).decode((String, Int64, Int64, PostgresTimestamp?).self) {
+            queues.append((compute, Int(pending), Int(inFlight), oldest?.date))
+        }
+        return queues
     }
 
     static func fetch(datasetId: UUID, dataProductId: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> [Trigger] {

@@ -8,7 +8,10 @@ extension SQLiteStore {
         -> [ClaimedTrigger]
     {
         try await write { db in
-            let capacity = try PlatformQueries.capacity(compute, maxInFlight: maxInFlight, now: now, db)
+            try PlatformQueries.ensure(compute, db)
+            let circuit = try PlatformQueries.circuit(compute, db)
+            let live = try TriggerQueries.liveLeases(compute, now: now, db)
+            let capacity = circuit.capacity(maxInFlight: maxInFlight, liveLeases: live, now: now)
             guard capacity > 0 else { return [] }
             return try TriggerQueries.lease(
                 compute, limit: capacity, owner: owner, until: now.addingTimeInterval(leaseSeconds), now: now, db)
@@ -23,7 +26,7 @@ extension SQLiteStore {
                 return (false, false)
             }
             try HistoryQueries.record(attempt, of: claim.trigger, at: now, db)
-            try PlatformQueries.recordAnswer(claim.trigger.compute, db)
+            try Self.recordCircuit(.delivered, of: claim, attempt: attempt, now: now, db)
             var changed = false
             if runId != nil || link != nil {
                 changed = try DataProductQueries.recordRun(
@@ -42,7 +45,7 @@ extension SQLiteStore {
         try await write { db in
             guard try TriggerQueries.release(claim, owner: owner, retryAt: retryAt, attempt: attempt, db) else { return false }
             try HistoryQueries.record(attempt, of: claim.trigger, at: now, db)
-            try PlatformQueries.recordFailure(claim.trigger.compute, opensCircuit: opensCircuit, now: now, db)
+            try Self.recordCircuit(.retry(opensCircuit: opensCircuit), of: claim, attempt: attempt, now: now, db)
             return true
         }
     }
@@ -53,7 +56,7 @@ extension SQLiteStore {
         let change = try await write { db -> PlanChange? in
             guard try TriggerQueries.finish(claim, owner: owner, as: .failed, attempt: attempt, now: now, db) else { return nil }
             try HistoryQueries.record(attempt, of: claim.trigger, at: now, db)
-            if attempt.httpStatus != nil { try PlatformQueries.recordAnswer(claim.trigger.compute, db) }
+            try Self.recordCircuit(.failed, of: claim, attempt: attempt, now: now, db)
             let productId = claim.trigger.dataProductId
             return try Self.mutate(claim.trigger.datasetId, createIfMissing: false, in: db) { stored, at, _ in
                 try PlanMutation.dispatchFailed(dataProductId: productId, passback: passback)
@@ -71,22 +74,17 @@ extension SQLiteStore {
 
     public func queueStatus(now: Date) async throws -> [DispatchQueueStatus] {
         try await storeErrors {
-          try await reading { db in
-            let queues = try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT compute, count(*), count(CASE WHEN lease_owner IS NOT NULL AND lease_expires_at > ? THEN 1 END),
-                        min(created_at)
-                    FROM dispatch_trigger WHERE state = 'pending' GROUP BY compute
-                    """, arguments: [now.microsecondsSince1970]
-            ).map { row -> (compute: String, pending: Int, inFlight: Int, oldest: Date?) in
-                (row[0], row[1], row[2], (row[3] as Int64?).map(Date.init(microsecondsSince1970:)))
+            try await reading { db in
+                DispatchQueueStatus.merge(queues: try TriggerQueries.queues(now: now, db), failures: try PlatformQueries.failures(db))
             }
-            let failures = try Row.fetchAll(db, sql: "SELECT compute, consecutive_failures FROM compute_platform").map {
-                row -> (compute: String, failures: Int) in (row[0], row[1])
-            }
-            return DispatchQueueStatus.merge(queues: queues, failures: failures)
-          }
         }
+    }
+
+    /// What recording the attempt does to its platform's circuit (docs/RULES.md rule 20), saved.
+    private static func recordCircuit(
+        _ recording: DispatchPolicy.Recording, of claim: ClaimedTrigger, attempt: DeliveryAttempt, now: Date, _ db: Database
+    ) throws {
+        guard let event = recording.circuitEvent(httpStatus: attempt.httpStatus) else { return }
+        try PlatformQueries.record(event, of: claim.trigger.compute, now: now, db)
     }
 }

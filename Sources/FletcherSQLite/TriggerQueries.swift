@@ -35,6 +35,16 @@ enum TriggerQueries {
         }
     }
 
+    /// The platform's live leases, of every process: its requests open now, or about to be.
+    static func liveLeases(_ compute: Compute, now: Date, _ db: Database) throws -> Int {
+        try Int.fetchOne(
+            db,
+            sql: """
+                SELECT count(*) FROM dispatch_trigger
+                WHERE compute = ? AND state IN ('pending', 'cancelled') AND lease_owner IS NOT NULL AND lease_expires_at > ?
+                """, arguments: [compute.rawValue, now.microsecondsSince1970]) ?? 0
+    }
+
     /// Leases up to `limit` due triggers (oldest due first), counting the attempt.
     static func lease(_ compute: Compute, limit: Int, owner: String, until: Date, now: Date, _ db: Database) throws -> [ClaimedTrigger] {
         let rows = try Row.fetchAll(
@@ -98,6 +108,18 @@ enum TriggerQueries {
                 FROM dispatch_trigger WHERE compute = ? AND state = 'pending'
                 """, arguments: [compute.rawValue]
         ).map(Date.init(microsecondsSince1970:))
+    }
+
+    /// Each platform's pending triggers, those leased at `now`, and the oldest one's making (for `/metrics`).
+    static func queues(now: Date, _ db: Database) throws -> [(compute: String, pending: Int, inFlight: Int, oldest: Date?)] {
+        try Row.fetchAll(
+            db,
+            sql: """
+                SELECT compute, count(*), count(CASE WHEN lease_owner IS NOT NULL AND lease_expires_at > ? THEN 1 END),
+                    min(created_at)
+                FROM dispatch_trigger WHERE state = 'pending' GROUP BY compute
+                """, arguments: [now.microsecondsSince1970]
+        ).map { row in (row[0], row[1], row[2], (row[3] as Int64?).map(Date.init(microsecondsSince1970:))) }
     }
 
     /// The triggers of a data product, newest first (for tests and the UI).

@@ -39,7 +39,7 @@ struct DispatcherTests {
         _ store: any Store, platform: FakePlatform, target: @escaping @Sendable (URL) -> ComputeTarget = { ComputeTarget(url: $0, timeout: 30) },
         otherTargets: [Compute: ComputeTarget] = [:],
         clock: TestClock = TestClock(), instances: Int = 1, metrics: DispatchMetrics = DispatchMetrics(),
-        _ body: @Sendable () async throws -> T
+        poll: Duration = .seconds(1), _ body: @Sendable () async throws -> T
     ) async throws -> T {
         try await platform.application().test(.live) { client in
             let url = URL(string: "http://127.0.0.1:\(client.port!)/jobs")!
@@ -51,7 +51,8 @@ struct DispatcherTests {
                     store: store,
                     configuration: DispatchConfiguration(
                         targets: otherTargets.merging([.cams: target(url)]) { _, new in new }, publicURL: "http://fletcher.test"),
-                    client: http, logger: logger, process: "test-\(index)", clock: { clock.now }, jitter: { 0 }, metrics: metrics)
+                    client: http, logger: logger, process: "test-\(index)", clock: { clock.now }, jitter: { 0 }, metrics: metrics,
+                    poll: poll)
             }
             let running = dispatchers.map { dispatcher in Task { try await dispatcher.run() } }
             defer { for task in running { task.cancel() } }
