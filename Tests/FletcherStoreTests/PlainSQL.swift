@@ -100,7 +100,7 @@ enum PlainSQL {
                 }
             }
         case .postgres(let store):
-            return try await store.client.withConnection { connection in
+            return try await store.database.client.withConnection { connection in
                 var rows: [DependencyRow] = []
                 for try await (dataset, parent, child, position, extra, modifiedBy, micros) in try await connection.query(
                     """
@@ -128,7 +128,7 @@ enum PlainSQL {
                 try UUID.fetchAll(db, sql: "SELECT id FROM data_product WHERE dataset_id = ? ORDER BY position", arguments: [datasetId])
             }
         case .postgres(let store):
-            return try await store.client.withConnection { connection in
+            return try await store.database.client.withConnection { connection in
                 var ids: [UUID] = []
                 for try await id in try await connection.query(
                     "SELECT id FROM data_product WHERE dataset_id = \(datasetId) ORDER BY position", logger: Self.logger
@@ -180,7 +180,7 @@ enum PlainSQL {
             var bindings = PostgresBindings()
             bindings.append(datasetId)
             let query = PostgresQuery(unsafeSQL: "SELECT (\(dependencies)), (\(history)), (\(triggers))", binds: bindings)
-            return try await store.client.withConnection { connection in
+            return try await store.database.client.withConnection { connection in
                 for try await (dependencies, history, triggers) in try await connection.query(query, logger: Self.logger).decode(
                     (Int64, Int64, Int64).self)
                 {
@@ -221,7 +221,7 @@ enum PlainSQL {
                     arguments: [dataset, parent, missing, dataset, missing, UUID(), dataset, missing])
             }
         case .postgres(let store):
-            try await store.client.withConnection { connection in
+            try await store.database.client.withConnection { connection in
                 try await connection.query(
                     """
                     INSERT INTO dependency_block (dataset_id, first_position, rows)
@@ -260,7 +260,7 @@ enum PlainSQL {
         case .sqlite(let pool):
             return try await pool.read { db in try Int.fetchOne(db, sql: query) ?? 0 }
         case .postgres(let store):
-            return try await store.client.withConnection { connection in
+            return try await store.database.client.withConnection { connection in
                 for try await count in try await connection.query(PostgresQuery(unsafeSQL: query), logger: Self.logger).decode(Int64.self) {
                     return Int(count)
                 }
