@@ -39,7 +39,7 @@ struct PostgresUpgradeTests {
     /// The dataset's dependencies as the `dependency_rows` view shows them, in position order
     /// (which must be 0, 1, 2 …).
     static func dependencyRows(of dataset: UUID, _ store: PostgresStore) async throws -> [Dependency] {
-        try await store.client.withConnection { connection in
+        try await store.database.client.withConnection { connection in
             var dependencies: [Dependency] = []
             for try await (datasetId, parent, child, position, extra, modifiedBy, modifiedDate) in try await connection.query(
                 """
