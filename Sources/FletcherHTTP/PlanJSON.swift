@@ -1,5 +1,6 @@
 import FletcherAPI
 public import FletcherDomain
+import FletcherJSON
 import Foundation
 import HTTPTypes
 import OpenAPIRuntime

@@ -1,6 +1,7 @@
 @testable import FletcherApp
 import CoreMetrics
 import FletcherDomain
+import FletcherJSON
 import FletcherHTTP
 @testable import FletcherPostgres
 import FletcherStore

@@ -1,5 +1,6 @@
 public import CoreMetrics
 import FletcherDomain
+import FletcherJSON
 public import FletcherStore
 import Foundation
 import HTTPTypes
