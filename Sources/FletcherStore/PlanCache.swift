@@ -8,11 +8,21 @@ import Synchronization
 /// several processes writing. Bounded by the number of data products held, least recently used
 /// first out; the answers kept with plans (their JSON, for reads) by their bytes, least recently
 /// used first out too (both `LeastRecentlyUsed`).
+///
+/// A big plan's entry also holds what is derived from it: its rows' JSON (`PlanFragments`, filled
+/// as answers are written) and its rules' graph. Both are carried to the entry of the plan a change
+/// makes from it, less what the change invalidates, so answering and updating a big plan does not
+/// encode or build them again. They are asked for with the plan they belong to (`fragments(of:)`,
+/// `graph(of:)`), and given only while the entry holds that very plan.
 public final class PlanCache: Sendable {
     private struct Entry {
         var revision: Int64
         var plan: Plan
         var lastModified: Date
+        /// The rows' JSON, for plans of `PlanFragments.minimumProducts` or more.
+        var fragments: PlanFragments?
+        /// `PlanGraph(plan)`, for plans of `graphThreshold` products or more.
+        var graph: PlanGraph?
     }
 
     /// The JSON answered to a read of a plan at `revision` (small plans only).
@@ -83,14 +93,17 @@ public final class PlanCache: Sendable {
         return (held.plan, held.lastModified)
     }
 
-    /// The answer to a read of the dataset at `revision` — the plan's JSON, made by `encode` the
-    /// first time and kept with the plan — or nil when the plan held is not at `revision`, or
-    /// `encode` declines it (nil). Encoding happens outside the cache's lock.
-    public func answer(_ datasetId: UUID, revision: Int64, encode: (Plan) -> [UInt8]?) -> [UInt8]? {
+    /// The answer to a read of the dataset at `revision` — the plan's JSON, made by `encode` (from
+    /// the plan and its rows' JSON) the first time and kept with the plan — or nil when the plan
+    /// held is not at `revision`, or `encode` declines it (nil). Encoding happens outside the
+    /// cache's lock.
+    public func answer(
+        _ datasetId: UUID, revision: Int64, encode: (Plan, PlanFragments?) -> [UInt8]?
+    ) -> [UInt8]? {
         let (held, kept) = state.withLock { state in (state.use(datasetId), state.answers.peek(datasetId)) }
         guard let held, held.revision == revision else { return nil }
         if let kept, kept.revision == revision { return kept.bytes }
-        guard let answer = encode(held.plan) else { return nil }
+        guard let answer = encode(held.plan, held.fragments) else { return nil }
         state.withLock { state in
             guard state.plans.peek(datasetId)?.revision == revision, state.answers.peek(datasetId)?.revision != revision
             else { return }
@@ -112,42 +125,67 @@ public final class PlanCache: Sendable {
         state.withLock { state in state.use(datasetId).map { ($0.plan, $0.revision, $0.lastModified) } }
     }
 
-    /// Keeps the plan `change` made as the dataset's state at `revision`, with the JSON fragments of
-    /// the plan it was made from that still hold; returns the plan as kept.
+    /// The rows' JSON kept with `plan`, if the cache holds that plan (of a big one; nil for a plan
+    /// the cache no longer or never held). `plan` is compared with the one held, which is quick
+    /// for the plan the cache handed out (arrays sharing their storage compare at once).
+    public func fragments(of plan: Plan) -> PlanFragments? {
+        guard let held = state.withLock({ $0.plans.peek(plan.dataset.id) }), held.fragments != nil, held.plan == plan
+        else { return nil }
+        return held.fragments
+    }
+
+    /// The rules' graph kept with `plan`, if the cache holds that plan (as `fragments(of:)`).
+    public func graph(of plan: Plan) -> PlanGraph? {
+        guard let held = state.withLock({ $0.plans.peek(plan.dataset.id) }), held.graph != nil, held.plan == plan
+        else { return nil }
+        return held.graph
+    }
+
+    /// Keeps the plan `change` made as the dataset's state at `revision`; returns the plan. When the
+    /// entry held is the plan the change was made from — at the revision before (every committed
+    /// change bumps the revision by one) — its rows' JSON and graph carry over: the JSON less the
+    /// rows the change wrote, the graph if the change kept it. A change that wrote nothing leaves
+    /// the revision, and an entry at it, as they are.
     @discardableResult
     public func store(_ change: PlanChange, revision: Int64, lastModified: Date) -> Plan {
-        var plan = change.plan
-        // (A plan too big to keep gets none: deriving them would be wasted.)
-        if change.plan.dataProducts.count <= capacity {
-            plan.fragments = change.isEmpty ? change.baseFragments : change.baseFragments?.next(for: change)
+        let plan = change.plan
+        let base = state.withLock { $0.plans.peek(plan.dataset.id) }
+        guard let base, base.revision == (change.isEmpty ? revision : revision - 1) else {
+            return store(plan, revision: revision, lastModified: lastModified)
         }
-        return store(plan, revision: revision, lastModified: lastModified)
+        if change.isEmpty { return plan }
+        // (A plan too big to keep gets none: deriving them would be wasted.)
+        let fits = max(1, plan.dataProducts.count) <= capacity
+        return keep(
+            plan, revision: revision, lastModified: lastModified, fragments: fits ? base.fragments?.next(for: change) : nil,
+            graph: fits && change.keepsGraph ? base.graph : nil)
     }
 
     /// Keeps `plan` as the dataset's state at `revision` (a newer revision already held wins), a big
-    /// one with room for its JSON fragments; returns the plan as kept (one larger than the whole
-    /// cache is not kept, and gets no fragments).
+    /// one with room for its JSON fragments and with its graph; returns the plan (one larger than
+    /// the whole cache is not kept).
     @discardableResult
     public func store(_ plan: Plan, revision: Int64, lastModified: Date) -> Plan {
-        var plan = plan
+        keep(plan, revision: revision, lastModified: lastModified, fragments: nil, graph: nil)
+    }
+
+    private func keep(
+        _ plan: Plan, revision: Int64, lastModified: Date, fragments: PlanFragments?, graph: PlanGraph?
+    ) -> Plan {
         let cost = max(1, plan.dataProducts.count)
-        guard cost <= capacity else {
-            // Not kept: fragments would only be filled to be thrown away.
-            plan.fragments = nil
-            return plan
-        }
-        if plan.fragments == nil {
-            plan.fragments = PlanFragments.forPlan(products: plan.dataProducts.count, dependencies: plan.dependencies.count)
-        }
+        // Not kept: fragments and a graph would only be made to be thrown away.
+        guard cost <= capacity else { return plan }
+        let fragments =
+            fragments ?? PlanFragments.forPlan(products: plan.dataProducts.count, dependencies: plan.dependencies.count)
         // Built once per structure for big plans (an update then starts from it); small ones build
         // theirs in microseconds and keep the memory.
-        if plan.graph == nil, plan.dataProducts.count >= Self.graphThreshold { plan.graph = PlanGraph(plan) }
+        let graph = graph ?? (plan.dataProducts.count >= Self.graphThreshold ? PlanGraph(plan) : nil)
+        let entry = Entry(revision: revision, plan: plan, lastModified: lastModified, fragments: fragments, graph: graph)
         state.withLock { state in
             if let old = state.plans.peek(plan.dataset.id), old.revision >= revision { return }
             // The old revision's answer goes with it; over the bound, the least recently used plans go.
             state.answers.removeValue(forKey: plan.dataset.id)
-            state.forget(
-                state.plans.store(Entry(revision: revision, plan: plan, lastModified: lastModified), cost: cost, for: plan.dataset.id))
+            state.forget(state.plans.store(entry, cost: cost, for: plan.dataset.id))
         }
         return plan
     }

@@ -219,7 +219,7 @@ struct PlanReadsOnTheLoopTests {
         // server the attempt can only end after its connect timeout and the check timeout, 12 s.)
         let started = ContinuousClock.now
         for _ in 0..<20 {
-            let answer = try await store.currentCachedAnswer(fixture.datasetId, on: loop, answerable: { _ in true }, encode: { _ in [1] }).get()
+            let answer = try await store.currentCachedAnswer(fixture.datasetId, on: loop, answerable: { _ in true }, encode: { _, _ in [1] }).get()
             #expect(answer == nil)
         }
         if listening {
