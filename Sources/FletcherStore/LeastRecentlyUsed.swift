@@ -1,11 +1,11 @@
 /// A map bounded by the total cost of its values, dropping the least recently used first.
 ///
 /// Each value has a cost in whatever unit its user bounds memory by (the plan cache: data products,
-/// or bytes of answers; the web's drawings: bytes of text). Reading a value with `subscript` or
-/// `touch` makes it the most recently used; `peek` does not. Storing a value drops the least
-/// recently used others until the total fits the capacity; a value that costs more than the
-/// whole capacity is not stored. Entries sit in a doubly linked list threaded through an array,
-/// most recently used at the head, so a use, a store and each drop take constant time.
+/// or bytes of answers; the web's drawings: bytes of text). Reading a value with `subscript` makes
+/// it the most recently used; `peek` does not. Storing a value drops the least recently used others
+/// until the total fits the capacity; a value that costs more than the whole capacity is not
+/// stored. Entries sit in a doubly linked list threaded through an array, most recently used at
+/// the head, so a use, a store and each drop take constant time.
 ///
 /// A value, not thread-safe: its users hold it under a lock.
 public struct LeastRecentlyUsed<Key: Hashable, Value> {
@@ -50,11 +50,6 @@ public struct LeastRecentlyUsed<Key: Hashable, Value> {
     /// The value stored for `key`, its place in the order left as it is.
     public func peek(_ key: Key) -> Value? {
         positions[key].flatMap { slots[$0]?.value }
-    }
-
-    /// Makes the value of `key`, if there is one, the most recently used.
-    public mutating func touch(_ key: Key) {
-        if let position = positions[key] { moveToFront(position) }
     }
 
     /// Stores `value` for `key` (replacing the one there) as the most recently used, then drops

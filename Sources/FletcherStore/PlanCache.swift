@@ -42,11 +42,10 @@ public final class PlanCache: Sendable {
             answers = LeastRecentlyUsed(capacity: answerCapacity)
         }
 
-        /// The dataset's entry, marked as the most recently used (with its answer).
-        mutating func use(_ datasetId: UUID) -> Entry? {
+        /// The dataset's entry and answer, marked as the most recently used.
+        mutating func use(_ datasetId: UUID) -> (entry: Entry, answer: Answer?)? {
             guard let entry = plans[datasetId] else { return nil }
-            answers.touch(datasetId)
-            return entry
+            return (entry, answers[datasetId])
         }
 
         /// Drops the answers of plans that left.
@@ -100,8 +99,7 @@ public final class PlanCache: Sendable {
     public func answer(
         _ datasetId: UUID, revision: Int64, encode: (Plan, PlanFragments?) -> [UInt8]?
     ) -> [UInt8]? {
-        let (held, kept) = state.withLock { state in (state.use(datasetId), state.answers.peek(datasetId)) }
-        guard let held, held.revision == revision else { return nil }
+        guard let (held, kept) = state.withLock({ $0.use(datasetId) }), held.revision == revision else { return nil }
         if let kept, kept.revision == revision { return kept.bytes }
         guard let answer = encode(held.plan, held.fragments) else { return nil }
         state.withLock { state in
@@ -122,7 +120,7 @@ public final class PlanCache: Sendable {
 
     /// The newest plan held, whatever the dataset's revision now (a writer checks it as it writes).
     public func latest(_ datasetId: UUID) -> (plan: Plan, revision: Int64, lastModified: Date)? {
-        state.withLock { state in state.use(datasetId).map { ($0.plan, $0.revision, $0.lastModified) } }
+        state.withLock { state in state.use(datasetId).map { ($0.entry.plan, $0.entry.revision, $0.entry.lastModified) } }
     }
 
     /// The rows' JSON kept with `plan`, if the cache holds that plan (of a big one; nil for a plan
