@@ -7,6 +7,10 @@
 /// stored. Entries sit in a doubly linked list threaded through an array, most recently used at
 /// the head, so a use, a store and each drop take constant time.
 ///
+/// A user may pin values (`isPinned`): those are never dropped, and the total may then exceed the
+/// capacity (the login throttle's pairs with attempts in flight, bounded elsewhere). A store never
+/// drops the value it stores.
+///
 /// A value, not thread-safe: its users hold it under a lock.
 public struct LeastRecentlyUsed<Key: Hashable, Value> {
     private struct Slot {
@@ -21,6 +25,8 @@ public struct LeastRecentlyUsed<Key: Hashable, Value> {
 
     /// The most the values' costs may add up to.
     public let capacity: Int
+    /// Values a store must not drop to make room.
+    private let isPinned: ((Value) -> Bool)?
     /// What the values held cost together.
     public private(set) var cost = 0
 
@@ -31,8 +37,9 @@ public struct LeastRecentlyUsed<Key: Hashable, Value> {
     private var newest: Int?
     private var oldest: Int?
 
-    public init(capacity: Int) {
+    public init(capacity: Int, isPinned: ((Value) -> Bool)? = nil) {
         self.capacity = capacity
+        self.isPinned = isPinned
     }
 
     /// How many values are held.
@@ -54,8 +61,8 @@ public struct LeastRecentlyUsed<Key: Hashable, Value> {
 
     /// Stores `value` for `key` (replacing the one there) as the most recently used, then drops
     /// the least recently used others until the costs fit the capacity; returns what it dropped,
-    /// least recently used first (not the value replaced). A value costing more than the capacity
-    /// is not stored (the key's old value goes nonetheless).
+    /// least recently used first (not the value replaced), sparing pinned ones. A value costing
+    /// more than the capacity is not stored (the key's old value goes nonetheless).
     @discardableResult
     public mutating func store(_ value: Value, cost: Int, for key: Key) -> [(key: Key, value: Value)] {
         removeValue(forKey: key)
@@ -73,7 +80,7 @@ public struct LeastRecentlyUsed<Key: Hashable, Value> {
         self.cost += cost
         linkAtFront(position)
         let capacity = capacity
-        return removeLeastRecentlyUsed { total in total > capacity }
+        return drop(while: { total in total > capacity }, sparing: position)
     }
 
     /// Removes the value of `key`, returning it.
@@ -87,19 +94,27 @@ public struct LeastRecentlyUsed<Key: Hashable, Value> {
         return slot.value
     }
 
-    /// Drops values, least recently used first, while `isOver` holds for the total cost of those
-    /// left; returns what it dropped, in that order.
+    /// Drops values, least recently used first (pinned ones spared), while `isOver` holds for the
+    /// total cost of those left; returns what it dropped, in that order.
     @discardableResult
     public mutating func removeLeastRecentlyUsed(while isOver: (_ cost: Int) -> Bool) -> [(key: Key, value: Value)] {
+        drop(while: isOver, sparing: nil)
+    }
+
+    private mutating func drop(while isOver: (Int) -> Bool, sparing spared: Int?) -> [(key: Key, value: Value)] {
         var dropped: [(key: Key, value: Value)] = []
-        while isOver(cost), let position = oldest, let key = slots[position]?.key, let value = removeValue(forKey: key) {
-            dropped.append((key, value))
+        var next = oldest
+        while isOver(cost), let position = next, let slot = slots[position] {
+            next = slot.newer
+            guard position != spared, !(isPinned?(slot.value) ?? false) else { continue }
+            removeValue(forKey: slot.key)
+            dropped.append((slot.key, slot.value))
         }
         return dropped
     }
 
     public mutating func removeAll() {
-        self = LeastRecentlyUsed(capacity: capacity)
+        self = LeastRecentlyUsed(capacity: capacity, isPinned: isPinned)
     }
 
     /// The keys, most recently used first.

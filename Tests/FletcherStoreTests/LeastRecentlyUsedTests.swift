@@ -72,6 +72,24 @@ struct LeastRecentlyUsedTests {
         #expect(cache.count == 0 && cache.cost == 0 && cache.keys.isEmpty)
     }
 
+    /// Pinned values are passed over (the login throttle's pairs with attempts in flight), and a
+    /// store never drops the value it stores, even when only pinned ones are left to drop.
+    @Test func pinnedValuesAreNeverDropped() {
+        var cache = LeastRecentlyUsed<String, Int>(capacity: 2, isPinned: { $0 < 0 })
+        cache.store(-1, cost: 1, for: "pinned")
+        cache.store(1, cost: 1, for: "a")
+        #expect(cache.store(2, cost: 1, for: "b").map(\.key) == ["a"], "the oldest unpinned goes")
+        #expect(cache.keys == ["b", "pinned"])
+        cache.store(-2, cost: 1, for: "b")  // now pinned too
+        #expect(cache.store(3, cost: 1, for: "c").isEmpty, "nothing unpinned but the value stored")
+        #expect(cache.keys == ["c", "b", "pinned"] && cache.cost == 3)
+        #expect(cache.removeLeastRecentlyUsed { _ in true }.map(\.key) == ["c"])
+        cache.removeAll()
+        cache.store(-3, cost: 1, for: "x")
+        cache.store(4, cost: 1, for: "y")
+        #expect(cache.store(5, cost: 1, for: "z").map(\.key) == ["y"], "still pinning after removeAll")
+    }
+
     /// Slots freed by removals are reused without mixing up the order.
     @Test func manyStoresAndRemovalsKeepTheOrderOfUse() {
         var cache = LeastRecentlyUsed<Int, Int>(capacity: 5)
