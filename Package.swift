@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "fletcher", targets: ["fletcher"]),
         // For the benchmark package in Benchmarks/ (ordo-one/benchmark), which builds apart from the server.
         .library(name: "FletcherDomain", targets: ["FletcherDomain"]),
+        .library(name: "FletcherJSON", targets: ["FletcherJSON"]),
         .library(name: "FletcherHTTP", targets: ["FletcherHTTP"]),
     ],
     dependencies: [
@@ -44,11 +45,15 @@ let package = Package(
     targets: [
         // Pure domain: plans, the DAG and the orchestration rules. No I/O.
         .target(name: "FletcherDomain", swiftSettings: swiftSettings),
+        // JSON read and written byte by byte (JSONParser, JSONBytes), RFC 3339 times, UUIDs' text,
+        // and the making and reading of the domain's JSONValue.
+        .target(name: "FletcherJSON", dependencies: ["FletcherDomain"], swiftSettings: swiftSettings),
         // The storage seam: the Store protocol and its error and page types.
         .target(
             name: "FletcherStore",
             dependencies: [
-                "FletcherDomain", .product(name: "CoreMetrics", package: "swift-metrics"), .product(name: "NIOCore", package: "swift-nio"),
+                "FletcherDomain", "FletcherJSON", .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -56,7 +61,7 @@ let package = Package(
         .target(
             name: "FletcherSQLite",
             dependencies: [
-                "FletcherDomain", "FletcherStore",
+                "FletcherDomain", "FletcherJSON", "FletcherStore",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -66,7 +71,7 @@ let package = Package(
         .target(
             name: "FletcherPostgres",
             dependencies: [
-                "FletcherDomain", "FletcherStore",
+                "FletcherDomain", "FletcherJSON", "FletcherStore",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -88,7 +93,7 @@ let package = Package(
         .target(
             name: "FletcherHTTP",
             dependencies: [
-                "FletcherDomain", "FletcherStore", "FletcherAPI",
+                "FletcherDomain", "FletcherJSON", "FletcherStore", "FletcherAPI",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
@@ -118,7 +123,7 @@ let package = Package(
         .target(
             name: "FletcherWeb",
             dependencies: [
-                "FletcherDomain", "FletcherStore", "FletcherHTTP", "CGraphviz",
+                "FletcherDomain", "FletcherJSON", "FletcherStore", "FletcherHTTP", "CGraphviz",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -131,7 +136,7 @@ let package = Package(
         .target(
             name: "FletcherDispatch",
             dependencies: [
-                "FletcherDomain", "FletcherStore",
+                "FletcherDomain", "FletcherJSON", "FletcherStore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -146,8 +151,8 @@ let package = Package(
         .target(
             name: "FletcherApp",
             dependencies: [
-                "FletcherDomain", "FletcherStore", "FletcherSQLite", "FletcherPostgres", "FletcherHTTP", "FletcherWeb", "FletcherDispatch",
-                "FletcherMemory",
+                "FletcherDomain", "FletcherJSON", "FletcherStore", "FletcherSQLite", "FletcherPostgres", "FletcherHTTP", "FletcherWeb",
+                "FletcherDispatch", "FletcherMemory",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -178,7 +183,7 @@ let package = Package(
         .target(
             name: "FletcherStress",
             dependencies: [
-                "FletcherDomain",
+                "FletcherDomain", "FletcherJSON",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -193,7 +198,7 @@ let package = Package(
         .executableTarget(
             name: "fletcher",
             dependencies: [
-                "FletcherApp", "FletcherDomain", "FletcherMemory", "FletcherSimulator", "FletcherStress",
+                "FletcherApp", "FletcherJSON", "FletcherMemory", "FletcherSimulator", "FletcherStress",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -206,7 +211,7 @@ let package = Package(
         .target(
             name: "FletcherTestSupport",
             dependencies: [
-                "FletcherDomain", "FletcherStore", "FletcherSQLite", "FletcherPostgres",
+                "FletcherDomain", "FletcherJSON", "FletcherStore", "FletcherSQLite", "FletcherPostgres",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -216,7 +221,15 @@ let package = Package(
         .testTarget(
             name: "FletcherDomainTests",
             dependencies: [
-                "FletcherDomain", "FletcherTestSupport",
+                "FletcherDomain", "FletcherJSON", "FletcherTestSupport",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FletcherJSONTests",
+            dependencies: [
+                "FletcherJSON", "FletcherDomain",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: swiftSettings
@@ -224,7 +237,7 @@ let package = Package(
         .testTarget(
             name: "FletcherAppTests",
             dependencies: [
-                "FletcherApp", "FletcherDomain", "FletcherHTTP", "FletcherDispatch", "FletcherPostgres", "FletcherStore",
+                "FletcherApp", "FletcherDomain", "FletcherJSON", "FletcherHTTP", "FletcherDispatch", "FletcherPostgres", "FletcherStore",
                 "FletcherTestSupport",
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
@@ -238,7 +251,7 @@ let package = Package(
         .testTarget(
             name: "FletcherWebTests",
             dependencies: [
-                "FletcherWeb", "FletcherApp", "FletcherDomain", "FletcherStore", "FletcherHTTP", "FletcherTestSupport",
+                "FletcherWeb", "FletcherApp", "FletcherDomain", "FletcherJSON", "FletcherStore", "FletcherHTTP", "FletcherTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "Logging", package: "swift-log"),
@@ -248,7 +261,7 @@ let package = Package(
         .testTarget(
             name: "FletcherDispatchTests",
             dependencies: [
-                "FletcherDispatch", "FletcherDomain", "FletcherStore", "FletcherTestSupport",
+                "FletcherDispatch", "FletcherDomain", "FletcherJSON", "FletcherStore", "FletcherTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -259,7 +272,7 @@ let package = Package(
         .testTarget(
             name: "FletcherStressTests",
             dependencies: [
-                "FletcherStress", "FletcherDomain", "FletcherTestSupport",
+                "FletcherStress", "FletcherDomain", "FletcherJSON", "FletcherTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -284,7 +297,7 @@ let package = Package(
         .testTarget(
             name: "FletcherPostgresTests",
             dependencies: [
-                "FletcherPostgres", "FletcherStore", "FletcherTestSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
+                "FletcherPostgres", "FletcherJSON", "FletcherStore", "FletcherTestSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -292,7 +305,7 @@ let package = Package(
         .testTarget(
             name: "FletcherSQLiteTests",
             dependencies: [
-                "FletcherSQLite", "FletcherStore", "FletcherDomain", "FletcherTestSupport",
+                "FletcherSQLite", "FletcherStore", "FletcherDomain", "FletcherJSON", "FletcherTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
@@ -300,7 +313,7 @@ let package = Package(
         .testTarget(
             name: "FletcherStoreTests",
             dependencies: [
-                "FletcherDomain", "FletcherStore", "FletcherSQLite", "FletcherPostgres", "FletcherTestSupport",
+                "FletcherDomain", "FletcherJSON", "FletcherStore", "FletcherSQLite", "FletcherPostgres", "FletcherTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -311,7 +324,7 @@ let package = Package(
         .testTarget(
             name: "FletcherHTTPTests",
             dependencies: [
-                "FletcherApp", "FletcherHTTP", "FletcherAPI", "FletcherTestSupport", "FletcherDomain", "FletcherStore",
+                "FletcherApp", "FletcherHTTP", "FletcherAPI", "FletcherTestSupport", "FletcherDomain", "FletcherJSON", "FletcherStore",
                 "FletcherSQLite",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),

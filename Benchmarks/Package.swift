@@ -26,6 +26,7 @@ let package = Package(
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "FletcherDomain", package: server),
                 .product(name: "FletcherHTTP", package: server),
+                .product(name: "FletcherJSON", package: server),
             ],
             path: "Benchmarks/DomainBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

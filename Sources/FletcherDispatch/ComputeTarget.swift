@@ -1,4 +1,5 @@
 public import FletcherDomain
+import FletcherJSON
 public import Foundation
 
 /// Where and how to send the triggers of one compute type (one entry of `COMPUTE_TARGETS`).

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import FletcherDomain
+import FletcherJSON
 import FletcherStore
 import Foundation
 import Logging

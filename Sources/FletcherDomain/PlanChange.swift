@@ -21,19 +21,20 @@ public struct PlanChange: Sendable {
     /// Every state change, in the order the rules made them (a product may change twice: cleared,
     /// then queued again by the trigger rule).
     public var transitions: [StateTransition]
-    /// The JSON fragments of the plan the change started from, if it had any (see `PlanFragments.next`).
-    public var baseFragments: PlanFragments?
+    /// The rules' graph of the plan before the change is the graph of the plan after it: no row was
+    /// added, no dependency rewritten and no product disabled or enabled (a cache keeps its graph).
+    public var keepsGraph: Bool
 
     /// A change that writes nothing: `plan` as it is.
     public init(unchanged plan: Plan, actor: String) {
         self.init(
             plan: plan, actor: actor, isNewDataset: false, datasetChanged: false, changedProducts: [], changedDependencies: [],
-            storedCounts: (plan.dataProducts.count, plan.dependencies.count), transitions: [])
+            storedCounts: (plan.dataProducts.count, plan.dependencies.count), transitions: [], keepsGraph: true)
     }
 
     init(
         plan: Plan, actor: String, isNewDataset: Bool, datasetChanged: Bool, changedProducts: [Int], changedDependencies: [Int],
-        storedCounts: (products: Int, dependencies: Int), transitions: [StateTransition]
+        storedCounts: (products: Int, dependencies: Int), transitions: [StateTransition], keepsGraph: Bool
     ) {
         self.plan = plan
         self.actor = actor
@@ -43,6 +44,7 @@ public struct PlanChange: Sendable {
         self.changedDependencies = changedDependencies
         self.storedCounts = storedCounts
         self.transitions = transitions
+        self.keepsGraph = keepsGraph
     }
 
     /// Nothing was written: the stored plan stays as it was.

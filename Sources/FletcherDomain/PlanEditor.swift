@@ -136,21 +136,16 @@ struct PlanEditor {
     }
 
     func finish() -> PlanChange {
-        var change = PlanChange(
-            plan: plan, actor: actor, isNewDataset: isNewDataset, datasetChanged: datasetChanged,
-            changedProducts: productChanged.indices.filter { productChanged[$0] },
-            changedDependencies: dependencyChanged.indices.filter { dependencyChanged[$0] },
-            storedCounts: baseCounts, transitions: transitions)
-        // The edited plan's rows no longer match the fragments it came with; the store derives new ones.
-        change.baseFragments = plan.fragments
-        change.plan.fragments = nil
+        let changedDependencies = dependencyChanged.indices.filter { dependencyChanged[$0] }
         // The rules' graph holds while no row was added, no dependency rewritten and no product
         // disabled or enabled.
-        let sameGraph =
+        let keepsGraph =
             plan.dataProducts.count == baseCounts.products && plan.dependencies.count == baseCounts.dependencies
-            && change.changedDependencies.isEmpty && !transitions.contains { $0.from == .disabled || $0.to == .disabled }
-        if !sameGraph { change.plan.graph = nil }
-        return change
+            && changedDependencies.isEmpty && !transitions.contains { $0.from == .disabled || $0.to == .disabled }
+        return PlanChange(
+            plan: plan, actor: actor, isNewDataset: isNewDataset, datasetChanged: datasetChanged,
+            changedProducts: productChanged.indices.filter { productChanged[$0] }, changedDependencies: changedDependencies,
+            storedCounts: baseCounts, transitions: transitions, keepsGraph: keepsGraph)
     }
 
     private mutating func touchProduct(at position: Int) {

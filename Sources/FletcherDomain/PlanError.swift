@@ -25,49 +25,32 @@ public enum PlanError: Error, Sendable, Hashable {
 }
 
 extension PlanError: CustomStringConvertible {
-    /// A sentence naming the offending id, for the problem `detail`.
+    /// A sentence naming the offending id (lowercase, as the wire spells ids), for the problem `detail`.
     public var description: String {
         switch self {
         case .duplicateDataProduct(let id):
-            "Data product \(id.lowercased) appears more than once in the submission"
+            "Data product \(Self.text(id)) appears more than once in the submission"
         case .duplicateDependency(let parent, let child):
-            "Dependency \(parent.lowercased) -> \(child.lowercased) appears more than once in the submission"
+            "Dependency \(Self.text(parent)) -> \(Self.text(child)) appears more than once in the submission"
         case .unknownDependencyEndpoint(let id):
-            "Dependency refers to data product \(id.lowercased), which is neither in the submission nor an enabled data product of the dataset"
+            "Dependency refers to data product \(Self.text(id)), which is neither in the submission nor an enabled data product of the dataset"
         case .cycle(let ids):
-            "Graph is cyclical: " + ids.map(\.lowercased).joined(separator: " -> ")
+            "Graph is cyclical: " + ids.map(Self.text).joined(separator: " -> ")
         case .unreportableState(let id, let state):
-            "Data product \(id.lowercased) cannot be set to \(state.rawValue) by an update; use clear or disable"
+            "Data product \(Self.text(id)) cannot be set to \(state.rawValue) by an update; use clear or disable"
         case .datasetNotFound(let id):
-            "Dataset \(id.lowercased) not found"
+            "Dataset \(Self.text(id)) not found"
         case .dataProductNotFound(let datasetId, let id):
-            "Data product \(id.lowercased) not found in dataset \(datasetId.lowercased)"
+            "Data product \(Self.text(id)) not found in dataset \(Self.text(datasetId))"
         case .dataProductDisabled(let id):
-            "Data product \(id.lowercased) is disabled"
+            "Data product \(Self.text(id)) is disabled"
         case .alreadyPaused(let id):
-            "Dataset \(id.lowercased) is already paused"
+            "Dataset \(Self.text(id)) is already paused"
         case .notPaused(let id):
-            "Dataset \(id.lowercased) is not paused"
-        }
-    }
-}
-
-extension UUID {
-    /// The wire spelling of a UUID: lowercase, hyphenated. (Written digit by digit: Foundation's
-    /// `uuidString` formats with `snprintf`, a visible share of the server's time.)
-    public var lowercased: String {
-        String(unsafeUninitializedCapacity: 36) { out in
-            JSONBytes.write(self, to: UnsafeMutableBufferPointer(rebasing: out[0..<36]))
-            return 36
+            "Dataset \(Self.text(id)) is not paused"
         }
     }
 
-    /// A random (version 4) UUID. Foundation's `UUID()` opens `/dev/urandom` for each one, a
-    /// visible cost when every request makes one (its request id); the system generator does not.
-    public static func random() -> UUID {
-        var generator = SystemRandomNumberGenerator()
-        let high = (generator.next() as UInt64) & ~0xF000 | 0x4000
-        let low = (generator.next() as UInt64) & ~(0xC000 << 48) | 0x8000 << 48
-        return UUID(uuid: withUnsafeBytes(of: (high.bigEndian, low.bigEndian)) { $0.loadUnaligned(as: uuid_t.self) })
-    }
+    /// An id as the wire spells it (errors are rare: Foundation's formatting is fast enough here).
+    private static func text(_ id: UUID) -> String { id.uuidString.lowercased() }
 }

@@ -1,11 +1,5 @@
 import Foundation
 
-extension Plan {
-    /// The graph the orchestration rules use (every data product that is not disabled): the one
-    /// kept with the plan, or built now.
-    public var rulesGraph: PlanGraph { graph ?? PlanGraph(self) }
-}
-
 /// The DAG of a plan as index-based adjacency lists, built once in O(products + dependencies).
 ///
 /// Nodes are positions in the plan's `dataProducts`. Only products for which `includes` held when

@@ -53,15 +53,17 @@ public enum PlanMutation: Sendable, Hashable {
     /// the dataset, to order its answers; for a 100,000-product submission they build a 17 MB set
     /// of dependencies, which would otherwise be built again beside the stored plan). A stored plan
     /// held nowhere else is edited in place (a 100,000-product plan is 45 MB of rows, otherwise
-    /// copied whole by the first change).
+    /// copied whole by the first change). `graph` is the rules' graph of `stored` (`PlanGraph(stored)`)
+    /// when the caller keeps one (the plan cache, for big plans); otherwise it is built when needed.
     public consuming func apply(
-        to stored: consuming Plan?, datasetId: UUID, by actor: String, at now: Date, requestChecked: Bool = false
+        to stored: consuming Plan?, graph storedGraph: PlanGraph? = nil, datasetId: UUID, by actor: String, at now: Date,
+        requestChecked: Bool = false
     ) throws(PlanError) -> PlanChange {
         if !requestChecked { try validateRequest() }
         if case .submit = self {
             // Handed on: held nowhere else, the submission is let go of once merged.
             guard case .submit(let submission) = consume self else { preconditionFailure("a submission") }
-            return try Self.submit(consume submission, to: stored.take(), by: actor, at: now)
+            return try Self.submit(consume submission, to: stored.take(), graph: storedGraph, by: actor, at: now)
         }
         guard let plan = stored.take() else { throw .datasetNotFound(datasetId) }
         var editor = PlanEditor(consume plan, by: actor, at: now)
@@ -70,7 +72,7 @@ public enum PlanMutation: Sendable, Hashable {
         case .submit:
             preconditionFailure("handled above")
         case .update(let updates):
-            let graph = editor.plan.rulesGraph
+            let graph = storedGraph ?? PlanGraph(editor.plan)
             var roots: [Int] = []
             roots.reserveCapacity(updates.count)
             for update in updates {
@@ -81,7 +83,7 @@ public enum PlanMutation: Sendable, Hashable {
             editor.resetDownstream(of: roots, in: graph)
             editor.applyTriggerRule(graph)
         case .clear(let ids):
-            let graph = editor.plan.rulesGraph
+            let graph = storedGraph ?? PlanGraph(editor.plan)
             var roots: [Int] = []
             roots.reserveCapacity(ids.count)
             for id in ids {
@@ -92,7 +94,7 @@ public enum PlanMutation: Sendable, Hashable {
             editor.resetDownstream(of: roots, in: graph)
             editor.applyTriggerRule(graph)
         case .disable(let ids):
-            let before = editor.plan.rulesGraph
+            let before = storedGraph ?? PlanGraph(editor.plan)
             for id in ids {
                 let position = try editor.enabledPosition(of: id, in: before)
                 editor.setState(.disabled, at: position, reason: .api)
@@ -103,11 +105,11 @@ public enum PlanMutation: Sendable, Hashable {
             editor.setPaused(true)
         case .unpause:
             guard editor.plan.dataset.paused else { throw .notPaused(datasetId) }
-            let graph = editor.plan.rulesGraph
+            let graph = storedGraph ?? PlanGraph(editor.plan)
             editor.setPaused(false)
             editor.applyTriggerRule(graph)
         case .dispatchFailed(let id, let passback):
-            let graph = editor.plan.rulesGraph
+            let graph = storedGraph ?? PlanGraph(editor.plan)
             guard let position = graph.index[id], editor.plan.dataProducts[position].state == .queued else { break }
             let product = editor.plan.dataProducts[position]
             editor.report(
@@ -120,10 +122,11 @@ public enum PlanMutation: Sendable, Hashable {
     }
 
     private static func submit(
-        _ submission: consuming PlanSubmission, to stored: consuming Plan?, by actor: String, at now: Date
+        _ submission: consuming PlanSubmission, to stored: consuming Plan?, graph storedGraph: PlanGraph?, by actor: String,
+        at now: Date
     ) throws(PlanError) -> PlanChange {
-        // A cached plan's graph has its products' index.
-        let storedIndex = stored?.graph?.index ?? ProductIndex(stored?.dataProducts ?? [])
+        // A kept graph has the stored products' index.
+        let storedIndex = storedGraph?.index ?? ProductIndex(stored?.dataProducts ?? [])
         let isNewDataset = stored == nil
         let base =
             stored.take()

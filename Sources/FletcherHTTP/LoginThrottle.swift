@@ -1,3 +1,4 @@
+import FletcherStore
 import Foundation
 import Synchronization
 
@@ -19,8 +20,9 @@ import Synchronization
 ///   names exist; and a pair's failures pause only that pair, so a stranger guessing a service's key
 ///   does not pause its holders elsewhere.
 /// - The table is bounded: pairs with no failures and nothing in flight leave it at once; beyond
-///   `capacity` pairs, the one touched longest ago with nothing in flight is forgotten. Pairs with
-///   attempts in flight are bounded by the server's cap on concurrent requests.
+///   `capacity` pairs, the one touched longest ago with nothing in flight is forgotten
+///   (`LeastRecentlyUsed`, pairs with attempts in flight pinned). Those are bounded by the server's
+///   cap on concurrent requests.
 final class LoginThrottle: Sendable {
     private struct Pair: Hashable {
         var service: String
@@ -35,7 +37,6 @@ final class LoginThrottle: Sendable {
         /// Attempts waiting for their turn, oldest first: resumed with nil when admitted, else with
         /// the seconds to wait before trying again.
         var waiting: [CheckedContinuation<TimeInterval?, Never>] = []
-        var touched: Date
 
         /// Attempts this pair may have checked at once.
         func allowance(freeFailures: Int) -> Int { max(1, freeFailures - failures) }
@@ -52,12 +53,14 @@ final class LoginThrottle: Sendable {
     let freeFailures: Int
     let maxPause: TimeInterval
     let capacity: Int
-    private let entries = Mutex<[Pair: Entry]>([:])
+    /// Pairs by when they were last touched (an attempt admitted or queued, or ended), each costing one.
+    private let entries: Mutex<LeastRecentlyUsed<Pair, Entry>>
 
     init(freeFailures: Int = 5, maxPause: TimeInterval = 300, capacity: Int = 10_000) {
         self.freeFailures = freeFailures
         self.maxPause = maxPause
         self.capacity = capacity
+        entries = Mutex(LeastRecentlyUsed(capacity: capacity, isPinned: { !$0.isIdle }))
     }
 
     /// The pause after the `failures`-th failure in a row (none before `freeFailures`).
@@ -73,17 +76,16 @@ final class LoginThrottle: Sendable {
         let pair = Pair(service: Self.key(service), client: client)
         return await withCheckedContinuation { (turn: CheckedContinuation<TimeInterval?, Never>) in
             let answer: TimeInterval?? = entries.withLock { entries in
-                var entry = entries[pair] ?? Entry(touched: now)
+                // Read without touching it: a refused attempt leaves the pair's place as it was.
+                var entry = entries.peek(pair) ?? Entry()
                 if entry.blockedUntil > now { return .some(entry.blockedUntil.timeIntervalSince(now)) }
-                entry.touched = now
                 if entry.checking < entry.allowance(freeFailures: freeFailures) {
                     entry.checking += 1
-                    entries[pair] = entry
-                    forgetOldest(in: &entries)
+                    entries.store(entry, cost: 1, for: pair)
                     return .some(nil)
                 }
                 entry.waiting.append(turn)
-                entries[pair] = entry
+                entries.store(entry, cost: 1, for: pair)
                 return .none
             }
             if let answer { turn.resume(returning: answer) }
@@ -95,9 +97,8 @@ final class LoginThrottle: Sendable {
     func end(_ service: String, client: ClientAddress, outcome: Outcome, now: Date) {
         let pair = Pair(service: Self.key(service), client: client)
         let answers: [(CheckedContinuation<TimeInterval?, Never>, TimeInterval?)] = entries.withLock { entries in
-            guard var entry = entries[pair] else { return [] }
+            guard var entry = entries.peek(pair) else { return [] }
             entry.checking -= 1
-            entry.touched = now
             switch outcome {
             case .succeeded:
                 entry.failures = 0
@@ -121,7 +122,11 @@ final class LoginThrottle: Sendable {
                 entry.waiting.removeFirst(admitted)
                 entry.checking += admitted
             }
-            entries[pair] = entry.failures == 0 && entry.isIdle ? nil : entry
+            if entry.failures == 0 && entry.isIdle {
+                entries.removeValue(forKey: pair)
+            } else {
+                entries.store(entry, cost: 1, for: pair)
+            }
             return answers
         }
         for (turn, answer) in answers { turn.resume(returning: answer) }
@@ -129,16 +134,6 @@ final class LoginThrottle: Sendable {
 
     /// How many pairs the table holds.
     var count: Int { entries.withLock { $0.count } }
-
-    /// Forgets the pair touched longest ago with nothing in flight while there are more than `capacity`.
-    private func forgetOldest(in entries: inout [Pair: Entry]) {
-        guard entries.count > capacity else { return }
-        var oldest: (pair: Pair, touched: Date)?
-        for (pair, entry) in entries where entry.isIdle && entry.touched < oldest?.touched ?? .distantFuture {
-            oldest = (pair, entry.touched)
-        }
-        if let oldest { entries[oldest.pair] = nil }
-    }
 
     /// Names are the caller's: a few hundred bytes each at most, so the table stays small.
     private static func key(_ service: String) -> String {

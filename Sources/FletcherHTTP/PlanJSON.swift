@@ -1,5 +1,7 @@
 import FletcherAPI
 public import FletcherDomain
+import FletcherJSON
+public import FletcherStore
 import Foundation
 import HTTPTypes
 import OpenAPIRuntime
@@ -10,10 +12,10 @@ import OpenAPIRuntime
 /// through the generated types with Foundation's `JSONEncoder` took half the server's CPU time
 /// under read load. Tests check that this and the generated types' encoding are the same JSON.
 public enum PlanJSON {
-    /// The plan as UTF-8 JSON; the rows' JSON comes from, and goes to, the plan's fragments when it
-    /// has them (big plans held in the store's cache).
-    public static func encode(_ plan: Plan) -> [UInt8] {
-        var writer = Writer(plan)
+    /// The plan as UTF-8 JSON; the rows' JSON comes from, and goes to, `fragments` when there are
+    /// some (big plans held in the store's cache: `PlanCache.fragments(of:)`).
+    public static func encode(_ plan: Plan, fragments: PlanFragments? = nil) -> [UInt8] {
+        var writer = Writer(plan, fragments: fragments)
         var out = JSONBytes(capacity: estimatedSize(of: plan))
         while !writer.write(into: &out, until: .max) {}
         return out.bytes
@@ -30,10 +32,12 @@ public enum PlanJSON {
     public struct Pieces: AsyncSequence, Sendable {
         public typealias Element = ArraySlice<UInt8>
         let plan: Plan
+        let fragments: PlanFragments?
         let pieceSize: Int
 
-        public init(_ plan: Plan, pieceSize: Int = PlanJSON.pieceSize) {
+        public init(_ plan: Plan, fragments: PlanFragments? = nil, pieceSize: Int = PlanJSON.pieceSize) {
             self.plan = plan
+            self.fragments = fragments
             self.pieceSize = Swift.max(1, pieceSize)
         }
 
@@ -52,7 +56,7 @@ public enum PlanJSON {
         }
 
         public func makeAsyncIterator() -> AsyncIterator {
-            AsyncIterator(writer: Writer(plan), pieceSize: pieceSize)
+            AsyncIterator(writer: Writer(plan, fragments: fragments), pieceSize: pieceSize)
         }
     }
 
@@ -69,18 +73,20 @@ public enum PlanJSON {
     struct Writer {
         private enum Stage { case head, products(Int), dependencies(Int), done }
         private let plan: Plan
+        private let fragments: PlanFragments?
         private let known: PlanFragments.Parts?
         private var stage = Stage.head
         private var freshProducts: [(Int, [UInt8])] = []
         private var freshDependencies: [(Int, [UInt8])] = []
 
-        init(_ plan: Plan) {
+        init(_ plan: Plan, fragments: PlanFragments?) {
             self.plan = plan
-            self.known = plan.fragments?.snapshot
+            self.fragments = fragments
+            self.known = fragments?.snapshot
         }
 
         /// Appends rows to `out` until it holds `size` bytes or more, or the JSON is complete; true
-        /// once it is (the plan's fragments then get the rows written anew).
+        /// once it is (the fragments then get the rows written anew).
         mutating func write(into out: inout JSONBytes, until size: Int) -> Bool {
             while out.bytes.count < size {
                 switch stage {
@@ -113,7 +119,7 @@ public enum PlanJSON {
                         continue
                     }
                     out.raw("]}")
-                    plan.fragments?.fill(products: freshProducts, dependencies: freshDependencies)
+                    fragments?.fill(products: freshProducts, dependencies: freshDependencies)
                     stage = .done
                 case .done:
                     return true

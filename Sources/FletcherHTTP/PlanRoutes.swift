@@ -71,7 +71,7 @@ public struct PlanRoutes: Sendable {
     func getPlan(_ request: Request, _ parameters: Parameters) async throws -> Response {
         let id = try Self.datasetId(parameters)
         guard let plan = try await store.plan(id) else { throw PlanError.datasetNotFound(id) }
-        return Self.response(plan)
+        return Self.response(plan, fragments: store.planCache.fragments(of: plan))
     }
 
     func pausePlan(_ request: Request, _ parameters: Parameters) async throws -> Response {
@@ -121,17 +121,18 @@ public struct PlanRoutes: Sendable {
     private func mutate(_ mutation: consuming PlanMutation, datasetId: UUID, by caller: Caller) async throws -> Response {
         let change = try await store.apply(consume mutation, to: datasetId, by: caller.service)
         transitions.record(change.transitions)
-        return Self.response(change.plan)
+        return Self.response(change.plan, fragments: store.planCache.fragments(of: change.plan))
     }
 
     /// The plan's JSON as a 200 answer: whole, with its length, or — past `PlanJSON.streamedSize` —
-    /// written piece by piece as the connection takes it.
-    static func response(_ plan: Plan) -> Response {
+    /// written piece by piece as the connection takes it. The rows' JSON kept in the plan cache
+    /// (`fragments`) is reused, and filled with the rows written anew.
+    static func response(_ plan: Plan, fragments: PlanFragments?) -> Response {
         let headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
         guard PlanJSON.estimatedSize(of: plan) > PlanJSON.streamedSize else {
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: PlanJSON.encode(plan))))
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: PlanJSON.encode(plan, fragments: fragments))))
         }
-        let pieces = PlanJSON.Pieces(plan).map { ByteBuffer(bytes: $0) }
+        let pieces = PlanJSON.Pieces(plan, fragments: fragments).map { ByteBuffer(bytes: $0) }
         return Response(status: .ok, headers: headers, body: .init(asyncSequence: pieces))
     }
 

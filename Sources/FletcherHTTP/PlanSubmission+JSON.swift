@@ -1,5 +1,6 @@
 import FletcherAPI
 import FletcherDomain
+import FletcherJSON
 import FletcherStore
 import Foundation
 

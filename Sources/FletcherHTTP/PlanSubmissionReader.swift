@@ -1,4 +1,5 @@
 import FletcherDomain
+import FletcherJSON
 import Foundation
 
 /// Reads a plan submission (`openapi.yaml`'s `PlanSubmission`) as its body arrives, chunk by chunk:

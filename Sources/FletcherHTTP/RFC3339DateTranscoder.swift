@@ -1,5 +1,6 @@
 public import Foundation
 import FletcherDomain
+import FletcherJSON
 public import OpenAPIRuntime
 
 /// Writes times as RFC 3339 UTC with microseconds (`2026-11-23T03:20:13.123456Z`), the precision

@@ -1,5 +1,6 @@
 public import CoreMetrics
 import FletcherDomain
+import FletcherJSON
 import Foundation
 public import Hummingbird
 package import HTTPTypes

@@ -1,4 +1,5 @@
 import FletcherDomain
+import FletcherJSON
 import FletcherStore
 import Foundation
 import NIOCore

@@ -79,7 +79,9 @@ extension PostgresStore {
                         return true
                     } _: { stored, at, _ in
                         try PlanMutation.dispatchFailed(dataProductId: trigger.dataProductId, passback: passback)
-                            .apply(to: stored, datasetId: trigger.datasetId, by: dispatcherActor, at: at)
+                            .apply(
+                                to: stored, graph: stored.flatMap { planCache.graph(of: $0) }, datasetId: trigger.datasetId,
+                                by: dispatcherActor, at: at)
                     }
                 }
             }.change

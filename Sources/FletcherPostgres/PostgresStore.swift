@@ -1,4 +1,5 @@
 public import FletcherDomain
+import FletcherJSON
 public import FletcherStore
 public import Foundation
 public import Logging
@@ -111,7 +112,7 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
     /// Asked on `eventLoop`'s own connection (`LoopRevisions`).
     public func currentCachedAnswer(
         _ datasetId: UUID, on eventLoop: any EventLoop, answerable: (Plan) -> Bool,
-        encode: @escaping @Sendable (Plan) -> [UInt8]?
+        encode: @escaping @Sendable (Plan, PlanFragments?) -> [UInt8]?
     ) -> EventLoopFuture<[UInt8]?> {
         guard planCache.holds(datasetId, where: answerable) else { return eventLoop.makeSucceededFuture(nil) }
         return database.loopRevisions.revision(of: datasetId, on: eventLoop).map { [planCache] revision in

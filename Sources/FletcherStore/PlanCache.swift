@@ -7,25 +7,54 @@ import Synchronization
 /// the plan's rows only when the cached copy is older, so a cached plan is never stale, also with
 /// several processes writing. Bounded by the number of data products held, least recently used
 /// first out; the answers kept with plans (their JSON, for reads) by their bytes, least recently
-/// used first out too.
+/// used first out too (both `LeastRecentlyUsed`).
+///
+/// A big plan's entry also holds what is derived from it: its rows' JSON (`PlanFragments`, filled
+/// as answers are written) and its rules' graph. Both are carried to the entry of the plan a change
+/// makes from it, less what the change invalidates, so answering and updating a big plan does not
+/// encode or build them again. They are asked for with the plan they belong to (`fragments(of:)`,
+/// `graph(of:)`), and given only while the entry holds that very plan.
 public final class PlanCache: Sendable {
     private struct Entry {
         var revision: Int64
         var plan: Plan
         var lastModified: Date
-        var used: UInt64
-        /// The plan's JSON as answered to a read, kept once made (small plans only).
-        var answer: [UInt8]? = nil
+        /// The rows' JSON, for plans of `PlanFragments.minimumProducts` or more.
+        var fragments: PlanFragments?
+        /// `PlanGraph(plan)`, for plans of `graphThreshold` products or more.
+        var graph: PlanGraph?
+    }
+
+    /// The JSON answered to a read of a plan at `revision` (small plans only).
+    private struct Answer {
+        var revision: Int64
+        var bytes: [UInt8]
     }
 
     private struct State {
-        var entries: [UUID: Entry] = [:]
-        var products = 0
-        var answerBytes = 0
-        var clock: UInt64 = 0
+        /// Bounded by data products (an empty plan costs one).
+        var plans: LeastRecentlyUsed<UUID, Entry>
+        /// Bounded by bytes; used whenever the dataset's plan is, so the order is the plans'.
+        var answers: LeastRecentlyUsed<UUID, Answer>
+
+        init(capacity: Int, answerCapacity: Int) {
+            plans = LeastRecentlyUsed(capacity: capacity)
+            answers = LeastRecentlyUsed(capacity: answerCapacity)
+        }
+
+        /// The dataset's entry and answer, marked as the most recently used.
+        mutating func use(_ datasetId: UUID) -> (entry: Entry, answer: Answer?)? {
+            guard let entry = plans[datasetId] else { return nil }
+            return (entry, answers[datasetId])
+        }
+
+        /// Drops the answers of plans that left.
+        mutating func forget(_ dropped: [(key: UUID, value: Entry)]) {
+            for (datasetId, _) in dropped { answers.removeValue(forKey: datasetId) }
+        }
     }
 
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     /// Plans this big keep their rules' graph.
     static let graphThreshold = 1_000
     /// The most data products held across all cached plans.
@@ -54,6 +83,7 @@ public final class PlanCache: Sendable {
         self.capacity = capacity
         self.answerCapacity = answerCapacity
         self.roomMade = roomMade
+        self.state = Mutex(State(capacity: capacity, answerCapacity: answerCapacity))
     }
 
     /// The cached plan if it is at `revision`.
@@ -62,27 +92,22 @@ public final class PlanCache: Sendable {
         return (held.plan, held.lastModified)
     }
 
-    /// The answer to a read of the dataset at `revision` — the plan's JSON, made by `encode` the
-    /// first time and kept with the plan — or nil when the plan held is not at `revision`, or
-    /// `encode` declines it (nil). Encoding happens outside the cache's lock.
-    public func answer(_ datasetId: UUID, revision: Int64, encode: (Plan) -> [UInt8]?) -> [UInt8]? {
-        guard let held = state.withLock({ Self.use(datasetId, in: &$0) }), held.revision == revision else { return nil }
-        if let answer = held.answer { return answer }
-        guard let answer = encode(held.plan) else { return nil }
-        guard answer.count <= answerCapacity else { return answer }
+    /// The answer to a read of the dataset at `revision` — the plan's JSON, made by `encode` (from
+    /// the plan and its rows' JSON) the first time and kept with the plan — or nil when the plan
+    /// held is not at `revision`, or `encode` declines it (nil). Encoding happens outside the
+    /// cache's lock.
+    public func answer(
+        _ datasetId: UUID, revision: Int64, encode: (Plan, PlanFragments?) -> [UInt8]?
+    ) -> [UInt8]? {
+        guard let (held, kept) = state.withLock({ $0.use(datasetId) }), held.revision == revision else { return nil }
+        if let kept, kept.revision == revision { return kept.bytes }
+        guard let answer = encode(held.plan, held.fragments) else { return nil }
         state.withLock { state in
-            guard var entry = state.entries[datasetId], entry.revision == revision, entry.answer == nil else { return }
-            entry.answer = answer
-            state.entries[datasetId] = entry
-            state.answerBytes += answer.count
-            guard state.answerBytes > answerCapacity else { return }
-            // Over the bound: drop the least recently used answers (their plans stay) down to 90 %.
-            for (id, entry) in state.entries.sorted(by: { $0.value.used < $1.value.used }) {
-                guard state.answerBytes > answerCapacity * 9 / 10 else { break }
-                guard let dropped = entry.answer else { continue }
-                state.entries[id]?.answer = nil
-                state.answerBytes -= dropped.count
-            }
+            guard state.plans.peek(datasetId)?.revision == revision, state.answers.peek(datasetId)?.revision != revision
+            else { return }
+            // Over the bound, the least recently used answers go (their plans stay); one bigger than
+            // the whole bound is given but not kept.
+            state.answers.store(Answer(revision: revision, bytes: answer), cost: answer.count, for: datasetId)
         }
         return answer
     }
@@ -90,65 +115,75 @@ public final class PlanCache: Sendable {
     /// Whether a plan of the dataset is held, at whatever revision, that meets `condition` (a quick
     /// one: it runs under the cache's lock); not counted as a use.
     public func holds(_ datasetId: UUID, where condition: (Plan) -> Bool = { _ in true }) -> Bool {
-        state.withLock { state in state.entries[datasetId].map { condition($0.plan) } ?? false }
+        state.withLock { state in state.plans.peek(datasetId).map { condition($0.plan) } ?? false }
     }
 
     /// The newest plan held, whatever the dataset's revision now (a writer checks it as it writes).
     public func latest(_ datasetId: UUID) -> (plan: Plan, revision: Int64, lastModified: Date)? {
-        state.withLock { state in Self.use(datasetId, in: &state).map { ($0.plan, $0.revision, $0.lastModified) } }
+        state.withLock { state in state.use(datasetId).map { ($0.entry.plan, $0.entry.revision, $0.entry.lastModified) } }
     }
 
-    /// The dataset's entry, marked as the most recently used.
-    private static func use(_ datasetId: UUID, in state: inout State) -> Entry? {
-        guard var entry = state.entries[datasetId] else { return nil }
-        state.clock += 1
-        entry.used = state.clock
-        state.entries[datasetId] = entry
-        return entry
+    /// The rows' JSON kept with `plan`, if the cache holds that plan (of a big one; nil for a plan
+    /// the cache no longer or never held). `plan` is compared with the one held, which is quick
+    /// for the plan the cache handed out (arrays sharing their storage compare at once).
+    public func fragments(of plan: Plan) -> PlanFragments? {
+        guard let held = state.withLock({ $0.plans.peek(plan.dataset.id) }), held.fragments != nil, held.plan == plan
+        else { return nil }
+        return held.fragments
     }
 
-    /// Keeps the plan `change` made as the dataset's state at `revision`, with the JSON fragments of
-    /// the plan it was made from that still hold; returns the plan as kept.
+    /// The rules' graph kept with `plan`, if the cache holds that plan (as `fragments(of:)`).
+    public func graph(of plan: Plan) -> PlanGraph? {
+        guard let held = state.withLock({ $0.plans.peek(plan.dataset.id) }), held.graph != nil, held.plan == plan
+        else { return nil }
+        return held.graph
+    }
+
+    /// Keeps the plan `change` made as the dataset's state at `revision`; returns the plan. When the
+    /// entry held is the plan the change was made from — at the revision before (every committed
+    /// change bumps the revision by one) — its rows' JSON and graph carry over: the JSON less the
+    /// rows the change wrote, the graph if the change kept it. A change that wrote nothing leaves
+    /// the revision, and an entry at it, as they are.
     @discardableResult
     public func store(_ change: PlanChange, revision: Int64, lastModified: Date) -> Plan {
-        var plan = change.plan
-        // (A plan too big to keep gets none: deriving them would be wasted.)
-        if change.plan.dataProducts.count <= capacity {
-            plan.fragments = change.isEmpty ? change.baseFragments : change.baseFragments?.next(for: change)
+        let plan = change.plan
+        let base = state.withLock { $0.plans.peek(plan.dataset.id) }
+        guard let base, base.revision == (change.isEmpty ? revision : revision - 1) else {
+            return store(plan, revision: revision, lastModified: lastModified)
         }
-        return store(plan, revision: revision, lastModified: lastModified)
+        if change.isEmpty { return plan }
+        // (A plan too big to keep gets none: deriving them would be wasted.)
+        let fits = max(1, plan.dataProducts.count) <= capacity
+        return keep(
+            plan, revision: revision, lastModified: lastModified, fragments: fits ? base.fragments?.next(for: change) : nil,
+            graph: fits && change.keepsGraph ? base.graph : nil)
     }
 
     /// Keeps `plan` as the dataset's state at `revision` (a newer revision already held wins), a big
-    /// one with room for its JSON fragments; returns the plan as kept (one larger than the whole
-    /// cache is not kept, and gets no fragments).
+    /// one with room for its JSON fragments and with its graph; returns the plan (one larger than
+    /// the whole cache is not kept).
     @discardableResult
     public func store(_ plan: Plan, revision: Int64, lastModified: Date) -> Plan {
-        var plan = plan
+        keep(plan, revision: revision, lastModified: lastModified, fragments: nil, graph: nil)
+    }
+
+    private func keep(
+        _ plan: Plan, revision: Int64, lastModified: Date, fragments: PlanFragments?, graph: PlanGraph?
+    ) -> Plan {
         let cost = max(1, plan.dataProducts.count)
-        guard cost <= capacity else {
-            // Not kept: fragments would only be filled to be thrown away.
-            plan.fragments = nil
-            return plan
-        }
-        if plan.fragments == nil {
-            plan.fragments = PlanFragments.forPlan(products: plan.dataProducts.count, dependencies: plan.dependencies.count)
-        }
+        // Not kept: fragments and a graph would only be made to be thrown away.
+        guard cost <= capacity else { return plan }
+        let fragments =
+            fragments ?? PlanFragments.forPlan(products: plan.dataProducts.count, dependencies: plan.dependencies.count)
         // Built once per structure for big plans (an update then starts from it); small ones build
         // theirs in microseconds and keep the memory.
-        if plan.graph == nil, plan.dataProducts.count >= Self.graphThreshold { plan.graph = PlanGraph(plan) }
+        let graph = graph ?? (plan.dataProducts.count >= Self.graphThreshold ? PlanGraph(plan) : nil)
+        let entry = Entry(revision: revision, plan: plan, lastModified: lastModified, fragments: fragments, graph: graph)
         state.withLock { state in
-            if let old = state.entries[plan.dataset.id] {
-                guard old.revision < revision else { return }
-                state.products -= max(1, old.plan.dataProducts.count)
-                state.answerBytes -= old.answer?.count ?? 0
-            }
-            state.clock += 1
-            state.entries[plan.dataset.id] = Entry(revision: revision, plan: plan, lastModified: lastModified, used: state.clock)
-            state.products += cost
-            guard state.products > capacity else { return }
-            // Over the bound: drop the least recently used down to 90 % in one go (amortised O(log n)).
-            Self.dropLeastRecentlyUsed(in: &state) { $0.products > capacity * 9 / 10 }
+            if let old = state.plans.peek(plan.dataset.id), old.revision >= revision { return }
+            // The old revision's answer goes with it; over the bound, the least recently used plans go.
+            state.answers.removeValue(forKey: plan.dataset.id)
+            state.forget(state.plans.store(entry, cost: cost, for: plan.dataset.id))
         }
         return plan
     }
@@ -163,23 +198,11 @@ public final class PlanCache: Sendable {
     public func makeRoom(forProducts products: Int) {
         guard products >= capacity / 10 else { return }
         let dropped = state.withLock { state in
-            // Nothing to drop: no sort of the entries (a big plan read from the database asks each time).
-            guard state.products + products > capacity else { return false }
-            let held = state.entries.count
-            Self.dropLeastRecentlyUsed(in: &state) { $0.products + products > capacity }
-            return state.entries.count < held
+            let dropped = state.plans.removeLeastRecentlyUsed { held in held + products > capacity }
+            state.forget(dropped)
+            return !dropped.isEmpty
         }
         if dropped { roomMade() }
-    }
-
-    /// Drops plans, least recently used first, while `over` holds.
-    private static func dropLeastRecentlyUsed(in state: inout State, while over: (State) -> Bool) {
-        for (id, entry) in state.entries.sorted(by: { $0.value.used < $1.value.used }) {
-            guard over(state) else { break }
-            state.entries[id] = nil
-            state.products -= max(1, entry.plan.dataProducts.count)
-            state.answerBytes -= entry.answer?.count ?? 0
-        }
     }
 
     /// About the memory a cached data product takes with its share of the plan's dependencies, rows'
@@ -188,14 +211,17 @@ public final class PlanCache: Sendable {
     public static let bytesPerProduct = 1_024
 
     public func removeAll() {
-        state.withLock { $0 = State() }
+        state.withLock { state in
+            state.plans.removeAll()
+            state.answers.removeAll()
+        }
     }
 
     /// Plans and data products held (for tests and metrics).
-    public var count: (plans: Int, products: Int) { state.withLock { ($0.entries.count, $0.products) } }
+    public var count: (plans: Int, products: Int) { state.withLock { ($0.plans.count, $0.plans.cost) } }
 
     /// Answers and their bytes held (for tests).
     public var answers: (count: Int, bytes: Int) {
-        state.withLock { state in (state.entries.values.count { $0.answer != nil }, state.answerBytes) }
+        state.withLock { state in (state.answers.count, state.answers.cost) }
     }
 }

@@ -1,4 +1,5 @@
 public import FletcherDomain
+import FletcherJSON
 public import Foundation
 
 extension Dataset {

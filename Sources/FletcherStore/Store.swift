@@ -92,6 +92,7 @@ extension Store {
         try mutation.validateRequest()
         let createsDataset = mutation.createsDataset
         let held = Handoff(consume mutation)
+        let cache = planCache
         return try await mutate(datasetId, createIfMissing: createsDataset) { (stored: consuming Plan?, now: Date, call: ChangeCall) in
             // A tentative call works on a copy; the final one takes the mutation.
             let taken = switch call {
@@ -99,8 +100,10 @@ extension Store {
             case .final: held.take()
             }
             guard let mutation = taken else { throw StoreError.corrupt("a mutation was applied after its final call") }
+            // A big cached plan comes with its rules' graph.
+            let graph = stored.flatMap { cache.graph(of: $0) }
             return try (consume mutation).apply(
-                to: stored.take(), datasetId: datasetId, by: actor, at: now, requestChecked: true)
+                to: stored.take(), graph: graph, datasetId: datasetId, by: actor, at: now, requestChecked: true)
         }
     }
 }

@@ -1,4 +1,5 @@
 public import FletcherDomain
+import FletcherJSON
 
 /// Conversions both engines use between domain values and column values: JSON as text, enums by raw value.
 public enum StoredColumn {

@@ -1,4 +1,5 @@
 public import FletcherDomain
+public import FletcherJSON
 public import Foundation
 
 /// One queueing of a data product, to be sent to its compute platform (docs/RULES.md rule 15).

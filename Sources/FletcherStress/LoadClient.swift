@@ -1,4 +1,5 @@
 import FletcherDomain
+import FletcherJSON
 import Foundation
 import NIOCore
 import NIOFoundationCompat

@@ -1,4 +1,5 @@
 import CGraphviz
+import FletcherStore
 import Foundation
 import NIOPosix
 import Synchronization
@@ -18,23 +19,24 @@ public final class GraphvizRenderer: Sendable {
     }()
     private static let context = Mutex<OpaquePointer?>(nil)
 
-    private let cache: Mutex<DrawingCache>
+    /// SVG drawings by their DOT text, bounded by the bytes of both.
+    private let cache: Mutex<LeastRecentlyUsed<String, String>>
 
     /// `cacheBytes` bounds the cached drawings' total size (DOT and SVG text).
     public init(cacheBytes: Int = 24 << 20) {
-        cache = Mutex(DrawingCache(capacity: cacheBytes))
+        cache = Mutex(LeastRecentlyUsed(capacity: cacheBytes))
     }
 
     /// The SVG drawing of `dot`, laid out with `dot` (the hierarchical layout).
     public func svg(for dot: String) async throws -> String {
         if let cached = cache.withLock({ $0[dot] }) { return cached }
         let svg = try await Self.thread.runIfActive { try Self.render(dot) }
-        cache.withLock { $0[dot] = svg }
+        cache.withLock { _ = $0.store(svg, cost: dot.utf8.count + svg.utf8.count, for: dot) }
         return svg
     }
 
     /// Whether a drawing of `dot` is cached (for tests and measurements).
-    public func isCached(_ dot: String) -> Bool { cache.withLock { $0[dot] != nil } }
+    public func isCached(_ dot: String) -> Bool { cache.withLock { $0.peek(dot) != nil } }
 
     /// Runs on the Graphviz thread only.
     private static func render(_ dot: String) throws -> String {
@@ -59,34 +61,4 @@ public final class GraphvizRenderer: Sendable {
 
 public enum GraphvizError: Error {
     case invalidDOT, layoutFailed, renderFailed
-}
-
-/// A least-recently-used map from DOT text to SVG, bounded by the bytes of both.
-struct DrawingCache {
-    let capacity: Int
-    private var entries: [String: (svg: String, used: UInt64)] = [:]
-    private var clock: UInt64 = 0
-    private(set) var bytes = 0
-
-    init(capacity: Int) { self.capacity = capacity }
-
-    subscript(dot: String) -> String? {
-        mutating get {
-            guard let entry = entries[dot] else { return nil }
-            clock += 1
-            entries[dot] = (entry.svg, clock)
-            return entry.svg
-        }
-        set {
-            if let old = entries.removeValue(forKey: dot) { bytes -= dot.utf8.count + old.svg.utf8.count }
-            guard let newValue else { return }
-            clock += 1
-            entries[dot] = (newValue, clock)
-            bytes += dot.utf8.count + newValue.utf8.count
-            while bytes > capacity, entries.count > 1, let oldest = entries.min(by: { $0.value.used < $1.value.used }) {
-                entries[oldest.key] = nil
-                bytes -= oldest.key.utf8.count + oldest.value.svg.utf8.count
-            }
-        }
-    }
 }

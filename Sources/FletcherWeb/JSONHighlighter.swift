@@ -1,4 +1,5 @@
 import FletcherDomain
+import FletcherJSON
 
 /// Compact JSON as pretty-printed HTML — two-space indents, one member or element per line — with
 /// each token in a `<span>` whose class names its kind (`key`, `string`, `number`, `literal`,

@@ -1,4 +1,5 @@
 import FletcherDomain
+import FletcherJSON
 import Foundation
 
 /// The frame every page shares: head, header with the breadcrumb, main.

@@ -1,4 +1,5 @@
 import FletcherDomain
+import FletcherJSON
 import Foundation
 
 /// The DOT text of a plan's graph: the whole DAG, or — when that would take Graphviz too long to

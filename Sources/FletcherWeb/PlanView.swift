@@ -1,4 +1,6 @@
 import FletcherDomain
+import FletcherJSON
+import FletcherStore
 import FletcherHTTP
 import Foundation
 
@@ -29,7 +31,11 @@ enum PlanView {
         }
     }
 
-    static func page(plan: Plan, drawing: PlanDrawing, svg: String, filter: Filter, timeline: HTML, assets: Assets) -> HTML {
+    /// `fragments`: the rows' JSON the plan cache keeps with the plan, if it does.
+    static func page(
+        plan: Plan, fragments: PlanFragments? = nil, drawing: PlanDrawing, svg: String, filter: Filter, timeline: HTML,
+        assets: Assets
+    ) -> HTML {
         let id = plan.dataset.id.lowercased
         let body: HTML = """
             <div class="plan" data-plan="\(id)" data-events="/plan/\(id)/events" data-structure="\(structure(plan))">
@@ -44,7 +50,7 @@ enum PlanView {
             \(graphSection(plan: plan, drawing: drawing, svg: svg, filter: filter))
             \(table(plan: plan, filter: filter))
             \(timeline)
-            \(jsonSection(plan))
+            \(jsonSection(plan, fragments: fragments))
             <dialog class="detail" aria-label="Data product"><div class="detail-body"></div>\
             <form method="dialog"><button class="close">Close</button></form></dialog>
             </div>
@@ -163,7 +169,7 @@ enum PlanView {
             """
     }
 
-    static func jsonSection(_ plan: Plan) -> HTML {
+    static func jsonSection(_ plan: Plan, fragments: PlanFragments? = nil) -> HTML {
         let id = plan.dataset.id.lowercased
         guard plan.dataProducts.count <= inlineJSONLimit else {
             return """
@@ -174,7 +180,7 @@ enum PlanView {
         return """
             <section aria-labelledby="json-title"><h2 id="json-title">JSON</h2>
             <details><summary>The plan as the API returns it (<a href="/api/plan/\(id)">/api/plan/\(id)</a>)</summary>
-            <pre class="json"><code>\(JSONHighlighter.html(compact: PlanJSON.encode(plan)))</code></pre></details></section>
+            <pre class="json"><code>\(JSONHighlighter.html(compact: PlanJSON.encode(plan, fragments: fragments)))</code></pre></details></section>
             """
     }
 }

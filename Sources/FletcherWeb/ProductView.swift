@@ -1,4 +1,5 @@
 import FletcherDomain
+import FletcherJSON
 import FletcherHTTP
 import FletcherStore
 import Foundation

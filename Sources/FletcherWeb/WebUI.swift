@@ -50,19 +50,23 @@ public struct WebUI: Sendable {
         filter.state = form["state"].flatMap(DataProductState.init(rawValue:))
         filter.name = form["name"]?.trimmingCharacters(in: .whitespaces) ?? ""
         filter.page = form.count("page") ?? 0
-        let graph = plan.rulesGraph
+        // A big plan held in the cache comes with its rules' graph and its rows' JSON.
+        let graph = store.planCache.graph(of: plan) ?? PlanGraph(plan)
         let focus = form["focus"].flatMap { Self.resolve($0, in: plan) }
         let drawing = PlanDrawing(plan: plan, graph: graph, focus: focus)
         let svg = drawing.paint(Self.inline(try await renderer.svg(for: drawing.dot)))
         let timeline = TimelineView.section(plan: plan, events: events, now: Date())
-        return html(PlanView.page(plan: plan, drawing: drawing, svg: svg, filter: filter, timeline: timeline, assets: assets))
+        return html(
+            PlanView.page(
+                plan: plan, fragments: store.planCache.fragments(of: plan), drawing: drawing, svg: svg, filter: filter,
+                timeline: timeline, assets: assets))
     }
 
     func productPage(_ request: Request, context: some RequestContext) async throws -> Response {
         guard let plan = try await plan(context),
             let productId = context.parameters.get("product_id").flatMap(UUID.init(uuidString:))
         else { return notFound("No plan has the dataset id in this address.") }
-        let graph = plan.rulesGraph
+        let graph = store.planCache.graph(of: plan) ?? PlanGraph(plan)
         guard let position = graph.index[productId] else {
             return notFound("This plan has no data product with the id in this address.")
         }

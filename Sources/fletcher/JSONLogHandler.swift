@@ -1,4 +1,4 @@
-import FletcherDomain
+import FletcherJSON
 import Foundation
 import Logging
 import Synchronization

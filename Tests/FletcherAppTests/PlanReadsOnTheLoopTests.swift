@@ -1,6 +1,7 @@
 @testable import FletcherApp
 import CoreMetrics
 import FletcherDomain
+import FletcherJSON
 import FletcherHTTP
 @testable import FletcherPostgres
 import FletcherStore
@@ -218,7 +219,7 @@ struct PlanReadsOnTheLoopTests {
         // server the attempt can only end after its connect timeout and the check timeout, 12 s.)
         let started = ContinuousClock.now
         for _ in 0..<20 {
-            let answer = try await store.currentCachedAnswer(fixture.datasetId, on: loop, answerable: { _ in true }, encode: { _ in [1] }).get()
+            let answer = try await store.currentCachedAnswer(fixture.datasetId, on: loop, answerable: { _ in true }, encode: { _, _ in [1] }).get()
             #expect(answer == nil)
         }
         if listening {

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import FletcherDispatch
 import FletcherDomain
+import FletcherJSON
 import FletcherStore
 import FletcherTestSupport
 import Foundation

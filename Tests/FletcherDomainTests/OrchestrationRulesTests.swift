@@ -1,4 +1,5 @@
 import FletcherDomain
+import FletcherJSON
 import FletcherTestSupport
 import Foundation
 import Testing

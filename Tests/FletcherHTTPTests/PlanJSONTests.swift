@@ -1,4 +1,5 @@
 import FletcherDomain
+import FletcherJSON
 @testable import FletcherHTTP
 import FletcherStore
 import FletcherTestSupport
@@ -77,7 +78,8 @@ struct PlanJSONTests {
                 #expect(try JSONSerialization.jsonObject(with: Data(response.text.utf8)) as? NSDictionary == expected)
             }
             func fragment(at position: Int) async throws -> [UInt8]? {
-                try #require(try await api.store.plan(fixture.datasetId)?.fragments).snapshot.products[position]
+                let plan = try #require(try await api.store.plan(fixture.datasetId))
+                return try #require(api.store.planCache.fragments(of: plan)).snapshot.products[position]
             }
             func address(_ bytes: [UInt8]?) -> UnsafeRawPointer? { bytes?.withUnsafeBytes { $0.baseAddress } }
 
@@ -125,12 +127,11 @@ struct PlanJSONTests {
                 #expect((pieces.count > 1) == (whole.count > pieceSize))
             }
         }
-        var kept = big
-        kept.fragments = PlanFragments.forPlan(products: big.dataProducts.count, dependencies: big.dependencies.count)
-        for await _ in PlanJSON.Pieces(kept) {}
-        let snapshot = try #require(kept.fragments).snapshot
+        let kept = try #require(PlanFragments.forPlan(products: big.dataProducts.count, dependencies: big.dependencies.count))
+        for await _ in PlanJSON.Pieces(big, fragments: kept) {}
+        let snapshot = kept.snapshot
         #expect(snapshot.products.allSatisfy { $0 != nil } && snapshot.dependencies.allSatisfy { $0 != nil })
-        #expect(PlanJSON.encode(kept) == PlanJSON.encode(big))
+        #expect(PlanJSON.encode(big, fragments: kept) == PlanJSON.encode(big))
         // Kept at their size (a cached plan holds them for good): no room left from writing.
         let fragments = (snapshot.products + snapshot.dependencies).compactMap { $0 }
         #expect(fragments.allSatisfy { $0.capacity - $0.count < 32 })

@@ -1,4 +1,5 @@
 import FletcherDomain
+import FletcherJSON
 @testable import FletcherHTTP
 import Foundation
 import HTTPTypes

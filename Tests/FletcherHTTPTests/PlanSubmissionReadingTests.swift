@@ -1,5 +1,6 @@
 import FletcherAPI
 import FletcherDomain
+import FletcherJSON
 @testable import FletcherHTTP
 import FletcherStore
 import FletcherTestSupport

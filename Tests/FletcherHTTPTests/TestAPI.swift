@@ -1,5 +1,6 @@
 import FletcherApp
 import FletcherDomain
+import FletcherJSON
 import FletcherHTTP
 import FletcherStore
 import FletcherTestSupport

@@ -1,4 +1,5 @@
 import FletcherDomain
+import FletcherJSON
 @testable import FletcherPostgres
 import FletcherStore
 import FletcherTestSupport

@@ -12,7 +12,7 @@ struct PlanCacheTests {
         let calls = Atomic<Int>(0)
         let size: Int
         init(size: Int) { self.size = size }
-        func encode(_ plan: Plan) -> [UInt8]? {
+        func encode(_ plan: Plan, _ fragments: PlanFragments?) -> [UInt8]? {
             calls.add(1, ordering: .relaxed)
             return [UInt8](repeating: 1, count: size)
         }
@@ -42,7 +42,7 @@ struct PlanCacheTests {
         #expect(encoder.count == 2)
         // A declined answer is not kept.
         cache.store(plan, revision: 3, lastModified: Date())
-        #expect(cache.answer(plan.dataset.id, revision: 3, encode: { _ in nil }) == nil)
+        #expect(cache.answer(plan.dataset.id, revision: 3, encode: { _, _ in nil }) == nil)
         #expect(cache.answers == (0, 0))
     }
 
@@ -146,5 +146,46 @@ struct PlanCacheTests {
         #expect(read.dataProducts.count == 12)
         #expect(!cache.holds(small.datasetId), "the small plan made room for the big one")
         #expect(cache.count == (0, 0))
+    }
+
+    /// A big plan's entry holds its rows' JSON and rules' graph, given for that plan only; the plan a
+    /// change makes from it (at the next revision) gets them less what the change invalidated.
+    @Test func aChangeCarriesTheRowsJSONAndGraphItLeftValid() throws {
+        let cache = PlanCache()
+        var built = PlanFixture(dataset: "big")
+        for i in 0..<PlanFragments.minimumProducts { built = built.products("p\(i)", eager: false) }
+        let fixture = built.edge("p0", "p1")
+        let plan = try fixture.plan()
+        cache.store(plan, revision: 1, lastModified: Date())
+        let fragments = try #require(cache.fragments(of: plan))
+        #expect(cache.graph(of: plan) != nil)
+        // Another plan of the dataset (not the one held) gets nothing.
+        var other = plan
+        other.dataProducts[3].name = "renamed"
+        #expect(cache.fragments(of: other) == nil && cache.graph(of: other) == nil)
+        // As an answer fills them.
+        fragments.fill(products: plan.dataProducts.indices.map { ($0, [1]) }, dependencies: [(0, [2])])
+
+        // An update keeps the graph and drops the JSON of the row it wrote.
+        let p0 = fixture.names["p0"]
+        let updated = try plan.applying(.update([StateUpdate(id: p0, state: .success)]))
+        #expect(updated.keepsGraph)
+        cache.store(updated, revision: 2, lastModified: Date())
+        let afterUpdate = try #require(cache.fragments(of: updated.plan)).snapshot
+        #expect(afterUpdate.products[0] == nil && afterUpdate.products[1] == [1] && afterUpdate.dependencies[0] == [2])
+        let graph = try #require(cache.graph(of: updated.plan))
+        #expect(graph.included == PlanGraph(updated.plan).included)
+
+        // Disabling changes the graph: the entry's is the new plan's own.
+        let disabled = try updated.plan.applying(.disable([fixture.names["p1"]]))
+        #expect(!disabled.keepsGraph)
+        cache.store(disabled, revision: 3, lastModified: Date())
+        #expect(try #require(cache.graph(of: disabled.plan)).included == PlanGraph(disabled.plan).included)
+        #expect(try #require(cache.graph(of: disabled.plan)).included != graph.included)
+
+        // A change made from a revision the cache does not hold carries nothing.
+        let cleared = try disabled.plan.applying(.clear([p0]))
+        cache.store(cleared, revision: 5, lastModified: Date())
+        #expect(try #require(cache.fragments(of: cleared.plan)).snapshot.products.allSatisfy { $0 == nil })
     }
 }

@@ -1,4 +1,5 @@
 import FletcherDomain
+import FletcherJSON
 import FletcherStore
 import FletcherTestSupport
 import Foundation

@@ -1,4 +1,5 @@
 import FletcherDomain
+import FletcherJSON
 @testable import FletcherStress
 import FletcherTestSupport
 import Foundation

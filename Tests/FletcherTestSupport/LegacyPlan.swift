@@ -1,4 +1,5 @@
 public import FletcherDomain
+import FletcherJSON
 public import FletcherStore
 public import Foundation
 public import Testing

@@ -1,4 +1,5 @@
 public import FletcherDomain
+import FletcherJSON
 public import Foundation
 
 /// Builds plan submissions by name: `PlanFixture().products("a", "b").edge("a", "b").submission`.

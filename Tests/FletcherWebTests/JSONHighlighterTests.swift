@@ -1,5 +1,6 @@
 @testable import FletcherWeb
 import FletcherDomain
+import FletcherJSON
 import FletcherHTTP
 import FletcherTestSupport
 import Foundation

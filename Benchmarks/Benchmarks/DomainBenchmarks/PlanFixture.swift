@@ -1,4 +1,5 @@
 import FletcherDomain
+import FletcherJSON
 import Foundation
 
 /// A deterministic, realistically shaped plan of `size` data products, and the inputs each benchmark needs.

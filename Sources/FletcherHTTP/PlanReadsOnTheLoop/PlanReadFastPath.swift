@@ -1,5 +1,6 @@
 public import CoreMetrics
 import FletcherDomain
+import FletcherJSON
 public import FletcherStore
 import Foundation
 import HTTPTypes
@@ -54,8 +55,8 @@ public struct PlanReadFastPath: Sendable {
     }
 
     /// A plan's answer as the router gives it (kept with the cached plan, so at its size).
-    static func encode(_ plan: Plan) -> [UInt8]? {
-        answerable(plan) ? PlanJSON.encode(plan).copiedToSize() : nil
+    static func encode(_ plan: Plan, fragments: PlanFragments?) -> [UInt8]? {
+        answerable(plan) ? PlanJSON.encode(plan, fragments: fragments).copiedToSize() : nil
     }
 
     /// The dataset a request reads the plan of, when it is a plain `GET /api/plan/{id}` this path can

@@ -1,11 +1,12 @@
+public import FletcherDomain
 import Synchronization
 
 /// The JSON of a big plan's data products and dependencies, by position, kept with the plan in the
 /// store's cache so that answering with the plan after a change re-encodes only the rows the change
 /// wrote (a 10,000-product plan's answer is otherwise milliseconds of encoding per request).
-/// Filled as answers are written. A plan the rules edit drops its fragments (`PlanEditor`); the
-/// store derives the next plan's from the change (`next`), whose changed rows are exactly the
-/// ones it writes to the database.
+/// Filled as answers are written (`PlanJSON`). Held in the plan's cache entry (`PlanCache`), which
+/// derives the next plan's from a change (`next`), whose changed rows are exactly the ones the
+/// store writes to the database.
 public final class PlanFragments: Sendable {
     /// Plans with fewer products are encoded whole every time (it takes microseconds).
     public static let minimumProducts = 1_000

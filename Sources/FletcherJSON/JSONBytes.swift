@@ -1,3 +1,4 @@
+public import FletcherDomain
 public import Foundation
 
 /// Compact JSON written straight into UTF-8 bytes: the server answers every plan read and every

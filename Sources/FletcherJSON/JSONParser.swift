@@ -1,3 +1,4 @@
+public import FletcherDomain
 public import Foundation
 
 extension JSONValue {
