@@ -57,6 +57,12 @@ public final class LoopRevisions: Sendable {
         }
     }
 
+    /// Whether `eventLoop`'s connection attempt is under way (for tests: reads do not wait for it).
+    func isConnecting(on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
+        guard let checker = checker(for: eventLoop) else { return eventLoop.makeSucceededFuture(false) }
+        return eventLoop.submit { checker.isConnecting }
+    }
+
     struct Unavailable: Error {}
 
     /// Questions sent to the database, by all loops (for tests: reads waiting together go as one).
@@ -70,6 +76,7 @@ public final class LoopRevisions: Sendable {
         private var connection: PostgresConnection?
         private var statement: PreparedQuery?
         private var connecting = false
+        var isConnecting: Bool { connecting }
         /// Counts connection attempts; a late answer to one given up is dropped.
         private var attempt = 0
         private var retryAfter: NIODeadline = .uptimeNanoseconds(0)
