@@ -13,6 +13,7 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import NIOPosix
+import PostgresNIO
 import Synchronization
 import Testing
 
@@ -209,19 +210,24 @@ struct PlanReadsOnTheLoopTests {
         let port = try #require(socket.localAddress?.port)
         if !listening { try await socket.close() }
         defer { if listening { socket.close(promise: nil) } }
-        let store = PostgresStore(
-            endpoint: try PostgresEndpoint(url: "postgres://fletcher@127.0.0.1:\(port)/none?sslmode=disable", maximumConnections: 1),
-            logger: Self.logger)
+        var endpoint = try PostgresEndpoint(url: "postgres://fletcher@127.0.0.1:\(port)/none?sslmode=disable", maximumConnections: 1)
+        // The loop's attempt on the silent server stays under way for the whole test, however slow
+        // the machine: it is given up only after the connect timeout (and the check timeout).
+        endpoint.connection.options.connectTimeout = .hours(1)
+        let store = PostgresStore(endpoint: endpoint, logger: Self.logger)
         let fixture = PlanFixture().products("a")
         store.planCache.store(try fixture.plan(), revision: 1, lastModified: Date())
         let loop = MultiThreadedEventLoopGroup.singleton.next()
-        // No read waits for the connection: each is given to the router at once. Against the silent
-        // server the loop's attempt stays under way until its connect timeout and the check timeout
-        // have passed, so reads that waited for it would find it over.
-        for _ in 0..<20 {
-            let answer = try await store.currentCachedAnswer(fixture.datasetId, on: loop, answerable: { _ in true }, encode: { _, _ in [1] }).get()
-            #expect(answer == nil)
+        // No read waits for the connection: each is given to the router at once, while the attempt
+        // is still under way (reads that waited for it would not be answered before it ends).
+        let answers = (0..<20).map { _ in
+            store.currentCachedAnswer(fixture.datasetId, on: loop, answerable: { _ in true }, encode: { _, _ in [1] })
         }
+        let answered = Atomic<Int>(0)
+        for answer in answers { answer.whenComplete { _ in answered.add(1, ordering: .relaxed) } }
+        try await eventually("every read answered") { answered.load(ordering: .relaxed) == answers.count }
+        guard answered.load(ordering: .relaxed) == answers.count else { return }
+        for answer in answers { #expect(try await answer.get() == nil) }
         if listening {
             #expect(try await store.database.loopRevisions.isConnecting(on: loop).get(), "the reads did not wait for the attempt")
             try await eventually("the attempt accepted") { accepted.load(ordering: .relaxed) > 0 }
