@@ -65,6 +65,9 @@ final class ChangeListeners: Sendable {
     var othersPresent: Bool { state.withLock { $0.othersPresent ?? true } }
 
     /// This store listens, on the session of backend `pid`.
+    /// Whether this process's listener is listening now.
+    var isListening: Bool { state.withLock { $0.listener != nil } }
+
     func listening(on pid: Int32) {
         state.withLock {
             $0.listener = pid
