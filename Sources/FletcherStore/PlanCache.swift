@@ -127,16 +127,20 @@ public final class PlanCache: Sendable {
     /// the cache no longer or never held). `plan` is compared with the one held, which is quick
     /// for the plan the cache handed out (arrays sharing their storage compare at once).
     public func fragments(of plan: Plan) -> PlanFragments? {
-        guard let held = state.withLock({ $0.plans.peek(plan.dataset.id) }), held.fragments != nil, held.plan == plan
-        else { return nil }
-        return held.fragments
+        held(plan, keeping: \.fragments)
     }
 
     /// The rules' graph kept with `plan`, if the cache holds that plan (as `fragments(of:)`).
     public func graph(of plan: Plan) -> PlanGraph? {
-        guard let held = state.withLock({ $0.plans.peek(plan.dataset.id) }), held.graph != nil, held.plan == plan
+        held(plan, keeping: \.graph)
+    }
+
+    /// What the entry keeps of `plan` (nil unless it holds that very plan: compared last, as it is
+    /// the costly check for a plan that is not the one handed out).
+    private func held<T>(_ plan: Plan, keeping part: KeyPath<Entry, T?>) -> T? {
+        guard let entry = state.withLock({ $0.plans.peek(plan.dataset.id) }), let kept = entry[keyPath: part], entry.plan == plan
         else { return nil }
-        return held.graph
+        return kept
     }
 
     /// Keeps the plan `change` made as the dataset's state at `revision`; returns the plan. When the
