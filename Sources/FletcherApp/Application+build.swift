@@ -44,7 +44,7 @@ public func buildApplication(
     let bcrypt = BcryptVerifier(threads: 2)
     let credentials = try await ServiceCredentials(configuration.services, bcrypt: bcrypt)
     let authenticator = await Authenticator(secret: credentials.secret, accounts: credentials.accounts, bcrypt: bcrypt)
-    let metrics = PrometheusExporter(store: setup.store, dispatched: Set(configuration.computeTargets.keys))
+    let metrics = PrometheusExporter(store: setup.store, dispatched: Set(configuration.computeTargets.dispatched.keys))
     // One limit for the router and the plan reads answered before it.
     let concurrency = ConcurrencyLimit(maxRequests: configuration.maxConcurrentRequests, factory: metrics.factory)
     let router = try buildRouter(
@@ -52,7 +52,7 @@ public func buildApplication(
         maxBodyBytes: configuration.maxBodyBytes, concurrency: concurrency)
     var services = setup.services
     services.append(MemoryTrimService())
-    if !configuration.computeTargets.isEmpty {
+    if !configuration.computeTargets.dispatched.isEmpty {
         services.append(
             DispatchService(
                 store: setup.store,

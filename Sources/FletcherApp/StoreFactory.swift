@@ -1,3 +1,5 @@
+import FletcherDispatch
+public import FletcherDomain
 import FletcherMemory
 import FletcherPostgres
 import FletcherSQLite
@@ -13,20 +15,21 @@ public struct StoreSetup: Sendable {
 
     /// - Parameter databaseTimeout: seconds a caller waits for a PostgreSQL connection before a 503.
     /// - Parameter planCache: the plans kept in memory.
+    /// - Parameter policy: how the rules retry, time out and cancel products.
     public init(
         _ location: DatabaseLocation, maxConnections: Int, databaseTimeout: Double = 5, planCache: PlanCache = PlanCache(),
-        logger: Logger
+        policy: OrchestrationPolicy = .none, logger: Logger
     ) throws {
         switch location {
         case .sqliteFile(let path):
             do {
-                store = try SQLiteStore(path: path, planCache: planCache)
+                store = try SQLiteStore(path: path, planCache: planCache, policy: policy)
             } catch let error as StoreError {
                 throw ConfigurationError("DATABASE_URL", "\(error)")
             }
             services = []
         case .sqliteMemory:
-            store = try SQLiteStore(path: nil, planCache: planCache)
+            store = try SQLiteStore(path: nil, planCache: planCache, policy: policy)
             services = []
         case .postgres(let url):
             let endpoint: PostgresEndpoint
@@ -36,7 +39,8 @@ public struct StoreSetup: Sendable {
                 throw ConfigurationError("DATABASE_URL", "\(error)")
             }
             let postgres = PostgresStore(
-                endpoint: endpoint, logger: logger, planCache: planCache, waitLimit: .milliseconds(Int(databaseTimeout * 1000)))
+                endpoint: endpoint, logger: logger, planCache: planCache, waitLimit: .milliseconds(Int(databaseTimeout * 1000)),
+                policy: policy)
             store = postgres
             services = [postgres]
         }
@@ -50,7 +54,7 @@ public struct StoreSetup: Sendable {
                 capacity: configuration.planCacheProducts,
                 // Off the request (makeRoom runs in a store's transaction, with the dataset locked).
                 roomMade: { Task.detached(priority: .utility) { MemoryReturn.trim() } }),
-            logger: logger)
+            policy: configuration.computeTargets.policy, logger: logger)
     }
 
     /// Applies pending migrations (for `fletcher migrate`; `serve` migrates before it starts listening).

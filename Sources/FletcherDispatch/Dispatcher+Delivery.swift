@@ -101,7 +101,8 @@ extension Dispatcher {
     /// The POST of a trigger: same id and body on every attempt but for the attempt number.
     func request(for claim: ClaimedTrigger, to target: ComputeTarget) -> HTTPClientRequest {
         let trigger = claim.trigger
-        var request = HTTPClientRequest(url: target.url.absoluteString)
+        // A loop runs only for targets with a URL (`Dispatcher.run`).
+        var request = HTTPClientRequest(url: target.url?.absoluteString ?? "")
         request.method = .POST
         for (name, value) in target.headers { request.headers.replaceOrAdd(name: name, value: value) }
         request.headers.replaceOrAdd(name: "Content-Type", value: "application/json")

@@ -58,7 +58,7 @@ public final class Dispatcher: Service {
     }
 
     public func run() async throws {
-        let wakeUps = configuration.targets.keys.map { ($0, AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))) }
+        let wakeUps = configuration.targets.dispatched.keys.map { ($0, AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))) }
         let changes = store.changeFeed.subscribe()
         let forwarder = Task {
             for await _ in changes {

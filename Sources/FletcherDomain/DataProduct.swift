@@ -18,12 +18,25 @@ public struct DataProduct: Sendable, Hashable, Identifiable {
     public var extra: JSONValue?
     public var modifiedBy: String
     public var modifiedDate: Date
+    /// Its own retry and timeout limits, from its submission (docs/RULES.md rule 23).
+    public var limits: ProductLimits
+    /// The current try: 1, 2, … for each queueing, 0 before the first (docs/RULES.md rule 22).
+    public var tryNumber: Int
+    /// The current try's trigger (its `Idempotency-Key`); nil before the first queueing.
+    public var triggerId: UUID?
+    /// Retries made since the last queueing that was not a retry (docs/RULES.md rule 23).
+    public var retriesUsed: Int
+    /// When a pending retry queues it again (only while `failed`).
+    public var retryAt: Date?
+    /// When it times out (only while `queued` or `running`).
+    public var timeoutAt: Date?
 
     public init(
         id: UUID, compute: Compute, name: String, version: String, eager: Bool,
         passthrough: JSONValue? = nil, state: DataProductState = .waiting, runId: UUID? = nil,
         link: String? = nil, passback: JSONValue? = nil, extra: JSONValue? = nil,
-        modifiedBy: String, modifiedDate: Date
+        modifiedBy: String, modifiedDate: Date, limits: ProductLimits = .none, tryNumber: Int = 0, triggerId: UUID? = nil,
+        retriesUsed: Int = 0, retryAt: Date? = nil, timeoutAt: Date? = nil
     ) {
         self.id = id
         self.compute = compute
@@ -38,5 +51,11 @@ public struct DataProduct: Sendable, Hashable, Identifiable {
         self.extra = extra
         self.modifiedBy = modifiedBy
         self.modifiedDate = modifiedDate
+        self.limits = limits
+        self.tryNumber = tryNumber
+        self.triggerId = triggerId
+        self.retriesUsed = retriesUsed
+        self.retryAt = retryAt
+        self.timeoutAt = timeoutAt
     }
 }

@@ -24,4 +24,13 @@ public struct JSONValue: Sendable, Hashable {
     public static func bool(_ value: Bool) -> JSONValue { JSONValue(canonicalText: value ? "true" : "false") }
 
     public static func integer(_ value: Int) -> JSONValue { JSONValue(canonicalText: String(value)) }
+
+    public static func number(_ value: Double) -> JSONValue { JSONValue(canonicalText: numberText(value)) }
+
+    /// A number's canonical text: whole numbers below 10^15 without a fraction, others in Swift's
+    /// shortest form that reads back the same, and `null` for what JSON cannot hold.
+    public static func numberText(_ number: Double) -> String {
+        if number.isFinite, number == number.rounded(), abs(number) < 1e15 { return String(Int(number)) }
+        return number.isFinite ? "\(number)" : "null"
+    }
 }

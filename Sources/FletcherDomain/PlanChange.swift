@@ -24,6 +24,8 @@ public struct PlanChange: Sendable {
     /// The rules' graph of the plan before the change is the graph of the plan after it: no row was
     /// added, no dependency rewritten and no product disabled or enabled (a cache keeps its graph).
     public var keepsGraph: Bool
+    /// Cancels to send for tries whose products left `queued` or `running` (docs/RULES.md rule 25).
+    public var cancellations: [Cancellation] = []
 
     /// A change that writes nothing: `plan` as it is.
     public init(unchanged plan: Plan, actor: String) {
@@ -34,7 +36,8 @@ public struct PlanChange: Sendable {
 
     init(
         plan: Plan, actor: String, isNewDataset: Bool, datasetChanged: Bool, changedProducts: [Int], changedDependencies: [Int],
-        storedCounts: (products: Int, dependencies: Int), transitions: [StateTransition], keepsGraph: Bool
+        storedCounts: (products: Int, dependencies: Int), transitions: [StateTransition], keepsGraph: Bool,
+        cancellations: [Cancellation] = []
     ) {
         self.plan = plan
         self.actor = actor
@@ -45,6 +48,7 @@ public struct PlanChange: Sendable {
         self.storedCounts = storedCounts
         self.transitions = transitions
         self.keepsGraph = keepsGraph
+        self.cancellations = cancellations
     }
 
     /// Nothing was written: the stored plan stays as it was.
@@ -63,10 +67,14 @@ public struct StateTransition: Sendable, Hashable {
     /// The product's run id and link after the change.
     public var runId: UUID?
     public var link: String?
+    /// The product's try after the change (docs/RULES.md rule 22): a change to `queued` starts one.
+    public var tryNumber: Int
+    /// The try's trigger, if the product has been queued.
+    public var triggerId: UUID?
 
     public init(
         dataProductId: UUID, from: DataProductState?, to: DataProductState, reason: TransitionReason,
-        runId: UUID? = nil, link: String? = nil
+        runId: UUID? = nil, link: String? = nil, tryNumber: Int = 0, triggerId: UUID? = nil
     ) {
         self.dataProductId = dataProductId
         self.from = from
@@ -74,6 +82,8 @@ public struct StateTransition: Sendable, Hashable {
         self.reason = reason
         self.runId = runId
         self.link = link
+        self.tryNumber = tryNumber
+        self.triggerId = triggerId
     }
 }
 
@@ -87,4 +97,8 @@ public enum TransitionReason: String, Sendable, Hashable, CaseIterable, Codable 
     case downstreamReset = "downstream_reset"
     /// Its trigger could not be delivered to the compute platform.
     case dispatch
+    /// A pending retry queued it again as a new try (docs/RULES.md rule 23).
+    case retry
+    /// It stayed `queued` or `running` past its limit (docs/RULES.md rule 24).
+    case timeout
 }

@@ -5,21 +5,24 @@ struct PlanEditor {
     private(set) var plan: Plan
     private let actor: String
     private let now: Date
+    private let policy: OrchestrationPolicy
     private let isNewDataset: Bool
     private var transitions: [StateTransition] = []
+    private var cancellations: [Cancellation] = []
     private var productChanged: [Bool]
     private var dependencyChanged: [Bool]
     private var datasetChanged = false
     /// Rows in the plan the editor started from.
     private let baseCounts: (products: Int, dependencies: Int)
 
-    init(_ plan: consuming Plan, by actor: String, at now: Date, isNewDataset: Bool = false) {
+    init(_ plan: consuming Plan, by actor: String, at now: Date, policy: OrchestrationPolicy, isNewDataset: Bool = false) {
         self.productChanged = [Bool](repeating: false, count: plan.dataProducts.count)
         self.dependencyChanged = [Bool](repeating: false, count: plan.dependencies.count)
         self.baseCounts = (plan.dataProducts.count, plan.dependencies.count)
         self.plan = plan
         self.actor = actor
         self.now = now
+        self.policy = policy
         self.isNewDataset = isNewDataset
         self.datasetChanged = isNewDataset
     }
@@ -39,24 +42,109 @@ struct PlanEditor {
     }
 
     /// docs/RULES.md rule 5: the reported state, run id, link and passback (absent ones become null).
+    /// A report of `failed` on a product already `failed` is a new failure: its pending retry, if any,
+    /// is decided again (docs/RULES.md rule 23).
     mutating func report(_ update: StateUpdate, at position: Int, reason: TransitionReason = .api) {
+        let again = plan.dataProducts[position].state == update.state
         plan.dataProducts[position].runId = update.runId
         plan.dataProducts[position].link = update.link
         plan.dataProducts[position].passback = update.passback
         record(update.state, at: position, reason: reason)
+        if again && update.state == .failed { armRetry(at: position, reason: reason) }
         touchProduct(at: position)
     }
 
-    /// Sets a state, remembering the change (if it is one) for the history.
-    private mutating func record(_ state: DataProductState, at position: Int, reason: TransitionReason) {
+    /// docs/RULES.md rule 24: a product past its time limit fails with a passback saying so; its
+    /// downstream reset and the trigger rule are the caller's.
+    mutating func timeOut(at position: Int) {
         let product = plan.dataProducts[position]
-        if product.state != state {
-            transitions.append(
-                StateTransition(
-                    dataProductId: product.id, from: product.state, to: state, reason: reason, runId: product.runId,
-                    link: product.link))
+        let phase = product.state
+        let limit = policy.effective(for: product).limit(in: phase)
+        plan.dataProducts[position].passback = JSONValue(
+            canonicalText: #"{"fletcher_timeout":{"limit_s":\#(limit.map(JSONValue.numberText) ?? "null"),"phase":"\#(phase.rawValue)","try":\#(product.tryNumber)}}"#)
+        record(.failed, at: position, reason: .timeout)
+        touchProduct(at: position)
+    }
+
+    /// docs/RULES.md rule 23: a due retry of a failed product queues it as a new try when its parents
+    /// all succeeded, and is dropped otherwise (the product stays `failed`). The caller checks that
+    /// the retry is due and the dataset not paused.
+    mutating func fireRetry(at position: Int, in graph: PlanGraph) {
+        if graph.parents(of: position).allSatisfy({ plan.dataProducts[$0].state == .success }) {
+            setState(.queued, at: position, reason: .retry)
+        } else {
+            plan.dataProducts[position].retryAt = nil
+            touchProduct(at: position)
         }
+    }
+
+    /// Sets a state, remembering the change (if it is one) for the history, and what it does to the
+    /// product's tries, timers and its current try at the platform (docs/RULES.md rules 22–25).
+    private mutating func record(_ state: DataProductState, at position: Int, reason: TransitionReason) {
+        let from = plan.dataProducts[position].state
+        guard from != state else { return }
         plan.dataProducts[position].state = state
+        changeTimers(at: position, from: from, reason: reason)
+        let product = plan.dataProducts[position]
+        transitions.append(
+            StateTransition(
+                dataProductId: product.id, from: from, to: state, reason: reason, runId: product.runId, link: product.link,
+                tryNumber: product.tryNumber, triggerId: product.triggerId))
+    }
+
+    /// What a product's change of state from `from` to its state now does to its try, its timers and
+    /// its try at the platform: queueing starts a try and arms the queued timeout; `running` arms the
+    /// running one; `failed` may arm a retry; every change ends the timers of the state left; leaving
+    /// `queued` or `running` by a clear, disable, downstream reset or timeout cancels the try at a
+    /// platform that takes cancels.
+    private mutating func changeTimers(at position: Int, from: DataProductState, reason: TransitionReason) {
+        let product = plan.dataProducts[position]
+        let effective = policy.effective(for: product)
+        if from == .queued || from == .running, let triggerId = product.triggerId, effective.cancels,
+            let why = Self.cancelReason(to: product.state, reason: reason)
+        {
+            cancellations.append(
+                Cancellation(
+                    dataProductId: product.id, compute: product.compute, triggerId: triggerId, tryNumber: product.tryNumber,
+                    runId: product.runId, reason: why))
+        }
+        plan.dataProducts[position].retryAt = nil
+        plan.dataProducts[position].timeoutAt = effective.limit(in: product.state).map { now.addingTimeInterval($0) }
+        switch product.state {
+        case .queued:
+            plan.dataProducts[position].tryNumber += 1
+            plan.dataProducts[position].triggerId = UUID.random()
+            plan.dataProducts[position].retriesUsed = reason == .retry ? product.retriesUsed + 1 : 0
+        case .failed:
+            armRetry(at: position, reason: reason)
+        case .waiting, .running, .success, .disabled:
+            break
+        }
+    }
+
+    /// A failure reported by a platform or a timeout retries the product while retries remain; a
+    /// failed dispatch does not (the platform never had the job: docs/RULES.md rule 19).
+    private mutating func armRetry(at position: Int, reason: TransitionReason) {
+        let product = plan.dataProducts[position]
+        let retry = policy.effective(for: product).retry
+        guard reason == .api || reason == .timeout, product.retriesUsed < retry.max else {
+            plan.dataProducts[position].retryAt = nil
+            return
+        }
+        let wait = retry.wait(beforeRetry: product.retriesUsed + 1, jitter: RetryPolicy.jitter(of: product.triggerId))
+        plan.dataProducts[position].retryAt = now.addingTimeInterval(wait)
+    }
+
+    /// Why leaving `queued` or `running` for `state` cancels the try at its platform; nil when it
+    /// does not (the platform's own report, or a failed dispatch: it never had the job).
+    private static func cancelReason(to state: DataProductState, reason: TransitionReason) -> CancelReason? {
+        switch (reason, state) {
+        case (.timeout, _): .timeout
+        case (.downstreamReset, _): .downstreamReset
+        case (.api, .waiting): .clear
+        case (.api, .disabled): .disable
+        default: nil
+        }
     }
 
     mutating func setPaused(_ paused: Bool) {
@@ -104,13 +192,16 @@ struct PlanEditor {
                 plan.dataProducts[position].eager = submitted.eager
                 plan.dataProducts[position].passthrough = submitted.passthrough
                 plan.dataProducts[position].extra = submitted.extra
+                plan.dataProducts[position].limits = submitted.limits
+                // A resubmission cancels a pending retry (docs/RULES.md rule 23).
+                plan.dataProducts[position].retryAt = nil
                 touchProduct(at: position)
             } else {
                 plan.dataProducts.append(
                     DataProduct(
                         id: submitted.id, compute: submitted.compute, name: submitted.name, version: submitted.version,
                         eager: submitted.eager, passthrough: submitted.passthrough, extra: submitted.extra,
-                        modifiedBy: actor, modifiedDate: now))
+                        modifiedBy: actor, modifiedDate: now, limits: submitted.limits))
                 productChanged.append(true)
                 transitions.append(StateTransition(dataProductId: submitted.id, from: nil, to: .waiting, reason: .api))
             }
@@ -145,7 +236,7 @@ struct PlanEditor {
         return PlanChange(
             plan: plan, actor: actor, isNewDataset: isNewDataset, datasetChanged: datasetChanged,
             changedProducts: productChanged.indices.filter { productChanged[$0] }, changedDependencies: changedDependencies,
-            storedCounts: baseCounts, transitions: transitions, keepsGraph: keepsGraph)
+            storedCounts: baseCounts, transitions: transitions, keepsGraph: keepsGraph, cancellations: cancellations)
     }
 
     private mutating func touchProduct(at position: Int) {

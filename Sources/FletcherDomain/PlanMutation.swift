@@ -16,6 +16,10 @@ public enum PlanMutation: Sendable, Hashable {
     /// A queued data product's trigger could not be delivered: it fails through the normal rules
     /// (downstream reset, then the trigger rule) with `passback`, unless it left `queued` meanwhile.
     case dispatchFailed(dataProductId: UUID, passback: JSONValue)
+    /// Fletcher's own timers: every timeout due at `asOf` fires (docs/RULES.md rule 24), then every
+    /// retry due at `asOf` unless the dataset is paused (rule 23). Each fires once: a fired timer is
+    /// gone from the plan it writes, so another process firing the same plan finds nothing due.
+    case fireDue(asOf: Date)
 
     /// Whether the mutation may create its dataset; the others answer 404 for an unknown one.
     public var createsDataset: Bool {
@@ -28,8 +32,11 @@ public enum PlanMutation: Sendable, Hashable {
         switch self {
         case .submit(let submission):
             var ids = Set<UUID>(minimumCapacity: submission.dataProducts.count)
-            for product in submission.dataProducts where !ids.insert(product.id).inserted {
-                throw .duplicateDataProduct(product.id)
+            for product in submission.dataProducts {
+                guard ids.insert(product.id).inserted else { throw .duplicateDataProduct(product.id) }
+                if product.limits != .none, let (field, reason) = product.limits.invalidField() {
+                    throw .invalidLimit(id: product.id, field: field, reason: reason)
+                }
             }
             var edges = Set<Dependency.Key>(minimumCapacity: submission.dependencies.count)
             for dependency in submission.dependencies
@@ -40,7 +47,7 @@ public enum PlanMutation: Sendable, Hashable {
             for update in updates where !update.state.isReportable {
                 throw .unreportableState(id: update.id, state: update.state)
             }
-        case .clear, .disable, .pause, .unpause, .dispatchFailed:
+        case .clear, .disable, .pause, .unpause, .dispatchFailed, .fireDue:
             break
         }
     }
@@ -55,18 +62,19 @@ public enum PlanMutation: Sendable, Hashable {
     /// held nowhere else is edited in place (a 100,000-product plan is 45 MB of rows, otherwise
     /// copied whole by the first change). `graph` is the rules' graph of `stored` (`PlanGraph(stored)`)
     /// when the caller keeps one (the plan cache, for big plans); otherwise it is built when needed.
+    /// `policy` says how failed and stuck products are retried, timed out and cancelled.
     public consuming func apply(
         to stored: consuming Plan?, graph storedGraph: PlanGraph? = nil, datasetId: UUID, by actor: String, at now: Date,
-        requestChecked: Bool = false
+        policy: OrchestrationPolicy = .none, requestChecked: Bool = false
     ) throws(PlanError) -> PlanChange {
         if !requestChecked { try validateRequest() }
         if case .submit = self {
             // Handed on: held nowhere else, the submission is let go of once merged.
             guard case .submit(let submission) = consume self else { preconditionFailure("a submission") }
-            return try Self.submit(consume submission, to: stored.take(), graph: storedGraph, by: actor, at: now)
+            return try Self.submit(consume submission, to: stored.take(), graph: storedGraph, by: actor, at: now, policy: policy)
         }
         guard let plan = stored.take() else { throw .datasetNotFound(datasetId) }
-        var editor = PlanEditor(consume plan, by: actor, at: now)
+        var editor = PlanEditor(consume plan, by: actor, at: now, policy: policy)
         // Read from the editor's plan: until its first change, it is the stored one.
         switch self {
         case .submit:
@@ -77,6 +85,11 @@ public enum PlanMutation: Sendable, Hashable {
             roots.reserveCapacity(updates.count)
             for update in updates {
                 let position = try editor.enabledPosition(of: update.id, in: graph)
+                let product = editor.plan.dataProducts[position]
+                if let triggerId = update.triggerId, triggerId != product.triggerId {
+                    throw .staleReport(
+                        id: update.id, triggerId: triggerId, currentTry: product.tryNumber, currentTriggerId: product.triggerId)
+                }
                 editor.report(update, at: position)
                 roots.append(position)
             }
@@ -117,13 +130,33 @@ public enum PlanMutation: Sendable, Hashable {
                 at: position, reason: .dispatch)
             editor.resetDownstream(of: [position], in: graph)
             editor.applyTriggerRule(graph)
+        case .fireDue(let asOf):
+            let graph = storedGraph ?? PlanGraph(editor.plan)
+            var timedOut: [Int] = []
+            for position in editor.plan.dataProducts.indices where graph.included[position] {
+                let product = editor.plan.dataProducts[position]
+                guard let due = product.timeoutAt, due <= asOf, product.state == .queued || product.state == .running else {
+                    continue
+                }
+                editor.timeOut(at: position)
+                timedOut.append(position)
+            }
+            editor.resetDownstream(of: timedOut, in: graph)
+            if !editor.plan.dataset.paused {
+                for position in editor.plan.dataProducts.indices where graph.included[position] {
+                    let product = editor.plan.dataProducts[position]
+                    guard let due = product.retryAt, due <= asOf, product.state == .failed else { continue }
+                    editor.fireRetry(at: position, in: graph)
+                }
+            }
+            editor.applyTriggerRule(graph)
         }
         return editor.finish()
     }
 
     private static func submit(
         _ submission: consuming PlanSubmission, to stored: consuming Plan?, graph storedGraph: PlanGraph?, by actor: String,
-        at now: Date
+        at now: Date, policy: OrchestrationPolicy
     ) throws(PlanError) -> PlanChange {
         // A kept graph has the stored products' index.
         let storedIndex = storedGraph?.index ?? ProductIndex(stored?.dataProducts ?? [])
@@ -133,7 +166,7 @@ public enum PlanMutation: Sendable, Hashable {
             ?? Plan(
                 dataset: Dataset(id: submission.datasetId, paused: false, extra: nil, modifiedBy: actor, modifiedDate: now),
                 dataProducts: [], dependencies: [])
-        var editor = PlanEditor(consume base, by: actor, at: now, isNewDataset: isNewDataset)
+        var editor = PlanEditor(consume base, by: actor, at: now, policy: policy, isNewDataset: isNewDataset)
         // Until the merge, the editor's plan is the stored one.
         let submittedIds = ProductIndex(ids: submission.dataProducts.map(\.id))
         func isStoredDisabled(_ id: UUID) -> Bool {

@@ -7,7 +7,7 @@ public struct PlanSubmission: Sendable, Hashable {
     public var dataProducts: [DataProduct]
     public var dependencies: [Dependency]
 
-    /// A submitted data product: everything but state, run, passback and modification.
+    /// A submitted data product: everything but state, run, passback, tries and modification.
     public struct DataProduct: Sendable, Hashable {
         public var id: UUID
         public var compute: Compute
@@ -16,10 +16,12 @@ public struct PlanSubmission: Sendable, Hashable {
         public var eager: Bool
         public var passthrough: JSONValue?
         public var extra: JSONValue?
+        /// Its own retry and timeout limits (`retries`, `max_queued_s`, `max_running_s`).
+        public var limits: ProductLimits
 
         public init(
             id: UUID, compute: Compute, name: String, version: String, eager: Bool,
-            passthrough: JSONValue? = nil, extra: JSONValue? = nil
+            passthrough: JSONValue? = nil, extra: JSONValue? = nil, limits: ProductLimits = .none
         ) {
             self.id = id
             self.compute = compute
@@ -28,6 +30,7 @@ public struct PlanSubmission: Sendable, Hashable {
             self.eager = eager
             self.passthrough = passthrough
             self.extra = extra
+            self.limits = limits
         }
     }
 

@@ -27,10 +27,11 @@ extension Problem {
 
     private static func status(of error: PlanError) -> HTTPResponse.Status {
         switch error {
-        case .duplicateDataProduct, .duplicateDependency, .unreportableState, .alreadyPaused, .notPaused: .badRequest
+        case .duplicateDataProduct, .duplicateDependency, .unreportableState, .alreadyPaused, .notPaused, .invalidLimit: .badRequest
         case .unknownDependencyEndpoint, .datasetNotFound, .dataProductNotFound: .notFound
         case .dataProductDisabled: .forbidden
         case .cycle: .unprocessableContent
+        case .staleReport: .conflict
         }
     }
 

@@ -171,14 +171,7 @@ public struct JSONBytes: Sendable {
         case .null: raw("null")
         case .bool(let flag): bool(flag)
         case .integer(let number): bytes.append(contentsOf: String(number).utf8)
-        case .number(let number):
-            if number.isFinite, number == number.rounded(), abs(number) < 1e15 {
-                bytes.append(contentsOf: String(Int(number)).utf8)
-            } else if number.isFinite {
-                bytes.append(contentsOf: "\(number)".utf8)
-            } else {
-                raw("null")
-            }
+        case .number(let number): bytes.append(contentsOf: JSONValue.numberText(number).utf8)
         case .string(let text): string(text)
         case .array(let values):
             bytes.append(0x5B)

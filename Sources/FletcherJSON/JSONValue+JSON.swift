@@ -22,8 +22,6 @@ extension JSONValue {
         }
     }
 
-    public static func number(_ value: Double) -> JSONValue { JSONValue(.number(value)) }
-
     public static func string(_ value: String) -> JSONValue { JSONValue(.string(value)) }
 
     public static func array(_ values: [JSONValue]) -> JSONValue {

@@ -81,7 +81,7 @@ extension PostgresStore {
                         try PlanMutation.dispatchFailed(dataProductId: trigger.dataProductId, passback: passback)
                             .apply(
                                 to: stored, graph: stored.flatMap { planCache.graph(of: $0) }, datasetId: trigger.datasetId,
-                                by: dispatcherActor, at: at)
+                                by: dispatcherActor, at: at, policy: policy)
                     }
                 }
             }.change

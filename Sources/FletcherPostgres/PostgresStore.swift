@@ -29,6 +29,7 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
     public let database: PostgresDatabase
     public let changeFeed: PlanChangeFeed
     public let planCache: PlanCache
+    public let policy: OrchestrationPolicy
     public var poolUsage: PoolUsage { database.poolUsage }
     /// Which words of a search term go to the trigram index (a sample of the stored texts).
     let searchWords = SearchWords.Holder()
@@ -48,12 +49,14 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
     ///     can be made) before it gets `StoreError.unavailable`.
     ///   - rowsPerStatement: the most product, dependency and history rows a mutation writes in one
     ///     statement (tests make it small to write in parts).
+    ///   - policy: how the rules retry, time out and cancel products (`Store.policy`).
     public init(
         endpoint: PostgresEndpoint, logger: Logger, planCache: PlanCache = PlanCache(), waitLimit: Duration = .seconds(5),
-        rowsPerStatement: Int = PostgresStore.defaultRowsPerStatement
+        rowsPerStatement: Int = PostgresStore.defaultRowsPerStatement, policy: OrchestrationPolicy = .none
     ) {
         self.rowsPerStatement = max(1, rowsPerStatement)
         self.planCache = planCache
+        self.policy = policy
         self.logger = logger
         let changeFeed = PlanChangeFeed()
         self.changeFeed = changeFeed

@@ -53,6 +53,7 @@ extension SQLiteStore {
     public func markFailed(
         _ claim: ClaimedTrigger, owner: String, attempt: DeliveryAttempt, passback: JSONValue, now: Date
     ) async throws -> Bool {
+        let policy = policy
         let change = try await write { db -> PlanChange? in
             guard try TriggerQueries.finish(claim, owner: owner, as: .failed, attempt: attempt, now: now, db) else { return nil }
             try HistoryQueries.record(attempt, of: claim.trigger, at: now, db)
@@ -60,7 +61,7 @@ extension SQLiteStore {
             let productId = claim.trigger.dataProductId
             return try Self.mutate(claim.trigger.datasetId, createIfMissing: false, in: db) { stored, at, _ in
                 try PlanMutation.dispatchFailed(dataProductId: productId, passback: passback)
-                    .apply(to: stored, datasetId: claim.trigger.datasetId, by: dispatcherActor, at: at)
+                    .apply(to: stored, datasetId: claim.trigger.datasetId, by: dispatcherActor, at: at, policy: policy)
             }.change
         }
         guard let change else { return false }

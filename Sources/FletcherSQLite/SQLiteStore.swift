@@ -13,10 +13,13 @@ public final class SQLiteStore: Store {
     /// The writer and the readers (GRDB's default of 5 readers).
     public let poolUsage = PoolUsage(capacity: 6)
     public let planCache: PlanCache
+    public let policy: OrchestrationPolicy
 
-    /// Opens (creating if needed) the database at `path`, or an in-memory one when `path` is nil.
-    public init(path: String?, planCache: PlanCache = PlanCache()) throws {
+    /// Opens (creating if needed) the database at `path`, or an in-memory one when `path` is nil;
+    /// `policy` says how the rules retry, time out and cancel products (`Store.policy`).
+    public init(path: String?, planCache: PlanCache = PlanCache(), policy: OrchestrationPolicy = .none) throws {
         self.planCache = planCache
+        self.policy = policy
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(10)

@@ -21,7 +21,7 @@ public struct ProductEvent: Sendable, Hashable {
     }
 }
 
-/// One attempt to hand a trigger to its compute platform.
+/// One attempt to hand a trigger, or a cancel of one, to its compute platform.
 public struct DeliveryAttempt: Sendable, Hashable {
     public var triggerId: UUID
     public var attempt: Int
@@ -32,14 +32,20 @@ public struct DeliveryAttempt: Sendable, Hashable {
     public var durationMilliseconds: Int
     /// Which Fletcher process sent it.
     public var process: String
+    /// An attempt to cancel the try of `triggerId` (docs/RULES.md rule 25), not to start it.
+    public var isCancel: Bool
 
-    public init(triggerId: UUID, attempt: Int, httpStatus: Int?, error: String?, durationMilliseconds: Int, process: String) {
+    public init(
+        triggerId: UUID, attempt: Int, httpStatus: Int?, error: String?, durationMilliseconds: Int, process: String,
+        isCancel: Bool = false
+    ) {
         self.triggerId = triggerId
         self.attempt = attempt
         self.httpStatus = httpStatus
         self.error = error
         self.durationMilliseconds = durationMilliseconds
         self.process = process
+        self.isCancel = isCancel
     }
 }
 

@@ -61,6 +61,10 @@ public protocol Store: TriggerQueue {
 
     /// Plan reads this store can answer on an event loop; nil when it cannot (the default).
     var cachedPlanAnswers: (any CachedPlanAnswers)? { get }
+
+    /// How the rules retry, time out and cancel products in every mutation this store applies
+    /// (`apply`, and the dispatcher's): `COMPUTE_TARGETS`' policies.
+    var policy: OrchestrationPolicy { get }
 }
 
 /// Plans and data products by state, for `/metrics`.
@@ -93,6 +97,7 @@ extension Store {
         let createsDataset = mutation.createsDataset
         let held = Handoff(consume mutation)
         let cache = planCache
+        let policy = policy
         return try await mutate(datasetId, createIfMissing: createsDataset) { (stored: consuming Plan?, now: Date, call: ChangeCall) in
             // A tentative call works on a copy; the final one takes the mutation.
             let taken = switch call {
@@ -103,7 +108,7 @@ extension Store {
             // A big cached plan comes with its rules' graph.
             let graph = stored.flatMap { cache.graph(of: $0) }
             return try (consume mutation).apply(
-                to: stored.take(), graph: graph, datasetId: datasetId, by: actor, at: now, requestChecked: true)
+                to: stored.take(), graph: graph, datasetId: datasetId, by: actor, at: now, policy: policy, requestChecked: true)
         }
     }
 }

@@ -1,5 +1,5 @@
 public import FletcherDomain
-public import FletcherJSON
+import FletcherJSON
 public import Foundation
 
 /// One queueing of a data product, to be sent to its compute platform (docs/RULES.md rule 15).
@@ -15,10 +15,15 @@ public struct Trigger: Sendable, Hashable, Identifiable {
     public var passthrough: JSONValue?
     public var state: TriggerState
     public var createdAt: Date
+    /// The product's try this trigger starts, or, for a cancel, stops (docs/RULES.md rule 22).
+    public var tryNumber: Int
+    /// Set when this is a cancel of an earlier trigger (docs/RULES.md rule 25), sent to the
+    /// platform's `cancel_url` rather than started.
+    public var cancel: CancelOrder?
 
     public init(
         id: UUID, datasetId: UUID, dataProductId: UUID, compute: Compute, name: String, version: String,
-        passthrough: JSONValue?, state: TriggerState = .pending, createdAt: Date
+        passthrough: JSONValue?, state: TriggerState = .pending, createdAt: Date, tryNumber: Int = 0, cancel: CancelOrder? = nil
     ) {
         self.id = id
         self.datasetId = datasetId
@@ -29,6 +34,25 @@ public struct Trigger: Sendable, Hashable, Identifiable {
         self.passthrough = passthrough
         self.state = state
         self.createdAt = createdAt
+        self.tryNumber = tryNumber
+        self.cancel = cancel
+    }
+
+    /// Whether this is a cancel, not a start.
+    public var isCancel: Bool { cancel != nil }
+}
+
+/// What a cancel in the queue stops: a try's trigger, with the run the platform named for it.
+public struct CancelOrder: Sendable, Hashable {
+    /// The cancelled try's trigger id: the cancel's `Idempotency-Key`.
+    public var triggerId: UUID
+    public var runId: UUID?
+    public var reason: CancelReason
+
+    public init(triggerId: UUID, runId: UUID?, reason: CancelReason) {
+        self.triggerId = triggerId
+        self.runId = runId
+        self.reason = reason
     }
 }
 
@@ -51,13 +75,15 @@ extension PlanChange {
         return transitions.filter { $0.from == .queued }.map(\.dataProductId).filter { seen.insert($0).inserted }
     }
 
-    /// A new trigger for every product this change queued (and left queued).
-    public func newTriggers(at now: Date, makeId: () -> UUID = UUID.random) -> [Trigger] {
+    /// A new trigger for every product this change queued (and left queued), with the id and try
+    /// the rules gave the product's new try.
+    public func newTriggers(at now: Date) -> [Trigger] {
         let queued = Set(transitions.filter { $0.to == .queued }.map(\.dataProductId))
         return plan.dataProducts.filter { queued.contains($0.id) && $0.state == .queued }.map { product in
             Trigger(
-                id: makeId(), datasetId: plan.dataset.id, dataProductId: product.id, compute: product.compute,
-                name: product.name, version: product.version, passthrough: product.passthrough, createdAt: now)
+                id: product.triggerId ?? UUID.random(), datasetId: plan.dataset.id, dataProductId: product.id,
+                compute: product.compute, name: product.name, version: product.version, passthrough: product.passthrough,
+                createdAt: now, tryNumber: product.tryNumber)
         }
     }
 }

@@ -104,6 +104,8 @@ enum ProductView {
         case .triggerRule: "parents done (trigger rule)"
         case .downstreamReset: "upstream changed (reset)"
         case .dispatch: "trigger not delivered"
+        case .retry: "automatic retry"
+        case .timeout: "timed out"
         }
     }
 

@@ -245,7 +245,7 @@ struct ConfigurationTests {
             "COMPUTE_TARGETS": #"{"cams": {"url": "http://cams.example/jobs", "headers": {"Authorization": "Bearer x"}, "max_in_flight": 2, "timeout_s": 1.5, "max_attempts": 3, "max_age_s": 60}, "dbxaas": {"url": "https://dbx.example/run"}}"#,
         ])
         let cams = try #require(configuration.computeTargets[.cams])
-        #expect(cams.url.absoluteString == "http://cams.example/jobs")
+        #expect(cams.url?.absoluteString == "http://cams.example/jobs")
         #expect(cams.headers == ["Authorization": "Bearer x"])
         #expect(cams.maxInFlight == 2 && cams.timeout == 1.5 && cams.maxAttempts == 3 && cams.maxAge == 60)
         let dbx = try #require(configuration.computeTargets[.dbxaas])

@@ -119,7 +119,11 @@ struct RuleInvariantTests {
                 let now = Date(timeIntervalSince1970: 1_000)
                 let built = try? operation.apply(to: plan, datasetId: plan.dataset.id, by: "svc", at: now)
                 let given = try? operation.apply(to: plan, graph: graph, datasetId: plan.dataset.id, by: "svc", at: now)
-                #expect(built?.plan == given?.plan && built?.transitions == given?.transitions, "after \(operation)")
+                // Each queueing draws a new trigger id: the two changes agree on everything else.
+                #expect(
+                    Self.drawn(built?.plan) == Self.drawn(given?.plan)
+                        && built?.transitions.map { Self.drawn($0) } == given?.transitions.map { Self.drawn($0) },
+                    "after \(operation)")
                 guard let change = given else { continue }
                 switch operation {
                 case .pause, .unpause:
@@ -136,6 +140,19 @@ struct RuleInvariantTests {
                 plan = change.plan
             }
         }
+    }
+
+    /// The plan with every trigger id, which the rules draw at random, taken out.
+    static func drawn(_ plan: Plan?) -> Plan? {
+        guard var plan else { return nil }
+        for position in plan.dataProducts.indices { plan.dataProducts[position].triggerId = nil }
+        return plan
+    }
+
+    static func drawn(_ transition: StateTransition) -> StateTransition {
+        var transition = transition
+        transition.triggerId = nil
+        return transition
     }
 
     static func same(_ a: PlanGraph, _ b: PlanGraph) -> Bool {
