@@ -65,6 +65,30 @@ public protocol Store: TriggerQueue {
     /// How the rules retry, time out and cancel products in every mutation this store applies
     /// (`apply`, and the dispatcher's): `COMPUTE_TARGETS`' policies.
     var policy: OrchestrationPolicy { get }
+
+    /// Datasets with a timeout or a retry due at `asOf` — retries of paused datasets left out (a
+    /// pause holds them) — earliest due first, at most `limit`: what `PlanMutation.fireDue` is
+    /// applied to. Found through the due-time indexes, never by reading every product.
+    func datasetsWithDueTimers(asOf: Date, limit: Int) async throws -> [UUID]
+
+    /// When the earliest armed timeout or pending retry of a dataset not paused falls due; nil when none.
+    func nextTimerDue() async throws -> Date?
+
+    /// Pending retries and armed timeouts by compute type (for `/metrics`), paused datasets' included.
+    func timerCounts() async throws -> [Compute: TimerCounts]
+}
+
+/// A compute type's products waiting on one of Fletcher's own timers (docs/RULES.md rules 23–24).
+public struct TimerCounts: Sendable, Hashable {
+    /// Failed products with a retry pending.
+    public var retries: Int
+    /// Queued or running products with a timeout armed.
+    public var timeouts: Int
+
+    public init(retries: Int, timeouts: Int) {
+        self.retries = retries
+        self.timeouts = timeouts
+    }
 }
 
 /// Plans and data products by state, for `/metrics`.
@@ -121,4 +145,18 @@ public enum ChangeCall: Sendable, Hashable {
     case tentative
     /// The call with the dataset locked: the last one.
     case final
+}
+
+extension PlanChange {
+    /// The changed products' timers at the precision both engines store (whole microseconds): a
+    /// retry's jittered wait is any number of seconds, and the plan kept in the cache must be the
+    /// rows read back. Each engine calls it on a change before writing and caching it.
+    public mutating func roundTimersToStoredPrecision() {
+        func rounded(_ date: Date?) -> Date? { date.map { Date(microsecondsSince1970: $0.microsecondsSince1970) } }
+        for position in changedProducts {
+            let (retryAt, timeoutAt) = (plan.dataProducts[position].retryAt, plan.dataProducts[position].timeoutAt)
+            if retryAt != nil && rounded(retryAt) != retryAt { plan.dataProducts[position].retryAt = rounded(retryAt) }
+            if timeoutAt != nil && rounded(timeoutAt) != timeoutAt { plan.dataProducts[position].timeoutAt = rounded(timeoutAt) }
+        }
+    }
 }

@@ -317,15 +317,17 @@ struct PlanWriteQueryTests {
             return kinds
         }
         for product in ["a", "b", "c", "d", "e", "f", "g"] {
-            let expected = try await history(whole, rowsDataset, product, limit: 10)
+            let expected = sameButTriggers(try await history(whole, rowsDataset, product, limit: 10))
             #expect(!expected.isEmpty)
-            for limit in [1, 2, 10] { #expect(try await history(inParts, oneRowDataset, product, limit: limit) == expected) }
+            for limit in [1, 2, 10] {
+                #expect(sameButTriggers(try await history(inParts, oneRowDataset, product, limit: limit)) == expected)
+            }
         }
         #expect(try await inParts.history(datasetId: oneRowDataset, dataProductId: UUID(), before: nil, limit: 10) == nil)
         for limit in [1, 3, 6, 100] {
-            let expected = try await whole.recentStateChanges(datasetId: rowsDataset, limit: limit).map(\.kind)
+            let expected = sameButTriggers(try await whole.recentStateChanges(datasetId: rowsDataset, limit: limit).map(\.kind))
             #expect(expected.count == min(limit, 9))
-            #expect(try await inParts.recentStateChanges(datasetId: oneRowDataset, limit: limit).map(\.kind) == expected)
+            #expect(sameButTriggers(try await inParts.recentStateChanges(datasetId: oneRowDataset, limit: limit).map(\.kind)) == expected)
         }
     }
 
@@ -370,5 +372,16 @@ struct PlanWriteQueryTests {
         #expect(read == submitted.plan)
         // Made at the blocks' count (the last one taken as full), where doubling left 6,285 free.
         #expect(read.dependencies.capacity - read.dependencies.count < DependencyBlocks.size)
+    }
+}
+
+/// Events as they compare across datasets: each dataset's tries have trigger ids of their own, so
+/// a state change's is left out (after checking that a try has one, and only a try).
+private func sameButTriggers(_ kinds: [ProductEvent.Kind]) -> [ProductEvent.Kind] {
+    kinds.map { kind in
+        guard case .stateChange(var transition, let actor) = kind else { return kind }
+        #expect((transition.triggerId != nil) == (transition.tryNumber > 0))
+        transition.triggerId = nil
+        return .stateChange(transition, actor: actor)
     }
 }
