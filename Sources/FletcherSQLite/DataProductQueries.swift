@@ -56,7 +56,7 @@ enum DataProductQueries {
                     max_queued_s = excluded.max_queued_s, max_running_s = excluded.max_running_s
                 """)
         for position in positions {
-            try statement.execute(arguments: StatementArguments([plan.dataset.id, position] + plan.dataProducts[position].sqliteValues))
+            try statement.execute(arguments: plan.dataProducts[position].sqliteArguments(datasetId: plan.dataset.id, position: position))
         }
     }
 

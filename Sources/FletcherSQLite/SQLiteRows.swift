@@ -34,10 +34,10 @@ extension DataProduct {
             timeoutAt: (row[17] as Int64?).map(Date.init(microsecondsSince1970:)))
     }
 
-    /// The values of `sqliteColumns`, in order.
-    var sqliteValues: [(any DatabaseValueConvertible)?] {
+    /// Its dataset's id and its position, then the values of `sqliteColumns` in order.
+    func sqliteArguments(datasetId: UUID, position: Int) -> StatementArguments {
         [
-            id, compute.rawValue, name, version, eager, StoredColumn.json(passthrough), state.rawValue, runId, link,
+            datasetId, position, id, compute.rawValue, name, version, eager, StoredColumn.json(passthrough), state.rawValue, runId, link,
             StoredColumn.json(passback), StoredColumn.json(extra), modifiedBy, modifiedDate.microsecondsSince1970, tryNumber,
             triggerId, retriesUsed, retryAt?.microsecondsSince1970, timeoutAt?.microsecondsSince1970, limits.retries,
             limits.maxQueuedSeconds, limits.maxRunningSeconds,
