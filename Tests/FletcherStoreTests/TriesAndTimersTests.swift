@@ -93,6 +93,14 @@ struct TriesAndTimersTests {
             let starts = try await store.triggers(datasetId: fixture.datasetId, dataProductId: names[name]).filter { !$0.isCancel }
             #expect(starts.map(\.tryNumber) == [2, 1] && starts.first?.state == .pending, "\(name)")
         }
+
+        // Cleared again before try 2 was sent: try 2's start is cancelled, with no cancel of its
+        // own, and try 1's pending cancel stays pending (only starts leave with their product).
+        _ = try await store.apply(.clear([names["leased"]]), to: fixture.datasetId, by: "operator")
+        let again = try await store.triggers(datasetId: fixture.datasetId, dataProductId: names["leased"])
+        #expect(again.filter(\.isCancel).map(\.state) == [.pending])
+        #expect(again.filter { !$0.isCancel }.map(\.tryNumber) == [3, 2, 1])
+        #expect(again.filter { !$0.isCancel }.map(\.state) == [.pending, .cancelled, .cancelled])
     }
 
     @Test(arguments: TestEngine.available)
