@@ -1,5 +1,5 @@
 public import CoreMetrics
-import FletcherDomain
+public import FletcherDomain
 import FletcherStore
 import Foundation
 
@@ -20,7 +20,25 @@ public struct DispatchMetrics: Sendable {
         case leaseLost = "lease_lost"
     }
 
+    /// How a cancel's attempt ended (docs/RULES.md rule 25).
+    public enum CancelOutcome: String, Sendable, CaseIterable {
+        /// The platform took it (2xx).
+        case cancelled
+        /// The platform does not know the job (404).
+        case unknown
+        /// The job had already ended (409).
+        case alreadyEnded = "already_ended"
+        /// It failed and will be sent again.
+        case retry
+        /// Refused for good, or out of attempts or age: no cancel reached the platform.
+        case failed
+        case leaseLost = "lease_lost"
+    }
+
     public static let attemptsLabel = "fletcher_dispatch_attempts_total"
+    public static let cancelsLabel = "fletcher_cancels_total"
+    public static let retriesLabel = "fletcher_retries_total"
+    public static let timeoutsLabel = "fletcher_timeouts_total"
     public static let latencyLabel = "fletcher_dispatch_trigger_latency_seconds"
     public static let requestLabel = "fletcher_dispatch_request_duration_seconds"
 
@@ -35,6 +53,32 @@ public struct DispatchMetrics: Sendable {
     func attempt(_ compute: Compute, _ outcome: Outcome) {
         Counter(label: Self.attemptsLabel, dimensions: [("compute", compute.rawValue), ("outcome", outcome.rawValue)], factory: factory)
             .increment()
+    }
+
+    func cancel(_ compute: Compute, _ outcome: CancelOutcome) {
+        Counter(label: Self.cancelsLabel, dimensions: [("compute", compute.rawValue), ("outcome", outcome.rawValue)], factory: factory)
+            .increment()
+    }
+
+    /// The retries and timeouts a firing of due timers made (`fletcher_retries_total{compute}`,
+    /// `fletcher_timeouts_total{compute,phase}`), with its state changes.
+    public func fired(_ change: PlanChange) {
+        transitions.record(change.transitions)
+        var computes: [UUID: Compute] = [:]
+        for product in change.plan.dataProducts { computes[product.id] = product.compute }
+        for transition in change.transitions {
+            guard let compute = computes[transition.dataProductId] else { continue }
+            switch transition.reason {
+            case .retry:
+                Counter(label: Self.retriesLabel, dimensions: [("compute", compute.rawValue)], factory: factory).increment()
+            case .timeout:
+                let phase = transition.from?.rawValue ?? "unknown"
+                Counter(label: Self.timeoutsLabel, dimensions: [("compute", compute.rawValue), ("phase", phase)], factory: factory)
+                    .increment()
+            default:
+                break
+            }
+        }
     }
 
     /// From the trigger's creation (the commit that queued its product) to the platform's acceptance.

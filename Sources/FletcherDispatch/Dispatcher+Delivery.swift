@@ -11,15 +11,21 @@ import NIOHTTP1
 extension Dispatcher {
     /// Sends one claimed trigger and records what the dispatch policy decides: delivered, retried
     /// later, or given up.
+    /// A cancel (docs/RULES.md rule 25) goes the same way to the platform's `cancel_url`.
     func deliver(_ claim: ClaimedTrigger, to target: ComputeTarget) async {
         let trigger = claim.trigger
         let started = clock()
-        if let giveUp = DispatchPolicy.giveUpBeforeSending(
+        // A cancel's attempts are recorded under the try's trigger id, the key the platform knows.
+        let recordedId = trigger.cancel?.triggerId ?? trigger.id
+        var giveUpNow = DispatchPolicy.giveUpBeforeSending(
             attempt: claim.attempt, createdAt: trigger.createdAt, now: started, limits: target.limits)
-        {
+        if trigger.isCancel && target.cancelURL == nil {
+            giveUpNow = DispatchPolicy.GiveUp(reason: .refused, error: "no cancel_url configured", attemptsMade: claim.attempt - 1)
+        }
+        if let giveUp = giveUpNow {
             let record = DeliveryAttempt(
-                triggerId: trigger.id, attempt: claim.attempt, httpStatus: nil, error: giveUp.error, durationMilliseconds: 0,
-                process: process)
+                triggerId: recordedId, attempt: claim.attempt, httpStatus: nil, error: giveUp.error, durationMilliseconds: 0,
+                process: process, isCancel: trigger.isCancel)
             await self.giveUp(claim, giveUp, status: nil, attempt: record)
             return
         }
@@ -40,13 +46,19 @@ extension Dispatcher {
         metrics.request(trigger.compute, seconds: now.timeIntervalSince(started))
         failPoints.hit(.afterSend)
         let attempt = DeliveryAttempt(
-            triggerId: trigger.id, attempt: claim.attempt, httpStatus: status, error: error,
-            durationMilliseconds: Int((now.timeIntervalSince(started) * 1000).rounded()), process: process)
+            triggerId: recordedId, attempt: claim.attempt, httpStatus: status, error: error,
+            durationMilliseconds: Int((now.timeIntervalSince(started) * 1000).rounded()), process: process, isCancel: trigger.isCancel)
         let decision = DispatchPolicy.decide(
             status: status, error: error, retryAfter: retryAfter, attempt: claim.attempt, createdAt: trigger.createdAt, now: now,
-            limits: target.limits, jitter: jitter())
+            limits: target.limits, jitter: jitter(), isCancel: trigger.isCancel)
         do {
             switch decision {
+            case .delivered where trigger.isCancel:
+                if try await store.markDelivered(claim, owner: process, attempt: attempt, runId: nil, link: nil, now: now) {
+                    metrics.cancel(trigger.compute, status == 404 ? .unknown : status == 409 ? .alreadyEnded : .cancelled)
+                } else {
+                    metrics.cancel(trigger.compute, .leaseLost)
+                }
             case .delivered:
                 let runId = (answer["run_id"] as? String).flatMap(UUID.init(uuidString:))
                 let link = answer["link"] as? String
@@ -58,7 +70,11 @@ extension Dispatcher {
                     logger.info("dispatch: lease lost before recording a delivery", metadata: ["trigger": "\(trigger.id)"])
                 }
             case .retry(let retryAt, let opensCircuit):
-                if try await store.markRetry(claim, owner: process, attempt: attempt, retryAt: retryAt, opensCircuit: opensCircuit, now: now) {
+                let recorded = try await store.markRetry(
+                    claim, owner: process, attempt: attempt, retryAt: retryAt, opensCircuit: opensCircuit, now: now)
+                if trigger.isCancel {
+                    metrics.cancel(trigger.compute, recorded ? .retry : .leaseLost)
+                } else if recorded {
                     metrics.attempt(trigger.compute, .retry)
                 } else {
                     metrics.attempt(trigger.compute, .leaseLost)
@@ -74,8 +90,23 @@ extension Dispatcher {
     }
 
     /// Fails the trigger and, through the rules, its product, with the passback of docs/RULES.md rule 19.
+    /// A cancel given up fails no product (rule 25).
     private func giveUp(_ claim: ClaimedTrigger, _ giveUp: DispatchPolicy.GiveUp, status: Int?, attempt: DeliveryAttempt) async {
         let now = clock()
+        if claim.trigger.isCancel {
+            do {
+                let recorded = try await store.markFailed(claim, owner: process, attempt: attempt, passback: .null, now: now)
+                metrics.cancel(claim.trigger.compute, recorded ? .failed : .leaseLost)
+                if recorded {
+                    logger.notice(
+                        "dispatch: cancel failed",
+                        metadata: ["trigger": "\(attempt.triggerId)", "product": "\(claim.trigger.dataProductId)", "error": "\(giveUp.error)"])
+                }
+            } catch let failure {
+                logger.warning("dispatch: cannot record a failed cancel", metadata: ["trigger": "\(attempt.triggerId)", "error": "\(failure)"])
+            }
+            return
+        }
         let passback = JSONValue.object([
             "fletcher_dispatch": .object([
                 "error": .string(giveUp.error), "http_status": status.map { .integer($0) } ?? .null,
@@ -98,21 +129,34 @@ extension Dispatcher {
         }
     }
 
-    /// The POST of a trigger: same id and body on every attempt but for the attempt number.
+    /// The POST of a trigger: same id and body on every attempt but for the attempt number. A
+    /// cancel's goes to `cancel_url`, keyed by the cancelled try's trigger id (docs/RULES.md rule 25).
     func request(for claim: ClaimedTrigger, to target: ComputeTarget) -> HTTPClientRequest {
         let trigger = claim.trigger
-        // A loop runs only for targets with a URL (`Dispatcher.run`).
-        var request = HTTPClientRequest(url: target.url?.absoluteString ?? "")
+        // A loop runs only for targets with a URL (`Dispatcher.run`); a cancel only with a cancel URL (`deliver`).
+        let url = trigger.isCancel ? target.cancelURL : target.url
+        var request = HTTPClientRequest(url: url?.absoluteString ?? "")
         request.method = .POST
         for (name, value) in target.headers { request.headers.replaceOrAdd(name: name, value: value) }
         request.headers.replaceOrAdd(name: "Content-Type", value: "application/json")
-        request.headers.replaceOrAdd(name: "Idempotency-Key", value: trigger.id.lowercased)
-        let body = JSONValue.object([
-            "trigger_id": .string(trigger.id.lowercased), "dataset_id": .string(trigger.datasetId.lowercased),
-            "data_product_id": .string(trigger.dataProductId.lowercased), "compute": .string(trigger.compute.rawValue),
-            "name": .string(trigger.name), "version": .string(trigger.version), "passthrough": trigger.passthrough ?? .null,
-            "attempt": .integer(claim.attempt), "callback_url": .string(configuration.callbackURL(datasetId: trigger.datasetId)),
-        ])
+        let body: JSONValue
+        if let cancel = trigger.cancel {
+            request.headers.replaceOrAdd(name: "Idempotency-Key", value: cancel.triggerId.lowercased)
+            body = JSONValue.object([
+                "trigger_id": .string(cancel.triggerId.lowercased), "dataset_id": .string(trigger.datasetId.lowercased),
+                "data_product_id": .string(trigger.dataProductId.lowercased), "run_id": cancel.runId.map { .string($0.lowercased) } ?? .null,
+                "try": .integer(trigger.tryNumber), "reason": .string(cancel.reason.rawValue),
+            ])
+        } else {
+            request.headers.replaceOrAdd(name: "Idempotency-Key", value: trigger.id.lowercased)
+            body = JSONValue.object([
+                "trigger_id": .string(trigger.id.lowercased), "dataset_id": .string(trigger.datasetId.lowercased),
+                "data_product_id": .string(trigger.dataProductId.lowercased), "compute": .string(trigger.compute.rawValue),
+                "name": .string(trigger.name), "version": .string(trigger.version), "passthrough": trigger.passthrough ?? .null,
+                "attempt": .integer(claim.attempt), "try": .integer(trigger.tryNumber),
+                "callback_url": .string(configuration.callbackURL(datasetId: trigger.datasetId)),
+            ])
+        }
         request.body = .bytes(ByteBuffer(string: body.text))
         return request
     }

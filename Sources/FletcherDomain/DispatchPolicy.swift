@@ -27,6 +27,13 @@ public enum DispatchPolicy {
         }
     }
 
+    /// What an answer to a cancel means (docs/RULES.md rule 25): 404 (the platform does not know
+    /// the job) and 409 (it has already ended) end the cancel as a 2xx does; otherwise as a trigger's.
+    public static func cancelOutcome(status: Int?) -> Outcome {
+        if status == 404 || status == 409 { return .delivered }
+        return outcome(status: status)
+    }
+
     // MARK: backoff (rule 18)
 
     /// The longest wait between attempts.
@@ -102,10 +109,12 @@ public enum DispatchPolicy {
     /// `status` (nil: no answer, `error` says why) and maybe a `Retry-After` of `retryAfter` seconds:
     /// delivered; retried after the backoff; or given up when refused, when this was the last attempt
     /// allowed, or when the next one would come past the trigger's maximum age.
+    /// A cancel's answer is read by `cancelOutcome`.
     public static func decide(
-        status: Int?, error: String?, retryAfter: Double?, attempt: Int, createdAt: Date, now: Date, limits: Limits, jitter: Double
+        status: Int?, error: String?, retryAfter: Double?, attempt: Int, createdAt: Date, now: Date, limits: Limits, jitter: Double,
+        isCancel: Bool = false
     ) -> Decision {
-        switch outcome(status: status) {
+        switch isCancel ? cancelOutcome(status: status) : outcome(status: status) {
         case .delivered:
             return .delivered
         case .refused:

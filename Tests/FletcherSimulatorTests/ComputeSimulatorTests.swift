@@ -44,6 +44,8 @@ struct ComputeSimulatorTests {
                 let other = try await client.execute(
                     uri: "/jobs", method: .post, headers: [.init("Idempotency-Key")!: "k2"], body: Self.trigger("t2"))
                 #expect(try Self.runId(other) != Self.runId(first))
+                #expect(simulator.stats.triggersReceived == 3)
+                #expect(simulator.stats.jobsStarted == 2)
             }
         } catch {
             try? await client.shutdown()
@@ -59,6 +61,8 @@ struct ComputeSimulatorTests {
             try await simulator.application(client: client).test(.router) { client in
                 let response = try await client.execute(uri: "/jobs", method: .post, body: ByteBuffer(string: #"{"name": "x"}"#))
                 #expect(response.status == .badRequest)
+                #expect(simulator.stats.triggersReceived == 1)
+                #expect(simulator.stats.jobsStarted == 0)
             }
         } catch {
             try? await client.shutdown()

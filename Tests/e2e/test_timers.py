@@ -1,0 +1,151 @@
+"""Retries, timeouts and cancels across processes (docs/RULES.md rules 22-26): 500 products on a
+platform whose jobs fail, hang or are lost, two Fletcher processes on one PostgreSQL database, one
+of them SIGKILLed mid-run. The history must show each try exactly once, each timeout exactly once,
+a cancel delivered for each timed-out try, and no product stuck. Polls with deadlines; no fixed
+sleeps."""
+import json
+import signal
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+from chaos_platform import ChaosPlatform
+from conftest import API
+from servers import Fletcher, fresh_postgres_database
+
+MAX_RETRIES = 3
+
+
+@pytest.fixture
+def database():
+    url = fresh_postgres_database()
+    if url is None:
+        pytest.skip("needs FLETCHER_TEST_POSTGRES_URL (run through scripts/test.sh)")
+    return url
+
+
+def eventually(condition, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def history(api, dataset, product):
+    """Every event of a product's history, oldest first."""
+    events, cursor = [], None
+    while True:
+        page = api.call("GET", f"/api/data_product/{dataset}/{product}/history?limit=100"
+                        + (f"&before={cursor}" if cursor else ""))
+        events += page["events"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            return list(reversed(events))
+
+
+def settled(api, datasets):
+    """True when no product can move any more: none queued, running or with a retry pending, and
+    none left waiting whose parents all succeeded."""
+    for dataset in datasets:
+        plan = api.plan(dataset)
+        states = {p["id"]: p["state"] for p in plan["data_products"]}
+        parents = {}
+        for d in plan["dependencies"]:
+            parents.setdefault(d["child_id"], []).append(d["parent_id"])
+        for p in plan["data_products"]:
+            if p["state"] in ("queued", "running") or p["retry_at"] is not None:
+                return False
+            if p["state"] == "waiting" and all(states[x] == "success" for x in parents.get(p["id"], [])):
+                return False
+    return True
+
+
+def test_retries_timeouts_and_cancels_happen_exactly_once_across_a_killed_process(database):
+    platform = ChaosPlatform([], None, fail=0.25, hang=0.1, lost=0.1)
+    # A queued timeout longer than a dead process's lease (2 x timeout_s + 1 s) and the next claim:
+    # every try reaches the platform before it can time out queued.
+    targets = {"cams": {"url": platform.url, "cancel_url": platform.cancel_url, "timeout_s": 1,
+                        "retries": {"max": MAX_RETRIES, "delay_s": 0.3, "max_delay_s": 1.5},
+                        "max_queued_s": 8, "max_running_s": 2.5}}
+    first = second = None
+    try:
+        first = Fletcher(database, targets)
+        second = Fletcher(database, targets)
+        platform.bases = [second.base, first.base]
+        api = API(second.base)
+        platform.token = api.token
+
+        # 500 products: 10 plans of 50, in chains of 5.
+        datasets = []
+        for _ in range(10):
+            dataset = str(uuid.uuid4())
+            ids = [str(uuid.uuid4()) for _ in range(50)]
+            body = {"dataset": {"id": dataset, "extra": {}},
+                    "data_products": [{"id": i, "compute": "cams", "name": f"p{n}", "version": "1", "eager": True}
+                                      for n, i in enumerate(ids)],
+                    "dependencies": [{"parent_id": ids[n], "child_id": ids[n + 1]} for n in range(49) if n % 5 != 4]}
+            API(first.base if len(datasets) % 2 else second.base).call("POST", "/api/plan", body)
+            datasets.append(dataset)
+
+        # Mid-run, the first process dies without a word.
+        eventually(lambda: platform.triggers >= 200, 180, "200 triggers at the platform")
+        first.signal(signal.SIGKILL)
+        first.process.wait()
+        eventually(lambda: settled(api, datasets), 420, "every product to settle")
+
+        # Count from the history.
+        queued_tries = {}   # trigger id -> (product, try)
+        timeouts = []       # (product, try, trigger id)
+        cancels = {}        # cancelled trigger id -> final http status
+        failures = 0
+        for dataset in datasets:
+            plan = api.plan(dataset)
+            for product in plan["data_products"]:
+                events = history(api, dataset, product["id"])
+                changes = [e for e in events if e["kind"] == "state_change"]
+                tries = [e["try"] for e in changes if e["to"] == "queued"]
+                assert tries == list(range(1, len(tries) + 1)), (product["name"], tries)
+                assert product["try"] == len(tries)
+                for e in changes:
+                    if e["to"] == "queued":
+                        assert e["trigger_id"] not in queued_tries
+                        queued_tries[e["trigger_id"]] = (product["id"], e["try"])
+                    if e["reason"] == "timeout":
+                        timeouts.append((product["id"], e["try"], e["trigger_id"]))
+                    if e["to"] == "failed" and e["reason"] == "api":
+                        failures += 1
+                for e in events:
+                    if e["kind"] == "delivery" and e.get("cancel"):
+                        if e["http_status"] in (200, 404, 409):
+                            assert e["trigger_id"] not in cancels, "a cancel delivered twice"
+                            cancels[e["trigger_id"]] = e["http_status"]
+                # A failed product has used its retries: its last run of tries ended in failure.
+                if product["state"] == "failed":
+                    assert product["retry_at"] is None
+                    assert product["try"] >= 1
+
+        # Each timeout once per try, and a cancel delivered for each timed-out try.
+        assert len({(p, t) for p, t, _ in timeouts}) == len(timeouts)
+        assert {trigger for _, _, trigger in timeouts} == set(cancels)
+        # The platform saw exactly the tries the history shows, each as one job.
+        assert set(platform.jobs) == set(queued_tries)
+        outcomes = platform.outcomes()
+        assert len(timeouts) == outcomes.get("hang", 0) + outcomes.get("lost", 0)
+        assert platform.cancelled | {key for key, _ in platform.cancel_requests} == set(cancels)
+        assert failures == platform.accepted["failed"]
+        assert len(timeouts) > 0 and failures > 0
+        retried = sum(1 for _, t in queued_tries.values() if t > 1)
+        assert retried > 0
+        print(json.dumps({"tries": len(queued_tries), "retries": retried, "timeouts": len(timeouts),
+                          "cancels": len(cancels), "failures_reported": failures, "platform": outcomes,
+                          "platform_reports": platform.reports}))
+    finally:
+        for server in (first, second):
+            if server:
+                server.stop()
+        platform.close()
