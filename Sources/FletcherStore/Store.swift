@@ -19,8 +19,9 @@ public protocol Store: TriggerQueue {
     /// Runs `change` in one transaction holding the dataset's lock, so that changes to the same
     /// dataset run one at a time (also across processes sharing the database), and writes exactly
     /// the rows the returned change names, with its state changes in the history, a trigger for
-    /// every product it queued, and the cancellation of the triggers of products that left the
-    /// queue. `change` gets the stored plan (nil when the dataset does not exist; only called then
+    /// every product it queued, the cancellation of the triggers of products that left the
+    /// queue, and a cancel for each of its `cancellations` whose try's trigger was delivered,
+    /// attempted or is leased (docs/RULES.md rule 25). `change` gets the stored plan (nil when the dataset does not exist; only called then
     /// when `createIfMissing`), the time to stamp rows with, taken after the lock was granted, and
     /// which call it is (`ChangeCall`). Whatever `change` throws is rethrown and nothing is written.
     func mutate(
