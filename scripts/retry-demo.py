@@ -3,9 +3,9 @@
 retries, timeouts and cancels configured, until nothing can move any more; then counts tries,
 timeouts and cancels from Fletcher's history and compares them with the simulator's own counts.
 
-    scripts/retry-demo.py [--database sqlite|postgres] [--products 1000] [--fail-rate 0.3] [--hang-rate 0.1]
+    .venv-e2e/bin/python scripts/retry-demo.py [--database sqlite|postgres] [--products 1000] [--fail-rate 0.3] [--hang-rate 0.1]
 
-PostgreSQL needs FLETCHER_TEST_POSTGRES_URL (`scripts/with-postgres.sh scripts/retry-demo.py
+PostgreSQL needs FLETCHER_TEST_POSTGRES_URL (`scripts/with-postgres.sh .venv-e2e/bin/python scripts/retry-demo.py
 --database postgres`). FLETCHER_BIN picks the binary (default .build/release/fletcher, else debug).
 Prints one JSON line of figures and exits 1 when the counts disagree."""
 import argparse

@@ -5,6 +5,9 @@ struct PlanEditor {
     private(set) var plan: Plan
     private let actor: String
     private let now: Date
+    /// The time timers are armed from: the mutation's time, or a firing's due time when that is
+    /// later (`PlanMutation.fireDue`: the sweeper's clock).
+    var timerBase: Date
     private let policy: OrchestrationPolicy
     private let isNewDataset: Bool
     private var transitions: [StateTransition] = []
@@ -22,6 +25,7 @@ struct PlanEditor {
         self.plan = plan
         self.actor = actor
         self.now = now
+        self.timerBase = now
         self.policy = policy
         self.isNewDataset = isNewDataset
         self.datasetChanged = isNewDataset
@@ -109,7 +113,7 @@ struct PlanEditor {
                     runId: product.runId, reason: why))
         }
         plan.dataProducts[position].retryAt = nil
-        plan.dataProducts[position].timeoutAt = effective.limit(in: product.state).map { now.addingTimeInterval($0) }
+        plan.dataProducts[position].timeoutAt = effective.limit(in: product.state).map { timerBase.addingTimeInterval($0) }
         switch product.state {
         case .queued:
             plan.dataProducts[position].tryNumber += 1
@@ -132,7 +136,7 @@ struct PlanEditor {
             return
         }
         let wait = retry.wait(beforeRetry: product.retriesUsed + 1, jitter: RetryPolicy.jitter(of: product.triggerId))
-        plan.dataProducts[position].retryAt = now.addingTimeInterval(wait)
+        plan.dataProducts[position].retryAt = timerBase.addingTimeInterval(wait)
     }
 
     /// Why leaving `queued` or `running` for `state` cancels the try at its platform; nil when it

@@ -131,6 +131,8 @@ public enum PlanMutation: Sendable, Hashable {
             editor.resetDownstream(of: [position], in: graph)
             editor.applyTriggerRule(graph)
         case .fireDue(let asOf):
+            // What a firing arms, it arms from the due time it fired at (or later).
+            editor.timerBase = max(now, asOf)
             let graph = storedGraph ?? PlanGraph(editor.plan)
             var timedOut: [Int] = []
             for position in editor.plan.dataProducts.indices where graph.included[position] {

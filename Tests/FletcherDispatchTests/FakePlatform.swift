@@ -9,6 +9,8 @@ import Synchronization
 /// answers as the test's script says.
 final class FakePlatform: Sendable {
     struct Received: Sendable {
+        /// `/jobs` for a trigger, `/cancel` for a cancel.
+        var path: String = "/jobs"
         var triggerId: String
         var idempotencyKey: String?
         var attempt: Int
@@ -46,31 +48,36 @@ final class FakePlatform: Sendable {
     var openNow: Int { state.withLock { $0.open } }
 
     /// Distinct jobs started: duplicates of an `Idempotency-Key` start none.
-    var jobs: Int { Set(received.compactMap(\.idempotencyKey)).count }
+    var jobs: Int { Set(received.filter { $0.path == "/jobs" }.compactMap(\.idempotencyKey)).count }
+
+    /// The cancels received, in order.
+    var cancels: [Received] { received.filter { $0.path == "/cancel" } }
 
     func application() -> some ApplicationProtocol {
         let router = Router()
-        router.post("/jobs") { request, _ -> Response in
-            let buffer = try await request.body.collect(upTo: 1 << 20)
-            let json = (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any]) ?? [:]
-            var sendable: [String: any Sendable] = [:]
-            for (key, value) in json { sendable[key] = "\(value)" }
-            let received = Received(
-                triggerId: json["trigger_id"] as? String ?? "", idempotencyKey: request.headers[.init("Idempotency-Key")!],
-                attempt: json["attempt"] as? Int ?? 0, body: sendable, at: Date())
-            let number = self.state.withLock { state -> Int in
-                state.received.append(received)
-                state.open += 1
-                state.mostOpen = max(state.mostOpen, state.open)
-                return state.received.count
+        for path in ["/jobs", "/cancel"] {
+            router.post(RouterPath(path)) { request, _ -> Response in
+                let buffer = try await request.body.collect(upTo: 1 << 20)
+                let json = (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any]) ?? [:]
+                var sendable: [String: any Sendable] = [:]
+                for (key, value) in json { sendable[key] = "\(value)" }
+                let received = Received(
+                    path: path, triggerId: json["trigger_id"] as? String ?? "", idempotencyKey: request.headers[.init("Idempotency-Key")!],
+                    attempt: json["attempt"] as? Int ?? 0, body: sendable, at: Date())
+                let number = self.state.withLock { state -> Int in
+                    state.received.append(received)
+                    state.open += 1
+                    state.mostOpen = max(state.mostOpen, state.open)
+                    return state.received.count
+                }
+                let answer = self.script(received, number)
+                try? await answer.heldUntil?.wait()
+                try? await Task.sleep(for: answer.delay)
+                self.state.withLock { $0.open -= 1 }
+                var headers = answer.headers
+                headers[.contentType] = "application/json"
+                return Response(status: answer.status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: answer.body)))
             }
-            let answer = self.script(received, number)
-            try? await answer.heldUntil?.wait()
-            try? await Task.sleep(for: answer.delay)
-            self.state.withLock { $0.open -= 1 }
-            var headers = answer.headers
-            headers[.contentType] = "application/json"
-            return Response(status: answer.status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: answer.body)))
         }
         var logger = Logger(label: "fake-platform")
         logger.logLevel = .critical
