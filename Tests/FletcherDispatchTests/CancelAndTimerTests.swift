@@ -6,6 +6,7 @@ import FletcherTestSupport
 import Foundation
 import HTTPTypes
 import Logging
+import Prometheus
 import Synchronization
 import Testing
 
@@ -130,11 +131,13 @@ struct CancelAndTimerTests {
     ])
 
     static func sweeping<T: Sendable>(
-        _ stores: [any Store], clock: TestClock, _ body: @Sendable () async throws -> T
+        _ stores: [any Store], clock: TestClock, metrics: DispatchMetrics = DispatchMetrics(), _ body: @Sendable () async throws -> T
     ) async throws -> T {
         var logger = Logger(label: "sweeper-test")
         logger.logLevel = .error
-        let sweepers = stores.map { TimerSweeper(store: $0, logger: logger, clock: { clock.now }, poll: .milliseconds(50)) }
+        let sweepers = stores.map {
+            TimerSweeper(store: $0, logger: logger, clock: { clock.now }, metrics: metrics, poll: .milliseconds(50))
+        }
         let running = sweepers.map { sweeper in Task { try await sweeper.run() } }
         defer { for task in running { task.cancel() } }
         let result = try await body()
@@ -149,7 +152,8 @@ struct CancelAndTimerTests {
         let names = Names()
         let fixture = PlanFixture(names: names).products("a", "b").edge("a", "b")
         let clock = TestClock(stopped: Date())
-        try await Self.sweeping([store], clock: clock) {
+        let counted = DispatchOutcomeTests.Counted()
+        try await Self.sweeping([store], clock: clock, metrics: counted.metrics) {
             let plan = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "publisher").plan
             let timeoutAt = try #require(plan.dataProducts[0].timeoutAt)
             // Not due: nothing happens while the clock stands still.
@@ -168,6 +172,9 @@ struct CancelAndTimerTests {
             #expect(retried.tryNumber == 2)
             let reasons = try await Self.reasons(store, fixture.datasetId, names["a"])
             #expect(reasons == [.api, .triggerRule, .timeout, .retry])
+            let exposed = counted.registry.emitToString()
+            #expect(exposed.contains(#"fletcher_timeouts_total{compute="cams",phase="queued"} 1"#))
+            #expect(exposed.contains(#"fletcher_retries_total{compute="cams"} 1"#))
         }
     }
 
