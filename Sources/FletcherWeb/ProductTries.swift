@@ -210,6 +210,22 @@ enum ProductTries {
         if found.outcome.isOpen { found.endedAt = nil }
     }
 
+    /// The history the tries are built from: `first` (the page's newest events), then older pages
+    /// from `read` (given the cursor) while they have not reached back to the start of try `oldest`
+    /// — at most `extraReads` more reads.
+    static func events(
+        first: HistoryPage?, reachingBackTo oldest: Int, read: (Int64) async throws -> HistoryPage?
+    ) async rethrows -> [ProductEvent] {
+        var events = first?.events ?? []
+        var cursor = first?.nextCursor
+        for _ in 0..<extraReads {
+            guard let before = cursor, !reachesStart(of: oldest, in: events), let older = try await read(before) else { break }
+            events += older.events
+            cursor = older.nextCursor
+        }
+        return events
+    }
+
     /// Whether `events` (newest first) reach back to the start of try `number` or beyond, so reading
     /// older history would add nothing to the tries from `number` on.
     static func reachesStart(of number: Int, in events: [ProductEvent]) -> Bool {

@@ -84,16 +84,9 @@ public struct WebUI: Sendable {
     /// `ProductTries.extraReads` older pages while they hold the tries shown (at most 2 + 3 reads).
     func tries(of product: DataProduct, datasetId: UUID, history: HistoryPage?) async throws -> ProductView.Tries {
         let triggers = try await store.triggers(datasetId: datasetId, dataProductId: product.id)
-        var events = history?.events ?? []
-        var cursor = history?.nextCursor
         let oldest = ProductTries.oldestShown(product: product, triggers: triggers)
-        for _ in 0..<ProductTries.extraReads {
-            guard let before = cursor, !ProductTries.reachesStart(of: oldest, in: events),
-                let older = try await store.history(
-                    datasetId: datasetId, dataProductId: product.id, before: before, limit: ProductTries.pageSize)
-            else { break }
-            events += older.events
-            cursor = older.nextCursor
+        let events = try await ProductTries.events(first: history, reachingBackTo: oldest) { before in
+            try await store.history(datasetId: datasetId, dataProductId: product.id, before: before, limit: ProductTries.pageSize)
         }
         return ProductView.Tries(
             list: ProductTries.build(product: product, triggers: triggers, events: events, policy: store.policy),

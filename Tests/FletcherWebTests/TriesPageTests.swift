@@ -230,3 +230,70 @@ struct TriesPageTests {
         #expect(plan.contains("data-now=\""))
     }
 }
+
+@Suite("A product's tries from a long history")
+struct TriesHistoryReadTests {
+    /// `tries` tries of `perTry` events each (a queueing, then delivery attempts), newest first.
+    static func history(tries: Int, perTry: Int) -> [ProductEvent] {
+        var events: [ProductEvent] = []
+        let product = UUID()
+        for number in 1...tries {
+            let trigger = UUID()
+            let change = StateTransition(
+                dataProductId: product, from: .waiting, to: .queued, reason: .triggerRule, tryNumber: number, triggerId: trigger)
+            events.append(ProductEvent(sequence: Int64(events.count + 1), at: Date(), kind: .stateChange(change, actor: "test")))
+            for attempt in 1..<perTry {
+                let delivery = DeliveryAttempt(
+                    triggerId: trigger, attempt: attempt, httpStatus: 503, error: nil, durationMilliseconds: 1, process: "test")
+                events.append(ProductEvent(sequence: Int64(events.count + 1), at: Date(), kind: .delivery(delivery)))
+            }
+        }
+        return events.reversed()
+    }
+
+    /// Reads `all` (newest first) in pages of `size`, as `Store.history` would, counting the reads.
+    final class Pages {
+        let all: [ProductEvent]
+        let size: Int
+        var reads = 0
+
+        init(_ all: [ProductEvent], size: Int) {
+            self.all = all
+            self.size = size
+        }
+
+        func page(before: Int64?) -> HistoryPage {
+            let older = all.filter { before == nil || $0.sequence < before! }
+            return HistoryPage(fetched: Array(older.prefix(size + 1)), limit: size)
+        }
+
+        func read(_ before: Int64) -> HistoryPage? {
+            reads += 1
+            return page(before: before)
+        }
+    }
+
+    @Test func olderPagesAreReadOnlyUntilTheOldestTryShownStarts() async throws {
+        // 30 tries of 5 events: the 20 shown start with try 11, the 100th newest event.
+        let pages = Pages(Self.history(tries: 30, perTry: 5), size: 40)
+        let events = await ProductTries.events(first: pages.page(before: nil), reachingBackTo: 11) { pages.read($0) }
+        #expect(pages.reads == 2)
+        #expect(events.count == 120)
+        #expect(ProductTries.reachesStart(of: 11, in: events))
+    }
+
+    @Test func atMostThreeMorePagesAreRead() async throws {
+        let pages = Pages(Self.history(tries: 30, perTry: 5), size: 20)
+        let events = await ProductTries.events(first: pages.page(before: nil), reachingBackTo: 11) { pages.read($0) }
+        #expect(pages.reads == ProductTries.extraReads)
+        #expect(events.count == 80)
+        #expect(!ProductTries.reachesStart(of: 11, in: events))
+    }
+
+    @Test func aHistoryOnOnePageIsReadOnce() async throws {
+        let pages = Pages(Self.history(tries: 3, perTry: 2), size: 50)
+        let events = await ProductTries.events(first: pages.page(before: nil), reachingBackTo: 1) { pages.read($0) }
+        #expect(pages.reads == 0)
+        #expect(events.count == 6)
+    }
+}
