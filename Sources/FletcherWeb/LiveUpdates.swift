@@ -107,16 +107,19 @@ struct LiveSnapshot {
             timedOut = product.state == .failed ? TimeoutNote(product.passback) : nil
         }
 
-        /// `{"try", "retry_at", "timeout_at", "timed_out": {"phase", "limit_s", "try"}}`, nulls included.
+        /// `{"try", "retry_at"?, "timeout_at"?, "timed_out"?: {"phase", "limit_s"?, "try"}}`: the whole of
+        /// the product's timers, so a key left out is a timer it does not have (a big plan's first
+        /// event names thousands of products).
         var payload: [String: Any] {
-            let timedOut: Any =
-                self.timedOut.map { note -> Any in
-                    ["phase": note.phase.rawValue, "limit_s": note.limit ?? NSNull(), "try": note.tryNumber] as [String: Any]
-                } ?? NSNull()
-            return [
-                "try": tryNumber, "retry_at": retryAt.map(RFC3339.string) ?? NSNull(),
-                "timeout_at": timeoutAt.map(RFC3339.string) ?? NSNull(), "timed_out": timedOut,
-            ]
+            var payload: [String: Any] = ["try": tryNumber]
+            if let retryAt { payload["retry_at"] = RFC3339.string(retryAt) }
+            if let timeoutAt { payload["timeout_at"] = RFC3339.string(timeoutAt) }
+            if let timedOut {
+                var note: [String: Any] = ["phase": timedOut.phase.rawValue, "try": timedOut.tryNumber]
+                if let limit = timedOut.limit { note["limit_s"] = limit }
+                payload["timed_out"] = note
+            }
+            return payload
         }
     }
 

@@ -43,8 +43,8 @@ struct LiveSnapshotTests {
         #expect(Set(timers.keys) == [a.lowercased])
         #expect(timers[a.lowercased]?["try"] as? Int == 1)
         #expect(timers[a.lowercased]?["timeout_at"] as? String == RFC3339.string(start + 100))
-        #expect(timers[a.lowercased]?["retry_at"] is NSNull)
-        #expect(timers[a.lowercased]?["timed_out"] is NSNull)
+        #expect(timers[a.lowercased]?["retry_at"] == nil)
+        #expect(timers[a.lowercased]?["timed_out"] == nil)
 
         // When a runs, its running timeout replaces the queued one: only a's timers are sent.
         let running = try apply(.update([StateUpdate(id: a, state: .running)]), to: queued, at: start + 5)
@@ -61,7 +61,7 @@ struct LiveSnapshotTests {
         let third = LiveSnapshot(plan: timedOut)
         timers = try #require(try Self.payload(third.event(since: second, now: start + 55))["timers"] as? [String: [String: Any]])
         #expect(Set(timers.keys) == [a.lowercased])
-        #expect(timers[a.lowercased]?["timeout_at"] is NSNull)
+        #expect(timers[a.lowercased]?["timeout_at"] == nil)
         #expect(timers[a.lowercased]?["retry_at"] as? String == RFC3339.string(retryAt))
         let note = try #require(timers[a.lowercased]?["timed_out"] as? [String: Any])
         #expect(note["phase"] as? String == "running")
@@ -77,7 +77,7 @@ struct LiveSnapshotTests {
         timers = try #require(
             try Self.payload(LiveSnapshot(plan: cleared).event(since: third, now: start + 60))["timers"] as? [String: [String: Any]])
         #expect(timers[a.lowercased]?["try"] as? Int == 2)
-        #expect(timers[a.lowercased]?["retry_at"] is NSNull)
+        #expect(timers[a.lowercased]?["retry_at"] == nil)
         #expect(timers[a.lowercased]?["timeout_at"] as? String == RFC3339.string(start + 160))
         #expect(timers[b.lowercased] == nil)
     }
@@ -93,7 +93,7 @@ struct LiveSnapshotTests {
             try Self.payload(LiveSnapshot(plan: plan).event(since: armed, now: Date()))["timers"] as? [String: [String: Any]])
         let entry = try #require(timers[names["a"].lowercased])
         #expect(entry["try"] as? Int == 0)
-        #expect(entry["timeout_at"] is NSNull)
+        #expect(entry["timeout_at"] == nil)
     }
 
     static func payload(_ event: String) throws -> [String: Any] {

@@ -326,7 +326,7 @@
     const rows = update.full ? $$(".product-table tr[data-id]") : Object.keys(timers).map((id) => document.getElementById(`row-${id}`));
     for (const row of rows) {
       if (!row) continue;
-      const entry = timers[row.dataset.id] || { try: 0, retry_at: null, timeout_at: null, timed_out: null };
+      const entry = timers[row.dataset.id] || { try: 0 };
       const tryCell = $(".try-cell", row);
       if (tryCell) tryCell.textContent = entry.try ? String(entry.try) : "";
       const cell = $(".timer-cell", row);
