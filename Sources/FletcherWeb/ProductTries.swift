@@ -18,12 +18,14 @@ struct ProductTry: Equatable {
     /// The trigger's state in the queue, when the queue still holds it.
     var triggerState: TriggerState?
     var runId: UUID?
-    var outcome: Outcome = .queued
+    var outcome: Outcome = .unknown
     var endedAt: Date?
     var cancel: Cancel?
 
     /// How a try ended, or that it has not.
     enum Outcome: Equatable {
+        /// Known from its trigger alone: its state changes are older than the history read.
+        case unknown
         case queued
         case running
         case success

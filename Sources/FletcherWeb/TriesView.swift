@@ -89,6 +89,7 @@ enum TriesView {
 
     static func outcomeText(_ outcome: ProductTry.Outcome) -> HTML {
         switch outcome {
+        case .unknown: "<span class=\"none\">older than the history read</span>"
         case .queued: "\(Layout.stateBadge(.queued)) still queued"
         case .running: "\(Layout.stateBadge(.running)) still running"
         case .success: Layout.stateBadge(.success)

@@ -157,6 +157,23 @@ struct TriesPageTests {
         #expect(html.contains("retries: none · queued: no limit · running: no limit · cancelled at the platform"))
     }
 
+    @Test func triesOlderThanTheHistoryReadAreNotGuessed() throws {
+        let a = names["a"]
+        var story = try ProductStory(PlanFixture(names: names).products("a"), policy: .none, at: Self.at(0))
+        try story.apply(.update([StateUpdate(id: a, state: .failed)]), at: Self.at(10))
+        try story.apply(.clear([a]), at: Self.at(20))
+        try story.apply(.update([StateUpdate(id: a, state: .running)]), at: Self.at(30))
+        // Only the history from try 2's queueing on was read: try 1 is known from its trigger alone.
+        let events = story.history(of: a).prefix { event in
+            if case .stateChange(let change, _) = event.kind { return change.tryNumber == 2 } else { return true }
+        }
+        let tries = ProductTries.build(product: story.product(a), triggers: story.triggers(of: a), events: Array(events))
+        #expect(tries.map(\.number) == [2, 1])
+        #expect(tries[0].outcome == .running)
+        #expect(tries[1].outcome == .unknown)
+        #expect(tries[1].queuedAt == Self.at(0))
+    }
+
     @Test func aProductNeverQueuedHasNoTries() throws {
         let plan = try PlanFixture(names: names).products("a", eager: false).plan()
         let html = ProductView.fragment(
