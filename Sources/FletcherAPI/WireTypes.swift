@@ -24,6 +24,31 @@ public struct WireUUID: Codable, Hashable, Sendable, CustomStringConvertible {
     public var description: String { uuid.uuidString.lowercased() }
 }
 
+/// An integer read as `Int` is, but refused with the field's path when it is a number with a
+/// fraction or out of `Int`'s range (`JSONDecoder` names no field for those).
+public struct WireInteger: Codable, Hashable, Sendable, ExpressibleByIntegerLiteral {
+    public var value: Int
+
+    public init(_ value: Int) { self.value = value }
+
+    public init(integerLiteral value: Int) { self.value = value }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        do {
+            value = try container.decode(Int.self)
+        } catch {
+            guard let number = try? container.decode(Double.self) else { throw error }
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "expected an integer, not \(number)")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(value)
+    }
+}
+
 /// A value that is always written, as `null` when absent (the generated code would leave it out).
 public struct Nullable<Wrapped: Codable & Hashable & Sendable>: Codable, Hashable, Sendable {
     public var value: Wrapped?

@@ -52,6 +52,7 @@ public func buildApplication(
         maxBodyBytes: configuration.maxBodyBytes, concurrency: concurrency)
     var services = setup.services
     services.append(MemoryTrimService())
+    services.append(TimerService(store: setup.store, logger: logger, metrics: DispatchMetrics(factory: metrics.factory)))
     if !configuration.computeTargets.dispatched.isEmpty {
         services.append(
             DispatchService(

@@ -9,7 +9,8 @@ import Synchronization
 
 /// `/metrics`: everything counted in this process (swift-metrics into a swift-prometheus registry),
 /// plus gauges read from the database at scrape time so that they hold across processes — the
-/// dispatcher's queue per platform, pool use, and plans and data products by state (the last
+/// dispatcher's queue per platform, pool use, pending retries and armed timeouts per compute type,
+/// and plans and data products by state (the last
 /// counted at most every `countsInterval`, as it scans the tables).
 public final class PrometheusExporter: MetricsExporter {
     public let registry = PrometheusCollectorRegistry()
@@ -69,6 +70,13 @@ public final class PrometheusExporter: MetricsExporter {
                     status?.oldestPending.map { max(0, now.timeIntervalSince($0)) } ?? 0)
                 gauge("fletcher_dispatch_circuit_open", labels, status?.circuitOpen == true ? 1 : 0)
                 gauge("fletcher_dispatch_consecutive_failures", labels, Double(status?.consecutiveFailures ?? 0))
+            }
+        }
+        if let timers = try? await store.timerCounts() {
+            for compute in Compute.allCases {
+                let labels = [("compute", compute.rawValue)]
+                gauge("fletcher_retries_pending", labels, Double(timers[compute]?.retries ?? 0))
+                gauge("fletcher_timeouts_armed", labels, Double(timers[compute]?.timeouts ?? 0))
             }
         }
         let due = lastCounts.withLock { last in

@@ -23,7 +23,7 @@ public enum PlanJSON {
 
     /// About how many bytes the plan's JSON takes (an upper bound for rows without extras).
     package static func estimatedSize(of plan: Plan) -> Int {
-        200 + plan.dataProducts.count * 460 + plan.dependencies.count * 200
+        200 + plan.dataProducts.count * 640 + plan.dependencies.count * 200
     }
 
     /// The plan's JSON in pieces of about `pieceSize` bytes, each written when it is asked for: an
@@ -181,6 +181,21 @@ public enum PlanJSON {
         if let link = product.link { out.string(link) } else { out.raw("null") }
         out.raw(#","passback":"#)
         out.json(product.passback)
+        out.raw(#","try":"#)
+        out.json(JSONNode.integer(product.tryNumber))
+        out.raw(#","trigger_id":"#)
+        if let triggerId = product.triggerId { out.uuid(triggerId) } else { out.raw("null") }
+        out.raw(#","retry_at":"#)
+        if let retryAt = product.retryAt { out.date(retryAt) } else { out.raw("null") }
+        out.raw(#","timeout_at":"#)
+        if let timeoutAt = product.timeoutAt { out.date(timeoutAt) } else { out.raw("null") }
+        let limits = product.limits
+        out.raw(#","retries":"#)
+        out.json(limits.retries.map(JSONNode.integer) ?? .null)
+        out.raw(#","max_queued_s":"#)
+        out.json(limits.maxQueuedSeconds.map(JSONNode.number) ?? .null)
+        out.raw(#","max_running_s":"#)
+        out.json(limits.maxRunningSeconds.map(JSONNode.number) ?? .null)
         writeStamp(extra: product.extra, modifiedBy: product.modifiedBy, modifiedDate: product.modifiedDate, to: &out)
     }
 

@@ -198,10 +198,18 @@ public struct PlanRoutes: Sendable {
         if let declined {
             refusal = declined
         } else {
-            do { return try reader.finish() } catch { refusal = error }
+            do {
+                let submission = try reader.finish()
+                try submission.checkLimits()
+                return submission
+            } catch let error as PlanSubmissionReader.Declined {
+                refusal = error
+            }
         }
         if let kept {
-            return try PlanSubmission(JSONDecoder().decode(Components.Schemas.PlanSubmission.self, from: Data(kept)))
+            let submission = try PlanSubmission(JSONDecoder().decode(Components.Schemas.PlanSubmission.self, from: Data(kept)))
+            try submission.checkLimits()
+            return submission
         }
         throw Problem.badRequest("The plan submission cannot be read: \(refusal.reason)")
     }

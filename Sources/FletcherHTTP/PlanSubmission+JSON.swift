@@ -29,6 +29,7 @@ extension PlanSubmission {
         var eager: Bool?
         var passthrough: JSONValue?
         var extra: JSONValue?
+        var limits = ProductLimits.none
         var seen = Seen()
         try parser.readObject { (parser: inout JSONParser, member: String) throws(JSONSyntaxError) in
             switch member {
@@ -44,6 +45,9 @@ extension PlanSubmission {
             case "eager" where seen.first(member): eager = try parser.readBool()
             case "passthrough" where seen.first(member): passthrough = try freeForm(&parser)
             case "extra" where seen.first(member): extra = try freeForm(&parser)
+            case "retries" where seen.first(member): limits.retries = try integer(&parser, member)
+            case "max_queued_s" where seen.first(member): limits.maxQueuedSeconds = try number(&parser, member)
+            case "max_running_s" where seen.first(member): limits.maxRunningSeconds = try number(&parser, member)
             default: try parser.skipValue()
             }
         }
@@ -52,7 +56,8 @@ extension PlanSubmission {
             throw parser.failure("missing \(missing.map { "'\($0)'" }.joined(separator: ", "))")
         }
         return DataProduct(
-            id: id, compute: compute, name: name, version: version, eager: eager, passthrough: passthrough, extra: extra)
+            id: id, compute: compute, name: name, version: version, eager: eager, passthrough: passthrough, extra: extra,
+            limits: limits)
     }
 
     static func dependency(_ parser: inout JSONParser) throws(JSONSyntaxError) -> Dependency {
@@ -81,6 +86,35 @@ extension PlanSubmission {
         let text = try parser.readString()
         guard let uuid = UUID(uuidString: text) else { throw parser.failure("'\(text)' is not a UUID") }
         return uuid
+    }
+
+    /// An optional integer as the generated decoder reads an `Int?`: null is none; a number with a
+    /// fraction, or anything but a number, is refused (the range is checked after: `checkLimits`).
+    private static func integer(_ parser: inout JSONParser, _ member: String) throws(JSONSyntaxError) -> Int? {
+        if parser.readNull() { return nil }
+        guard case .integer(let value) = try parser.readValue() else { throw parser.failure("'\(member)' must be an integer") }
+        return value
+    }
+
+    /// An optional number as the generated decoder reads a `Double?`: null is none.
+    private static func number(_ parser: inout JSONParser, _ member: String) throws(JSONSyntaxError) -> Double? {
+        if parser.readNull() { return nil }
+        switch try parser.readValue() {
+        case .integer(let value): return Double(value)
+        case .number(let value): return value
+        default: throw parser.failure("'\(member)' must be a number")
+        }
+    }
+
+    /// Refuses a data product's limit out of its range (`ProductLimits.invalidField`) with a 400
+    /// naming the field, such as `data_products[3].retries`: the same answer whichever reader read
+    /// the submission.
+    func checkLimits() throws(Problem) {
+        for (offset, product) in dataProducts.enumerated() where product.limits != .none {
+            if let (field, reason) = product.limits.invalidField() {
+                throw Problem.badRequest("Invalid request: data_products[\(offset)].\(field) \(reason)")
+            }
+        }
     }
 
     /// Free-form JSON as the API takes it: null is no value; nesting deeper than the API allows is refused.

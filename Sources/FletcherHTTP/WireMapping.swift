@@ -85,7 +85,9 @@ extension PlanSubmission {
             return PlanSubmission.DataProduct(
                 id: product.id.uuid, compute: Compute(product.compute), name: product.name, version: product.version,
                 eager: product.eager, passthrough: try JSONValue(product.passthrough, field: field + ".passthrough"),
-                extra: try JSONValue(product.extra, field: field + ".extra"))
+                extra: try JSONValue(product.extra, field: field + ".extra"),
+                limits: ProductLimits(
+                    retries: product.retries?.value, maxQueuedSeconds: product.maxQueuedS, maxRunningSeconds: product.maxRunningS))
         }
         let dependencies = try wire.dependencies.enumerated().map { offset, dependency in
             PlanSubmission.Dependency(
@@ -103,7 +105,8 @@ extension StateUpdate {
         if let link = wire.link?.value { try checkText(link, field: "[\(offset)].link") }
         self.init(
             id: wire.id.uuid, state: DataProductState(wire.state), runId: wire.runId?.value?.uuid,
-            link: wire.link?.value, passback: try JSONValue(wire.passback, field: "[\(offset)].passback"))
+            link: wire.link?.value, passback: try JSONValue(wire.passback, field: "[\(offset)].passback"),
+            triggerId: wire.triggerId?.value?.uuid)
     }
 }
 
@@ -130,8 +133,11 @@ extension Components.Schemas.DataProduct {
             passthrough: product.passthrough.container,
             state: Components.Schemas.State(rawValue: product.state.rawValue)!,
             runId: Nullable(product.runId.map(WireUUID.init)), link: Nullable(product.link),
-            passback: product.passback.container, extra: product.extra.container, modifiedBy: product.modifiedBy,
-            modifiedDate: product.modifiedDate)
+            passback: product.passback.container, _try: product.tryNumber,
+            triggerId: Nullable(product.triggerId.map(WireUUID.init)), retryAt: Nullable(product.retryAt),
+            timeoutAt: Nullable(product.timeoutAt), retries: Nullable(product.limits.retries),
+            maxQueuedS: Nullable(product.limits.maxQueuedSeconds), maxRunningS: Nullable(product.limits.maxRunningSeconds),
+            extra: product.extra.container, modifiedBy: product.modifiedBy, modifiedDate: product.modifiedDate)
     }
 }
 
@@ -170,7 +176,9 @@ extension Components.Schemas.HistoryEvent {
             from: Nullable(transition?.from?.rawValue), to: Nullable(transition?.to.rawValue),
             reason: Nullable(transition?.reason.rawValue), actor: Nullable(actor),
             runId: Nullable(transition?.runId.map(WireUUID.init)), link: Nullable(transition?.link),
-            triggerId: Nullable(delivery.map { WireUUID($0.triggerId) }), attempt: Nullable(delivery?.attempt),
+            _try: Nullable(transition?.tryNumber),
+            triggerId: Nullable((delivery?.triggerId ?? transition?.triggerId).map(WireUUID.init)),
+            attempt: Nullable(delivery?.attempt), cancel: Nullable(delivery?.isCancel),
             httpStatus: Nullable(delivery?.httpStatus), error: Nullable(delivery?.error),
             durationMs: Nullable(delivery?.durationMilliseconds), process: Nullable(delivery?.process))
     }

@@ -31,6 +31,21 @@ struct CopyText {
         tab()
     }
 
+    mutating func integer(_ value: Int?) {
+        if let value { integer(value) } else { null() }
+    }
+
+    /// A `double precision`, in the shortest text that reads back as the same value.
+    mutating func double(_ value: Double?) {
+        guard let value else { return null() }
+        buffer.writeString(String(value))
+        tab()
+    }
+
+    mutating func timestamp(_ date: Date?) {
+        if let date { timestamp(date) } else { null() }
+    }
+
     mutating func bool(_ value: Bool) {
         buffer.writeInteger(value ? UInt8(ascii: "t") : UInt8(ascii: "f"))
         tab()
@@ -113,7 +128,8 @@ enum CopyRows {
             positions, into: "data_product",
             columns: [
                 "dataset_id", "id", "position", "compute", "name", "version", "eager", "passthrough", "state", "run_id",
-                "link", "passback", "extra", "modified_by", "modified_date",
+                "link", "passback", "extra", "modified_by", "modified_date", "try", "trigger_id", "retries_used", "retry_at",
+                "timeout_at", "retries", "max_queued_s", "max_running_s",
             ], connection, logger
         ) { (out: inout CopyText, position: Int) in
             let product = plan.dataProducts[position]
@@ -132,6 +148,14 @@ enum CopyRows {
             out.text(StoredColumn.json(product.extra))
             out.text(product.modifiedBy)
             out.timestamp(product.modifiedDate)
+            out.integer(product.tryNumber)
+            out.uuid(product.triggerId)
+            out.integer(product.retriesUsed)
+            out.timestamp(product.retryAt)
+            out.timestamp(product.timeoutAt)
+            out.integer(product.limits.retries)
+            out.double(product.limits.maxQueuedSeconds)
+            out.double(product.limits.maxRunningSeconds)
         }
     }
 
@@ -142,7 +166,10 @@ enum CopyRows {
         let datasetId = plan.dataset.id
         try await copy(
             transitions, into: "product_event",
-            columns: ["dataset_id", "data_product_id", "at", "kind", "from_state", "to_state", "reason", "actor", "run_id", "link"],
+            columns: [
+                "dataset_id", "data_product_id", "at", "kind", "from_state", "to_state", "reason", "actor", "run_id", "link", "try",
+                "trigger_id",
+            ],
             connection, logger
         ) { (out: inout CopyText, transition: StateTransition) in
             out.uuid(datasetId)
@@ -155,6 +182,8 @@ enum CopyRows {
             out.text(actor)
             out.uuid(transition.runId)
             out.text(transition.link)
+            out.integer(transition.tryNumber)
+            out.uuid(transition.triggerId)
         }
     }
 

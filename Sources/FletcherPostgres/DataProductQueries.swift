@@ -8,15 +8,22 @@ import PostgresNIO
 /// SQL on the `data_product` table.
 enum DataProductQueries {
     private typealias Columns = (
-        UUID, String, String, String, Bool, String?, String, UUID?, String?, String?, String?, String, PostgresTimestamp
+        UUID, String, String, String, Bool, String?, String, UUID?, String?, String?, String?, String, PostgresTimestamp,
+        Int32, UUID?, Int32, PostgresTimestamp?, PostgresTimestamp?, Int32?, Double?, Double?
     )
+
+    /// The columns `Columns` reads, of the product `d`.
+    private static let columns = """
+        d.id, d.compute, d.name, d.version, d.eager, d.passthrough::text, d.state, d.run_id, d.link, d.passback::text,
+        d.extra::text, d.modified_by, d.modified_date, d.try, d.trigger_id, d.retries_used, d.retry_at, d.timeout_at,
+        d.retries, d.max_queued_s, d.max_running_s
+        """
 
     static func fetchAll(datasetId: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> [DataProduct] {
         let rows = try await connection.query(
             """
-            SELECT id, compute, name, version, eager, passthrough::text, state, run_id, link, passback::text,
-                extra::text, modified_by, modified_date
-            FROM data_product WHERE dataset_id = \(datasetId) ORDER BY position
+            SELECT \(unescaped: columns)
+            FROM data_product d WHERE dataset_id = \(datasetId) ORDER BY position
             """, logger: logger)
         var products: [DataProduct] = []
         for try await columns in rows.decode(Columns.self) { products.append(try dataProduct(columns)) }
@@ -26,8 +33,7 @@ enum DataProductQueries {
     static func fetchOne(datasetId: UUID, id: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> DataProduct? {
         let rows = try await connection.query(
             """
-            SELECT d.id, d.compute, d.name, d.version, d.eager, d.passthrough::text, d.state, d.run_id, d.link,
-                d.passback::text, d.extra::text, d.modified_by, d.modified_date
+            SELECT \(unescaped: columns)
             FROM data_product d JOIN dataset s ON s.id = d.dataset_id AND s.revision > 0
             WHERE d.dataset_id = \(datasetId) AND d.id = \(id)
             """, logger: logger)
@@ -35,16 +41,19 @@ enum DataProductQueries {
         return nil
     }
 
-    /// Stores the run id and link a platform gave when it accepted a trigger, if the product is
-    /// still queued (a report already made wins). True when it changed the product.
+    /// Stores the run id and link a platform gave when it accepted `trigger`, if its product is
+    /// still queued on that trigger's try (a report already made wins, and a late answer for an
+    /// earlier try never lands on a later one; a product queued before tries were recorded has no
+    /// trigger id). True when it changed the product.
     static func recordRun(
-        datasetId: UUID, id: UUID, runId: UUID?, link: String?, at now: Date, _ connection: PostgresConnection, _ logger: Logger
+        of trigger: Trigger, runId: UUID?, link: String?, at now: Date, _ connection: PostgresConnection, _ logger: Logger
     ) async throws -> Bool {
         let rows = try await connection.query(
             """
             UPDATE data_product SET run_id = coalesce(\(runId), run_id), link = coalesce(\(link), link),
                 modified_by = \(dispatcherActor), modified_date = \(now.postgres)
-            WHERE dataset_id = \(datasetId) AND id = \(id) AND state = 'queued'
+            WHERE dataset_id = \(trigger.datasetId) AND id = \(trigger.dataProductId) AND state = 'queued'
+                AND (trigger_id IS NULL OR trigger_id = \(trigger.id))
             RETURNING 1
             """, logger: logger)
         for try await _ in rows { return true }
@@ -68,7 +77,10 @@ enum DataProductQueries {
             compute = excluded.compute, name = excluded.name, version = excluded.version, eager = excluded.eager,
             passthrough = excluded.passthrough, state = excluded.state, run_id = excluded.run_id,
             link = excluded.link, passback = excluded.passback, extra = excluded.extra,
-            modified_by = excluded.modified_by, modified_date = excluded.modified_date
+            modified_by = excluded.modified_by, modified_date = excluded.modified_date, try = excluded.try,
+            trigger_id = excluded.trigger_id, retries_used = excluded.retries_used, retry_at = excluded.retry_at,
+            timeout_at = excluded.timeout_at, retries = excluded.retries, max_queued_s = excluded.max_queued_s,
+            max_running_s = excluded.max_running_s
         """
     }
 
@@ -76,9 +88,12 @@ enum DataProductQueries {
     private static func select(_ positions: [Int], of plan: Plan) -> SQL {
         """
         (dataset_id, id, position, compute, name, version, eager, passthrough, state, run_id, link, passback, extra,
-            modified_by, modified_date)
+            modified_by, modified_date, try, trigger_id, retries_used, retry_at, timeout_at, retries, max_queued_s,
+            max_running_s)
         SELECT \(plan.dataset.id)::uuid, r.id, r.position, r.compute, r.name, r.version, r.eager, r.passthrough::jsonb,
-            r.state, r.run_id::uuid, r.link, r.passback::jsonb, r.extra::jsonb, r.modified_by, r.modified_date
+            r.state, r.run_id::uuid, r.link, r.passback::jsonb, r.extra::jsonb, r.modified_by, r.modified_date, r.try,
+            r.trigger_id::uuid, r.retries_used, timestamptz 'epoch' + r.retry_at * interval '1 microsecond',
+            timestamptz 'epoch' + r.timeout_at * interval '1 microsecond', r.retries, r.max_queued_s, r.max_running_s
         FROM saved, \(rows(positions, of: plan))
         """
     }
@@ -100,13 +115,25 @@ enum DataProductQueries {
         let extras = PostgresNullableTextArray(elements: products.map { StoredColumn.json($0.extra) })
         let modifiedBys = products.map(\.modifiedBy)
         let modifiedDates = products.map(\.modifiedDate.postgres)
+        let tries = products.map { Int32($0.tryNumber) }
+        let triggerIds = PostgresNullableTextArray(elements: products.map { $0.triggerId?.lowercased })
+        let retriesUsed = products.map { Int32($0.retriesUsed) }
+        // Nullable numbers and times travel as text (times as microseconds since 1970, exact).
+        let retryAts = PostgresNullableTextArray(elements: products.map { $0.retryAt.map { String($0.microsecondsSince1970) } })
+        let timeoutAts = PostgresNullableTextArray(elements: products.map { $0.timeoutAt.map { String($0.microsecondsSince1970) } })
+        let retries = PostgresNullableTextArray(elements: products.map { $0.limits.retries.map { String($0) } })
+        let maxQueued = PostgresNullableTextArray(elements: products.map { $0.limits.maxQueuedSeconds.map { String($0) } })
+        let maxRunning = PostgresNullableTextArray(elements: products.map { $0.limits.maxRunningSeconds.map { String($0) } })
         return """
             unnest(\(ids)::uuid[], \(position32)::int4[], \(computes)::text[], \(names)::text[],
                 \(versions)::text[], \(eagers)::bool[], \(passthroughs)::text[], \(states)::text[], \(runIds)::text[],
                 \(links)::text[], \(passbacks)::text[], \(extras)::text[], \(modifiedBys)::text[],
-                \(modifiedDates)::timestamptz[])
+                \(modifiedDates)::timestamptz[], \(tries)::int4[], \(triggerIds)::text[], \(retriesUsed)::int4[],
+                \(retryAts)::text[]::int8[], \(timeoutAts)::text[]::int8[], \(retries)::text[]::int4[],
+                \(maxQueued)::text[]::float8[], \(maxRunning)::text[]::float8[])
                 AS r(id, position, compute, name, version, eager, passthrough, state, run_id, link, passback, extra,
-                    modified_by, modified_date)
+                    modified_by, modified_date, try, trigger_id, retries_used, retry_at, timeout_at, retries, max_queued_s,
+                    max_running_s)
             """
     }
 
@@ -116,7 +143,66 @@ enum DataProductQueries {
             passthrough: try StoredColumn.json(c.5, column: "data_product.passthrough"),
             state: try StoredColumn.enumValue(c.6, as: DataProductState.self), runId: c.7, link: c.8,
             passback: try StoredColumn.json(c.9, column: "data_product.passback"),
-            extra: try StoredColumn.json(c.10, column: "data_product.extra"), modifiedBy: c.11, modifiedDate: c.12.date)
+            extra: try StoredColumn.json(c.10, column: "data_product.extra"), modifiedBy: c.11, modifiedDate: c.12.date,
+            limits: ProductLimits(retries: c.18.map(Int.init), maxQueuedSeconds: c.19, maxRunningSeconds: c.20),
+            tryNumber: Int(c.13), triggerId: c.14, retriesUsed: Int(c.15), retryAt: c.16?.date, timeoutAt: c.17?.date)
+    }
+
+    /// Datasets with a timeout or a retry due at `asOf`, earliest due first, at most `limit`; the
+    /// retries of paused datasets are left out (a pause holds them). Read through the due-time
+    /// indexes: only due timers are visited.
+    static func datasetsWithDueTimers(
+        asOf: Date, limit: Int, _ connection: PostgresConnection, _ logger: Logger
+    ) async throws -> [UUID] {
+        var datasets: [UUID] = []
+        for try await id in try await connection.query(
+            """
+            SELECT dataset_id FROM (
+                SELECT dataset_id, timeout_at AS due FROM data_product
+                WHERE timeout_at IS NOT NULL AND timeout_at <= \(asOf.postgres)
+                UNION ALL
+                SELECT p.dataset_id, p.retry_at FROM data_product p JOIN dataset d ON d.id = p.dataset_id
+                WHERE p.retry_at IS NOT NULL AND p.retry_at <= \(asOf.postgres) AND NOT d.paused
+            ) due
+            GROUP BY dataset_id ORDER BY min(due), dataset_id LIMIT \(Int64(limit))
+            """, logger: logger
+        ).decode(UUID.self) {
+            datasets.append(id)
+        }
+        return datasets
+    }
+
+    /// When the earliest armed timeout, or pending retry of a dataset not paused, falls due.
+    static func nextTimerDue(_ connection: PostgresConnection, _ logger: Logger) async throws -> Date? {
+        for try await due in try await connection.query(
+            """
+            SELECT least(
+                (SELECT min(timeout_at) FROM data_product WHERE timeout_at IS NOT NULL),
+                (SELECT p.retry_at FROM data_product p JOIN dataset d ON d.id = p.dataset_id
+                    WHERE p.retry_at IS NOT NULL AND NOT d.paused ORDER BY p.retry_at LIMIT 1))
+            """, logger: logger
+        ).decode(PostgresTimestamp?.self) {
+            return due?.date
+        }
+        return nil
+    }
+
+    /// Pending retries and armed timeouts by compute type, through the due-time indexes.
+    static func timerCounts(_ connection: PostgresConnection, _ logger: Logger) async throws -> [Compute: TimerCounts] {
+        var counts: [Compute: TimerCounts] = [:]
+        for try await (compute, retries, timeouts) in try await connection.query(
+            """
+            SELECT compute, sum(retry)::int8, sum(timeout)::int8 FROM (
+                SELECT compute, 1 AS retry, 0 AS timeout FROM data_product WHERE retry_at IS NOT NULL
+                UNION ALL
+                SELECT compute, 0, 1 FROM data_product WHERE timeout_at IS NOT NULL
+            ) timers
+            GROUP BY compute
+            """, logger: logger
+        ).decode((String, Int64, Int64).self) {
+            if let compute = Compute(rawValue: compute) { counts[compute] = TimerCounts(retries: Int(retries), timeouts: Int(timeouts)) }
+        }
+        return counts
     }
 
     /// How many data products are in each state (for `Store.stateCounts`).

@@ -16,13 +16,17 @@ enum HistoryQueries {
         let reasons = transitions.map(\.reason.rawValue)
         let runIds = PostgresNullableTextArray(elements: transitions.map { $0.runId?.lowercased })
         let links = PostgresNullableTextArray(elements: transitions.map(\.link))
+        let tries = transitions.map { Int32($0.tryNumber) }
+        let triggerIds = PostgresNullableTextArray(elements: transitions.map { $0.triggerId?.lowercased })
         let order = transitions.indices.map { Int32($0) }
         return """
-            INSERT INTO product_event (dataset_id, data_product_id, at, kind, from_state, to_state, reason, actor, run_id, link)
+            INSERT INTO product_event (dataset_id, data_product_id, at, kind, from_state, to_state, reason, actor, run_id, link,
+                try, trigger_id)
             SELECT \(plan.dataset.id)::uuid, r.product, \(now.postgres)::timestamptz, 'state_change', r.from_state,
-                r.to_state, r.reason, \(actor)::text, r.run_id::uuid, r.link
+                r.to_state, r.reason, \(actor)::text, r.run_id::uuid, r.link, r.try, r.trigger_id::uuid
             FROM saved, unnest(\(products)::uuid[], \(from)::text[], \(to)::text[], \(reasons)::text[], \(runIds)::text[],
-                \(links)::text[], \(order)::int4[]) AS r(product, from_state, to_state, reason, run_id, link, ord)
+                \(links)::text[], \(tries)::int4[], \(triggerIds)::text[], \(order)::int4[])
+                AS r(product, from_state, to_state, reason, run_id, link, try, trigger_id, ord)
             ORDER BY r.ord
             """
     }
@@ -38,7 +42,7 @@ enum HistoryQueries {
             let transition = change.transitions[index]
             guard position == first + index, transition.dataProductId == change.plan.dataProducts[position].id,
                 transition.from == nil, transition.to == .waiting, transition.reason == .api, transition.runId == nil,
-                transition.link == nil
+                transition.link == nil, transition.tryNumber == 0, transition.triggerId == nil
             else { return nil }
         }
         return first..<(first + added.count)
@@ -60,17 +64,19 @@ enum HistoryQueries {
             """, logger: logger)
     }
 
-    /// Records an attempt to deliver a trigger.
+    /// Records an attempt to deliver a trigger, or a cancel: a cancel's attempt names the try's
+    /// trigger it cancels, marked as a cancel.
     static func record(
         _ attempt: DeliveryAttempt, of trigger: Trigger, at now: Date, _ connection: PostgresConnection, _ logger: Logger
     ) async throws {
         try await connection.query(
             """
             INSERT INTO product_event (dataset_id, data_product_id, at, kind, trigger_id, attempt, http_status, error,
-                duration_ms, process)
-            VALUES (\(trigger.datasetId), \(trigger.dataProductId), \(now.postgres), 'delivery', \(trigger.id),
-                \(Int32(attempt.attempt)), \(attempt.httpStatus.map(Int32.init)), \(attempt.error),
-                \(Int32(attempt.durationMilliseconds)), \(attempt.process))
+                duration_ms, process, try, is_cancel)
+            VALUES (\(trigger.datasetId), \(trigger.dataProductId), \(now.postgres), 'delivery',
+                \(trigger.cancel?.triggerId ?? trigger.id), \(Int32(attempt.attempt)), \(attempt.httpStatus.map(Int32.init)),
+                \(attempt.error), \(Int32(attempt.durationMilliseconds)), \(attempt.process), \(Int32(trigger.tryNumber)),
+                \(trigger.isCancel))
             """, logger: logger)
     }
 
@@ -97,10 +103,11 @@ enum HistoryQueries {
         // A row of many creations (`recordCreations`) is an event for each of its products. A
         // dataset without state changes is one row of its revision and nulls.
         static let sql = """
-            SELECT d.revision, r.sequence, r.at, r.product_id, r.from_state, r.to_state, r.reason, r.actor, r.run_id, r.link
+            SELECT d.revision, r.sequence, r.at, r.product_id, r.from_state, r.to_state, r.reason, r.actor, r.run_id, r.link,
+                r.try, r.trigger_id
             FROM dataset d LEFT JOIN LATERAL (
                 SELECT e.sequence, e.at, coalesce(e.data_product_id, p.id) AS product_id, e.from_state, e.to_state,
-                    e.reason, e.actor, e.run_id, e.link, p.position
+                    e.reason, e.actor, e.run_id, e.link, e.try, e.trigger_id, p.position
                 FROM (
                     SELECT * FROM product_event WHERE dataset_id = $1 AND kind = 'state_change'
                     ORDER BY sequence DESC LIMIT $2
@@ -128,8 +135,8 @@ enum HistoryQueries {
         }
 
         func decodeRow(_ row: PostgresRow) throws -> Row {
-            let (revision, sequence, at, productId, from, to, reason, actor, runId, link) = try row.decode(
-                (Int64, Int64?, PostgresTimestamp?, UUID?, String?, String?, String?, String?, UUID?, String?).self)
+            let (revision, sequence, at, productId, from, to, reason, actor, runId, link, tryNumber, triggerId) = try row.decode(
+                (Int64, Int64?, PostgresTimestamp?, UUID?, String?, String?, String?, String?, UUID?, String?, Int32?, UUID?).self)
             guard let sequence else { return (revision, nil) }
             guard let at, let productId, let to, let reason, let actor else {
                 throw StoreError.corrupt("product_event \(sequence) is incomplete")
@@ -137,14 +144,15 @@ enum HistoryQueries {
             let transition = StateTransition(
                 dataProductId: productId, from: try from.map { try StoredColumn.enumValue($0, as: DataProductState.self) },
                 to: try StoredColumn.enumValue(to, as: DataProductState.self),
-                reason: try StoredColumn.enumValue(reason, as: TransitionReason.self), runId: runId, link: link)
+                reason: try StoredColumn.enumValue(reason, as: TransitionReason.self), runId: runId, link: link,
+                tryNumber: Int(tryNumber ?? 0), triggerId: triggerId)
             return (revision, ProductEvent(sequence: sequence, at: at.date, kind: .stateChange(transition, actor: actor)))
         }
     }
 
     private static let columns = """
         e.sequence, e.at, e.kind, e.from_state, e.to_state, e.reason, e.actor, e.run_id, e.link, e.trigger_id, e.attempt,
-        e.http_status, e.error, e.duration_ms, e.process
+        e.http_status, e.error, e.duration_ms, e.process, e.try, e.is_cancel
         """
 
     static func fetch(
@@ -172,7 +180,7 @@ enum HistoryQueries {
         var events: [ProductEvent] = []
         for try await row in rows.decode(
             (Int64, PostgresTimestamp, String, String?, String?, String?, String?, UUID?, String?, UUID?, Int32?, Int32?,
-                String?, Int32?, String?).self)
+                String?, Int32?, String?, Int32?, Bool?).self)
         {
             let kind: ProductEvent.Kind
             if row.2 == "state_change", let to = row.4, let reason = row.5 {
@@ -181,13 +189,14 @@ enum HistoryQueries {
                         dataProductId: dataProductId,
                         from: try row.3.map { try StoredColumn.enumValue($0, as: DataProductState.self) },
                         to: try StoredColumn.enumValue(to, as: DataProductState.self),
-                        reason: try StoredColumn.enumValue(reason, as: TransitionReason.self), runId: row.7, link: row.8),
+                        reason: try StoredColumn.enumValue(reason, as: TransitionReason.self), runId: row.7, link: row.8,
+                        tryNumber: Int(row.15 ?? 0), triggerId: row.9),
                     actor: row.6 ?? "")
             } else if let triggerId = row.9 {
                 kind = .delivery(
                     DeliveryAttempt(
                         triggerId: triggerId, attempt: Int(row.10 ?? 0), httpStatus: row.11.map(Int.init), error: row.12,
-                        durationMilliseconds: Int(row.13 ?? 0), process: row.14 ?? ""))
+                        durationMilliseconds: Int(row.13 ?? 0), process: row.14 ?? "", isCancel: row.16 ?? false))
             } else {
                 throw StoreError.corrupt("product_event \(row.0) is incomplete")
             }

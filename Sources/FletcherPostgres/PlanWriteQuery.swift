@@ -4,8 +4,8 @@ import Foundation
 import Logging
 import PostgresNIO
 
-/// Everything a mutation writes — the dataset row, products, dependencies, history, triggers — as
-/// one statement: one round trip, and on its own (outside a transaction) one atomic write.
+/// Everything a mutation writes — the dataset row, products, dependencies, history, triggers and
+/// cancels — as one statement: one round trip, and on its own (outside a transaction) one atomic write.
 ///
 /// The dataset's row is updated first, only if it is still at the revision the change was made
 /// from; every other part joins that row (`saved`), so when another writer got there first nothing
@@ -72,7 +72,8 @@ enum PlanWriteQuery {
         guard rows(change) > rowsPerStatement else {
             return try await run(change, expecting: revision, at: now, notifying: notice, connection, logger)
         }
-        // The transitions stay: the triggers they make and cancel are written with the dataset's row.
+        // The transitions and cancellations stay: the triggers they make and cancel, and the cancels
+        // they send, are written with the dataset's row.
         var head = change
         head.changedProducts = []
         head.changedDependencies = []
@@ -181,6 +182,7 @@ enum PlanWriteQuery {
             \(rows),
             history AS (\(HistoryQueries.record(recordingHistory ? change.transitions : [], of: plan, by: change.actor, at: now))),
             cancelled AS (\(TriggerQueries.cancel(change.productsLeavingQueue, datasetId: datasetId, at: now))),
+            cancels AS (\(TriggerQueries.insertCancels(change.cancellations, datasetId: datasetId, at: now))),
             triggers AS (\(TriggerQueries.insert(change.newTriggers(at: now), datasetId: datasetId, at: now)))
             SELECT saved.revision, saved.last_modified FROM saved, notified
             """

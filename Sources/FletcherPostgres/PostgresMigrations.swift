@@ -339,6 +339,46 @@ enum PostgresMigrations {
                 """
             ]
         ),
+        (
+            14, "tries, timers and cancels",
+            [
+                // A product's current try (0 before its first queueing) and its trigger, its retry and
+                // timeout timers, and its own limits from its submission (docs/RULES.md rules 22-25).
+                // Columns with constant defaults: no table rewrite.
+                """
+                ALTER TABLE data_product
+                    ADD COLUMN try integer NOT NULL DEFAULT 0,
+                    ADD COLUMN trigger_id uuid,
+                    ADD COLUMN retries_used integer NOT NULL DEFAULT 0,
+                    ADD COLUMN retry_at timestamptz,
+                    ADD COLUMN timeout_at timestamptz,
+                    ADD COLUMN retries integer,
+                    ADD COLUMN max_queued_s double precision,
+                    ADD COLUMN max_running_s double precision
+                """,
+                // Due timers are found through these, never by reading every product. A product with
+                // no timer is in neither: its updates stay heap-only while no timer is configured.
+                "CREATE INDEX data_product_retry_due ON data_product (retry_at) WHERE retry_at IS NOT NULL",
+                "CREATE INDEX data_product_timeout_due ON data_product (timeout_at) WHERE timeout_at IS NOT NULL",
+                // A state change's try (its trigger in trigger_id); a delivery attempt that was a cancel.
+                "ALTER TABLE product_event ADD COLUMN try integer, ADD COLUMN is_cancel boolean",
+                // The try a trigger starts; a cancel names the try's trigger it stops (null for a
+                // start), with the run the platform named and why.
+                """
+                ALTER TABLE dispatch_trigger
+                    ADD COLUMN try integer NOT NULL DEFAULT 0,
+                    ADD COLUMN cancels uuid,
+                    ADD COLUMN run_id uuid,
+                    ADD COLUMN reason text CHECK (reason IN ('clear', 'disable', 'downstream_reset', 'timeout'))
+                """,
+                // At most one live start per data product; a pending cancel of an earlier try may sit beside it.
+                "DROP INDEX dispatch_trigger_live",
+                """
+                CREATE UNIQUE INDEX dispatch_trigger_live ON dispatch_trigger (dataset_id, data_product_id)
+                WHERE state = 'pending' AND cancels IS NULL
+                """,
+            ]
+        ),
     ]
 
     /// Applies pending migrations (up to `last`) on one connection, holding the advisory lock throughout.

@@ -34,10 +34,10 @@ extension PostgresStore {
                 else { return (false, false) }
                 try await HistoryQueries.record(attempt, of: trigger, at: now, connection, logger)
                 try await recordCircuit(.delivered, of: claim, attempt: attempt, now: now, connection)
+                // A cancel's answer touches no product.
                 var changed = false
-                if runId != nil || link != nil {
-                    changed = try await DataProductQueries.recordRun(
-                        datasetId: trigger.datasetId, id: trigger.dataProductId, runId: runId, link: link, at: now, connection, logger)
+                if !trigger.isCancel && (runId != nil || link != nil) {
+                    changed = try await DataProductQueries.recordRun(of: trigger, runId: runId, link: link, at: now, connection, logger)
                     if changed {
                         try await DatasetQueries.touch(trigger.datasetId, at: now, notifying: notice, connection, logger)
                     }
@@ -67,6 +67,18 @@ extension PostgresStore {
         _ claim: ClaimedTrigger, owner: String, attempt: DeliveryAttempt, passback: JSONValue, now: Date
     ) async throws -> Bool {
         let trigger = claim.trigger
+        if trigger.isCancel {
+            // A cancel given up fails nothing: its try has ended already.
+            return try await storeErrors {
+                try await transaction(ConnectivityQueries.begin) { [self] connection in
+                    guard try await TriggerQueries.finish(claim, owner: owner, as: .failed, attempt: attempt, now: now, connection, logger)
+                    else { return false }
+                    try await HistoryQueries.record(attempt, of: trigger, at: now, connection, logger)
+                    try await recordCircuit(.failed, of: claim, attempt: attempt, now: now, connection)
+                    return true
+                }
+            }
+        }
         let change: PlanChange
         do {
             change = try await storeErrors {
@@ -90,6 +102,26 @@ extension PostgresStore {
         }
         if !change.isEmpty { changeFeed.publish(trigger.datasetId) }
         return true
+    }
+
+    public func datasetsWithDueTimers(asOf: Date, limit: Int) async throws -> [UUID] {
+        try await storeErrors {
+            try await withConnection { [self] connection in
+                try await DataProductQueries.datasetsWithDueTimers(asOf: asOf, limit: limit, connection, logger)
+            }
+        }
+    }
+
+    public func nextTimerDue() async throws -> Date? {
+        try await storeErrors {
+            try await withConnection { [self] connection in try await DataProductQueries.nextTimerDue(connection, logger) }
+        }
+    }
+
+    public func timerCounts() async throws -> [Compute: TimerCounts] {
+        try await storeErrors {
+            try await withConnection { [self] connection in try await DataProductQueries.timerCounts(connection, logger) }
+        }
     }
 
     public func nextDue(compute: Compute) async throws -> Date? {

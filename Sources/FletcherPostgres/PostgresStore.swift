@@ -166,9 +166,11 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
     ) async throws -> PlanChange? {
         guard let cached = planCache.latest(datasetId) else { return nil }
         let now = Date.storeNow(notBefore: cached.lastModified)
-        guard let made = try? change(cached.plan, now, .tentative), !made.isEmpty,
-            PlanWriteQuery.rows(made) <= rowsPerStatement  // else written in parts, in a transaction
+        guard var tried = try? change(cached.plan, now, .tentative), !tried.isEmpty,
+            PlanWriteQuery.rows(tried) <= rowsPerStatement  // else written in parts, in a transaction
         else { return nil }
+        tried.roundTimersToStoredPrecision()
+        let made = tried
         let written = try await storeErrors {
             try await withConnection { [self] connection in
                 try await PlanWriteQuery.run(made, expecting: cached.revision, at: now, notifying: notice, connection, logger)
@@ -216,8 +218,9 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
         }
         let now = Date.storeNow(notBefore: locked?.lastModified)
         // Handed over: a plan read here is edited in place. The last call of `change`.
-        let result = try change(stored.take(), now, .final)
+        var result = try change(stored.take(), now, .final)
         guard !result.isEmpty else { return (result, locked?.revision ?? 0, locked?.lastModified ?? now) }
+        result.roundTimersToStoredPrecision()
         guard
             let written = try await PlanWriteQuery.write(
                 result, expecting: locked?.revision ?? 0, at: now, notifying: notice,

@@ -9,28 +9,32 @@ enum HistoryQueries {
         guard !transitions.isEmpty else { return }
         let statement = try db.cachedStatement(
             sql: """
-                INSERT INTO product_event (dataset_id, data_product_id, at, kind, from_state, to_state, reason, actor, run_id, link)
-                VALUES (?, ?, ?, 'state_change', ?, ?, ?, ?, ?, ?)
+                INSERT INTO product_event (dataset_id, data_product_id, at, kind, from_state, to_state, reason, actor, run_id, link,
+                    try, trigger_id)
+                VALUES (?, ?, ?, 'state_change', ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
         for transition in transitions {
             try statement.execute(arguments: [
                 plan.dataset.id, transition.dataProductId, now.microsecondsSince1970, transition.from?.rawValue,
                 transition.to.rawValue, transition.reason.rawValue, actor, transition.runId, transition.link,
+                transition.tryNumber, transition.triggerId,
             ])
         }
     }
 
-    /// Records an attempt to deliver a trigger.
+    /// Records an attempt to deliver a trigger, or a cancel: a cancel's attempt names the try's
+    /// trigger it cancels, marked as a cancel.
     static func record(_ attempt: DeliveryAttempt, of trigger: Trigger, at now: Date, _ db: Database) throws {
         try db.cachedStatement(
             sql: """
                 INSERT INTO product_event (dataset_id, data_product_id, at, kind, trigger_id, attempt, http_status, error,
-                    duration_ms, process)
-                VALUES (?, ?, ?, 'delivery', ?, ?, ?, ?, ?, ?)
+                    duration_ms, process, try, is_cancel)
+                VALUES (?, ?, ?, 'delivery', ?, ?, ?, ?, ?, ?, ?, ?)
                 """
         ).execute(arguments: [
-            trigger.datasetId, trigger.dataProductId, now.microsecondsSince1970, trigger.id, attempt.attempt, attempt.httpStatus,
-            attempt.error, attempt.durationMilliseconds, attempt.process,
+            trigger.datasetId, trigger.dataProductId, now.microsecondsSince1970, trigger.cancel?.triggerId ?? trigger.id,
+            attempt.attempt, attempt.httpStatus, attempt.error, attempt.durationMilliseconds, attempt.process, trigger.tryNumber,
+            trigger.isCancel,
         ])
     }
 
@@ -38,7 +42,7 @@ enum HistoryQueries {
         try Row.fetchAll(
             db.cachedStatement(
                 sql: """
-                    SELECT sequence, at, data_product_id, from_state, to_state, reason, actor, run_id, link
+                    SELECT sequence, at, data_product_id, from_state, to_state, reason, actor, run_id, link, try, trigger_id
                     FROM product_event INDEXED BY product_event_by_dataset
                     WHERE dataset_id = ? AND kind = 'state_change' ORDER BY sequence DESC LIMIT ?
                     """),
@@ -48,7 +52,8 @@ enum HistoryQueries {
             let transition = StateTransition(
                 dataProductId: row[2], from: try from.map { try StoredColumn.enumValue($0, as: DataProductState.self) },
                 to: try StoredColumn.enumValue(row[4], as: DataProductState.self),
-                reason: try StoredColumn.enumValue(row[5], as: TransitionReason.self), runId: row[7], link: row[8])
+                reason: try StoredColumn.enumValue(row[5], as: TransitionReason.self), runId: row[7], link: row[8],
+                tryNumber: row[9] ?? 0, triggerId: row[10])
             return ProductEvent(sequence: row[0], at: Date(microsecondsSince1970: row[1]), kind: .stateChange(transition, actor: row[6]))
         }
     }
@@ -58,7 +63,7 @@ enum HistoryQueries {
             db.cachedStatement(
                 sql: """
                     SELECT sequence, at, kind, from_state, to_state, reason, actor, run_id, link,
-                        trigger_id, attempt, http_status, error, duration_ms, process
+                        trigger_id, attempt, http_status, error, duration_ms, process, try, is_cancel
                     FROM product_event WHERE dataset_id = ? AND data_product_id = ? AND sequence < ?
                     ORDER BY sequence DESC LIMIT ?
                     """),
@@ -71,13 +76,14 @@ enum HistoryQueries {
                     StateTransition(
                         dataProductId: dataProductId, from: try from.map { try StoredColumn.enumValue($0, as: DataProductState.self) },
                         to: try StoredColumn.enumValue(row[4], as: DataProductState.self),
-                        reason: try StoredColumn.enumValue(row[5], as: TransitionReason.self), runId: row[7], link: row[8]),
+                        reason: try StoredColumn.enumValue(row[5], as: TransitionReason.self), runId: row[7], link: row[8],
+                        tryNumber: row[15] ?? 0, triggerId: row[9]),
                     actor: row[6])
             } else {
                 kind = .delivery(
                     DeliveryAttempt(
                         triggerId: row[9], attempt: row[10], httpStatus: row[11], error: row[12], durationMilliseconds: row[13],
-                        process: row[14]))
+                        process: row[14], isCancel: row[16] ?? false))
             }
             return ProductEvent(sequence: row[0], at: Date(microsecondsSince1970: row[1]), kind: kind)
         }

@@ -181,6 +181,41 @@ enum SQLiteMigrations {
                     SELECT dataset_id, parent_id, child_id, position, extra, modified_by, modified_date FROM dependency
                     """)
         }
+        migrator.registerMigration("v7: tries, timers and cancels") { db in
+            try db.execute(
+                sql: """
+                    -- A product's current try (0 before its first queueing) and its trigger, its retry and
+                    -- timeout timers, and its own limits from its submission (docs/RULES.md rules 22-25).
+                    ALTER TABLE data_product ADD COLUMN try INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE data_product ADD COLUMN trigger_id BLOB CHECK (trigger_id IS NULL OR length(trigger_id) = 16);
+                    ALTER TABLE data_product ADD COLUMN retries_used INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE data_product ADD COLUMN retry_at INTEGER;
+                    ALTER TABLE data_product ADD COLUMN timeout_at INTEGER;
+                    ALTER TABLE data_product ADD COLUMN retries INTEGER;
+                    ALTER TABLE data_product ADD COLUMN max_queued_s REAL;
+                    ALTER TABLE data_product ADD COLUMN max_running_s REAL;
+                    -- Due timers are found through these, never by reading every product.
+                    CREATE INDEX data_product_retry_due ON data_product (retry_at) WHERE retry_at IS NOT NULL;
+                    CREATE INDEX data_product_timeout_due ON data_product (timeout_at) WHERE timeout_at IS NOT NULL;
+
+                    -- A state change's try (its trigger in trigger_id); a delivery attempt that was a cancel.
+                    -- (The CHECK on kind cannot be altered: a cancel's attempt is a delivery marked so.)
+                    ALTER TABLE product_event ADD COLUMN try INTEGER;
+                    ALTER TABLE product_event ADD COLUMN is_cancel INTEGER CHECK (is_cancel IS NULL OR is_cancel IN (0, 1));
+
+                    -- The try a trigger starts; a cancel names the try's trigger it stops (null for a start),
+                    -- with the run the platform named and why.
+                    ALTER TABLE dispatch_trigger ADD COLUMN try INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE dispatch_trigger ADD COLUMN cancels BLOB CHECK (cancels IS NULL OR length(cancels) = 16);
+                    ALTER TABLE dispatch_trigger ADD COLUMN run_id BLOB;
+                    ALTER TABLE dispatch_trigger ADD COLUMN reason TEXT
+                        CHECK (reason IS NULL OR reason IN ('clear', 'disable', 'downstream_reset', 'timeout'));
+                    -- At most one live start per data product; a pending cancel of an earlier try may sit beside it.
+                    DROP INDEX dispatch_trigger_live;
+                    CREATE UNIQUE INDEX dispatch_trigger_live ON dispatch_trigger (dataset_id, data_product_id)
+                        WHERE state = 'pending' AND cancels IS NULL;
+                    """)
+        }
         return migrator
     }
 }

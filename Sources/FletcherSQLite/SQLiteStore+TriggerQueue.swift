@@ -27,10 +27,10 @@ extension SQLiteStore {
             }
             try HistoryQueries.record(attempt, of: claim.trigger, at: now, db)
             try Self.recordCircuit(.delivered, of: claim, attempt: attempt, now: now, db)
+            // A cancel's answer touches no product.
             var changed = false
-            if runId != nil || link != nil {
-                changed = try DataProductQueries.recordRun(
-                    datasetId: claim.trigger.datasetId, id: claim.trigger.dataProductId, runId: runId, link: link, at: now, db)
+            if !claim.trigger.isCancel && (runId != nil || link != nil) {
+                changed = try DataProductQueries.recordRun(of: claim.trigger, runId: runId, link: link, at: now, db)
                 if changed { try DatasetQueries.touch(claim.trigger.datasetId, at: now, db) }
             }
             return (true, changed)
@@ -54,19 +54,23 @@ extension SQLiteStore {
         _ claim: ClaimedTrigger, owner: String, attempt: DeliveryAttempt, passback: JSONValue, now: Date
     ) async throws -> Bool {
         let policy = policy
-        let change = try await write { db -> PlanChange? in
-            guard try TriggerQueries.finish(claim, owner: owner, as: .failed, attempt: attempt, now: now, db) else { return nil }
+        let (fenced, change) = try await write { db -> (Bool, PlanChange?) in
+            guard try TriggerQueries.finish(claim, owner: owner, as: .failed, attempt: attempt, now: now, db) else { return (false, nil) }
             try HistoryQueries.record(attempt, of: claim.trigger, at: now, db)
             try Self.recordCircuit(.failed, of: claim, attempt: attempt, now: now, db)
+            // A cancel given up fails nothing: its try has ended already.
+            guard !claim.trigger.isCancel else { return (true, nil) }
             let productId = claim.trigger.dataProductId
-            return try Self.mutate(claim.trigger.datasetId, createIfMissing: false, in: db) { stored, at, _ in
-                try PlanMutation.dispatchFailed(dataProductId: productId, passback: passback)
-                    .apply(to: stored, datasetId: claim.trigger.datasetId, by: dispatcherActor, at: at, policy: policy)
-            }.change
+            return (
+                true,
+                try Self.mutate(claim.trigger.datasetId, createIfMissing: false, in: db) { stored, at, _ in
+                    try PlanMutation.dispatchFailed(dataProductId: productId, passback: passback)
+                        .apply(to: stored, datasetId: claim.trigger.datasetId, by: dispatcherActor, at: at, policy: policy)
+                }.change
+            )
         }
-        guard let change else { return false }
-        if !change.isEmpty { changeFeed.publish(claim.trigger.datasetId) }
-        return true
+        if let change, !change.isEmpty { changeFeed.publish(claim.trigger.datasetId) }
+        return fenced
     }
 
     public func nextDue(compute: Compute) async throws -> Date? {

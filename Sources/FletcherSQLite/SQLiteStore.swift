@@ -91,12 +91,16 @@ public final class SQLiteStore: Store {
         let (revision, storedLastModified) = (stored?.revision, stored?.lastModified)
         let now = Date.storeNow(notBefore: storedLastModified)
         // Handed over: a plan read here (not cached) is edited in place. The only call of `change`.
-        let result = try change(stored.take()?.plan, now, .final)
+        var result = try change(stored.take()?.plan, now, .final)
         guard !result.isEmpty else { return (result, revision ?? 0, storedLastModified ?? now) }
+        result.roundTimersToStoredPrecision()
         try DatasetQueries.save(result.plan.dataset, isNew: result.isNewDataset, lastModified: now, db)
         try DataProductQueries.upsert(result.changedProducts, of: result.plan, db)
         try DependencyQueries.upsert(result.changedDependencies, of: result.plan, db)
         try HistoryQueries.record(result.transitions, of: result.plan, by: result.actor, at: now, db)
+        // The cancels first: whether a try's trigger may have been delivered is judged before its
+        // pending start is cancelled (docs/RULES.md rule 25).
+        try TriggerQueries.insertCancels(result.cancellations, datasetId: datasetId, at: now, db)
         try TriggerQueries.cancel(result.productsLeavingQueue, datasetId: datasetId, at: now, db)
         try TriggerQueries.insert(result.newTriggers(at: now), db)
         return (result, (revision ?? 0) + 1, max(now, storedLastModified ?? now))
@@ -123,6 +127,20 @@ public final class SQLiteStore: Store {
         try await storeErrors {
             try await reading { db in try TriggerQueries.fetch(datasetId: datasetId, dataProductId: dataProductId, db) }
         }
+    }
+
+    public func datasetsWithDueTimers(asOf: Date, limit: Int) async throws -> [UUID] {
+        try await storeErrors {
+            try await reading { db in try DataProductQueries.datasetsWithDueTimers(asOf: asOf, limit: limit, db) }
+        }
+    }
+
+    public func nextTimerDue() async throws -> Date? {
+        try await storeErrors { try await reading { db in try DataProductQueries.nextTimerDue(db) } }
+    }
+
+    public func timerCounts() async throws -> [Compute: TimerCounts] {
+        try await storeErrors { try await reading { db in try DataProductQueries.timerCounts(db) } }
     }
 
     public func checkHealth() async throws {

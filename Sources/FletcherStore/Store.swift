@@ -19,8 +19,9 @@ public protocol Store: TriggerQueue {
     /// Runs `change` in one transaction holding the dataset's lock, so that changes to the same
     /// dataset run one at a time (also across processes sharing the database), and writes exactly
     /// the rows the returned change names, with its state changes in the history, a trigger for
-    /// every product it queued, and the cancellation of the triggers of products that left the
-    /// queue. `change` gets the stored plan (nil when the dataset does not exist; only called then
+    /// every product it queued, the cancellation of the triggers of products that left the
+    /// queue, and a cancel for each of its `cancellations` whose try's trigger was delivered,
+    /// attempted or is leased (docs/RULES.md rule 25). `change` gets the stored plan (nil when the dataset does not exist; only called then
     /// when `createIfMissing`), the time to stamp rows with, taken after the lock was granted, and
     /// which call it is (`ChangeCall`). Whatever `change` throws is rethrown and nothing is written.
     func mutate(
@@ -65,6 +66,30 @@ public protocol Store: TriggerQueue {
     /// How the rules retry, time out and cancel products in every mutation this store applies
     /// (`apply`, and the dispatcher's): `COMPUTE_TARGETS`' policies.
     var policy: OrchestrationPolicy { get }
+
+    /// Datasets with a timeout or a retry due at `asOf` — retries of paused datasets left out (a
+    /// pause holds them) — earliest due first, at most `limit`: what `PlanMutation.fireDue` is
+    /// applied to. Found through the due-time indexes, never by reading every product.
+    func datasetsWithDueTimers(asOf: Date, limit: Int) async throws -> [UUID]
+
+    /// When the earliest armed timeout or pending retry of a dataset not paused falls due; nil when none.
+    func nextTimerDue() async throws -> Date?
+
+    /// Pending retries and armed timeouts by compute type (for `/metrics`), paused datasets' included.
+    func timerCounts() async throws -> [Compute: TimerCounts]
+}
+
+/// A compute type's products waiting on one of Fletcher's own timers (docs/RULES.md rules 23–24).
+public struct TimerCounts: Sendable, Hashable {
+    /// Failed products with a retry pending.
+    public var retries: Int
+    /// Queued or running products with a timeout armed.
+    public var timeouts: Int
+
+    public init(retries: Int, timeouts: Int) {
+        self.retries = retries
+        self.timeouts = timeouts
+    }
 }
 
 /// Plans and data products by state, for `/metrics`.
@@ -121,4 +146,18 @@ public enum ChangeCall: Sendable, Hashable {
     case tentative
     /// The call with the dataset locked: the last one.
     case final
+}
+
+extension PlanChange {
+    /// The changed products' timers at the precision both engines store (whole microseconds): a
+    /// retry's jittered wait is any number of seconds, and the plan kept in the cache must be the
+    /// rows read back. Each engine calls it on a change before writing and caching it.
+    public mutating func roundTimersToStoredPrecision() {
+        func rounded(_ date: Date?) -> Date? { date.map { Date(microsecondsSince1970: $0.microsecondsSince1970) } }
+        for position in changedProducts {
+            let (retryAt, timeoutAt) = (plan.dataProducts[position].retryAt, plan.dataProducts[position].timeoutAt)
+            if retryAt != nil && rounded(retryAt) != retryAt { plan.dataProducts[position].retryAt = rounded(retryAt) }
+            if timeoutAt != nil && rounded(timeoutAt) != timeoutAt { plan.dataProducts[position].timeoutAt = rounded(timeoutAt) }
+        }
+    }
 }

@@ -20,10 +20,18 @@ public struct Trigger: Sendable, Hashable, Identifiable {
     /// Set when this is a cancel of an earlier trigger (docs/RULES.md rule 25), sent to the
     /// platform's `cancel_url` rather than started.
     public var cancel: CancelOrder?
+    /// Delivery attempts made so far (a claim counts one).
+    public var attempts: Int
+    /// When it ended (delivered, failed or cancelled); nil while pending.
+    public var finishedAt: Date?
+    /// The HTTP status and the error of its last attempt, if it made one.
+    public var lastStatus: Int?
+    public var lastError: String?
 
     public init(
         id: UUID, datasetId: UUID, dataProductId: UUID, compute: Compute, name: String, version: String,
-        passthrough: JSONValue?, state: TriggerState = .pending, createdAt: Date, tryNumber: Int = 0, cancel: CancelOrder? = nil
+        passthrough: JSONValue?, state: TriggerState = .pending, createdAt: Date, tryNumber: Int = 0, cancel: CancelOrder? = nil,
+        attempts: Int = 0, finishedAt: Date? = nil, lastStatus: Int? = nil, lastError: String? = nil
     ) {
         self.id = id
         self.datasetId = datasetId
@@ -36,6 +44,10 @@ public struct Trigger: Sendable, Hashable, Identifiable {
         self.createdAt = createdAt
         self.tryNumber = tryNumber
         self.cancel = cancel
+        self.attempts = attempts
+        self.finishedAt = finishedAt
+        self.lastStatus = lastStatus
+        self.lastError = lastError
     }
 
     /// Whether this is a cancel, not a start.
@@ -69,7 +81,7 @@ public enum TriggerState: String, Sendable, Hashable, CaseIterable, Codable {
 }
 
 extension PlanChange {
-    /// Products whose pending trigger this change cancels: they left `queued`.
+    /// Products whose pending trigger (a start) this change cancels: they left `queued`.
     public var productsLeavingQueue: [UUID] {
         var seen = Set<UUID>()
         return transitions.filter { $0.from == .queued }.map(\.dataProductId).filter { seen.insert($0).inserted }

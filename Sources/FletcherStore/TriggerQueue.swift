@@ -21,11 +21,13 @@ public struct ClaimedTrigger: Sendable, Hashable {
 public protocol TriggerQueue: Sendable {
     /// Leases due triggers of one platform in one short transaction: the platform's row locked, live
     /// leases counted so that `maxInFlight` holds across processes, due rows taken skipping those
-    /// another process holds. An open circuit allows one probe at a time, after its pause.
+    /// another process holds. An open circuit allows one probe at a time, after its pause. Starts
+    /// and cancels are leased alike; a cancel comes with `Trigger.cancel` set.
     func claim(compute: Compute, maxInFlight: Int, owner: String, leaseSeconds: Double, now: Date) async throws -> [ClaimedTrigger]
 
     /// The platform accepted the trigger: delivered, and its run id and link stored on the product
-    /// if it is still queued (a report the platform already made is never overwritten).
+    /// if it is still queued on this trigger's try (a report the platform already made is never
+    /// overwritten, nor a later try given an earlier one's run). A cancel's acceptance touches no product.
     func markDelivered(_ claim: ClaimedTrigger, owner: String, attempt: DeliveryAttempt, runId: UUID?, link: String?, now: Date)
         async throws -> Bool
 
@@ -35,7 +37,7 @@ public protocol TriggerQueue: Sendable {
         async throws -> Bool
 
     /// The trigger is given up: failed, and its product fails through the rules with `passback`
-    /// (unless it left `queued` meanwhile), in one transaction.
+    /// (unless it left `queued` meanwhile), in one transaction. A cancel given up fails nothing.
     func markFailed(_ claim: ClaimedTrigger, owner: String, attempt: DeliveryAttempt, passback: JSONValue, now: Date)
         async throws -> Bool
 

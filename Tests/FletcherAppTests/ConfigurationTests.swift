@@ -253,16 +253,52 @@ struct ConfigurationTests {
         #expect(configuration.publicURL == "http://0.0.0.0:8080")
         #expect(try load(["PUBLIC_URL": "https://fletcher.example"]).publicURL == "https://fletcher.example")
         #expect(try load([:]).computeTargets.isEmpty)
+        // No policies unless configured.
+        #expect(cams.retries == nil && cams.maxQueued == nil && cams.maxRunning == nil && cams.cancelURL == nil)
+        #expect(configuration.computeTargets.policy.computes[.cams] == ComputePolicy())
+    }
+
+    /// Retries, timeouts and cancels per compute type; a type may have policies and no `url`: it is
+    /// not dispatched, and its policies still reach the store.
+    @Test func computeTargetsCarryRetryTimeoutAndCancelPolicies() throws {
+        let configuration = try load([
+            "COMPUTE_TARGETS": #"""
+                {"cams": {"url": "http://cams.example/jobs", "cancel_url": "https://cams.example/cancel",
+                          "retries": {"max": 3, "delay_s": 10, "max_delay_s": 120}, "max_queued_s": 300, "max_running_s": 3600.5},
+                 "dbxaas": {"retries": {"max": 0}, "max_running_s": 60}}
+                """#,
+        ])
+        let cams = try #require(configuration.computeTargets[.cams])
+        #expect(cams.cancelURL?.absoluteString == "https://cams.example/cancel")
+        #expect(cams.retries == RetryPolicy(max: 3, delay: 10, maxDelay: 120))
+        #expect(cams.maxQueued == 300 && cams.maxRunning == 3600.5)
+        let dbx = try #require(configuration.computeTargets[.dbxaas])
+        #expect(dbx.url == nil && dbx.cancelURL == nil)
+        #expect(dbx.retries == RetryPolicy(max: 0, delay: 30, maxDelay: 600))
+        #expect(dbx.maxQueued == nil && dbx.maxRunning == 60)
+        #expect(configuration.computeTargets.dispatched.keys.map(\.rawValue) == ["cams"])
+        let policy = configuration.computeTargets.policy
+        #expect(policy.computes[.cams] == ComputePolicy(retries: cams.retries, maxQueued: 300, maxRunning: 3600.5, cancels: true))
+        #expect(policy.computes[.dbxaas] == ComputePolicy(retries: dbx.retries, maxRunning: 60, cancels: false))
+        // A first wait beyond the default cap raises the cap; the ends of the ranges are taken.
+        let wide = try load([
+            "COMPUTE_TARGETS": #"{"cams": {"retries": {"max": 100, "delay_s": 86400}, "max_queued_s": 31536000, "max_running_s": 0.001}}"#
+        ]).computeTargets[.cams]
+        #expect(wide?.retries == RetryPolicy(max: 100, delay: 86_400, maxDelay: 86_400))
+        #expect(wide?.maxQueued == 31_536_000 && wide?.maxRunning == 0.001)
+        let capped = try load(["COMPUTE_TARGETS": #"{"cams": {"retries": {"max": 2.0, "delay_s": 0.5, "max_delay_s": 604800}}}"#])
+        #expect(capped.computeTargets[.cams]?.retries == RetryPolicy(max: 2, delay: 0.5, maxDelay: 604_800))
     }
 
     @Test func badComputeTargetsNameTheVariableAndTheProblem() {
         func targets(_ problem: String, _ value: String) {
             expectError(ConfigurationError("COMPUTE_TARGETS", problem), ["COMPUTE_TARGETS": value])
         }
-        let shape = #"expected a JSON object keyed by compute type, each {"url", "headers"?, "max_in_flight"?, "timeout_s"?, "max_attempts"?, "max_age_s"?}"#
+        let shape = #"expected a JSON object keyed by compute type, each {"url"?, "cancel_url"?, "headers"?, "max_in_flight"?, "timeout_s"?, "max_attempts"?, "max_age_s"?, "retries"?, "max_queued_s"?, "max_running_s"?}"#
         targets(shape, "[]")
         targets(shape, "{")
-        targets(shape + "; wrong or missing: cams.url", #"{"cams": {}}"#)
+        targets(shape + "; wrong or missing: cams.url", #"{"cams": {"url": 1}}"#)
+        targets(shape + "; wrong or missing: cams.cancel_url", #"{"cams": {"url": "http://x", "cancel_url": ["http://y"]}}"#)
         targets(shape + "; wrong or missing: cams.headers.a", #"{"cams": {"url": "http://x", "headers": {"a": 1}}}"#)
         targets(shape + "; wrong or missing: cams.timeout_s", #"{"cams": {"url": "http://x", "timeout_s": "long"}}"#)
         targets(
@@ -274,6 +310,39 @@ struct ConfigurationTests {
         targets(#"cams: "timeout_s" must be at least 0.1"#, #"{"cams": {"url": "http://x", "timeout_s": 0.05}}"#)
         targets(#"cams: "max_attempts" must be at least 1.0"#, #"{"cams": {"url": "http://x", "max_attempts": 0}}"#)
         targets(#"cams: "max_age_s" must be at least 1.0"#, #"{"cams": {"url": "http://x", "max_age_s": 0.5}}"#)
+
+        // Policies: every bad value names the type and the key.
+        targets(#"cams: set "url", or a policy ("retries", "max_queued_s", "max_running_s")"#, #"{"cams": {}}"#)
+        targets(#"cams: set "url", or a policy ("retries", "max_queued_s", "max_running_s")"#, #"{"cams": {"retries": null}}"#)
+        targets(#"cams: "cancel_url" must be an http(s) URL"#, #"{"cams": {"url": "http://x", "cancel_url": "ftp://y"}}"#)
+        targets(#"cams: "cancel_url" must be an http(s) URL"#, #"{"cams": {"url": "http://x", "cancel_url": "/cancel"}}"#)
+        targets(#"cams: "cancel_url" needs "url" (a cancel stops a job a trigger started)"#, #"{"cams": {"cancel_url": "http://y", "max_running_s": 5}}"#)
+        let retriesMax = #"dbxaas: "retries.max" must be an integer from 0 to 100"#
+        for max in ["2.5", #""3""#, "-1", "101", "1e300", "true", "null", "[]"] {
+            targets(retriesMax, #"{"dbxaas": {"url": "http://x", "retries": {"max": \#(max)}}}"#)
+        }
+        targets(retriesMax, #"{"dbxaas": {"url": "http://x", "retries": {"delay_s": 5}}}"#)
+        targets(#"dbxaas: "retries" must be an object {"max", "delay_s"?, "max_delay_s"?}"#, #"{"dbxaas": {"url": "http://x", "retries": 3}}"#)
+        targets(
+            #"dbxaas: "retries" has an unknown key "delay" (keys are max, delay_s, max_delay_s)"#,
+            #"{"dbxaas": {"url": "http://x", "retries": {"max": 3, "delay": 5}}}"#)
+        let delay = #"cams: "retries.delay_s" must be a number of seconds above 0 and at most 86400 (a day)"#
+        for value in ["0", "-1", "86401", #""30""#] {
+            targets(delay, #"{"cams": {"retries": {"max": 1, "delay_s": \#(value)}}}"#)
+        }
+        for (value, delaySeconds) in [("9", "10"), ("604801", "30"), ("{}", "30")] {
+            let given = delaySeconds == "30" ? "" : #", "delay_s": \#(delaySeconds)"#
+            targets(
+                #"cams: "retries.max_delay_s" must be a number of seconds from "retries.delay_s" (\#(delaySeconds)) to 604800 (a week)"#,
+                #"{"cams": {"retries": {"max": 1\#(given), "max_delay_s": \#(value)}}}"#)
+        }
+        for key in ["max_queued_s", "max_running_s"] {
+            for value in ["0", "-5", "31536001", #""60""#, "false", "{}"] {
+                targets(
+                    #"cams: "\#(key)" must be a number of seconds above 0 and at most 31536000 (a year)"#,
+                    #"{"cams": {"url": "http://x", "\#(key)": \#(value)}}"#)
+            }
+        }
     }
 
     @Test func dotEnvParsing() throws {

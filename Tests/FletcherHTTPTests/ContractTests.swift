@@ -137,6 +137,10 @@ struct ContractTests {
         let updates = try Self.json([
             Components.Schemas.StateUpdate(id: WireUUID(names["a"]), state: .success, runId: nil, link: nil, passback: nil)
         ])
+        // A report on a try that is not the queued product's current one.
+        let stale = try Self.json([
+            Components.Schemas.StateUpdate(id: WireUUID(names["a"]), state: .running, triggerId: Nullable(WireUUID(UUID())))
+        ])
         let clearIds = try Self.json([WireUUID(names["b"])]), disableIds = try Self.json([WireUUID(names["c"])])
         let cyclic = submission.replacingOccurrences(of: #""dependencies":["#, with: #""dependencies":[{"parent_id":"\#(b)","child_id":"\#(a)"},"#)
         let dangling = submission.replacingOccurrences(
@@ -187,6 +191,9 @@ struct ContractTests {
                     Case(operation: operation, status: 413, token: publisher, datasetId: dataset, body: String(repeating: " ", count: 4_096) + body),
                     Case(operation: operation, status: 200, token: publisher, datasetId: dataset, body: body),
                 ]
+                if operation == update {
+                    cases.insert(Case(operation: update, status: 409, token: publisher, datasetId: dataset, body: stale), at: cases.count - 1)
+                }
             }
             return try await Self.check(cases, client)
         }
@@ -219,10 +226,12 @@ struct ContractTests {
     static func wireSubmission(_ fixture: PlanFixture) -> Components.Schemas.PlanSubmission {
         Components.Schemas.PlanSubmission(
             dataset: .init(id: WireUUID(fixture.datasetId), extra: nil),
-            dataProducts: fixture.products.map {
+            dataProducts: fixture.products.enumerated().map { offset, product in
+                // The first with limits of its own.
                 .init(
-                    id: WireUUID($0.id), compute: .init(rawValue: $0.compute.rawValue)!, name: $0.name, version: $0.version,
-                    eager: $0.eager, passthrough: nil, extra: nil)
+                    id: WireUUID(product.id), compute: .init(rawValue: product.compute.rawValue)!, name: product.name,
+                    version: product.version, eager: product.eager, passthrough: nil, extra: nil,
+                    retries: offset == 0 ? 3 : nil, maxQueuedS: offset == 0 ? 60 : nil, maxRunningS: offset == 0 ? 0.5 : nil)
             },
             dependencies: fixture.edges.map { .init(parentId: WireUUID($0.parentId), childId: WireUUID($0.childId), extra: nil) })
     }

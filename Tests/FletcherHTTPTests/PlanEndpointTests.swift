@@ -84,10 +84,16 @@ struct PlanEndpointTests {
             let product = try #require((plan["data_products"] as? [[String: Any]])?.first)
             #expect(
                 Set(product.keys) == [
-                    "id", "compute", "name", "version", "eager", "passthrough", "state", "run_id", "link", "passback", "extra",
-                    "modified_by", "modified_date",
+                    "id", "compute", "name", "version", "eager", "passthrough", "state", "run_id", "link", "passback", "try",
+                    "trigger_id", "retry_at", "timeout_at", "retries", "max_queued_s", "max_running_s", "extra", "modified_by",
+                    "modified_date",
                 ])
-            for field in ["passthrough", "run_id", "link", "passback", "extra"] { #expect(product[field] is NSNull, "\(field)") }
+            let nulls = [
+                "passthrough", "run_id", "link", "passback", "trigger_id", "retry_at", "timeout_at", "retries", "max_queued_s",
+                "max_running_s", "extra",
+            ]
+            for field in nulls { #expect(product[field] is NSNull, "\(field)") }
+            #expect(product["try"] as? Int == 0)
             let date = try #require(product["modified_date"] as? String)
             #expect(date.hasSuffix("Z") && date.contains("T"))
             let search = try await client.send(.get, "/api/plan/search?search_by=\(datasetId)&page=0")

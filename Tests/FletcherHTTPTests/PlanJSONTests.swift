@@ -24,6 +24,13 @@ struct PlanJSONTests {
         plan = try PlanMutation.update([StateUpdate(id: names["a"], state: .success, runId: UUID(), link: "https://runs/1?a=b&c", passback: .object(["rows": .integer(42)]))])
             .apply(to: plan, datasetId: fixture.datasetId, by: "platform \"x\"", at: Date(timeIntervalSince1970: 1_763_868_013.123456)).plan
         plan = try PlanMutation.disable([names["c"]]).apply(to: plan, datasetId: fixture.datasetId, by: "p", at: Date()).plan
+        // Tries, timers and limits: set, unset, whole and fractional.
+        plan.dataProducts[0].tryNumber = 3
+        plan.dataProducts[0].triggerId = UUID()
+        plan.dataProducts[0].retryAt = Date(timeIntervalSince1970: 1_763_868_043.5)
+        plan.dataProducts[0].limits = ProductLimits(retries: 5, maxQueuedSeconds: 0.25, maxRunningSeconds: 86_400)
+        plan.dataProducts[1].timeoutAt = Date(timeIntervalSince1970: 1_763_868_013.000001)
+        plan.dataProducts[1].limits = ProductLimits(retries: 0, maxRunningSeconds: 1e-3)
         return plan
     }
 

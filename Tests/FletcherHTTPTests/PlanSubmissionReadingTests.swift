@@ -54,6 +54,10 @@ struct PlanSubmissionReadingTests {
           "comment": "ignored" }
         """,
         "\t\r\n" + #"{"dataset":{"id":"\#(id)","extra":1.25},"data_products":[{"id":"\#(id)","compute":"cams","name":"n","version":"v","eager":true,"passthrough":null}],"dependencies":[]}"# + " \n",
+        // Limits, set and null; out of range ones too (their range is checked after reading: `checkLimits`).
+        #"{"dataset":{"id":"\#(id)"},"data_products":[{"id":"\#(id)","compute":"cams","name":"n","version":"v","eager":true,"retries":3,"max_queued_s":60,"max_running_s":0.25},"#
+            + #"{"retries":null,"max_queued_s":null,"max_running_s":1e2,"id":"\#(other)","compute":"cams","name":"n","version":"v","eager":true},"#
+            + #"{"id":"\#(id)","compute":"cams","name":"n","version":"v","eager":true,"retries":-1,"max_queued_s":0,"max_running_s":-2.5}],"dependencies":[]}"#,
     ]
 
     /// Bodies the fast path must decline or read exactly as the generated path (most are refused by both).
@@ -82,7 +86,15 @@ struct PlanSubmissionReadingTests {
         #"{"dataset":{"id":"\#(id)","extra":{"a":1,"a":2}},"data_products":[],"dependencies":[]}"#,
         #"{"dataset":{"id":"\#(id)"},"data_products":[],"dependencies":[]"#,
         #"[]"#, #""#, #"null"#,
+        limits(#""retries":2.5"#), limits(#""retries":"3""#), limits(#""retries":true"#), limits(#""retries":1e30"#),
+        limits(#""retries":9223372036854775808"#), limits(#""max_queued_s":"60""#), limits(#""max_running_s":[1]"#),
+        limits(#""retries":3.0"#), limits(#""retries":1e2"#), limits(#""retries":1,"retries":2.5"#),
     ]
+
+    /// A submission of one product with `members` beside its own.
+    static func limits(_ members: String) -> String {
+        #"{"dataset":{"id":"\#(id)"},"data_products":[{"id":"\#(id)","compute":"cams","name":"n","version":"v","eager":true,\#(members)}],"dependencies":[]}"#
+    }
 
     @Test func plainSubmissionsAreReadAsTheGeneratedDecoderReadsThem() throws {
         for text in Self.plain {
@@ -91,8 +103,8 @@ struct PlanSubmissionReadingTests {
         }
     }
 
-    /// Repeated names (the first counts), escaped UUIDs, a trailing comma after the arrays: read as
-    /// the generated path reads them;
+    /// Repeated names (the first counts), escaped UUIDs, a trailing comma after the arrays, a whole
+    /// `retries` written with a fraction or an exponent: read as the generated path reads them;
     /// everything the fast path declines, the generated path refuses too.
     @Test func doubtfulBodiesAreReadOrRefusedAsTheGeneratedPathDoes() {
         var refused = 0
@@ -102,7 +114,7 @@ struct PlanSubmissionReadingTests {
             #expect(fast == Self.generated(bytes), "\(text)")
             if fast == nil { refused += 1 }
         }
-        #expect(refused == Self.doubtful.count - 6)
+        #expect(refused == Self.doubtful.count - 9)
     }
 
     /// Read as it arrives, in chunks of any size (down to single bytes, splitting names, escapes,
@@ -149,10 +161,15 @@ struct PlanSubmissionReadingTests {
                                       .object([text: .object(["n": .number(number)])])]
             func json(_ value: JSONValue?) -> String { value?.text ?? "null" }
             let products = ids.enumerated().map { offset, id in
-                #"{"id":"\#(flag ? id.uuidString : id.uuidString.lowercased())","compute":"\#(offset % 2 == 0 ? "cams" : "dbxaas")","#
+                // Limits in range, out of it, null or absent.
+                let limits = [
+                    "", #","retries":\#(integer % 150),"max_queued_s":\#(JSONValue.number(number).text)"#,
+                    #","retries":null,"max_running_s":\#(JSONValue.number(abs(number) / 1e3).text)"#, #","max_queued_s":\#(offset)"#,
+                ][offset % 4]
+                return #"{"id":"\#(flag ? id.uuidString : id.uuidString.lowercased())","compute":"\#(offset % 2 == 0 ? "cams" : "dbxaas")","#
                     + #""name":\#(JSONValue.string(text + "\(offset)").text),"version":\#(JSONValue.string(text).text),"#
                     + #""eager":\#(offset % 3 == 0),"passthrough":\#(json(free[offset % free.count])),"#
-                    + #""extra":\#(json(free[(offset + 1) % free.count]))}"#
+                    + #""extra":\#(json(free[(offset + 1) % free.count]))\#(limits)}"#
             }
             let dependencies = zip(ids, ids.dropFirst()).enumerated().map { offset, pair in
                 #"{"parent_id":"\#(pair.0)","child_id":"\#(pair.1)","extra":\#(json(free[offset % free.count]))}"#
@@ -204,6 +221,38 @@ struct PlanSubmissionRouteReadingTests {
         let doubtful = #"{"dataset":{"id":"\#(PlanSubmissionReadingTests.id)"},"data_products":null,"dependencies":[]}"#
         let error = await #expect(throws: DecodingError.self) { _ = try await pass(doubtful) }
         #expect(error.flatMap { Problem(for: $0) }?.detail.contains("data_products") == true)
+    }
+
+    /// A limit out of range is a 400 naming the field, the same whichever reader read the body: the
+    /// fast one, the generated decoder (a trailing comma in a row), or the fast one for a body too
+    /// big to hand on; a limit of the wrong type is refused naming the row and the member.
+    @Test func limitsOutOfRangeAreRefusedNamingTheField() async throws {
+        let id = PlanSubmissionReadingTests.id
+        let range = "data_products[0].retries must be an integer from 0 to 100"
+        let fast = #"{"dataset":{"id":"\#(id)"},"data_products":[{"id":"\#(id)","compute":"cams","name":"n","version":"v","eager":true,"retries":101}],"dependencies":[]}"#
+        let slow = #"{"dataset":{"id":"\#(id)"},"data_products":[{"id":"\#(id)","compute":"cams","name":"n","version":"v","eager":true,"retries":101,}],"dependencies":[]}"#
+        #expect(PlanSubmissionReadingTests.fast(Array(slow.utf8)) == nil)
+        for body in [fast, slow] {
+            await #expect { _ = try await pass(body) } throws: { ($0 as? Problem)?.detail == "Invalid request: \(range)" }
+        }
+        let seconds = fast.replacingOccurrences(of: #""retries":101"#, with: #""retries":0,"max_running_s":31536000.5"#)
+        await #expect { _ = try await pass(seconds) } throws: {
+            ($0 as? Problem)?.detail.hasPrefix("Invalid request: data_products[0].max_running_s must be a number of seconds") == true
+        }
+
+        let ids = (0..<12_000).map { _ in UUID().uuidString.lowercased() }
+        var products = ids.map { #"{"id":"\#($0)","compute":"cams","name":"n","version":"1","eager":true,"retries":1}"# }
+        func body() -> String {
+            #"{"dataset":{"id":"\#(id)"},"data_products":[\#(products.joined(separator: ","))],"dependencies":[]}"#
+        }
+        products[8_000] = products[8_000].replacingOccurrences(of: #""retries":1"#, with: #""retries":101"#)
+        await #expect { _ = try await pass(body()) } throws: {
+            ($0 as? Problem)?.detail == "Invalid request: \(range.replacingOccurrences(of: "[0]", with: "[8000]"))"
+        }
+        products[8_000] = products[8_000].replacingOccurrences(of: #""retries":101"#, with: #""retries":2.5"#)
+        await #expect { _ = try await pass(body()) } throws: {
+            ($0 as? Problem)?.detail.contains("data_products[8000]: 'retries' must be an integer") == true
+        }
     }
 
     /// Rows read through the middleware are handed on in arrays of about their size (read into

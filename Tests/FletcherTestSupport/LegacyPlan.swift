@@ -117,6 +117,15 @@ public struct LegacyPlan: Sendable {
         #expect(plan.dataset.extra == .object(["team": .string("Legacy")]), sourceLocation: sourceLocation)
         #expect(!plan.dataset.paused && plan.dataset.modifiedBy == "publisher", sourceLocation: sourceLocation)
         #expect(plan.dataProducts == products, sourceLocation: sourceLocation)
+        // Rows from before tries: at try 0, with no trigger, timers or limits of their own.
+        #expect(
+            plan.dataProducts.allSatisfy {
+                $0.tryNumber == 0 && $0.triggerId == nil && $0.retriesUsed == 0 && $0.retryAt == nil && $0.timeoutAt == nil
+                    && $0.limits == .none
+            }, sourceLocation: sourceLocation)
+        #expect(try await store.datasetsWithDueTimers(asOf: .distantFuture, limit: 10).isEmpty, sourceLocation: sourceLocation)
+        #expect(try await store.nextTimerDue() == nil, sourceLocation: sourceLocation)
+        #expect(try await store.timerCounts().isEmpty, sourceLocation: sourceLocation)
         #expect(plan.dependencies == dependencies, sourceLocation: sourceLocation)
         let paused = try #require(try await store.plan(pausedDataset), sourceLocation: sourceLocation)
         #expect(paused.dataset.paused && paused.dataProducts == [pausedProduct], sourceLocation: sourceLocation)
@@ -146,6 +155,7 @@ public struct LegacyPlan: Sendable {
             #expect(try await store.triggers(datasetId: dataset, dataProductId: extract).map(\.state) == [.delivered], sourceLocation: sourceLocation)
             let pending = try await store.triggers(datasetId: dataset, dataProductId: transform)
             #expect(pending.map(\.id) == [pendingTrigger] && pending.first?.state == .pending, sourceLocation: sourceLocation)
+            #expect(pending.first?.tryNumber == 0 && pending.first?.cancel == nil, sourceLocation: sourceLocation)
 
             // The dispatcher takes the old trigger up and delivers it.
             let claimed = try await store.claim(compute: .dbxaas, maxInFlight: 4, owner: "upgrade", leaseSeconds: 60, now: at(3))
@@ -154,8 +164,10 @@ public struct LegacyPlan: Sendable {
             let attempt = DeliveryAttempt(
                 triggerId: claim.trigger.id, attempt: claim.attempt, httpStatus: 202, error: nil, durationMilliseconds: 5, process: "upgrade")
             #expect(
-                try await store.markDelivered(claim, owner: "upgrade", attempt: attempt, runId: nil, link: nil, now: at(3)),
+                try await store.markDelivered(claim, owner: "upgrade", attempt: attempt, runId: run, link: nil, now: at(3)),
                 sourceLocation: sourceLocation)
+            // A product queued before tries has no trigger id: the old trigger's run id is its.
+            #expect(try await store.dataProduct(datasetId: dataset, id: transform)?.runId == run, sourceLocation: sourceLocation)
             #expect(try await store.triggers(datasetId: dataset, dataProductId: transform).map(\.state) == [.delivered], sourceLocation: sourceLocation)
             #expect(
                 try await store.history(datasetId: dataset, dataProductId: transform, before: nil, limit: 10)?.events.map(\.summary)
@@ -197,6 +209,14 @@ public struct LegacyPlan: Sendable {
         #expect(recent.map(\.sequence) == recent.map(\.sequence).sorted(by: >), sourceLocation: sourceLocation)
         let addedHistory = try await store.history(datasetId: dataset, dataProductId: added, before: nil, limit: 10)
         #expect(addedHistory?.events.map(\.summary) == ["→waiting api publisher"], sourceLocation: sourceLocation)
+
+        // An old row takes tries: `extract`, cleared, is queued as its first, with its trigger's id.
+        _ = try await store.apply(.clear([extract]), to: dataset, by: "operator")
+        store.planCache.removeAll()
+        let requeued = try #require(try await store.dataProduct(datasetId: dataset, id: extract), sourceLocation: sourceLocation)
+        let newest = try await store.triggers(datasetId: dataset, dataProductId: extract).first
+        #expect(requeued.state == .queued && requeued.tryNumber == 1, sourceLocation: sourceLocation)
+        #expect(requeued.triggerId != nil && requeued.triggerId == newest?.id && newest?.tryNumber == 1, sourceLocation: sourceLocation)
     }
 }
 

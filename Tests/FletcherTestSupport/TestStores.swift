@@ -56,15 +56,18 @@ public enum TestStores {
     /// PostgreSQL database (shared by the tests, which keep apart by using their own datasets).
     /// With `isolated`, PostgreSQL gets a database of its own (for tests of state shared across
     /// datasets, such as a compute platform's circuit).
-    public static func make(_ engine: TestEngine, isolated: Bool = false, planCache: PlanCache = PlanCache()) async throws -> any Store {
+    /// `policy` is the store's `Store.policy`.
+    public static func make(
+        _ engine: TestEngine, isolated: Bool = false, planCache: PlanCache = PlanCache(), policy: OrchestrationPolicy = .none
+    ) async throws -> any Store {
         switch engine {
         case .sqlite:
             let path = newSQLitePath()
-            let store = try SQLiteStore(path: path, planCache: planCache)
+            let store = try SQLiteStore(path: path, planCache: planCache, policy: policy)
             try await store.migrate()
             return store
         case .postgres:
-            let store = try isolated ? try await isolatedPostgresStore() : postgresStore(planCache: planCache)
+            let store = try isolated ? try await isolatedPostgresStore(policy: policy) : postgresStore(planCache: planCache, policy: policy)
             try await store.migrate()
             return store
         }
@@ -75,27 +78,27 @@ public enum TestStores {
 
     /// Two stores on one database, as two Fletcher processes would have: each with its own pool
     /// and plan cache.
-    public static func pair(_ engine: TestEngine) async throws -> (any Store, any Store) {
+    public static func pair(_ engine: TestEngine, policy: OrchestrationPolicy = .none) async throws -> (any Store, any Store) {
         switch engine {
         case .sqlite:
             let path = newSQLitePath()
-            let first = try SQLiteStore(path: path)
+            let first = try SQLiteStore(path: path, policy: policy)
             try await first.migrate()
-            return (first, try SQLiteStore(path: path))
+            return (first, try SQLiteStore(path: path, policy: policy))
         case .postgres:
-            let first = try postgresStore()
+            let first = try postgresStore(policy: policy)
             try await first.migrate()
-            return (first, try postgresStore())
+            return (first, try postgresStore(policy: policy))
         }
     }
 
     /// A store on a new, empty database of the test server.
-    public static func isolatedPostgresStore() async throws -> PostgresStore {
+    public static func isolatedPostgresStore(policy: OrchestrationPolicy = .none) async throws -> PostgresStore {
         var logger = Logger(label: "fletcher-test")
         logger.logLevel = .warning
         let store = PostgresStore(
             endpoint: try PostgresEndpoint(url: try await isolatedPostgresURL(), maximumConnections: 8), logger: logger,
-            waitLimit: .seconds(60))
+            waitLimit: .seconds(60), policy: policy)
         Task.detached { await store.run() }
         return store
     }
@@ -132,7 +135,8 @@ public enum TestStores {
     /// they queue for its row, and a loaded CI machine once took longer than 5 s to serve the queue.
     public static func postgresStore(
         maxConnections: Int = 8, waitLimit: Duration = .seconds(60),
-        rowsPerStatement: Int = PostgresStore.defaultRowsPerStatement, planCache: PlanCache = PlanCache()
+        rowsPerStatement: Int = PostgresStore.defaultRowsPerStatement, planCache: PlanCache = PlanCache(),
+        policy: OrchestrationPolicy = .none
     ) throws -> PostgresStore {
         guard let url = ProcessInfo.processInfo.environment["FLETCHER_TEST_POSTGRES_URL"] else {
             throw TestStoreError.noPostgres
@@ -141,7 +145,7 @@ public enum TestStores {
         logger.logLevel = .warning
         let store = PostgresStore(
             endpoint: try PostgresEndpoint(url: url, maximumConnections: maxConnections), logger: logger,
-            planCache: planCache, waitLimit: waitLimit, rowsPerStatement: rowsPerStatement)
+            planCache: planCache, waitLimit: waitLimit, rowsPerStatement: rowsPerStatement, policy: policy)
         Task.detached { await store.run() }
         return store
     }

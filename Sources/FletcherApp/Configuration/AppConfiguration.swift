@@ -15,7 +15,8 @@ public struct AppConfiguration: Sendable {
     /// Size of the database connection pool.
     public var maxConnections: Int
     public var logLevel: Logger.Level
-    /// Where triggers go, by compute type (`COMPUTE_TARGETS`); a type absent here is not dispatched.
+    /// Where triggers and cancels go, and how failed and stuck products are retried and timed out,
+    /// by compute type (`COMPUTE_TARGETS`); a type absent here, or without a `url`, is not dispatched.
     public var computeTargets: [Compute: ComputeTarget]
     /// The address compute platforms call back (`PUBLIC_URL`).
     public var publicURL: String
@@ -152,17 +153,24 @@ public struct AppConfiguration: Sendable {
         return ["http", "https"].contains(url.scheme ?? "") && url.host != nil
     }
 
-    /// Parses `COMPUTE_TARGETS`: a JSON object keyed by compute type, each `{url, headers?,
-    /// max_in_flight?, timeout_s?, max_attempts?, max_age_s?}`.
+    /// Parses `COMPUTE_TARGETS`: a JSON object keyed by compute type, each `{url?, cancel_url?,
+    /// headers?, max_in_flight?, timeout_s?, max_attempts?, max_age_s?, retries?, max_queued_s?,
+    /// max_running_s?}` with `retries` `{max, delay_s?, max_delay_s?}`. An entry without `url` sends
+    /// nothing; its policies still apply (docs/RULES.md rules 23–25).
     static func parseComputeTargets(_ text: String) throws -> [Compute: ComputeTarget] {
         func fail(_ problem: String) -> ConfigurationError { ConfigurationError("COMPUTE_TARGETS", problem) }
         struct Entry: Decodable {
-            var url: String
+            var url: String?
+            var cancel_url: String?
             var headers: [String: String]?
             var max_in_flight: Double?
             var timeout_s: Double?
             var max_attempts: Double?
             var max_age_s: Double?
+            // Read as any JSON, so that a wrong value gets a message of its own.
+            var retries: LooseJSON?
+            var max_queued_s: LooseJSON?
+            var max_running_s: LooseJSON?
         }
         let entries: [String: Entry]
         do {
@@ -170,23 +178,47 @@ public struct AppConfiguration: Sendable {
         } catch let error as DecodingError {
             let field = Self.path(of: error)
             throw fail(
-                "expected a JSON object keyed by compute type, each {\"url\", \"headers\"?, \"max_in_flight\"?, \"timeout_s\"?, "
-                    + "\"max_attempts\"?, \"max_age_s\"?}" + (field.isEmpty ? "" : "; wrong or missing: \(field)"))
+                "expected a JSON object keyed by compute type, each {\"url\"?, \"cancel_url\"?, \"headers\"?, \"max_in_flight\"?, "
+                    + "\"timeout_s\"?, \"max_attempts\"?, \"max_age_s\"?, \"retries\"?, \"max_queued_s\"?, \"max_running_s\"?}"
+                    + (field.isEmpty ? "" : "; wrong or missing: \(field)"))
         }
         var targets: [Compute: ComputeTarget] = [:]
         for (key, entry) in entries {
             guard let compute = Compute(rawValue: key) else {
                 throw fail("unknown compute type '\(key)' (types are \(Compute.allCases.map(\.rawValue).joined(separator: ", ")))")
             }
-            guard Self.isHTTPURL(entry.url), let url = URL(string: entry.url) else {
-                throw fail("\(key): \"url\" must be an http(s) URL")
+            func url(_ text: String?, _ name: String) throws -> URL? {
+                guard let text else { return nil }
+                guard Self.isHTTPURL(text), let url = URL(string: text) else { throw fail("\(key): \"\(name)\" must be an http(s) URL") }
+                return url
             }
             func checked(_ value: Double?, _ name: String, minimum: Double) throws -> Double? {
                 guard let value else { return nil }
                 guard value.isFinite, value >= minimum else { throw fail("\(key): \"\(name)\" must be at least \(minimum)") }
                 return value
             }
-            var target = ComputeTarget(url: url, headers: entry.headers ?? [:])
+            /// Seconds from `range`; `what` says the range in words.
+            func seconds(_ value: LooseJSON?, _ name: String, _ range: ClosedRange<Double>, _ what: String) throws -> Double? {
+                guard let value else { return nil }
+                guard case .number(let seconds) = value, seconds.isFinite, range.contains(seconds) else {
+                    throw fail("\(key): \"\(name)\" must be a number of seconds \(what)")
+                }
+                return seconds
+            }
+            let year = "above 0 and at most \(Int(ProductLimits.secondsRange.upperBound)) (a year)"
+            var target = ComputeTarget(
+                url: try url(entry.url, "url"), headers: entry.headers ?? [:], cancelURL: try url(entry.cancel_url, "cancel_url"),
+                maxQueued: try seconds(entry.max_queued_s, "max_queued_s", ProductLimits.secondsRange, year),
+                maxRunning: try seconds(entry.max_running_s, "max_running_s", ProductLimits.secondsRange, year))
+            if let retries = entry.retries {
+                target.retries = try Self.retryPolicy(retries, fail: { fail("\(key): \($0)") })
+            }
+            if target.cancelURL != nil, target.url == nil {
+                throw fail("\(key): \"cancel_url\" needs \"url\" (a cancel stops a job a trigger started)")
+            }
+            if target.url == nil, target.retries == nil, target.maxQueued == nil, target.maxRunning == nil {
+                throw fail("\(key): set \"url\", or a policy (\"retries\", \"max_queued_s\", \"max_running_s\")")
+            }
             if let value = try checked(entry.max_in_flight, "max_in_flight", minimum: 1) { target.maxInFlight = Int(value) }
             if let value = try checked(entry.timeout_s, "timeout_s", minimum: 0.1) { target.timeout = value }
             if let value = try checked(entry.max_attempts, "max_attempts", minimum: 1) { target.maxAttempts = Int(value) }
@@ -194,6 +226,44 @@ public struct AppConfiguration: Sendable {
             targets[compute] = target
         }
         return targets
+    }
+
+    /// The longest first wait before a retry (a day) and the longest wait before any (a week), in seconds.
+    static let maxRetryDelay: Double = 86_400
+    static let maxRetryMaxDelay: Double = 604_800
+
+    /// A `COMPUTE_TARGETS` entry's `retries`: `{"max": 0–100, "delay_s"?: (0, a day], "max_delay_s"?:
+    /// [delay_s, a week]}`. `max` must be a whole number: 2.5 or "3" is refused, not rounded.
+    private static func retryPolicy(_ value: LooseJSON, fail: (String) -> ConfigurationError) throws -> RetryPolicy {
+        let keys = ["max", "delay_s", "max_delay_s"]
+        guard case .object(let members) = value else {
+            throw fail(#""retries" must be an object {"max", "delay_s"?, "max_delay_s"?}"#)
+        }
+        if let unknown = members.keys.sorted().first(where: { !keys.contains($0) }) {
+            throw fail("\"retries\" has an unknown key \"\(unknown)\" (keys are \(keys.joined(separator: ", ")))")
+        }
+        let range = ProductLimits.retriesRange
+        guard case .number(let max) = members["max"], max == max.rounded(), range.contains(Int(exactly: max) ?? -1) else {
+            throw fail("\"retries.max\" must be an integer from \(range.lowerBound) to \(range.upperBound)")
+        }
+        var policy = RetryPolicy(max: Int(max))
+        if let delay = members["delay_s"] {
+            guard case .number(let seconds) = delay, seconds.isFinite, seconds > 0, seconds <= maxRetryDelay else {
+                throw fail("\"retries.delay_s\" must be a number of seconds above 0 and at most \(Int(maxRetryDelay)) (a day)")
+            }
+            policy.delay = seconds
+            // A first wait beyond the default cap raises the cap.
+            policy.maxDelay = Swift.max(policy.maxDelay, seconds)
+        }
+        if let maxDelay = members["max_delay_s"] {
+            guard case .number(let seconds) = maxDelay, seconds.isFinite, seconds >= policy.delay, seconds <= maxRetryMaxDelay else {
+                throw fail(
+                    "\"retries.max_delay_s\" must be a number of seconds from \"retries.delay_s\" (\(JSONValue.numberText(policy.delay))) "
+                        + "to \(Int(maxRetryMaxDelay)) (a week)")
+            }
+            policy.maxDelay = seconds
+        }
+        return policy
     }
 
     private static func path(of error: DecodingError) -> String {
@@ -237,5 +307,24 @@ public struct AppConfiguration: Sendable {
             accounts.append(ServiceAccount(service: service, hash: hash, roles: roles))
         }
         return accounts
+    }
+}
+
+/// Any JSON value, as far as `COMPUTE_TARGETS`' policies need to tell: a number, an object, or
+/// something else (null reads as an absent key).
+enum LooseJSON: Decodable, Sendable {
+    case number(Double)
+    case object([String: LooseJSON])
+    case other
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let number = try? container.decode(Double.self) {
+            self = .number(number)
+        } else if let members = try? container.decode([String: LooseJSON].self) {
+            self = .object(members)
+        } else {
+            self = .other
+        }
     }
 }
