@@ -234,6 +234,41 @@ struct TriesPageTests {
     }
 
     @Test(arguments: TestEngine.available)
+    func triesAndTimersReadBackFromTheStoreAreShown(engine: TestEngine) async throws {
+        let policy = OrchestrationPolicy(computes: [
+            .cams: ComputePolicy(retries: RetryPolicy(max: 1, delay: 30), maxQueued: 600, maxRunning: 60)
+        ])
+        let app = try await WebTestApp(engine: engine, policy: policy)
+        let fixture = PlanFixture(names: names).products("a")
+        let (a, dataset) = (names["a"], fixture.datasetId)
+        let run = UUID()
+        // Try 1 runs and fails; its retry (try 2) is cleared; try 3 is queued.
+        try await app.submit(fixture)
+        _ = try await app.store.apply(.update([StateUpdate(id: a, state: .running, runId: run)]), to: dataset, by: "platform")
+        _ = try await app.store.apply(.update([StateUpdate(id: a, state: .failed, runId: run)]), to: dataset, by: "platform")
+        let retryAt = try #require(try await app.store.dataProduct(datasetId: dataset, id: a)?.retryAt)
+        _ = try await app.store.apply(.fireDue(asOf: retryAt), to: dataset, by: "fletcher")
+        _ = try await app.store.apply(.clear([a]), to: dataset, by: "web")
+        let product = try #require(try await app.store.dataProduct(datasetId: dataset, id: a))
+        let timeoutAt = try #require(product.timeoutAt)
+        #expect(product.tryNumber == 3)
+
+        let page = try await app.get("/plan/\(dataset.lowercased)/product/\(a.lowercased)").text
+        let rows = Self.tryRows(page)
+        #expect(page.matches(of: /data-try="(\d+)"/).map { Int($0.1)! } == [3, 2, 1])
+        #expect(rows[3]?.contains("still queued") == true)
+        #expect(rows[3]?.contains(product.triggerId!.lowercased) == true)
+        #expect(rows[2]?.contains("cancelled</span> (cleared)") == true)
+        #expect(rows[1]?.contains("<td class=\"outcome\"><span class=\"badge state failed\">failed</span></td>") == true)
+        #expect(rows[1]?.contains(run.lowercased) == true)
+        #expect(page.contains("<dt>Times out at</dt><dd class=\"timeout-field\">\(Layout.time(timeoutAt))"))
+        #expect(page.contains("<td>automatic retry</td>"))
+        let plan = try await app.get("/plan/\(dataset.lowercased)").text
+        #expect(plan.contains("<td class=\"try-cell\">3</td>"))
+        #expect(plan.contains("times out <time datetime=\"\(RFC3339.string(timeoutAt))\""))
+    }
+
+    @Test(arguments: TestEngine.available)
     func theProductPageShowsItsTryAndLimitsFromTheStore(engine: TestEngine) async throws {
         let app = try await WebTestApp(engine: engine)
         let fixture = PlanFixture(names: names).products("a")
