@@ -38,7 +38,7 @@ enum TriesView {
     static func limits(_ product: DataProduct, policy: OrchestrationPolicy) -> HTML {
         let effective = policy.effective(for: product)
         let own = product.limits
-        let computeSet = policy.computes[product.compute]
+        let computePolicy = policy.computes[product.compute]
         func source(_ isOwn: Bool) -> String { isOwn ? "its own" : "\(product.compute.displayName)'s policy" }
         let retries: HTML =
             effective.retry.max == 0
@@ -50,7 +50,7 @@ enum TriesView {
         }
         let queued = limit("queued", effective.maxQueued, isOwn: own.maxQueuedSeconds != nil)
         let running = limit("running", effective.maxRunning, isOwn: own.maxRunningSeconds != nil)
-        let cancels: HTML = computeSet?.cancels == true ? " · cancelled at the platform when it stops" : ""
+        let cancels: HTML = computePolicy?.cancels == true ? " · cancelled at the platform when it stops" : ""
         return "<span class=\"limits\">\(retries) · \(queued) · \(running)\(cancels)</span>"
     }
 
