@@ -22,7 +22,7 @@ extension WebUI {
         let changes = store.changeFeed.subscribe(to: id)
         let body = ResponseBody { writer in
             var previous = LiveSnapshot(plan: initial)
-            try await writer.write(ByteBuffer(string: previous.event(since: nil)))
+            try await writer.write(ByteBuffer(string: previous.event(since: nil, now: Date())))
             for await tick in Self.merged(changes: changes) {
                 switch tick {
                 case .heartbeat:
@@ -30,7 +30,7 @@ extension WebUI {
                 case .changed:
                     guard let plan = try await store.plan(id) else { continue }
                     let current = LiveSnapshot(plan: plan)
-                    try await writer.write(ByteBuffer(string: current.event(since: previous)))
+                    try await writer.write(ByteBuffer(string: current.event(since: previous, now: Date())))
                     previous = current
                 }
             }
@@ -81,29 +81,77 @@ extension WebUI {
 /// What a live plan page shows, to send it the differences.
 struct LiveSnapshot {
     var states: [UUID: DataProductState]
+    /// The products with a try or a timer (the others have none to show).
+    var timers: [UUID: Timers]
     var structure: String
     var paused: Bool
     var modifiedBy: String
     var lastModified: Date
 
+    /// A product's try and timers, as the table's Try and Timer cells show them (docs/RULES.md rules 22–24).
+    struct Timers: Equatable {
+        var tryNumber = 0
+        var retryAt: Date?
+        var timeoutAt: Date?
+        /// Fletcher's timeout passback on a product that is `failed`.
+        var timedOut: TimeoutNote?
+
+        static let none = Timers()
+
+        init() {}
+
+        init(_ product: DataProduct) {
+            tryNumber = product.tryNumber
+            retryAt = product.retryAt
+            timeoutAt = product.timeoutAt
+            timedOut = product.state == .failed ? TimeoutNote(product.passback) : nil
+        }
+
+        /// `{"try", "retry_at"?, "timeout_at"?, "timed_out"?: {"phase", "limit_s"?, "try"}}`: the whole of
+        /// the product's timers, so a key left out is a timer it does not have (a big plan's first
+        /// event names thousands of products).
+        var payload: [String: Any] {
+            var payload: [String: Any] = ["try": tryNumber]
+            if let retryAt { payload["retry_at"] = RFC3339.string(retryAt) }
+            if let timeoutAt { payload["timeout_at"] = RFC3339.string(timeoutAt) }
+            if let timedOut {
+                var note: [String: Any] = ["phase": timedOut.phase.rawValue, "try": timedOut.tryNumber]
+                if let limit = timedOut.limit { note["limit_s"] = limit }
+                payload["timed_out"] = note
+            }
+            return payload
+        }
+    }
+
     init(plan: Plan) {
         states = Dictionary(plan.dataProducts.map { ($0.id, $0.state) }, uniquingKeysWith: { _, last in last })
+        var timers: [UUID: Timers] = [:]
+        for product in plan.dataProducts where product.tryNumber != 0 || product.retryAt != nil || product.timeoutAt != nil {
+            timers[product.id] = Timers(product)
+        }
+        self.timers = timers
         structure = PlanView.structure(plan)
         paused = plan.dataset.paused
         modifiedBy = plan.dataset.modifiedBy
         lastModified = plan.lastModified
     }
 
-    /// An SSE `plan` event: the states that differ from `previous` (all of them when nil), counts,
-    /// status and structure.
-    func event(since previous: LiveSnapshot?) -> String {
+    /// An SSE `plan` event: the states that differ from `previous` (all of them when nil), the tries
+    /// and timers that differ (when nil, every product's that has one, and `full`: the others have
+    /// none), counts, status, structure, and the server's time `now` (the page's countdowns count
+    /// by it).
+    func event(since previous: LiveSnapshot?, now: Date) -> String {
         var changed: [String: String] = [:]
         for (id, state) in states where previous?.states[id] != state { changed[id.lowercased] = state.rawValue }
+        var changedTimers: [String: Any] = [:]
+        for (id, timers) in timers where previous?.timers[id] != timers { changedTimers[id.lowercased] = timers.payload }
+        for id in previous?.timers.keys.filter({ timers[$0] == nil }) ?? [] { changedTimers[id.lowercased] = Timers.none.payload }
         var counts: [String: Int] = [:]
         for state in DataProductState.allCases { counts[state.rawValue] = 0 }
         for state in states.values { counts[state.rawValue, default: 0] += 1 }
         let payload: [String: Any] = [
-            "states": changed, "counts": counts, "structure": structure, "paused": paused,
+            "states": changed, "timers": changedTimers, "full": previous == nil, "now": RFC3339.string(now),
+            "counts": counts, "structure": structure, "paused": paused,
             "modified_by": modifiedBy, "modified_date": RFC3339.string(lastModified),
             "modified_text": RFC3339.readable(lastModified),
         ]

@@ -34,11 +34,12 @@ enum PlanView {
     /// `fragments`: the rows' JSON the plan cache keeps with the plan, if it does.
     static func page(
         plan: Plan, fragments: PlanFragments? = nil, drawing: PlanDrawing, svg: String, filter: Filter, timeline: HTML,
-        assets: Assets
+        now: Date, assets: Assets
     ) -> HTML {
         let id = plan.dataset.id.lowercased
         let body: HTML = """
-            <div class="plan" data-plan="\(id)" data-events="/plan/\(id)/events" data-structure="\(structure(plan))">
+            <div class="plan" data-plan="\(id)" data-events="/plan/\(id)/events" data-structure="\(structure(plan))" \
+            data-now="\(RFC3339.string(now))">
             <div class="plan-head">
             <h1>Plan <code class="dataset-id">\(id)</code></h1>
             \(pausedBadge(plan.dataset.paused))
@@ -48,7 +49,7 @@ enum PlanView {
             <span class="live" role="status" aria-live="polite">Live updates connecting…</span></p>
             \(counts(plan, filter: filter))
             \(graphSection(plan: plan, drawing: drawing, svg: svg, filter: filter))
-            \(table(plan: plan, filter: filter))
+            \(table(plan: plan, filter: filter, now: now))
             \(timeline)
             \(jsonSection(plan, fragments: fragments))
             <dialog class="detail" aria-label="Data product"><div class="detail-body"></div>\
@@ -121,7 +122,7 @@ enum PlanView {
             """
     }
 
-    static func table(plan: Plan, filter: Filter) -> HTML {
+    static func table(plan: Plan, filter: Filter, now: Date) -> HTML {
         let id = plan.dataset.id.lowercased
         let matching = plan.dataProducts.filter(filter.matches)
         let pages = max(1, (matching.count + pageSize - 1) / pageSize)
@@ -134,6 +135,8 @@ enum PlanView {
                 <td>\(product.compute.displayName)</td><td>\(product.name)</td><td>\(product.version)</td>\
                 <td>\(product.eager ? "<span class=\"badge eager\">eager</span>" as HTML : "<span class=\"badge manual\">manual</span>")</td>\
                 <td class="state-cell">\(Layout.stateBadge(product.state))</td>\
+                <td class="try-cell">\(product.tryNumber == 0 ? "" : String(product.tryNumber))</td>\
+                <td class="timer-cell">\(TimerView.cell(product, now: now))</td>\
                 <td><code>\(product.runId?.lowercased ?? "")</code></td><td>\(HTML.link(product.link))</td>\
                 <td class="modified">\(Layout.time(product.modifiedDate))</td></tr>
                 """
@@ -159,7 +162,7 @@ enum PlanView {
             <div class="table-scroll">
             <table class="product-table">
             <thead><tr><th scope="col">Id</th><th scope="col">Compute</th><th scope="col">Name</th><th scope="col">Version</th>\
-            <th scope="col">Eager</th><th scope="col">State</th><th scope="col">Run id</th><th scope="col">Link</th>\
+            <th scope="col">Eager</th><th scope="col">State</th><th scope="col">Try</th><th scope="col">Timer</th><th scope="col">Run id</th><th scope="col">Link</th>\
             <th scope="col">Last update</th></tr></thead>
             <tbody>\(rows)</tbody>
             </table>

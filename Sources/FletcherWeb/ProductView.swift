@@ -9,11 +9,11 @@ enum ProductView {
     /// History entries shown; the API pages through the rest.
     static let historyLength = 50
 
-    static func page(plan: Plan, graph: PlanGraph, position: Int, history: HistoryPage?, assets: Assets) -> HTML {
+    static func page(plan: Plan, graph: PlanGraph, position: Int, history: HistoryPage?, tries: Tries, assets: Assets) -> HTML {
         let product = plan.dataProducts[position]
         let body: HTML = """
             <h1>\(product.name) <span class="version">\(product.version)</span></h1>
-            \(fragment(plan: plan, graph: graph, position: position, history: history))
+            \(fragment(plan: plan, graph: graph, position: position, history: history, tries: tries))
             """
         return Layout.page(
             title: "\(product.name):\(product.version)",
@@ -23,10 +23,19 @@ enum ProductView {
             ], assets: assets, body: body)
     }
 
+    /// A product's tries (newest first) with what the page needs to show them: the policy its
+    /// limits come from and the time its countdowns count from.
+    struct Tries {
+        var list: [ProductTry] = []
+        var policy: OrchestrationPolicy = .none
+        var now: Date
+    }
+
     /// The detail itself, also shown in the plan page's side panel.
-    static func fragment(plan: Plan, graph: PlanGraph, position: Int, history: HistoryPage?) -> HTML {
+    static func fragment(plan: Plan, graph: PlanGraph, position: Int, history: HistoryPage?, tries: Tries) -> HTML {
         let product = plan.dataProducts[position]
         let datasetId = plan.dataset.id.lowercased
+        let historyPath = "/api/data_product/\(datasetId)/\(product.id.lowercased)/history"
         func links(_ positions: PlanGraph.Neighbours) -> HTML {
             guard !positions.isEmpty else { return "<span class=\"none\">none</span>" }
             let items: [HTML] = positions.map { other -> HTML in
@@ -44,12 +53,13 @@ enum ProductView {
         }
         let disabledNote: HTML = product.state == .disabled ? "<p class=\"note\">Disabled: not part of the graph.</p>" : ""
         return """
-            <div class="product-detail" data-id="\(product.id.lowercased)">
+            <div class="product-detail" data-id="\(product.id.lowercased)" data-now="\(RFC3339.string(tries.now))">
             <h2 class="detail-title">\(product.name):\(product.version)</h2>
             \(disabledNote)
             <dl class="fields">
             <dt>Id</dt><dd><code>\(product.id.lowercased)</code></dd>
             <dt>State</dt><dd class="state-cell">\(Layout.stateBadge(product.state))</dd>
+            \(TriesView.fields(product, policy: tries.policy, now: tries.now))
             <dt>Compute</dt><dd>\(product.compute.displayName)</dd>
             <dt>Eager</dt><dd>\(product.eager ? "yes — queued as soon as its parents succeed" : "no — started by hand")</dd>
             <dt>Run id</dt><dd><code>\(product.runId?.lowercased ?? "—")</code></dd>
@@ -64,7 +74,8 @@ enum ProductView {
             <p><a href="/plan/\(datasetId)?name=\(product.id.lowercased)#products">Show in the table</a> · \
             <a href="/plan/\(datasetId)?focus=\(product.id.lowercased)#graph-title">Focus the graph here</a> · \
             <a href="/api/data_product/\(datasetId)/\(product.id.lowercased)">JSON</a></p>
-            \(historyTable(history, path: "/api/data_product/\(datasetId)/\(product.id.lowercased)/history"))
+            \(TriesView.section(tries.list, product: product, historyPath: historyPath, now: tries.now))
+            \(historyTable(history, path: historyPath))
             </div>
             """
     }
@@ -75,15 +86,17 @@ enum ProductView {
         let rows = history.events.map { event -> HTML in
             switch event.kind {
             case .stateChange(let change, let actor):
+                let tryNote: HTML = change.tryNumber > 0 ? " <span class=\"try\">try \(change.tryNumber)</span>" : ""
                 let from: HTML = change.from.map { Layout.stateBadge($0) } ?? "<span class=\"none\">created</span>"
                 return """
-                    <tr><td>\(Layout.time(event.at))</td><td>\(from) → \(Layout.stateBadge(change.to))</td>\
+                    <tr><td>\(Layout.time(event.at))</td><td>\(from) → \(Layout.stateBadge(change.to))\(tryNote)</td>\
                     <td>\(reasonText(change.reason))</td><td>\(actor)</td></tr>
                     """
             case .delivery(let attempt):
                 let outcome = attempt.httpStatus.map { "HTTP \($0)" } ?? attempt.error ?? "no answer"
+                let what = attempt.isCancel ? "cancel sent" : "trigger sent"
                 return """
-                    <tr><td>\(Layout.time(event.at))</td><td>trigger sent (attempt \(attempt.attempt))</td>\
+                    <tr><td>\(Layout.time(event.at))</td><td>\(what) (attempt \(attempt.attempt))</td>\
                     <td>\(outcome), \(attempt.durationMilliseconds) ms</td><td>\(attempt.process)</td></tr>
                     """
             }

@@ -55,11 +55,12 @@ public struct WebUI: Sendable {
         let focus = form["focus"].flatMap { Self.resolve($0, in: plan) }
         let drawing = PlanDrawing(plan: plan, graph: graph, focus: focus)
         let svg = drawing.paint(Self.inline(try await renderer.svg(for: drawing.dot)))
-        let timeline = TimelineView.section(plan: plan, events: events, now: Date())
+        let now = Date()
+        let timeline = TimelineView.section(plan: plan, events: events, now: now)
         return html(
             PlanView.page(
                 plan: plan, fragments: store.planCache.fragments(of: plan), drawing: drawing, svg: svg, filter: filter,
-                timeline: timeline, assets: assets))
+                timeline: timeline, now: now, assets: assets))
     }
 
     func productPage(_ request: Request, context: some RequestContext) async throws -> Response {
@@ -72,10 +73,24 @@ public struct WebUI: Sendable {
         }
         let history = try await store.history(
             datasetId: plan.dataset.id, dataProductId: productId, before: nil, limit: ProductView.historyLength)
+        let tries = try await tries(of: plan.dataProducts[position], datasetId: plan.dataset.id, history: history)
         if FormQuery(request)["fragment"] != nil {
-            return html(ProductView.fragment(plan: plan, graph: graph, position: position, history: history))
+            return html(ProductView.fragment(plan: plan, graph: graph, position: position, history: history, tries: tries))
         }
-        return html(ProductView.page(plan: plan, graph: graph, position: position, history: history, assets: assets))
+        return html(ProductView.page(plan: plan, graph: graph, position: position, history: history, tries: tries, assets: assets))
+    }
+
+    /// A product's tries, from its triggers and its history: the page's history read, and up to
+    /// `ProductTries.extraReads` older pages while they hold the tries shown (at most 2 + 3 reads).
+    func tries(of product: DataProduct, datasetId: UUID, history: HistoryPage?) async throws -> ProductView.Tries {
+        let triggers = try await store.triggers(datasetId: datasetId, dataProductId: product.id)
+        let oldest = ProductTries.oldestShown(product: product, triggers: triggers)
+        let events = try await ProductTries.events(first: history, reachingBackTo: oldest) { before in
+            try await store.history(datasetId: datasetId, dataProductId: product.id, before: before, limit: ProductTries.pageSize)
+        }
+        return ProductView.Tries(
+            list: ProductTries.build(product: product, triggers: triggers, events: events, policy: store.policy),
+            policy: store.policy, now: Date())
     }
 
     /// A focus request: a data product id, or the first whose name contains the text.

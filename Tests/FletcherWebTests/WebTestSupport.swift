@@ -14,8 +14,8 @@ struct WebTestApp {
     let store: any Store
     let application: Application<RouterResponder<ClientRequestContext>>
 
-    init(engine: TestEngine) async throws {
-        store = try await TestStores.make(engine)
+    init(engine: TestEngine, policy: OrchestrationPolicy = .none) async throws {
+        store = try await TestStores.make(engine, policy: policy)
         var logger = Logger(label: "fletcher-web-test")
         logger.logLevel = .warning
         let authenticator = await Authenticator(

@@ -1,5 +1,5 @@
 // Fletcher's pages work without this script; it adds search as you type, infinite scrolling,
-// live plan updates, zoom and pan of the graph, and the data product panel.
+// live plan updates, zoom and pan of the graph, the data product panel, and countdowns.
 "use strict";
 
 (() => {
@@ -134,7 +134,77 @@
     }
   }
 
+  // ---- Countdowns: retries and timeouts -------------------------------------------------------
+
+  // The server's clock minus ours, so countdowns agree with the server's decisions.
+  let clockOffset = 0;
+  function setServerNow(iso) {
+    const server = Date.parse(iso || "");
+    if (!Number.isNaN(server)) clockOffset = server - Date.now();
+  }
+
+  // As the server writes them (TimerView.duration): two units at most.
+  function duration(seconds) {
+    seconds = Math.max(0, seconds);
+    if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
+    const whole = Math.round(seconds);
+    const two = (big, bigUnit, small, smallUnit) => (small === 0 ? `${big} ${bigUnit}` : `${big} ${bigUnit} ${small} ${smallUnit}`);
+    if (whole < 60) return `${whole} s`;
+    if (whole < 3600) return two(Math.floor(whole / 60), "m", whole % 60, "s");
+    if (whole < 86400) return two(Math.floor(whole / 3600), "h", Math.floor((whole % 3600) / 60), "m");
+    return two(Math.floor(whole / 86400), "d", Math.floor((whole % 86400) / 3600), "h");
+  }
+
+  function relative(iso) {
+    const seconds = Math.ceil((Date.parse(iso) - (Date.now() + clockOffset)) / 1000);
+    return seconds <= 0 ? "now" : `in ${duration(seconds)}`;
+  }
+
+  function tickCountdowns() {
+    for (const element of $$("time[data-countdown]")) {
+      const text = relative(element.dateTime);
+      if (element.textContent !== text) element.textContent = text;
+    }
+  }
+
+  function countdown(iso) {
+    const element = document.createElement("time");
+    element.dateTime = iso;
+    element.title = `${iso.slice(0, 19).replace("T", " ")} UTC`;
+    element.dataset.countdown = "";
+    element.textContent = relative(iso);
+    return element;
+  }
+
+  function timerSpan(className, text, title, time) {
+    const span = document.createElement("span");
+    span.className = `timer ${className}`;
+    span.textContent = text;
+    if (title) span.title = title;
+    if (time) span.append(time);
+    return span;
+  }
+
+  // The table's timer cell from a live update's entry (as TimerView.cell writes it).
+  function renderTimers(cell, timers) {
+    const parts = [];
+    const note = timers.timed_out;
+    if (note) {
+      const limit = note.limit_s == null ? note.phase : `${note.phase}, ${duration(note.limit_s)}`;
+      parts.push(timerSpan("timed-out", `timed out (${limit})`, `try ${note.try} timed out`));
+    }
+    if (timers.retry_at) {
+      parts.push(timerSpan("retry", "retry ", `try ${timers.try + 1} starts then if its parents are all success`, countdown(timers.retry_at)));
+    }
+    if (timers.timeout_at) parts.push(timerSpan("timeout", "times out ", null, countdown(timers.timeout_at)));
+    cell.replaceChildren();
+    parts.forEach((part, index) => { if (index > 0) cell.append(" "); cell.append(part); });
+  }
+
   // ---- Plan page: data product panel ----------------------------------------------------------
+
+  let detailHref = null;
+  let detailLoading = null;
 
   function setUpDetails(root) {
     const dialog = $("dialog.detail", root);
@@ -150,8 +220,32 @@
       const response = await fetch(`${href}?fragment=1`);
       if (!response.ok) { location.href = href; return; }
       $(".detail-body", dialog).innerHTML = await response.text();
+      detailHref = href;
+      tickCountdowns();
       if (!dialog.open) dialog.showModal();
     });
+  }
+
+  // The open panel's product changed: fetch its detail again (its tries and timers), one fetch at a time.
+  async function refreshDetail() {
+    const dialog = $("dialog.detail");
+    if (!dialog || !dialog.open || !detailHref) return;
+    if (detailLoading) { detailLoading.again = true; return; }
+    const href = detailHref;
+    detailLoading = { again: false };
+    try {
+      const response = await fetch(`${href}?fragment=1`);
+      if (response.ok && dialog.open && detailHref === href) {
+        $(".detail-body", dialog).innerHTML = await response.text();
+        tickCountdowns();
+      }
+    } catch (error) {
+      console.error(error);
+    } finally {
+      const again = detailLoading.again;
+      detailLoading = null;
+      if (again) refreshDetail();
+    }
   }
 
   function highlight(id) {
@@ -206,6 +300,9 @@
       const detail = $(`.product-detail[data-id="${id}"] .state-cell`);
       if (detail) detail.innerHTML = badge(state);
     }
+    applyTimers(update);
+    const shown = $("dialog.detail[open] .product-detail");
+    if (shown && (shown.dataset.id in update.states || shown.dataset.id in (update.timers || {}))) refreshDetail();
     for (const [state, count] of Object.entries(update.counts)) {
       const element = $(`[data-count="${state}"]`);
       if (element) element.textContent = count;
@@ -219,6 +316,22 @@
     if (by) by.textContent = update.modified_by;
     const date = $(".modified-date time");
     if (date) { date.dateTime = update.modified_date; date.textContent = update.modified_text; }
+  }
+
+  // Tries and timers in the table's rows; the first event of a stream names every product that has
+  // one (`full`), so the rows it leaves out have none.
+  function applyTimers(update) {
+    const timers = update.timers || {};
+    if (update.now) setServerNow(update.now);
+    const rows = update.full ? $$(".product-table tr[data-id]") : Object.keys(timers).map((id) => document.getElementById(`row-${id}`));
+    for (const row of rows) {
+      if (!row) continue;
+      const entry = timers[row.dataset.id] || { try: 0 };
+      const tryCell = $(".try-cell", row);
+      if (tryCell) tryCell.textContent = entry.try ? String(entry.try) : "";
+      const cell = $(".timer-cell", row);
+      if (cell) renderTimers(cell, entry);
+    }
   }
 
   const STATES = ["waiting", "queued", "running", "success", "failed", "disabled"];
@@ -245,6 +358,9 @@
   }
 
   document.addEventListener("DOMContentLoaded", () => {
+    setServerNow(($("[data-now]") || { dataset: {} }).dataset.now);
+    tickCountdowns();
+    setInterval(tickCountdowns, 1000);
     setUpSearch();
     const plan = $(".plan");
     if (plan) {
