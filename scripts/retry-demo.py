@@ -24,32 +24,8 @@ os.environ.setdefault("FLETCHER_BIN", next(
     (p for p in (os.path.join(ROOT, ".build", c, "fletcher") for c in ("release", "debug")) if os.path.exists(p)), ""))
 
 from conftest import API, BINARY, KEY  # noqa: E402
-from servers import Fletcher, free_port, fresh_postgres_database  # noqa: E402
+from servers import Fletcher, free_port, fresh_postgres_database, history, settled  # noqa: E402
 
-
-
-def history(api, dataset, product):
-    events, cursor = [], None
-    while True:
-        page = api.call("GET", f"/api/data_product/{dataset}/{product}/history?limit=100"
-                        + (f"&before={cursor}" if cursor else ""))
-        events += page["events"]
-        cursor = page["next_cursor"]
-        if not cursor:
-            return list(reversed(events))
-
-
-def settled(plan):
-    states = {p["id"]: p["state"] for p in plan["data_products"]}
-    parents = {}
-    for d in plan["dependencies"]:
-        parents.setdefault(d["child_id"], []).append(d["parent_id"])
-    for p in plan["data_products"]:
-        if p["state"] in ("queued", "running") or p["retry_at"] is not None:
-            return False
-        if p["state"] == "waiting" and all(states[x] == "success" for x in parents.get(p["id"], [])):
-            return False
-    return True
 
 
 def main():

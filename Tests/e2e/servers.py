@@ -48,6 +48,33 @@ def eventually(condition, timeout=20, what=""):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def history(api, dataset, product):
+    """Every event of a data product's history, oldest first (all its pages)."""
+    events, cursor = [], None
+    while True:
+        page = api.call("GET", f"/api/data_product/{dataset}/{product}/history?limit=100"
+                        + (f"&before={cursor}" if cursor else ""))
+        events += page["events"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            return list(reversed(events))
+
+
+def settled(plan):
+    """True when nothing in the plan can move any more on its own: no product queued, running or
+    with a retry pending, and none left waiting whose parents all succeeded."""
+    states = {p["id"]: p["state"] for p in plan["data_products"]}
+    parents = {}
+    for d in plan["dependencies"]:
+        parents.setdefault(d["child_id"], []).append(d["parent_id"])
+    for p in plan["data_products"]:
+        if p["state"] in ("queued", "running") or p["retry_at"] is not None:
+            return False
+        if p["state"] == "waiting" and all(states[x] == "success" for x in parents.get(p["id"], [])):
+            return False
+    return True
+
+
 def fresh_postgres_database():
     """A new database on the test PostgreSQL server (FLETCHER_TEST_POSTGRES_URL), as a URL."""
     base = os.environ.get("FLETCHER_TEST_POSTGRES_URL")

@@ -5,15 +5,13 @@ a cancel delivered for each timed-out try, and no product stuck. Polls with dead
 sleeps."""
 import json
 import signal
-import time
-import urllib.request
 import uuid
 
 import pytest
 
 from chaos_platform import ChaosPlatform
 from conftest import API
-from servers import Fletcher, fresh_postgres_database
+from servers import Fletcher, eventually, fresh_postgres_database, history, settled
 
 MAX_RETRIES = 3
 
@@ -24,45 +22,6 @@ def database():
     if url is None:
         pytest.skip("needs FLETCHER_TEST_POSTGRES_URL (run through scripts/test.sh)")
     return url
-
-
-def eventually(condition, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def history(api, dataset, product):
-    """Every event of a product's history, oldest first."""
-    events, cursor = [], None
-    while True:
-        page = api.call("GET", f"/api/data_product/{dataset}/{product}/history?limit=100"
-                        + (f"&before={cursor}" if cursor else ""))
-        events += page["events"]
-        cursor = page["next_cursor"]
-        if not cursor:
-            return list(reversed(events))
-
-
-def settled(api, datasets):
-    """True when no product can move any more: none queued, running or with a retry pending, and
-    none left waiting whose parents all succeeded."""
-    for dataset in datasets:
-        plan = api.plan(dataset)
-        states = {p["id"]: p["state"] for p in plan["data_products"]}
-        parents = {}
-        for d in plan["dependencies"]:
-            parents.setdefault(d["child_id"], []).append(d["parent_id"])
-        for p in plan["data_products"]:
-            if p["state"] in ("queued", "running") or p["retry_at"] is not None:
-                return False
-            if p["state"] == "waiting" and all(states[x] == "success" for x in parents.get(p["id"], [])):
-                return False
-    return True
 
 
 def test_retries_timeouts_and_cancels_happen_exactly_once_across_a_killed_process(database):
@@ -93,10 +52,10 @@ def test_retries_timeouts_and_cancels_happen_exactly_once_across_a_killed_proces
             datasets.append(dataset)
 
         # Mid-run, the first process dies without a word.
-        eventually(lambda: platform.triggers >= 200, 180, "200 triggers at the platform")
+        eventually(lambda: platform.triggers >= 200, timeout=180, what="200 triggers at the platform")
         first.signal(signal.SIGKILL)
         first.process.wait()
-        eventually(lambda: settled(api, datasets), 420, "every product to settle")
+        eventually(lambda: all(settled(api.plan(d)) for d in datasets), timeout=420, what="every product to settle")
 
         # Count from the history.
         queued_tries = {}   # trigger id -> (product, try)
