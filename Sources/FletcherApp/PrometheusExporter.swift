@@ -9,8 +9,8 @@ import Synchronization
 
 /// `/metrics`: everything counted in this process (swift-metrics into a swift-prometheus registry),
 /// plus gauges read from the database at scrape time so that they hold across processes — the
-/// dispatcher's queue per platform, pool use, pending retries and armed timeouts per compute type,
-/// and plans and data products by state (the last
+/// dispatcher's queue per platform, pool use, plans and data products by state and pending
+/// retries and armed timeouts per compute type (the last two
 /// counted at most every `countsInterval`, as it scans the tables).
 public final class PrometheusExporter: MetricsExporter {
     public let registry = PrometheusCollectorRegistry()
@@ -72,13 +72,6 @@ public final class PrometheusExporter: MetricsExporter {
                 gauge("fletcher_dispatch_consecutive_failures", labels, Double(status?.consecutiveFailures ?? 0))
             }
         }
-        if let timers = try? await store.timerCounts() {
-            for compute in Compute.allCases {
-                let labels = [("compute", compute.rawValue)]
-                gauge("fletcher_retries_pending", labels, Double(timers[compute]?.retries ?? 0))
-                gauge("fletcher_timeouts_armed", labels, Double(timers[compute]?.timeouts ?? 0))
-            }
-        }
         let due = lastCounts.withLock { last in
             let clock = ContinuousClock.now
             guard last.map({ clock - $0 >= countsInterval }) ?? true else { return false }
@@ -90,6 +83,13 @@ public final class PrometheusExporter: MetricsExporter {
             gauge("fletcher_datasets", [("state", "paused")], Double(counts.pausedDatasets))
             for state in DataProductState.allCases {
                 gauge("fletcher_data_products", [("state", state.rawValue)], Double(counts.dataProducts[state] ?? 0))
+            }
+        }
+        if due, let timers = try? await store.timerCounts() {
+            for compute in Compute.allCases {
+                let labels = [("compute", compute.rawValue)]
+                gauge("fletcher_retries_pending", labels, Double(timers[compute]?.retries ?? 0))
+                gauge("fletcher_timeouts_armed", labels, Double(timers[compute]?.timeouts ?? 0))
             }
         }
     }

@@ -20,6 +20,22 @@ public struct Plan: Sendable, Hashable {
         return latest
     }
 
+    /// The earliest timer of the plan's enabled products: a timeout armed on a queued or running one,
+    /// or a retry pending on a failed one unless the dataset is paused (a pause holds retries).
+    public var earliestTimer: Date? {
+        var earliest: Date?
+        for product in dataProducts {
+            let due: Date?
+            switch product.state {
+            case .queued, .running: due = product.timeoutAt
+            case .failed: due = dataset.paused ? nil : product.retryAt
+            case .waiting, .success, .disabled: due = nil
+            }
+            if let due, earliest.map({ due < $0 }) ?? true { earliest = due }
+        }
+        return earliest
+    }
+
     /// Looks up one data product by id (linear; use `PlanGraph` for repeated lookups).
     public func dataProduct(_ id: UUID) -> DataProduct? {
         dataProducts.first { $0.id == id }

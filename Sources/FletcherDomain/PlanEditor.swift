@@ -230,7 +230,8 @@ struct PlanEditor {
         }
     }
 
-    func finish() -> PlanChange {
+    mutating func finish() -> PlanChange {
+        plan.dataset.nextTimerAt = plan.earliestTimer
         let changedDependencies = dependencyChanged.indices.filter { dependencyChanged[$0] }
         // The rules' graph holds while no row was added, no dependency rewritten and no product
         // disabled or enabled.

@@ -148,55 +148,14 @@ enum DataProductQueries {
             tryNumber: Int(c.13), triggerId: c.14, retriesUsed: Int(c.15), retryAt: c.16?.date, timeoutAt: c.17?.date)
     }
 
-    /// Datasets with a timeout or a retry due at `asOf`, earliest due first, at most `limit`; the
-    /// retries of paused datasets are left out (a pause holds them). Read through the due-time
-    /// indexes: only due timers are visited.
-    static func datasetsWithDueTimers(
-        asOf: Date, limit: Int, _ connection: PostgresConnection, _ logger: Logger
-    ) async throws -> [UUID] {
-        var datasets: [UUID] = []
-        for try await id in try await connection.query(
-            """
-            SELECT dataset_id FROM (
-                SELECT dataset_id, timeout_at AS due FROM data_product
-                WHERE timeout_at IS NOT NULL AND timeout_at <= \(asOf.postgres)
-                UNION ALL
-                SELECT p.dataset_id, p.retry_at FROM data_product p JOIN dataset d ON d.id = p.dataset_id
-                WHERE p.retry_at IS NOT NULL AND p.retry_at <= \(asOf.postgres) AND NOT d.paused
-            ) due
-            GROUP BY dataset_id ORDER BY min(due), dataset_id LIMIT \(Int64(limit))
-            """, logger: logger
-        ).decode(UUID.self) {
-            datasets.append(id)
-        }
-        return datasets
-    }
-
-    /// When the earliest armed timeout, or pending retry of a dataset not paused, falls due.
-    static func nextTimerDue(_ connection: PostgresConnection, _ logger: Logger) async throws -> Date? {
-        for try await due in try await connection.query(
-            """
-            SELECT least(
-                (SELECT min(timeout_at) FROM data_product WHERE timeout_at IS NOT NULL),
-                (SELECT p.retry_at FROM data_product p JOIN dataset d ON d.id = p.dataset_id
-                    WHERE p.retry_at IS NOT NULL AND NOT d.paused ORDER BY p.retry_at LIMIT 1))
-            """, logger: logger
-        ).decode(PostgresTimestamp?.self) {
-            return due?.date
-        }
-        return nil
-    }
-
-    /// Pending retries and armed timeouts by compute type, through the due-time indexes.
+    /// Pending retries and armed timeouts by compute type. Products' timers carry no index: this
+    /// reads the table, as the state counts do (`/metrics` asks at most every 30 s).
     static func timerCounts(_ connection: PostgresConnection, _ logger: Logger) async throws -> [Compute: TimerCounts] {
         var counts: [Compute: TimerCounts] = [:]
         for try await (compute, retries, timeouts) in try await connection.query(
             """
-            SELECT compute, sum(retry)::int8, sum(timeout)::int8 FROM (
-                SELECT compute, 1 AS retry, 0 AS timeout FROM data_product WHERE retry_at IS NOT NULL
-                UNION ALL
-                SELECT compute, 0, 1 FROM data_product WHERE timeout_at IS NOT NULL
-            ) timers
+            SELECT compute, count(retry_at), count(timeout_at) FROM data_product
+            WHERE retry_at IS NOT NULL OR timeout_at IS NOT NULL
             GROUP BY compute
             """, logger: logger
         ).decode((String, Int64, Int64).self) {

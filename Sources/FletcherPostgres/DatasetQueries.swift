@@ -10,16 +10,19 @@ enum DatasetQueries {
         _ id: UUID, _ connection: PostgresConnection, _ logger: Logger
     ) async throws -> (Dataset, lastModified: Date, revision: Int64)? {
         let rows = try await connection.query(
-            "SELECT paused, extra::text, modified_by, modified_date, last_modified, revision FROM dataset WHERE id = \(id)",
+            """
+            SELECT paused, extra::text, modified_by, modified_date, last_modified, revision, next_timer_at FROM dataset
+            WHERE id = \(id)
+            """,
             logger: logger)
-        for try await (paused, extra, modifiedBy, modifiedDate, lastModified, revision) in rows.decode(
-            (Bool, String?, String, PostgresTimestamp, PostgresTimestamp, Int64).self)
+        for try await (paused, extra, modifiedBy, modifiedDate, lastModified, revision, nextTimer) in rows.decode(
+            (Bool, String?, String, PostgresTimestamp, PostgresTimestamp, Int64, PostgresTimestamp?).self)
         {
             // Revision 0 is a placeholder of a creating transaction; it is never committed.
             guard revision > 0 else { return nil }
             let dataset = Dataset(
                 id: id, paused: paused, extra: try StoredColumn.json(extra, column: "dataset.extra"),
-                modifiedBy: modifiedBy, modifiedDate: modifiedDate.date)
+                modifiedBy: modifiedBy, modifiedDate: modifiedDate.date, nextTimerAt: nextTimer?.date)
             return (dataset, lastModified.date, revision)
         }
         return nil
@@ -104,6 +107,7 @@ enum DatasetQueries {
             saved AS (
                 UPDATE dataset SET paused = \(dataset.paused)::bool, extra = \(StoredColumn.json(dataset.extra))::text::jsonb,
                     modified_by = \(dataset.modifiedBy)::text, modified_date = \(dataset.modifiedDate.postgres)::timestamptz,
+                    next_timer_at = \(dataset.nextTimerAt?.postgres)::timestamptz,
                     last_modified = greatest(last_modified, \(lastModified.postgres)::timestamptz), revision = revision + 1
                 WHERE id = \(dataset.id)::uuid AND revision = \(revision)::int8
                 RETURNING revision, last_modified
@@ -129,5 +133,31 @@ enum DatasetQueries {
             )
             SELECT count(pg_notify(\(ConnectivityQueries.changeChannel), \(notice.payload(id)))) FROM touched WHERE \(notice.sent)
             """, logger: logger)
+    }
+
+    /// Datasets whose earliest timer is due at `asOf`, earliest first, at most `limit`, through the
+    /// index on it (`Dataset.nextTimerAt`: paused datasets' retries are not in it).
+    static func datasetsWithDueTimers(
+        asOf: Date, limit: Int, _ connection: PostgresConnection, _ logger: Logger
+    ) async throws -> [UUID] {
+        var datasets: [UUID] = []
+        for try await id in try await connection.query(
+            """
+            SELECT id FROM dataset WHERE next_timer_at <= \(asOf.postgres) ORDER BY next_timer_at, id LIMIT \(Int64(limit))
+            """, logger: logger
+        ).decode(UUID.self) {
+            datasets.append(id)
+        }
+        return datasets
+    }
+
+    /// When the earliest timer of any dataset falls due.
+    static func nextTimerDue(_ connection: PostgresConnection, _ logger: Logger) async throws -> Date? {
+        for try await due in try await connection.query("SELECT min(next_timer_at) FROM dataset", logger: logger)
+            .decode(PostgresTimestamp?.self)
+        {
+            return due?.date
+        }
+        return nil
     }
 }

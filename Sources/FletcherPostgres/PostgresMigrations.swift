@@ -356,10 +356,12 @@ enum PostgresMigrations {
                     ADD COLUMN max_queued_s double precision,
                     ADD COLUMN max_running_s double precision
                 """,
-                // Due timers are found through these, never by reading every product. A product with
-                // no timer is in neither: its updates stay heap-only while no timer is configured.
-                "CREATE INDEX data_product_retry_due ON data_product (retry_at) WHERE retry_at IS NOT NULL",
-                "CREATE INDEX data_product_timeout_due ON data_product (timeout_at) WHERE timeout_at IS NOT NULL",
+                // Due timers are found by their dataset's earliest one, through this index, never by
+                // reading every product. Products' timers carry no index: an index on a column a state
+                // change rewrites makes every such update of the product's row a new tuple in every
+                // index of the table (no heap-only update).
+                "ALTER TABLE dataset ADD COLUMN next_timer_at timestamptz",
+                "CREATE INDEX dataset_timer_due ON dataset (next_timer_at) WHERE next_timer_at IS NOT NULL",
                 // A state change's try (its trigger in trigger_id); a delivery attempt that was a cancel.
                 "ALTER TABLE product_event ADD COLUMN try integer, ADD COLUMN is_cancel boolean",
                 // The try a trigger starts; a cancel names the try's trigger it stops (null for a

@@ -107,14 +107,14 @@ extension PostgresStore {
     public func datasetsWithDueTimers(asOf: Date, limit: Int) async throws -> [UUID] {
         try await storeErrors {
             try await withConnection { [self] connection in
-                try await DataProductQueries.datasetsWithDueTimers(asOf: asOf, limit: limit, connection, logger)
+                try await DatasetQueries.datasetsWithDueTimers(asOf: asOf, limit: limit, connection, logger)
             }
         }
     }
 
     public func nextTimerDue() async throws -> Date? {
         try await storeErrors {
-            try await withConnection { [self] connection in try await DataProductQueries.nextTimerDue(connection, logger) }
+            try await withConnection { [self] connection in try await DatasetQueries.nextTimerDue(connection, logger) }
         }
     }
 

@@ -60,57 +60,15 @@ enum DataProductQueries {
         }
     }
 
-    /// Datasets with a timeout or a retry due at `asOf`, earliest due first, at most `limit`; the
-    /// retries of paused datasets are left out (a pause holds them). Read through the due-time
-    /// indexes: only due timers are visited.
-    static func datasetsWithDueTimers(asOf: Date, limit: Int, _ db: Database) throws -> [UUID] {
-        try UUID.fetchAll(
-            db.cachedStatement(
-                sql: """
-                    SELECT dataset_id FROM (
-                        SELECT dataset_id, timeout_at AS due FROM data_product INDEXED BY data_product_timeout_due
-                        WHERE timeout_at IS NOT NULL AND timeout_at <= ?1
-                        UNION ALL
-                        SELECT p.dataset_id, p.retry_at FROM data_product AS p INDEXED BY data_product_retry_due
-                            JOIN dataset d ON d.id = p.dataset_id
-                        WHERE p.retry_at IS NOT NULL AND p.retry_at <= ?1 AND d.paused = 0
-                    )
-                    GROUP BY dataset_id ORDER BY min(due), dataset_id LIMIT ?2
-                    """),
-            arguments: [asOf.microsecondsSince1970, limit])
-    }
-
-    /// When the earliest armed timeout, or pending retry of a dataset not paused, falls due.
-    static func nextTimerDue(_ db: Database) throws -> Date? {
-        try Int64.fetchOne(
-            db.cachedStatement(
-                sql: """
-                    SELECT min(due) FROM (
-                        SELECT min(timeout_at) AS due FROM data_product INDEXED BY data_product_timeout_due
-                        WHERE timeout_at IS NOT NULL
-                        UNION ALL
-                        SELECT * FROM (
-                            SELECT p.retry_at FROM data_product AS p INDEXED BY data_product_retry_due
-                                JOIN dataset d ON d.id = p.dataset_id
-                            WHERE p.retry_at IS NOT NULL AND d.paused = 0 ORDER BY p.retry_at LIMIT 1
-                        )
-                    )
-                    """)
-        ).map(Date.init(microsecondsSince1970:))
-    }
-
-    /// Pending retries and armed timeouts by compute type, through the due-time indexes.
+    /// Pending retries and armed timeouts by compute type. Products' timers carry no index: this
+    /// reads the table, as the state counts do (`/metrics` asks at most every 30 s).
     static func timerCounts(_ db: Database) throws -> [Compute: TimerCounts] {
         var counts: [Compute: TimerCounts] = [:]
         for row in try Row.fetchAll(
             db.cachedStatement(
                 sql: """
-                    SELECT compute, sum(retry), sum(timeout) FROM (
-                        SELECT compute, 1 AS retry, 0 AS timeout FROM data_product INDEXED BY data_product_retry_due
-                        WHERE retry_at IS NOT NULL
-                        UNION ALL
-                        SELECT compute, 0, 1 FROM data_product INDEXED BY data_product_timeout_due WHERE timeout_at IS NOT NULL
-                    )
+                    SELECT compute, count(retry_at), count(timeout_at) FROM data_product
+                    WHERE retry_at IS NOT NULL OR timeout_at IS NOT NULL
                     GROUP BY compute
                     """))
         {

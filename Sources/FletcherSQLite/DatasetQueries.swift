@@ -9,10 +9,15 @@ enum DatasetQueries {
         guard
             let row = try Row.fetchOne(
                 db.cachedStatement(
-                    sql: "SELECT id, paused, extra, modified_by, modified_date, last_modified, revision FROM dataset WHERE id = ?"),
+                    sql: """
+                        SELECT id, paused, extra, modified_by, modified_date, last_modified, revision, next_timer_at FROM dataset
+                        WHERE id = ?
+                        """),
                 arguments: [id])
         else { return nil }
-        return (try Dataset(sqliteRow: row), Date(microsecondsSince1970: row[5]), row[6])
+        var dataset = try Dataset(sqliteRow: row)
+        dataset.nextTimerAt = (row[7] as Int64?).map(Date.init(microsecondsSince1970:))
+        return (dataset, Date(microsecondsSince1970: row[5]), row[6])
     }
 
     /// The dataset's revision alone: what a cached plan is checked against.
@@ -25,17 +30,17 @@ enum DatasetQueries {
         let arguments: StatementArguments = [
             dataset.paused, StoredColumn.json(dataset.extra), dataset.modifiedBy,
             dataset.modifiedDate.microsecondsSince1970, lastModified.microsecondsSince1970, dataset.searchText,
-            dataset.id,
+            dataset.nextTimerAt?.microsecondsSince1970, dataset.id,
         ]
         let sql =
             isNew
             ? """
-            INSERT INTO dataset (paused, extra, modified_by, modified_date, last_modified, search_text, id, revision)
-            VALUES (?, ?, ?, ?, ?, ?, ?, 1)
+            INSERT INTO dataset (paused, extra, modified_by, modified_date, last_modified, search_text, next_timer_at, id, revision)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)
             """
             : """
             UPDATE dataset SET paused = ?, extra = ?, modified_by = ?, modified_date = ?,
-                last_modified = max(last_modified, ?), search_text = ?, revision = revision + 1
+                last_modified = max(last_modified, ?), search_text = ?, next_timer_at = ?, revision = revision + 1
             WHERE id = ?
             """
         try db.cachedStatement(sql: sql).execute(arguments: arguments)
@@ -55,5 +60,23 @@ enum DatasetQueries {
             if row[0] as Bool { counts.paused = row[1] } else { counts.active = row[1] }
         }
         return counts
+    }
+
+    /// Datasets whose earliest timer is due at `asOf`, earliest first, at most `limit`, through the
+    /// index on it (`Dataset.nextTimerAt`: paused datasets' retries are not in it).
+    static func datasetsWithDueTimers(asOf: Date, limit: Int, _ db: Database) throws -> [UUID] {
+        try UUID.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    SELECT id FROM dataset INDEXED BY dataset_timer_due
+                    WHERE next_timer_at IS NOT NULL AND next_timer_at <= ? ORDER BY next_timer_at, id LIMIT ?
+                    """),
+            arguments: [asOf.microsecondsSince1970, limit])
+    }
+
+    /// When the earliest timer of any dataset falls due.
+    static func nextTimerDue(_ db: Database) throws -> Date? {
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT min(next_timer_at) FROM dataset INDEXED BY dataset_timer_due WHERE next_timer_at IS NOT NULL"))
+            .map(Date.init(microsecondsSince1970:))
     }
 }

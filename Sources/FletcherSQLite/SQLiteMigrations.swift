@@ -194,9 +194,10 @@ enum SQLiteMigrations {
                     ALTER TABLE data_product ADD COLUMN retries INTEGER;
                     ALTER TABLE data_product ADD COLUMN max_queued_s REAL;
                     ALTER TABLE data_product ADD COLUMN max_running_s REAL;
-                    -- Due timers are found through these, never by reading every product.
-                    CREATE INDEX data_product_retry_due ON data_product (retry_at) WHERE retry_at IS NOT NULL;
-                    CREATE INDEX data_product_timeout_due ON data_product (timeout_at) WHERE timeout_at IS NOT NULL;
+                    -- Due timers are found by their dataset's earliest one, through this index, never by
+                    -- reading every product; products' timers carry no index, as on PostgreSQL.
+                    ALTER TABLE dataset ADD COLUMN next_timer_at INTEGER;
+                    CREATE INDEX dataset_timer_due ON dataset (next_timer_at) WHERE next_timer_at IS NOT NULL;
 
                     -- A state change's try (its trigger in trigger_id); a delivery attempt that was a cancel.
                     -- (The CHECK on kind cannot be altered: a cancel's attempt is a delivery marked so.)

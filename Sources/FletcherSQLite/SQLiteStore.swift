@@ -131,12 +131,12 @@ public final class SQLiteStore: Store {
 
     public func datasetsWithDueTimers(asOf: Date, limit: Int) async throws -> [UUID] {
         try await storeErrors {
-            try await reading { db in try DataProductQueries.datasetsWithDueTimers(asOf: asOf, limit: limit, db) }
+            try await reading { db in try DatasetQueries.datasetsWithDueTimers(asOf: asOf, limit: limit, db) }
         }
     }
 
     public func nextTimerDue() async throws -> Date? {
-        try await storeErrors { try await reading { db in try DataProductQueries.nextTimerDue(db) } }
+        try await storeErrors { try await reading { db in try DatasetQueries.nextTimerDue(db) } }
     }
 
     public func timerCounts() async throws -> [Compute: TimerCounts] {

@@ -159,5 +159,6 @@ extension PlanChange {
             if retryAt != nil && rounded(retryAt) != retryAt { plan.dataProducts[position].retryAt = rounded(retryAt) }
             if timeoutAt != nil && rounded(timeoutAt) != timeoutAt { plan.dataProducts[position].timeoutAt = rounded(timeoutAt) }
         }
+        if let next = plan.dataset.nextTimerAt, rounded(next) != next { plan.dataset.nextTimerAt = rounded(next) }
     }
 }

@@ -180,7 +180,7 @@ struct CancelAndTimerTests {
 
     @Test(arguments: TestEngine.available)
     func twoSweepersFireEachTimerOnce(engine: TestEngine) async throws {
-        let (first, second) = try await TestStores.pair(engine, policy: Self.timed)
+        let (first, second) = try await TestStores.pair(engine, isolated: true, policy: Self.timed)
         let names = Names()
         var fixture = PlanFixture(names: names)
         for index in 0..<20 { fixture = fixture.products("p\(index)") }

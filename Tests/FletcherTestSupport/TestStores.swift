@@ -77,8 +77,11 @@ public enum TestStores {
     static func newSQLitePath() -> String { ScratchFiles.path("store", suffix: "sqlite") }
 
     /// Two stores on one database, as two Fletcher processes would have: each with its own pool
-    /// and plan cache.
-    public static func pair(_ engine: TestEngine, policy: OrchestrationPolicy = .none) async throws -> (any Store, any Store) {
+    /// and plan cache. With `isolated`, PostgreSQL's is a database of their own (for tests of what
+    /// reads across datasets, such as the sweeper's due timers).
+    public static func pair(
+        _ engine: TestEngine, isolated: Bool = false, policy: OrchestrationPolicy = .none
+    ) async throws -> (any Store, any Store) {
         switch engine {
         case .sqlite:
             let path = newSQLitePath()
@@ -86,9 +89,10 @@ public enum TestStores {
             try await first.migrate()
             return (first, try SQLiteStore(path: path, policy: policy))
         case .postgres:
-            let first = try postgresStore(policy: policy)
+            let url = isolated ? try await isolatedPostgresURL() : nil
+            let first = try postgresStore(url: url, policy: policy)
             try await first.migrate()
-            return (first, try postgresStore(policy: policy))
+            return (first, try postgresStore(url: url, policy: policy))
         }
     }
 
@@ -133,12 +137,13 @@ public enum TestStores {
     /// A new connection pool (running until the process ends) on the test PostgreSQL database.
     /// `waitLimit` is generous: tests that pile writers onto one dataset hold every connection while
     /// they queue for its row, and a loaded CI machine once took longer than 5 s to serve the queue.
+    /// `url`: another database of the test server than the shared one.
     public static func postgresStore(
-        maxConnections: Int = 8, waitLimit: Duration = .seconds(60),
+        url given: String? = nil, maxConnections: Int = 8, waitLimit: Duration = .seconds(60),
         rowsPerStatement: Int = PostgresStore.defaultRowsPerStatement, planCache: PlanCache = PlanCache(),
         policy: OrchestrationPolicy = .none
     ) throws -> PostgresStore {
-        guard let url = ProcessInfo.processInfo.environment["FLETCHER_TEST_POSTGRES_URL"] else {
+        guard let url = given ?? ProcessInfo.processInfo.environment["FLETCHER_TEST_POSTGRES_URL"] else {
             throw TestStoreError.noPostgres
         }
         var logger = Logger(label: "fletcher-test")
