@@ -5,7 +5,7 @@ public import Logging
 public import ServiceLifecycle
 
 /// Fires due retries and timeouts (docs/RULES.md rules 23–24): finds the datasets with a timer due
-/// through the stores' due-time indexes and applies `PlanMutation.fireDue` to each. Every process
+/// through the index on each dataset's earliest timer (`Dataset.nextTimerAt`) and applies `PlanMutation.fireDue` to each. Every process
 /// runs one; no leader is needed, because firing is a mutation that finds nothing due once another
 /// process fired it, and a process killed before its commit fired nothing.
 ///

@@ -69,7 +69,8 @@ public protocol Store: TriggerQueue {
 
     /// Datasets with a timeout or a retry due at `asOf` — retries of paused datasets left out (a
     /// pause holds them) — earliest due first, at most `limit`: what `PlanMutation.fireDue` is
-    /// applied to. Found through the due-time indexes, never by reading every product.
+    /// applied to. Found through the index on each dataset's earliest timer (`Dataset.nextTimerAt`),
+    /// never by reading every product.
     func datasetsWithDueTimers(asOf: Date, limit: Int) async throws -> [UUID]
 
     /// When the earliest armed timeout or pending retry of a dataset not paused falls due; nil when none.
