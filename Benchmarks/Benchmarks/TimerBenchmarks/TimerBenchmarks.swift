@@ -90,7 +90,8 @@ private final class FilledStore: @unchecked Sendable {
         let filled = try await empty(engine)
         let start = ContinuousClock.now
         for plan in 0..<TimerFixture.plans {
-            _ = try await filled.store.apply(.submit(TimerFixture.bigSubmission(plan)), to: TimerFixture.uuid(0xB16, UInt64(plan)), by: TimerFixture.actor)
+            let submission = TimerFixture.bigSubmission(plan)
+            _ = try await filled.store.apply(.submit(submission), to: submission.datasetId, by: TimerFixture.actor)
         }
         if let postgres = filled.store as? PostgresStore {
             // What autovacuum does within a minute of a bulk load: without statistics the planner
@@ -167,7 +168,9 @@ let benchmarks: @Sendable () -> Void = {
     let engines = Engine.allCases.filter { $0 != .postgres || ProcessInfo.processInfo.environment["FLETCHER_TEST_POSTGRES_URL"] != nil }
     if !engines.contains(.postgres) {
         FileHandle.standardError.write(
-            Data("TimerBenchmarks: FLETCHER_TEST_POSTGRES_URL is not set: PostgreSQL's benchmarks are skipped (run them under scripts/with-postgres.sh)\n".utf8))
+            Data(
+                ("TimerBenchmarks: FLETCHER_TEST_POSTGRES_URL is not set: PostgreSQL's benchmarks are skipped "
+                    + "(run them under scripts/with-postgres.sh)\n").utf8))
     }
     for engine in engines {
         let holder = Holder()
@@ -205,7 +208,9 @@ let benchmarks: @Sendable () -> Void = {
                 benchmark.stopMeasurement()
                 guard case .at = next else { fatalError("the sweep found no armed timer after firing: \(next)") }
                 let fired = try! await store.plan(due.datasetId)!.dataProducts.filter { $0.state != .queued }.count
-                guard fired == TimerFixture.dueDatasetSize else { fatalError("the sweep fired \(fired) of \(TimerFixture.dueDatasetSize) timeouts") }
+                guard fired == TimerFixture.dueDatasetSize else {
+                    fatalError("the sweep fired \(fired) of \(TimerFixture.dueDatasetSize) timeouts")
+                }
             },
             setup: {
                 let filled = try await FilledStore.make(engine)
