@@ -16,6 +16,10 @@ let package = Package(
         .library(name: "FletcherDomain", targets: ["FletcherDomain"]),
         .library(name: "FletcherJSON", targets: ["FletcherJSON"]),
         .library(name: "FletcherHTTP", targets: ["FletcherHTTP"]),
+        .library(name: "FletcherStore", targets: ["FletcherStore"]),
+        .library(name: "FletcherSQLite", targets: ["FletcherSQLite"]),
+        .library(name: "FletcherPostgres", targets: ["FletcherPostgres"]),
+        .library(name: "FletcherDispatch", targets: ["FletcherDispatch"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
