@@ -69,7 +69,7 @@ enum DatasetQueries {
             db.cachedStatement(
                 sql: """
                     SELECT id FROM dataset INDEXED BY dataset_timer_due
-                    WHERE next_timer_at IS NOT NULL AND next_timer_at <= ? ORDER BY next_timer_at, id LIMIT ?
+                    WHERE next_timer_at IS NOT NULL AND next_timer_at <= ? ORDER BY next_timer_at LIMIT ?
                     """),
             arguments: [asOf.microsecondsSince1970, limit])
     }
