@@ -29,6 +29,7 @@ class ChaosPlatform:
         self.triggers = 0           # trigger requests, resends included
         self.cancel_requests = []   # (key, body)
         self.cancelled = set()      # keys of jobs a cancel stopped
+        self.too_late = set()       # keys of jobs that had ended when their cancel came (409)
         self.reports = {"accepted": 0, "stale": 0, "failed": 0}
         self.accepted = {"success": 0, "failed": 0}
         platform = self
@@ -92,6 +93,7 @@ class ChaosPlatform:
             if job is None:
                 return 404, {"error": "unknown job"}
             if job["ended"]:
+                self.too_late.add(key)
                 return 409, {"error": "job already ended"}
             job["cancelled"] = True
             self.cancelled.add(key)
