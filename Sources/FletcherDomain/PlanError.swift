@@ -22,8 +22,8 @@ public enum PlanError: Error, Sendable, Hashable {
     case alreadyPaused(UUID)
     /// Unpausing a dataset that is not paused (400).
     case notPaused(UUID)
-    /// A submitted data product's limit is out of range (400).
-    case invalidLimit(id: UUID, field: String, reason: String)
+    /// A submitted data product's limit is out of range (400); `index` is its place in the submission.
+    case invalidLimit(index: Int, id: UUID, field: String, reason: String)
     /// A state update names a try (`trigger_id`) that is not the product's current one (409).
     case staleReport(id: UUID, triggerId: UUID, currentTry: Int, currentTriggerId: UUID?)
 }
@@ -52,8 +52,8 @@ extension PlanError: CustomStringConvertible {
             "Dataset \(Self.text(id)) is already paused"
         case .notPaused(let id):
             "Dataset \(Self.text(id)) is not paused"
-        case .invalidLimit(let id, let field, let reason):
-            "Data product \(Self.text(id)): \(field) \(reason)"
+        case .invalidLimit(let index, let id, let field, let reason):
+            "Invalid request: data_products[\(index)].\(field) \(reason) (data product \(Self.text(id)))"
         case .staleReport(let id, let triggerId, let currentTry, let currentTriggerId):
             "Data product \(Self.text(id)): trigger \(Self.text(triggerId)) is not its current try; the current try is "
                 + (currentTriggerId.map { "\(currentTry) (trigger \(Self.text($0)))" } ?? "none (never queued)")

@@ -32,10 +32,10 @@ public enum PlanMutation: Sendable, Hashable {
         switch self {
         case .submit(let submission):
             var ids = Set<UUID>(minimumCapacity: submission.dataProducts.count)
-            for product in submission.dataProducts {
+            for (index, product) in submission.dataProducts.enumerated() {
                 guard ids.insert(product.id).inserted else { throw .duplicateDataProduct(product.id) }
                 if product.limits != .none, let (field, reason) = product.limits.invalidField() {
-                    throw .invalidLimit(id: product.id, field: field, reason: reason)
+                    throw .invalidLimit(index: index, id: product.id, field: field, reason: reason)
                 }
             }
             var edges = Set<Dependency.Key>(minimumCapacity: submission.dependencies.count)

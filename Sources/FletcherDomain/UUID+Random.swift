@@ -1,8 +1,8 @@
 public import Foundation
 
 extension UUID {
-    /// A random (version 4) UUID. Foundation's `UUID()` opens `/dev/urandom` for each one, a
-    /// visible cost when every request makes one (its request id); the system generator does not.
+    /// A random (version 4) UUID from the system generator (Foundation's `UUID()` opens
+    /// `/dev/urandom` for each one); the server makes one per request and per queueing.
     public static func random() -> UUID {
         var generator = SystemRandomNumberGenerator()
         let high = (generator.next() as UInt64) & ~0xF000 | 0x4000

@@ -198,18 +198,10 @@ public struct PlanRoutes: Sendable {
         if let declined {
             refusal = declined
         } else {
-            do {
-                let submission = try reader.finish()
-                try submission.checkLimits()
-                return submission
-            } catch let error as PlanSubmissionReader.Declined {
-                refusal = error
-            }
+            do { return try reader.finish() } catch { refusal = error }
         }
         if let kept {
-            let submission = try PlanSubmission(JSONDecoder().decode(Components.Schemas.PlanSubmission.self, from: Data(kept)))
-            try submission.checkLimits()
-            return submission
+            return try PlanSubmission(JSONDecoder().decode(Components.Schemas.PlanSubmission.self, from: Data(kept)))
         }
         throw Problem.badRequest("The plan submission cannot be read: \(refusal.reason)")
     }

@@ -89,7 +89,7 @@ extension PlanSubmission {
     }
 
     /// An optional integer as the generated decoder reads an `Int?`: null is none; a number with a
-    /// fraction, or anything but a number, is refused (the range is checked after: `checkLimits`).
+    /// fraction, or anything but a number, is refused (the range is the rules': `PlanMutation.validateRequest`).
     private static func integer(_ parser: inout JSONParser, _ member: String) throws(JSONSyntaxError) -> Int? {
         if parser.readNull() { return nil }
         guard case .integer(let value) = try parser.readValue() else { throw parser.failure("'\(member)' must be an integer") }
@@ -103,17 +103,6 @@ extension PlanSubmission {
         case .integer(let value): return Double(value)
         case .number(let value): return value
         default: throw parser.failure("'\(member)' must be a number")
-        }
-    }
-
-    /// Refuses a data product's limit out of its range (`ProductLimits.invalidField`) with a 400
-    /// naming the field, such as `data_products[3].retries`: the same answer whichever reader read
-    /// the submission.
-    func checkLimits() throws(Problem) {
-        for (offset, product) in dataProducts.enumerated() where product.limits != .none {
-            if let (field, reason) = product.limits.invalidField() {
-                throw Problem.badRequest("Invalid request: data_products[\(offset)].\(field) \(reason)")
-            }
         }
     }
 

@@ -91,9 +91,11 @@ extension PlanChange {
     /// the rules gave the product's new try.
     public func newTriggers(at now: Date) -> [Trigger] {
         let queued = Set(transitions.filter { $0.to == .queued }.map(\.dataProductId))
-        return plan.dataProducts.filter { queued.contains($0.id) && $0.state == .queued }.map { product in
-            Trigger(
-                id: product.triggerId ?? UUID.random(), datasetId: plan.dataset.id, dataProductId: product.id,
+        // Every queueing drew its try's trigger id (PlanEditor.changeTimers).
+        return plan.dataProducts.compactMap { product in
+            guard queued.contains(product.id), product.state == .queued, let triggerId = product.triggerId else { return nil }
+            return Trigger(
+                id: triggerId, datasetId: plan.dataset.id, dataProductId: product.id,
                 compute: product.compute, name: product.name, version: product.version, passthrough: product.passthrough,
                 createdAt: now, tryNumber: product.tryNumber)
         }

@@ -220,7 +220,7 @@ struct TimerRulesTests {
             do {
                 try PlanMutation.submit(fixture.submission).validateRequest()
             } catch {
-                guard case .invalidLimit(_, let named, _) = error else { Issue.record("\(error)"); continue }
+                guard case .invalidLimit(0, _, let named, _) = error else { Issue.record("\(error)"); continue }
                 #expect(named == field)
             }
         }

@@ -134,6 +134,16 @@ def database(request):
 
 
 @pytest.fixture
+def postgres_database():
+    """A fresh PostgreSQL database, as a DATABASE_URL (skipped without the test server)."""
+    from servers import fresh_postgres_database
+    url = fresh_postgres_database()
+    if url is None:
+        pytest.skip("needs FLETCHER_TEST_POSTGRES_URL (run through scripts/test.sh)")
+    return url
+
+
+@pytest.fixture
 def platform():
     """A fake compute platform (fake_platform.Platform), closed afterwards."""
     from fake_platform import Platform

@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from conftest import API
-from servers import Fletcher, fresh_postgres_database
+from servers import Fletcher
 
 
 def eventually(condition, timeout=20, what=""):
@@ -25,11 +25,8 @@ def eventually(condition, timeout=20, what=""):
 
 
 @pytest.fixture
-def database():
-    url = fresh_postgres_database()
-    if url is None:
-        pytest.skip("needs FLETCHER_TEST_POSTGRES_URL (run through scripts/test.sh)")
-    return url
+def database(postgres_database):
+    return postgres_database
 
 
 def states(api, dataset):

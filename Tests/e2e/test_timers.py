@@ -7,24 +7,15 @@ import json
 import signal
 import uuid
 
-import pytest
 
 from chaos_platform import ChaosPlatform
 from conftest import API
-from servers import Fletcher, eventually, fresh_postgres_database, history, settled
+from servers import Fletcher, eventually, history, settled
 
 MAX_RETRIES = 3
 
 
-@pytest.fixture
-def database():
-    url = fresh_postgres_database()
-    if url is None:
-        pytest.skip("needs FLETCHER_TEST_POSTGRES_URL (run through scripts/test.sh)")
-    return url
-
-
-def test_retries_timeouts_and_cancels_happen_exactly_once_across_a_killed_process(database):
+def test_retries_timeouts_and_cancels_happen_exactly_once_across_a_killed_process(postgres_database):
     platform = ChaosPlatform([], None, fail=0.25, hang=0.1, lost=0.1)
     # A queued timeout longer than a dead process's lease (2 x timeout_s + 1 s) and the next claim:
     # every try reaches the platform before it can time out queued.
@@ -33,8 +24,8 @@ def test_retries_timeouts_and_cancels_happen_exactly_once_across_a_killed_proces
                         "max_queued_s": 10, "max_running_s": 4}}
     first = second = None
     try:
-        first = Fletcher(database, targets)
-        second = Fletcher(database, targets)
+        first = Fletcher(postgres_database, targets)
+        second = Fletcher(postgres_database, targets)
         platform.bases = [second.base, first.base]
         api = API(second.base)
         platform.token = api.token
