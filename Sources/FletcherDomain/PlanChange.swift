@@ -26,6 +26,8 @@ public struct PlanChange: Sendable {
     public var keepsGraph: Bool
     /// Cancels to send for tries whose products left `queued` or `running` (docs/RULES.md rule 25).
     public var cancellations: [Cancellation] = []
+    /// Whether the dataset was paused before the change; nil for a new dataset.
+    public var pausedBefore: Bool?
 
     /// A change that writes nothing: `plan` as it is.
     public init(unchanged plan: Plan, actor: String) {
@@ -37,7 +39,7 @@ public struct PlanChange: Sendable {
     init(
         plan: Plan, actor: String, isNewDataset: Bool, datasetChanged: Bool, changedProducts: [Int], changedDependencies: [Int],
         storedCounts: (products: Int, dependencies: Int), transitions: [StateTransition], keepsGraph: Bool,
-        cancellations: [Cancellation] = []
+        cancellations: [Cancellation] = [], pausedBefore: Bool? = nil
     ) {
         self.plan = plan
         self.actor = actor
@@ -49,6 +51,7 @@ public struct PlanChange: Sendable {
         self.transitions = transitions
         self.keepsGraph = keepsGraph
         self.cancellations = cancellations
+        self.pausedBefore = pausedBefore
     }
 
     /// Nothing was written: the stored plan stays as it was.

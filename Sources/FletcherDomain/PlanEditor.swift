@@ -17,11 +17,14 @@ struct PlanEditor {
     private var datasetChanged = false
     /// Rows in the plan the editor started from.
     private let baseCounts: (products: Int, dependencies: Int)
+    /// Whether the dataset was paused before the change (nil: it did not exist).
+    private let pausedBefore: Bool?
 
     init(_ plan: consuming Plan, by actor: String, at now: Date, policy: OrchestrationPolicy, isNewDataset: Bool = false) {
         self.productChanged = [Bool](repeating: false, count: plan.dataProducts.count)
         self.dependencyChanged = [Bool](repeating: false, count: plan.dependencies.count)
         self.baseCounts = (plan.dataProducts.count, plan.dependencies.count)
+        self.pausedBefore = isNewDataset ? nil : plan.dataset.paused
         self.plan = plan
         self.actor = actor
         self.now = now
@@ -241,7 +244,8 @@ struct PlanEditor {
         return PlanChange(
             plan: plan, actor: actor, isNewDataset: isNewDataset, datasetChanged: datasetChanged,
             changedProducts: productChanged.indices.filter { productChanged[$0] }, changedDependencies: changedDependencies,
-            storedCounts: baseCounts, transitions: transitions, keepsGraph: keepsGraph, cancellations: cancellations)
+            storedCounts: baseCounts, transitions: transitions, keepsGraph: keepsGraph, cancellations: cancellations,
+            pausedBefore: pausedBefore)
     }
 
     private mutating func touchProduct(at position: Int) {

@@ -48,7 +48,7 @@ public enum EventValue: Sendable, Hashable {
 extension PlanChange {
     /// The events this change gives, in the order its rules made what they tell: per product in the
     /// order of its state changes, then its cancels, then the dataset's.
-    public func events(pausing: Bool? = nil) -> [PlanEvent] {
+    public func events() -> [PlanEvent] {
         var events: [PlanEvent] = []
         var positions: [UUID: Int] = [:]
         for (position, product) in plan.dataProducts.enumerated() { positions[product.id] = position }
@@ -84,8 +84,8 @@ extension PlanChange {
                         "trigger_id": .string(cancellation.triggerId.uuidString.lowercased()),
                     ]))
         }
-        if let pausing {
-            events.append(PlanEvent(type: pausing ? .datasetPaused : .datasetUnpaused))
+        if let pausedBefore, pausedBefore != plan.dataset.paused {
+            events.append(PlanEvent(type: plan.dataset.paused ? .datasetPaused : .datasetUnpaused))
         }
         if becameSucceeded {
             events.append(PlanEvent(type: .datasetSucceeded))

@@ -63,7 +63,10 @@ struct PlanEventsTests {
     @Test func pausingAndUnpausingAreSaid() throws {
         let plan = try plan(PlanFixture(names: names).products("a"))
         let paused = try plan.applying(.pause, at: Self.start + 1, policy: Self.policy)
-        #expect(paused.events(pausing: true).map(\.type) == [.datasetPaused])
-        #expect(try paused.plan.applying(.unpause, at: Self.start + 2, policy: Self.policy).events(pausing: false).map(\.type) == [.datasetUnpaused])
+        #expect(types(paused) == [.datasetPaused])
+        #expect(types(try paused.plan.applying(.unpause, at: Self.start + 2, policy: Self.policy)) == [.datasetUnpaused])
+        // A new dataset is not "unpaused".
+        #expect(types(try PlanMutation.submit(PlanFixture(names: names, dataset: "other").products("x").submission)
+            .apply(to: nil, datasetId: names["other"], by: "test", at: Self.start, policy: Self.policy)).isEmpty)
     }
 }
