@@ -30,13 +30,18 @@ public struct DataProduct: Sendable, Hashable, Identifiable {
     public var retryAt: Date?
     /// When it times out (only while `queued` or `running`).
     public var timeoutAt: Date?
+    /// When it should be `success` by, from its submission (docs/RULES.md rule 27).
+    public var deadline: Date?
+    /// Whether it missed `deadline`: nil until the deadline is reached (armed), then whether it was
+    /// not `success` then (a `data_product.late` event was given). A new deadline arms it again.
+    public var deadlineMissed: Bool?
 
     public init(
         id: UUID, compute: Compute, name: String, version: String, eager: Bool,
         passthrough: JSONValue? = nil, state: DataProductState = .waiting, runId: UUID? = nil,
         link: String? = nil, passback: JSONValue? = nil, extra: JSONValue? = nil,
         modifiedBy: String, modifiedDate: Date, limits: ProductLimits = .none, tryNumber: Int = 0, triggerId: UUID? = nil,
-        retriesUsed: Int = 0, retryAt: Date? = nil, timeoutAt: Date? = nil
+        retriesUsed: Int = 0, retryAt: Date? = nil, timeoutAt: Date? = nil, deadline: Date? = nil, deadlineMissed: Bool? = nil
     ) {
         self.id = id
         self.compute = compute
@@ -57,5 +62,7 @@ public struct DataProduct: Sendable, Hashable, Identifiable {
         self.retriesUsed = retriesUsed
         self.retryAt = retryAt
         self.timeoutAt = timeoutAt
+        self.deadline = deadline
+        self.deadlineMissed = deadlineMissed
     }
 }

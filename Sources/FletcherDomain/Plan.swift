@@ -20,10 +20,11 @@ public struct Plan: Sendable, Hashable {
         return latest
     }
 
-    /// The earliest timer of the plan's enabled products: a timeout armed on a queued or running one,
-    /// or a retry pending on a failed one unless the dataset is paused (a pause holds retries).
+    /// The earliest timer of the plan: a timeout armed on a queued or running product, a retry
+    /// pending on a failed one unless the dataset is paused (a pause holds retries), or a deadline not
+    /// yet reached, of the dataset or an enabled product (docs/RULES.md rules 23, 24 and 27).
     public var earliestTimer: Date? {
-        var earliest: Date?
+        var earliest: Date? = dataset.deadlineMissed == nil ? dataset.deadline : nil
         for product in dataProducts {
             let due: Date?
             switch product.state {
@@ -32,6 +33,12 @@ public struct Plan: Sendable, Hashable {
             case .waiting, .success, .disabled: due = nil
             }
             if let due, earliest.map({ due < $0 }) ?? true { earliest = due }
+            // An armed deadline is due whatever the state: reaching it decides met or missed.
+            if product.deadlineMissed == nil, product.state != .disabled, let deadline = product.deadline,
+                earliest.map({ deadline < $0 }) ?? true
+            {
+                earliest = deadline
+            }
         }
         return earliest
     }

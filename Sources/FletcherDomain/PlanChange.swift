@@ -26,8 +26,9 @@ public struct PlanChange: Sendable {
     public var keepsGraph: Bool
     /// Cancels to send for tries whose products left `queued` or `running` (docs/RULES.md rule 25).
     public var cancellations: [Cancellation] = []
-    /// Whether the dataset was paused before the change; nil for a new dataset.
-    public var pausedBefore: Bool?
+    /// What the change tells people and systems (docs/RULES.md rule 28), numbered on from the
+    /// dataset's sequence in the order the rules made what they tell: written with the change.
+    public var events: [PlanEvent] = []
 
     /// A change that writes nothing: `plan` as it is.
     public init(unchanged plan: Plan, actor: String) {
@@ -39,7 +40,7 @@ public struct PlanChange: Sendable {
     init(
         plan: Plan, actor: String, isNewDataset: Bool, datasetChanged: Bool, changedProducts: [Int], changedDependencies: [Int],
         storedCounts: (products: Int, dependencies: Int), transitions: [StateTransition], keepsGraph: Bool,
-        cancellations: [Cancellation] = [], pausedBefore: Bool? = nil
+        cancellations: [Cancellation] = [], events: [PlanEvent] = []
     ) {
         self.plan = plan
         self.actor = actor
@@ -51,7 +52,7 @@ public struct PlanChange: Sendable {
         self.transitions = transitions
         self.keepsGraph = keepsGraph
         self.cancellations = cancellations
-        self.pausedBefore = pausedBefore
+        self.events = events
     }
 
     /// Nothing was written: the stored plan stays as it was.

@@ -12,19 +12,20 @@ struct PlanEditor {
     private let isNewDataset: Bool
     private var transitions: [StateTransition] = []
     private var cancellations: [Cancellation] = []
+    private var events: PlanEventLog
+    /// A submission set a deadline: it may already be due when the change is finished.
+    private var deadlinesSet = false
     private var productChanged: [Bool]
     private var dependencyChanged: [Bool]
     private var datasetChanged = false
     /// Rows in the plan the editor started from.
     private let baseCounts: (products: Int, dependencies: Int)
-    /// Whether the dataset was paused before the change (nil: it did not exist).
-    private let pausedBefore: Bool?
 
     init(_ plan: consuming Plan, by actor: String, at now: Date, policy: OrchestrationPolicy, isNewDataset: Bool = false) {
         self.productChanged = [Bool](repeating: false, count: plan.dataProducts.count)
         self.dependencyChanged = [Bool](repeating: false, count: plan.dependencies.count)
         self.baseCounts = (plan.dataProducts.count, plan.dependencies.count)
-        self.pausedBefore = isNewDataset ? nil : plan.dataset.paused
+        self.events = PlanEventLog(datasetId: plan.dataset.id, time: now)
         self.plan = plan
         self.actor = actor
         self.now = now
@@ -91,12 +92,48 @@ struct PlanEditor {
         let from = plan.dataProducts[position].state
         guard from != state else { return }
         plan.dataProducts[position].state = state
+        let cancelled = cancellations.count
         changeTimers(at: position, from: from, reason: reason)
         let product = plan.dataProducts[position]
-        transitions.append(
-            StateTransition(
-                dataProductId: product.id, from: from, to: state, reason: reason, runId: product.runId, link: product.link,
-                tryNumber: product.tryNumber, triggerId: product.triggerId))
+        let transition = StateTransition(
+            dataProductId: product.id, from: from, to: state, reason: reason, runId: product.runId, link: product.link,
+            tryNumber: product.tryNumber, triggerId: product.triggerId)
+        transitions.append(transition)
+        tell(transition, of: product)
+        for cancellation in cancellations[cancelled...] {
+            var data: [String: EventValue] = [
+                "try": .integer(cancellation.tryNumber), "reason": .string(cancellation.reason.rawValue),
+                "trigger_id": .string(cancellation.triggerId.uuidString.lowercased()),
+            ]
+            if let runId = cancellation.runId { data["run_id"] = .string(runId.uuidString.lowercased()) }
+            events.add(.dataProductCancelled, product: product, data)
+        }
+    }
+
+    /// The events a state change gives (docs/RULES.md rule 28): a failure (final unless it left a
+    /// retry pending), a timeout (and its failure), a retry, a success (late by how long, when its
+    /// deadline was missed).
+    private mutating func tell(_ transition: StateTransition, of product: DataProduct) {
+        var data = transition.eventData
+        switch (transition.to, transition.reason) {
+        case (.failed, let reason):
+            if reason == .timeout { events.add(.dataProductTimedOut, product: product, data) }
+            data["final"] = .bool(product.retryAt == nil)
+            if let retryAt = product.retryAt { data["retry_at"] = .time(retryAt) }
+            if reason == .dispatch { events.add(.triggerUndeliverable, product: product, data) }
+            events.add(.dataProductFailed, product: product, data)
+        case (.queued, .retry):
+            data["retries_used"] = .integer(product.retriesUsed)
+            events.add(.dataProductRetrying, product: product, data)
+        case (.success, _):
+            if product.deadlineMissed == true, let deadline = product.deadline {
+                data["deadline"] = .time(deadline)
+                data["late_by_s"] = .number(max(0, now.timeIntervalSince(deadline)))
+            }
+            events.add(.dataProductSucceeded, product: product, data)
+        default:
+            break
+        }
     }
 
     /// What a product's change of state from `from` to its state now does to its try, its timers and
@@ -155,8 +192,39 @@ struct PlanEditor {
     }
 
     mutating func setPaused(_ paused: Bool) {
+        guard plan.dataset.paused != paused else { return }
         plan.dataset.paused = paused
         touchDataset()
+        events.add(paused ? .datasetPaused : .datasetUnpaused)
+    }
+
+    /// docs/RULES.md rule 27: every deadline reached by `asOf` and not yet decided is decided — met
+    /// when its product is `success` (or disabled), missed otherwise, with one `late` event; the
+    /// dataset's is missed when any enabled product is not `success`. Looks at the products only
+    /// when the plan's earliest timer is due, or when `always` (a submission may set a deadline
+    /// already past).
+    mutating func decideDeadlines(asOf: Date, always: Bool = false) {
+        guard always || (plan.dataset.nextTimerAt.map { $0 <= asOf } ?? false) else { return }
+        for position in plan.dataProducts.indices {
+            let product = plan.dataProducts[position]
+            guard product.deadlineMissed == nil, let deadline = product.deadline, deadline <= asOf else { continue }
+            let missed = product.state != .success && product.state != .disabled
+            plan.dataProducts[position].deadlineMissed = missed
+            touchProduct(at: position)
+            if missed {
+                var data: [String: EventValue] = ["deadline": .time(deadline), "state": .string(product.state.rawValue)]
+                if product.tryNumber > 0 { data["try"] = .integer(product.tryNumber) }
+                events.add(.dataProductLate, product: product, data)
+            }
+        }
+        if plan.dataset.deadlineMissed == nil, let deadline = plan.dataset.deadline, deadline <= asOf {
+            let unfinished = plan.dataProducts.count { $0.state != .success && $0.state != .disabled }
+            plan.dataset.deadlineMissed = unfinished > 0
+            touchDataset()
+            if unfinished > 0 {
+                events.add(.datasetLate, ["deadline": .time(deadline), "unfinished": .integer(unfinished)])
+            }
+        }
     }
 
     /// docs/RULES.md rule 2: everything reachable downstream of `roots` that is not waiting goes back to waiting.
@@ -181,6 +249,12 @@ struct PlanEditor {
     /// docs/RULES.md rule 3: upsert the submitted dataset extra, data products and dependencies.
     mutating func merge(_ submission: consuming PlanSubmission, productIndex: ProductIndex) {
         plan.dataset.extra = submission.datasetExtra
+        if plan.dataset.deadline != submission.datasetDeadline {
+            // A new deadline is armed again (docs/RULES.md rule 27).
+            plan.dataset.deadline = submission.datasetDeadline
+            plan.dataset.deadlineMissed = nil
+            deadlinesSet = deadlinesSet || submission.datasetDeadline != nil
+        }
         touchDataset()
         if plan.dataProducts.isEmpty {
             // A new plan: its rows are all appended, to arrays made at their size (grown by
@@ -200,6 +274,11 @@ struct PlanEditor {
                 plan.dataProducts[position].passthrough = submitted.passthrough
                 plan.dataProducts[position].extra = submitted.extra
                 plan.dataProducts[position].limits = submitted.limits
+                if plan.dataProducts[position].deadline != submitted.deadline {
+                    plan.dataProducts[position].deadline = submitted.deadline
+                    plan.dataProducts[position].deadlineMissed = nil
+                    deadlinesSet = deadlinesSet || submitted.deadline != nil
+                }
                 // A resubmission cancels a pending retry (docs/RULES.md rule 23).
                 plan.dataProducts[position].retryAt = nil
                 touchProduct(at: position)
@@ -208,7 +287,8 @@ struct PlanEditor {
                     DataProduct(
                         id: submitted.id, compute: submitted.compute, name: submitted.name, version: submitted.version,
                         eager: submitted.eager, passthrough: submitted.passthrough, extra: submitted.extra,
-                        modifiedBy: actor, modifiedDate: now, limits: submitted.limits))
+                        modifiedBy: actor, modifiedDate: now, limits: submitted.limits, deadline: submitted.deadline))
+                deadlinesSet = deadlinesSet || submitted.deadline != nil
                 productChanged.append(true)
                 transitions.append(StateTransition(dataProductId: submitted.id, from: nil, to: .waiting, reason: .api))
             }
@@ -234,6 +314,18 @@ struct PlanEditor {
     }
 
     mutating func finish() -> PlanChange {
+        // A deadline a submission set may be past already: it is decided on the merged plan.
+        if deadlinesSet { decideDeadlines(asOf: timerBase, always: true) }
+        if transitions.contains(where: { $0.to == .success || $0.to == .disabled }), becameSucceeded {
+            var data: [String: EventValue] = [:]
+            if plan.dataset.deadlineMissed == true, let deadline = plan.dataset.deadline {
+                data["deadline"] = .time(deadline)
+                data["late_by_s"] = .number(max(0, now.timeIntervalSince(deadline)))
+            }
+            events.add(.datasetSucceeded, data)
+        }
+        let numbered = events.numbered(after: plan.dataset.eventSequence)
+        plan.dataset.eventSequence = numbered.last
         plan.dataset.nextTimerAt = plan.earliestTimer
         let changedDependencies = dependencyChanged.indices.filter { dependencyChanged[$0] }
         // The rules' graph holds while no row was added, no dependency rewritten and no product
@@ -245,7 +337,37 @@ struct PlanEditor {
             plan: plan, actor: actor, isNewDataset: isNewDataset, datasetChanged: datasetChanged,
             changedProducts: productChanged.indices.filter { productChanged[$0] }, changedDependencies: changedDependencies,
             storedCounts: baseCounts, transitions: transitions, keepsGraph: keepsGraph, cancellations: cancellations,
-            pausedBefore: pausedBefore)
+            events: numbered.events)
+    }
+
+    /// Every enabled product is `success` after the change and was not before it (a new dataset
+    /// had nothing before it; a plan with no enabled product never succeeds). A product's state
+    /// before the change is its first state change's `from` (nil: created by this change), else
+    /// its state now.
+    private var becameSucceeded: Bool {
+        var first: [UUID: DataProductState?] = [:]
+        for transition in transitions where first[transition.dataProductId] == nil {
+            first[transition.dataProductId] = .some(transition.from)
+        }
+        var enabledNow = 0
+        var enabledBefore = 0
+        var succeededBefore = true
+        for product in plan.dataProducts {
+            if product.state != .disabled {
+                guard product.state == .success else { return false }
+                enabledNow += 1
+            }
+            let before: DataProductState? = first[product.id] ?? product.state
+            guard let before else {
+                succeededBefore = false
+                continue
+            }
+            if before != .disabled {
+                enabledBefore += 1
+                if before != .success { succeededBefore = false }
+            }
+        }
+        return enabledNow > 0 && (isNewDataset || enabledBefore == 0 || !succeededBefore)
     }
 
     private mutating func touchProduct(at position: Int) {

@@ -1,18 +1,33 @@
 public import Foundation
 
-/// What happened in one change of a plan, as the events Fletcher tells people and systems about
-/// (data products failing, timing out, being retried, succeeding, being cancelled; a dataset
-/// succeeding, being paused or unpaused). Pure: a function of the change, so each occurrence
-/// gives exactly one event, written with the change that caused it.
+/// One thing that happened, as Fletcher tells people and systems about it (docs/RULES.md rule 28):
+/// a data product failing, timing out, being retried, succeeding, running late or being cancelled;
+/// a dataset succeeding, running late, being paused or unpaused; a trigger given up; a compute
+/// platform's circuit opening or closing. Written once, in the transaction of the change that
+/// caused it, so each occurrence gives exactly one event and a change rolled back gives none.
 public struct PlanEvent: Sendable, Hashable {
+    public var id: UUID
     public var type: PlanEventType
-    /// The data product it is about; nil for a dataset's events.
+    public var time: Date
+    /// The dataset it is about; nil for a compute platform's events.
+    public var datasetId: UUID?
+    /// Its place among its dataset's events: 1, 2, … in the order of the dataset's changes; nil
+    /// without a dataset.
+    public var sequence: Int64?
+    /// The data product it is about; nil for a dataset's or a platform's events.
     public var dataProductId: UUID?
-    /// The event's own fields (`final`, `try`, `reason`, …), as name and value.
+    /// The event's own fields (`final`, `try`, `reason`, `late_by_s`, …), by name.
     public var data: [String: EventValue]
 
-    public init(type: PlanEventType, dataProductId: UUID? = nil, data: [String: EventValue] = [:]) {
+    public init(
+        id: UUID = .random(), type: PlanEventType, time: Date, datasetId: UUID?, sequence: Int64?,
+        dataProductId: UUID? = nil, data: [String: EventValue] = [:]
+    ) {
+        self.id = id
         self.type = type
+        self.time = time
+        self.datasetId = datasetId
+        self.sequence = sequence
         self.dataProductId = dataProductId
         self.data = data
     }
@@ -33,6 +48,17 @@ public enum PlanEventType: String, Sendable, Hashable, CaseIterable, Codable {
     case triggerUndeliverable = "trigger.undeliverable"
     case computeCircuitOpened = "compute.circuit_opened"
     case computeCircuitClosed = "compute.circuit_closed"
+
+    /// The types a subscription's pattern names: one type by its name, or every type under a
+    /// prefix (`data_product.*`), or every type (`*`); empty for a pattern naming none.
+    public static func matching(_ pattern: String) -> [PlanEventType] {
+        if pattern == "*" { return allCases }
+        if pattern.hasSuffix(".*") {
+            let prefix = pattern.dropLast(1)
+            return allCases.filter { $0.rawValue.hasPrefix(prefix) }
+        }
+        return PlanEventType(rawValue: pattern).map { [$0] } ?? []
+    }
 }
 
 /// A plain value in an event's data.
@@ -45,77 +71,41 @@ public enum EventValue: Sendable, Hashable {
     case null
 }
 
-extension PlanChange {
-    /// The events this change gives, in the order its rules made what they tell: per product in the
-    /// order of its state changes, then its cancels, then the dataset's.
-    public func events() -> [PlanEvent] {
-        var events: [PlanEvent] = []
-        var positions: [UUID: Int] = [:]
-        for (position, product) in plan.dataProducts.enumerated() { positions[product.id] = position }
-        for transition in transitions {
-            guard let position = positions[transition.dataProductId] else { continue }
-            let product = plan.dataProducts[position]
-            var data: [String: EventValue] = ["try": .integer(transition.tryNumber), "reason": .string(transition.reason.rawValue)]
-            if let trigger = transition.triggerId { data["trigger_id"] = .string(trigger.uuidString.lowercased()) }
-            switch (transition.to, transition.reason) {
-            case (.failed, _):
-                if transition.reason == .timeout {
-                    events.append(PlanEvent(type: .dataProductTimedOut, dataProductId: product.id, data: data))
-                }
-                // Final unless this change left a retry pending on the product's current try.
-                let retryPending = product.state == .failed && product.retryAt != nil && product.tryNumber == transition.tryNumber
-                data["final"] = .bool(!retryPending)
-                if retryPending, let retryAt = product.retryAt { data["retry_at"] = .time(retryAt) }
-                events.append(PlanEvent(type: .dataProductFailed, dataProductId: product.id, data: data))
-            case (.queued, .retry):
-                events.append(PlanEvent(type: .dataProductRetrying, dataProductId: product.id, data: data))
-            case (.success, _):
-                events.append(PlanEvent(type: .dataProductSucceeded, dataProductId: product.id, data: data))
-            default:
-                break
-            }
-        }
-        for cancellation in cancellations {
-            events.append(
-                PlanEvent(
-                    type: .dataProductCancelled, dataProductId: cancellation.dataProductId,
-                    data: [
-                        "try": .integer(cancellation.tryNumber), "reason": .string(cancellation.reason.rawValue),
-                        "trigger_id": .string(cancellation.triggerId.uuidString.lowercased()),
-                    ]))
-        }
-        if let pausedBefore, pausedBefore != plan.dataset.paused {
-            events.append(PlanEvent(type: plan.dataset.paused ? .datasetPaused : .datasetUnpaused))
-        }
-        if becameSucceeded {
-            events.append(PlanEvent(type: .datasetSucceeded))
-        }
-        return events
+/// The events one change gives, collected by `PlanEditor` as its rules make what they tell.
+struct PlanEventLog {
+    private(set) var events: [PlanEvent] = []
+    private let datasetId: UUID
+    private let time: Date
+
+    init(datasetId: UUID, time: Date) {
+        self.datasetId = datasetId
+        self.time = time
     }
 
-    /// Every enabled product is `success` after the change and was not before it (a new dataset
-    /// had nothing before it; an empty plan never succeeds).
-    var becameSucceeded: Bool {
-        let enabled = plan.dataProducts.filter { $0.state != .disabled }
-        guard !enabled.isEmpty, enabled.allSatisfy({ $0.state == .success }) else { return false }
-        guard !isNewDataset else { return true }
-        // Each product's state before the change: its first change's `from` (nil: created by this
-        // change), else its state now.
-        var before: [UUID: DataProductState?] = [:]
-        for transition in transitions where before[transition.dataProductId] == nil {
-            before[transition.dataProductId] = .some(transition.from)
+    mutating func add(_ type: PlanEventType, product: DataProduct? = nil, _ data: [String: EventValue] = [:]) {
+        var data = data
+        if let product {
+            data["name"] = .string(product.name)
+            data["compute"] = .string(product.compute.rawValue)
         }
-        var enabledBefore = 0
-        for product in plan.dataProducts {
-            let was: DataProductState?
-            switch before[product.id] {
-            case .some(let first): was = first
-            case .none: was = product.state
-            }
-            guard let was, was != .disabled else { continue }
-            enabledBefore += 1
-            if was != .success { return true }
-        }
-        return enabledBefore == 0
+        // Numbered when the change is finished, on from the dataset's sequence.
+        events.append(
+            PlanEvent(type: type, time: time, datasetId: datasetId, sequence: nil, dataProductId: product?.id, data: data))
+    }
+
+    /// The events numbered on from `sequence`, and the last number used.
+    func numbered(after sequence: Int64) -> (events: [PlanEvent], last: Int64) {
+        var numbered = events
+        for index in numbered.indices { numbered[index].sequence = sequence + Int64(index) + 1 }
+        return (numbered, sequence + Int64(numbered.count))
+    }
+}
+
+extension StateTransition {
+    /// The fields every event about this state change carries.
+    var eventData: [String: EventValue] {
+        var data: [String: EventValue] = ["try": .integer(tryNumber), "reason": .string(reason.rawValue)]
+        if let triggerId { data["trigger_id"] = .string(triggerId.uuidString.lowercased()) }
+        return data
     }
 }

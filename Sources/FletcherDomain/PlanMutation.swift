@@ -75,6 +75,13 @@ public enum PlanMutation: Sendable, Hashable {
         }
         guard let plan = stored.take() else { throw .datasetNotFound(datasetId) }
         var editor = PlanEditor(consume plan, by: actor, at: now, policy: policy)
+        // Deadlines reached before this change are decided on the plan as it was (docs/RULES.md
+        // rule 27); a firing decides them at its own clock.
+        if case .fireDue(let asOf) = self {
+            editor.decideDeadlines(asOf: max(now, asOf))
+        } else {
+            editor.decideDeadlines(asOf: now)
+        }
         // Read from the editor's plan: until its first change, it is the stored one.
         switch self {
         case .submit:
@@ -169,6 +176,7 @@ public enum PlanMutation: Sendable, Hashable {
                 dataset: Dataset(id: submission.datasetId, paused: false, extra: nil, modifiedBy: actor, modifiedDate: now),
                 dataProducts: [], dependencies: [])
         var editor = PlanEditor(consume base, by: actor, at: now, policy: policy, isNewDataset: isNewDataset)
+        editor.decideDeadlines(asOf: now)
         // Until the merge, the editor's plan is the stored one.
         let submittedIds = ProductIndex(ids: submission.dataProducts.map(\.id))
         func isStoredDisabled(_ id: UUID) -> Bool {

@@ -4,6 +4,8 @@ public import Foundation
 public struct PlanSubmission: Sendable, Hashable {
     public var datasetId: UUID
     public var datasetExtra: JSONValue?
+    /// The dataset's deadline; nil removes a stored one (a resubmission replaces it).
+    public var datasetDeadline: Date?
     public var dataProducts: [DataProduct]
     public var dependencies: [Dependency]
 
@@ -18,10 +20,12 @@ public struct PlanSubmission: Sendable, Hashable {
         public var extra: JSONValue?
         /// Its own retry and timeout limits (`retries`, `max_queued_s`, `max_running_s`).
         public var limits: ProductLimits
+        /// When it should be `success` by; nil removes a stored one.
+        public var deadline: Date?
 
         public init(
             id: UUID, compute: Compute, name: String, version: String, eager: Bool,
-            passthrough: JSONValue? = nil, extra: JSONValue? = nil, limits: ProductLimits = .none
+            passthrough: JSONValue? = nil, extra: JSONValue? = nil, limits: ProductLimits = .none, deadline: Date? = nil
         ) {
             self.id = id
             self.compute = compute
@@ -31,6 +35,7 @@ public struct PlanSubmission: Sendable, Hashable {
             self.passthrough = passthrough
             self.extra = extra
             self.limits = limits
+            self.deadline = deadline
         }
     }
 
@@ -47,9 +52,13 @@ public struct PlanSubmission: Sendable, Hashable {
         }
     }
 
-    public init(datasetId: UUID, datasetExtra: JSONValue? = nil, dataProducts: [DataProduct], dependencies: [Dependency]) {
+    public init(
+        datasetId: UUID, datasetExtra: JSONValue? = nil, datasetDeadline: Date? = nil, dataProducts: [DataProduct],
+        dependencies: [Dependency]
+    ) {
         self.datasetId = datasetId
         self.datasetExtra = datasetExtra
+        self.datasetDeadline = datasetDeadline
         self.dataProducts = dataProducts
         self.dependencies = dependencies
     }

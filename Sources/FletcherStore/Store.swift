@@ -3,7 +3,7 @@ public import Foundation
 
 /// Where plans live. Each engine (SQLite, PostgreSQL) implements this seam; the rest of Fletcher
 /// sees nothing else of the database.
-public protocol Store: TriggerQueue {
+public protocol Store: TriggerQueue, EventFeed {
     /// Applies every schema migration not yet applied. Safe to run concurrently from several processes.
     func migrate() async throws
 
@@ -18,7 +18,8 @@ public protocol Store: TriggerQueue {
 
     /// Runs `change` in one transaction holding the dataset's lock, so that changes to the same
     /// dataset run one at a time (also across processes sharing the database), and writes exactly
-    /// the rows the returned change names, with its state changes in the history, a trigger for
+    /// the rows the returned change names, with its state changes in the history, its events in
+    /// the event feed (`EventFeed`), a trigger for
     /// every product it queued, the cancellation of the triggers of products that left the
     /// queue, and a cancel for each of its `cancellations` whose try's trigger was delivered,
     /// attempted or is leased (docs/RULES.md rule 25). `change` gets the stored plan (nil when the dataset does not exist; only called then

@@ -7,6 +7,7 @@ public struct PlanFixture: Sendable {
     public let names: Names
     public var datasetId: UUID
     public var datasetExtra: JSONValue?
+    public var datasetDeadline: Date?
     public var products: [PlanSubmission.DataProduct] = []
     public var edges: [PlanSubmission.Dependency] = []
 
@@ -33,6 +34,24 @@ public struct PlanFixture: Sendable {
         return copy
     }
 
+    /// Gives the named products (already added) a deadline.
+    public func deadline(_ deadline: Date?, for productNames: String...) -> PlanFixture {
+        var copy = self
+        for name in productNames {
+            for index in copy.products.indices where copy.products[index].id == names.id(name) {
+                copy.products[index].deadline = deadline
+            }
+        }
+        return copy
+    }
+
+    /// Gives the dataset a deadline.
+    public func datasetDeadline(_ deadline: Date?) -> PlanFixture {
+        var copy = self
+        copy.datasetDeadline = deadline
+        return copy
+    }
+
     /// Adds the chain `a → b → c …`.
     public func chain(_ productNames: String...) -> PlanFixture {
         var copy = self
@@ -41,7 +60,9 @@ public struct PlanFixture: Sendable {
     }
 
     public var submission: PlanSubmission {
-        PlanSubmission(datasetId: datasetId, datasetExtra: datasetExtra, dataProducts: products, dependencies: edges)
+        PlanSubmission(
+            datasetId: datasetId, datasetExtra: datasetExtra, datasetDeadline: datasetDeadline, dataProducts: products,
+            dependencies: edges)
     }
 
     /// Submits to nothing stored and returns the resulting plan (pure, for domain tests).
