@@ -53,7 +53,8 @@ enum DataProductQueries {
                     extra = excluded.extra, modified_by = excluded.modified_by, modified_date = excluded.modified_date,
                     try = excluded.try, trigger_id = excluded.trigger_id, retries_used = excluded.retries_used,
                     retry_at = excluded.retry_at, timeout_at = excluded.timeout_at, retries = excluded.retries,
-                    max_queued_s = excluded.max_queued_s, max_running_s = excluded.max_running_s
+                    max_queued_s = excluded.max_queued_s, max_running_s = excluded.max_running_s,
+                    deadline = excluded.deadline, deadline_missed = excluded.deadline_missed
                 """)
         for position in positions {
             try statement.execute(arguments: plan.dataProducts[position].sqliteArguments(datasetId: plan.dataset.id, position: position))

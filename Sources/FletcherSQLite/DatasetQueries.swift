@@ -10,13 +10,17 @@ enum DatasetQueries {
             let row = try Row.fetchOne(
                 db.cachedStatement(
                     sql: """
-                        SELECT id, paused, extra, modified_by, modified_date, last_modified, revision, next_timer_at FROM dataset
-                        WHERE id = ?
+                        SELECT id, paused, extra, modified_by, modified_date, last_modified, revision, next_timer_at,
+                            deadline, deadline_missed, event_sequence
+                        FROM dataset WHERE id = ?
                         """),
                 arguments: [id])
         else { return nil }
         var dataset = try Dataset(sqliteRow: row)
         dataset.nextTimerAt = (row[7] as Int64?).map(Date.init(microsecondsSince1970:))
+        dataset.deadline = (row[8] as Int64?).map(Date.init(microsecondsSince1970:))
+        dataset.deadlineMissed = row[9]
+        dataset.eventSequence = row[10]
         return (dataset, Date(microsecondsSince1970: row[5]), row[6])
     }
 
@@ -30,17 +34,21 @@ enum DatasetQueries {
         let arguments: StatementArguments = [
             dataset.paused, StoredColumn.json(dataset.extra), dataset.modifiedBy,
             dataset.modifiedDate.microsecondsSince1970, lastModified.microsecondsSince1970, dataset.searchText,
-            dataset.nextTimerAt?.microsecondsSince1970, dataset.id,
+            dataset.nextTimerAt?.microsecondsSince1970, dataset.deadline?.microsecondsSince1970, dataset.deadlineMissed,
+            dataset.eventSequence, dataset.id,
         ]
         let sql =
             isNew
             ? """
-            INSERT INTO dataset (paused, extra, modified_by, modified_date, last_modified, search_text, next_timer_at, id, revision)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)
+            INSERT INTO dataset (
+                paused, extra, modified_by, modified_date, last_modified, search_text, next_timer_at, deadline, deadline_missed,
+                event_sequence, id, revision)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
             """
             : """
             UPDATE dataset SET paused = ?, extra = ?, modified_by = ?, modified_date = ?,
-                last_modified = max(last_modified, ?), search_text = ?, next_timer_at = ?, revision = revision + 1
+                last_modified = max(last_modified, ?), search_text = ?, next_timer_at = ?, deadline = ?, deadline_missed = ?,
+                event_sequence = ?, revision = revision + 1
             WHERE id = ?
             """
         try db.cachedStatement(sql: sql).execute(arguments: arguments)

@@ -217,6 +217,34 @@ enum SQLiteMigrations {
                         WHERE state = 'pending' AND cancels IS NULL;
                     """)
         }
+        migrator.registerMigration("v8: events and deadlines") { db in
+            try db.execute(
+                sql: """
+                    -- Deadlines (docs/RULES.md rule 27): when a product or the whole plan should be success
+                    -- by, and whether it missed it (null until reached; 1 when a late event was given).
+                    ALTER TABLE data_product ADD COLUMN deadline INTEGER;
+                    ALTER TABLE data_product ADD COLUMN deadline_missed INTEGER CHECK (deadline_missed IS NULL OR deadline_missed IN (0, 1));
+                    ALTER TABLE dataset ADD COLUMN deadline INTEGER;
+                    ALTER TABLE dataset ADD COLUMN deadline_missed INTEGER CHECK (deadline_missed IS NULL OR deadline_missed IN (0, 1));
+                    -- The sequence number of the dataset's latest event.
+                    ALTER TABLE dataset ADD COLUMN event_sequence INTEGER NOT NULL DEFAULT 0;
+
+                    -- The event feed (docs/RULES.md rule 28), written in the transactions of the changes
+                    -- that caused its events. One writer: the position is commit order, and never reused.
+                    CREATE TABLE event (
+                        position INTEGER PRIMARY KEY AUTOINCREMENT,
+                        id BLOB NOT NULL UNIQUE CHECK (length(id) = 16),
+                        type TEXT NOT NULL,
+                        time INTEGER NOT NULL,
+                        dataset_id BLOB CHECK (dataset_id IS NULL OR length(dataset_id) = 16),
+                        sequence INTEGER,
+                        data_product_id BLOB,
+                        data TEXT NOT NULL,
+                        CHECK ((dataset_id IS NULL) = (sequence IS NULL))
+                    );
+                    CREATE UNIQUE INDEX event_by_dataset ON event (dataset_id, sequence) WHERE dataset_id IS NOT NULL;
+                    """)
+        }
         return migrator
     }
 }

@@ -16,10 +16,10 @@ extension DataProduct {
     static let sqliteColumns =
         """
         id, compute, name, version, eager, passthrough, state, run_id, link, passback, extra, modified_by, modified_date, \
-        try, trigger_id, retries_used, retry_at, timeout_at, retries, max_queued_s, max_running_s
+        try, trigger_id, retries_used, retry_at, timeout_at, retries, max_queued_s, max_running_s, deadline, deadline_missed
         """
     /// How many columns `sqliteColumns` names.
-    static let sqliteColumnCount = 21
+    static let sqliteColumnCount = 23
 
     init(sqliteRow row: Row) throws {
         self.init(
@@ -31,7 +31,8 @@ extension DataProduct {
             modifiedBy: row[11], modifiedDate: Date(microsecondsSince1970: row[12]),
             limits: ProductLimits(retries: row[18], maxQueuedSeconds: row[19], maxRunningSeconds: row[20]), tryNumber: row[13],
             triggerId: row[14], retriesUsed: row[15], retryAt: (row[16] as Int64?).map(Date.init(microsecondsSince1970:)),
-            timeoutAt: (row[17] as Int64?).map(Date.init(microsecondsSince1970:)))
+            timeoutAt: (row[17] as Int64?).map(Date.init(microsecondsSince1970:)),
+            deadline: (row[21] as Int64?).map(Date.init(microsecondsSince1970:)), deadlineMissed: row[22])
     }
 
     /// Its dataset's id and its position, then the values of `sqliteColumns` in order.
@@ -40,7 +41,7 @@ extension DataProduct {
             datasetId, position, id, compute.rawValue, name, version, eager, StoredColumn.json(passthrough), state.rawValue, runId, link,
             StoredColumn.json(passback), StoredColumn.json(extra), modifiedBy, modifiedDate.microsecondsSince1970, tryNumber,
             triggerId, retriesUsed, retryAt?.microsecondsSince1970, timeoutAt?.microsecondsSince1970, limits.retries,
-            limits.maxQueuedSeconds, limits.maxRunningSeconds,
+            limits.maxQueuedSeconds, limits.maxRunningSeconds, deadline?.microsecondsSince1970, deadlineMissed,
         ]
     }
 }

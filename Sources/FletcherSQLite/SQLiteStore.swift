@@ -98,6 +98,7 @@ public final class SQLiteStore: Store {
         try DataProductQueries.upsert(result.changedProducts, of: result.plan, db)
         try DependencyQueries.upsert(result.changedDependencies, of: result.plan, db)
         try HistoryQueries.record(result.transitions, of: result.plan, by: result.actor, at: now, db)
+        try EventQueries.insert(result.events, db)
         // The cancels first: whether a try's trigger may have been delivered is judged before its
         // pending start is cancelled (docs/RULES.md rule 25).
         try TriggerQueries.insertCancels(result.cancellations, datasetId: datasetId, at: now, db)
@@ -141,6 +142,18 @@ public final class SQLiteStore: Store {
 
     public func timerCounts() async throws -> [Compute: TimerCounts] {
         try await storeErrors { try await reading { db in try DataProductQueries.timerCounts(db) } }
+    }
+
+    public func events(after cursor: EventCursor, matching filter: EventFilter, limit: Int) async throws -> EventPage {
+        try await storeErrors { try await reading { db in try EventQueries.fetch(after: cursor, matching: filter, limit: limit, db) } }
+    }
+
+    public func eventFeedEnd() async throws -> EventCursor {
+        try await storeErrors { try await reading { db in try EventQueries.end(db) } }
+    }
+
+    public func recordEvents(_ events: [PlanEvent]) async throws {
+        try await storeErrors { try await writing { db in try EventQueries.insert(events, db) } }
     }
 
     public func checkHealth() async throws {

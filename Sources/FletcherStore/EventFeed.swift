@@ -1,4 +1,5 @@
 public import FletcherDomain
+import FletcherJSON
 public import Foundation
 
 /// Where a reader of the event feed is: past every event it has read. Opaque to clients (its
@@ -39,14 +40,37 @@ public struct EventCursor: Sendable, Hashable, Comparable {
     }
 }
 
-/// An event as stored: the event and its place in the feed.
+/// An event as stored and read back: its fields, `data` as canonical JSON text (times in it as
+/// RFC 3339 text), and its place in the feed.
 public struct StoredEvent: Sendable, Hashable {
-    public var event: PlanEvent
+    public var id: UUID
+    public var type: PlanEventType
+    public var time: Date
+    public var datasetId: UUID?
+    public var sequence: Int64?
+    public var dataProductId: UUID?
+    public var data: JSONValue
     public var cursor: EventCursor
 
-    public init(event: PlanEvent, cursor: EventCursor) {
-        self.event = event
+    public init(
+        id: UUID, type: PlanEventType, time: Date, datasetId: UUID?, sequence: Int64?, dataProductId: UUID?, data: JSONValue,
+        cursor: EventCursor
+    ) {
+        self.id = id
+        self.type = type
+        self.time = time
+        self.datasetId = datasetId
+        self.sequence = sequence
+        self.dataProductId = dataProductId
+        self.data = data
         self.cursor = cursor
+    }
+
+    /// `event` as a store writes it, at `cursor`.
+    public init(_ event: PlanEvent, cursor: EventCursor) {
+        self.init(
+            id: event.id, type: event.type, time: event.time, datasetId: event.datasetId, sequence: event.sequence,
+            dataProductId: event.dataProductId, data: event.dataJSON, cursor: cursor)
     }
 }
 
@@ -62,8 +86,8 @@ public struct EventFilter: Sendable, Hashable {
 
     public static let all = EventFilter()
 
-    public func matches(_ event: PlanEvent) -> Bool {
-        (types?.contains(event.type) ?? true) && (datasetId.map { $0 == event.datasetId } ?? true)
+    public func matches(type: PlanEventType, datasetId: UUID?) -> Bool {
+        (types?.contains(type) ?? true) && (self.datasetId.map { $0 == datasetId } ?? true)
     }
 }
 
