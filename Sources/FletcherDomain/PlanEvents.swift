@@ -109,3 +109,21 @@ extension StateTransition {
         return data
     }
 }
+
+extension DispatchPolicy.Circuit {
+    /// The event of a platform's circuit becoming `next` (docs/RULES.md rules 20 and 28):
+    /// `compute.circuit_opened` when it opens, `compute.circuit_closed` when it closes, nil when
+    /// it stays as it was.
+    public func event(becoming next: DispatchPolicy.Circuit, of compute: Compute, at now: Date) -> PlanEvent? {
+        guard isOpen != next.isOpen else { return nil }
+        var data: [String: EventValue] = ["compute": .string(compute.rawValue)]
+        if next.isOpen {
+            data["failures"] = .integer(next.consecutiveFailures)
+            if let openUntil = next.openUntil { data["open_until"] = .time(openUntil) }
+        } else {
+            data["failures"] = .integer(consecutiveFailures)
+        }
+        return PlanEvent(
+            type: next.isOpen ? .computeCircuitOpened : .computeCircuitClosed, time: now, datasetId: nil, sequence: nil, data: data)
+    }
+}

@@ -34,10 +34,13 @@ enum PlatformQueries {
             arguments: [circuit.consecutiveFailures, circuit.failedProbes, openUntil, compute.rawValue])
     }
 
-    /// Applies `event` to the platform's circuit at `now`: read only when the new circuit depends on it.
+    /// Applies `event` to the platform's circuit at `now`, with the event of its opening or
+    /// closing, if it does either, in the same transaction (docs/RULES.md rule 28).
     static func record(_ event: DispatchPolicy.CircuitEvent, of compute: Compute, now: Date, _ db: Database) throws {
-        let current = try event.readsCircuit ? circuit(compute, db) : .closed
-        try save(current.after(event, at: now), of: compute, db)
+        let current = try circuit(compute, db)
+        let next = current.after(event, at: now)
+        try save(next, of: compute, db)
+        if let told = current.event(becoming: next, of: compute, at: now) { try EventQueries.insert([told], db) }
     }
 
     /// Every platform's consecutive failures (for `/metrics`).

@@ -101,6 +101,11 @@ struct TriggerQueueTests {
             #expect(try await store.nextDue(compute: .dbxaas) != nil)
             now = now.addingTimeInterval(failure < 5 ? 0.6 : 0)
         }
+        // Opened once, at the fifth failure (docs/RULES.md rule 28).
+        let circuits = EventFilter(types: [.computeCircuitOpened, .computeCircuitClosed])
+        let opened = try await store.events(after: .start, matching: circuits, limit: 10).events
+        #expect(opened.map(\.type) == [.computeCircuitOpened] && opened.first?.datasetId == nil)
+        #expect(opened.first?.data.text.contains(#""compute":"dbxaas","failures":5"#) == true)
         // Open: nothing until its pause is over, then one probe at a time.
         #expect(try await store.claim(compute: .dbxaas, maxInFlight: 8, owner: "d", leaseSeconds: 30, now: now).isEmpty)
         now = now.addingTimeInterval(2)
@@ -110,5 +115,7 @@ struct TriggerQueueTests {
         // The probe gets through: the circuit closes and the rest flows.
         #expect(try await store.markDelivered(probe[0], owner: "d", attempt: attempt(probe[0]), runId: nil, link: nil, now: now))
         #expect(try await store.claim(compute: .dbxaas, maxInFlight: 8, owner: "d", leaseSeconds: 30, now: now).count == 2)
+        let closed = try await store.events(after: .start, matching: circuits, limit: 10).events
+        #expect(closed.map(\.type) == [.computeCircuitOpened, .computeCircuitClosed])
     }
 }
