@@ -243,6 +243,36 @@ enum SQLiteMigrations {
                         CHECK ((dataset_id IS NULL) = (sequence IS NULL))
                     );
                     CREATE UNIQUE INDEX event_by_dataset ON event (dataset_id, sequence) WHERE dataset_id IS NOT NULL;
+
+                    -- Webhook endpoints (docs/RULES.md rule 29): how far each one's relay has read the
+                    -- feed, and its circuit.
+                    CREATE TABLE webhook_endpoint (
+                        endpoint TEXT NOT NULL PRIMARY KEY,
+                        relay_position INTEGER NOT NULL,
+                        consecutive_failures INTEGER NOT NULL DEFAULT 0,
+                        failed_probes INTEGER NOT NULL DEFAULT 0,
+                        open_until INTEGER
+                    );
+                    -- One event to one endpoint; position is the event's, dataset_id its dataset's: the
+                    -- order deliveries of one dataset go in.
+                    CREATE TABLE webhook_delivery (
+                        endpoint TEXT NOT NULL,
+                        event_id BLOB NOT NULL,
+                        position INTEGER NOT NULL,
+                        dataset_id BLOB,
+                        state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'failed')),
+                        attempts INTEGER NOT NULL DEFAULT 0,
+                        next_attempt_at INTEGER NOT NULL,
+                        lease_owner TEXT,
+                        lease_expires_at INTEGER,
+                        created_at INTEGER NOT NULL,
+                        finished_at INTEGER,
+                        last_status INTEGER,
+                        last_error TEXT,
+                        PRIMARY KEY (endpoint, event_id)
+                    );
+                    CREATE INDEX webhook_delivery_pending ON webhook_delivery (endpoint, dataset_id, position) WHERE state = 'pending';
+                    CREATE INDEX webhook_delivery_due ON webhook_delivery (endpoint, next_attempt_at) WHERE state = 'pending';
                     """)
         }
         return migrator

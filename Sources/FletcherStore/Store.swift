@@ -3,7 +3,7 @@ public import Foundation
 
 /// Where plans live. Each engine (SQLite, PostgreSQL) implements this seam; the rest of Fletcher
 /// sees nothing else of the database.
-public protocol Store: TriggerQueue, EventFeed {
+public protocol Store: TriggerQueue, EventFeed, WebhookQueue {
     /// Applies every schema migration not yet applied. Safe to run concurrently from several processes.
     func migrate() async throws
 
