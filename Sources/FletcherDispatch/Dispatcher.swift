@@ -58,7 +58,7 @@ public final class Dispatcher: Service {
     }
 
     public func run() async throws {
-        let wakeUps = configuration.targets.dispatched.keys.map { ($0, AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))) }
+        let wakeUps = configuration.targets.dispatched.keys.map { ($0, ClaimLoop<ClaimedTrigger>.wakeUps()) }
         let changes = store.changeFeed.subscribe()
         let forwarder = Task {
             for await _ in changes {
@@ -83,48 +83,17 @@ public final class Dispatcher: Service {
     private func platformLoop(
         _ compute: Compute, target: ComputeTarget, wakeUps: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation)
     ) async {
-        let wakeUp = wakeUps.continuation
-        let alarm = Alarm { wakeUp.yield() }
-        await withDiscardingTaskGroup { deliveries in
-            var iterator = wakeUps.stream.makeAsyncIterator()
-            while !Task.isCancelled {
-                var nextDue: Date?
-                var blocked = false
-                do {
-                    // A read first: most wake-ups (other datasets' commits) find nothing due, and
-                    // then no claim, which is a write, is made.
-                    nextDue = try await store.nextDue(compute: compute)
-                    if let due = nextDue, due <= clock() {
-                        let claims = try await store.claim(
-                            compute: compute, maxInFlight: target.maxInFlight, owner: process,
-                            leaseSeconds: Self.leaseSeconds(target), now: clock())
-                        if !claims.isEmpty { failPoints.hit(.afterClaim) }
-                        // Due but nothing claimed: max_in_flight reached or the circuit open. Wait
-                        // for a delivery to end, a commit, or the poll, not for the due time.
-                        blocked = claims.isEmpty
-                        for claim in claims {
-                            deliveries.addTask {
-                                await self.deliver(claim, to: target)
-                                wakeUp.yield()
-                            }
-                        }
-                        nextDue = try await store.nextDue(compute: compute)
-                    }
-                } catch {
-                    logger.warning("dispatch: cannot claim triggers", metadata: ["compute": "\(compute.rawValue)", "error": "\(error)"])
-                }
-                // Sleep until woken, the next trigger falls due (by the injected clock), or the poll
-                // interval passes.
-                var pause = poll
-                if let nextDue, !blocked {
-                    let seconds = max(0, nextDue.timeIntervalSince(clock()))
-                    pause = min(pause, .milliseconds(Int(min(seconds, 86_400) * 1000) + 1))
-                }
-                alarm.set(after: pause)
-                let woken: Void? = await iterator.next()
-                alarm.disarm()
-                if woken == nil { break }  // shutting down
-            }
-        }
+        let loop = ClaimLoop<ClaimedTrigger>(
+            clock: clock, poll: poll, logger: logger, metadata: ["queue": "triggers", "compute": "\(compute.rawValue)"],
+            nextDue: { try await self.store.nextDue(compute: compute) },
+            claim: {
+                let claims = try await self.store.claim(
+                    compute: compute, maxInFlight: target.maxInFlight, owner: self.process,
+                    leaseSeconds: Self.leaseSeconds(target), now: self.clock())
+                if !claims.isEmpty { self.failPoints.hit(.afterClaim) }
+                return claims
+            },
+            deliver: { await self.deliver($0, to: target) })
+        await loop.run(wakeUps)
     }
 }

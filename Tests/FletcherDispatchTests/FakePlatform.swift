@@ -16,6 +16,9 @@ final class FakePlatform: Sendable {
         var attempt: Int
         var body: [String: any Sendable]
         var at: Date
+        /// The request's headers and body as sent.
+        var headers: HTTPFields = [:]
+        var rawBody: [UInt8] = []
     }
 
     /// What to answer: status, headers, JSON body, and what to wait for first: a gate the test
@@ -36,9 +39,11 @@ final class FakePlatform: Sendable {
 
     private let state = Mutex(State())
     let script: @Sendable (Received, Int) -> Answer
+    let paths: [String]
 
-    /// `script` gets each request and its number (from 1).
-    init(script: @escaping @Sendable (Received, Int) -> Answer = { _, _ in Answer() }) {
+    /// `script` gets each request and its number (from 1); `paths` are the POST routes served.
+    init(paths: [String] = ["/jobs", "/cancel"], script: @escaping @Sendable (Received, Int) -> Answer = { _, _ in Answer() }) {
+        self.paths = paths
         self.script = script
     }
 
@@ -55,7 +60,7 @@ final class FakePlatform: Sendable {
 
     func application() -> some ApplicationProtocol {
         let router = Router()
-        for path in ["/jobs", "/cancel"] {
+        for path in paths {
             router.post(RouterPath(path)) { request, _ -> Response in
                 let buffer = try await request.body.collect(upTo: 1 << 20)
                 let json = (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any]) ?? [:]
@@ -63,7 +68,8 @@ final class FakePlatform: Sendable {
                 for (key, value) in json { sendable[key] = "\(value)" }
                 let received = Received(
                     path: path, triggerId: json["trigger_id"] as? String ?? "", idempotencyKey: request.headers[.init("Idempotency-Key")!],
-                    attempt: json["attempt"] as? Int ?? 0, body: sendable, at: Date())
+                    attempt: json["attempt"] as? Int ?? 0, body: sendable, at: Date(), headers: request.headers,
+                    rawBody: Array(buffer.readableBytesView))
                 let number = self.state.withLock { state -> Int in
                     state.received.append(received)
                     state.open += 1

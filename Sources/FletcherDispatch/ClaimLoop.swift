@@ -1,0 +1,71 @@
+import Foundation
+import Logging
+
+/// The loop that works one durable queue — a compute platform's triggers, a webhook endpoint's
+/// deliveries: it looks when woken (a commit, a delivery ending), when the queue's next item falls
+/// due (by the injected clock), and at least every `poll`; it claims what is due and delivers each
+/// claim in its own task, until shut down (deliveries in flight finish). No database transaction
+/// is open during a delivery.
+struct ClaimLoop<Claim: Sendable>: Sendable {
+    let clock: @Sendable () -> Date
+    /// The safety-net poll: the longest the loop waits without looking.
+    let poll: Duration
+    let logger: Logger
+    /// What the loop's log lines name it by.
+    let metadata: Logger.Metadata
+    /// Work before each look (a webhook endpoint's relay of the feed).
+    var prepare: @Sendable () async throws -> Void = {}
+    /// When the earliest item falls due; nil when none is pending.
+    let nextDue: @Sendable () async throws -> Date?
+    /// Leases what is due now; empty when nothing may be taken (in-flight limit, open circuit).
+    let claim: @Sendable () async throws -> [Claim]
+    let deliver: @Sendable (Claim) async -> Void
+
+    /// A wake-up stream for the loop: one pending wake-up at most.
+    static func wakeUps() -> (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation) {
+        AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Runs until `wakeUps` finishes.
+    func run(_ wakeUps: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation)) async {
+        let wakeUp = wakeUps.continuation
+        let alarm = Alarm { wakeUp.yield() }
+        await withDiscardingTaskGroup { deliveries in
+            var iterator = wakeUps.stream.makeAsyncIterator()
+            while !Task.isCancelled {
+                var nextDue: Date?
+                var blocked = false
+                do {
+                    try await prepare()
+                    // A read first: most wake-ups (other datasets' commits) find nothing due, and
+                    // then no claim, which is a write, is made.
+                    nextDue = try await self.nextDue()
+                    if let due = nextDue, due <= clock() {
+                        let claims = try await claim()
+                        // Due but nothing claimed: the in-flight limit reached or the circuit open.
+                        // Wait for a delivery to end, a commit, or the poll, not for the due time.
+                        blocked = claims.isEmpty
+                        for claim in claims {
+                            deliveries.addTask {
+                                await deliver(claim)
+                                wakeUp.yield()
+                            }
+                        }
+                        nextDue = try await self.nextDue()
+                    }
+                } catch {
+                    logger.warning("cannot claim from the queue", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+                }
+                var pause = poll
+                if let nextDue, !blocked {
+                    let seconds = max(0, nextDue.timeIntervalSince(clock()))
+                    pause = min(pause, .milliseconds(Int(min(seconds, 86_400) * 1000) + 1))
+                }
+                alarm.set(after: pause)
+                let woken: Void? = await iterator.next()
+                alarm.disarm()
+                if woken == nil { break }  // shutting down
+            }
+        }
+    }
+}

@@ -1,0 +1,190 @@
+import AsyncHTTPClient
+import FletcherDispatch
+import FletcherDomain
+import FletcherJSON
+import FletcherStore
+import FletcherTestSupport
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import Prometheus
+import Synchronization
+import Testing
+
+/// Webhook delivery against real HTTP endpoints on loopback, on each engine (docs/RULES.md rule
+/// 29). No fixed sleeps: every wait polls with a deadline.
+@Suite("Webhook dispatcher")
+struct WebhookDispatcherTests {
+    let names = Names()
+    static let secret: [UInt8] = Array("a secret of twenty-four+ bytes".utf8)
+
+    /// Runs a webhook dispatcher for `store` with an endpoint per receiver (standard format, signed,
+    /// every event type) while `body` runs.
+    static func withWebhooks<T: Sendable>(
+        _ store: any Store, receivers: [FakePlatform], clock: DispatcherTests.TestClock = .init(), maxAge: Double = 3600,
+        timeout: Double = 30, metrics: WebhookMetrics = WebhookMetrics(), instances: Int = 1,
+        _ body: @Sendable ([WebhookEndpoint]) async throws -> T
+    ) async throws -> T {
+        try await withServers(receivers) { ports in
+            let endpoints = ports.map { port in
+                WebhookEndpoint(
+                    url: URL(string: "http://127.0.0.1:\(port)/hook")!, secret: secret, events: Set(PlanEventType.allCases))
+            }
+            let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
+            var logger = Logger(label: "webhook-test")
+            logger.logLevel = .critical
+            let dispatchers = (0..<instances).map { index in
+                WebhookDispatcher(
+                    store: store,
+                    settings: WebhookSettings(endpoints: endpoints, publicURL: "http://fletcher.test", timeout: timeout, maxAge: maxAge),
+                    client: http, logger: logger, process: "hooks-\(index)", clock: { clock.now }, jitter: { 0 }, metrics: metrics)
+            }
+            // The endpoints start relaying from the feed's end: before the test makes events.
+            for endpoint in endpoints {
+                _ = try await store.relayEvents(endpoint: endpoint.id, limit: 1, now: clock.now) { _ in false }
+            }
+            let running = dispatchers.map { dispatcher in Task { try await dispatcher.run() } }
+            defer { for task in running { task.cancel() } }
+            let result = try await body(endpoints)
+            for task in running { task.cancel() }
+            for task in running { _ = try? await task.value }
+            try await http.shutdown()
+            return result
+        }
+    }
+
+    /// Serves each receiver on its own port while `body` runs.
+    static func withServers<T: Sendable>(_ receivers: [FakePlatform], _ body: @Sendable ([Int]) async throws -> T) async throws -> T {
+        guard let first = receivers.first else { return try await body([]) }
+        return try await first.application().test(.live) { client in
+            try await withServers(Array(receivers.dropFirst())) { ports in try await body([client.port!] + ports) }
+        }
+    }
+
+    static func receiver(_ script: @escaping @Sendable (FakePlatform.Received, Int) -> FakePlatform.Answer = { _, _ in .init(status: .noContent) })
+        -> FakePlatform
+    {
+        FakePlatform(paths: ["/hook"], script: script)
+    }
+
+    /// The events a receiver got, in order, as (webhook-id, type, dataset id, sequence).
+    static func events(_ receiver: FakePlatform) -> [(id: String, type: String, dataset: String, sequence: Int)] {
+        receiver.received.map { received in
+            let json = (try? JSONSerialization.jsonObject(with: Data(received.rawBody))) as? [String: Any] ?? [:]
+            let data = json["data"] as? [String: Any] ?? [:]
+            return (
+                received.headers[.init("webhook-id")!] ?? "", json["type"] as? String ?? "", data["dataset_id"] as? String ?? "",
+                data["sequence"] as? Int ?? 0
+            )
+        }
+    }
+
+    /// Submits plans and drives them to success: per dataset, two products' successes and the dataset's.
+    func drive(_ datasets: [String], _ store: any Store) async throws {
+        for dataset in datasets {
+            let fixture = PlanFixture(names: names, dataset: dataset).products("\(dataset)-a", "\(dataset)-b").edge("\(dataset)-a", "\(dataset)-b")
+            _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "publisher")
+        }
+        for product in ["a", "b"] {
+            for dataset in datasets {
+                _ = try await store.apply(
+                    .update([StateUpdate(id: names["\(dataset)-\(product)"], state: .success)]), to: names[dataset], by: "platform")
+            }
+        }
+    }
+
+    @Test(arguments: TestEngine.available)
+    func everyEventArrivesSignedOnceInEachDatasetsOrderAndARetryKeepsItsId(engine: TestEngine) async throws {
+        let store = try await TestStores.make(engine, isolated: true)
+        // The first request of each event's first... every third request fails: it comes again.
+        let receiver = Self.receiver { _, number in .init(status: number % 3 == 1 ? .serviceUnavailable : .noContent) }
+        try await Self.withWebhooks(store, receivers: [receiver], instances: 2) { endpoints in
+            try await drive(["one", "two"], store)
+            try await eventually("every event delivered", timeout: DispatcherTests.severalRounds) {
+                Set(Self.events(receiver).map(\.id)).count == 6
+            }
+            let endpoint = try #require(endpoints.first)
+            for received in receiver.received {
+                let id = try #require(received.headers[.init("webhook-id")!])
+                let timestamp = try #require(received.headers[.init("webhook-timestamp")!])
+                #expect(
+                    received.headers[.init("webhook-signature")!]
+                        == WebhookMessage.signature(id: id, timestamp: timestamp, body: received.rawBody, key: try #require(endpoint.secret)))
+            }
+        }
+        let events = Self.events(receiver)
+        // Retried with the same id: each event's id came at least once more after a 503.
+        #expect(events.count > 6)
+        let delivered = Dictionary(events.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        #expect(delivered.count == 6)
+        for dataset in ["one", "two"] {
+            let sequences = events.filter { $0.dataset == names[dataset].lowercased }.map(\.sequence)
+            // In order: a sequence number comes again only as a retry of the latest one.
+            var highest = 0
+            for sequence in sequences {
+                #expect(sequence == highest || sequence == highest + 1)
+                highest = max(highest, sequence)
+            }
+            #expect(highest == 3)
+        }
+        #expect(Set(events.map(\.type)) == ["data_product.succeeded", "dataset.succeeded"])
+    }
+
+    @Test(arguments: TestEngine.available)
+    func aHangingEndpointDelaysNoOtherEndpoint(engine: TestEngine) async throws {
+        let store = try await TestStores.make(engine, isolated: true)
+        let gate = Gate()
+        let hanging = Self.receiver { _, _ in .init(status: .noContent, heldUntil: gate) }
+        let healthy = Self.receiver()
+        try await Self.withWebhooks(store, receivers: [hanging, healthy]) { _ in
+            try await drive(["one", "two", "three"], store)
+            // Every event reaches the healthy endpoint while the other holds its first requests.
+            try await eventually("the healthy endpoint's events", timeout: DispatcherTests.severalRounds) { Self.events(healthy).count == 9 }
+            #expect(!gate.isOpen)
+            #expect(hanging.openNow <= 3)
+            gate.open()
+            try await eventually("the hanging endpoint's events", timeout: DispatcherTests.severalRounds) {
+                Set(Self.events(hanging).map(\.id)).count == 9
+            }
+        }
+    }
+
+    @Test(arguments: TestEngine.available)
+    func deliveriesPastTheirMaximumAgeAreUndeliverableAndTheDatasetGoesOn(engine: TestEngine) async throws {
+        let store = try await TestStores.make(engine, isolated: true)
+        let clock = DispatcherTests.TestClock()
+        let refusing = Self.receiver { received, _ in
+            let json = (try? JSONSerialization.jsonObject(with: Data(received.rawBody))) as? [String: Any] ?? [:]
+            let data = json["data"] as? [String: Any] ?? [:]
+            // The plan's first event is never taken; the others are.
+            return .init(status: data["sequence"] as? Int == 1 ? .serviceUnavailable : .noContent)
+        }
+        let prometheus = PrometheusCollectorRegistry()
+        let metrics = WebhookMetrics(factory: PrometheusMetricsFactory(registry: prometheus))
+        @Sendable func undeliverable() -> String? {
+            var exposition = [UInt8]()
+            prometheus.emit(into: &exposition)
+            return String(decoding: exposition, as: UTF8.self).split(separator: "\n")
+                .first { $0.hasPrefix("fletcher_webhook_undeliverable{endpoint=") }.map(String.init)
+        }
+        try await Self.withWebhooks(store, receivers: [refusing], clock: clock, maxAge: 60, metrics: metrics) { _ in
+            try await drive(["one"], store)
+            try await eventually("the first event refused", timeout: DispatcherTests.severalRounds) {
+                Self.events(refusing).contains { $0.sequence == 1 }
+            }
+            // Past the maximum age: the first event and the two held behind it are given up, the
+            // later two without being sent.
+            clock.advance(61)
+            try await eventually("three events given up", timeout: DispatcherTests.severalRounds) {
+                undeliverable()?.hasSuffix(" 3") == true
+            }
+            #expect(Set(Self.events(refusing).map(\.sequence)) == [1])
+            // The dataset's next event is not held back.
+            _ = try await store.apply(.pause, to: names["one"], by: "operator")
+            try await eventually("the next event delivered", timeout: DispatcherTests.severalRounds) {
+                Self.events(refusing).contains { $0.sequence == 4 && $0.type == "dataset.paused" }
+            }
+        }
+    }
+}
