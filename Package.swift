@@ -24,6 +24,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -136,12 +137,15 @@ let package = Package(
             resources: [.copy("Assets")],
             swiftSettings: swiftSettings
         ),
-        // The trigger daemon: sends queued data products to their compute platforms.
+        // The trigger daemon: sends queued data products to their compute platforms, and the
+        // webhook and OpenLineage messages that tell of events.
         .target(
             name: "FletcherDispatch",
             dependencies: [
                 "FletcherDomain", "FletcherJSON", "FletcherStore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                // HMAC-SHA256 for signed webhooks, SHA-256 for endpoint keys.
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
