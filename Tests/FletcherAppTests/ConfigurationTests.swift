@@ -44,7 +44,7 @@ struct ConfigurationTests {
     static let everyVariable = [
         "DATABASE_URL", "BASE_URL", "PUBLIC_URL", "MAX_CONNECTIONS", "LOG_LEVEL", "LOG_FORMAT", "COMPUTE_TARGETS", "MAX_BODY_BYTES",
         "MAX_CONCURRENT_REQUESTS", "IDLE_TIMEOUT_S", "HEADER_TIMEOUT_S", "DATABASE_TIMEOUT_S", "PLAN_CACHE_PRODUCTS",
-        "FLETCHER_FAILPOINTS", "SECRET_KEY", "REMOTE_APIS",
+        "FLETCHER_FAILPOINTS", "SECRET_KEY", "REMOTE_APIS", "WEBHOOKS", "OPENLINEAGE_URL", "OPENLINEAGE_NAMESPACE", "OPENLINEAGE_API_KEY",
     ]
 
     @Test(arguments: [false, true])
@@ -64,6 +64,8 @@ struct ConfigurationTests {
         #expect(configuration.databaseTimeout == 5)
         #expect(configuration.planCacheProducts == 50_000)
         #expect(configuration.failPoints == FailPoints())
+        #expect(configuration.webhooks.isEmpty)
+        #expect(configuration.openLineage == nil)
         guard case .development = configuration.services else { Issue.record("expected development mode"); return }
     }
 
@@ -75,6 +77,8 @@ struct ConfigurationTests {
             "MAX_CONCURRENT_REQUESTS": "64", "IDLE_TIMEOUT_S": "30", "HEADER_TIMEOUT_S": "2.5", "DATABASE_TIMEOUT_S": "0.25",
             "PLAN_CACHE_PRODUCTS": "1000", "FLETCHER_FAILPOINTS": "dispatch.after_claim=kill, dispatch.after_send=kill",
             "SECRET_KEY": secret, "REMOTE_APIS": #"[{"service": "svc", "hash": "\#(hash)", "roles": ["publish", "update"]}]"#,
+            "WEBHOOKS": #"[{"url": "https://chat.example/hook", "events": ["data_product.failed"], "format": "slack"}]"#,
+            "OPENLINEAGE_URL": "http://marquez.example:5000", "OPENLINEAGE_NAMESPACE": "team-a", "OPENLINEAGE_API_KEY": "k3y",
         ]
         #expect(Set(environment.keys) == Set(Self.everyVariable))
         let configuration = try load(environment)
@@ -92,6 +96,12 @@ struct ConfigurationTests {
         #expect(configuration.databaseTimeout == 0.25)
         #expect(configuration.planCacheProducts == 1000)
         #expect(configuration.failPoints == FailPoints(killAt: [.afterClaim, .afterSend]))
+        #expect(
+            configuration.webhooks
+                == [WebhookEndpoint(url: URL(string: "https://chat.example/hook")!, events: [.dataProductFailed], format: .slack)])
+        #expect(
+            configuration.openLineage
+                == OpenLineageSettings(url: URL(string: "http://marquez.example:5000")!, namespace: "team-a", apiKey: "k3y"))
         guard case .configured(let configuredSecret, let accounts) = configuration.services else {
             Issue.record("expected configured services")
             return
@@ -343,6 +353,32 @@ struct ConfigurationTests {
                     #"{"cams": {"url": "http://x", "\#(key)": \#(value)}}"#)
             }
         }
+    }
+
+    /// `WEBHOOKS` and `OPENLINEAGE_*`: every bad value stops start-up naming its variable; the
+    /// messages themselves are FletcherDispatch's (WebhookEndpointTests, OpenLineageSettingsTests).
+    @Test func badWebhooksAndLineageSettingsNameTheVariable() throws {
+        expectError(
+            ConfigurationError("WEBHOOKS", #"expected a JSON list of {"url", "secret"?, "events", "datasets"?, "format"?} objects"#),
+            ["WEBHOOKS": #"{"url": "https://x"}"#])
+        expectError(
+            ConfigurationError("WEBHOOKS", #"entry 0: "secret" is required for the standard format (whsec_ and base64 of 24 to 64 random bytes)"#),
+            ["WEBHOOKS": #"[{"url": "https://x", "events": ["*"]}]"#])
+        expectError(
+            ConfigurationError(
+                "OPENLINEAGE_URL",
+                "expected an http(s) URL such as http://marquez.example:5000 (events go to {url}/api/v1/lineage), got 'marquez.example'"),
+            ["OPENLINEAGE_URL": "marquez.example"])
+        expectError(
+            ConfigurationError("OPENLINEAGE_URL", "OPENLINEAGE_API_KEY is set but OPENLINEAGE_URL is not; set it to send lineage"),
+            ["OPENLINEAGE_API_KEY": "k"])
+        expectError(
+            ConfigurationError("OPENLINEAGE_NAMESPACE", "expected a name without spaces or control characters, got 'a b'"),
+            ["OPENLINEAGE_URL": "http://m.example", "OPENLINEAGE_NAMESPACE": "a b"])
+        // From the .env file too; an empty list is no webhook.
+        let configuration = try load([:], dotEnv: "WEBHOOKS=[]\nOPENLINEAGE_URL=https://lineage.example\n")
+        #expect(configuration.webhooks.isEmpty)
+        #expect(configuration.openLineage == OpenLineageSettings(url: URL(string: "https://lineage.example")!))
     }
 
     @Test func dotEnvParsing() throws {

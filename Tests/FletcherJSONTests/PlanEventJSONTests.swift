@@ -1,6 +1,7 @@
 import FletcherDomain
 import FletcherJSON
 import Foundation
+import PropertyBased
 import Testing
 
 @Suite("Event JSON")
@@ -65,6 +66,31 @@ struct PlanEventJSONTests {
                 "deadline": .time(Self.time), "label": .string("2026-11-23T03:20:13.123456Z"), "retry_at": .string("soon"),
                 "n": .integer(3),
             ])
+    }
+
+    /// Data of every kind — any text as keys and values (controls, quotes), any integer, fractions,
+    /// times to the microsecond under the time keys, whole and fractional `late_by_s` — reads back
+    /// from its stored text equal, and the text is canonical. (Times up to 2096: a `Date`, seconds
+    /// in a `Double`, holds every microsecond only before 2^32 seconds, in 2106.)
+    @Test func anyDataReadsBackEqual() async {
+        let data = zip(
+            Gen.character(in: "\u{0}"..."\u{D7FF}").string(of: 0...12), Gen.int(in: Int.min...Int.max),
+            Gen.double(in: -1e12...1e12), Gen.int(in: 0...4_000_000_000_000_000)
+        ).map { text, integer, number, micros -> [String: EventValue] in
+            [
+                "s_" + text: .string(text), "i_" + text: .integer(integer), "f": .number(number.rounded(.down) + 0.25),
+                "b": .bool(integer % 2 == 0), "z": .null, "deadline": .time(Date(timeIntervalSince1970: Double(micros) / 1_000_000)),
+                "retry_at": .time(Date(timeIntervalSince1970: Double(micros / 3) / 1_000_000)),
+                "late_by_s": .number(integer % 2 == 0 ? number.rounded() : number),
+            ]
+        }
+        await propertyCheck(count: 300, input: data) { data in
+            let event = PlanEvent(type: .dataProductSucceeded, time: Self.time, datasetId: Self.datasetId, sequence: 1, data: data)
+            let text = event.dataJSON.text
+            #expect((try? PlanEvent.data(parsing: text)) == data, "\(text)")
+            #expect((try? JSONValue(parsing: text))?.text == text)
+            #expect((try? PlanEvent(parsing: event.json)) == event)
+        }
     }
 
     @Test(arguments: [(1_000.000_000_4, 1_000.0), (1_000.000_000_6, 1_000.000_001)])

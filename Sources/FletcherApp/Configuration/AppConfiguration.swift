@@ -38,6 +38,11 @@ public struct AppConfiguration: Sendable {
     public var databaseTimeout: Double = 5
     /// The most data products the plan cache holds across its plans (`PLAN_CACHE_PRODUCTS`).
     public var planCacheProducts = PlanCache.defaultCapacity
+    /// Where events are pushed (`WEBHOOKS`); none by default.
+    public var webhooks: [WebhookEndpoint] = []
+    /// Where OpenLineage RunEvents go (`OPENLINEAGE_URL`, `OPENLINEAGE_NAMESPACE`,
+    /// `OPENLINEAGE_API_KEY`); nil: none are sent.
+    public var openLineage: OpenLineageSettings?
 
     public enum LogFormat: String, Sendable, CaseIterable {
         case text, json
@@ -78,7 +83,9 @@ public struct AppConfiguration: Sendable {
             }
             dotEnv = try DotEnv.parse(text)
         }
-        let secrets = SecretsSpecifier<String, String>.specific(["SECRET_KEY", "REMOTE_APIS", "DATABASE_URL", "COMPUTE_TARGETS"])
+        let secrets = SecretsSpecifier<String, String>.specific([
+            "SECRET_KEY", "REMOTE_APIS", "DATABASE_URL", "COMPUTE_TARGETS", "WEBHOOKS", "OPENLINEAGE_API_KEY",
+        ])
         let reader = ConfigReader(providers: [
             EnvironmentVariablesProvider(environmentVariables: environment, secretsSpecifier: secrets),
             EnvironmentVariablesProvider(environmentVariables: dotEnv, secretsSpecifier: secrets),
@@ -124,6 +131,21 @@ public struct AppConfiguration: Sendable {
         if let seconds = try number("HEADER_TIMEOUT_S", 0.5...3_600) { headerTimeout = seconds }
         if let seconds = try number("DATABASE_TIMEOUT_S", 0.1...3_600) { databaseTimeout = seconds }
         if let count = try number("PLAN_CACHE_PRODUCTS", 0...100_000_000) { planCacheProducts = Int(count) }
+
+        if let text = variables.text("WEBHOOKS") {
+            do {
+                webhooks = try WebhookEndpoint.parseList(text)
+            } catch {
+                throw ConfigurationError("WEBHOOKS", error.message)
+            }
+        }
+        do {
+            openLineage = try OpenLineageSettings.parse(
+                url: variables.text("OPENLINEAGE_URL"), namespace: variables.text("OPENLINEAGE_NAMESPACE"),
+                apiKey: variables.text("OPENLINEAGE_API_KEY"))
+        } catch {
+            throw ConfigurationError(error.variable, error.problem)
+        }
 
         failPoints =
             try variables.read(

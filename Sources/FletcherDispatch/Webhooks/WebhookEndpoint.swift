@@ -139,7 +139,9 @@ extension WebhookEndpoint {
         switch members["secret"] ?? .null {
         case .null:
             guard format != .standard else {
-                throw fail(#""secret" is required for the standard format (whsec_ and base64 of \#(secretBytes.lowerBound) to \#(secretBytes.upperBound) random bytes)"#)
+                throw fail(
+                    #""secret" is required for the standard format "#
+                        + "(whsec_ and base64 of \(secretBytes.lowerBound) to \(secretBytes.upperBound) random bytes)")
             }
         case .string(let text):
             secret = try parseSecret(text, fail: fail)
