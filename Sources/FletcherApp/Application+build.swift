@@ -3,6 +3,7 @@ public import FletcherStore
 import AsyncHTTPClient
 import NIOCore
 import FletcherDispatch
+import FletcherDomain
 import FletcherPostgres
 import FletcherMemory
 import FletcherWeb
@@ -54,11 +55,28 @@ public func buildApplication(
     services.append(MemoryTrimService())
     services.append(TimerService(store: setup.store, logger: logger, metrics: DispatchMetrics(factory: metrics.factory)))
     if !configuration.computeTargets.dispatched.isEmpty {
+        let dispatch = DispatchConfiguration(targets: configuration.computeTargets, publicURL: configuration.publicURL)
+        let (dispatchMetrics, failPoints) = (DispatchMetrics(factory: metrics.factory), configuration.failPoints)
         services.append(
-            DispatchService(
-                store: setup.store,
-                configuration: DispatchConfiguration(targets: configuration.computeTargets, publicURL: configuration.publicURL),
-                logger: logger, metrics: DispatchMetrics(factory: metrics.factory), failPoints: configuration.failPoints))
+            SendingService(
+                store: setup.store, logger: logger, started: "dispatching triggers",
+                metadata: ["computes": "\(dispatch.targets.dispatched.keys.map(\.rawValue).sorted().joined(separator: ","))"]
+            ) { client in
+                Dispatcher(
+                    store: setup.store, configuration: dispatch, client: client, logger: logger, metrics: dispatchMetrics,
+                    failPoints: failPoints)
+            })
+    }
+    if !configuration.webhooks.isEmpty {
+        let settings = WebhookSettings(endpoints: configuration.webhooks, publicURL: configuration.publicURL)
+        let webhookMetrics = WebhookMetrics(factory: metrics.factory)
+        services.append(
+            SendingService(
+                store: setup.store, logger: logger, started: "delivering webhooks",
+                metadata: ["endpoints": "\(settings.endpoints.map(\.description).joined(separator: "; "))"]
+            ) { client in
+                WebhookDispatcher(store: setup.store, settings: settings, client: client, logger: logger, metrics: webhookMetrics)
+            })
     }
     let headerTimeout = TimeAmount.milliseconds(Int64(configuration.headerTimeout * 1000))
     var application = Application(
