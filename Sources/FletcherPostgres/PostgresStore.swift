@@ -270,6 +270,26 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
         }
     }
 
+    public func events(after cursor: EventCursor, matching filter: EventFilter, limit: Int) async throws -> EventPage {
+        try await storeErrors {
+            try await withConnection { [self] connection in
+                try await EventQueries.fetch(after: cursor, matching: filter, limit: limit, connection, logger)
+            }
+        }
+    }
+
+    public func eventFeedEnd() async throws -> EventCursor {
+        try await storeErrors {
+            try await withConnection { [self] connection in try await EventQueries.end(connection, logger) }
+        }
+    }
+
+    public func recordEvents(_ events: [PlanEvent]) async throws {
+        try await storeErrors {
+            try await withConnection { [self] connection in try await EventQueries.record(events, connection, logger) }
+        }
+    }
+
     public func checkHealth() async throws {
         try await storeErrors {
             try await withConnection { [self] connection in
