@@ -43,8 +43,9 @@ enum EventQueries {
         try await connection.query(try statement.query(), logger: logger)
     }
 
-    /// The oldest transaction still running when the statement's snapshot was taken: every event of
-    /// an older one is committed (or rolled back) for good. One value for the whole statement.
+    /// The oldest transaction still running when the statement's snapshot was taken (the next one
+    /// to begin, when none is): every event of an older one is committed (or rolled back) for good.
+    /// One value for the whole statement.
     private static let horizon = "(SELECT pg_snapshot_xmin(pg_current_snapshot()))"
 
     private static let columns = "e.xid::text::int8, e.position, e.id, e.type, e.time, e.dataset_id, e.sequence, e.data_product_id, e.data"
@@ -105,14 +106,17 @@ enum EventQueries {
         return EventPage(events: events, next: events.last?.cursor ?? cursor)
     }
 
-    /// Past every event the feed may give now: before every running transaction's events.
+    /// Past every event the feed may give now: before every event of a transaction still running
+    /// (or begun later). An event committed just now, behind one still running, is after it: a
+    /// reader starting there may be given an event committed just before it started, never misses
+    /// one committed after.
     static func end(_ connection: PostgresConnection, _ logger: Logger) async throws -> EventCursor {
-        for try await xmin in try await connection.query(
-            "SELECT \(unescaped: horizon)::text::int8", logger: logger
-        ).decode(Int64.self) {
-            return EventCursor(order: xmin, position: 0)
+        for try await oldest in try await connection.query("SELECT \(unescaped: horizon)::text::int8", logger: logger)
+            .decode(Int64.self)
+        {
+            return EventCursor(order: oldest, position: 0)
         }
-        throw StoreError.corrupt("no snapshot horizon")
+        throw StoreError.corrupt("the database gave no snapshot")
     }
 }
 
