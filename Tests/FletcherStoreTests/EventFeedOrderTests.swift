@@ -122,7 +122,7 @@ struct EventFeedOrderTests {
                 try await EventQueries.record([older], first, logger)
                 try await first.query("COMMIT", logger: logger)
                 var page = EventPage(events: [], next: start)
-                try await eventually("the first transaction's event") {
+                try await eventually("the first transaction's event", timeout: .seconds(60)) {
                     page = try await store.events(after: start, matching: .all, limit: 100)
                     return !page.events.isEmpty
                 }
@@ -173,6 +173,30 @@ struct EventFeedOrderTests {
         let read = try #require(try await store.plan(fixture.datasetId))
         #expect(read == resubmitted.plan)
         #expect(read.dataProducts.allSatisfy { $0.deadline == now - 30 && $0.deadlineMissed == true })
+    }
+
+    /// The dispatcher giving up on a trigger fails its product through the rules, in the
+    /// dispatcher's own transaction: the failure's events are written with it, numbered on from the
+    /// dataset's sequence; a dispatcher that lost its lease writes none.
+    @Test(arguments: TestEngine.available)
+    func aDispatcherFailureWritesItsEvents(engine: TestEngine) async throws {
+        let (store, other) = try await TestStores.pair(engine, isolated: true)
+        let fixture = PlanFixture(names: names).products("p", compute: .dbxaas)
+        let filter = EventFilter(datasetId: fixture.datasetId)
+        _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "publisher")
+        let now = Date()
+        let claim = try #require(try await store.claim(compute: .dbxaas, maxInFlight: 8, owner: "d", leaseSeconds: 30, now: now).first)
+        let attempt = DeliveryAttempt(
+            triggerId: claim.trigger.id, attempt: claim.attempt, httpStatus: 422, error: nil, durationMilliseconds: 3, process: "test")
+        let before = try await all(store, filter)
+        #expect(!(try await store.markFailed(claim, owner: "someone else", attempt: attempt, passback: .null, now: now)))
+        #expect(try await all(store, filter) == before)
+        #expect(try await store.markFailed(claim, owner: "d", attempt: attempt, passback: .null, now: now))
+        let written = Array(try await all(other, filter).dropFirst(before.count))
+        #expect(written.map(\.type).contains(.dataProductFailed))
+        #expect(written.allSatisfy { $0.dataProductId == names["p"] || $0.dataProductId == nil })
+        #expect(written.compactMap(\.sequence) == (0..<written.count).map { Int64(before.count + $0 + 1) })
+        #expect(try await other.plan(fixture.datasetId)?.dataset.eventSequence == Int64(before.count + written.count))
     }
 }
 
