@@ -97,6 +97,16 @@ enum DatasetQueries {
         return false
     }
 
+    /// Whether the transaction has taken its id (it has written or locked a row).
+    static func hasTransactionId(_ connection: PostgresConnection, _ logger: Logger) async throws -> Bool {
+        for try await assigned in try await connection.query(
+            "SELECT pg_current_xact_id_if_assigned() IS NOT NULL", logger: logger
+        ).decode(Bool.self) {
+            return assigned
+        }
+        return false
+    }
+
     /// Writes the dataset row if it is still at `revision`, bumping that and its last modification,
     /// and notifies the change channel if `notice` is sent (delivered to listeners when the
     /// transaction commits): the first parts of `PlanWriteQuery`'s statement, its `saved` row and its

@@ -198,6 +198,37 @@ struct EventFeedOrderTests {
         #expect(written.compactMap(\.sequence) == (0..<written.count).map { Int64(before.count + $0 + 1) })
         #expect(try await other.plan(fixture.datasetId)?.dataset.eventSequence == Int64(before.count + written.count))
     }
+
+    /// Writers racing to create and change the same datasets, from two processes: each dataset's
+    /// events come in the feed in their sequence order, numbered 1, 2, … without a gap — whichever
+    /// way each change was written (the cached statement, the locking transaction, the creation
+    /// race's loser).
+    @Test(arguments: TestEngine.available)
+    func eachDatasetsEventsComeInSequenceOrderUnderRacingWriters(engine: TestEngine) async throws {
+        let (store, other) = try await TestStores.pair(engine, isolated: true)
+        let past = Date(microsecondsSince1970: Date().microsecondsSince1970) - 600
+        let datasets = (0..<6).map { "dataset\($0)" }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for dataset in datasets {
+                for writer in 0..<4 {
+                    group.addTask { [names] in
+                        // Each writer submits a product of its own, its deadline past: late events.
+                        let fixture = PlanFixture(names: names, dataset: dataset).products("\(dataset)-\(writer)", eager: false)
+                            .deadline(past, for: "\(dataset)-\(writer)")
+                        _ = try await (writer % 2 == 0 ? store : other).apply(
+                            .submit(fixture.submission), to: fixture.datasetId, by: "writer \(writer)")
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        for dataset in datasets {
+            let events = try await all(store, EventFilter(datasetId: names.id(dataset)))
+            #expect(events.count >= 4)
+            #expect(events.map(\.sequence) == (1...Int64(events.count)).map { $0 })
+            #expect(try await other.plan(names.id(dataset))?.dataset.eventSequence == Int64(events.count))
+        }
+    }
 }
 
 extension StoredEvent {
