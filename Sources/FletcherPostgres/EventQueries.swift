@@ -48,7 +48,8 @@ enum EventQueries {
     /// One value for the whole statement.
     private static let horizon = "(SELECT pg_snapshot_xmin(pg_current_snapshot()))"
 
-    private static let columns = "e.xid::text::int8, e.position, e.id, e.type, e.time, e.dataset_id, e.sequence, e.data_product_id, e.data"
+    private static let columns =
+        "e.xid::text::int8, e.position, e.id, e.type, e.time, e.dataset_id, e.sequence, e.data_product_id, e.data"
 
     /// At most `limit` events after `cursor` matching `filter`, in feed order, among those of
     /// transactions older than every running one. Each filter is served by an index in feed order:
