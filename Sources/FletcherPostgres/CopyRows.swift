@@ -51,6 +51,10 @@ struct CopyText {
         tab()
     }
 
+    mutating func bool(_ value: Bool?) {
+        if let value { bool(value) } else { null() }
+    }
+
     mutating func text(_ value: String?) {
         guard var value else { return null() }
         value.withUTF8 { utf8 in
@@ -129,7 +133,7 @@ enum CopyRows {
             columns: [
                 "dataset_id", "id", "position", "compute", "name", "version", "eager", "passthrough", "state", "run_id",
                 "link", "passback", "extra", "modified_by", "modified_date", "try", "trigger_id", "retries_used", "retry_at",
-                "timeout_at", "retries", "max_queued_s", "max_running_s",
+                "timeout_at", "retries", "max_queued_s", "max_running_s", "deadline", "deadline_missed",
             ], connection, logger
         ) { (out: inout CopyText, position: Int) in
             let product = plan.dataProducts[position]
@@ -156,6 +160,8 @@ enum CopyRows {
             out.integer(product.limits.retries)
             out.double(product.limits.maxQueuedSeconds)
             out.double(product.limits.maxRunningSeconds)
+            out.timestamp(product.deadline)
+            out.bool(product.deadlineMissed)
         }
     }
 

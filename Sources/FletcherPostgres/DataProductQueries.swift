@@ -9,14 +9,14 @@ import PostgresNIO
 enum DataProductQueries {
     private typealias Columns = (
         UUID, String, String, String, Bool, String?, String, UUID?, String?, String?, String?, String, PostgresTimestamp,
-        Int32, UUID?, Int32, PostgresTimestamp?, PostgresTimestamp?, Int32?, Double?, Double?
+        Int32, UUID?, Int32, PostgresTimestamp?, PostgresTimestamp?, Int32?, Double?, Double?, PostgresTimestamp?, Bool?
     )
 
     /// The columns `Columns` reads, of the product `d`.
     private static let columns = """
         d.id, d.compute, d.name, d.version, d.eager, d.passthrough::text, d.state, d.run_id, d.link, d.passback::text,
         d.extra::text, d.modified_by, d.modified_date, d.try, d.trigger_id, d.retries_used, d.retry_at, d.timeout_at,
-        d.retries, d.max_queued_s, d.max_running_s
+        d.retries, d.max_queued_s, d.max_running_s, d.deadline, d.deadline_missed
         """
 
     static func fetchAll(datasetId: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> [DataProduct] {
@@ -80,7 +80,7 @@ enum DataProductQueries {
             modified_by = excluded.modified_by, modified_date = excluded.modified_date, try = excluded.try,
             trigger_id = excluded.trigger_id, retries_used = excluded.retries_used, retry_at = excluded.retry_at,
             timeout_at = excluded.timeout_at, retries = excluded.retries, max_queued_s = excluded.max_queued_s,
-            max_running_s = excluded.max_running_s
+            max_running_s = excluded.max_running_s, deadline = excluded.deadline, deadline_missed = excluded.deadline_missed
         """
     }
 
@@ -89,11 +89,12 @@ enum DataProductQueries {
         """
         (dataset_id, id, position, compute, name, version, eager, passthrough, state, run_id, link, passback, extra,
             modified_by, modified_date, try, trigger_id, retries_used, retry_at, timeout_at, retries, max_queued_s,
-            max_running_s)
+            max_running_s, deadline, deadline_missed)
         SELECT \(plan.dataset.id)::uuid, r.id, r.position, r.compute, r.name, r.version, r.eager, r.passthrough::jsonb,
             r.state, r.run_id::uuid, r.link, r.passback::jsonb, r.extra::jsonb, r.modified_by, r.modified_date, r.try,
             r.trigger_id::uuid, r.retries_used, timestamptz 'epoch' + r.retry_at * interval '1 microsecond',
-            timestamptz 'epoch' + r.timeout_at * interval '1 microsecond', r.retries, r.max_queued_s, r.max_running_s
+            timestamptz 'epoch' + r.timeout_at * interval '1 microsecond', r.retries, r.max_queued_s, r.max_running_s,
+            timestamptz 'epoch' + r.deadline * interval '1 microsecond', r.deadline_missed
         FROM saved, \(rows(positions, of: plan))
         """
     }
@@ -124,16 +125,19 @@ enum DataProductQueries {
         let retries = PostgresNullableTextArray(elements: products.map { $0.limits.retries.map { String($0) } })
         let maxQueued = PostgresNullableTextArray(elements: products.map { $0.limits.maxQueuedSeconds.map { String($0) } })
         let maxRunning = PostgresNullableTextArray(elements: products.map { $0.limits.maxRunningSeconds.map { String($0) } })
+        let deadlines = PostgresNullableTextArray(elements: products.map { $0.deadline.map { String($0.microsecondsSince1970) } })
+        let deadlinesMissed = PostgresNullableTextArray(elements: products.map { $0.deadlineMissed.map { $0 ? "t" : "f" } })
         return """
             unnest(\(ids)::uuid[], \(position32)::int4[], \(computes)::text[], \(names)::text[],
                 \(versions)::text[], \(eagers)::bool[], \(passthroughs)::text[], \(states)::text[], \(runIds)::text[],
                 \(links)::text[], \(passbacks)::text[], \(extras)::text[], \(modifiedBys)::text[],
                 \(modifiedDates)::timestamptz[], \(tries)::int4[], \(triggerIds)::text[], \(retriesUsed)::int4[],
                 \(retryAts)::text[]::int8[], \(timeoutAts)::text[]::int8[], \(retries)::text[]::int4[],
-                \(maxQueued)::text[]::float8[], \(maxRunning)::text[]::float8[])
+                \(maxQueued)::text[]::float8[], \(maxRunning)::text[]::float8[], \(deadlines)::text[]::int8[],
+                \(deadlinesMissed)::text[]::bool[])
                 AS r(id, position, compute, name, version, eager, passthrough, state, run_id, link, passback, extra,
                     modified_by, modified_date, try, trigger_id, retries_used, retry_at, timeout_at, retries, max_queued_s,
-                    max_running_s)
+                    max_running_s, deadline, deadline_missed)
             """
     }
 
@@ -145,7 +149,8 @@ enum DataProductQueries {
             passback: try StoredColumn.json(c.9, column: "data_product.passback"),
             extra: try StoredColumn.json(c.10, column: "data_product.extra"), modifiedBy: c.11, modifiedDate: c.12.date,
             limits: ProductLimits(retries: c.18.map(Int.init), maxQueuedSeconds: c.19, maxRunningSeconds: c.20),
-            tryNumber: Int(c.13), triggerId: c.14, retriesUsed: Int(c.15), retryAt: c.16?.date, timeoutAt: c.17?.date)
+            tryNumber: Int(c.13), triggerId: c.14, retriesUsed: Int(c.15), retryAt: c.16?.date, timeoutAt: c.17?.date,
+            deadline: c.21?.date, deadlineMissed: c.22)
     }
 
     /// Pending retries and armed timeouts by compute type. Products' timers carry no index: this

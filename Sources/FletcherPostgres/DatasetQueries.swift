@@ -11,18 +11,22 @@ enum DatasetQueries {
     ) async throws -> (Dataset, lastModified: Date, revision: Int64)? {
         let rows = try await connection.query(
             """
-            SELECT paused, extra::text, modified_by, modified_date, last_modified, revision, next_timer_at FROM dataset
-            WHERE id = \(id)
+            SELECT paused, extra::text, modified_by, modified_date, last_modified, revision, next_timer_at, deadline,
+                deadline_missed, event_sequence
+            FROM dataset WHERE id = \(id)
             """,
             logger: logger)
-        for try await (paused, extra, modifiedBy, modifiedDate, lastModified, revision, nextTimer) in rows.decode(
-            (Bool, String?, String, PostgresTimestamp, PostgresTimestamp, Int64, PostgresTimestamp?).self)
+        for try await (paused, extra, modifiedBy, modifiedDate, lastModified, revision, nextTimer, deadline, missed, sequence)
+            in rows.decode(
+                (Bool, String?, String, PostgresTimestamp, PostgresTimestamp, Int64, PostgresTimestamp?, PostgresTimestamp?, Bool?, Int64)
+                    .self)
         {
             // Revision 0 is a placeholder of a creating transaction; it is never committed.
             guard revision > 0 else { return nil }
             let dataset = Dataset(
                 id: id, paused: paused, extra: try StoredColumn.json(extra, column: "dataset.extra"),
-                modifiedBy: modifiedBy, modifiedDate: modifiedDate.date, nextTimerAt: nextTimer?.date)
+                modifiedBy: modifiedBy, modifiedDate: modifiedDate.date, nextTimerAt: nextTimer?.date, deadline: deadline?.date,
+                deadlineMissed: missed, eventSequence: sequence)
             return (dataset, lastModified.date, revision)
         }
         return nil
@@ -93,6 +97,16 @@ enum DatasetQueries {
         return false
     }
 
+    /// Whether the transaction has taken its id (it has written or locked a row).
+    static func hasTransactionId(_ connection: PostgresConnection, _ logger: Logger) async throws -> Bool {
+        for try await assigned in try await connection.query(
+            "SELECT pg_current_xact_id_if_assigned() IS NOT NULL", logger: logger
+        ).decode(Bool.self) {
+            return assigned
+        }
+        return false
+    }
+
     /// Writes the dataset row if it is still at `revision`, bumping that and its last modification,
     /// and notifies the change channel if `notice` is sent (delivered to listeners when the
     /// transaction commits): the first parts of `PlanWriteQuery`'s statement, its `saved` row and its
@@ -108,6 +122,8 @@ enum DatasetQueries {
                 UPDATE dataset SET paused = \(dataset.paused)::bool, extra = \(StoredColumn.json(dataset.extra))::text::jsonb,
                     modified_by = \(dataset.modifiedBy)::text, modified_date = \(dataset.modifiedDate.postgres)::timestamptz,
                     next_timer_at = \(dataset.nextTimerAt?.postgres)::timestamptz,
+                    deadline = \(dataset.deadline?.postgres)::timestamptz, deadline_missed = \(dataset.deadlineMissed)::bool,
+                    event_sequence = \(dataset.eventSequence)::int8,
                     last_modified = greatest(last_modified, \(lastModified.postgres)::timestamptz), revision = revision + 1
                 WHERE id = \(dataset.id)::uuid AND revision = \(revision)::int8
                 RETURNING revision, last_modified

@@ -4,8 +4,9 @@ import Foundation
 import Logging
 import PostgresNIO
 
-/// Everything a mutation writes — the dataset row, products, dependencies, history, triggers and
-/// cancels — as one statement: one round trip, and on its own (outside a transaction) one atomic write.
+/// Everything a mutation writes — the dataset row, products, dependencies, history, triggers,
+/// cancels and events — as one statement: one round trip, and on its own (outside a transaction)
+/// one atomic write.
 ///
 /// The dataset's row is updated first, only if it is still at the revision the change was made
 /// from; every other part joins that row (`saved`), so when another writer got there first nothing
@@ -55,8 +56,8 @@ enum PlanWriteQuery {
     /// Writes `change` as `run` does, inside the caller's transaction, where it may take several
     /// statements: a change of more than `rowsPerStatement` rows is written as `run` writes it
     /// without its product, dependency and history rows (the dataset's row, checked at `revision`;
-    /// triggers made and cancelled by its transitions; the notification), then its stored products
-    /// rewritten at most `rowsPerStatement` to a statement and its dependency blocks as many
+    /// triggers made and cancelled by its transitions; its events; the notification), then its
+    /// stored products rewritten at most `rowsPerStatement` to a statement and its dependency blocks as many
     /// dependencies to a statement, then its new products and history streamed into their tables
     /// (`CopyRows`) — the new products' creations as one row (`HistoryQueries.recordCreations`).
     /// Atomic through the transaction; nil, with nothing written, as `run`.
@@ -183,7 +184,8 @@ enum PlanWriteQuery {
             history AS (\(HistoryQueries.record(recordingHistory ? change.transitions : [], of: plan, by: change.actor, at: now))),
             cancelled AS (\(TriggerQueries.cancel(change.productsLeavingQueue, datasetId: datasetId, at: now))),
             cancels AS (\(TriggerQueries.insertCancels(change.cancellations, datasetId: datasetId, at: now))),
-            triggers AS (\(TriggerQueries.insert(change.newTriggers(at: now), datasetId: datasetId, at: now)))
+            triggers AS (\(TriggerQueries.insert(change.newTriggers(at: now), datasetId: datasetId, at: now))),
+            events AS (\(EventQueries.insert(change.events)))
             SELECT saved.revision, saved.last_modified FROM saved, notified
             """
     }

@@ -381,6 +381,46 @@ enum PostgresMigrations {
                 """,
             ]
         ),
+        (
+            15, "events and deadlines",
+            [
+                // Deadlines (docs/RULES.md rule 27): when a product or the whole plan should be success
+                // by, and whether it missed it (null until reached). No defaults: no table rewrite.
+                "ALTER TABLE data_product ADD COLUMN deadline timestamptz, ADD COLUMN deadline_missed boolean",
+                // The sequence number of the dataset's latest event.
+                """
+                ALTER TABLE dataset
+                    ADD COLUMN deadline timestamptz,
+                    ADD COLUMN deadline_missed boolean,
+                    ADD COLUMN event_sequence bigint NOT NULL DEFAULT 0
+                """,
+                // The event feed (docs/RULES.md rule 28), written in the transactions of the changes
+                // that caused its events. Positions are drawn before commit, so transactions commit
+                // out of position order: the feed's order is the writing transaction's id, then the
+                // position, and a reader is given only events of transactions older than every one
+                // still running (all of them ended), so none is ever committed behind a reader.
+                // `data` is JSON text: written as sent, never parsed by the database.
+                """
+                CREATE TABLE event (
+                    position bigint GENERATED ALWAYS AS IDENTITY,
+                    xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+                    id uuid PRIMARY KEY,
+                    type text NOT NULL,
+                    time timestamptz NOT NULL,
+                    dataset_id uuid,
+                    sequence bigint,
+                    data_product_id uuid,
+                    data text NOT NULL,
+                    CHECK ((dataset_id IS NULL) = (sequence IS NULL))
+                )
+                """,
+                // The feed in order, whole, by type, and by dataset; a dataset's events by sequence.
+                "CREATE INDEX event_feed ON event (xid, position)",
+                "CREATE INDEX event_feed_by_type ON event (type, xid, position)",
+                "CREATE INDEX event_feed_by_dataset ON event (dataset_id, xid, position) WHERE dataset_id IS NOT NULL",
+                "CREATE UNIQUE INDEX event_by_dataset ON event (dataset_id, sequence) WHERE dataset_id IS NOT NULL",
+            ]
+        ),
     ]
 
     /// Applies pending migrations (up to `last`) on one connection, holding the advisory lock throughout.

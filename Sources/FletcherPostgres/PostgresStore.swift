@@ -147,8 +147,15 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
     ) async throws -> PlanChange {
         if let written = try await mutateCached(datasetId, change) { return written }
         var (result, revision, lastModified) = try await storeErrors {
-            try await transaction(ConnectivityQueries.begin) { [self] connection in
-                try await mutate(datasetId, createIfMissing: createIfMissing, on: connection, change)
+            do {
+                return try await transaction(ConnectivityQueries.begin) { [self] connection in
+                    try await mutate(datasetId, createIfMissing: createIfMissing, on: connection, change)
+                }
+            } catch is CreatedMeanwhile {
+                // Once more, in a transaction that takes its id with the committed dataset's lock.
+                return try await transaction(ConnectivityQueries.begin) { [self] connection in
+                    try await mutate(datasetId, createIfMissing: createIfMissing, on: connection, change)
+                }
             }
         }
         // Committed: the plan as written is the dataset at its new revision.
@@ -202,6 +209,11 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
             // If it lost that race, the winner has committed by now and the row can be locked.
             isNew = try await DatasetQueries.insertPlaceholder(datasetId, connection, logger)
             if !isNew {
+                // A transaction writing a dataset's events takes its id with the dataset's lock, so
+                // the feed (in transaction order) has each dataset's events in sequence order
+                // (docs/RULES.md rule 28). An insert that lost the race may have taken one before the
+                // winner's: then this transaction starts again.
+                guard try await !DatasetQueries.hasTransactionId(connection, logger) else { throw CreatedMeanwhile() }
                 locked = try await DatasetQueries.lock(datasetId, connection, logger)
             }
         }
@@ -242,6 +254,10 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
     /// Thrown to roll back a transaction whose precondition failed (a lost lease).
     struct Abandoned: Error {}
 
+    /// Thrown to roll back a transaction that lost the race to create its dataset after taking a
+    /// transaction id: it runs again.
+    struct CreatedMeanwhile: Error {}
+
     public func history(datasetId: UUID, dataProductId: UUID, before: Int64?, limit: Int) async throws -> HistoryPage? {
         try await storeErrors {
             try await withConnection { [self] connection in
@@ -267,6 +283,26 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
             try await withConnection { [self] connection in
                 try await TriggerQueries.fetch(datasetId: datasetId, dataProductId: dataProductId, connection, logger)
             }
+        }
+    }
+
+    public func events(after cursor: EventCursor, matching filter: EventFilter, limit: Int) async throws -> EventPage {
+        try await storeErrors {
+            try await withConnection { [self] connection in
+                try await EventQueries.fetch(after: cursor, matching: filter, limit: limit, connection, logger)
+            }
+        }
+    }
+
+    public func eventFeedEnd() async throws -> EventCursor {
+        try await storeErrors {
+            try await withConnection { [self] connection in try await EventQueries.end(connection, logger) }
+        }
+    }
+
+    public func recordEvents(_ events: [PlanEvent]) async throws {
+        try await storeErrors {
+            try await withConnection { [self] connection in try await EventQueries.record(events, connection, logger) }
         }
     }
 

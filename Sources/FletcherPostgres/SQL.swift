@@ -67,6 +67,11 @@ struct SQL: ExpressibleByStringInterpolation {
             if let value { pieces.append(.value(value)) } else { pieces.append(.null) }
         }
 
+        /// Text of the statement's own, written as it is: never a value from outside.
+        mutating func appendInterpolation(unescaped text: String) {
+            pieces.append(.text(text))
+        }
+
         /// Another part, its text and values in place.
         mutating func appendInterpolation(_ part: SQL) {
             pieces += part.pieces

@@ -16,6 +16,7 @@ struct EventFeedTests {
     func all(
         _ store: any Store, after cursor: EventCursor = .start, _ filter: EventFilter, pageSize: Int = 100
     ) async throws -> [StoredEvent] {
+        try await store.settled()
         var events: [StoredEvent] = []
         var cursor = cursor
         while true {
@@ -71,6 +72,8 @@ struct EventFeedTests {
             _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "publisher")
         }
         _ = try await store.apply(.pause, to: first.datasetId, by: "operator")
+        // The end is past what the feed gives: on PostgreSQL, once the transactions before now have ended.
+        try await store.settled()
         let end = try await store.eventFeedEnd()
         _ = try await store.apply(.update([StateUpdate(id: names["x"], state: .failed)]), to: second.datasetId, by: "platform")
         _ = try await store.apply(.unpause, to: first.datasetId, by: "operator")
