@@ -48,11 +48,16 @@ public struct PlanRoutes: Sendable {
     let store: any Store
     let authenticator: Authenticator
     let transitions: TransitionMetrics
+    let events: EventMetrics
 
-    public init(store: any Store, authenticator: Authenticator, transitions: TransitionMetrics = TransitionMetrics()) {
+    public init(
+        store: any Store, authenticator: Authenticator, transitions: TransitionMetrics = TransitionMetrics(),
+        events: EventMetrics = EventMetrics()
+    ) {
         self.store = store
         self.authenticator = authenticator
         self.transitions = transitions
+        self.events = events
     }
 
     // MARK: The operations
@@ -121,6 +126,7 @@ public struct PlanRoutes: Sendable {
     private func mutate(_ mutation: consuming PlanMutation, datasetId: UUID, by caller: Caller) async throws -> Response {
         let change = try await store.apply(consume mutation, to: datasetId, by: caller.service)
         transitions.record(change.transitions)
+        events.record(change.events)
         return Self.response(change.plan, fragments: store.planCache.fragments(of: change.plan))
     }
 

@@ -1,4 +1,5 @@
 import FletcherDomain
+public import FletcherHTTP
 import FletcherJSON
 import FletcherStore
 import Foundation
@@ -9,7 +10,7 @@ extension WebUI {
     /// How long after a change notice the page is told, gathering a burst of changes into one event.
     static let coalescing = Duration.milliseconds(100)
     /// A comment line this often keeps proxies from closing an idle stream.
-    static let heartbeat = Duration.seconds(15)
+    static let heartbeat = LiveTicks.heartbeat
 
     /// `/plan/{dataset_id}/events`: server-sent events for a plan page. The first event carries every
     /// state; each later one only what changed, within a fraction of a second of the commit (through
@@ -42,38 +43,20 @@ extension WebUI {
             body: body)
     }
 
-    enum Tick: Sendable { case changed, heartbeat }
+    typealias Tick = LiveTick
 
     /// Change notices (a burst gathered into one) and heartbeats, as one sequence, which ends when
     /// the server shuts down gracefully (so open pages do not hold it up).
     static func merged(changes: AsyncStream<UUID>) -> AsyncStream<Tick> {
-        let (stream, continuation) = AsyncStream<Tick>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let task = Task {
-            await withGracefulShutdownHandler {
-                await ticks(changes: changes, into: continuation)
-            } onGracefulShutdown: {
-                continuation.finish()
-            }
-        }
-        continuation.onTermination = { _ in task.cancel() }
-        return stream
+        LiveTicks.merged(changes: changes, coalescing: coalescing, heartbeat: heartbeat, shutdown: gracefulShutdown)
     }
 
-    private static func ticks(changes: AsyncStream<UUID>, into continuation: AsyncStream<Tick>.Continuation) async {
-        await withDiscardingTaskGroup { group in
-            group.addTask {
-                for await _ in changes {
-                    try? await Task.sleep(for: coalescing)
-                    continuation.yield(.changed)
-                }
-                continuation.finish()
-            }
-            group.addTask {
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: heartbeat)
-                    continuation.yield(.heartbeat)
-                }
-            }
+    /// ServiceLifecycle's graceful shutdown, as `LiveTicks` watches for it.
+    public static let gracefulShutdown: LiveTicks.ShutdownWatch = { operation, onShutdown in
+        await withGracefulShutdownHandler {
+            await operation()
+        } onGracefulShutdown: {
+            onShutdown()
         }
     }
 }
