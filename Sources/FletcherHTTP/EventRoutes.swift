@@ -1,4 +1,4 @@
-public import FletcherDomain
+import FletcherDomain
 import FletcherJSON
 public import FletcherStore
 import Foundation

@@ -68,6 +68,9 @@ struct LiveSnapshot {
     var timers: [UUID: Timers]
     var structure: String
     var paused: Bool
+    /// The products shown late, and whether the dataset is (docs/RULES.md rule 27).
+    var late: Set<UUID>
+    var datasetLate: Bool
     var modifiedBy: String
     var lastModified: Date
 
@@ -115,14 +118,16 @@ struct LiveSnapshot {
         self.timers = timers
         structure = PlanView.structure(plan)
         paused = plan.dataset.paused
+        late = Set(plan.dataProducts.filter(\.isLate).map(\.id))
+        datasetLate = plan.isLate
         modifiedBy = plan.dataset.modifiedBy
         lastModified = plan.lastModified
     }
 
     /// An SSE `plan` event: the states that differ from `previous` (all of them when nil), the tries
     /// and timers that differ (when nil, every product's that has one, and `full`: the others have
-    /// none), counts, status, structure, and the server's time `now` (the page's countdowns count
-    /// by it).
+    /// none), counts, status, structure, the late products (all of them) and whether the dataset is
+    /// late, and the server's time `now` (the page's countdowns count by it).
     func event(since previous: LiveSnapshot?, now: Date) -> String {
         var changed: [String: String] = [:]
         for (id, state) in states where previous?.states[id] != state { changed[id.lowercased] = state.rawValue }
@@ -135,6 +140,7 @@ struct LiveSnapshot {
         let payload: [String: Any] = [
             "states": changed, "timers": changedTimers, "full": previous == nil, "now": RFC3339.string(now),
             "counts": counts, "structure": structure, "paused": paused,
+            "late": late.map(\.lowercased).sorted(), "dataset_late": datasetLate,
             "modified_by": modifiedBy, "modified_date": RFC3339.string(lastModified),
             "modified_text": RFC3339.readable(lastModified),
         ]
