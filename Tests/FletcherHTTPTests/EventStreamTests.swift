@@ -6,6 +6,7 @@ import FletcherTestSupport
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdBcrypt
 import HummingbirdTesting
 import Synchronization
 import Testing
@@ -56,6 +57,72 @@ struct EventStreamTests {
             #expect(try await client.send(.put, "/api/plan/\(first)/unpause", token: publisher).status == .ok)
             let more = try await resumed.wait { $0.contains("event: dataset.unpaused") && SSEReader.messages($0).count > expected.count }
             #expect(SSEReader.messages(more).dropFirst(expected.count).map(\.type) == ["dataset.unpaused"])
+        }
+    }
+}
+
+/// The stream's two ways of learning of new events, apart: the change feed's notice (with a poll
+/// too rare to matter) and the poll (for an event of no dataset, which publishes no notice).
+@Suite("Event stream wake-ups")
+struct EventStreamWakeUpTests {
+    /// A server of the event routes alone on `store`, polling every `poll`, and a reader's token.
+    /// Its streams end when `shutdown` finishes (as on the server's graceful shutdown), so the test
+    /// server stops at once.
+    static func app(
+        _ store: any Store, poll: Duration, shutdown: AsyncStream<Void>
+    ) async throws -> (Application<RouterResponder<ClientRequestContext>>, String) {
+        let authenticator = await Authenticator(
+            secret: TestServices.secret, accounts: TestServices.accounts, bcrypt: BcryptVerifier(threads: 1))
+        let token = try await authenticator.authenticate(service: "reader", key: "reader-key", client: .unknown).accessToken
+        let router = Router(context: ClientRequestContext.self)
+        router.add(middleware: ProblemResponseMiddleware())
+        let watch: LiveTicks.ShutdownWatch = { operation, onShutdown in
+            let watcher = Task {
+                for await _ in shutdown {}
+                onShutdown()
+            }
+            await operation()
+            watcher.cancel()
+        }
+        router.addEventRoutes(EventRoutes(store: store, authenticator: authenticator, poll: poll, shutdown: watch))
+        return (Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0))), token)
+    }
+
+    @Test func aChangeNoticeWakesTheStream() async throws {
+        let store = try await TestStores.make(.sqlite, isolated: true)
+        let shutdown = AsyncStream<Void>.makeStream()
+        let (app, token) = try await Self.app(store, poll: .seconds(3_600), shutdown: shutdown.stream)
+        try await app.test(.live) { client in
+            defer { shutdown.continuation.finish() }
+            let reader = SSEReader(port: try #require(client.port), query: "", headers: ["Authorization": "Bearer \(token)"])
+            defer { reader.cancel() }
+            _ = try await reader.wait { $0.contains(": events after ") }
+            var fixture = PlanFixture(names: Names()).products("a")
+            fixture.products[0].deadline = Date(timeIntervalSince1970: 1_600_000_000)
+            _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "test")
+            let text = try await reader.wait { $0.contains("event: data_product.late") }
+            #expect(SSEReader.messages(text).map(\.type) == ["data_product.late"])
+        }
+    }
+
+    @Test func thePollFindsEventsOfNoDataset() async throws {
+        let store = try await TestStores.make(.sqlite, isolated: true)
+        let shutdown = AsyncStream<Void>.makeStream()
+        let (app, token) = try await Self.app(store, poll: .milliseconds(100), shutdown: shutdown.stream)
+        try await app.test(.live) { client in
+            defer { shutdown.continuation.finish() }
+            let reader = SSEReader(
+                port: try #require(client.port), query: "?type=compute.*", headers: ["Authorization": "Bearer \(token)"])
+            defer { reader.cancel() }
+            _ = try await reader.wait { $0.contains(": events after ") }
+            try await store.recordEvents([
+                PlanEvent(type: .computeCircuitOpened, time: Date(), datasetId: nil, sequence: nil, data: ["compute": .string("cams")])
+            ])
+            let text = try await reader.wait { $0.contains("event: compute.circuit_opened") }
+            let message = try #require(SSEReader.messages(text).first)
+            let event = try #require(try JSONSerialization.jsonObject(with: Data(message.data.utf8)) as? [String: Any])
+            #expect(event["dataset_id"] is NSNull && event["sequence"] is NSNull)
+            #expect((event["data"] as? [String: Any])?["compute"] as? String == "cams")
         }
     }
 }
