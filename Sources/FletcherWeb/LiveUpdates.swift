@@ -124,10 +124,19 @@ struct LiveSnapshot {
         lastModified = plan.lastModified
     }
 
+    /// The products whose lateness differs from `previous`'s, by id (when nil, every late one):
+    /// a big plan's products late together are named once, not in every event.
+    func lateChanges(since previous: LiveSnapshot?) -> [String: Bool] {
+        var changes: [String: Bool] = [:]
+        for id in late where previous?.late.contains(id) != true { changes[id.lowercased] = true }
+        for id in previous?.late.subtracting(late) ?? [] { changes[id.lowercased] = false }
+        return changes
+    }
+
     /// An SSE `plan` event: the states that differ from `previous` (all of them when nil), the tries
     /// and timers that differ (when nil, every product's that has one, and `full`: the others have
-    /// none), counts, status, structure, the late products (all of them) and whether the dataset is
-    /// late, and the server's time `now` (the page's countdowns count by it).
+    /// none), counts, status, structure, the products whose lateness changed (when nil, the late ones)
+    /// and whether the dataset is late, and the server's time `now` (the page's countdowns count by it).
     func event(since previous: LiveSnapshot?, now: Date) -> String {
         var changed: [String: String] = [:]
         for (id, state) in states where previous?.states[id] != state { changed[id.lowercased] = state.rawValue }
@@ -140,7 +149,7 @@ struct LiveSnapshot {
         let payload: [String: Any] = [
             "states": changed, "timers": changedTimers, "full": previous == nil, "now": RFC3339.string(now),
             "counts": counts, "structure": structure, "paused": paused,
-            "late": late.map(\.lowercased).sorted(), "dataset_late": datasetLate,
+            "late": lateChanges(since: previous), "dataset_late": datasetLate,
             "modified_by": modifiedBy, "modified_date": RFC3339.string(lastModified),
             "modified_text": RFC3339.readable(lastModified),
         ]

@@ -7,7 +7,7 @@ import Foundation
 import Testing
 
 /// Deadlines on the pages (docs/RULES.md rule 27): the plan table's and the product page's deadline
-/// with a "late" badge, the dataset's in the plan header, and the live updates' late products.
+/// with a "late" badge, the dataset's in the plan header, and the live updates' changes of lateness.
 @Suite("Deadlines on the pages")
 struct DeadlinePageTests {
     let names = Names()
@@ -58,11 +58,13 @@ struct DeadlinePageTests {
     @Test func liveUpdatesNameTheLateProductsAndWhetherTheDatasetIsLate() throws {
         let plan = try fixture().plan()
         let first = try LiveSnapshotTests.payload(LiveSnapshot(plan: plan).event(since: nil, now: Date()))
-        #expect(first["late"] as? [String] == [names["a"].lowercased])
+        #expect(first["late"] as? [String: Bool] == [names["a"].lowercased: true])
         #expect(first["dataset_late"] as? Bool == true)
         let done = try plan.applying(.update([StateUpdate(id: names["a"], state: .success)])).plan
         let next = try LiveSnapshotTests.payload(LiveSnapshot(plan: done).event(since: LiveSnapshot(plan: plan), now: Date()))
-        #expect(next["late"] as? [String] == [])
+        #expect(next["late"] as? [String: Bool] == [names["a"].lowercased: false])
+        let same = try LiveSnapshotTests.payload(LiveSnapshot(plan: done).event(since: LiveSnapshot(plan: done), now: Date()))
+        #expect(same["late"] as? [String: Bool] == [:])
         #expect(next["dataset_late"] as? Bool == true)
     }
 }

@@ -335,12 +335,14 @@
     }
   }
 
-  // The "late" badges: every late product is named in each event, and whether the dataset is late.
+  // The "late" badges: the products whose lateness changed (in the first event of a stream, the
+  // late ones: the others are not), and whether the dataset is late.
   function applyLate(update) {
-    if (!Array.isArray(update.late)) return;
-    const late = new Set(update.late);
+    const late = update.late || {};
     for (const cell of $$(".product-table tr[data-id] .deadline-cell, .product-detail[data-id] .deadline-cell")) {
-      if (cell.querySelector("time")) setLate(cell, late.has(cell.closest("[data-id]").dataset.id));
+      const id = cell.closest("[data-id]").dataset.id;
+      if (!cell.querySelector("time") || !(update.full || id in late)) continue;
+      setLate(cell, late[id] === true);
     }
     const head = $(".dataset-deadline");
     if (head) setLate(head, update.dataset_late === true);
