@@ -31,8 +31,11 @@ public func buildRouter(
     router.add(
         middleware: RequestLimitsMiddleware(maxBodyBytes: maxBodyBytes, concurrency: concurrency))
     let handler = APIHandler(store: store, authenticator: authenticator, version: fletcherVersion, metrics: metrics)
-    let planRoutes = PlanRoutes(store: store, authenticator: authenticator, transitions: TransitionMetrics(factory: metrics.factory))
+    let planRoutes = PlanRoutes(
+        store: store, authenticator: authenticator, transitions: TransitionMetrics(factory: metrics.factory),
+        events: EventMetrics(factory: metrics.factory))
     try router.addAPIRoutes(handler: handler, planRoutes: planRoutes, logger: logger)
+    router.addEventRoutes(EventRoutes(store: store, authenticator: authenticator, shutdown: WebUI.gracefulShutdown))
     router.addWebRoutes(try WebUI(store: store))
     return router
 }

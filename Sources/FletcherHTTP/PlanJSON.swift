@@ -95,6 +95,10 @@ public enum PlanJSON {
                     out.uuid(plan.dataset.id)
                     out.raw(#","paused":"#)
                     out.bool(plan.dataset.paused)
+                    out.raw(#","deadline":"#)
+                    if let deadline = plan.dataset.deadline { out.date(deadline) } else { out.raw("null") }
+                    out.raw(#","late":"#)
+                    out.bool(plan.isLate)
                     writeStamp(
                         extra: plan.dataset.extra, modifiedBy: plan.dataset.modifiedBy, modifiedDate: plan.dataset.modifiedDate,
                         to: &out)
@@ -196,6 +200,10 @@ public enum PlanJSON {
         out.json(limits.maxQueuedSeconds.map(JSONNode.number) ?? .null)
         out.raw(#","max_running_s":"#)
         out.json(limits.maxRunningSeconds.map(JSONNode.number) ?? .null)
+        out.raw(#","deadline":"#)
+        if let deadline = product.deadline { out.date(deadline) } else { out.raw("null") }
+        out.raw(#","late":"#)
+        out.bool(product.isLate)
         writeStamp(extra: product.extra, modifiedBy: product.modifiedBy, modifiedDate: product.modifiedDate, to: &out)
     }
 

@@ -48,11 +48,16 @@ public struct PlanRoutes: Sendable {
     let store: any Store
     let authenticator: Authenticator
     let transitions: TransitionMetrics
+    let events: EventMetrics
 
-    public init(store: any Store, authenticator: Authenticator, transitions: TransitionMetrics = TransitionMetrics()) {
+    public init(
+        store: any Store, authenticator: Authenticator, transitions: TransitionMetrics = TransitionMetrics(),
+        events: EventMetrics = EventMetrics()
+    ) {
         self.store = store
         self.authenticator = authenticator
         self.transitions = transitions
+        self.events = events
     }
 
     // MARK: The operations
@@ -121,6 +126,7 @@ public struct PlanRoutes: Sendable {
     private func mutate(_ mutation: consuming PlanMutation, datasetId: UUID, by caller: Caller) async throws -> Response {
         let change = try await store.apply(consume mutation, to: datasetId, by: caller.service)
         transitions.record(change.transitions)
+        events.record(change.events)
         return Self.response(change.plan, fragments: store.planCache.fragments(of: change.plan))
     }
 
@@ -201,9 +207,24 @@ public struct PlanRoutes: Sendable {
             do { return try reader.finish() } catch { refusal = error }
         }
         if let kept {
-            return try PlanSubmission(JSONDecoder().decode(Components.Schemas.PlanSubmission.self, from: Data(kept)))
+            return try PlanSubmission(jsonDecoder().decode(Components.Schemas.PlanSubmission.self, from: Data(kept)))
         }
         throw Problem.badRequest("The plan submission cannot be read: \(refusal.reason)")
+    }
+
+    /// A decoder of the generated types that reads times as the generated handlers do (`RFC3339DateTranscoder`).
+    static func jsonDecoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        let transcoder = RFC3339DateTranscoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let text = try decoder.singleValueContainer().decode(String.self)
+            guard let date = try? transcoder.decode(text) else {
+                throw DecodingError.dataCorrupted(
+                    .init(codingPath: decoder.codingPath, debugDescription: "'\(text)' is not an RFC 3339 date-time"))
+            }
+            return date
+        }
+        return decoder
     }
 
     /// A declined body up to this size goes to the generated type's decoder; a bigger one is

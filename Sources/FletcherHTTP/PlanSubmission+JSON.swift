@@ -6,19 +6,21 @@ import Foundation
 
 extension PlanSubmission {
     /// A dataset object's members.
-    static func dataset(_ parser: inout JSONParser) throws(JSONSyntaxError) -> (id: UUID, extra: JSONValue?) {
+    static func dataset(_ parser: inout JSONParser) throws(JSONSyntaxError) -> (id: UUID, extra: JSONValue?, deadline: Date?) {
         var id: UUID?
         var extra: JSONValue?
+        var deadline: Date?
         var seen = Seen()
         try parser.readObject { (parser: inout JSONParser, name: String) throws(JSONSyntaxError) in
             switch name {
             case "id" where seen.first(name): id = try uuid(&parser)
             case "extra" where seen.first(name): extra = try freeForm(&parser)
+            case "deadline" where seen.first(name): deadline = try time(&parser, name)
             default: try parser.skipValue()
             }
         }
         guard let id else { throw parser.failure("'id' is missing") }
-        return (id, extra)
+        return (id, extra, deadline)
     }
 
     static func dataProduct(_ parser: inout JSONParser) throws(JSONSyntaxError) -> DataProduct {
@@ -30,6 +32,7 @@ extension PlanSubmission {
         var passthrough: JSONValue?
         var extra: JSONValue?
         var limits = ProductLimits.none
+        var deadline: Date?
         var seen = Seen()
         try parser.readObject { (parser: inout JSONParser, member: String) throws(JSONSyntaxError) in
             switch member {
@@ -48,6 +51,7 @@ extension PlanSubmission {
             case "retries" where seen.first(member): limits.retries = try integer(&parser, member)
             case "max_queued_s" where seen.first(member): limits.maxQueuedSeconds = try number(&parser, member)
             case "max_running_s" where seen.first(member): limits.maxRunningSeconds = try number(&parser, member)
+            case "deadline" where seen.first(member): deadline = try time(&parser, member)
             default: try parser.skipValue()
             }
         }
@@ -57,7 +61,7 @@ extension PlanSubmission {
         }
         return DataProduct(
             id: id, compute: compute, name: name, version: version, eager: eager, passthrough: passthrough, extra: extra,
-            limits: limits)
+            limits: limits, deadline: deadline)
     }
 
     static func dependency(_ parser: inout JSONParser) throws(JSONSyntaxError) -> Dependency {
@@ -94,6 +98,16 @@ extension PlanSubmission {
         if parser.readNull() { return nil }
         guard case .integer(let value) = try parser.readValue() else { throw parser.failure("'\(member)' must be an integer") }
         return value
+    }
+
+    /// An optional RFC 3339 time as the generated decoder reads a `Nullable<Date>`
+    /// (`RFC3339DateTranscoder`): null is none.
+    private static func time(_ parser: inout JSONParser, _ member: String) throws(JSONSyntaxError) -> Date? {
+        if parser.readNull() { return nil }
+        guard case .string(let text) = try parser.readValue(), let date = try? RFC3339DateTranscoder().decode(text) else {
+            throw parser.failure("'\(member)' must be an RFC 3339 date-time")
+        }
+        return date
     }
 
     /// An optional number as the generated decoder reads a `Double?`: null is none.

@@ -62,6 +62,7 @@ struct PlanSubmissionReader {
 
     private var datasetId: UUID?
     private var datasetExtra: JSONValue?
+    private var datasetDeadline: Date?
     private var dataProducts: [PlanSubmission.DataProduct]?
     private var dependencies: [PlanSubmission.Dependency]?
     private var seen: Set<String> = []
@@ -184,7 +185,7 @@ struct PlanSubmissionReader {
         guard let dataProducts else { throw Declined(reason: "'data_products' is missing") }
         guard let dependencies else { throw Declined(reason: "'dependencies' is missing") }
         return PlanSubmission(
-            datasetId: datasetId, datasetExtra: datasetExtra, dataProducts: dataProducts.trimmed(),
+            datasetId: datasetId, datasetExtra: datasetExtra, datasetDeadline: datasetDeadline, dataProducts: dataProducts.trimmed(),
             dependencies: dependencies.trimmed())
     }
 
@@ -227,7 +228,7 @@ struct PlanSubmissionReader {
                 let dataset = try reading("'dataset'") { (parser: inout JSONParser) throws(JSONSyntaxError) in
                     try PlanSubmission.dataset(&parser)
                 }
-                (datasetId, datasetExtra) = (dataset.id, dataset.extra)
+                (datasetId, datasetExtra, datasetDeadline) = (dataset.id, dataset.extra, dataset.deadline)
             } else if Rows(rawValue: name) != nil, !seen.contains(name) {
                 throw Declined(reason: "'\(name)' must be an array (byte \(start))")
             } else {

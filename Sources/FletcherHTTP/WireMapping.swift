@@ -87,7 +87,8 @@ extension PlanSubmission {
                 eager: product.eager, passthrough: try JSONValue(product.passthrough, field: field + ".passthrough"),
                 extra: try JSONValue(product.extra, field: field + ".extra"),
                 limits: ProductLimits(
-                    retries: product.retries?.value, maxQueuedSeconds: product.maxQueuedS, maxRunningSeconds: product.maxRunningS))
+                    retries: product.retries?.value, maxQueuedSeconds: product.maxQueuedS, maxRunningSeconds: product.maxRunningS),
+                deadline: product.deadline?.value)
         }
         let dependencies = try wire.dependencies.enumerated().map { offset, dependency in
             PlanSubmission.Dependency(
@@ -96,7 +97,7 @@ extension PlanSubmission {
         }
         self.init(
             datasetId: wire.dataset.id.uuid, datasetExtra: try JSONValue(wire.dataset.extra, field: "dataset.extra"),
-            dataProducts: products, dependencies: dependencies)
+            datasetDeadline: wire.dataset.deadline?.value, dataProducts: products, dependencies: dependencies)
     }
 }
 
@@ -137,7 +138,7 @@ extension Components.Schemas.DataProduct {
             triggerId: Nullable(product.triggerId.map(WireUUID.init)), retryAt: Nullable(product.retryAt),
             timeoutAt: Nullable(product.timeoutAt), retries: Nullable(product.limits.retries),
             maxQueuedS: Nullable(product.limits.maxQueuedSeconds), maxRunningS: Nullable(product.limits.maxRunningSeconds),
-            extra: product.extra.container, modifiedBy: product.modifiedBy, modifiedDate: product.modifiedDate)
+            deadline: Nullable(product.deadline), late: product.isLate, extra: product.extra.container, modifiedBy: product.modifiedBy, modifiedDate: product.modifiedDate)
     }
 }
 

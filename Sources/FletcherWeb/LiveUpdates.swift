@@ -1,4 +1,5 @@
 import FletcherDomain
+public import FletcherHTTP
 import FletcherJSON
 import FletcherStore
 import Foundation
@@ -9,7 +10,7 @@ extension WebUI {
     /// How long after a change notice the page is told, gathering a burst of changes into one event.
     static let coalescing = Duration.milliseconds(100)
     /// A comment line this often keeps proxies from closing an idle stream.
-    static let heartbeat = Duration.seconds(15)
+    static let heartbeat = LiveTicks.heartbeat
 
     /// `/plan/{dataset_id}/events`: server-sent events for a plan page. The first event carries every
     /// state; each later one only what changed, within a fraction of a second of the commit (through
@@ -42,38 +43,20 @@ extension WebUI {
             body: body)
     }
 
-    enum Tick: Sendable { case changed, heartbeat }
+    typealias Tick = LiveTick
 
     /// Change notices (a burst gathered into one) and heartbeats, as one sequence, which ends when
     /// the server shuts down gracefully (so open pages do not hold it up).
     static func merged(changes: AsyncStream<UUID>) -> AsyncStream<Tick> {
-        let (stream, continuation) = AsyncStream<Tick>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let task = Task {
-            await withGracefulShutdownHandler {
-                await ticks(changes: changes, into: continuation)
-            } onGracefulShutdown: {
-                continuation.finish()
-            }
-        }
-        continuation.onTermination = { _ in task.cancel() }
-        return stream
+        LiveTicks.merged(changes: changes, coalescing: coalescing, heartbeat: heartbeat, shutdown: gracefulShutdown)
     }
 
-    private static func ticks(changes: AsyncStream<UUID>, into continuation: AsyncStream<Tick>.Continuation) async {
-        await withDiscardingTaskGroup { group in
-            group.addTask {
-                for await _ in changes {
-                    try? await Task.sleep(for: coalescing)
-                    continuation.yield(.changed)
-                }
-                continuation.finish()
-            }
-            group.addTask {
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: heartbeat)
-                    continuation.yield(.heartbeat)
-                }
-            }
+    /// ServiceLifecycle's graceful shutdown, as `LiveTicks` watches for it.
+    public static let gracefulShutdown: LiveTicks.ShutdownWatch = { operation, onShutdown in
+        await withGracefulShutdownHandler {
+            await operation()
+        } onGracefulShutdown: {
+            onShutdown()
         }
     }
 }
@@ -85,6 +68,9 @@ struct LiveSnapshot {
     var timers: [UUID: Timers]
     var structure: String
     var paused: Bool
+    /// The products shown late, and whether the dataset is (docs/RULES.md rule 27).
+    var late: Set<UUID>
+    var datasetLate: Bool
     var modifiedBy: String
     var lastModified: Date
 
@@ -132,14 +118,25 @@ struct LiveSnapshot {
         self.timers = timers
         structure = PlanView.structure(plan)
         paused = plan.dataset.paused
+        late = Set(plan.dataProducts.filter(\.isLate).map(\.id))
+        datasetLate = plan.isLate
         modifiedBy = plan.dataset.modifiedBy
         lastModified = plan.lastModified
     }
 
+    /// The products whose lateness differs from `previous`'s, by id (when nil, every late one):
+    /// a big plan's products late together are named once, not in every event.
+    func lateChanges(since previous: LiveSnapshot?) -> [String: Bool] {
+        var changes: [String: Bool] = [:]
+        for id in late where previous?.late.contains(id) != true { changes[id.lowercased] = true }
+        for id in previous?.late.subtracting(late) ?? [] { changes[id.lowercased] = false }
+        return changes
+    }
+
     /// An SSE `plan` event: the states that differ from `previous` (all of them when nil), the tries
     /// and timers that differ (when nil, every product's that has one, and `full`: the others have
-    /// none), counts, status, structure, and the server's time `now` (the page's countdowns count
-    /// by it).
+    /// none), counts, status, structure, the products whose lateness changed (when nil, the late ones)
+    /// and whether the dataset is late, and the server's time `now` (the page's countdowns count by it).
     func event(since previous: LiveSnapshot?, now: Date) -> String {
         var changed: [String: String] = [:]
         for (id, state) in states where previous?.states[id] != state { changed[id.lowercased] = state.rawValue }
@@ -152,6 +149,7 @@ struct LiveSnapshot {
         let payload: [String: Any] = [
             "states": changed, "timers": changedTimers, "full": previous == nil, "now": RFC3339.string(now),
             "counts": counts, "structure": structure, "paused": paused,
+            "late": lateChanges(since: previous), "dataset_late": datasetLate,
             "modified_by": modifiedBy, "modified_date": RFC3339.string(lastModified),
             "modified_text": RFC3339.readable(lastModified),
         ]

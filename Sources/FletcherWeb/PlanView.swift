@@ -43,6 +43,7 @@ enum PlanView {
             <div class="plan-head">
             <h1>Plan <code class="dataset-id">\(id)</code></h1>
             \(pausedBadge(plan.dataset.paused))
+            \(DeadlineView.header(plan))
             </div>
             <p class="meta">Last modified by <strong class="modified-by">\(plan.dataset.modifiedBy)</strong> \
             at <span class="modified-date">\(Layout.time(plan.lastModified))</span> · \
@@ -137,6 +138,7 @@ enum PlanView {
                 <td class="state-cell">\(Layout.stateBadge(product.state))</td>\
                 <td class="try-cell">\(product.tryNumber == 0 ? "" : String(product.tryNumber))</td>\
                 <td class="timer-cell">\(TimerView.cell(product, now: now))</td>\
+                <td class="deadline-cell">\(DeadlineView.cell(product))</td>\
                 <td><code>\(product.runId?.lowercased ?? "")</code></td><td>\(HTML.link(product.link))</td>\
                 <td class="modified">\(Layout.time(product.modifiedDate))</td></tr>
                 """
@@ -162,7 +164,7 @@ enum PlanView {
             <div class="table-scroll">
             <table class="product-table">
             <thead><tr><th scope="col">Id</th><th scope="col">Compute</th><th scope="col">Name</th><th scope="col">Version</th>\
-            <th scope="col">Eager</th><th scope="col">State</th><th scope="col">Try</th><th scope="col">Timer</th><th scope="col">Run id</th><th scope="col">Link</th>\
+            <th scope="col">Eager</th><th scope="col">State</th><th scope="col">Try</th><th scope="col">Timer</th><th scope="col">Deadline</th><th scope="col">Run id</th><th scope="col">Link</th>\
             <th scope="col">Last update</th></tr></thead>
             <tbody>\(rows)</tbody>
             </table>

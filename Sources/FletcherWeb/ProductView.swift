@@ -59,6 +59,7 @@ enum ProductView {
             <dl class="fields">
             <dt>Id</dt><dd><code>\(product.id.lowercased)</code></dd>
             <dt>State</dt><dd class="state-cell">\(Layout.stateBadge(product.state))</dd>
+            <dt>Deadline</dt><dd class="deadline-cell">\(product.deadline == nil ? "—" : DeadlineView.cell(product))</dd>
             \(TriesView.fields(product, policy: tries.policy, now: tries.now))
             <dt>Compute</dt><dd>\(product.compute.displayName)</dd>
             <dt>Eager</dt><dd>\(product.eager ? "yes — queued as soon as its parents succeed" : "no — started by hand")</dd>

@@ -79,18 +79,18 @@ struct PlanEndpointTests {
             #expect(!submitted.text.contains(datasetId) && submitted.text.contains(datasetId.lowercased()))
             let plan = submitted.object
             let dataset = try #require(plan["dataset"] as? [String: Any])
-            #expect(Set(dataset.keys) == ["id", "paused", "extra", "modified_by", "modified_date"])
+            #expect(Set(dataset.keys) == ["id", "paused", "deadline", "late", "extra", "modified_by", "modified_date"])
             #expect(dataset["extra"] is NSNull)
             let product = try #require((plan["data_products"] as? [[String: Any]])?.first)
             #expect(
                 Set(product.keys) == [
                     "id", "compute", "name", "version", "eager", "passthrough", "state", "run_id", "link", "passback", "try",
-                    "trigger_id", "retry_at", "timeout_at", "retries", "max_queued_s", "max_running_s", "extra", "modified_by",
-                    "modified_date",
+                    "trigger_id", "retry_at", "timeout_at", "retries", "max_queued_s", "max_running_s", "deadline", "late", "extra",
+                    "modified_by", "modified_date",
                 ])
             let nulls = [
                 "passthrough", "run_id", "link", "passback", "trigger_id", "retry_at", "timeout_at", "retries", "max_queued_s",
-                "max_running_s", "extra",
+                "max_running_s", "deadline", "extra",
             ]
             for field in nulls { #expect(product[field] is NSNull, "\(field)") }
             #expect(product["try"] as? Int == 0)

@@ -31,6 +31,14 @@ struct PlanJSONTests {
         plan.dataProducts[0].limits = ProductLimits(retries: 5, maxQueuedSeconds: 0.25, maxRunningSeconds: 86_400)
         plan.dataProducts[1].timeoutAt = Date(timeIntervalSince1970: 1_763_868_013.000001)
         plan.dataProducts[1].limits = ProductLimits(retries: 0, maxRunningSeconds: 1e-3)
+        // Deadlines: missed and not made good (late), missed and made good, armed.
+        plan.dataProducts[1].deadline = Date(timeIntervalSince1970: 1_763_868_000.25)
+        plan.dataProducts[1].deadlineMissed = true
+        plan.dataProducts[0].deadline = Date(timeIntervalSince1970: 1_763_868_000)
+        plan.dataProducts[0].deadlineMissed = true
+        plan.dataProducts[2].deadline = Date(timeIntervalSince1970: 1_863_868_000)
+        plan.dataset.deadline = Date(timeIntervalSince1970: 1_763_868_001)
+        plan.dataset.deadlineMissed = true
         return plan
     }
 
@@ -40,6 +48,9 @@ struct PlanJSONTests {
         let generated = try JSONSerialization.jsonObject(with: Data(WireJSON.plan(plan, pretty: false).utf8)) as? NSDictionary
         #expect(fast != nil)
         #expect(fast == generated)
+        let products = fast?["data_products"] as? [NSDictionary]
+        #expect(products?.map { $0["late"] as? Bool } == [false, true, false])
+        #expect((fast?["dataset"] as? NSDictionary)?["late"] as? Bool == true)
     }
 
     @Test func answersCarryTheFastEncodingOfTheWholePlan() async throws {

@@ -19,7 +19,7 @@ import Testing
 struct PlanSubmissionReadingTests {
     /// What the generated path makes of a body: nil where it answers 400.
     static func generated(_ bytes: [UInt8]) -> PlanSubmission? {
-        guard let wire = try? JSONDecoder().decode(Components.Schemas.PlanSubmission.self, from: Data(bytes)) else { return nil }
+        guard let wire = try? PlanRoutes.jsonDecoder().decode(Components.Schemas.PlanSubmission.self, from: Data(bytes)) else { return nil }
         return try? PlanSubmission(wire)
     }
 
@@ -58,6 +58,11 @@ struct PlanSubmissionReadingTests {
         #"{"dataset":{"id":"\#(id)"},"data_products":[{"id":"\#(id)","compute":"cams","name":"n","version":"v","eager":true,"retries":3,"max_queued_s":60,"max_running_s":0.25},"#
             + #"{"retries":null,"max_queued_s":null,"max_running_s":1e2,"id":"\#(other)","compute":"cams","name":"n","version":"v","eager":true},"#
             + #"{"id":"\#(id)","compute":"cams","name":"n","version":"v","eager":true,"retries":-1,"max_queued_s":0,"max_running_s":-2.5}],"dependencies":[]}"#,
+        // Deadlines, set (in UTC, with an offset, with and without fractions) and null.
+        #"{"dataset":{"id":"\#(id)","deadline":"2026-12-03T20:00:00Z"},"data_products":[{"id":"\#(id)","compute":"cams","name":"n","version":"v","eager":true,"deadline":"2026-12-03T21:30:00.123456+01:30"},"#
+            + #"{"deadline":null,"id":"\#(other)","compute":"cams","name":"n","version":"v","eager":true},"#
+            + #"{"id":"\#(id)","compute":"cams","name":"n","version":"v","eager":true,"deadline":"2026-12-03T20:00:00.5Z"}],"dependencies":[]}"#,
+        #"{"dataset":{"deadline":null,"id":"\#(id)"},"data_products":[],"dependencies":[]}"#,
     ]
 
     /// Bodies the fast path must decline or read exactly as the generated path (most are refused by both).
@@ -89,6 +94,9 @@ struct PlanSubmissionReadingTests {
         limits(#""retries":2.5"#), limits(#""retries":"3""#), limits(#""retries":true"#), limits(#""retries":1e30"#),
         limits(#""retries":9223372036854775808"#), limits(#""max_queued_s":"60""#), limits(#""max_running_s":[1]"#),
         limits(#""retries":3.0"#), limits(#""retries":1e2"#), limits(#""retries":1,"retries":2.5"#),
+        limits(#""deadline":"tomorrow""#), limits(#""deadline":1764792000"#), limits(#""deadline":"2026-13-03T20:00:00Z""#),
+        limits(#""deadline":"2026-12-03""#), limits(#""deadline":{}"#),
+        #"{"dataset":{"id":"\#(id)","deadline":"soon"},"data_products":[],"dependencies":[]}"#,
     ]
 
     /// A submission of one product with `members` beside its own.

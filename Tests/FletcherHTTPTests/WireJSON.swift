@@ -26,15 +26,17 @@ enum WireJSON {
 extension Components.Schemas.Plan {
     init(_ plan: Plan) {
         self.init(
-            dataset: .init(plan.dataset), dataProducts: plan.dataProducts.map(Components.Schemas.DataProduct.init),
+            dataset: .init(plan), dataProducts: plan.dataProducts.map(Components.Schemas.DataProduct.init),
             dependencies: plan.dependencies.map(Components.Schemas.Dependency.init))
     }
 }
 
 extension Components.Schemas.Dataset {
-    init(_ dataset: Dataset) {
+    init(_ plan: Plan) {
+        let dataset = plan.dataset
         self.init(
-            id: WireUUID(dataset.id), paused: dataset.paused, extra: dataset.extra.container,
+            id: WireUUID(dataset.id), paused: dataset.paused, deadline: Nullable(dataset.deadline), late: plan.isLate,
+            extra: dataset.extra.container,
             modifiedBy: dataset.modifiedBy, modifiedDate: dataset.modifiedDate)
     }
 }

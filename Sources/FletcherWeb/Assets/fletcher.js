@@ -301,6 +301,7 @@
       if (detail) detail.innerHTML = badge(state);
     }
     applyTimers(update);
+    applyLate(update);
     const shown = $("dialog.detail[open] .product-detail");
     if (shown && (shown.dataset.id in update.states || shown.dataset.id in (update.timers || {}))) refreshDetail();
     for (const [state, count] of Object.entries(update.counts)) {
@@ -332,6 +333,25 @@
       const cell = $(".timer-cell", row);
       if (cell) renderTimers(cell, entry);
     }
+  }
+
+  // The "late" badges: the products whose lateness changed (in the first event of a stream, the
+  // late ones: the others are not), and whether the dataset is late.
+  function applyLate(update) {
+    const late = update.late || {};
+    for (const cell of $$(".product-table tr[data-id] .deadline-cell, .product-detail[data-id] .deadline-cell")) {
+      const id = cell.closest("[data-id]").dataset.id;
+      if (!cell.querySelector("time") || !(update.full || id in late)) continue;
+      setLate(cell, late[id] === true);
+    }
+    const head = $(".dataset-deadline");
+    if (head) setLate(head, update.dataset_late === true);
+  }
+
+  function setLate(cell, isLate) {
+    const shown = $(".badge.late", cell);
+    if (isLate && !shown) cell.insertAdjacentHTML("beforeend", ' <span class="badge late" title="missed its deadline and not yet success">late</span>');
+    if (!isLate && shown) shown.remove();
   }
 
   const STATES = ["waiting", "queued", "running", "success", "failed", "disabled"];
