@@ -1,15 +1,9 @@
 public import FletcherDomain
 public import Foundation
 
-/// The one JSON form of an event, given by the API, the stream and the `standard` and
-/// `cloudevents` webhook bodies:
-///
-///     {"id": "…", "type": "data_product.failed", "time": "2026-11-23T03:20:13.123456Z",
-///      "sequence": 7, "dataset_id": "…", "data_product_id": "…", "data": {"final": true, …}}
-///
-/// `sequence`, `dataset_id` and `data_product_id` are `null` when the event has none. In `data`,
-/// times are RFC 3339 strings with microseconds and numbers are written as `JSONValue` writes them;
-/// `data` alone, as canonical `JSONValue` text, is what the stores keep.
+/// An event's `data` as JSON: the canonical object text the stores keep and every reader of the
+/// feed is given inside the event's JSON (`StoredEvent.writeJSON`). Times are RFC 3339 strings
+/// with microseconds; numbers are written as `JSONValue` writes them.
 ///
 /// JSON has no time type, so reading `data` back types a string as a time only under the keys
 /// Fletcher's events hold times in (`timeKeys`), and a whole number as a `Double` only under the
@@ -17,36 +11,10 @@ public import Foundation
 /// its times to the microsecond (the precision stored).
 extension PlanEvent {
     /// The `data` keys whose values are times: read back as `.time` when they hold one.
-    public static let timeKeys: Set<String> = ["deadline", "retry_at"]
+    public static let timeKeys: Set<String> = ["deadline", "retry_at", "open_until"]
     /// The `data` keys whose values are fractional numbers: a whole number under one reads back
     /// as `.number`, not `.integer`.
     public static let numberKeys: Set<String> = ["late_by_s"]
-
-    /// The event as JSON.
-    public var json: [UInt8] {
-        var json = JSONBytes(capacity: 256 + data.count * 32)
-        write(to: &json)
-        return json.bytes
-    }
-
-    /// Appends the event as JSON.
-    public func write(to json: inout JSONBytes) {
-        json.raw(#"{"id":"#)
-        json.uuid(id)
-        json.raw(#","type":"#)
-        json.string(type.rawValue)
-        json.raw(#","time":"#)
-        json.date(time)
-        json.raw(#","sequence":"#)
-        if let sequence { json.append(Array(String(sequence).utf8)) } else { json.raw("null") }
-        json.raw(#","dataset_id":"#)
-        if let datasetId { json.uuid(datasetId) } else { json.raw("null") }
-        json.raw(#","data_product_id":"#)
-        if let dataProductId { json.uuid(dataProductId) } else { json.raw("null") }
-        json.raw(#","data":"#)
-        Self.write(data, to: &json)
-        json.raw("}")
-    }
 
     /// `data` as canonical `JSONValue` text (compact, keys sorted): what the stores persist.
     public var dataJSON: JSONValue {
@@ -86,46 +54,6 @@ extension PlanEvent {
             }
         }
         return try result.get()
-    }
-
-    /// The event `json` holds (written by `json`).
-    public init(parsing json: [UInt8]) throws(JSONSyntaxError) {
-        let result = json.withUnsafeBytes { bytes in
-            Result { () throws(JSONSyntaxError) in
-                try JSONParser.read(bytes, validatingUTF8: true) { (parser: inout JSONParser) throws(JSONSyntaxError) in
-                    try Self.readEvent(&parser)
-                }
-            }
-        }
-        self = try result.get()
-    }
-
-    private static func readEvent(_ parser: inout JSONParser) throws(JSONSyntaxError) -> PlanEvent {
-        var id: UUID?, type: PlanEventType?, time: Date?, data: [String: EventValue]?
-        var sequence: Int64?, datasetId: UUID?, dataProductId: UUID?
-        try parser.readObject { (parser: inout JSONParser, member: String) throws(JSONSyntaxError) in
-            switch member {
-            case "id": id = try parser.readUUID()
-            case "type":
-                let name = try parser.readString()
-                guard let known = PlanEventType(rawValue: name) else { throw parser.failure("unknown event type '\(name)'") }
-                type = known
-            case "time":
-                guard let date = JSONBytes.readDate(try parser.readString()) else { throw parser.failure("\"time\" is not a time") }
-                time = date
-            case "sequence":
-                if parser.readNull() { break }
-                guard case .integer(let number) = try parser.readValue() else { throw parser.failure("\"sequence\" is not an integer") }
-                sequence = Int64(number)
-            case "dataset_id": datasetId = parser.readNull() ? nil : try parser.readUUID()
-            case "data_product_id": dataProductId = parser.readNull() ? nil : try parser.readUUID()
-            case "data": data = try readData(&parser)
-            default: try parser.skipValue()
-            }
-        }
-        guard let id, let type, let time, let data else { throw parser.failure("an event needs id, type, time and data") }
-        return PlanEvent(
-            id: id, type: type, time: time, datasetId: datasetId, sequence: sequence, dataProductId: dataProductId, data: data)
     }
 
     private static func readData(_ parser: inout JSONParser) throws(JSONSyntaxError) -> [String: EventValue] {

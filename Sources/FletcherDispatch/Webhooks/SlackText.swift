@@ -1,5 +1,6 @@
 import FletcherDomain
 import FletcherJSON
+import FletcherStore
 import Foundation
 
 /// The one line a Slack channel shows for an event (Slack's mrkdwn): an emoji, what happened in
@@ -10,6 +11,16 @@ struct SlackText {
     let event: PlanEvent
     /// `PUBLIC_URL`, without a trailing slash.
     let publicURL: String
+
+    /// The line for a stored event; its data is read back as the rules made it (an unreadable
+    /// data object, which no store writes, gives the line without its details).
+    init(event: StoredEvent, publicURL: String) {
+        let data = (try? PlanEvent.data(parsing: event.data.text)) ?? [:]
+        self.event = PlanEvent(
+            id: event.id, type: event.type, time: event.time, datasetId: event.datasetId, sequence: event.sequence,
+            dataProductId: event.dataProductId, data: data)
+        self.publicURL = publicURL
+    }
 
     var text: String {
         switch event.type {

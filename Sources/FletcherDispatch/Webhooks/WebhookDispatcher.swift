@@ -124,8 +124,7 @@ public final class WebhookDispatcher: Service {
         var error: String?
         var retryAfter: Double?
         do {
-            let event = try PlanEvent(delivery.event)
-            let message = WebhookMessage(event: event, endpoint: endpoint, attempt: started, publicURL: settings.publicURL)
+            let message = WebhookMessage(event: delivery.event, endpoint: endpoint, attempt: started, publicURL: settings.publicURL)
             var request = HTTPClientRequest(url: endpoint.url.absoluteString)
             request.method = .POST
             for (name, value) in message.headers { request.headers.replaceOrAdd(name: name, value: value) }
@@ -182,22 +181,9 @@ public final class WebhookDispatcher: Service {
 }
 
 extension WebhookEndpoint {
-    /// Whether the endpoint wants `event` (its types, and its datasets when it names any).
+    /// Whether the endpoint wants an event (`matches`), as the relay asks.
     var subscribes: @Sendable (StoredEvent) -> Bool {
-        let (events, datasets) = (events, datasets)
-        return { event in
-            guard events.contains(event.type) else { return false }
-            guard let datasets else { return true }
-            return event.datasetId.map(datasets.contains) ?? false
-        }
-    }
-}
-
-extension PlanEvent {
-    /// The event a store read back.
-    init(_ stored: StoredEvent) throws {
-        self.init(
-            id: stored.id, type: stored.type, time: stored.time, datasetId: stored.datasetId, sequence: stored.sequence,
-            dataProductId: stored.dataProductId, data: try PlanEvent.data(parsing: stored.data.text))
+        let endpoint = self
+        return { endpoint.matches(type: $0.type, datasetId: $0.datasetId) }
     }
 }

@@ -37,12 +37,12 @@ public struct WebhookEndpoint: Sendable, Hashable {
         return String(digest.map { String(format: "%02x", $0) }.joined().prefix(16))
     }
 
-    /// Whether `event` goes to this endpoint: its type is subscribed, and its dataset is one of
-    /// `datasets` (an event of no dataset only when `datasets` is nil).
-    public func matches(_ event: PlanEvent) -> Bool {
-        guard events.contains(event.type) else { return false }
+    /// Whether an event of `type` about `datasetId` goes to this endpoint: its type is subscribed,
+    /// and its dataset is one of `datasets` (an event of no dataset only when `datasets` is nil).
+    public func matches(type: PlanEventType, datasetId: UUID?) -> Bool {
+        guard events.contains(type) else { return false }
         guard let datasets else { return true }
-        return event.datasetId.map(datasets.contains) ?? false
+        return datasetId.map(datasets.contains) ?? false
     }
 }
 

@@ -1,6 +1,7 @@
 import Crypto
-public import FletcherDomain
+import FletcherDomain
 import FletcherJSON
+public import FletcherStore
 public import Foundation
 
 /// The HTTP request telling one endpoint of one event: `POST endpoint.url` with these headers and
@@ -13,7 +14,7 @@ public import Foundation
 /// `{webhook-id}.{webhook-timestamp}.{body}`.
 ///
 /// - `standard`: `{"type", "timestamp", "data"}` — the event's type, its time (RFC 3339) and the
-///   event object itself, in the one JSON form of the API and the stream (`PlanEvent.json`).
+///   event object itself, in the one JSON form of the API and the stream (`StoredEvent.writeJSON`).
 /// - `slack`: a Slack incoming-webhook body `{"text"}`: one line naming what happened, with links
 ///   to the plan and product pages on `PUBLIC_URL`.
 /// - `cloudevents`: CloudEvents 1.0 structured JSON (`application/cloudevents+json`):
@@ -33,7 +34,7 @@ public struct WebhookMessage: Sendable, Hashable {
 
     /// The message for `event` to `endpoint`, attempted at `attempt` (its `webhook-timestamp`);
     /// `publicURL` is Fletcher's address (`PUBLIC_URL`), for links.
-    public init(event: PlanEvent, endpoint: WebhookEndpoint, attempt: Date, publicURL: String) {
+    public init(event: StoredEvent, endpoint: WebhookEndpoint, attempt: Date, publicURL: String) {
         let body = Self.body(of: event, format: endpoint.format, publicURL: publicURL)
         var headers = [
             "content-type": endpoint.format == .cloudevents ? "application/cloudevents+json" : "application/json",
@@ -56,7 +57,7 @@ public struct WebhookMessage: Sendable, Hashable {
     }
 
     /// The body `format` gives for `event`: the same on every attempt.
-    public static func body(of event: PlanEvent, format: WebhookFormat, publicURL: String) -> [UInt8] {
+    public static func body(of event: StoredEvent, format: WebhookFormat, publicURL: String) -> [UInt8] {
         let base = publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL
         var json = JSONBytes(capacity: 512)
         switch format {
@@ -66,7 +67,7 @@ public struct WebhookMessage: Sendable, Hashable {
             json.raw(#","timestamp":"#)
             json.date(event.time)
             json.raw(#","data":"#)
-            event.write(to: &json)
+            event.writeJSON(to: &json)
             json.raw("}")
         case .slack:
             json.raw(#"{"text":"#)
@@ -84,12 +85,12 @@ public struct WebhookMessage: Sendable, Hashable {
             if let productId = event.dataProductId {
                 json.raw(#","subject":"#)
                 json.uuid(productId)
-            } else if event.datasetId == nil, case .string(let compute) = event.data["compute"] {
+            } else if event.datasetId == nil, case .object(let data) = event.data.node, case .string(let compute)? = data["compute"] {
                 json.raw(#","subject":"#)
                 json.string(compute)
             }
             json.raw(#","datacontenttype":"application/json","data":"#)
-            event.write(to: &json)
+            event.writeJSON(to: &json)
             json.raw("}")
         }
         return json.bytes

@@ -1,5 +1,6 @@
 import FletcherDispatch
 import FletcherDomain
+import FletcherStore
 import Foundation
 import Testing
 
@@ -25,11 +26,14 @@ struct WebhookMessageTests {
     static let eventJSON =
         #"{"id":"0f8fad5b-d9cb-469f-a165-70867728950e","type":"data_product.failed","time":"2026-11-23T03:20:13.123456Z","sequence":7,"#
         + #""dataset_id":"7c9e6679-7425-40de-944b-e07fc1f90ae7","data_product_id":"9a8b7c6d-1111-4222-8333-944455556666","#
-        + #""data":{"compute":"cams","final":true,"name":"load <orders> & co","reason":"api","try":2}}"#
+        + #""cursor":"0.42","data":{"compute":"cams","final":true,"name":"load <orders> & co","reason":"api","try":2}}"#
+
+    /// `event` as a store reads it back, at position 42 of the feed.
+    static func stored(_ event: PlanEvent) -> StoredEvent { StoredEvent(event, cursor: EventCursor(order: 0, position: 42)) }
 
     func message(_ format: WebhookFormat, _ event: PlanEvent = failed, key: [UInt8]? = WebhookMessageTests.key) -> WebhookMessage {
         WebhookMessage(
-            event: event, endpoint: WebhookEndpoint(url: Self.url, secret: key, events: [event.type], format: format),
+            event: Self.stored(event), endpoint: WebhookEndpoint(url: Self.url, secret: key, events: [event.type], format: format),
             attempt: Self.attempt, publicURL: Self.publicURL)
     }
 
@@ -51,7 +55,7 @@ struct WebhookMessageTests {
                 "content-type": "application/json", "webhook-id": "0f8fad5b-d9cb-469f-a165-70867728950e",
                 "webhook-timestamp": "1795404073",
                 // Python: base64(hmac.new(bytes(range(32)), b"<id>.1795404073.<body>", sha256).digest())
-                "webhook-signature": "v1,5U1siEkpJWSbxcMDyS5Zy5Na2MEk3IcbIGGCQvkFNIg=",
+                "webhook-signature": "v1,+E2tbBj1uRZY1Ie3Tpbfsl09UR0xHcWq7UBXFV3Xw4E=",
             ])
     }
 
@@ -59,7 +63,7 @@ struct WebhookMessageTests {
     @Test func aRetryKeepsTheIdAndBody() {
         let first = message(.standard)
         let endpoint = WebhookEndpoint(url: Self.url, secret: Self.key, events: [.dataProductFailed])
-        let retry = WebhookMessage(event: Self.failed, endpoint: endpoint, attempt: Self.attempt.addingTimeInterval(90), publicURL: Self.publicURL)
+        let retry = WebhookMessage(event: Self.stored(Self.failed), endpoint: endpoint, attempt: Self.attempt.addingTimeInterval(90), publicURL: Self.publicURL)
         #expect(retry.body == first.body)
         #expect(retry.headers["webhook-id"] == first.headers["webhook-id"])
         #expect(retry.headers["webhook-timestamp"] == "1795404163")
@@ -80,7 +84,7 @@ struct WebhookMessageTests {
         #expect(
             message.headers == [
                 "content-type": "application/cloudevents+json", "webhook-id": "0f8fad5b-d9cb-469f-a165-70867728950e",
-                "webhook-timestamp": "1795404073", "webhook-signature": "v1,PAXY+poXwSFFM8NHuk1E5NByWMLH2Bf01t0fyjnvghQ=",
+                "webhook-timestamp": "1795404073", "webhook-signature": "v1,gCEGq4hCAYOL5lR6WarXGjhkbpkY0sLpX+xZ7h3Stiw=",
             ])
         let unsigned = self.message(.cloudevents, key: nil)
         #expect(unsigned.body == message.body)
