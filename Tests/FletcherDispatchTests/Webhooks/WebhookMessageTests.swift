@@ -101,7 +101,7 @@ struct WebhookMessageTests {
                 + #""type":"dev.fletcher.compute.circuit_opened","time":"2026-11-23T03:20:13.123456Z","subject":"cams","#
                 + #""datacontenttype":"application/json","data":{"id":"0f8fad5b-d9cb-469f-a165-70867728950e","#
                 + #""type":"compute.circuit_opened","time":"2026-11-23T03:20:13.123456Z","sequence":null,"dataset_id":null,"#
-                + #""data_product_id":null,"data":{"compute":"cams"}}}"#)
+                + #""data_product_id":null,"cursor":"0.42","data":{"compute":"cams"}}}"#)
     }
 
     @Test func slackIsOneLineLinkingTheProductAndPlanPages() {
