@@ -70,13 +70,16 @@ public func buildApplication(
                     failPoints: failPoints)
             })
     }
-    if !configuration.webhooks.isEmpty {
-        let settings = WebhookSettings(endpoints: configuration.webhooks, publicURL: configuration.publicURL)
+    if !configuration.webhooks.isEmpty || configuration.openLineage != nil {
+        let settings = WebhookSettings(
+            endpoints: configuration.webhooks, lineage: configuration.openLineage, publicURL: configuration.publicURL)
         let webhookMetrics = WebhookMetrics(factory: metrics.factory)
         services.append(
             SendingService(
                 store: setup.store, logger: logger, started: "delivering webhooks",
-                metadata: ["endpoints": "\(settings.endpoints.map(\.description).joined(separator: "; "))"]
+                metadata: [
+                    "endpoints": "\((settings.endpoints.map(\.description) + (settings.lineage.map { ["OpenLineage \($0.lineageURL)"] } ?? [])).joined(separator: "; "))"
+                ]
             ) { client in
                 WebhookDispatcher(store: setup.store, settings: settings, client: client, logger: logger, metrics: webhookMetrics)
             })

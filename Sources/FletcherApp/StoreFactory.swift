@@ -54,7 +54,7 @@ public struct StoreSetup: Sendable {
                 capacity: configuration.planCacheProducts,
                 // Off the request (makeRoom runs in a store's transaction, with the dataset locked).
                 roomMade: { Task.detached(priority: .utility) { MemoryReturn.trim() } }),
-            policy: configuration.computeTargets.policy, logger: logger)
+            policy: configuration.orchestrationPolicy, logger: logger)
     }
 
     /// Applies pending migrations (for `fletcher migrate`; `serve` migrates before it starts listening).
@@ -75,5 +75,15 @@ public struct StoreSetup: Sendable {
             group.cancelAll()
             return result
         }
+    }
+}
+
+extension AppConfiguration {
+    /// The rules' policy: the compute types' retries, timeouts and cancels, and the run events
+    /// OpenLineage needs when it is configured (docs/RULES.md rules 28 and 30).
+    var orchestrationPolicy: OrchestrationPolicy {
+        var policy = computeTargets.policy
+        policy.recordsRuns = openLineage != nil
+        return policy
     }
 }

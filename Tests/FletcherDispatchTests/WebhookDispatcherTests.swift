@@ -139,8 +139,11 @@ struct WebhookDispatcherTests {
         let healthy = Self.receiver()
         try await Self.withWebhooks(store, receivers: [hanging, healthy]) { _ in
             try await drive(["one", "two", "three"], store)
-            // Every event reaches the healthy endpoint while the other holds its first requests.
-            try await eventually("the healthy endpoint's events", timeout: DispatcherTests.severalRounds) { Self.events(healthy).count == 9 }
+            // Every event reaches the healthy endpoint (at least once: a receiver dedupes by id) while
+            // the other holds its first requests.
+            try await eventually("the healthy endpoint's events", timeout: DispatcherTests.severalRounds) {
+                Set(Self.events(healthy).map(\.id)).count == 9
+            }
             #expect(!gate.isOpen)
             #expect(hanging.openNow <= 3)
             gate.open()
@@ -186,5 +189,58 @@ struct WebhookDispatcherTests {
                 Self.events(refusing).contains { $0.sequence == 4 && $0.type == "dataset.paused" }
             }
         }
+    }
+
+    @Test(arguments: TestEngine.available)
+    func eachTryTellsOpenLineageOneStartThenOneEndWithItsInputs(engine: TestEngine) async throws {
+        var policy = OrchestrationPolicy.none
+        policy.recordsRuns = true
+        let store = try await TestStores.make(engine, isolated: true, policy: policy)
+        let lineage = FakePlatform(paths: ["/api/v1/lineage"]) { _, _ in .init(status: .created) }
+        try await Self.withServers([lineage]) { ports in
+            let settings = WebhookSettings(
+                endpoints: [], lineage: OpenLineageSettings(url: URL(string: "http://127.0.0.1:\(ports[0])")!, namespace: "test", apiKey: "k"),
+                publicURL: "http://fletcher.test")
+            let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
+            var logger = Logger(label: "lineage-test")
+            logger.logLevel = .critical
+            _ = try await store.relayEvents(endpoint: "openlineage", limit: 1, now: Date()) { _ in false }
+            let dispatcher = WebhookDispatcher(store: store, settings: settings, client: http, logger: logger, jitter: { 0 })
+            let running = Task { try await dispatcher.run() }
+            // a → b: a runs, fails, is cleared (a second try) and succeeds; b then succeeds without `running`.
+            let fixture = PlanFixture(names: names).products("a", "b").edge("a", "b")
+            _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "publisher")
+            for (product, state) in [("a", DataProductState.running), ("a", .failed)] {
+                _ = try await store.apply(.update([StateUpdate(id: names[product], state: state)]), to: fixture.datasetId, by: "p")
+            }
+            _ = try await store.apply(.clear([names["a"]]), to: fixture.datasetId, by: "operator")
+            for product in ["a", "b"] {
+                _ = try await store.apply(.update([StateUpdate(id: names[product], state: .success)]), to: fixture.datasetId, by: "p")
+            }
+            try await eventually("every RunEvent", timeout: DispatcherTests.severalRounds) { lineage.received.count == 7 }
+            running.cancel()
+            _ = try? await running.value
+            try await http.shutdown()
+        }
+        let events = lineage.received.map { (try? JSONSerialization.jsonObject(with: Data($0.rawBody))) as? [String: Any] ?? [:] }
+        #expect(lineage.received.allSatisfy { $0.headers[.authorization] == "Bearer k" })
+        func run(_ event: [String: Any]) -> String { (event["run"] as? [String: Any])?["runId"] as? String ?? "" }
+        func job(_ event: [String: Any]) -> String { (event["job"] as? [String: Any])?["name"] as? String ?? "" }
+        let runs = Dictionary(grouping: events, by: run)
+        #expect(runs.count == 3)
+        for (_, told) in runs {
+            let types = told.compactMap { $0["eventType"] as? String }
+            #expect(types.first == "START" && types.dropFirst().allSatisfy { $0 != "START" })
+            #expect(types.filter { ["COMPLETE", "FAIL", "ABORT"].contains($0) }.count == 1)
+            #expect(["COMPLETE", "FAIL", "ABORT"].contains(types.last ?? ""))
+        }
+        let dataset = names["dataset"].lowercased
+        let a = "\(dataset).\(names["a"].lowercased)"
+        let b = "\(dataset).\(names["b"].lowercased)"
+        #expect(events.filter { job($0) == a }.compactMap { $0["eventType"] as? String } == ["START", "RUNNING", "FAIL", "START", "COMPLETE"])
+        let ofB = events.filter { job($0) == b }
+        #expect(ofB.compactMap { $0["eventType"] as? String } == ["START", "COMPLETE"])
+        let inputs = (ofB.first?["inputs"] as? [[String: Any]])?.compactMap { $0["name"] as? String }
+        #expect(inputs == [a])
     }
 }

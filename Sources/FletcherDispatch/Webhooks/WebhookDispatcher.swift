@@ -11,6 +11,8 @@ public import ServiceLifecycle
 /// How webhooks are delivered (`WEBHOOKS` and its limits).
 public struct WebhookSettings: Sendable {
     public var endpoints: [WebhookEndpoint]
+    /// Where every try's OpenLineage RunEvents go (`OPENLINEAGE_*`); nil: nowhere.
+    public var lineage: OpenLineageSettings?
     /// Fletcher's address, for links in messages (`PUBLIC_URL`).
     public var publicURL: String
     /// Seconds a request may take before it counts as failed.
@@ -25,10 +27,11 @@ public struct WebhookSettings: Sendable {
     public static let defaultMaxInFlight = 8
 
     public init(
-        endpoints: [WebhookEndpoint], publicURL: String, timeout: Double = defaultTimeout, maxAge: Double = defaultMaxAge,
-        maxInFlight: Int = defaultMaxInFlight
+        endpoints: [WebhookEndpoint], lineage: OpenLineageSettings? = nil, publicURL: String, timeout: Double = defaultTimeout,
+        maxAge: Double = defaultMaxAge, maxInFlight: Int = defaultMaxInFlight
     ) {
         self.endpoints = endpoints
+        self.lineage = lineage
         self.publicURL = publicURL
         self.timeout = timeout
         self.maxAge = maxAge
@@ -36,7 +39,8 @@ public struct WebhookSettings: Sendable {
     }
 }
 
-/// Delivers events to webhook endpoints (docs/RULES.md rule 29): one loop per endpoint relays the
+/// Delivers events to webhook endpoints (docs/RULES.md rule 29), and every try's RunEvents to
+/// OpenLineage (rule 30) the same way: one loop per endpoint relays the
 /// event feed into the endpoint's queue, claims the heads of its datasets' queues and posts each in
 /// its own task, deciding as the trigger dispatcher does (backoff with jitter, the endpoint's
 /// circuit, giving up past the maximum age). A slow or dead endpoint holds up only its own loop.
@@ -74,7 +78,8 @@ public final class WebhookDispatcher: Service {
     static let relayPage = 500
 
     public func run() async throws {
-        let loops = settings.endpoints.map { ($0, ClaimLoop<ClaimedDelivery>.wakeUps()) }
+        let targets = settings.endpoints.map(DeliveryTarget.webhook) + (settings.lineage.map { [DeliveryTarget.lineage($0)] } ?? [])
+        let loops = targets.map { ($0, ClaimLoop<ClaimedDelivery>.wakeUps()) }
         let changes = store.changeFeed.subscribe()
         let forwarder = Task {
             for await _ in changes {
@@ -93,7 +98,7 @@ public final class WebhookDispatcher: Service {
         }
     }
 
-    func loop(for endpoint: WebhookEndpoint) -> ClaimLoop<ClaimedDelivery> {
+    func loop(for endpoint: DeliveryTarget) -> ClaimLoop<ClaimedDelivery> {
         let key = endpoint.id
         let leaseSeconds = 2 * settings.timeout + 1
         var loop = ClaimLoop<ClaimedDelivery>(
@@ -112,7 +117,7 @@ public final class WebhookDispatcher: Service {
     }
 
     /// Posts one claimed delivery and records what the dispatch policy decides.
-    func deliver(_ claim: ClaimedDelivery, to endpoint: WebhookEndpoint) async {
+    func deliver(_ claim: ClaimedDelivery, to endpoint: DeliveryTarget) async {
         let delivery = claim.delivery
         let started = clock()
         let limits = DispatchPolicy.Limits(maxAttempts: .max, maxAge: settings.maxAge)
@@ -124,8 +129,12 @@ public final class WebhookDispatcher: Service {
         var error: String?
         var retryAfter: Double?
         do {
-            let message = WebhookMessage(event: delivery.event, endpoint: endpoint, attempt: started, publicURL: settings.publicURL)
-            var request = HTTPClientRequest(url: endpoint.url.absoluteString)
+            guard let (url, message) = try await message(for: delivery.event, to: endpoint, attempt: started) else {
+                // Nothing to tell (a failure of a product never queued has no run): done.
+                _ = try await store.markDeliveryDone(claim, owner: process, status: 0, now: clock())
+                return
+            }
+            var request = HTTPClientRequest(url: url.absoluteString)
             request.method = .POST
             for (name, value) in message.headers { request.headers.replaceOrAdd(name: name, value: value) }
             request.body = .bytes(ByteBuffer(bytes: message.body))
@@ -161,7 +170,43 @@ public final class WebhookDispatcher: Service {
         }
     }
 
-    private func giveUp(_ claim: ClaimedDelivery, endpoint: WebhookEndpoint, status: Int?, error: String) async {
+    /// Where and what to post for `event`; nil when the target has nothing to say of it.
+    private func message(for event: StoredEvent, to target: DeliveryTarget, attempt: Date) async throws -> (URL, WebhookMessage)? {
+        switch target {
+        case .webhook(let endpoint):
+            return (endpoint.url, WebhookMessage(event: event, endpoint: endpoint, attempt: attempt, publicURL: settings.publicURL))
+        case .lineage(let lineage):
+            guard let run = try await lineageRun(of: event) else { return nil }
+            let body = OpenLineageEvent.json(for: run, namespace: lineage.namespace, producer: settings.publicURL)
+            return (lineage.lineageURL, WebhookMessage(headers: lineage.headers, body: body))
+        }
+    }
+
+    /// The RunEvent a run event, success or failure tells (docs/RULES.md rule 30); the product's
+    /// parents as its plan has them now.
+    private func lineageRun(of event: StoredEvent) async throws -> LineageRun? {
+        let data = try PlanEvent.data(parsing: event.data.text)
+        guard let datasetId = event.datasetId, let productId = event.dataProductId,
+            case .string(let trigger)? = data["trigger_id"], let runId = UUID(uuidString: trigger),
+            let eventType = LineageRun.EventType(event.type)
+        else { return nil }
+        var parents: [UUID] = []
+        if let plan = try await store.plan(datasetId) {
+            let disabled = Set(plan.dataProducts.filter { $0.state == .disabled }.map(\.id))
+            parents = plan.dependencies.filter { $0.childId == productId && !disabled.contains($0.parentId) }.map(\.parentId)
+        }
+        var name = productId.lowercased
+        if case .string(let given)? = data["name"] { name = given }
+        var tryNumber = 0
+        if case .integer(let number)? = data["try"] { tryNumber = number }
+        var error: String?
+        if eventType == .fail, case .string(let text)? = data["error"] { error = text }
+        return LineageRun(
+            eventType: eventType, eventTime: event.time, runId: runId, datasetId: datasetId, dataProductId: productId,
+            productName: name, tryNumber: tryNumber, parents: parents, errorMessage: error)
+    }
+
+    private func giveUp(_ claim: ClaimedDelivery, endpoint: DeliveryTarget, status: Int?, error: String) async {
         do {
             guard try await store.markDeliveryFailed(claim, owner: process, status: status, error: error, now: clock()) else {
                 metrics.attempt(endpoint, .leaseLost)
@@ -180,10 +225,53 @@ public final class WebhookDispatcher: Service {
     }
 }
 
-extension WebhookEndpoint {
-    /// Whether the endpoint wants an event (`matches`), as the relay asks.
+/// Where one loop's deliveries go: a webhook endpoint of `WEBHOOKS`, or OpenLineage.
+public enum DeliveryTarget: Sendable, CustomStringConvertible {
+    case webhook(WebhookEndpoint)
+    case lineage(OpenLineageSettings)
+
+    /// The key of its queue (and its metrics' `endpoint` label).
+    public var id: String {
+        switch self {
+        case .webhook(let endpoint): endpoint.id
+        case .lineage: "openlineage"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .webhook(let endpoint): endpoint.description
+        case .lineage(let lineage): "OpenLineage \(lineage.lineageURL.absoluteString)"
+        }
+    }
+
+    /// The event types it is told of.
+    var types: Set<PlanEventType> {
+        switch self {
+        case .webhook(let endpoint): endpoint.events
+        case .lineage: PlanEventType.runEvents.union([.dataProductSucceeded, .dataProductFailed])
+        }
+    }
+
+    /// Whether it wants an event, as the relay asks.
     var subscribes: @Sendable (StoredEvent) -> Bool {
-        let endpoint = self
-        return { endpoint.matches(type: $0.type, datasetId: $0.datasetId) }
+        switch self {
+        case .webhook(let endpoint): { endpoint.matches(type: $0.type, datasetId: $0.datasetId) }
+        case .lineage: { [types] in types.contains($0.type) }
+        }
+    }
+}
+
+extension LineageRun.EventType {
+    /// The RunEvent type of an event of `type`; nil for the events OpenLineage is not told.
+    init?(_ type: PlanEventType) {
+        switch type {
+        case .dataProductQueued: self = .start
+        case .dataProductRunning: self = .running
+        case .dataProductSucceeded: self = .complete
+        case .dataProductFailed: self = .fail
+        case .dataProductAborted: self = .abort
+        default: return nil
+        }
     }
 }

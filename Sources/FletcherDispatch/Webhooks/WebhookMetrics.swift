@@ -27,22 +27,22 @@ public struct WebhookMetrics: Sendable {
         self.factory = factory
     }
 
-    func attempt(_ endpoint: WebhookEndpoint, _ outcome: Outcome) {
+    func attempt(_ endpoint: DeliveryTarget, _ outcome: Outcome) {
         Counter(label: Self.attemptsLabel, dimensions: [("endpoint", endpoint.id), ("outcome", outcome.rawValue)], factory: factory)
             .increment()
     }
 
-    func undeliverable(_ endpoint: WebhookEndpoint) {
+    func undeliverable(_ endpoint: DeliveryTarget) {
         attempt(endpoint, .undeliverable)
         Counter(label: Self.undeliverableLabel, dimensions: [("endpoint", endpoint.id)], factory: factory).increment()
     }
 
-    func delivered(_ endpoint: WebhookEndpoint, latency: Double) {
+    func delivered(_ endpoint: DeliveryTarget, latency: Double) {
         Timer(label: Self.latencyLabel, dimensions: [("endpoint", endpoint.id)], factory: factory)
             .recordNanoseconds(Int64(max(0, latency) * 1e9))
     }
 
-    func request(_ endpoint: WebhookEndpoint, seconds: Double) {
+    func request(_ endpoint: DeliveryTarget, seconds: Double) {
         Timer(label: Self.requestLabel, dimensions: [("endpoint", endpoint.id)], factory: factory)
             .recordNanoseconds(Int64(max(0, seconds) * 1e9))
     }
