@@ -112,8 +112,16 @@ enum DatasetQueries {
     /// transaction commits): the first parts of `PlanWriteQuery`'s statement, its `saved` row and its
     /// `notified` one. With `searchable` (the dataset's extra may have changed) its search text is
     /// written too, if it differs.
+    ///
+    /// A change that writes events gives them `event_xid`: its transaction's id, or the dataset's
+    /// previous events' when that is greater. A transaction may draw its id before it waits for the
+    /// dataset's lock (an `UPDATE` does), so ids alone could order a dataset's events against
+    /// their sequence; taking at least the previous one keeps the feed in sequence order per
+    /// dataset, and never below the writer's own id, which is what the feed's readers rely on
+    /// (docs/RULES.md rule 28).
     static func save(
-        _ dataset: Dataset, expecting revision: Int64, lastModified: Date, notifying notice: ChangeNotice, searchable: Bool
+        _ dataset: Dataset, expecting revision: Int64, lastModified: Date, notifying notice: ChangeNotice, searchable: Bool,
+        writesEvents: Bool
     ) -> SQL {
         let searched = searchable ? [dataset.id] : []
         let searchText = searchable ? [dataset.searchText] : []
@@ -124,9 +132,10 @@ enum DatasetQueries {
                     next_timer_at = \(dataset.nextTimerAt?.postgres)::timestamptz,
                     deadline = \(dataset.deadline?.postgres)::timestamptz, deadline_missed = \(dataset.deadlineMissed)::bool,
                     event_sequence = \(dataset.eventSequence)::int8,
+                    event_xid = CASE WHEN \(writesEvents)::bool THEN greatest(event_xid, pg_current_xact_id()) ELSE event_xid END,
                     last_modified = greatest(last_modified, \(lastModified.postgres)::timestamptz), revision = revision + 1
                 WHERE id = \(dataset.id)::uuid AND revision = \(revision)::int8
-                RETURNING revision, last_modified
+                RETURNING revision, last_modified, event_xid
             ), notified AS (
                 SELECT count(pg_notify(\(ConnectivityQueries.changeChannel)::text, \(notice.payload(dataset.id))::text)) FROM saved
                 WHERE \(notice.sent)::bool

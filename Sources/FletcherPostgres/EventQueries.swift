@@ -9,15 +9,17 @@ import PostgresNIO
 ///
 /// A row's position is drawn when it is inserted, its transaction commits later: transactions
 /// commit out of position order, so a reader that went past a position could miss an event
-/// committed behind it. The feed's order is therefore the writing transaction's id (`xid`), then
-/// the position, and a reader is given only the events of transactions older than every
-/// transaction still running — ended, so none of them writes another event, and every transaction
-/// that starts later gets a greater id. A cursor is `(xid, position)`; a reader past an event has
-/// been given every event before it that will ever be committed.
+/// committed behind it. The feed's order is therefore `xid` — the writing transaction's id, or a
+/// greater one that keeps a dataset's events in sequence order (`DatasetQueries.save`; the
+/// writer's own is `writer`) — then the position, and a reader is given only the events whose
+/// `xid` is older than every transaction still running: their writers have ended, so none of them
+/// writes another event, and every transaction that starts later gets a greater id. A cursor is
+/// `(xid, position)`; a reader past an event has been given every event before it that will ever
+/// be committed.
 enum EventQueries {
     /// Inserts `events` (none when empty), in their order: a part of `PlanWriteQuery`'s statement,
-    /// writing only if its `saved` row exists. Each row takes its transaction's id and the next
-    /// position from the table's defaults.
+    /// writing only if its `saved` row exists, with the `event_xid` that row gives (at least the
+    /// transaction's id: `DatasetQueries.save`). Each row takes the next position.
     static func insert(_ events: [PlanEvent]) -> SQL {
         let ids = events.map(\.id)
         let types = events.map(\.type.rawValue)
@@ -27,8 +29,8 @@ enum EventQueries {
         let products = PostgresNullableTextArray(elements: events.map { $0.dataProductId?.lowercased })
         let data = events.map(\.dataJSON.text)
         return """
-            INSERT INTO event (id, type, time, dataset_id, sequence, data_product_id, data)
-            SELECT r.id, r.type, r.time, r.dataset_id::uuid, r.sequence::int8, r.data_product_id::uuid, r.data
+            INSERT INTO event (xid, id, type, time, dataset_id, sequence, data_product_id, data)
+            SELECT saved.event_xid, r.id, r.type, r.time, r.dataset_id::uuid, r.sequence::int8, r.data_product_id::uuid, r.data
             FROM saved, unnest(\(ids)::uuid[], \(types)::text[], \(times)::timestamptz[], \(datasets)::text[],
                 \(sequences)::text[], \(products)::text[], \(data)::text[]) WITH ORDINALITY
                 AS r(id, type, time, dataset_id, sequence, data_product_id, data, ord)
@@ -39,7 +41,7 @@ enum EventQueries {
     /// Writes `events` on their own, in one statement (one transaction).
     static func record(_ events: [PlanEvent], _ connection: PostgresConnection, _ logger: Logger) async throws {
         guard !events.isEmpty else { return }
-        let statement: SQL = "WITH saved AS (SELECT) \(insert(events))"
+        let statement: SQL = "WITH saved AS (SELECT pg_current_xact_id() AS event_xid) \(insert(events))"
         try await connection.query(try statement.query(), logger: logger)
     }
 

@@ -179,7 +179,7 @@ enum PlanWriteQuery {
         return """
             WITH \(DatasetQueries.save(
                 plan.dataset, expecting: revision, lastModified: now, notifying: notice,
-                searchable: change.isNewDataset || change.datasetChanged)),
+                searchable: change.isNewDataset || change.datasetChanged, writesEvents: !change.events.isEmpty)),
             \(rows),
             history AS (\(HistoryQueries.record(recordingHistory ? change.transitions : [], of: plan, by: change.actor, at: now))),
             cancelled AS (\(TriggerQueries.cancel(change.productsLeavingQueue, datasetId: datasetId, at: now))),

@@ -387,12 +387,14 @@ enum PostgresMigrations {
                 // Deadlines (docs/RULES.md rule 27): when a product or the whole plan should be success
                 // by, and whether it missed it (null until reached). No defaults: no table rewrite.
                 "ALTER TABLE data_product ADD COLUMN deadline timestamptz, ADD COLUMN deadline_missed boolean",
-                // The sequence number of the dataset's latest event.
+                // The sequence number of the dataset's latest event, and its place in the feed's
+                // order (`event_xid`: each change's events take at least the one before).
                 """
                 ALTER TABLE dataset
                     ADD COLUMN deadline timestamptz,
                     ADD COLUMN deadline_missed boolean,
-                    ADD COLUMN event_sequence bigint NOT NULL DEFAULT 0
+                    ADD COLUMN event_sequence bigint NOT NULL DEFAULT 0,
+                    ADD COLUMN event_xid xid8
                 """,
                 // The event feed (docs/RULES.md rule 28), written in the transactions of the changes
                 // that caused its events. Positions are drawn before commit, so transactions commit
@@ -403,7 +405,8 @@ enum PostgresMigrations {
                 """
                 CREATE TABLE event (
                     position bigint GENERATED ALWAYS AS IDENTITY,
-                    xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+                    xid xid8 NOT NULL,
+                    writer xid8 NOT NULL DEFAULT pg_current_xact_id(),
                     id uuid PRIMARY KEY,
                     type text NOT NULL,
                     time timestamptz NOT NULL,

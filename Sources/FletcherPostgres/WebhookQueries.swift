@@ -41,7 +41,7 @@ enum WebhookQueries {
             FROM event e
             WHERE (e.xid, e.position) > (\(String(cursor.order))::xid8, \(cursor.position)::int8)
                 AND e.xid < (SELECT pg_snapshot_xmin(pg_current_snapshot()))
-                AND NOT pg_visible_in_snapshot(e.xid, (SELECT relay_since FROM webhook_endpoint WHERE endpoint = \(endpoint)))
+                AND NOT pg_visible_in_snapshot(e.writer, (SELECT relay_since FROM webhook_endpoint WHERE endpoint = \(endpoint)))
             ORDER BY e.xid, e.position LIMIT \(Int64(limit))::int8
             """, logger: logger
         ).decode((Int64, Int64, UUID, String, PostgresTimestamp, UUID?, Int64?, UUID?, String).self) {

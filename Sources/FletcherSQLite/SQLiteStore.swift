@@ -36,7 +36,15 @@ public final class SQLiteStore: Store {
     }
 
     public func migrate() async throws {
-        try await storeErrors { try SQLiteMigrations.migrate(writer) }
+        // GRDB's migrator waits for the pool's other writers and readers (a barrier), blocking its
+        // thread: off the cooperative pool, where the services migrating at start-up would take
+        // every thread of a small machine and wait on each other.
+        let writer = writer
+        try await storeErrors {
+            try await withCheckedThrowingContinuation { (migrated: CheckedContinuation<Void, any Error>) in
+                DispatchQueue.global().async { migrated.resume(with: Result { try SQLiteMigrations.migrate(writer) }) }
+            }
+        }
     }
 
     public func plan(_ datasetId: UUID) async throws -> Plan? {

@@ -35,6 +35,14 @@ struct EventFeedEndpointTests {
             }
             fixtures.append(fixture)
         }
+        // PostgreSQL's feed gives an event once every older transaction of the server has ended
+        // (docs/RULES.md rule 28): wait until each plan's seven are there.
+        for fixture in fixtures {
+            try await eventually("the plan's events in the feed", timeout: .seconds(120)) {
+                let page = try await client.send(.get, "/api/events?limit=100&dataset_id=\(fixture.datasetId.lowercased)", token: token)
+                return (page.object["events"] as? [[String: Any]])?.count == 7
+            }
+        }
         return fixtures
     }
 
