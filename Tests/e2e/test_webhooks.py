@@ -101,7 +101,7 @@ def prime(api, receivers):
     paused = False
     deadline = time.time() + 60
     while not heard():
-        assert time.time() < deadline, "no endpoint heard of the warm-up dataset"
+        assert time.time() < deadline, "not every endpoint heard of the warm-up dataset"
         api.call("PUT", f"/api/plan/{warmup}/{'unpause' if paused else 'pause'}")
         paused = not paused
         try:
