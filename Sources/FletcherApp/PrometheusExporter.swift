@@ -72,6 +72,16 @@ public final class PrometheusExporter: MetricsExporter {
                 gauge("fletcher_dispatch_consecutive_failures", labels, Double(status?.consecutiveFailures ?? 0))
             }
         }
+        if let hooks = try? await store.webhookQueueStatus() {
+            for status in hooks {
+                let labels = [("endpoint", status.endpoint)]
+                gauge("fletcher_webhook_pending", labels, Double(status.pending))
+                gauge(
+                    "fletcher_webhook_oldest_pending_age_seconds", labels,
+                    status.oldest.map { max(0, now.timeIntervalSince($0)) } ?? 0)
+                gauge("fletcher_webhook_consecutive_failures", labels, Double(status.consecutiveFailures))
+            }
+        }
         let due = lastCounts.withLock { last in
             let clock = ContinuousClock.now
             guard last.map({ clock - $0 >= countsInterval }) ?? true else { return false }

@@ -195,10 +195,6 @@ public enum DispatchPolicy {
         case answered
         /// The attempt failed and is retried.
         case failed(opensCircuit: Bool)
-
-        /// Whether the new circuit depends on the stored one. An answer's does not: the store writes
-        /// the closed circuit without reading (or locking) the platform's row first.
-        public var readsCircuit: Bool { self != .answered }
     }
 
     /// How an attempt is recorded, as the store's `mark…` names it.

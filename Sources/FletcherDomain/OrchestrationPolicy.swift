@@ -6,9 +6,13 @@ public import Foundation
 /// default), no product is ever retried, timed out or cancelled.
 public struct OrchestrationPolicy: Sendable, Hashable {
     public var computes: [Compute: ComputePolicy]
+    /// Whether changes also record the run events (`PlanEventType.runEvents`): every try's start,
+    /// `running` and end without a result — what OpenLineage is told (docs/RULES.md rule 28).
+    public var recordsRuns: Bool
 
-    public init(computes: [Compute: ComputePolicy] = [:]) {
+    public init(computes: [Compute: ComputePolicy] = [:], recordsRuns: Bool = false) {
         self.computes = computes
+        self.recordsRuns = recordsRuns
     }
 
     /// Nothing configured: today's behaviour.

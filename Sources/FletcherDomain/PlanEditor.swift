@@ -115,11 +115,16 @@ struct PlanEditor {
     /// deadline was missed).
     private mutating func tell(_ transition: StateTransition, of product: DataProduct) {
         var data = transition.eventData
+        if policy.recordsRuns { tellRun(transition, of: product) }
         switch (transition.to, transition.reason) {
         case (.failed, let reason):
             if reason == .timeout { events.add(.dataProductTimedOut, product: product, data) }
             data["final"] = .bool(product.retryAt == nil)
             if let retryAt = product.retryAt { data["retry_at"] = .time(retryAt) }
+            if policy.recordsRuns, let passback = product.passback {
+                // What OpenLineage's error facet says: the passback, as far as it goes.
+                data["error"] = .string(String(passback.text.prefix(Self.errorLength)))
+            }
             if reason == .dispatch { events.add(.triggerUndeliverable, product: product, data) }
             events.add(.dataProductFailed, product: product, data)
         case (.queued, .retry):
@@ -131,6 +136,25 @@ struct PlanEditor {
                 data["late_by_s"] = .number(max(0, now.timeIntervalSince(deadline)))
             }
             events.add(.dataProductSucceeded, product: product, data)
+        default:
+            break
+        }
+    }
+
+    /// The longest passback text a failure's run event carries.
+    static let errorLength = 4096
+
+    /// The run events of a state change (`PlanEventType.runEvents`), before the change's others:
+    /// a try's start, its `running`, its end without a result.
+    private mutating func tellRun(_ transition: StateTransition, of product: DataProduct) {
+        let data = transition.eventData
+        switch (transition.from, transition.to) {
+        case (_, .queued):
+            events.add(.dataProductQueued, product: product, data)
+        case (_, .running):
+            events.add(.dataProductRunning, product: product, data)
+        case (.queued?, .waiting), (.queued?, .disabled), (.running?, .waiting), (.running?, .disabled):
+            events.add(.dataProductAborted, product: product, data)
         default:
             break
         }

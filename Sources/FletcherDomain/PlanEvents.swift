@@ -48,6 +48,17 @@ public enum PlanEventType: String, Sendable, Hashable, CaseIterable, Codable {
     case triggerUndeliverable = "trigger.undeliverable"
     case computeCircuitOpened = "compute.circuit_opened"
     case computeCircuitClosed = "compute.circuit_closed"
+    /// A try starts: the product is queued. A run event (`OrchestrationPolicy.recordsRuns`).
+    case dataProductQueued = "data_product.queued"
+    /// The platform reported the try `running`. A run event.
+    case dataProductRunning = "data_product.running"
+    /// A try ends without a result: its product left `queued` or `running` for `waiting` or
+    /// `disabled` (a clear, a disable, a downstream reset). A run event.
+    case dataProductAborted = "data_product.aborted"
+
+    /// The events recorded only while `OrchestrationPolicy.recordsRuns` (OpenLineage needs them):
+    /// every try's start and its `running`, and its end without a result.
+    public static let runEvents: Set<PlanEventType> = [.dataProductQueued, .dataProductRunning, .dataProductAborted]
 
     /// The types a subscription's pattern names: one type by its name, or every type under a
     /// prefix (`data_product.*`), or every type (`*`); empty for a pattern naming none.

@@ -47,13 +47,46 @@ enum PlatformQueries {
             """, logger: logger)
     }
 
-    /// Applies `event` to the platform's circuit at `now`: read (and locked) first only when the new
-    /// circuit depends on it.
+    /// Applies `event` to the platform's circuit at `now`, with the event of its opening or
+    /// closing, if it does either, in the same transaction (docs/RULES.md rule 28).
     static func record(
         _ event: DispatchPolicy.CircuitEvent, of compute: Compute, now: Date, _ connection: PostgresConnection, _ logger: Logger
     ) async throws {
-        let current = try await event.readsCircuit ? lockCircuit(compute, connection, logger) : .closed
-        try await save(current.after(event, at: now), of: compute, connection, logger)
+        let current: DispatchPolicy.Circuit
+        let next: DispatchPolicy.Circuit
+        if event == .answered {
+            guard let closed = try await close(compute, connection, logger) else { return }
+            (current, next) = (closed, .closed)
+        } else {
+            current = try await lockCircuit(compute, connection, logger)
+            next = current.after(event, at: now)
+            try await save(next, of: compute, connection, logger)
+        }
+        if let told = current.event(becoming: next, of: compute, at: now) { try await EventQueries.record([told], connection, logger) }
+    }
+
+    /// Closes the platform's circuit in one statement, returning what it was; nil when it was
+    /// closed already, and then the row is neither written nor locked: the answers of a healthy
+    /// platform do not queue behind each other on its row. A row changed by a transaction running
+    /// meanwhile is waited for and read as that one leaves it.
+    private static func close(_ compute: Compute, _ connection: PostgresConnection, _ logger: Logger) async throws
+        -> DispatchPolicy.Circuit?
+    {
+        for try await (failures, probes, openUntil) in try await connection.query(
+            """
+            WITH old AS (
+                SELECT compute, consecutive_failures, failed_probes, open_until FROM compute_platform
+                WHERE compute = \(compute.rawValue) AND (consecutive_failures <> 0 OR failed_probes <> 0 OR open_until IS NOT NULL)
+                FOR UPDATE
+            )
+            UPDATE compute_platform p SET consecutive_failures = 0, failed_probes = 0, open_until = NULL
+            FROM old WHERE p.compute = old.compute
+            RETURNING old.consecutive_failures, old.failed_probes, old.open_until
+            """, logger: logger
+        ).decode((Int32, Int32, PostgresTimestamp?).self) {
+            return DispatchPolicy.Circuit(consecutiveFailures: Int(failures), failedProbes: Int(probes), openUntil: openUntil?.date)
+        }
+        return nil
     }
 
     /// Every platform's consecutive failures (for `/metrics`).

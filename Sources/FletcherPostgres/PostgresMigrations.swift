@@ -419,6 +419,47 @@ enum PostgresMigrations {
                 "CREATE INDEX event_feed_by_type ON event (type, xid, position)",
                 "CREATE INDEX event_feed_by_dataset ON event (dataset_id, xid, position) WHERE dataset_id IS NOT NULL",
                 "CREATE UNIQUE INDEX event_by_dataset ON event (dataset_id, sequence) WHERE dataset_id IS NOT NULL",
+                // Webhook endpoints (docs/RULES.md rule 29): how far each one's relay has read the
+                // feed (a cursor: the event's transaction id, then its position), the snapshot it
+                // started in (events committed before it are not its), and its circuit.
+                """
+                CREATE TABLE webhook_endpoint (
+                    endpoint text PRIMARY KEY,
+                    relay_order bigint NOT NULL,
+                    relay_position bigint NOT NULL,
+                    relay_since pg_snapshot NOT NULL,
+                    consecutive_failures integer NOT NULL DEFAULT 0,
+                    failed_probes integer NOT NULL DEFAULT 0,
+                    open_until timestamptz
+                )
+                """,
+                // One event to one endpoint; (event_order, position) is the event's place in the
+                // feed, dataset_id its dataset's: the order deliveries of one dataset go in.
+                """
+                CREATE TABLE webhook_delivery (
+                    endpoint text NOT NULL,
+                    event_id uuid NOT NULL,
+                    event_order bigint NOT NULL,
+                    position bigint NOT NULL,
+                    dataset_id uuid,
+                    state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'failed')),
+                    attempts integer NOT NULL DEFAULT 0,
+                    next_attempt_at timestamptz NOT NULL,
+                    lease_owner text,
+                    lease_expires_at timestamptz,
+                    created_at timestamptz NOT NULL,
+                    finished_at timestamptz,
+                    last_status integer,
+                    last_error text,
+                    PRIMARY KEY (endpoint, event_id)
+                )
+                """,
+                // Each dataset's pending deliveries in feed order (its head first), and the due ones.
+                """
+                CREATE INDEX webhook_delivery_pending ON webhook_delivery (endpoint, dataset_id, event_order, position)
+                WHERE state = 'pending'
+                """,
+                "CREATE INDEX webhook_delivery_due ON webhook_delivery (endpoint, next_attempt_at) WHERE state = 'pending'",
             ]
         ),
     ]

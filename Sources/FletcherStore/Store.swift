@@ -151,16 +151,24 @@ public enum ChangeCall: Sendable, Hashable {
 }
 
 extension PlanChange {
-    /// The changed products' timers at the precision both engines store (whole microseconds): a
-    /// retry's jittered wait is any number of seconds, and the plan kept in the cache must be the
-    /// rows read back. Each engine calls it on a change before writing and caching it.
+    /// The changed products' timers and deadlines, and the dataset's, at the precision both engines
+    /// store (whole microseconds): a retry's jittered wait is any number of seconds, a submitted
+    /// deadline may have nanoseconds, and the plan kept in the cache must be the rows read back. Each engine calls it on a change before writing and caching it.
     public mutating func roundTimersToStoredPrecision() {
         func rounded(_ date: Date?) -> Date? { date.map { Date(microsecondsSince1970: $0.microsecondsSince1970) } }
         for position in changedProducts {
-            let (retryAt, timeoutAt) = (plan.dataProducts[position].retryAt, plan.dataProducts[position].timeoutAt)
-            if retryAt != nil && rounded(retryAt) != retryAt { plan.dataProducts[position].retryAt = rounded(retryAt) }
-            if timeoutAt != nil && rounded(timeoutAt) != timeoutAt { plan.dataProducts[position].timeoutAt = rounded(timeoutAt) }
+            let product = plan.dataProducts[position]
+            if product.retryAt != nil && rounded(product.retryAt) != product.retryAt {
+                plan.dataProducts[position].retryAt = rounded(product.retryAt)
+            }
+            if product.timeoutAt != nil && rounded(product.timeoutAt) != product.timeoutAt {
+                plan.dataProducts[position].timeoutAt = rounded(product.timeoutAt)
+            }
+            if product.deadline != nil && rounded(product.deadline) != product.deadline {
+                plan.dataProducts[position].deadline = rounded(product.deadline)
+            }
         }
         if let next = plan.dataset.nextTimerAt, rounded(next) != next { plan.dataset.nextTimerAt = rounded(next) }
+        if let deadline = plan.dataset.deadline, rounded(deadline) != deadline { plan.dataset.deadline = rounded(deadline) }
     }
 }

@@ -1,4 +1,5 @@
 import FletcherDomain
+import FletcherJSON
 import FletcherTestSupport
 import Foundation
 import Testing
@@ -151,5 +152,35 @@ struct PlanEventsTests {
             .dispatchFailed(dataProductId: names["a"], passback: .null), at: Self.start + 1, policy: Self.policy)
         #expect(types(failed) == [.triggerUndeliverable, .dataProductFailed])
         #expect(failed.events[1].data["final"] == .bool(true))
+    }
+
+    @Test func runEventsAreRecordedOnlyWhenAskedAndTellEachTrysStartAndEnd() throws {
+        var runs = OrchestrationPolicy.none
+        runs.recordsRuns = true
+        let fixture = PlanFixture(names: names).products("a", "b").edge("a", "b")
+        // Without: none.
+        #expect(try unlimited(fixture).dataset.eventSequence == 0)
+        let submitted = try PlanMutation.submit(fixture.submission)
+            .apply(to: nil, datasetId: fixture.datasetId, by: "test", at: Self.start, policy: runs)
+        #expect(types(submitted) == [.dataProductQueued])
+        let aTrigger = submitted.plan.product(names["a"])?.triggerId?.uuidString.lowercased()
+        #expect(submitted.events[0].data["trigger_id"] == aTrigger.map(EventValue.string) && submitted.events[0].data["try"] == .integer(1))
+        let running = try submitted.plan.applying(.update([StateUpdate(id: names["a"], state: .running)]), at: Self.start + 1, policy: runs)
+        #expect(types(running) == [.dataProductRunning])
+        let failed = try running.plan.applying(
+            .update([StateUpdate(id: names["a"], state: .failed, passback: .object(["error": .string("disk full")]))]),
+            at: Self.start + 2, policy: runs)
+        #expect(types(failed) == [.dataProductFailed])
+        #expect(failed.events[0].data["error"] == .string(#"{"error":"disk full"}"#))
+        // Cleared while queued again: the new try starts, then ends without a result.
+        let cleared = try failed.plan.applying(.clear([names["a"]]), at: Self.start + 3, policy: runs)
+        #expect(types(cleared) == [.dataProductQueued])
+        let disabled = try cleared.plan.applying(.disable([names["a"]]), at: Self.start + 4, policy: runs)
+        // b, its child, has no enabled parent left: its first try starts.
+        #expect(types(disabled) == [.dataProductAborted, .dataProductQueued])
+        #expect(disabled.events[0].data["try"] == .integer(2) && disabled.events[0].data["reason"] == .string("api"))
+        // The same changes without the policy: only the public events.
+        let plain = try unlimited(fixture).applying(.update([StateUpdate(id: names["a"], state: .running)]), at: Self.start + 1, policy: .none)
+        #expect(plain.events.isEmpty)
     }
 }

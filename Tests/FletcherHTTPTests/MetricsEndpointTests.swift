@@ -1,4 +1,5 @@
 import FletcherDomain
+import FletcherStore
 import FletcherTestSupport
 import Foundation
 import HTTPTypes
@@ -20,6 +21,10 @@ struct MetricsEndpointTests {
         let api = try await TestAPI(store: TestStores.make(engine, isolated: true))
         let names = Names()
         let fixture = PlanFixture(names: names).products("a", "b").edge("a", "b")
+        // One event waits for a webhook endpoint.
+        _ = try await api.store.relayEvents(endpoint: "hook", limit: 10, now: Date()) { _ in true }
+        try await api.store.recordEvents([PlanEvent(type: .computeCircuitOpened, time: Date(), datasetId: nil, sequence: nil)])
+        _ = try await api.store.relayEvents(endpoint: "hook", limit: 10, now: Date()) { _ in true }
         try await api.test { client in
             let token = try await client.token()
             #expect(try await client.send(.post, "/api/plan", token: token, json: submissionJSON(fixture)).status == .ok)
@@ -47,6 +52,9 @@ struct MetricsEndpointTests {
             #expect(value(#"fletcher_data_products{state="queued"}"#) == 1)
             #expect(value(#"fletcher_data_products{state="waiting"}"#) == 1)
             #expect(value("fletcher_db_up") == 1)
+            #expect(value(#"fletcher_webhook_pending{endpoint="hook"}"#) == 1)
+            #expect((value(#"fletcher_webhook_oldest_pending_age_seconds{endpoint="hook"}"#) ?? -1) >= 0)
+            #expect(value(#"fletcher_webhook_consecutive_failures{endpoint="hook"}"#) == 0)
             // (A caller may be waiting for a pooled connection at the scrape on a loaded machine.)
             #expect((value("fletcher_db_pool_waiting") ?? -1) >= 0)
         }

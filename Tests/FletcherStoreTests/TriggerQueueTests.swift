@@ -103,6 +103,7 @@ struct TriggerQueueTests {
         }
         // Opened once, at the fifth failure (docs/RULES.md rule 28).
         let circuits = EventFilter(types: [.computeCircuitOpened, .computeCircuitClosed])
+        try await store.settled()
         let opened = try await store.events(after: .start, matching: circuits, limit: 10).events
         #expect(opened.map(\.type) == [.computeCircuitOpened] && opened.first?.datasetId == nil)
         #expect(opened.first?.data.text.contains(#""compute":"dbxaas","failures":5"#) == true)
@@ -115,6 +116,7 @@ struct TriggerQueueTests {
         // The probe gets through: the circuit closes and the rest flows.
         #expect(try await store.markDelivered(probe[0], owner: "d", attempt: attempt(probe[0]), runId: nil, link: nil, now: now))
         #expect(try await store.claim(compute: .dbxaas, maxInFlight: 8, owner: "d", leaseSeconds: 30, now: now).count == 2)
+        try await store.settled()
         let closed = try await store.events(after: .start, matching: circuits, limit: 10).events
         #expect(closed.map(\.type) == [.computeCircuitOpened, .computeCircuitClosed])
     }

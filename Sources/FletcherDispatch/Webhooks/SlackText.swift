@@ -65,6 +65,12 @@ struct SlackText {
             return ":rotating_light: Compute platform \(compute) *is failing*: its circuit opened and its triggers wait"
         case .computeCircuitClosed:
             return ":large_green_circle: Compute platform \(compute) *recovered*: its circuit closed"
+        case .dataProductQueued:
+            return ":arrow_right: Data product \(product) *was queued*\(details()) in plan \(plan)"
+        case .dataProductRunning:
+            return ":gear: Data product \(product) *is running*\(details()) in plan \(plan)"
+        case .dataProductAborted:
+            return ":heavy_minus_sign: Data product \(product) *stopped without a result*\(details(string("reason"))) in plan \(plan)"
         }
     }
 

@@ -146,6 +146,10 @@ struct WebhookMessageTests {
         (.computeCircuitOpened, ["compute": .string("cams")],
          ":rotating_light: Compute platform `cams` *is failing*: its circuit opened and its triggers wait"),
         (.computeCircuitClosed, ["compute": .string("cams")], ":large_green_circle: Compute platform `cams` *recovered*: its circuit closed"),
+        (.dataProductQueued, ["try": .integer(3)], ":arrow_right: Data product \(product) *was queued* (try 3) in plan \(plan)"),
+        (.dataProductRunning, ["try": .integer(3)], ":gear: Data product \(product) *is running* (try 3) in plan \(plan)"),
+        (.dataProductAborted, ["try": .integer(3), "reason": .string("downstream_reset")],
+         ":heavy_minus_sign: Data product \(product) *stopped without a result* (try 3, downstream_reset) in plan \(plan)"),
     ]
 
     @Test(arguments: slackLines)

@@ -1,0 +1,231 @@
+import FletcherDomain
+import FletcherJSON
+import FletcherStore
+import Foundation
+import Logging
+import PostgresNIO
+
+/// SQL on `webhook_endpoint` and `webhook_delivery`: the webhook queue (docs/RULES.md rule 29).
+/// An endpoint's row is the lock its relays and claims take, so that across processes each event
+/// is queued once and the live leases counted are the live leases.
+enum WebhookQueries {
+    /// The endpoint's relay cursor, its row locked until the transaction ends; a row is made first
+    /// when it has none, at the feed's end (`EventQueries.end`) with the snapshot of the moment, so
+    /// that events committed before it are not its.
+    static func lockRelay(_ endpoint: String, _ connection: PostgresConnection, _ logger: Logger) async throws -> EventCursor {
+        try await connection.query(
+            """
+            INSERT INTO webhook_endpoint (endpoint, relay_order, relay_position, relay_since)
+            SELECT \(endpoint), pg_snapshot_xmin(s)::text::int8, 0, s FROM pg_current_snapshot() AS s
+            ON CONFLICT DO NOTHING
+            """, logger: logger)
+        for try await (order, position) in try await connection.query(
+            "SELECT relay_order, relay_position FROM webhook_endpoint WHERE endpoint = \(endpoint) FOR UPDATE", logger: logger
+        ).decode((Int64, Int64).self) {
+            return EventCursor(order: order, position: position)
+        }
+        throw StoreError.corrupt("webhook endpoint \(endpoint) has no row")
+    }
+
+    /// At most `limit` events after the endpoint's cursor, in feed order, among those of
+    /// transactions older than every running one (as `EventQueries.fetch` gives them), less those
+    /// committed before the endpoint's relay started.
+    static func fetch(
+        _ endpoint: String, after cursor: EventCursor, limit: Int, _ connection: PostgresConnection, _ logger: Logger
+    ) async throws -> [StoredEvent] {
+        guard limit > 0 else { return [] }
+        var events: [StoredEvent] = []
+        for try await (xid, position, id, type, time, datasetId, sequence, productId, data) in try await connection.query(
+            """
+            SELECT e.xid::text::int8, e.position, e.id, e.type, e.time, e.dataset_id, e.sequence, e.data_product_id, e.data
+            FROM event e
+            WHERE (e.xid, e.position) > (\(String(cursor.order))::xid8, \(cursor.position)::int8)
+                AND e.xid < (SELECT pg_snapshot_xmin(pg_current_snapshot()))
+                AND NOT pg_visible_in_snapshot(e.xid, (SELECT relay_since FROM webhook_endpoint WHERE endpoint = \(endpoint)))
+            ORDER BY e.xid, e.position LIMIT \(Int64(limit))::int8
+            """, logger: logger
+        ).decode((Int64, Int64, UUID, String, PostgresTimestamp, UUID?, Int64?, UUID?, String).self) {
+            events.append(
+                StoredEvent(
+                    id: id, type: try StoredColumn.enumValue(type, as: PlanEventType.self), time: time.date,
+                    datasetId: datasetId, sequence: sequence, dataProductId: productId,
+                    data: try StoredColumn.json(data, column: "event.data") ?? .null,
+                    cursor: EventCursor(order: xid, position: position)))
+        }
+        return events
+    }
+
+    static func moveRelay(_ endpoint: String, to cursor: EventCursor, _ connection: PostgresConnection, _ logger: Logger) async throws {
+        try await connection.query(
+            """
+            UPDATE webhook_endpoint SET relay_order = \(cursor.order), relay_position = \(cursor.position)
+            WHERE endpoint = \(endpoint)
+            """, logger: logger)
+    }
+
+    /// Queues a delivery of each event to `endpoint`.
+    static func queue(
+        _ events: [StoredEvent], to endpoint: String, now: Date, _ connection: PostgresConnection, _ logger: Logger
+    ) async throws {
+        guard !events.isEmpty else { return }
+        let datasets = PostgresNullableTextArray(elements: events.map { $0.datasetId?.lowercased })
+        try await connection.query(
+            """
+            INSERT INTO webhook_delivery (endpoint, event_id, event_order, position, dataset_id, next_attempt_at, created_at)
+            SELECT \(endpoint), r.id, r.event_order, r.position, r.dataset_id::uuid, \(now.postgres), \(now.postgres)
+            FROM unnest(\(events.map(\.id))::uuid[], \(events.map(\.cursor.order))::int8[], \(events.map(\.cursor.position))::int8[],
+                \(datasets)::text[]) AS r(id, event_order, position, dataset_id)
+            ON CONFLICT DO NOTHING
+            """, logger: logger)
+    }
+
+    /// The endpoint's circuit, its row locked until the transaction ends; nil when it has no row.
+    static func lockCircuit(_ endpoint: String, _ connection: PostgresConnection, _ logger: Logger) async throws
+        -> DispatchPolicy.Circuit?
+    {
+        for try await (failures, probes, openUntil) in try await connection.query(
+            """
+            SELECT consecutive_failures, failed_probes, open_until FROM webhook_endpoint WHERE endpoint = \(endpoint)
+            FOR UPDATE
+            """, logger: logger
+        ).decode((Int32, Int32, PostgresTimestamp?).self) {
+            return DispatchPolicy.Circuit(consecutiveFailures: Int(failures), failedProbes: Int(probes), openUntil: openUntil?.date)
+        }
+        return nil
+    }
+
+    /// Applies `event` to the endpoint's circuit at `now`. An answer closes it without reading it,
+    /// writing (and locking) the row only when it is not closed already: the deliveries to a
+    /// healthy endpoint do not queue behind each other, nor behind its claims, on its row.
+    static func recordCircuit(
+        _ event: DispatchPolicy.CircuitEvent, of endpoint: String, now: Date, _ connection: PostgresConnection, _ logger: Logger
+    ) async throws {
+        var next = DispatchPolicy.Circuit.closed
+        if event != .answered {
+            guard let current = try await lockCircuit(endpoint, connection, logger) else { return }
+            next = current.after(event, at: now)
+        }
+        let failures = Int32(next.consecutiveFailures)
+        let probes = Int32(next.failedProbes)
+        let openUntil = next.openUntil?.postgres
+        try await connection.query(
+            """
+            UPDATE webhook_endpoint SET consecutive_failures = \(failures), failed_probes = \(probes), open_until = \(openUntil)
+            WHERE endpoint = \(endpoint)
+                AND (consecutive_failures <> \(failures) OR failed_probes <> \(probes)
+                    OR open_until IS DISTINCT FROM \(openUntil)::timestamptz)
+            """, logger: logger)
+    }
+
+    /// The endpoint's live leases, of every process.
+    static func liveLeases(_ endpoint: String, now: Date, _ connection: PostgresConnection, _ logger: Logger) async throws -> Int {
+        for try await count in try await connection.query(
+            """
+            SELECT count(*) FROM webhook_delivery
+            WHERE endpoint = \(endpoint) AND state = 'pending' AND lease_owner IS NOT NULL AND lease_expires_at > \(now.postgres)
+            """, logger: logger
+        ).decode(Int64.self) {
+            return Int(count)
+        }
+        return 0
+    }
+
+    /// The condition on a pending delivery `d` that makes it its dataset's head for its endpoint:
+    /// no earlier delivery of the same dataset (deliveries of no dataset are one group) is still pending.
+    private static let heads = """
+        NOT EXISTS (
+            SELECT 1 FROM webhook_delivery p
+            WHERE p.endpoint = d.endpoint AND p.state = 'pending' AND p.dataset_id IS NOT DISTINCT FROM d.dataset_id
+                AND (p.event_order, p.position) < (d.event_order, d.position)
+        )
+        """
+
+    /// Leases at most `limit` due deliveries that head their dataset's queue, oldest first,
+    /// skipping those another transaction holds.
+    static func lease(
+        _ endpoint: String, limit: Int, owner: String, until: Date, now: Date, _ connection: PostgresConnection, _ logger: Logger
+    ) async throws -> [ClaimedDelivery] {
+        let rows = try await connection.query(
+            """
+            WITH due AS (
+                SELECT d.event_id FROM webhook_delivery d
+                WHERE d.endpoint = \(endpoint) AND d.state = 'pending' AND d.next_attempt_at <= \(now.postgres)
+                    AND (d.lease_owner IS NULL OR d.lease_expires_at <= \(now.postgres)) AND \(unescaped: heads)
+                ORDER BY d.event_order, d.position LIMIT \(Int64(limit))
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE webhook_delivery d SET lease_owner = \(owner), lease_expires_at = \(until.postgres), attempts = d.attempts + 1
+            FROM due, event e
+            WHERE d.endpoint = \(endpoint) AND d.event_id = due.event_id AND e.id = d.event_id
+            RETURNING d.attempts, d.created_at, e.xid::text::int8, e.position, e.id, e.type, e.time, e.dataset_id, e.sequence,
+                e.data_product_id, e.data
+            """, logger: logger)
+        var claims: [ClaimedDelivery] = []
+        for try await (attempts, createdAt, xid, position, id, type, time, datasetId, sequence, productId, data) in rows.decode(
+            (Int32, PostgresTimestamp, Int64, Int64, UUID, String, PostgresTimestamp, UUID?, Int64?, UUID?, String).self)
+        {
+            let event = StoredEvent(
+                id: id, type: try StoredColumn.enumValue(type, as: PlanEventType.self), time: time.date, datasetId: datasetId,
+                sequence: sequence, dataProductId: productId, data: try StoredColumn.json(data, column: "event.data") ?? .null,
+                cursor: EventCursor(order: xid, position: position))
+            claims.append(
+                ClaimedDelivery(
+                    delivery: WebhookDelivery(endpoint: endpoint, event: event, createdAt: createdAt.date), attempt: Int(attempts)))
+        }
+        // RETURNING keeps no order: the feed's.
+        return claims.sorted {
+            let (a, b) = ($0.delivery.event.cursor, $1.delivery.event.cursor)
+            return (a.order, a.position) < (b.order, b.position)
+        }
+    }
+
+    /// Ends or releases a leased delivery, fenced by owner and attempt: false, with nothing
+    /// written, when the lease was lost.
+    static func finish(
+        _ claim: ClaimedDelivery, owner: String, state: String, retryAt: Date?, status: Int?, error: String?, now: Date,
+        _ connection: PostgresConnection, _ logger: Logger
+    ) async throws -> Bool {
+        let finishedAt = state == "pending" ? nil : now.postgres
+        let rows = try await connection.query(
+            """
+            UPDATE webhook_delivery SET state = \(state), next_attempt_at = coalesce(\(retryAt?.postgres), next_attempt_at),
+                lease_owner = NULL, lease_expires_at = NULL, finished_at = \(finishedAt),
+                last_status = \(status.map(Int32.init)), last_error = \(error)
+            WHERE endpoint = \(claim.delivery.endpoint) AND event_id = \(claim.delivery.event.id) AND state = 'pending'
+                AND lease_owner = \(owner) AND attempts = \(Int32(claim.attempt))
+            RETURNING 1
+            """, logger: logger)
+        for try await _ in rows { return true }
+        return false
+    }
+
+    /// When the earliest head of the endpoint's queues falls due: a later delivery of a dataset
+    /// waits for its head, so it never wakes anyone.
+    static func nextDue(_ endpoint: String, _ connection: PostgresConnection, _ logger: Logger) async throws -> Date? {
+        for try await due in try await connection.query(
+            """
+            SELECT min(CASE WHEN d.lease_owner IS NULL THEN d.next_attempt_at ELSE greatest(d.next_attempt_at, d.lease_expires_at) END)
+            FROM webhook_delivery d
+            WHERE d.endpoint = \(endpoint) AND d.state = 'pending' AND \(unescaped: heads)
+            """, logger: logger
+        ).decode(PostgresTimestamp?.self) {
+            return due?.date
+        }
+        return nil
+    }
+
+    static func status(_ connection: PostgresConnection, _ logger: Logger) async throws -> [WebhookQueueStatus] {
+        var status: [WebhookQueueStatus] = []
+        for try await (endpoint, pending, oldest, failures) in try await connection.query(
+            """
+            SELECT w.endpoint, count(d.event_id), min(d.created_at), w.consecutive_failures
+            FROM webhook_endpoint w LEFT JOIN webhook_delivery d ON d.endpoint = w.endpoint AND d.state = 'pending'
+            GROUP BY w.endpoint
+            """, logger: logger
+        ).decode((String, Int64, PostgresTimestamp?, Int32).self) {
+            status.append(
+                WebhookQueueStatus(endpoint: endpoint, pending: Int(pending), oldest: oldest?.date, consecutiveFailures: Int(failures)))
+        }
+        return status
+    }
+}
