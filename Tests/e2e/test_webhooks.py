@@ -1,7 +1,8 @@
 """Webhooks end to end (docs/RULES.md rules 28-29): `fletcher serve` with WEBHOOKS pointing at
 loopback receivers (webhook_receiver.Receiver), checked with the formats' own libraries —
 Standard Webhooks signatures by `standardwebhooks`, CloudEvents by `cloudevents` — and against the
-event feed (GET /api/events). Polls with deadlines; no fixed sleeps."""
+event feed (GET /api/events). Polls with deadlines; no fixed sleeps. E2E_LOG_LEVEL sets the
+processes' LOG_LEVEL (default warning), to see what a failing run's server did."""
 import base64
 import json
 import os
