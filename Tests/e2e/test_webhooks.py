@@ -64,6 +64,19 @@ def feed(api, datasets=None):
         after = page["next"]
 
 
+def feed_of(api, counts):
+    """The events of the datasets in `counts` (dataset id -> how many it has), once the feed shows
+    them all: on PostgreSQL the feed shows an event only once every older transaction has ended."""
+    events = []
+
+    def complete():
+        events[:] = feed(api, set(counts))
+        return len(events) >= sum(counts.values())
+    eventually(complete, what="every event in the feed")
+    assert len(events) == sum(counts.values())
+    return events
+
+
 def submit(api, products, edges=(), deadline=None):
     """products: (name, eager, deadline or None). Returns (dataset id, product ids)."""
     dataset, ids = str(uuid.uuid4()), [str(uuid.uuid4()) for _ in products]
@@ -96,20 +109,20 @@ def dataset_of(request):
 def prime(api, receivers):
     """Makes sure every endpoint's relay has started (an endpoint seen for the first time starts at
     the feed's end): pauses and unpauses a warm-up dataset until each receiver has heard of it.
-    Returns the warm-up dataset's id."""
+    Returns the warm-up dataset's id and how many events it has."""
     warmup, _ = submit(api, [("warmup", False, None)])
     heard = lambda: all(any(warmup.encode() in r.body for r in receiver.requests()) for receiver in receivers)
-    paused = False
+    paused, count = False, 0
     deadline = time.time() + 60
     while not heard():
         assert time.time() < deadline, "not every endpoint heard of the warm-up dataset"
         api.call("PUT", f"/api/plan/{warmup}/{'unpause' if paused else 'pause'}")
-        paused = not paused
+        paused, count = not paused, count + 1
         try:
             eventually(heard, timeout=2)
         except AssertionError:
             pass
-    return warmup
+    return warmup, count
 
 
 def tries_at(platform, product_id):
@@ -218,7 +231,7 @@ def run(engine):
         eventually(burst["held"].is_set, what="the burst's first delivery")
         burst["hold"].set()
         datasets = {plan: PLAN_TYPES, late: LATE_TYPES, burst["dataset"]: BURST_TYPES}
-        events = feed(api, set(datasets))
+        events = feed_of(api, {d: len(types) for d, types in datasets.items()})
         assert sorted(e["type"] for e in events) == sorted(t for types in datasets.values() for t in types)
         for receiver in (standard, cloud, slack):
             eventually(delivered_all(receiver, events), timeout=120, what="every event at every endpoint")
@@ -332,14 +345,14 @@ def test_nothing_is_lost_across_a_sigkill(database):
     try:
         first = serve(database, platform, [(receiver, "standard")])
         api = API(first.base)
-        warmup = prime(api, [receiver])
-        datasets = {run_plan(api, platform), run_late(api)}
+        warmup, warmup_events = prime(api, [receiver])
+        counts = {run_plan(api, platform): len(PLAN_TYPES), run_late(api): len(LATE_TYPES), warmup: warmup_events}
         for _ in range(2):
             dataset, _ = submit(api, [("burst", False, None)])
             toggle(api, dataset, 2)
-            datasets.add(dataset)
-        datasets.add(warmup)
-        events = feed(api, datasets)
+            counts[dataset] = 4
+        datasets = set(counts)
+        events = feed_of(api, counts)
         assert not receiver.deliveries()
 
         # A delivery in flight when the process dies.
@@ -380,9 +393,10 @@ def test_a_hanging_endpoint_delays_nothing_else(database):
         server = serve(database, platform, [(hanging, "standard"), (healthy, "standard")])
         api = API(server.base)
         prime(api, [hanging, healthy])
-        datasets = {run_plan(api, platform) for _ in range(3)}
-        datasets.add(run_late(api))
-        events = feed(api, datasets)
+        counts = {run_plan(api, platform): len(PLAN_TYPES) for _ in range(3)}
+        counts[run_late(api)] = len(LATE_TYPES)
+        datasets = set(counts)
+        events = feed_of(api, counts)
         eventually(delivered_all(healthy, events), timeout=120, what="every event at the healthy endpoint")
         assert_in_sequence_order(first_by_id(healthy.deliveries()), events)
         # Every try reached the platform (run_plan waits for each): two products per plan, the first
