@@ -17,6 +17,20 @@ from conftest import BINARY
     ("DATABASE_TIMEOUT_S", "0", "expected a number from 0.1 to 3600.0, got '0'"),
     ("MAX_CONCURRENT_REQUESTS", "lots", "expected a number from 1.0 to 1000000.0, got 'lots'"),
     ("LOG_FORMAT", "xml", "expected text or json, got 'xml'"),
+    ("WEBHOOKS", "not json", 'expected a JSON list of {"url", "secret"?, "events", "datasets"?, "format"?} objects; '
+     "invalid JSON at byte 0: a value was expected"),
+    ("WEBHOOKS", '[{"url": "ftp://x", "format": "slack", "events": ["*"]}]',
+     "entry 0: \"url\" must be an http(s) URL, got 'ftp://x'"),
+    ("WEBHOOKS", '[{"url": "http://x/h", "events": ["*"]}]',
+     'entry 0: "secret" is required for the standard format (whsec_ and base64 of 24 to 64 random bytes)'),
+    ("WEBHOOKS", '[{"url": "http://x/h", "secret": "whsec_eHh4eHh4eHg=", "events": ["*"]}]',
+     'entry 0: "secret" must hold 24 to 64 bytes; it holds 8'),
+    ("WEBHOOKS", '[{"url": "http://x/h", "format": "slack", "events": []}]',
+     'entry 0: "events" must be a non-empty list of event types or patterns such as "data_product.*"'),
+    ("WEBHOOKS", '[{"url": "http://x/h", "format": "xml", "events": ["*"]}]',
+     "entry 0: \"format\" must be one of standard, slack, cloudevents, got 'xml'"),
+    ("OPENLINEAGE_URL", "ftp://x", "expected an http(s) URL such as http://marquez.example:5000 "
+     "(events go to {url}/api/v1/lineage), got 'ftp://x'"),
 ])
 def test_a_bad_setting_stops_the_server_with_its_name_and_status_78(variable, value, problem):
     folder = tempfile.mkdtemp(prefix="fletcher-config-")
