@@ -72,8 +72,10 @@ def state_at(changes, moment):
     return state, try_number, None
 
 
-def expected_events(products, histories, dataset_deadline):
-    """The events the history says must exist, each as a comparable key, with the history entry's time."""
+def expected_events(products, histories, dataset_deadline, retries):
+    """The events the history says must exist, each as a comparable key, with the history entry's time.
+    `retries` is the policy's maximum: a failure reported or timed out leaves a retry pending (is not
+    final) while fewer were made since the last queueing by anything but a retry (docs/RULES.md rule 23)."""
     expected = []
     for product in products:
         pid = product["id"]
@@ -87,11 +89,13 @@ def expected_events(products, histories, dataset_deadline):
             if decided and state not in ("success", "disabled"):
                 missed = True
                 expected.append((("data_product.late", pid, rfc3339(deadline), state, try_number or None), None))
-        for index, change in enumerate(changes):
+        retries_used = 0
+        for change in changes:
             to, reason, try_number, trigger = change["to"], change["reason"], change["try"], change["trigger_id"]
+            if to == "queued":
+                retries_used = retries_used + 1 if reason == "retry" else 0
             if to == "failed":
-                following = changes[index + 1] if index + 1 < len(changes) else None
-                final = not (following is not None and following["to"] == "queued" and following["reason"] == "retry")
+                final = reason not in ("api", "timeout") or retries_used >= retries
                 if reason == "timeout":
                     expected.append((("data_product.timed_out", pid, try_number, trigger, reason), change["at"]))
                 if reason == "dispatch":
@@ -102,10 +106,11 @@ def expected_events(products, histories, dataset_deadline):
             elif to == "success":
                 late = missed and parse_time(change["at"]) >= deadline
                 expected.append((("data_product.succeeded", pid, try_number, late), change["at"]))
-        # A cancel is sent for a try when its history has cancel attempts for the try's trigger.
+        # Each cancel sent for a try shows in the history as its first attempt for the try's trigger.
         tries = {e["trigger_id"]: e["try"] for e in changes if e["trigger_id"]}
-        for trigger in sorted({e["trigger_id"] for e in entries if e["kind"] == "delivery" and e["cancel"]}):
-            expected.append((("data_product.cancelled", pid, tries.get(trigger), trigger), None))
+        for e in entries:
+            if e["kind"] == "delivery" and e["cancel"] and e["attempt"] == 1:
+                expected.append((("data_product.cancelled", pid, tries.get(e["trigger_id"]), e["trigger_id"]), None))
     # The dataset: replay every product's changes in time order (one mutation's changes share a time).
     states = {p["id"]: None for p in products}
     moments = collections.defaultdict(list)
@@ -279,16 +284,23 @@ def run(database_kind, database=None, products=1000, tight=0.3, window_s=30.0, f
         histories = {p["id"]: history(api, dataset, p["id"]) for p in plan["data_products"]}
         events = events_of(api, dataset)
         expected = expected_events(plan["data_products"], histories,
-                                   parse_time(plan["dataset"]["deadline"]) if plan["dataset"]["deadline"] else None)
+                                   parse_time(plan["dataset"]["deadline"]) if plan["dataset"]["deadline"] else None,
+                                   retries)
         if all_in_time:
             expected += [(("dataset.paused", None), None), (("dataset.unpaused", None), None)]
         compared = (events, expected, plan["data_products"])
         counts, problems = compare(*compared, drop=drop)
+        for problem in problems:
+            if problem.get("extra", [None])[0] == "data_product.cancelled":
+                # Whether the cancelled try's trigger was ever sent (rule 25 sends no cancel then).
+                problem["trigger_attempts"] = sum(
+                    e["kind"] == "delivery" and not e["cancel"] and e["trigger_id"] == problem["extra"][3]
+                    for e in histories[problem["extra"][1]])
         states = collections.Counter(p["state"] for p in plan["data_products"])
         return {"database": database_kind, "products": products, "all_in_time": all_in_time,
                 "seconds": round(seconds, 1), "states": dict(states),
                 "events": dict(sorted(collections.Counter(e["type"] for e in events).items())),
-                **counts, "simulator": simulator.stats(), "problems": problems[:20],
+                **counts, "simulator": simulator.stats(), "problems": problems,
                 "problem_count": len(problems)}, compared
     finally:
         simulator.stop()
@@ -312,6 +324,7 @@ def main():
     figures, _ = run(options.database, None, options.products, options.tight, options.window, options.fail_rate,
                   options.hang_rate, options.retries if options.retries is not None else (12 if options.all_in_time else 5),
                   options.all_in_time, options.timeout, options.drop)
+    figures["problems"] = figures["problems"][:20]
     print(json.dumps(figures))
     sys.exit(1 if figures["problem_count"] else 0)
 
