@@ -11,11 +11,9 @@ Prints one JSON line of figures and exits 1 when the counts disagree."""
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,8 +21,8 @@ sys.path.insert(0, os.path.join(ROOT, "Tests", "e2e"))
 os.environ.setdefault("FLETCHER_BIN", next(
     (p for p in (os.path.join(ROOT, ".build", c, "fletcher") for c in ("release", "debug")) if os.path.exists(p)), ""))
 
-from conftest import API, BINARY, KEY  # noqa: E402
-from servers import Fletcher, free_port, fresh_postgres_database, history, settled  # noqa: E402
+from conftest import API  # noqa: E402
+from servers import SimulatedCompute, Fletcher, binary_tree, fresh_postgres_database, history, wait_settled  # noqa: E402
 
 
 
@@ -42,27 +40,9 @@ def main():
     database = fresh_postgres_database() if options.database == "postgres" else f"sqlite:{folder}/demo.sqlite"
     if database is None:
         sys.exit("--database postgres needs FLETCHER_TEST_POSTGRES_URL (scripts/with-postgres.sh)")
-    simulator_port = free_port()
-    simulator_url = f"http://127.0.0.1:{simulator_port}"
-    targets = {"cams": {"url": f"{simulator_url}/jobs", "cancel_url": f"{simulator_url}/cancel", "max_in_flight": 32,
-                        "retries": {"max": options.retries, "delay_s": 1, "max_delay_s": 8},
-                        "max_queued_s": 10, "max_running_s": 4}}
-    server = Fletcher(database, targets, extra_env={"LOG_LEVEL": "warning"})
-    log = open(os.path.join(folder, "simulator.log"), "w")
-    simulator = subprocess.Popen(
-        [BINARY, "simulate-compute", "--port", str(simulator_port), "--service", "e2e", "--run-seconds", "0.3",
-         "--fail-rate", str(options.fail_rate), "--hang-rate", str(options.hang_rate)],
-        env=dict(os.environ, SIMULATOR_KEY=KEY), stdout=log, stderr=subprocess.STDOUT)
+    simulator = SimulatedCompute(options.fail_rate, options.hang_rate, options.retries, folder=folder)
+    server = Fletcher(database, simulator.targets, extra_env={"LOG_LEVEL": "warning"})
     try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{simulator_url}/stats", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.1)
         api = API(server.base)
         # A binary tree: product n depends on product (n - 1) // 2.
         dataset = str(uuid.uuid4())
@@ -71,14 +51,13 @@ def main():
             "dataset": {"id": dataset, "extra": {"demo": "retries"}},
             "data_products": [{"id": i, "compute": "cams", "name": f"job-{n}", "version": "1", "eager": True}
                               for n, i in enumerate(ids)],
-            "dependencies": [{"parent_id": ids[(n - 1) // 2], "child_id": ids[n]} for n in range(1, len(ids))]})
+            "dependencies": binary_tree(ids)})
         started = time.time()
-        while not settled(api.plan(dataset)):
-            if time.time() - started > options.timeout:
-                sys.exit("the plan did not settle in time")
-            time.sleep(1)
+        try:
+            plan = wait_settled(api, dataset, options.timeout)
+        except AssertionError as error:
+            sys.exit(str(error))
         seconds = time.time() - started
-        plan = api.plan(dataset)
         tries = timeouts = retries = failed_reports = 0
         cancels = {}
         for product in plan["data_products"]:
@@ -90,7 +69,7 @@ def main():
                     failed_reports += event["to"] == "failed" and event["reason"] == "api"
                 elif event.get("cancel") and event["http_status"] in (200, 404, 409):
                     cancels[event["trigger_id"]] = event["http_status"]
-        stats = json.loads(urllib.request.urlopen(f"{simulator_url}/stats", timeout=10).read())
+        stats = simulator.stats()
         states = {}
         for product in plan["data_products"]:
             states[product["state"]] = states.get(product["state"], 0) + 1
@@ -113,8 +92,7 @@ def main():
         print(json.dumps(figures))
         sys.exit(0 if all(checks.values()) else 1)
     finally:
-        simulator.terminate()
-        simulator.wait()
+        simulator.stop()
         server.stop()
 
 

@@ -75,6 +75,58 @@ def settled(plan):
     return True
 
 
+def wait_settled(api, dataset, timeout):
+    """Polls the plan until `settled`; fails after `timeout` seconds. Returns the settled plan."""
+    started = time.time()
+    while True:
+        plan = api.plan(dataset)
+        if settled(plan):
+            return plan
+        if time.time() - started > timeout:
+            raise AssertionError("the plan did not settle in time")
+        time.sleep(1)
+
+
+class SimulatedCompute:
+    """One `fletcher simulate-compute` process failing and hanging jobs, and the `COMPUTE_TARGETS`
+    entry of a compute type `cams` sending it triggers and cancels, with retries and time limits."""
+
+    def __init__(self, fail_rate, hang_rate, retries, run_seconds=0.3, folder=None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.targets = {"cams": {"url": f"{self.url}/jobs", "cancel_url": f"{self.url}/cancel", "max_in_flight": 32,
+                                 "retries": {"max": retries, "delay_s": 1, "max_delay_s": 8},
+                                 "max_queued_s": 10, "max_running_s": 4}}
+        self.folder = folder or tempfile.mkdtemp(prefix="fletcher-sim-")
+        self.log = open(os.path.join(self.folder, "simulator.log"), "w")
+        self.process = subprocess.Popen(
+            [BINARY, "simulate-compute", "--port", str(self.port), "--service", "e2e", "--run-seconds",
+             str(run_seconds), "--fail-rate", str(fail_rate), "--hang-rate", str(hang_rate)],
+            env=dict(os.environ, SIMULATOR_KEY=KEY), stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{self.url}/stats", timeout=2)
+                return
+            except OSError:
+                if time.time() > deadline:
+                    self.stop()
+                    raise
+                time.sleep(0.1)
+
+    def stats(self):
+        return json.loads(urllib.request.urlopen(f"{self.url}/stats", timeout=10).read())
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait()
+
+
+def binary_tree(ids):
+    """Dependencies making product n depend on product (n - 1) // 2."""
+    return [{"parent_id": ids[(n - 1) // 2], "child_id": ids[n]} for n in range(1, len(ids))]
+
+
 def fresh_postgres_database():
     """A new database on the test PostgreSQL server (FLETCHER_TEST_POSTGRES_URL), as a URL."""
     base = os.environ.get("FLETCHER_TEST_POSTGRES_URL")
