@@ -106,11 +106,14 @@ def expected_events(products, histories, dataset_deadline, retries):
             elif to == "success":
                 late = missed and parse_time(change["at"]) >= deadline
                 expected.append((("data_product.succeeded", pid, try_number, late), change["at"]))
-        # Each cancel sent for a try shows in the history as its first attempt for the try's trigger.
-        tries = {e["trigger_id"]: e["try"] for e in changes if e["trigger_id"]}
-        for e in entries:
-            if e["kind"] == "delivery" and e["cancel"] and e["attempt"] == 1:
-                expected.append((("data_product.cancelled", pid, tries.get(e["trigger_id"]), e["trigger_id"]), None))
+        # A try cut short at a platform that takes cancels (all of this run's): it left queued or
+        # running by a timeout, a downstream reset, a clear or a disable (docs/RULES.md rules 25, 28),
+        # whether or not its trigger had been sent (only then is a cancel request sent).
+        for change in changes:
+            cut_short = change["reason"] in ("timeout", "downstream_reset") or (
+                change["reason"] == "api" and change["to"] in ("waiting", "disabled"))
+            if change.get("from") in ("queued", "running") and cut_short and change["trigger_id"]:
+                expected.append((("data_product.cancelled", pid, change["try"], change["trigger_id"]), change["at"]))
     # The dataset: replay every product's changes in time order (one mutation's changes share a time).
     states = {p["id"]: None for p in products}
     moments = collections.defaultdict(list)
