@@ -1,5 +1,7 @@
+import FletcherStore
 import Foundation
 import Logging
+import ServiceLifecycle
 
 /// The loop that works one durable queue — a compute platform's triggers, a webhook endpoint's
 /// deliveries: it looks when woken (a commit, a delivery ending), when the queue's next item falls
@@ -24,6 +26,28 @@ struct ClaimLoop<Claim: Sendable>: Sendable {
     /// A wake-up stream for the loop: one pending wake-up at most.
     static func wakeUps() -> (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation) {
         AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Runs `loops` side by side until graceful shutdown (deliveries in flight finish), each woken
+    /// by every commit `feed` announces as well as by its own deliveries and alarm.
+    static func runAll(_ loops: [ClaimLoop], wokenBy feed: PlanChangeFeed) async {
+        let wakeUps = loops.map { _ in Self.wakeUps() }
+        let changes = feed.subscribe()
+        let forwarder = Task {
+            for await _ in changes {
+                for wake in wakeUps { wake.continuation.yield() }
+            }
+        }
+        defer { forwarder.cancel() }
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                for (loop, wake) in zip(loops, wakeUps) {
+                    group.addTask { await loop.run(wake) }
+                }
+            }
+        } onGracefulShutdown: {
+            for wake in wakeUps { wake.continuation.finish() }
+        }
     }
 
     /// Runs until `wakeUps` finishes.

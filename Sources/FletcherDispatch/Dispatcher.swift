@@ -58,32 +58,14 @@ public final class Dispatcher: Service {
     }
 
     public func run() async throws {
-        let wakeUps = configuration.targets.dispatched.keys.map { ($0, ClaimLoop<ClaimedTrigger>.wakeUps()) }
-        let changes = store.changeFeed.subscribe()
-        let forwarder = Task {
-            for await _ in changes {
-                for (_, wake) in wakeUps { wake.continuation.yield() }
-            }
-        }
-        defer { forwarder.cancel() }
-        await withGracefulShutdownHandler {
-            await withDiscardingTaskGroup { group in
-                for (compute, wake) in wakeUps {
-                    guard let target = configuration.targets[compute] else { continue }
-                    group.addTask { await self.platformLoop(compute, target: target, wakeUps: wake) }
-                }
-            }
-        } onGracefulShutdown: {
-            for (_, wake) in wakeUps { wake.continuation.finish() }
-        }
+        let loops = configuration.targets.dispatched.map { compute, target in platformLoop(compute, target: target) }
+        await ClaimLoop.runAll(loops, wokenBy: store.changeFeed)
     }
 
-    /// Claims and delivers one platform's triggers until shut down; deliveries in flight finish
-    /// (each bounded by the platform's timeout).
-    private func platformLoop(
-        _ compute: Compute, target: ComputeTarget, wakeUps: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation)
-    ) async {
-        let loop = ClaimLoop<ClaimedTrigger>(
+    /// The loop claiming and delivering one platform's triggers; deliveries in flight when it is
+    /// shut down finish (each bounded by the platform's timeout).
+    private func platformLoop(_ compute: Compute, target: ComputeTarget) -> ClaimLoop<ClaimedTrigger> {
+        ClaimLoop<ClaimedTrigger>(
             clock: clock, poll: poll, logger: logger, metadata: ["queue": "triggers", "compute": "\(compute.rawValue)"],
             nextDue: { try await self.store.nextDue(compute: compute) },
             claim: {
@@ -94,6 +76,5 @@ public final class Dispatcher: Service {
                 return claims
             },
             deliver: { await self.deliver($0, to: target) })
-        await loop.run(wakeUps)
     }
 }

@@ -79,23 +79,7 @@ public final class WebhookDispatcher: Service {
 
     public func run() async throws {
         let targets = settings.endpoints.map(DeliveryTarget.webhook) + (settings.lineage.map { [DeliveryTarget.lineage($0)] } ?? [])
-        let loops = targets.map { ($0, ClaimLoop<ClaimedDelivery>.wakeUps()) }
-        let changes = store.changeFeed.subscribe()
-        let forwarder = Task {
-            for await _ in changes {
-                for (_, wake) in loops { wake.continuation.yield() }
-            }
-        }
-        defer { forwarder.cancel() }
-        await withGracefulShutdownHandler {
-            await withDiscardingTaskGroup { group in
-                for (endpoint, wake) in loops {
-                    group.addTask { await self.loop(for: endpoint).run(wake) }
-                }
-            }
-        } onGracefulShutdown: {
-            for (_, wake) in loops { wake.continuation.finish() }
-        }
+        await ClaimLoop.runAll(targets.map(loop(for:)), wokenBy: store.changeFeed)
     }
 
     func loop(for endpoint: DeliveryTarget) -> ClaimLoop<ClaimedDelivery> {
