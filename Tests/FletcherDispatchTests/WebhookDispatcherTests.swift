@@ -40,17 +40,19 @@ struct WebhookDispatcherTests {
                     settings: WebhookSettings(endpoints: endpoints, publicURL: "http://fletcher.test", timeout: timeout, maxAge: maxAge),
                     client: http, logger: logger, process: "hooks-\(index)", clock: { clock.now }, jitter: { 0 }, metrics: metrics)
             }
-            // The endpoints start relaying from the feed's end: before the test makes events.
-            for endpoint in endpoints {
-                _ = try await store.relayEvents(endpoint: endpoint.id, limit: 1, now: clock.now) { _ in false }
-            }
             let running = dispatchers.map { dispatcher in Task { try await dispatcher.run() } }
-            defer { for task in running { task.cancel() } }
-            let result = try await body(endpoints)
+            // The client is shut down however the body ends: one dropped running traps.
+            let result = await Result(catching: {
+                // The endpoints start relaying from the feed's end: before the test makes events.
+                for endpoint in endpoints {
+                    _ = try await store.relayEvents(endpoint: endpoint.id, limit: 1, now: clock.now) { _ in false }
+                }
+                return try await body(endpoints)
+            })
             for task in running { task.cancel() }
             for task in running { _ = try? await task.value }
             try await http.shutdown()
-            return result
+            return try result.get()
         }
     }
 
@@ -201,26 +203,30 @@ struct WebhookDispatcherTests {
             let settings = WebhookSettings(
                 endpoints: [], lineage: OpenLineageSettings(url: URL(string: "http://127.0.0.1:\(ports[0])")!, namespace: "test", apiKey: "k"),
                 publicURL: "http://fletcher.test")
+            _ = try await store.relayEvents(endpoint: "openlineage", limit: 1, now: Date()) { _ in false }
             let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
             var logger = Logger(label: "lineage-test")
             logger.logLevel = .critical
-            _ = try await store.relayEvents(endpoint: "openlineage", limit: 1, now: Date()) { _ in false }
             let dispatcher = WebhookDispatcher(store: store, settings: settings, client: http, logger: logger, jitter: { 0 })
             let running = Task { try await dispatcher.run() }
-            // a → b: a runs, fails, is cleared (a second try) and succeeds; b then succeeds without `running`.
-            let fixture = PlanFixture(names: names).products("a", "b").edge("a", "b")
-            _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "publisher")
-            for (product, state) in [("a", DataProductState.running), ("a", .failed)] {
-                _ = try await store.apply(.update([StateUpdate(id: names[product], state: state)]), to: fixture.datasetId, by: "p")
-            }
-            _ = try await store.apply(.clear([names["a"]]), to: fixture.datasetId, by: "operator")
-            for product in ["a", "b"] {
-                _ = try await store.apply(.update([StateUpdate(id: names[product], state: .success)]), to: fixture.datasetId, by: "p")
-            }
-            try await eventually("every RunEvent", timeout: DispatcherTests.severalRounds) { lineage.received.count == 7 }
+            // The client is shut down however the work ends: one dropped running traps.
+            let outcome = await Result(catching: {
+                // a → b: a runs, fails, is cleared (a second try) and succeeds; b then succeeds without `running`.
+                let fixture = PlanFixture(names: names).products("a", "b").edge("a", "b")
+                _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "publisher")
+                for (product, state) in [("a", DataProductState.running), ("a", .failed)] {
+                    _ = try await store.apply(.update([StateUpdate(id: names[product], state: state)]), to: fixture.datasetId, by: "p")
+                }
+                _ = try await store.apply(.clear([names["a"]]), to: fixture.datasetId, by: "operator")
+                for product in ["a", "b"] {
+                    _ = try await store.apply(.update([StateUpdate(id: names[product], state: .success)]), to: fixture.datasetId, by: "p")
+                }
+                try await eventually("every RunEvent", timeout: DispatcherTests.severalRounds) { lineage.received.count == 7 }
+            })
             running.cancel()
             _ = try? await running.value
             try await http.shutdown()
+            try outcome.get()
         }
         let events = lineage.received.map { (try? JSONSerialization.jsonObject(with: Data($0.rawBody))) as? [String: Any] ?? [:] }
         #expect(lineage.received.allSatisfy { $0.headers[.authorization] == "Bearer k" })

@@ -107,15 +107,22 @@ public enum TestStores {
         return store
     }
 
+    /// The pool `isolatedPostgresURL` creates databases with (two connections: the store's change
+    /// listener holds one for good, and would otherwise race the `CREATE DATABASE` for the only one).
+    private static let adminStore = Result { () throws -> PostgresStore? in
+        ProcessInfo.processInfo.environment["FLETCHER_TEST_POSTGRES_URL"] == nil ? nil : try postgresStore(maxConnections: 2)
+    }
+
     /// The URL of a new, empty database of the test server.
     public static func isolatedPostgresURL() async throws -> String {
         guard let url = ProcessInfo.processInfo.environment["FLETCHER_TEST_POSTGRES_URL"],
             var components = URLComponents(string: url)
         else { throw TestStoreError.noPostgres }
         let name = "fletcher_t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
-        // Two connections: the store's change listener holds one for good, and would otherwise race
-        // (and, now and then, beat) the `CREATE DATABASE` below for the only one.
-        let admin = try postgresStore(maxConnections: 2)
+        // One pool for every test's `CREATE DATABASE`, not one per database left running: each holds
+        // a listening connection for good, and on a loaded machine a pile of them slowed new
+        // connections past the stores' one-second probe.
+        guard let admin = try adminStore.get() else { throw TestStoreError.noPostgres }
         _ = try await admin.database.client.withConnection { connection in
             try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: Logger(label: "fletcher-test"))
         }
