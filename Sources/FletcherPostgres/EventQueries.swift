@@ -50,8 +50,21 @@ enum EventQueries {
     /// One value for the whole statement.
     private static let horizon = "(SELECT pg_snapshot_xmin(pg_current_snapshot()))"
 
-    private static let columns =
+    /// An event's columns from `event e`, as `stored` reads them.
+    static let columns =
         "e.xid::text::int8, e.position, e.id, e.type, e.time, e.dataset_id, e.sequence, e.data_product_id, e.data"
+
+    /// The values of `columns`.
+    typealias Row = (Int64, Int64, UUID, String, PostgresTimestamp, UUID?, Int64?, UUID?, String)
+
+    /// The event a row of `columns` holds, at its place in the feed.
+    static func stored(_ row: Row) throws -> StoredEvent {
+        let (xid, position, id, type, time, datasetId, sequence, productId, data) = row
+        return StoredEvent(
+            id: id, type: try StoredColumn.enumValue(type, as: PlanEventType.self), time: time.date, datasetId: datasetId,
+            sequence: sequence, dataProductId: productId, data: try StoredColumn.json(data, column: "event.data") ?? .null,
+            cursor: EventCursor(order: xid, position: position))
+    }
 
     /// At most `limit` events after `cursor` matching `filter`, in feed order, among those of
     /// transactions older than every running one. Each filter is served by an index in feed order:
@@ -96,15 +109,8 @@ enum EventQueries {
                 """
         }
         var events: [StoredEvent] = []
-        for try await (xid, position, id, type, time, datasetId, sequence, productId, data) in try await connection.query(
-            try query.query(), logger: logger
-        ).decode((Int64, Int64, UUID, String, PostgresTimestamp, UUID?, Int64?, UUID?, String).self) {
-            events.append(
-                StoredEvent(
-                    id: id, type: try StoredColumn.enumValue(type, as: PlanEventType.self), time: time.date,
-                    datasetId: datasetId, sequence: sequence, dataProductId: productId,
-                    data: try StoredColumn.json(data, column: "event.data") ?? .null,
-                    cursor: EventCursor(order: xid, position: position)))
+        for try await row in try await connection.query(try query.query(), logger: logger).decode(Row.self) {
+            events.append(try stored(row))
         }
         return EventPage(events: events, next: events.last?.cursor ?? cursor)
     }

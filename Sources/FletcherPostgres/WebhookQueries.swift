@@ -35,22 +35,16 @@ enum WebhookQueries {
     ) async throws -> [StoredEvent] {
         guard limit > 0 else { return [] }
         var events: [StoredEvent] = []
-        for try await (xid, position, id, type, time, datasetId, sequence, productId, data) in try await connection.query(
+        for try await row in try await connection.query(
             """
-            SELECT e.xid::text::int8, e.position, e.id, e.type, e.time, e.dataset_id, e.sequence, e.data_product_id, e.data
-            FROM event e
+            SELECT \(unescaped: EventQueries.columns) FROM event e
             WHERE (e.xid, e.position) > (\(String(cursor.order))::xid8, \(cursor.position)::int8)
                 AND e.xid < (SELECT pg_snapshot_xmin(pg_current_snapshot()))
                 AND NOT pg_visible_in_snapshot(e.writer, (SELECT relay_since FROM webhook_endpoint WHERE endpoint = \(endpoint)))
             ORDER BY e.xid, e.position LIMIT \(Int64(limit))::int8
             """, logger: logger
-        ).decode((Int64, Int64, UUID, String, PostgresTimestamp, UUID?, Int64?, UUID?, String).self) {
-            events.append(
-                StoredEvent(
-                    id: id, type: try StoredColumn.enumValue(type, as: PlanEventType.self), time: time.date,
-                    datasetId: datasetId, sequence: sequence, dataProductId: productId,
-                    data: try StoredColumn.json(data, column: "event.data") ?? .null,
-                    cursor: EventCursor(order: xid, position: position)))
+        ).decode(EventQueries.Row.self) {
+            events.append(try EventQueries.stored(row))
         }
         return events
     }
@@ -157,26 +151,19 @@ enum WebhookQueries {
             UPDATE webhook_delivery d SET lease_owner = \(owner), lease_expires_at = \(until.postgres), attempts = d.attempts + 1
             FROM due, event e
             WHERE d.endpoint = \(endpoint) AND d.event_id = due.event_id AND e.id = d.event_id
-            RETURNING d.attempts, d.created_at, e.xid::text::int8, e.position, e.id, e.type, e.time, e.dataset_id, e.sequence,
-                e.data_product_id, e.data
+            RETURNING d.attempts, d.created_at, \(unescaped: EventQueries.columns)
             """, logger: logger)
         var claims: [ClaimedDelivery] = []
         for try await (attempts, createdAt, xid, position, id, type, time, datasetId, sequence, productId, data) in rows.decode(
             (Int32, PostgresTimestamp, Int64, Int64, UUID, String, PostgresTimestamp, UUID?, Int64?, UUID?, String).self)
         {
-            let event = StoredEvent(
-                id: id, type: try StoredColumn.enumValue(type, as: PlanEventType.self), time: time.date, datasetId: datasetId,
-                sequence: sequence, dataProductId: productId, data: try StoredColumn.json(data, column: "event.data") ?? .null,
-                cursor: EventCursor(order: xid, position: position))
+            let event = try EventQueries.stored((xid, position, id, type, time, datasetId, sequence, productId, data))
             claims.append(
                 ClaimedDelivery(
                     delivery: WebhookDelivery(endpoint: endpoint, event: event, createdAt: createdAt.date), attempt: Int(attempts)))
         }
         // RETURNING keeps no order: the feed's.
-        return claims.sorted {
-            let (a, b) = ($0.delivery.event.cursor, $1.delivery.event.cursor)
-            return (a.order, a.position) < (b.order, b.position)
-        }
+        return claims.sorted { $0.delivery.event.cursor < $1.delivery.event.cursor }
     }
 
     /// Ends or releases a leased delivery, fenced by owner and attempt: false, with nothing

@@ -39,18 +39,25 @@ enum EventQueries {
         let rows = try Row.fetchAll(
             db,
             sql: """
-                SELECT position, id, type, time, dataset_id, sequence, data_product_id, data FROM event
+                SELECT \(columns) FROM event
                 WHERE \(conditions.joined(separator: " AND ")) ORDER BY position LIMIT ?
                 """,
             arguments: arguments)
-        let events = try rows.map { row in
-            StoredEvent(
-                id: row[1], type: try StoredColumn.enumValue(row[2], as: PlanEventType.self),
-                time: Date(microsecondsSince1970: row[3]), datasetId: row[4], sequence: row[5], dataProductId: row[6],
-                data: try StoredColumn.json(row[7], column: "event.data") ?? .null,
-                cursor: EventCursor(order: 0, position: row[0]))
-        }
+        let events = try rows.map { try stored($0, from: 0) }
         return EventPage(events: events, next: events.last?.cursor ?? cursor)
+    }
+
+    /// An event's columns, as `stored` reads them (unqualified, or from `event e` with `e.`).
+    static let columns = "position, id, type, time, dataset_id, sequence, data_product_id, data"
+
+    /// The event the columns of `row` from `first` on hold (as `columns` names them), at its place
+    /// in the feed.
+    static func stored(_ row: Row, from first: Int) throws -> StoredEvent {
+        StoredEvent(
+            id: row[first + 1], type: try StoredColumn.enumValue(row[first + 2], as: PlanEventType.self),
+            time: Date(microsecondsSince1970: row[first + 3]), datasetId: row[first + 4], sequence: row[first + 5],
+            dataProductId: row[first + 6], data: try StoredColumn.json(row[first + 7], column: "event.data") ?? .null,
+            cursor: EventCursor(order: 0, position: row[first]))
     }
 
     /// Past the latest event written.

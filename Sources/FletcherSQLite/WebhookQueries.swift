@@ -86,10 +86,7 @@ enum WebhookQueries {
                 WHERE endpoint = ? AND event_id = ?
                 """)
         return try rows.map { row in
-            let event = StoredEvent(
-                id: row[3], type: try StoredColumn.enumValue(row[4], as: PlanEventType.self),
-                time: Date(microsecondsSince1970: row[5]), datasetId: row[6], sequence: row[7], dataProductId: row[8],
-                data: try StoredColumn.json(row[9], column: "event.data") ?? .null, cursor: EventCursor(order: 0, position: row[2]))
+            let event = try EventQueries.stored(row, from: 2)
             try lease.execute(arguments: [owner, until.microsecondsSince1970, endpoint, event.id])
             return ClaimedDelivery(
                 delivery: WebhookDelivery(endpoint: endpoint, event: event, createdAt: Date(microsecondsSince1970: row[1])),

@@ -85,10 +85,6 @@ public struct EventFilter: Sendable, Hashable {
     }
 
     public static let all = EventFilter()
-
-    public func matches(type: PlanEventType, datasetId: UUID?) -> Bool {
-        (types?.contains(type) ?? true) && (self.datasetId.map { $0 == datasetId } ?? true)
-    }
 }
 
 /// One page of the feed, oldest first.
