@@ -44,10 +44,13 @@ public struct DispatchMetrics: Sendable {
 
     let factory: any MetricsFactory
     let transitions: TransitionMetrics
+    /// The events the dispatcher's and the timers' writes make (`fletcher_events_total`).
+    let events: EventMetrics
 
     public init(factory: any MetricsFactory = NOOPMetricsHandler.instance) {
         self.factory = factory
         self.transitions = TransitionMetrics(factory: factory)
+        self.events = EventMetrics(factory: factory)
     }
 
     func attempt(_ compute: Compute, _ outcome: Outcome) {
@@ -61,9 +64,10 @@ public struct DispatchMetrics: Sendable {
     }
 
     /// The retries and timeouts a firing of due timers made (`fletcher_retries_total{compute}`,
-    /// `fletcher_timeouts_total{compute,phase}`), with its state changes.
+    /// `fletcher_timeouts_total{compute,phase}`), with its state changes and events.
     public func fired(_ change: PlanChange) {
         transitions.record(change.transitions)
+        events.record(change.events)
         var computes: [UUID: Compute] = [:]
         for product in change.plan.dataProducts { computes[product.id] = product.compute }
         for transition in change.transitions {

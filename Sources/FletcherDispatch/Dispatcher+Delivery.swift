@@ -54,7 +54,8 @@ extension Dispatcher {
         do {
             switch decision {
             case .delivered where trigger.isCancel:
-                if try await store.markDelivered(claim, owner: process, attempt: attempt, runId: nil, link: nil, now: now) {
+                if let events = try await store.markDelivered(claim, owner: process, attempt: attempt, runId: nil, link: nil, now: now) {
+                    metrics.events.record(events)
                     metrics.cancel(trigger.compute, status == 404 ? .unknown : status == 409 ? .alreadyEnded : .cancelled)
                 } else {
                     metrics.cancel(trigger.compute, .leaseLost)
@@ -62,7 +63,8 @@ extension Dispatcher {
             case .delivered:
                 let runId = (answer["run_id"] as? String).flatMap(UUID.init(uuidString:))
                 let link = answer["link"] as? String
-                if try await store.markDelivered(claim, owner: process, attempt: attempt, runId: runId, link: link, now: now) {
+                if let events = try await store.markDelivered(claim, owner: process, attempt: attempt, runId: runId, link: link, now: now) {
+                    metrics.events.record(events)
                     metrics.attempt(trigger.compute, .delivered)
                     metrics.delivered(trigger.compute, latency: now.timeIntervalSince(trigger.createdAt))
                 } else {
@@ -70,8 +72,10 @@ extension Dispatcher {
                     logger.info("dispatch: lease lost before recording a delivery", metadata: ["trigger": "\(trigger.id)"])
                 }
             case .retry(let retryAt, let opensCircuit):
-                let recorded = try await store.markRetry(
+                let events = try await store.markRetry(
                     claim, owner: process, attempt: attempt, retryAt: retryAt, opensCircuit: opensCircuit, now: now)
+                let recorded = events != nil
+                metrics.events.record(events ?? [])
                 if trigger.isCancel {
                     metrics.cancel(trigger.compute, recorded ? .retry : .leaseLost)
                 } else if recorded {
@@ -95,9 +99,10 @@ extension Dispatcher {
         let now = clock()
         if claim.trigger.isCancel {
             do {
-                let recorded = try await store.markFailed(claim, owner: process, attempt: attempt, passback: .null, now: now)
-                metrics.cancel(claim.trigger.compute, recorded ? .failed : .leaseLost)
-                if recorded {
+                let events = try await store.markFailed(claim, owner: process, attempt: attempt, passback: .null, now: now)
+                metrics.events.record(events ?? [])
+                metrics.cancel(claim.trigger.compute, events != nil ? .failed : .leaseLost)
+                if events != nil {
                     logger.notice(
                         "dispatch: cancel failed",
                         metadata: ["trigger": "\(attempt.triggerId)", "product": "\(claim.trigger.dataProductId)", "error": "\(giveUp.error)"])
@@ -115,10 +120,11 @@ extension Dispatcher {
         ])
         let outcome: DispatchMetrics.Outcome = giveUp.reason == .refused ? .refused : .exhausted
         do {
-            guard try await store.markFailed(claim, owner: process, attempt: attempt, passback: passback, now: now) else {
+            guard let events = try await store.markFailed(claim, owner: process, attempt: attempt, passback: passback, now: now) else {
                 metrics.attempt(claim.trigger.compute, .leaseLost)
                 return
             }
+            metrics.events.record(events)
             metrics.attempt(claim.trigger.compute, outcome)
             metrics.transitions.record(from: .queued, to: .failed, reason: .dispatch)
             logger.notice(

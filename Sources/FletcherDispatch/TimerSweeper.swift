@@ -91,7 +91,6 @@ public final class TimerSweeper: Service {
             let change = try await store.apply(.fireDue(asOf: now), to: datasetId, by: dispatcherActor)
             guard !change.isEmpty else { return }
             metrics.fired(change)
-            EventMetrics(factory: metrics.factory).record(change.events)
             logger.info(
                 "timers: fired",
                 metadata: [

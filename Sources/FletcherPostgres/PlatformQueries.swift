@@ -48,21 +48,23 @@ enum PlatformQueries {
     }
 
     /// Applies `event` to the platform's circuit at `now`, with the event of its opening or
-    /// closing, if it does either, in the same transaction (docs/RULES.md rule 28).
+    /// closing, if it does either, in the same transaction (docs/RULES.md rule 28); returns that event.
     static func record(
         _ event: DispatchPolicy.CircuitEvent, of compute: Compute, now: Date, _ connection: PostgresConnection, _ logger: Logger
-    ) async throws {
+    ) async throws -> [PlanEvent] {
         let current: DispatchPolicy.Circuit
         let next: DispatchPolicy.Circuit
         if event == .answered {
-            guard let closed = try await close(compute, connection, logger) else { return }
+            guard let closed = try await close(compute, connection, logger) else { return [] }
             (current, next) = (closed, .closed)
         } else {
             current = try await lockCircuit(compute, connection, logger)
             next = current.after(event, at: now)
             try await save(next, of: compute, connection, logger)
         }
-        if let told = current.event(becoming: next, of: compute, at: now) { try await EventQueries.record([told], connection, logger) }
+        guard let told = current.event(becoming: next, of: compute, at: now) else { return [] }
+        try await EventQueries.record([told], connection, logger)
+        return [told]
     }
 
     /// Closes the platform's circuit in one statement, returning what it was; nil when it was

@@ -24,16 +24,16 @@ extension PostgresStore {
 
     public func markDelivered(
         _ claim: ClaimedTrigger, owner: String, attempt: DeliveryAttempt, runId: UUID?, link: String?, now: Date
-    ) async throws -> Bool {
+    ) async throws -> [PlanEvent]? {
         let trigger = claim.trigger
-        let (fenced, productChanged) = try await storeErrors {
-            try await transaction(ConnectivityQueries.begin) { [self] connection -> (Bool, Bool) in
+        let (events, productChanged) = try await storeErrors {
+            try await transaction(ConnectivityQueries.begin) { [self] connection -> ([PlanEvent]?, Bool) in
                 // The dataset first, as mutations lock it: no deadlock between the two.
                 _ = try await DatasetQueries.lock(trigger.datasetId, connection, logger)
                 guard try await TriggerQueries.finish(claim, owner: owner, as: .delivered, attempt: attempt, now: now, connection, logger)
-                else { return (false, false) }
+                else { return (nil, false) }
                 try await HistoryQueries.record(attempt, of: trigger, at: now, connection, logger)
-                try await recordCircuit(.delivered, of: claim, attempt: attempt, now: now, connection)
+                let events = try await recordCircuit(.delivered, of: claim, attempt: attempt, now: now, connection)
                 // A cancel's answer touches no product.
                 var changed = false
                 if !trigger.isCancel && (runId != nil || link != nil) {
@@ -42,66 +42,66 @@ extension PostgresStore {
                         try await DatasetQueries.touch(trigger.datasetId, at: now, notifying: notice, connection, logger)
                     }
                 }
-                return (true, changed)
+                return (events, changed)
             }
         }
         if productChanged { changeFeed.publish(trigger.datasetId) }
-        return fenced
+        return events
     }
 
     public func markRetry(
         _ claim: ClaimedTrigger, owner: String, attempt: DeliveryAttempt, retryAt: Date, opensCircuit: Bool, now: Date
-    ) async throws -> Bool {
+    ) async throws -> [PlanEvent]? {
         try await storeErrors {
             try await transaction(ConnectivityQueries.begin) { [self] connection in
                 guard try await TriggerQueries.release(claim, owner: owner, retryAt: retryAt, attempt: attempt, connection, logger)
-                else { return false }
+                else { return nil }
                 try await HistoryQueries.record(attempt, of: claim.trigger, at: now, connection, logger)
-                try await recordCircuit(.retry(opensCircuit: opensCircuit), of: claim, attempt: attempt, now: now, connection)
-                return true
+                return try await recordCircuit(.retry(opensCircuit: opensCircuit), of: claim, attempt: attempt, now: now, connection)
             }
         }
     }
 
     public func markFailed(
         _ claim: ClaimedTrigger, owner: String, attempt: DeliveryAttempt, passback: JSONValue, now: Date
-    ) async throws -> Bool {
+    ) async throws -> [PlanEvent]? {
         let trigger = claim.trigger
         if trigger.isCancel {
             // A cancel given up fails nothing: its try has ended already.
             return try await storeErrors {
                 try await transaction(ConnectivityQueries.begin) { [self] connection in
                     guard try await TriggerQueries.finish(claim, owner: owner, as: .failed, attempt: attempt, now: now, connection, logger)
-                    else { return false }
+                    else { return nil }
                     try await HistoryQueries.record(attempt, of: trigger, at: now, connection, logger)
-                    try await recordCircuit(.failed, of: claim, attempt: attempt, now: now, connection)
-                    return true
+                    return try await recordCircuit(.failed, of: claim, attempt: attempt, now: now, connection)
                 }
             }
         }
-        let change: PlanChange
+        let (change, circuit): (PlanChange, [PlanEvent])
         do {
-            change = try await storeErrors {
+            (change, circuit) = try await storeErrors {
                 try await transaction(ConnectivityQueries.begin) { [self] connection in
-                    try await mutate(trigger.datasetId, createIfMissing: false, on: connection) { connection in
+                    var circuit: [PlanEvent] = []
+                    let change = try await mutate(trigger.datasetId, createIfMissing: false, on: connection) { connection in
                         guard try await TriggerQueries.finish(claim, owner: owner, as: .failed, attempt: attempt, now: now, connection, logger)
                         else { return false }
                         try await HistoryQueries.record(attempt, of: trigger, at: now, connection, logger)
-                        try await recordCircuit(.failed, of: claim, attempt: attempt, now: now, connection)
+                        circuit = try await recordCircuit(.failed, of: claim, attempt: attempt, now: now, connection)
                         return true
                     } _: { stored, at, _ in
                         try PlanMutation.dispatchFailed(dataProductId: trigger.dataProductId, passback: passback)
                             .apply(
                                 to: stored, graph: stored.flatMap { planCache.graph(of: $0) }, datasetId: trigger.datasetId,
                                 by: dispatcherActor, at: at, policy: policy)
-                    }
+                    }.change
+                    return (change, circuit)
                 }
-            }.change
+            }
         } catch is Abandoned {
-            return false
+            return nil
         }
         if !change.isEmpty { changeFeed.publish(trigger.datasetId) }
-        return true
+        return circuit + change.events
     }
 
     public func datasetsWithDueTimers(asOf: Date, limit: Int) async throws -> [UUID] {
@@ -142,12 +142,13 @@ extension PostgresStore {
         }
     }
 
-    /// What recording the attempt does to its platform's circuit (docs/RULES.md rule 20), saved.
+    /// What recording the attempt does to its platform's circuit (docs/RULES.md rule 20), saved;
+    /// returns the circuit's event if it opened or closed.
     private func recordCircuit(
         _ recording: DispatchPolicy.Recording, of claim: ClaimedTrigger, attempt: DeliveryAttempt, now: Date,
         _ connection: PostgresConnection
-    ) async throws {
-        guard let event = recording.circuitEvent(httpStatus: attempt.httpStatus) else { return }
-        try await PlatformQueries.record(event, of: claim.trigger.compute, now: now, connection, logger)
+    ) async throws -> [PlanEvent] {
+        guard let event = recording.circuitEvent(httpStatus: attempt.httpStatus) else { return [] }
+        return try await PlatformQueries.record(event, of: claim.trigger.compute, now: now, connection, logger)
     }
 }

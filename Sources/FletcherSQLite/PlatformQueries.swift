@@ -35,12 +35,14 @@ enum PlatformQueries {
     }
 
     /// Applies `event` to the platform's circuit at `now`, with the event of its opening or
-    /// closing, if it does either, in the same transaction (docs/RULES.md rule 28).
-    static func record(_ event: DispatchPolicy.CircuitEvent, of compute: Compute, now: Date, _ db: Database) throws {
+    /// closing, if it does either, in the same transaction (docs/RULES.md rule 28); returns that event.
+    static func record(_ event: DispatchPolicy.CircuitEvent, of compute: Compute, now: Date, _ db: Database) throws -> [PlanEvent] {
         let current = try circuit(compute, db)
         let next = current.after(event, at: now)
         try save(next, of: compute, db)
-        if let told = current.event(becoming: next, of: compute, at: now) { try EventQueries.insert([told], db) }
+        guard let told = current.event(becoming: next, of: compute, at: now) else { return [] }
+        try EventQueries.insert([told], db)
+        return [told]
     }
 
     /// Every platform's consecutive failures (for `/metrics`).

@@ -20,57 +20,54 @@ extension SQLiteStore {
 
     public func markDelivered(
         _ claim: ClaimedTrigger, owner: String, attempt: DeliveryAttempt, runId: UUID?, link: String?, now: Date
-    ) async throws -> Bool {
-        let (fenced, productChanged) = try await write { db -> (Bool, Bool) in
+    ) async throws -> [PlanEvent]? {
+        let (events, productChanged) = try await write { db -> ([PlanEvent]?, Bool) in
             guard try TriggerQueries.finish(claim, owner: owner, as: .delivered, attempt: attempt, now: now, db) else {
-                return (false, false)
+                return (nil, false)
             }
             try HistoryQueries.record(attempt, of: claim.trigger, at: now, db)
-            try Self.recordCircuit(.delivered, of: claim, attempt: attempt, now: now, db)
+            let events = try Self.recordCircuit(.delivered, of: claim, attempt: attempt, now: now, db)
             // A cancel's answer touches no product.
             var changed = false
             if !claim.trigger.isCancel && (runId != nil || link != nil) {
                 changed = try DataProductQueries.recordRun(of: claim.trigger, runId: runId, link: link, at: now, db)
                 if changed { try DatasetQueries.touch(claim.trigger.datasetId, at: now, db) }
             }
-            return (true, changed)
+            return (events, changed)
         }
         if productChanged { changeFeed.publish(claim.trigger.datasetId) }
-        return fenced
+        return events
     }
 
     public func markRetry(
         _ claim: ClaimedTrigger, owner: String, attempt: DeliveryAttempt, retryAt: Date, opensCircuit: Bool, now: Date
-    ) async throws -> Bool {
+    ) async throws -> [PlanEvent]? {
         try await write { db in
-            guard try TriggerQueries.release(claim, owner: owner, retryAt: retryAt, attempt: attempt, db) else { return false }
+            guard try TriggerQueries.release(claim, owner: owner, retryAt: retryAt, attempt: attempt, db) else { return nil }
             try HistoryQueries.record(attempt, of: claim.trigger, at: now, db)
-            try Self.recordCircuit(.retry(opensCircuit: opensCircuit), of: claim, attempt: attempt, now: now, db)
-            return true
+            return try Self.recordCircuit(.retry(opensCircuit: opensCircuit), of: claim, attempt: attempt, now: now, db)
         }
     }
 
     public func markFailed(
         _ claim: ClaimedTrigger, owner: String, attempt: DeliveryAttempt, passback: JSONValue, now: Date
-    ) async throws -> Bool {
+    ) async throws -> [PlanEvent]? {
         let policy = policy
-        let (fenced, change) = try await write { db -> (Bool, PlanChange?) in
-            guard try TriggerQueries.finish(claim, owner: owner, as: .failed, attempt: attempt, now: now, db) else { return (false, nil) }
+        let (events, change) = try await write { db -> ([PlanEvent]?, PlanChange?) in
+            guard try TriggerQueries.finish(claim, owner: owner, as: .failed, attempt: attempt, now: now, db) else { return (nil, nil) }
             try HistoryQueries.record(attempt, of: claim.trigger, at: now, db)
-            try Self.recordCircuit(.failed, of: claim, attempt: attempt, now: now, db)
+            let circuit = try Self.recordCircuit(.failed, of: claim, attempt: attempt, now: now, db)
             // A cancel given up fails nothing: its try has ended already.
-            guard !claim.trigger.isCancel else { return (true, nil) }
+            guard !claim.trigger.isCancel else { return (circuit, nil) }
             let productId = claim.trigger.dataProductId
-            return (
-                true,
-                try Self.mutate(claim.trigger.datasetId, createIfMissing: false, in: db) { stored, at, _ in
-                    try PlanMutation.dispatchFailed(dataProductId: productId, passback: passback)
-                        .apply(to: stored, datasetId: claim.trigger.datasetId, by: dispatcherActor, at: at, policy: policy)
-                }.change
-            )
+            let change = try Self.mutate(claim.trigger.datasetId, createIfMissing: false, in: db) { stored, at, _ in
+                try PlanMutation.dispatchFailed(dataProductId: productId, passback: passback)
+                    .apply(to: stored, datasetId: claim.trigger.datasetId, by: dispatcherActor, at: at, policy: policy)
+            }.change
+            return (circuit + change.events, change)
         }
         if let change, !change.isEmpty { changeFeed.publish(claim.trigger.datasetId) }
-        return fenced
+        return events
     }
 
     public func nextDue(compute: Compute) async throws -> Date? {
@@ -85,11 +82,12 @@ extension SQLiteStore {
         }
     }
 
-    /// What recording the attempt does to its platform's circuit (docs/RULES.md rule 20), saved.
+    /// What recording the attempt does to its platform's circuit (docs/RULES.md rule 20), saved;
+    /// returns the circuit's event if it opened or closed.
     private static func recordCircuit(
         _ recording: DispatchPolicy.Recording, of claim: ClaimedTrigger, attempt: DeliveryAttempt, now: Date, _ db: Database
-    ) throws {
-        guard let event = recording.circuitEvent(httpStatus: attempt.httpStatus) else { return }
-        try PlatformQueries.record(event, of: claim.trigger.compute, now: now, db)
+    ) throws -> [PlanEvent] {
+        guard let event = recording.circuitEvent(httpStatus: attempt.httpStatus) else { return [] }
+        return try PlatformQueries.record(event, of: claim.trigger.compute, now: now, db)
     }
 }

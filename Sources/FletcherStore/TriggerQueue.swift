@@ -17,7 +17,9 @@ public struct ClaimedTrigger: Sendable, Hashable {
 /// engine implements it on the `dispatch_trigger` table; with PostgreSQL it holds across processes.
 ///
 /// Every `mark…` is fenced by lease owner and attempt: when the lease was lost (the process was
-/// paused past it and another took the trigger), it writes nothing and returns false.
+/// paused past it and another took the trigger), it writes nothing and returns nil. Otherwise it
+/// returns the events its transaction wrote (docs/RULES.md rule 28): a circuit opening or closing,
+/// a product failed by the dispatch, so that the dispatcher counts them as the API counts its own.
 public protocol TriggerQueue: Sendable {
     /// Leases due triggers of one platform in one short transaction: the platform's row locked, live
     /// leases counted so that `maxInFlight` holds across processes, due rows taken skipping those
@@ -29,17 +31,17 @@ public protocol TriggerQueue: Sendable {
     /// if it is still queued on this trigger's try (a report the platform already made is never
     /// overwritten, nor a later try given an earlier one's run). A cancel's acceptance touches no product.
     func markDelivered(_ claim: ClaimedTrigger, owner: String, attempt: DeliveryAttempt, runId: UUID?, link: String?, now: Date)
-        async throws -> Bool
+        async throws -> [PlanEvent]?
 
     /// The attempt failed and the trigger waits until `retryAt`; the platform's failure count grows
     /// (and its circuit opens after `DispatchPolicy.circuitThreshold` in a row, or at once when `opensCircuit`).
     func markRetry(_ claim: ClaimedTrigger, owner: String, attempt: DeliveryAttempt, retryAt: Date, opensCircuit: Bool, now: Date)
-        async throws -> Bool
+        async throws -> [PlanEvent]?
 
     /// The trigger is given up: failed, and its product fails through the rules with `passback`
     /// (unless it left `queued` meanwhile), in one transaction. A cancel given up fails nothing.
     func markFailed(_ claim: ClaimedTrigger, owner: String, attempt: DeliveryAttempt, passback: JSONValue, now: Date)
-        async throws -> Bool
+        async throws -> [PlanEvent]?
 
     /// When the earliest pending trigger of a platform falls due, if there is one.
     func nextDue(compute: Compute) async throws -> Date?

@@ -36,6 +36,13 @@ struct DispatchOutcomeTests {
             let line = registry.emitToString().split(separator: "\n").first { $0.hasPrefix(prefix) }
             return line.flatMap { Int($0.dropFirst(prefix.count)) } ?? 0
         }
+
+        /// `fletcher_events_total{type}`: the events the dispatcher's writes made.
+        func events(_ type: PlanEventType) -> Int {
+            let prefix = #"fletcher_events_total{type="\#(type.rawValue)"} "#
+            let line = registry.emitToString().split(separator: "\n").first { $0.hasPrefix(prefix) }
+            return line.flatMap { Int($0.dropFirst(prefix.count)) } ?? 0
+        }
     }
 
     /// Runs one dispatcher sending `cams` triggers to `platform` while `body` runs.
@@ -102,6 +109,8 @@ struct DispatchOutcomeTests {
         #expect(dispatch["attempts"] == .integer(2))
         #expect(counted.attempts(.exhausted) == 1 && counted.attempts(.retry) == 1 && counted.attempts(.delivered) == 0)
         #expect(try await store.triggers(datasetId: fixture.datasetId, dataProductId: fixture.names["a"]).map(\.state) == [.failed])
+        // The give-up's events are counted as the API counts its own.
+        #expect(counted.events(.triggerUndeliverable) == 1 && counted.events(.dataProductFailed) == 1)
     }
 
     @Test(arguments: TestEngine.available)

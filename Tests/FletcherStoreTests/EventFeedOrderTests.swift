@@ -189,11 +189,13 @@ struct EventFeedOrderTests {
         let attempt = DeliveryAttempt(
             triggerId: claim.trigger.id, attempt: claim.attempt, httpStatus: 422, error: nil, durationMilliseconds: 3, process: "test")
         let before = try await all(store, filter)
-        #expect(!(try await store.markFailed(claim, owner: "someone else", attempt: attempt, passback: .null, now: now)))
+        #expect(try await store.markFailed(claim, owner: "someone else", attempt: attempt, passback: .null, now: now) == nil)
         #expect(try await all(store, filter) == before)
-        #expect(try await store.markFailed(claim, owner: "d", attempt: attempt, passback: .null, now: now))
+        let returned = try #require(try await store.markFailed(claim, owner: "d", attempt: attempt, passback: .null, now: now))
         let written = Array(try await all(other, filter).dropFirst(before.count))
         #expect(written.map(\.type).contains(.dataProductFailed))
+        // What the dispatcher counts (`fletcher_events_total`) is what was written.
+        #expect(returned.map(\.id) == written.map(\.id) && returned.map(\.type) == written.map(\.type))
         #expect(written.allSatisfy { $0.dataProductId == names["p"] || $0.dataProductId == nil })
         #expect(written.compactMap(\.sequence) == (0..<written.count).map { Int64(before.count + $0 + 1) })
         #expect(try await other.plan(fixture.datasetId)?.dataset.eventSequence == Int64(before.count + written.count))

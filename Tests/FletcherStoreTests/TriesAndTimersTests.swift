@@ -70,10 +70,10 @@ struct TriesAndTimersTests {
         // `leased` stays leased; `retried` was attempted and waits; `delivered` was accepted.
         let retried = try claim("retried")
         #expect(try await store.markRetry(
-            retried, owner: "d", attempt: attempt(retried, status: 503), retryAt: now.addingTimeInterval(60), opensCircuit: false, now: now))
+            retried, owner: "d", attempt: attempt(retried, status: 503), retryAt: now.addingTimeInterval(60), opensCircuit: false, now: now) != nil)
         let run = UUID()
         let delivered = try claim("delivered")
-        #expect(try await store.markDelivered(delivered, owner: "d", attempt: attempt(delivered), runId: run, link: nil, now: now))
+        #expect(try await store.markDelivered(delivered, owner: "d", attempt: attempt(delivered), runId: run, link: nil, now: now) != nil)
         // This clear on the plan read under the lock (not cached); the next on a cached plan.
         store.planCache.removeAll()
         _ = try await store.apply(.clear([names["leased"], names["retried"], names["delivered"]]), to: fixture.datasetId, by: "operator")
@@ -119,7 +119,7 @@ struct TriesAndTimersTests {
         #expect(claimed.count == 1)
         #expect(cancel.trigger.cancel == CancelOrder(triggerId: first.trigger.id, runId: nil, reason: .disable))
         #expect(cancel.trigger.tryNumber == 1 && cancel.trigger.dataProductId == names["a"] && cancel.attempt == 1)
-        #expect(try await store.markDelivered(cancel, owner: "d", attempt: attempt(cancel), runId: UUID(), link: "cancelled", now: now))
+        #expect(try await store.markDelivered(cancel, owner: "d", attempt: attempt(cancel), runId: UUID(), link: "cancelled", now: now) != nil)
         #expect(try await store.dataProduct(datasetId: fixture.datasetId, id: names["a"]) == before)
         let ended = try await store.triggers(datasetId: fixture.datasetId, dataProductId: names["a"]).first { $0.id == cancel.trigger.id }
         #expect(ended?.state == .delivered && ended?.attempts == 1 && ended?.lastStatus == 202 && ended?.finishedAt != nil)
@@ -141,7 +141,7 @@ struct TriesAndTimersTests {
             try await store.claim(compute: .dbxaas, maxInFlight: 8, owner: "d", leaseSeconds: 60, now: Date()).first { $0.trigger.isCancel })
         let before = try #require(try await store.dataProduct(datasetId: fixture.datasetId, id: names["a"]))
         #expect(before.state == .queued && before.tryNumber == 2)
-        #expect(try await store.markFailed(cancel, owner: "d", attempt: attempt(cancel, status: 400), passback: .string("refused"), now: now))
+        #expect(try await store.markFailed(cancel, owner: "d", attempt: attempt(cancel, status: 400), passback: .string("refused"), now: now) != nil)
         #expect(try await store.dataProduct(datasetId: fixture.datasetId, id: names["a"]) == before)
         #expect(try await cancels(store, fixture, "a").map(\.state) == [.failed])
     }
@@ -155,7 +155,7 @@ struct TriesAndTimersTests {
         let now = Date()
         let first = try #require(try await store.claim(compute: .dbxaas, maxInFlight: 8, owner: "d", leaseSeconds: 60, now: now).first)
         _ = try await store.apply(.clear([names["a"]]), to: fixture.datasetId, by: "operator")
-        #expect(try await store.markDelivered(first, owner: "d", attempt: attempt(first), runId: UUID(), link: "https://run/1", now: now))
+        #expect(try await store.markDelivered(first, owner: "d", attempt: attempt(first), runId: UUID(), link: "https://run/1", now: now) != nil)
         let product = try #require(try await store.dataProduct(datasetId: fixture.datasetId, id: names["a"]))
         #expect(product.state == .queued && product.tryNumber == 2 && product.triggerId != first.trigger.id)
         #expect(product.runId == nil && product.link == nil)

@@ -31,7 +31,7 @@ struct TriggerQueueTests {
         #expect(first.count == 3)
         #expect(first.allSatisfy { $0.attempt == 1 })
         #expect(try await store.claim(compute: .dbxaas, maxInFlight: 3, owner: "two", leaseSeconds: 60, now: now).isEmpty)
-        #expect(try await store.markDelivered(first[0], owner: "one", attempt: attempt(first[0]), runId: nil, link: nil, now: now))
+        #expect(try await store.markDelivered(first[0], owner: "one", attempt: attempt(first[0]), runId: nil, link: nil, now: now) != nil)
         let second = try await store.claim(compute: .dbxaas, maxInFlight: 3, owner: "two", leaseSeconds: 60, now: now)
         #expect(second.count == 1)
         #expect(Set(second.map(\.trigger.id)).isDisjoint(with: first.map(\.trigger.id)))
@@ -47,10 +47,10 @@ struct TriggerQueueTests {
         let fast = try #require(try await store.claim(compute: .dbxaas, maxInFlight: 8, owner: "fast", leaseSeconds: 30, now: later).first)
         #expect(fast.trigger.id == slow.trigger.id)
         #expect(fast.attempt == 2)
-        #expect(try await store.markDelivered(fast, owner: "fast", attempt: attempt(fast), runId: names["run"], link: "https://run", now: later))
+        #expect(try await store.markDelivered(fast, owner: "fast", attempt: attempt(fast), runId: names["run"], link: "https://run", now: later) != nil)
         // The paused process wakes up: its writes change nothing.
-        #expect(!(try await store.markDelivered(slow, owner: "slow", attempt: attempt(slow), runId: UUID(), link: "x", now: later)))
-        #expect(!(try await store.markFailed(slow, owner: "slow", attempt: attempt(slow, status: 400), passback: .null, now: later)))
+        #expect(try await store.markDelivered(slow, owner: "slow", attempt: attempt(slow), runId: UUID(), link: "x", now: later) == nil)
+        #expect(try await store.markFailed(slow, owner: "slow", attempt: attempt(slow, status: 400), passback: .null, now: later) == nil)
         let product = try #require(try await store.dataProduct(datasetId: fixture.datasetId, id: names["p0"]))
         #expect(product.state == .queued)
         #expect(product.runId == names["run"] && product.link == "https://run")
@@ -66,7 +66,7 @@ struct TriggerQueueTests {
         _ = try await store.apply(.update([StateUpdate(id: names["p0"], state: .running, runId: reported)]), to: fixture.datasetId, by: "platform")
         // The report cancelled the trigger while its request was in flight; the delivery is still
         // recorded (the platform has it), but the product keeps what the platform reported.
-        #expect(try await store.markDelivered(claim, owner: "d", attempt: attempt(claim), runId: UUID(), link: "late", now: now))
+        #expect(try await store.markDelivered(claim, owner: "d", attempt: attempt(claim), runId: UUID(), link: "late", now: now) != nil)
         let product = try #require(try await store.dataProduct(datasetId: fixture.datasetId, id: names["p0"]))
         #expect(product.runId == reported && product.link == nil && product.state == .running)
     }
@@ -77,7 +77,7 @@ struct TriggerQueueTests {
         let now = Date()
         let claim = try #require(try await store.claim(compute: .dbxaas, maxInFlight: 8, owner: "d", leaseSeconds: 30, now: now).first)
         let passback = JSONValue.object(["fletcher_dispatch": .object(["http_status": .integer(422)])])
-        #expect(try await store.markFailed(claim, owner: "d", attempt: attempt(claim, status: 422), passback: passback, now: now))
+        #expect(try await store.markFailed(claim, owner: "d", attempt: attempt(claim, status: 422), passback: passback, now: now) != nil)
         let product = try #require(try await store.dataProduct(datasetId: fixture.datasetId, id: names["p0"]))
         #expect(product.state == .failed && product.passback == passback && product.modifiedBy == dispatcherActor)
         #expect(try await store.triggers(datasetId: fixture.datasetId, dataProductId: names["p0"]).map(\.state) == [.failed])
@@ -97,7 +97,10 @@ struct TriggerQueueTests {
         var now = Date()
         for failure in 1...5 {
             let claim = try #require(try await store.claim(compute: .dbxaas, maxInFlight: 1, owner: "d", leaseSeconds: 30, now: now).first)
-            #expect(try await store.markRetry(claim, owner: "d", attempt: attempt(claim, status: 503), retryAt: now.addingTimeInterval(0.5), opensCircuit: false, now: now))
+            let told = try await store.markRetry(
+                claim, owner: "d", attempt: attempt(claim, status: 503), retryAt: now.addingTimeInterval(0.5), opensCircuit: false, now: now)
+            // The fifth failure's write returns the opening it wrote; the others, nothing.
+            #expect(told?.map(\.type) == (failure == 5 ? [.computeCircuitOpened] : []))
             #expect(try await store.nextDue(compute: .dbxaas) != nil)
             now = now.addingTimeInterval(failure < 5 ? 0.6 : 0)
         }
@@ -114,7 +117,8 @@ struct TriggerQueueTests {
         #expect(probe.count == 1)
         #expect(try await store.claim(compute: .dbxaas, maxInFlight: 8, owner: "d", leaseSeconds: 30, now: now).isEmpty)
         // The probe gets through: the circuit closes and the rest flows.
-        #expect(try await store.markDelivered(probe[0], owner: "d", attempt: attempt(probe[0]), runId: nil, link: nil, now: now))
+        let told = try await store.markDelivered(probe[0], owner: "d", attempt: attempt(probe[0]), runId: nil, link: nil, now: now)
+        #expect(told?.map(\.type) == [.computeCircuitClosed])
         #expect(try await store.claim(compute: .dbxaas, maxInFlight: 8, owner: "d", leaseSeconds: 30, now: now).count == 2)
         try await store.settled()
         let closed = try await store.events(after: .start, matching: circuits, limit: 10).events

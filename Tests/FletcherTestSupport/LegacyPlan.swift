@@ -164,7 +164,7 @@ public struct LegacyPlan: Sendable {
             let attempt = DeliveryAttempt(
                 triggerId: claim.trigger.id, attempt: claim.attempt, httpStatus: 202, error: nil, durationMilliseconds: 5, process: "upgrade")
             #expect(
-                try await store.markDelivered(claim, owner: "upgrade", attempt: attempt, runId: run, link: nil, now: at(3)),
+                try await store.markDelivered(claim, owner: "upgrade", attempt: attempt, runId: run, link: nil, now: at(3)) != nil,
                 sourceLocation: sourceLocation)
             // A product queued before tries has no trigger id: the old trigger's run id is its.
             #expect(try await store.dataProduct(datasetId: dataset, id: transform)?.runId == run, sourceLocation: sourceLocation)
