@@ -114,8 +114,8 @@ struct PlanEditor {
     /// retry pending), a timeout (and its failure), a retry, a success (late by how long, when its
     /// deadline was missed).
     private mutating func tell(_ transition: StateTransition, of product: DataProduct) {
-        var data = transition.eventData
-        if policy.recordsRuns { tellRun(transition, of: product) }
+        var data = Self.eventData(of: transition)
+        if policy.recordsRuns { tellRun(transition, of: product, data) }
         switch (transition.to, transition.reason) {
         case (.failed, let reason):
             if reason == .timeout { events.add(.dataProductTimedOut, product: product, data) }
@@ -144,14 +144,27 @@ struct PlanEditor {
     /// The longest passback text a failure's run event carries.
     static let errorLength = 4096
 
+    /// The data of a change's events: its `try` and `reason`, and its try's `trigger_id` while the
+    /// try is live — the change starts it (to `queued`) or ends it (from `queued` or `running`). A
+    /// report after the try ended (a success after a final failure or a timeout) names none: that
+    /// try's run is over and gets no second end (docs/RULES.md rules 28 and 30).
+    private static func eventData(of transition: StateTransition) -> [String: EventValue] {
+        var data = transition.eventData
+        switch (transition.from, transition.to) {
+        case (_, .queued), (.queued?, _), (.running?, _): break
+        default: data["trigger_id"] = nil
+        }
+        return data
+    }
+
     /// The run events of a state change (`PlanEventType.runEvents`), before the change's others:
-    /// a try's start, its `running`, its end without a result.
-    private mutating func tellRun(_ transition: StateTransition, of product: DataProduct) {
-        let data = transition.eventData
+    /// a try's start, its `running` (only a queued try's: a `running` report after the try ended
+    /// starts no run), its end without a result.
+    private mutating func tellRun(_ transition: StateTransition, of product: DataProduct, _ data: [String: EventValue]) {
         switch (transition.from, transition.to) {
         case (_, .queued):
             events.add(.dataProductQueued, product: product, data)
-        case (_, .running):
+        case (.queued?, .running):
             events.add(.dataProductRunning, product: product, data)
         case (.queued?, .waiting), (.queued?, .disabled), (.running?, .waiting), (.running?, .disabled):
             events.add(.dataProductAborted, product: product, data)
@@ -162,7 +175,7 @@ struct PlanEditor {
 
     /// What a product's change of state from `from` to its state now does to its try, its timers and
     /// its try at the platform: queueing starts a try and arms the queued timeout; `running` arms the
-    /// running one; `failed` may arm a retry; every change ends the timers of the state left; leaving
+    /// running one (and, unless the product was queued, leaves it outside any try); `failed` may arm a retry; every change ends the timers of the state left; leaving
     /// `queued` or `running` by a clear, disable, downstream reset or timeout cancels the try at a
     /// platform that takes cancels.
     private mutating func changeTimers(at position: Int, from: DataProductState, reason: TransitionReason) {
@@ -183,6 +196,10 @@ struct PlanEditor {
             plan.dataProducts[position].tryNumber += 1
             plan.dataProducts[position].triggerId = UUID.random()
             plan.dataProducts[position].retriesUsed = reason == .retry ? product.retriesUsed + 1 : 0
+        case .running where from != .queued:
+            // Reported running outside a try (after it failed, succeeded or was cleared): the
+            // platform holds no try of Fletcher's, so there is none to name, cancel or end.
+            plan.dataProducts[position].triggerId = nil
         case .failed:
             armRetry(at: position, reason: reason)
         case .waiting, .running, .success, .disabled:

@@ -61,12 +61,14 @@ public enum PlanEventType: String, Sendable, Hashable, CaseIterable, Codable {
     public static let runEvents: Set<PlanEventType> = [.dataProductQueued, .dataProductRunning, .dataProductAborted]
 
     /// The types a subscription's pattern names: one type by its name, or every type under a
-    /// prefix (`data_product.*`), or every type (`*`); empty for a pattern naming none.
+    /// prefix (`data_product.*`), or every type (`*`); empty for a pattern naming none. Patterns
+    /// leave out the run events, which only their names select: turning OpenLineage on does not
+    /// change what a `*` subscriber gets (docs/RULES.md rule 29).
     public static func matching(_ pattern: String) -> [PlanEventType] {
-        if pattern == "*" { return allCases }
+        if pattern == "*" { return allCases.filter { !runEvents.contains($0) } }
         if pattern.hasSuffix(".*") {
             let prefix = pattern.dropLast(1)
-            return allCases.filter { $0.rawValue.hasPrefix(prefix) }
+            return allCases.filter { $0.rawValue.hasPrefix(prefix) && !runEvents.contains($0) }
         }
         return PlanEventType(rawValue: pattern).map { [$0] } ?? []
     }

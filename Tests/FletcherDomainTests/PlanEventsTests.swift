@@ -183,4 +183,33 @@ struct PlanEventsTests {
         let plain = try unlimited(fixture).applying(.update([StateUpdate(id: names["a"], state: .running)]), at: Self.start + 1, policy: .none)
         #expect(plain.events.isEmpty)
     }
+
+    @Test func aReportAfterItsTryEndedNamesNoTriggerAndStartsNoRun() throws {
+        var runs = OrchestrationPolicy.none
+        runs.recordsRuns = true
+        let fixture = PlanFixture(names: names).products("a")
+        let submitted = try PlanMutation.submit(fixture.submission)
+            .apply(to: nil, datasetId: fixture.datasetId, by: "test", at: Self.start, policy: runs)
+        let failed = try submitted.plan.applying(.update([StateUpdate(id: names["a"], state: .failed)]), at: Self.start + 1, policy: runs)
+        #expect(types(failed) == [.dataProductFailed])
+        #expect(failed.events[0].data["trigger_id"] != nil && failed.events[0].data["final"] == .bool(true))
+        // An operator's `running` then `success` on the failed product: no run event, no trigger.
+        let running = try failed.plan.applying(.update([StateUpdate(id: names["a"], state: .running)]), at: Self.start + 2, policy: runs)
+        #expect(types(running).isEmpty)
+        let succeeded = try running.plan.applying(.update([StateUpdate(id: names["a"], state: .success)]), at: Self.start + 3, policy: runs)
+        #expect(types(succeeded) == [.dataProductSucceeded, .datasetSucceeded])
+        #expect(succeeded.events[0].data["trigger_id"] == nil && succeeded.events[0].data["try"] == .integer(1))
+        // Running outside a try, the product names no trigger: no cancel or report can take the old one.
+        #expect(running.plan.product(names["a"])?.triggerId == nil && running.plan.product(names["a"])?.tryNumber == 1)
+        // A success reported straight after a failure names no trigger either.
+        let direct = try failed.plan.applying(.update([StateUpdate(id: names["a"], state: .success)]), at: Self.start + 2, policy: runs)
+        #expect(types(direct) == [.dataProductSucceeded, .datasetSucceeded] && direct.events[0].data["trigger_id"] == nil)
+    }
+
+    @Test func patternsLeaveOutTheRunEventsWhichOnlyTheirNamesSelect() {
+        #expect(PlanEventType.matching("*").count == PlanEventType.allCases.count - PlanEventType.runEvents.count)
+        #expect(PlanEventType.matching("data_product.*").allSatisfy { !PlanEventType.runEvents.contains($0) })
+        #expect(PlanEventType.matching("data_product.*").contains(.dataProductFailed))
+        #expect(PlanEventType.matching("data_product.queued") == [.dataProductQueued])
+    }
 }
