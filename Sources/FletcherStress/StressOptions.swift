@@ -30,12 +30,18 @@ public struct StressOptions: Sendable {
     public var scenario: Scenario
     /// Where the stand-in compute platform listens in the `dispatch` scenario.
     public var platformPort: Int
+    /// Where the webhook receiver listens, when one is wanted: the server's `WEBHOOKS` posts to
+    /// `http://127.0.0.1:{port}/hooks` (standard format) and the report has the webhook latency.
+    public var webhookPort: Int?
+    /// Requests per second, all workers together (at most; nil: as fast as answers come).
+    public var rate: Double?
     /// How often progress is printed (to standard error).
     public var progressInterval: Duration
 
     public init(
         url: URL, service: String, key: String, concurrency: Int = 16, duration: Duration? = .seconds(30), requests: Int? = nil,
-        plans: Int = 100, scenario: Scenario = .mixed, platformPort: Int = 9100, progressInterval: Duration = .seconds(2)
+        plans: Int = 100, scenario: Scenario = .mixed, platformPort: Int = 9100, webhookPort: Int? = nil, rate: Double? = nil,
+        progressInterval: Duration = .seconds(2)
     ) {
         self.url = url
         self.service = service
@@ -46,6 +52,8 @@ public struct StressOptions: Sendable {
         self.plans = plans
         self.scenario = scenario
         self.platformPort = platformPort
+        self.webhookPort = webhookPort
+        self.rate = rate
         self.progressInterval = progressInterval
     }
 }

@@ -12,8 +12,10 @@ public struct StressReport: Sendable {
     let failed: Int
     let failures: [String]
     let unexpectedTriggers: Int
+    let unexpectedWebhooks: Int
+    let missingWebhooks: Int
 
-    static let order = ["update", "clear", "read plan", "index page", "search", "plan page", "trigger latency", "submit", "authenticate"]
+    static let order = ["update", "clear", "read plan", "index page", "search", "plan page", "trigger latency", "webhook latency", "submit", "authenticate"]
 
     var throughput: Double { Double(measured) / StressRunner.seconds(elapsed) }
 
@@ -57,6 +59,12 @@ public struct StressReport: Sendable {
             lines.append("trigger latency: from sending a parent's success to its child's trigger arriving at this tool")
             if unexpectedTriggers > 0 { lines.append("unexpected or duplicate triggers: \(unexpectedTriggers)") }
         }
+        if options.webhookPort != nil {
+            lines.append("")
+            lines.append("webhook latency: from sending a product's success to its data_product.succeeded webhook arriving at this tool")
+            if unexpectedWebhooks > 0 { lines.append("webhooks for no success sent: \(unexpectedWebhooks)") }
+            if missingWebhooks > 0 { lines.append("successes whose webhook never arrived: \(missingWebhooks)") }
+        }
         if !failures.isEmpty {
             lines.append("")
             lines.append("first failures:")
@@ -79,7 +87,8 @@ public struct StressReport: Sendable {
             "scenario": options.scenario.rawValue, "concurrency": options.concurrency, "plans": plans, "target": options.url.absoluteString,
             "setup_s": StressRunner.seconds(setup), "duration_s": StressRunner.seconds(elapsed), "requests": measured,
             "ok": measured - failed, "failed": failed, "throughput": throughput, "kinds": kindsJSON, "failures": failures,
-            "unexpected_triggers": unexpectedTriggers,
+            "unexpected_triggers": unexpectedTriggers, "unexpected_webhooks": unexpectedWebhooks, "missing_webhooks": missingWebhooks,
+            "rate": options.rate ?? 0,
         ]
         return (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
     }

@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import ServiceLifecycle
 import Synchronization
 
 /// `fletcher stress`: replays a realistic workload against a running server and reports
@@ -53,9 +54,13 @@ public enum StressRunner {
         progress("submitted \(plans.count) plans in \(format(setup))")
 
         let board = TriggerBoard(recorder: recorder)
-        var platform: Task<Void, any Error>?
+        let webhooks = WebhookBoard(recorder: recorder)
+        var listeners: [Listener] = []
         if options.scenario == .dispatch {
-            platform = try await startPlatform(port: options.platformPort, board: board)
+            listeners.append(try await startPlatform(port: options.platformPort, board: board))
+        }
+        if let port = options.webhookPort {
+            listeners.append(try await startWebhookReceiver(port: port, board: webhooks))
         }
         let stop = StopCondition(options: options)
         let started = ContinuousClock.now
@@ -77,7 +82,7 @@ public enum StressRunner {
             for worker in 0..<options.concurrency {
                 group.addTask {
                     await Worker(
-                        index: worker, options: options, client: client, board: board, stop: stop,
+                        index: worker, options: options, client: client, board: board, webhooks: webhooks, stop: stop,
                         plans: plans.isEmpty ? [] : stride(from: worker % plans.count, to: plans.count, by: options.concurrency).map { plans[$0] },
                         allPlans: plans
                     ).run()
@@ -86,37 +91,75 @@ public enum StressRunner {
         }
         let elapsed = ContinuousClock.now - started
         reporter.cancel()
-        platform?.cancel()
-        _ = try? await platform?.value
+        // Webhooks of the last successes are still on their way: wait for them (their latency counts).
+        let missingWebhooks = options.webhookPort == nil ? 0 : await webhooks.drain(timeout: .seconds(30))
+        for listener in listeners { await listener.stop() }
         return StressReport(
             options: options, plans: plans.count, setup: setup, elapsed: elapsed, kinds: recorder.snapshot,
             measured: recorder.measured.load(ordering: .relaxed), failed: recorder.measuredFailures.load(ordering: .relaxed),
-            failures: recorder.failureSamples, unexpectedTriggers: board.unexpected.load(ordering: .relaxed))
+            failures: recorder.failureSamples, unexpectedTriggers: board.unexpected.load(ordering: .relaxed),
+            unexpectedWebhooks: webhooks.unexpected.load(ordering: .relaxed), missingWebhooks: missingWebhooks)
     }
 
     /// The stand-in compute platform: accepts every trigger (202, with a run id) and tells the board.
-    private static func startPlatform(port: Int, board: TriggerBoard) async throws -> Task<Void, any Error> {
-        let router = Router()
-        router.post("/jobs") { request, _ -> Response in
-            let body = try await request.body.collect(upTo: 1 << 20)
-            if let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any],
-                let dataset = object["dataset_id"] as? String, let product = object["data_product_id"] as? String
-            {
+    private static func startPlatform(port: Int, board: TriggerBoard) async throws -> Listener {
+        try await listen(port: port, path: "/jobs") { _, object in
+            if let dataset = object["dataset_id"] as? String, let product = object["data_product_id"] as? String {
                 board.arrived(TriggerBoard.key(dataset, product))
             }
             return Response(
                 status: .accepted, headers: [.contentType: "application/json"],
                 body: .init(byteBuffer: ByteBuffer(string: #"{"run_id": "\#(UUID().uuidString.lowercased())"}"#)))
         }
-        var logger = Logger(label: "stress-platform")
+    }
+
+    /// The webhook endpoint (`WEBHOOKS` entry `{"url": "http://127.0.0.1:{port}/hooks", "format":
+    /// "standard", …}`): takes every delivery (204) and tells the board of each product's success.
+    private static func startWebhookReceiver(port: Int, board: WebhookBoard) async throws -> Listener {
+        try await listen(port: port, path: "/hooks") { headers, object in
+            if object["type"] as? String == "data_product.succeeded", let id = headers.first(where: { $0.name.canonicalName == "webhook-id" })?.value,
+                let event = object["data"] as? [String: Any], let dataset = event["dataset_id"] as? String,
+                let product = event["data_product_id"] as? String
+            {
+                board.arrived(id: id, key: TriggerBoard.key(dataset, product))
+            }
+            return Response(status: .noContent)
+        }
+    }
+
+    /// A stand-in HTTP service on `port` whose `POST path` answers what `answer` makes of the
+    /// request's headers and JSON object body.
+    private static func listen(
+        port: Int, path: RouterPath, answer: @escaping @Sendable (HTTPFields, [String: Any]) -> Response
+    ) async throws -> Listener {
+        let router = Router()
+        router.post(path) { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 1 << 20)
+            let object = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any] ?? [:]
+            return answer(request.headers, object)
+        }
+        var logger = Logger(label: "stress-listener")
         logger.logLevel = .error
         let ready = AsyncStream<Void>.makeStream()
         let application = Application(
             router: router, configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: "fletcher-stress"),
             onServerRunning: { _ in ready.continuation.yield() }, logger: logger)
-        let task = Task { try await application.runService(gracefulShutdownSignals: []) }
+        let group = ServiceGroup(configuration: .init(services: [application], logger: logger))
+        let task = Task { try await group.run() }
         for await _ in ready.stream { break }
-        return task
+        return Listener(group: group, task: task)
+    }
+
+    /// A running stand-in service.
+    struct Listener {
+        let group: ServiceGroup
+        let task: Task<Void, any Error>
+
+        /// Shuts it down gracefully and waits until it has.
+        func stop() async {
+            await group.triggerGracefulShutdown()
+            _ = try? await task.value
+        }
     }
 
     static func seconds(_ duration: Duration) -> Double {
@@ -126,19 +169,31 @@ public enum StressRunner {
     static func format(_ duration: Duration) -> String { String(format: "%.1f s", seconds(duration)) }
 }
 
-/// When the measured phase ends: after a duration or a number of requests, whichever comes first.
+/// When the measured phase ends: after a duration or a number of requests, whichever comes first;
+/// and, at a set rate, when each request may go.
 final class StopCondition: Sendable {
+    let started = ContinuousClock.now
     let deadline: ContinuousClock.Instant?
     let limit: Int?
+    /// The time between two requests' slots, when a rate is set.
+    let interval: Duration?
     private let counted = Atomic<Int>(0)
+    private let slots = Atomic<Int>(0)
 
     init(options: StressOptions) {
-        deadline = options.duration.map { ContinuousClock.now + $0 }
+        deadline = options.duration.map { [started] in started + $0 }
         limit = options.requests
+        interval = options.rate.map { .nanoseconds(Int64(1e9 / $0)) }
     }
 
-    /// Takes one request from the budget; false once the run is over.
-    func proceed() -> Bool {
+    /// Takes one request from the budget, first waiting for its slot at a set rate (the slots are
+    /// spread evenly from the start, whichever worker takes one); false once the run is over.
+    func proceed() async -> Bool {
+        if let interval {
+            let due = started + interval * slots.add(1, ordering: .relaxed).oldValue
+            if let deadline, due >= deadline { return false }
+            try? await Task.sleep(until: due, clock: .continuous)
+        }
         if let deadline, ContinuousClock.now >= deadline { return false }
         if let limit { return counted.add(1, ordering: .relaxed).newValue <= limit }
         return true
@@ -151,6 +206,7 @@ struct Worker: Sendable {
     let options: StressOptions
     let client: LoadClient
     let board: TriggerBoard
+    let webhooks: WebhookBoard
     let stop: StopCondition
     let plans: [StressPlan]
     let allPlans: [StressPlan]
@@ -165,7 +221,7 @@ struct Worker: Sendable {
     private func readPlans() async {
         guard !allPlans.isEmpty else { return }
         var next = index % allPlans.count
-        while stop.proceed() {
+        while await stop.proceed() {
             _ = await client.send("read plan", .GET, "/api/plan/\(allPlans[next].id)")
             next = (next + options.concurrency) % allPlans.count
         }
@@ -177,7 +233,7 @@ struct Worker: Sendable {
         var updates = 0
         while true {
             for position in drivers.indices {
-                guard stop.proceed() else { return }
+                guard await stop.proceed() else { return }
                 let plan = drivers[position].plan
                 switch drivers[position].next {
                 case .update(let name, let state):
@@ -188,18 +244,21 @@ struct Worker: Sendable {
                     if options.scenario == .dispatch, state == "success" {
                         for child in drivers[position].readied(bySuccessOf: name) { board.expect(TriggerBoard.key(plan.id, plan.id(child))) }
                     }
+                    let succeeding = options.webhookPort != nil && state == "success" ? TriggerBoard.key(plan.id, plan.id(name)) : nil
+                    if let succeeding { webhooks.sending(succeeding) }
                     let answer = await client.send(
                         "update", .PUT, "/api/data_product/\(plan.id)/update", json: .array([.object(["id": .string(plan.id(name)), "state": .string(state)])]),
                         authenticated: true)
+                    if let succeeding, !answer.ok { webhooks.refused(succeeding) }
                     await absorb(answer, into: &drivers[position])
                     updates += 1
                     if options.scenario == .mixed, updates % 4 == 0 {
-                        guard stop.proceed() else { return }
+                        guard await stop.proceed() else { return }
                         _ = await client.send("index page", .GET, "/")
-                        guard stop.proceed() else { return }
+                        guard await stop.proceed() else { return }
                         let search = plan.label.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
                         _ = await client.send("search", .GET, "/component/plan_search?search_by=\(search)&page=0")
-                        guard stop.proceed() else { return }
+                        guard await stop.proceed() else { return }
                         _ = await client.send("plan page", .GET, "/plan/\(plan.id)")
                     }
                 case .restart:

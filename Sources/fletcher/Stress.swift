@@ -12,7 +12,10 @@ struct Stress: AsyncParsableCommand {
             updates to 1 visit of the index page, the search fragment and a plan page), updates, \
             reads (GET /api/plan/{id}), and dispatch (this tool is the compute platform: start the \
             server with COMPUTE_TARGETS='{"cams": {"url": "http://127.0.0.1:9100/jobs"}}'; reports \
-            trigger latency). The service needs the publish and update roles; its key comes from \
+            trigger latency). With --webhook-port, this tool is also a webhook endpoint: start the server \
+            with WEBHOOKS='[{"url": "http://127.0.0.1:9200/hooks", "events": ["*"], "secret": "whsec_…"}]' \
+            to have the webhook latency (a product's success sent to its data_product.succeeded \
+            received) reported. --rate paces the requests. The service needs the publish and update roles; its key comes from \
             --key or FLETCHER_STRESS_KEY.
             """)
 
@@ -25,6 +28,8 @@ struct Stress: AsyncParsableCommand {
     @Option(help: "Plans to submit and drive.") var plans = 100
     @Option(help: "mixed, updates, reads or dispatch.") var scenario = "mixed"
     @Option(help: "Port the stand-in compute platform listens on (dispatch scenario).") var platformPort = 9100
+    @Option(help: "Port a webhook receiver listens on (POST /hooks); reports the webhook latency.") var webhookPort: Int?
+    @Option(help: "Requests per second, all workers together (default: as fast as answers come).") var rate: Double?
     @Option(help: "Also write the report as JSON to this file.") var json: String?
     @Flag(help: "Print no progress lines.") var quiet = false
 
@@ -39,6 +44,12 @@ struct Stress: AsyncParsableCommand {
         guard plans >= 1 else { throw ValidationError("--plans must be at least 1") }
         if let duration { guard duration > 0 else { throw ValidationError("--duration must be positive") } }
         if let requests { guard requests > 0 else { throw ValidationError("--requests must be positive") } }
+        if let rate { guard rate > 0, rate <= 1_000_000 else { throw ValidationError("--rate must be from above 0 to 1000000 requests/s") } }
+        if let webhookPort {
+            guard (1...65535).contains(webhookPort), webhookPort != platformPort || Scenario(rawValue: scenario) != .dispatch else {
+                throw ValidationError("--webhook-port must be a free port from 1 to 65535, not the platform's")
+            }
+        }
         guard (key ?? ProcessInfo.processInfo.environment["FLETCHER_STRESS_KEY"])?.isEmpty == false else {
             throw ValidationError("give the key of --service \(service) with --key or FLETCHER_STRESS_KEY")
         }
@@ -48,7 +59,8 @@ struct Stress: AsyncParsableCommand {
         let options = StressOptions(
             url: URL(string: url)!, service: service, key: key ?? ProcessInfo.processInfo.environment["FLETCHER_STRESS_KEY"] ?? "",
             concurrency: concurrency, duration: requests == nil ? .milliseconds(Int((duration ?? 30) * 1000)) : duration.map { .milliseconds(Int($0 * 1000)) },
-            requests: requests, plans: plans, scenario: Scenario(rawValue: scenario)!, platformPort: platformPort)
+            requests: requests, plans: plans, scenario: Scenario(rawValue: scenario)!, platformPort: platformPort,
+            webhookPort: webhookPort, rate: rate)
         let quiet = quiet
         let report = try await StressRunner.run(options) { line in
             if !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) }

@@ -1,6 +1,7 @@
 """The stress tool (`fletcher stress`) against a real server: the original's mixed workload runs
 without a failure, every kind of request is measured in its proportion, plans are driven to the end
 and cleared, and the report (text and JSON) carries the figures PERFORMANCE.md is built from."""
+import base64
 import json
 import os
 import shutil
@@ -8,7 +9,7 @@ import subprocess
 import tempfile
 
 from conftest import API, BINARY, KEY
-from servers import Fletcher
+from servers import Fletcher, free_port
 
 
 def run_stress(server, folder, *arguments):
@@ -58,3 +59,34 @@ def server_plans(server):
         found += [api.plan(row["dataset_id"]) for row in answer["rows"]]
         page = answer["next_page"]
     return found
+
+
+def test_webhook_latency_is_measured_for_every_success_at_a_set_rate():
+    """With --webhook-port the tool is a Standard Webhooks endpoint subscribed to every event: each
+    success it sends is matched to exactly one `data_product.succeeded` delivery (deduplicated by
+    webhook-id), none missing, none for a success it never sent; --rate caps the requests."""
+    folder = tempfile.mkdtemp(prefix="fletcher-stress-")
+    port = free_port()
+    hooks = [{"url": f"http://127.0.0.1:{port}/hooks", "events": ["*"], "format": "standard",
+              "secret": "whsec_" + base64.b64encode(b"stress-webhook-secret-32-bytes!!").decode()}]
+    server = Fletcher(f"sqlite:{folder}/stress.sqlite", extra_env={"WEBHOOKS": json.dumps(hooks)})
+    try:
+        rate, concurrency = 60, 4
+        text, report = run_stress(server, folder, "--scenario", "mixed", "--concurrency", str(concurrency),
+                                  "--duration", "4", "--plans", "6", "--webhook-port", str(port), "--rate", str(rate))
+        assert report["failed"] == 0, report["failures"]
+        assert report["missing_webhooks"] == 0 and report["unexpected_webhooks"] == 0, report
+        latency = report["kinds"]["webhook latency"]
+        assert latency["count"] > 0 and latency["failed"] == 0
+        assert 0 < latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"]
+        assert "webhook latency" in text
+        # Every product the tool drove to success had its webhook measured: the stored plans' successes
+        # since their last clear are at most the deliveries (a clear sends products back to waiting).
+        succeeded = sum(p["state"] == "success" for plan in server_plans(server) for p in plan["data_products"])
+        assert latency["count"] >= succeeded
+        # Paced: the slots come one per 1/rate seconds from the start; each worker may hold one more.
+        assert report["rate"] == rate
+        assert report["requests"] <= rate * report["duration_s"] + concurrency + 1
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
