@@ -2,6 +2,7 @@ import FletcherStore
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// The loop that works one durable queue — a compute platform's triggers, a webhook endpoint's
 /// deliveries: it looks when woken (a commit, a delivery ending), when the queue's next item falls
@@ -22,6 +23,11 @@ struct ClaimLoop<Claim: Sendable>: Sendable {
     /// Leases what is due now; empty when nothing may be taken (in-flight limit, open circuit).
     let claim: @Sendable () async throws -> [Claim]
     let deliver: @Sendable (Claim) async -> Void
+    /// The most claims in flight at once (across processes, as `claim` counts them). While more
+    /// than half of them are this process's own, a wake-up (another dataset's commit, one
+    /// delivery ending) waits for more to end: under load the loop then relays and claims for
+    /// half its limit at a time, not for each delivery that ends.
+    var maxInFlight: Int?
 
     /// A wake-up stream for the loop: one pending wake-up at most.
     static func wakeUps() -> (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation) {
@@ -54,31 +60,39 @@ struct ClaimLoop<Claim: Sendable>: Sendable {
     func run(_ wakeUps: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation)) async {
         let wakeUp = wakeUps.continuation
         let alarm = Alarm { wakeUp.yield() }
+        let inFlight = InFlight()
         await withDiscardingTaskGroup { deliveries in
             var iterator = wakeUps.stream.makeAsyncIterator()
             while !Task.isCancelled {
                 var nextDue: Date?
                 var blocked = false
-                do {
-                    try await prepare()
-                    // A read first: most wake-ups (other datasets' commits) find nothing due, and
-                    // then no claim, which is a write, is made.
-                    nextDue = try await self.nextDue()
-                    if let due = nextDue, due <= clock() {
-                        let claims = try await claim()
-                        // Due but nothing claimed: the in-flight limit reached or the circuit open.
-                        // Wait for a delivery to end, a commit, or the poll, not for the due time.
-                        blocked = claims.isEmpty
-                        for claim in claims {
-                            deliveries.addTask {
-                                await deliver(claim)
-                                wakeUp.yield()
-                            }
-                        }
+                if let maxInFlight, inFlight.count > maxInFlight / 2 {
+                    // Busy: its deliveries ending wake the loop.
+                    blocked = true
+                } else {
+                    do {
+                        try await prepare()
+                        // A read first: most wake-ups (other datasets' commits) find nothing due, and
+                        // then no claim, which is a write, is made.
                         nextDue = try await self.nextDue()
+                        if let due = nextDue, due <= clock() {
+                            let claims = try await claim()
+                            // Due but nothing claimed: the in-flight limit reached or the circuit open.
+                            // Wait for a delivery to end, a commit, or the poll, not for the due time.
+                            blocked = claims.isEmpty
+                            for claim in claims {
+                                inFlight.add(1)
+                                deliveries.addTask {
+                                    await deliver(claim)
+                                    inFlight.add(-1)
+                                    wakeUp.yield()
+                                }
+                            }
+                            nextDue = try await self.nextDue()
+                        }
+                    } catch {
+                        logger.warning("cannot claim from the queue", metadata: metadata.merging(["error": "\(error)"]) { $1 })
                     }
-                } catch {
-                    logger.warning("cannot claim from the queue", metadata: metadata.merging(["error": "\(error)"]) { $1 })
                 }
                 var pause = poll
                 if let nextDue, !blocked {
@@ -92,4 +106,13 @@ struct ClaimLoop<Claim: Sendable>: Sendable {
             }
         }
     }
+}
+
+/// This process's claims of one loop in flight.
+private final class InFlight: Sendable {
+    private let claims = Atomic<Int>(0)
+
+    var count: Int { claims.load(ordering: .relaxed) }
+
+    func add(_ change: Int) { claims.add(change, ordering: .relaxed) }
 }

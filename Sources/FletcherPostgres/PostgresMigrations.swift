@@ -465,6 +465,28 @@ enum PostgresMigrations {
                 "CREATE INDEX webhook_delivery_due ON webhook_delivery (endpoint, next_attempt_at) WHERE state = 'pending'",
             ]
         ),
+        (
+            16, "webhook queues found through indexes",
+            [
+                // A dataset's queue by a key that is never null (deliveries of no dataset are one
+                // queue), so that "is an earlier delivery of this queue pending" is one index probe:
+                // `IS NOT DISTINCT FROM` on the nullable dataset_id cannot use an index, and with a
+                // few thousand deliveries pending each claim compared every pair (seconds per claim).
+                "DROP INDEX webhook_delivery_pending",
+                """
+                CREATE INDEX webhook_delivery_queue
+                ON webhook_delivery (endpoint, (\(WebhookQueries.queueKey("dataset_id"))), event_order, position)
+                WHERE state = 'pending'
+                """,
+                // The pending deliveries in feed order (claims take the oldest heads first), and the
+                // leased ones (the in-flight count, and when a lost lease falls due).
+                "CREATE INDEX webhook_delivery_order ON webhook_delivery (endpoint, event_order, position) WHERE state = 'pending'",
+                """
+                CREATE INDEX webhook_delivery_leased ON webhook_delivery (endpoint, lease_expires_at)
+                WHERE state = 'pending' AND lease_owner IS NOT NULL
+                """,
+            ]
+        ),
     ]
 
     /// Applies pending migrations (up to `last`) on one connection, holding the advisory lock throughout.

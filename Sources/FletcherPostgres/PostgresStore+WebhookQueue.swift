@@ -39,13 +39,8 @@ extension PostgresStore {
 
     public func markDeliveryDone(_ claim: ClaimedDelivery, owner: String, status: Int, now: Date) async throws -> Bool {
         try await storeErrors {
-            try await transaction(ConnectivityQueries.begin) { [self] connection in
-                guard
-                    try await WebhookQueries.finish(
-                        claim, owner: owner, state: "delivered", retryAt: nil, status: status, error: nil, now: now, connection, logger)
-                else { return false }
-                try await WebhookQueries.recordCircuit(.answered, of: claim.delivery.endpoint, now: now, connection, logger)
-                return true
+            try await withConnection { [self] connection in
+                try await WebhookQueries.delivered(claim, owner: owner, status: status, now: now, connection, logger)
             }
         }
     }

@@ -13,16 +13,20 @@ enum WebhookQueries {
     /// when it has none, at the feed's end (`EventQueries.end`) with the snapshot of the moment, so
     /// that events committed before it are not its.
     static func lockRelay(_ endpoint: String, _ connection: PostgresConnection, _ logger: Logger) async throws -> EventCursor {
-        try await connection.query(
-            """
-            INSERT INTO webhook_endpoint (endpoint, relay_order, relay_position, relay_since)
-            SELECT \(endpoint), pg_snapshot_xmin(s)::text::int8, 0, s FROM pg_current_snapshot() AS s
-            ON CONFLICT DO NOTHING
-            """, logger: logger)
-        for try await (order, position) in try await connection.query(
-            "SELECT relay_order, relay_position FROM webhook_endpoint WHERE endpoint = \(endpoint) FOR UPDATE", logger: logger
-        ).decode((Int64, Int64).self) {
-            return EventCursor(order: order, position: position)
+        // The row is looked for first: it is made once, and relays run at every commit.
+        for attempt in 0..<2 {
+            for try await (order, position) in try await connection.query(
+                "SELECT relay_order, relay_position FROM webhook_endpoint WHERE endpoint = \(endpoint) FOR UPDATE", logger: logger
+            ).decode((Int64, Int64).self) {
+                return EventCursor(order: order, position: position)
+            }
+            guard attempt == 0 else { break }
+            try await connection.query(
+                """
+                INSERT INTO webhook_endpoint (endpoint, relay_order, relay_position, relay_since)
+                SELECT \(endpoint), pg_snapshot_xmin(s)::text::int8, 0, s FROM pg_current_snapshot() AS s
+                ON CONFLICT DO NOTHING
+                """, logger: logger)
         }
         throw StoreError.corrupt("webhook endpoint \(endpoint) has no row")
     }
@@ -124,12 +128,19 @@ enum WebhookQueries {
         return 0
     }
 
-    /// The condition on a pending delivery `d` that makes it its dataset's head for its endpoint:
-    /// no earlier delivery of the same dataset (deliveries of no dataset are one group) is still pending.
+    /// The queue a delivery `row` belongs to: its dataset's, and one for the deliveries of no
+    /// dataset. The same expression as migration 16's `webhook_delivery_queue` index, which the
+    /// planner matches only when it is written alike.
+    static func queueKey(_ column: String) -> String {
+        "coalesce(\(column), '00000000-0000-0000-0000-000000000000'::uuid)"
+    }
+
+    /// The condition on a pending delivery `d` that makes it its queue's head for its endpoint: no
+    /// earlier delivery of the same queue is still pending (one probe of `webhook_delivery_queue`).
     private static let heads = """
         NOT EXISTS (
             SELECT 1 FROM webhook_delivery p
-            WHERE p.endpoint = d.endpoint AND p.state = 'pending' AND p.dataset_id IS NOT DISTINCT FROM d.dataset_id
+            WHERE p.endpoint = d.endpoint AND p.state = 'pending' AND \(queueKey("p.dataset_id")) = \(queueKey("d.dataset_id"))
                 AND (p.event_order, p.position) < (d.event_order, d.position)
         )
         """
@@ -186,14 +197,47 @@ enum WebhookQueries {
         return false
     }
 
+    /// Marks a leased delivery delivered and closes its endpoint's circuit (writing the endpoint's
+    /// row only when it is not closed already), in one statement: one round trip per delivery.
+    /// False, with nothing written, when the lease was lost (fenced as `finish`).
+    static func delivered(
+        _ claim: ClaimedDelivery, owner: String, status: Int, now: Date, _ connection: PostgresConnection, _ logger: Logger
+    ) async throws -> Bool {
+        let closed = DispatchPolicy.Circuit.closed
+        let rows = try await connection.query(
+            """
+            WITH done AS (
+                UPDATE webhook_delivery SET state = 'delivered', lease_owner = NULL, lease_expires_at = NULL,
+                    finished_at = \(now.postgres), last_status = \(Int32(status)), last_error = NULL
+                WHERE endpoint = \(claim.delivery.endpoint) AND event_id = \(claim.delivery.event.id) AND state = 'pending'
+                    AND lease_owner = \(owner) AND attempts = \(Int32(claim.attempt))
+                RETURNING 1
+            ), circuit AS (
+                UPDATE webhook_endpoint SET consecutive_failures = \(Int32(closed.consecutiveFailures)),
+                    failed_probes = \(Int32(closed.failedProbes)), open_until = NULL
+                WHERE endpoint = \(claim.delivery.endpoint) AND EXISTS (SELECT 1 FROM done)
+                    AND (consecutive_failures <> \(Int32(closed.consecutiveFailures)) OR failed_probes <> \(Int32(closed.failedProbes))
+                        OR open_until IS NOT NULL)
+            )
+            SELECT count(*) FROM done
+            """, logger: logger)
+        for try await count in rows.decode(Int64.self) { return count == 1 }
+        return false
+    }
+
     /// When the earliest head of the endpoint's queues falls due: a later delivery of a dataset
-    /// waits for its head, so it never wakes anyone.
+    /// waits for its head, so it never wakes anyone. Unleased heads are found in due order (the
+    /// first head met ends the walk); a leased delivery is always its queue's head, and falls due
+    /// when its lease expires.
     static func nextDue(_ endpoint: String, _ connection: PostgresConnection, _ logger: Logger) async throws -> Date? {
         for try await due in try await connection.query(
             """
-            SELECT min(CASE WHEN d.lease_owner IS NULL THEN d.next_attempt_at ELSE greatest(d.next_attempt_at, d.lease_expires_at) END)
-            FROM webhook_delivery d
-            WHERE d.endpoint = \(endpoint) AND d.state = 'pending' AND \(unescaped: heads)
+            SELECT least(
+                (SELECT d.next_attempt_at FROM webhook_delivery d
+                 WHERE d.endpoint = \(endpoint) AND d.state = 'pending' AND d.lease_owner IS NULL AND \(unescaped: heads)
+                 ORDER BY d.next_attempt_at LIMIT 1),
+                (SELECT min(greatest(d.next_attempt_at, d.lease_expires_at)) FROM webhook_delivery d
+                 WHERE d.endpoint = \(endpoint) AND d.state = 'pending' AND d.lease_owner IS NOT NULL))
             """, logger: logger
         ).decode(PostgresTimestamp?.self) {
             return due?.date

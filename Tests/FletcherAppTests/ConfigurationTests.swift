@@ -359,7 +359,7 @@ struct ConfigurationTests {
     /// messages themselves are FletcherDispatch's (WebhookEndpointTests, OpenLineageSettingsTests).
     @Test func badWebhooksAndLineageSettingsNameTheVariable() throws {
         expectError(
-            ConfigurationError("WEBHOOKS", #"expected a JSON list of {"url", "secret"?, "events", "datasets"?, "format"?} objects"#),
+            ConfigurationError("WEBHOOKS", #"expected a JSON list of {"url", "secret"?, "events", "datasets"?, "format"?, "max_in_flight"?} objects"#),
             ["WEBHOOKS": #"{"url": "https://x"}"#])
         expectError(
             ConfigurationError("WEBHOOKS", #"entry 0: "secret" is required for the standard format (whsec_ and base64 of 24 to 64 random bytes)"#),

@@ -17,7 +17,7 @@ from conftest import BINARY
     ("DATABASE_TIMEOUT_S", "0", "expected a number from 0.1 to 3600.0, got '0'"),
     ("MAX_CONCURRENT_REQUESTS", "lots", "expected a number from 1.0 to 1000000.0, got 'lots'"),
     ("LOG_FORMAT", "xml", "expected text or json, got 'xml'"),
-    ("WEBHOOKS", "not json", 'expected a JSON list of {"url", "secret"?, "events", "datasets"?, "format"?} objects; '
+    ("WEBHOOKS", "not json", 'expected a JSON list of {"url", "secret"?, "events", "datasets"?, "format"?, "max_in_flight"?} objects; '
      "invalid JSON at byte 0: a value was expected"),
     ("WEBHOOKS", '[{"url": "ftp://x", "format": "slack", "events": ["*"]}]',
      "entry 0: \"url\" must be an http(s) URL, got 'ftp://x'"),

@@ -19,12 +19,14 @@ public struct WebhookSettings: Sendable {
     public var timeout: Double
     /// Seconds from an event's queueing after which its delivery is given up.
     public var maxAge: Double
-    /// Deliveries in flight per endpoint, across processes.
+    /// Deliveries in flight per endpoint, across processes, unless its entry says otherwise.
     public var maxInFlight: Int
 
     public static let defaultTimeout: Double = 10
     public static let defaultMaxAge: Double = 86_400
-    public static let defaultMaxInFlight = 8
+    /// 32: at the request mix's peak, deliveries fall behind the events made with fewer
+    /// (docs/PERFORMANCE.md, "Webhooks").
+    public static let defaultMaxInFlight = 32
 
     public init(
         endpoints: [WebhookEndpoint], lineage: OpenLineageSettings? = nil, publicURL: String, timeout: Double = defaultTimeout,
@@ -85,15 +87,17 @@ public final class WebhookDispatcher: Service {
     func loop(for endpoint: DeliveryTarget) -> ClaimLoop<ClaimedDelivery> {
         let key = endpoint.id
         let leaseSeconds = 2 * settings.timeout + 1
+        let maxInFlight = endpoint.maxInFlight ?? settings.maxInFlight
         var loop = ClaimLoop<ClaimedDelivery>(
             clock: clock, poll: poll, logger: logger, metadata: ["queue": "webhooks", "endpoint": "\(endpoint.description)"],
             nextDue: { try await self.store.nextDeliveryDue(endpoint: key) },
             claim: {
                 try await self.store.claimDeliveries(
-                    endpoint: key, maxInFlight: self.settings.maxInFlight, owner: self.process, leaseSeconds: leaseSeconds,
+                    endpoint: key, maxInFlight: maxInFlight, owner: self.process, leaseSeconds: leaseSeconds,
                     now: self.clock())
             },
             deliver: { await self.deliver($0, to: endpoint) })
+        loop.maxInFlight = maxInFlight
         loop.prepare = {
             while try await self.store.relayEvents(endpoint: key, limit: Self.relayPage, now: self.clock(), subscribes: endpoint.subscribes) == Self.relayPage {}
         }
@@ -226,6 +230,14 @@ public enum DeliveryTarget: Sendable, CustomStringConvertible {
         switch self {
         case .webhook(let endpoint): endpoint.description
         case .lineage(let lineage): "OpenLineage \(lineage.lineageURL.absoluteString)"
+        }
+    }
+
+    /// Its own limit of deliveries in flight; nil: the settings'.
+    var maxInFlight: Int? {
+        switch self {
+        case .webhook(let endpoint): endpoint.maxInFlight
+        case .lineage: nil
         }
     }
 

@@ -17,15 +17,19 @@ public struct WebhookEndpoint: Sendable, Hashable {
     /// (a compute platform's circuit).
     public var datasets: Set<UUID>?
     public var format: WebhookFormat
+    /// Deliveries to it in flight at once, across processes; nil: `WebhookSettings.maxInFlight`.
+    public var maxInFlight: Int?
 
     public init(
-        url: URL, secret: [UInt8]? = nil, events: Set<PlanEventType>, datasets: Set<UUID>? = nil, format: WebhookFormat = .standard
+        url: URL, secret: [UInt8]? = nil, events: Set<PlanEventType>, datasets: Set<UUID>? = nil, format: WebhookFormat = .standard,
+        maxInFlight: Int? = nil
     ) {
         self.url = url
         self.secret = secret
         self.events = events
         self.datasets = datasets
         self.format = format
+        self.maxInFlight = maxInFlight
     }
 
     /// The endpoint's stable key, kept with its queued deliveries: the first 16 hex digits of the
@@ -79,16 +83,19 @@ extension WebhookEndpoint {
     public static let secretPrefix = "whsec_"
     /// The key lengths Standard Webhooks allows, in bytes.
     public static let secretBytes = 24...64
-    static let keys = ["url", "secret", "events", "datasets", "format"]
+    static let keys = ["url", "secret", "events", "datasets", "format", "max_in_flight"]
+    /// The values `max_in_flight` may take.
+    public static let maxInFlightRange = 1...1_000
 
-    /// Parses `WEBHOOKS`: a JSON list of `{"url", "secret"?, "events", "datasets"?, "format"?}`.
+    /// Parses `WEBHOOKS`: a JSON list of `{"url", "secret"?, "events", "datasets"?, "format"?, "max_in_flight"?}`.
     /// `url` is http or https; `secret` is `whsec_` and base64 of 24 to 64 bytes, required for
     /// `standard`, optional for the others (which are then signed the same way); `events` is a
     /// non-empty list of types or patterns (`data_product.*`, `*`), each naming at least one
     /// type; `datasets` a non-empty list of dataset ids; `format` one of `standard` (the default),
-    /// `slack`, `cloudevents`. Two entries may not share a url and format (their `id`).
+    /// `slack`, `cloudevents`; `max_in_flight` a whole number of deliveries in flight at once
+    /// (`maxInFlightRange`). Two entries may not share a url and format (their `id`).
     public static func parseList(_ json: String) throws(WebhookConfigurationError) -> [WebhookEndpoint] {
-        let shape = #"expected a JSON list of {"url", "secret"?, "events", "datasets"?, "format"?} objects"#
+        let shape = #"expected a JSON list of {"url", "secret"?, "events", "datasets"?, "format"?, "max_in_flight"?} objects"#
         let root: JSONNode
         do {
             root = try JSONValue(parsing: json).node
@@ -180,7 +187,15 @@ extension WebhookEndpoint {
         default:
             throw fail(#""datasets" must be a list of dataset ids"#)
         }
-        return WebhookEndpoint(url: url, secret: secret, events: events, datasets: datasets, format: format)
+        var maxInFlight: Int?
+        switch members["max_in_flight"] ?? .null {
+        case .null: break
+        case .integer(let count) where maxInFlightRange.contains(count):
+            maxInFlight = count
+        default:
+            throw fail(#""max_in_flight" must be a whole number from \#(maxInFlightRange.lowerBound) to \#(maxInFlightRange.upperBound)"#)
+        }
+        return WebhookEndpoint(url: url, secret: secret, events: events, datasets: datasets, format: format, maxInFlight: maxInFlight)
     }
 
     /// The key bytes of a `whsec_…` secret.

@@ -28,7 +28,7 @@ struct WebhookEndpointTests {
             #"""
             [{"url": "https://hooks.example/fletcher", "secret": "\#(Self.secret)", "events": ["data_product.failed", "dataset.*"],
               "datasets": ["7c9e6679-7425-40de-944b-e07fc1f90ae7", "11111111-2222-4333-8444-555555555555"], "format": "cloudevents"},
-             {"url": "http://slack.example/services/T/B/x", "events": ["*"], "format": "slack"},
+             {"url": "http://slack.example/services/T/B/x", "events": ["*"], "format": "slack", "max_in_flight": 1},
              {"url": "https://hooks.example/fletcher", "secret": "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGA", "events": ["trigger.undeliverable"]}]
             """#)
         #expect(endpoints.count == 3)
@@ -38,6 +38,7 @@ struct WebhookEndpointTests {
         #expect(endpoints[0].datasets == [Self.datasetA, Self.datasetB])
         #expect(endpoints[0].format == .cloudevents)
         #expect(endpoints[1].secret == nil && endpoints[1].datasets == nil && endpoints[1].format == .slack)
+        #expect(endpoints[0].maxInFlight == nil && endpoints[1].maxInFlight == 1)
         // `*` is every type but the run events, which OpenLineage's recording adds to the feed.
         #expect(endpoints[1].events == Set(PlanEventType.allCases).subtracting(PlanEventType.runEvents))
         // The format defaults to standard; unpadded base64 is read too.
@@ -79,14 +80,14 @@ struct WebhookEndpointTests {
     }
 
     @Test func badListsNameTheEntryTheKeyAndTheProblem() {
-        let shape = #"expected a JSON list of {"url", "secret"?, "events", "datasets"?, "format"?} objects"#
+        let shape = #"expected a JSON list of {"url", "secret"?, "events", "datasets"?, "format"?, "max_in_flight"?} objects"#
         expectError(shape, #"{"url": "https://x"}"#)
         expectError(shape + "; invalid JSON at byte 1: a value was expected", "[")
         expectError("entry 0: not an object", #"["https://x"]"#)
         let types = PlanEventType.allCases.map(\.rawValue).joined(separator: ", ")
         let fine = #""events": ["*"], "format": "slack""#
         let cases: [(String, String)] = [
-            (#"entry 1: unknown key "event" (keys are url, secret, events, datasets, format)"#,
+            (#"entry 1: unknown key "event" (keys are url, secret, events, datasets, format, max_in_flight)"#,
              #"[{"url": "https://x", \#(fine)}, {"url": "https://y", "event": ["*"], "format": "slack"}]"#),
             (#"entry 0: "url" is missing or not a string"#, #"[{"events": ["*"], "format": "slack"}]"#),
             (#"entry 0: "url" is missing or not a string"#, #"[{"url": 5, \#(fine)}]"#),
@@ -119,6 +120,9 @@ struct WebhookEndpointTests {
             (#"entry 0: "datasets" must hold dataset ids (UUIDs)"#, #"[{"url": "https://x", \#(fine), "datasets": ["nightly"]}]"#),
             (#"entry 0: "datasets" must be a list of dataset ids"#,
              #"[{"url": "https://x", \#(fine), "datasets": "7c9e6679-7425-40de-944b-e07fc1f90ae7"}]"#),
+            (#"entry 0: "max_in_flight" must be a whole number from 1 to 1000"#, #"[{"url": "https://x", \#(fine), "max_in_flight": 0}]"#),
+            (#"entry 0: "max_in_flight" must be a whole number from 1 to 1000"#, #"[{"url": "https://x", \#(fine), "max_in_flight": 2.5}]"#),
+            (#"entry 0: "max_in_flight" must be a whole number from 1 to 1000"#, #"[{"url": "https://x", \#(fine), "max_in_flight": "8"}]"#),
             ("entry 2 has the url and format of entry 0; give each endpoint one entry",
              #"[{"url": "https://x", \#(fine)}, {"url": "https://x", "events": ["*"], "format": "cloudevents"}, {"url": "https://x", "events": ["dataset.*"], "format": "slack"}]"#),
         ]
