@@ -6,9 +6,10 @@ limit), samples the server's resident memory, and writes everything to one JSON 
 
 Steps: curve (updates and reads against pgbench, by concurrency), mixed (the original's request mix
 with 2,000 plans, then with 1,000,000 more datasets bulk-loaded), big (10,000- and 100,000-product
-plans), sqlite (updates on the embedded default), dispatch (trigger latency).
+plans), sqlite (updates on the embedded default), dispatch (trigger latency), webhooks (the mixed load
+without and with a webhook endpoint, then the webhook latency at a tenth of peak).
 """
-import argparse, json, os, re, shutil, signal, subprocess, sys, tempfile, threading, time, urllib.request
+import argparse, base64, json, os, re, shutil, signal, subprocess, sys, tempfile, threading, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.join(ROOT, "scripts", "perf")
@@ -125,12 +126,16 @@ class Server:
         return {"startup_s": self.startup_s, "peak_rss_mb": self.peak_rss_mb}
 
 
-def stress(binary, server, scenario, concurrency, seconds, plans, platform_port=None):
+def stress(binary, server, scenario, concurrency, seconds, plans, platform_port=None, webhook_port=None, rate=None):
     out = os.path.join(tempfile.mkdtemp(prefix="fletcher-stress-"), "report.json")
     command = [binary, "stress", "--url", server.base, "--service", SERVICE, "--scenario", scenario,
                "--concurrency", str(concurrency), "--duration", str(seconds), "--plans", str(plans), "--json", out, "--quiet"]
     if platform_port:
         command += ["--platform-port", str(platform_port)]
+    if webhook_port:
+        command += ["--webhook-port", str(webhook_port)]
+    if rate:
+        command += ["--rate", f"{rate:.1f}"]
     text = subprocess.run(command, env=dict(os.environ, FLETCHER_STRESS_KEY=KEY), check=True, capture_output=True,
                           text=True).stdout
     print(text, flush=True)
@@ -227,7 +232,44 @@ def step_dispatch(args, pg, results):
     }
 
 
-STEPS = {"curve": step_curve, "mixed": step_mixed, "big": step_big, "sqlite": step_sqlite, "dispatch": step_dispatch}
+def step_webhooks(args, pg, results):
+    """The mixed load without and with one Standard Webhooks endpoint (the stress tool itself)
+    subscribed to every event, in alternating rounds, each on a server and database of its own
+    (events are recorded either way; the difference is their delivery, and no round inherits
+    another's backlog). Then the webhook latency at a tenth of the subscribed peak, paced by
+    --rate, on few plans (so that products reach success) on a fresh server."""
+    port = free_port()
+    hooks = json.dumps([{"url": f"http://127.0.0.1:{port}/hooks", "events": ["*"], "format": "standard",
+                         "secret": "whsec_" + base64.b64encode(b"perf-webhook-secret-of-32-bytes!").decode()}])
+    counter = iter(range(1_000_000))
+
+    def measure(arm, plans, rate=None):
+        database = f"perf_webhooks_{next(counter)}"
+        url = pg.create(database)
+        pg.checkpoint(database)
+        server = Server(args.binary, url, {"WEBHOOKS": hooks} if arm == "with" else {})
+        report = stress(args.binary, server, "mixed", args.mixed_concurrency, args.webhook_seconds, plans,
+                        webhook_port=port if arm == "with" else None, rate=rate)
+        report["server"] = server.stop()
+        return report
+
+    rounds = []
+    for round in range(args.webhook_rounds):
+        pair = {}
+        for arm in (["without", "with"] if round % 2 == 0 else ["with", "without"]):
+            log(f"webhooks: round {round + 1}, {arm} an endpoint")
+            pair[arm] = measure(arm, args.mixed_plans)
+        rounds.append(pair)
+    ratios = [pair["with"]["throughput"] / pair["without"]["throughput"] for pair in rounds]
+    peak = sorted(pair["with"]["throughput"] for pair in rounds)[len(rounds) // 2]
+    log(f"webhooks: latency at {peak / 10:.0f} requests/s, a tenth of {peak:.0f}")
+    paced = measure("with", args.webhook_paced_plans, rate=peak / 10)
+    results["webhooks"] = {"rounds": rounds, "ratios": ratios, "ratio_median": sorted(ratios)[len(ratios) // 2],
+                           "peak": peak, "paced": paced}
+
+
+STEPS = {"curve": step_curve, "mixed": step_mixed, "big": step_big, "sqlite": step_sqlite, "dispatch": step_dispatch,
+         "webhooks": step_webhooks}
 
 
 def main():
@@ -243,6 +285,9 @@ def main():
     parser.add_argument("--mixed-seconds", type=int, default=60)
     parser.add_argument("--bulk", type=int, default=1_000_000)
     parser.add_argument("--sqlite-concurrency", type=int, default=16)
+    parser.add_argument("--webhook-rounds", type=int, default=4)
+    parser.add_argument("--webhook-paced-plans", type=int, default=50)
+    parser.add_argument("--webhook-seconds", type=int, default=30)
     args = parser.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     pg = Postgres()
