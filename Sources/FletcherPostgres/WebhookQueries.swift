@@ -135,13 +135,17 @@ enum WebhookQueries {
         "coalesce(\(column), '00000000-0000-0000-0000-000000000000'::uuid)"
     }
 
-    /// The condition on a pending delivery `d` that makes it its queue's head for its endpoint: no
-    /// earlier delivery of the same queue is still pending (one probe of `webhook_delivery_queue`).
+    /// The condition on a pending delivery `d` that makes it its queue's head for its endpoint: it
+    /// is the first of its queue's pending deliveries. Written as "the first one is `d`" rather than
+    /// "no earlier one exists": the planner reads the queue in order and stops at its first row
+    /// whatever its statistics say; with statistics taken while the table was near empty, the
+    /// `NOT EXISTS` form scanned every pending delivery for each candidate (PERFORMANCE.md,
+    /// "Webhooks").
     private static let heads = """
-        NOT EXISTS (
-            SELECT 1 FROM webhook_delivery p
+        (d.event_order, d.position) = (
+            SELECT p.event_order, p.position FROM webhook_delivery p
             WHERE p.endpoint = d.endpoint AND p.state = 'pending' AND \(queueKey("p.dataset_id")) = \(queueKey("d.dataset_id"))
-                AND (p.event_order, p.position) < (d.event_order, d.position)
+            ORDER BY p.event_order, p.position LIMIT 1
         )
         """
 

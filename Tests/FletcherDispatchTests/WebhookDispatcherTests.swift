@@ -140,7 +140,10 @@ struct WebhookDispatcherTests {
         let gate = Gate()
         let hanging = Self.receiver { _, _ in .init(status: .noContent, heldUntil: gate) }
         let healthy = Self.receiver()
-        try await Self.withWebhooks(store, receivers: [hanging, healthy]) { _ in
+        // No request times out while held: on a loaded machine the healthy endpoint's events have
+        // taken over 30 s, and a held request timing out is sent again, opening a second request
+        // for the same head.
+        try await Self.withWebhooks(store, receivers: [hanging, healthy], timeout: 3600) { _ in
             try await drive(["one", "two", "three"], store)
             // Every event reaches the healthy endpoint (at least once: a receiver dedupes by id) while
             // the other holds its first requests.
