@@ -37,10 +37,10 @@ extension PostgresStore {
         }
     }
 
-    public func markDeliveryDone(_ claim: ClaimedDelivery, owner: String, status: Int, now: Date) async throws -> Bool {
+    public func markDeliveryDone(_ claim: ClaimedDelivery, owner: String) async throws -> Bool {
         try await storeErrors {
             try await withConnection { [self] connection in
-                try await WebhookQueries.delivered(claim, owner: owner, status: status, now: now, connection, logger)
+                try await WebhookQueries.delivered(claim, owner: owner, connection, logger)
             }
         }
     }

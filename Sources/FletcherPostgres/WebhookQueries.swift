@@ -201,18 +201,19 @@ enum WebhookQueries {
         return false
     }
 
-    /// Marks a leased delivery delivered and closes its endpoint's circuit (writing the endpoint's
-    /// row only when it is not closed already), in one statement: one round trip per delivery.
-    /// False, with nothing written, when the lease was lost (fenced as `finish`).
-    static func delivered(
-        _ claim: ClaimedDelivery, owner: String, status: Int, now: Date, _ connection: PostgresConnection, _ logger: Logger
-    ) async throws -> Bool {
+    /// Removes a leased delivery that reached its endpoint (nothing reads a delivered one, and
+    /// keeping them grew the table by one row per event per endpoint without end) and closes its
+    /// endpoint's circuit (writing the endpoint's row only when it is not closed already), in one
+    /// statement: one round trip per delivery. False, with nothing written, when the lease was lost
+    /// (fenced as `finish`).
+    static func delivered(_ claim: ClaimedDelivery, owner: String, _ connection: PostgresConnection, _ logger: Logger) async throws
+        -> Bool
+    {
         let closed = DispatchPolicy.Circuit.closed
         let rows = try await connection.query(
             """
             WITH done AS (
-                UPDATE webhook_delivery SET state = 'delivered', lease_owner = NULL, lease_expires_at = NULL,
-                    finished_at = \(now.postgres), last_status = \(Int32(status)), last_error = NULL
+                DELETE FROM webhook_delivery
                 WHERE endpoint = \(claim.delivery.endpoint) AND event_id = \(claim.delivery.event.id) AND state = 'pending'
                     AND lease_owner = \(owner) AND attempts = \(Int32(claim.attempt))
                 RETURNING 1

@@ -28,13 +28,10 @@ extension SQLiteStore {
         }
     }
 
-    public func markDeliveryDone(_ claim: ClaimedDelivery, owner: String, status: Int, now: Date) async throws -> Bool {
+    public func markDeliveryDone(_ claim: ClaimedDelivery, owner: String) async throws -> Bool {
         try await write { db in
-            guard
-                try WebhookQueries.finish(
-                    claim, owner: owner, state: "delivered", retryAt: nil, status: status, error: nil, now: now, db)
-            else { return false }
-            try WebhookQueries.recordCircuit(.answered, of: claim.delivery.endpoint, now: now, db)
+            guard try WebhookQueries.delivered(claim, owner: owner, db) else { return false }
+            try WebhookQueries.closeCircuit(of: claim.delivery.endpoint, db)
             return true
         }
     }

@@ -57,6 +57,17 @@ enum WebhookQueries {
             arguments: [next.consecutiveFailures, next.failedProbes, next.openUntil?.microsecondsSince1970, endpoint])
     }
 
+    /// Closes the endpoint's circuit (an answer came), writing its row only when it is not closed.
+    static func closeCircuit(of endpoint: String, _ db: Database) throws {
+        let closed = DispatchPolicy.Circuit.closed
+        try db.execute(
+            sql: """
+                UPDATE webhook_endpoint SET consecutive_failures = ?1, failed_probes = ?2, open_until = NULL
+                WHERE endpoint = ?3 AND (consecutive_failures IS NOT ?1 OR failed_probes IS NOT ?2 OR open_until IS NOT NULL)
+                """,
+            arguments: [closed.consecutiveFailures, closed.failedProbes, endpoint])
+    }
+
     static func liveLeases(_ endpoint: String, now: Date, _ db: Database) throws -> Int {
         try Int.fetchOne(
             db.cachedStatement(
@@ -111,6 +122,19 @@ enum WebhookQueries {
             state, retryAt?.microsecondsSince1970, state, now.microsecondsSince1970, status, error, claim.delivery.endpoint,
             claim.delivery.event.id, owner, claim.attempt,
         ])
+        return db.changesCount == 1
+    }
+
+    /// Removes a leased delivery that reached its endpoint: nothing reads a delivered one, and
+    /// keeping them grew the table by one row per event per endpoint without end. False, with
+    /// nothing written, when the lease was lost (fenced as `finish`).
+    static func delivered(_ claim: ClaimedDelivery, owner: String, _ db: Database) throws -> Bool {
+        try db.cachedStatement(
+            sql: """
+                DELETE FROM webhook_delivery
+                WHERE endpoint = ? AND event_id = ? AND state = 'pending' AND lease_owner = ? AND attempts = ?
+                """
+        ).execute(arguments: [claim.delivery.endpoint, claim.delivery.event.id, owner, claim.attempt])
         return db.changesCount == 1
     }
 

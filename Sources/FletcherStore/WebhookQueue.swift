@@ -67,8 +67,8 @@ public protocol WebhookQueue: Sendable {
     func claimDeliveries(endpoint: String, maxInFlight: Int, owner: String, leaseSeconds: Double, now: Date) async throws
         -> [ClaimedDelivery]
 
-    /// The endpoint answered 2xx: delivered, and its circuit closed.
-    func markDeliveryDone(_ claim: ClaimedDelivery, owner: String, status: Int, now: Date) async throws -> Bool
+    /// The endpoint answered 2xx: delivered (the delivery is removed), and its circuit closed.
+    func markDeliveryDone(_ claim: ClaimedDelivery, owner: String) async throws -> Bool
 
     /// The attempt failed: the delivery waits until `retryAt`, the endpoint's failures grow (its
     /// circuit opens after `DispatchPolicy.circuitThreshold` in a row, or at once when `opensCircuit`).

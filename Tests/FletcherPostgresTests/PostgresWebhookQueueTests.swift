@@ -102,7 +102,7 @@ struct PostgresWebhookQueueTests {
                             deliveries.claimed(claims, maxInFlight: maxInFlight)
                             for claim in claims {
                                 deliveries.landing(claim)
-                                #expect(try await store.markDeliveryDone(claim, owner: owner, status: 200, now: Date()))
+                                #expect(try await store.markDeliveryDone(claim, owner: owner))
                             }
                             if claims.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
                         }
@@ -149,5 +149,16 @@ struct PostgresWebhookQueueTests {
         }
         #expect(try await second.nextDeliveryDue(endpoint: endpoint) == nil)
         #expect(try await second.webhookQueueStatus().map(\.pending) == [0])
+        // Delivered deliveries are removed, not kept.
+        let rows = try await store.database.client.withConnection { connection in
+            var rows: Int64 = -1
+            for try await count in try await connection.query("SELECT count(*) FROM webhook_delivery", logger: store.logger)
+                .decode(Int64.self)
+            {
+                rows = count
+            }
+            return rows
+        }
+        #expect(rows == 0)
     }
 }

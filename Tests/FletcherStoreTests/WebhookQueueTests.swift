@@ -58,7 +58,7 @@ struct WebhookQueueTests {
         var delivered: [PlanEventType] = []
         var next = claimed
         while let claim = next.first {
-            #expect(try await store.markDeliveryDone(claim, owner: "one", status: 204, now: now))
+            #expect(try await store.markDeliveryDone(claim, owner: "one"))
             delivered.append(claim.delivery.event.type)
             next = try await other.claimDeliveries(endpoint: "hook", maxInFlight: 10, owner: "one", leaseSeconds: 30, now: now)
         }
@@ -80,7 +80,7 @@ struct WebhookQueueTests {
         let (first, second) = (heads[0], heads[1])
         // The first dataset's head fails and waits; the second's is delivered and its next comes.
         #expect(try await store.markDeliveryRetry(first, owner: "d", status: 503, error: nil, retryAt: now + 5, opensCircuit: false, now: now))
-        #expect(try await store.markDeliveryDone(second, owner: "d", status: 200, now: now))
+        #expect(try await store.markDeliveryDone(second, owner: "d"))
         let next = try await store.claimDeliveries(endpoint: "hook", maxInFlight: 10, owner: "d", leaseSeconds: 30, now: now)
         #expect(next.map(\.delivery.event.datasetId) == [names["second"]])
         #expect(try await store.nextDeliveryDue(endpoint: "hook") == now + 5)
@@ -107,8 +107,8 @@ struct WebhookQueueTests {
         let fast = try #require(
             try await other.claimDeliveries(endpoint: "hook", maxInFlight: 10, owner: "fast", leaseSeconds: 30, now: now + 2).first)
         #expect(fast.delivery.event.id == slow.delivery.event.id && fast.attempt == 2)
-        #expect(try await store.markDeliveryDone(slow, owner: "slow", status: 200, now: now + 2) == false)
-        #expect(try await other.markDeliveryDone(fast, owner: "fast", status: 200, now: now + 2))
+        #expect(try await store.markDeliveryDone(slow, owner: "slow") == false)
+        #expect(try await other.markDeliveryDone(fast, owner: "fast"))
     }
 
     @Test(arguments: TestEngine.available)
@@ -136,7 +136,7 @@ struct WebhookQueueTests {
         // After its pause, one probe.
         let probe = try await store.claimDeliveries(endpoint: "all", maxInFlight: 10, owner: "d", leaseSeconds: 30, now: current + 2)
         #expect(probe.count == 1)
-        #expect(try await store.markDeliveryDone(probe[0], owner: "d", status: 200, now: current + 2))
+        #expect(try await store.markDeliveryDone(probe[0], owner: "d"))
         #expect(try await store.webhookQueueStatus().first { $0.endpoint == "all" }?.consecutiveFailures == 0)
     }
 }

@@ -89,6 +89,7 @@ public final class WebhookDispatcher: Service {
         let key = endpoint.id
         let leaseSeconds = 2 * settings.timeout + 1
         let maxInFlight = endpoint.maxInFlight ?? settings.maxInFlight
+        let metrics = metrics.endpoint(key)
         var loop = ClaimLoop<ClaimedDelivery>(
             clock: clock, poll: poll, logger: logger, metadata: ["queue": "webhooks", "endpoint": "\(endpoint.description)"],
             nextDue: { try await self.store.nextDeliveryDue(endpoint: key) },
@@ -97,7 +98,7 @@ public final class WebhookDispatcher: Service {
                     endpoint: key, maxInFlight: maxInFlight, owner: self.process, leaseSeconds: leaseSeconds,
                     now: self.clock())
             },
-            deliver: { await self.deliver($0, to: endpoint) })
+            deliver: { await self.deliver($0, to: endpoint, metrics: metrics) })
         loop.maxInFlight = maxInFlight
         loop.prepare = {
             while try await self.store.relayEvents(endpoint: key, limit: Self.relayPage, now: self.clock(), subscribes: endpoint.subscribes) == Self.relayPage {}
@@ -106,12 +107,12 @@ public final class WebhookDispatcher: Service {
     }
 
     /// Posts one claimed delivery and records what the dispatch policy decides.
-    func deliver(_ claim: ClaimedDelivery, to endpoint: DeliveryTarget) async {
+    func deliver(_ claim: ClaimedDelivery, to endpoint: DeliveryTarget, metrics: WebhookMetrics.Endpoint) async {
         let delivery = claim.delivery
         let started = clock()
         let limits = DispatchPolicy.Limits(maxAttempts: .max, maxAge: settings.maxAge)
         if let giveUp = DispatchPolicy.giveUpBeforeSending(attempt: claim.attempt, createdAt: delivery.createdAt, now: started, limits: limits) {
-            await self.giveUp(claim, endpoint: endpoint, status: nil, error: giveUp.error)
+            await self.giveUp(claim, endpoint: endpoint, metrics: metrics, status: nil, error: giveUp.error)
             return
         }
         var status: Int?
@@ -120,7 +121,7 @@ public final class WebhookDispatcher: Service {
         do {
             guard let (url, message) = try await message(for: delivery.event, to: endpoint, attempt: started) else {
                 // Nothing to tell (a failure of a product never queued has no run): done.
-                _ = try await store.markDeliveryDone(claim, owner: process, status: 0, now: clock())
+                _ = try await store.markDeliveryDone(claim, owner: process)
                 return
             }
             var request = HTTPClientRequest(url: url.absoluteString)
@@ -136,22 +137,22 @@ public final class WebhookDispatcher: Service {
             error = Dispatcher.describe(failure)
         }
         let now = clock()
-        metrics.request(endpoint, seconds: now.timeIntervalSince(started))
+        metrics.request(seconds: now.timeIntervalSince(started))
         let decision = DispatchPolicy.decide(
             status: status, error: error, retryAfter: retryAfter, attempt: claim.attempt, createdAt: delivery.createdAt, now: now,
             limits: limits, jitter: jitter())
         do {
             switch decision {
             case .delivered:
-                let recorded = try await store.markDeliveryDone(claim, owner: process, status: status ?? 200, now: now)
-                metrics.attempt(endpoint, recorded ? .delivered : .leaseLost)
-                if recorded { metrics.delivered(endpoint, latency: now.timeIntervalSince(delivery.event.time)) }
+                let recorded = try await store.markDeliveryDone(claim, owner: process)
+                metrics.attempt(recorded ? .delivered : .leaseLost)
+                if recorded { metrics.delivered(latency: now.timeIntervalSince(delivery.event.time)) }
             case .retry(let retryAt, let opensCircuit):
                 let recorded = try await store.markDeliveryRetry(
                     claim, owner: process, status: status, error: error, retryAt: retryAt, opensCircuit: opensCircuit, now: now)
-                metrics.attempt(endpoint, recorded ? .retry : .leaseLost)
+                metrics.attempt(recorded ? .retry : .leaseLost)
             case .giveUp(let giveUp):
-                await self.giveUp(claim, endpoint: endpoint, status: status, error: giveUp.error)
+                await self.giveUp(claim, endpoint: endpoint, metrics: metrics, status: status, error: giveUp.error)
             }
         } catch let failure {
             // The database is unreachable: the lease expires and the event is sent again (same id).
@@ -195,13 +196,15 @@ public final class WebhookDispatcher: Service {
             productName: name, tryNumber: tryNumber, parents: parents, errorMessage: error)
     }
 
-    private func giveUp(_ claim: ClaimedDelivery, endpoint: DeliveryTarget, status: Int?, error: String) async {
+    private func giveUp(
+        _ claim: ClaimedDelivery, endpoint: DeliveryTarget, metrics: WebhookMetrics.Endpoint, status: Int?, error: String
+    ) async {
         do {
             guard try await store.markDeliveryFailed(claim, owner: process, status: status, error: error, now: clock()) else {
-                metrics.attempt(endpoint, .leaseLost)
+                metrics.attempt(.leaseLost)
                 return
             }
-            metrics.undeliverable(endpoint)
+            metrics.undeliverable()
             logger.error(
                 "webhook: event undeliverable",
                 metadata: [

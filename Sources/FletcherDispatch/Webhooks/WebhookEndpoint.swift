@@ -38,7 +38,9 @@ public struct WebhookEndpoint: Sendable, Hashable {
     /// endpoint.
     public var id: String {
         let digest = SHA256.hash(data: Array("\(format.rawValue) \(url.absoluteString)".utf8))
-        return String(digest.map { String(format: "%02x", $0) }.joined().prefix(16))
+        // Written digit by digit: `String(format:)` made this a twentieth of a busy server's work.
+        let digits = Array("0123456789abcdef".utf8)
+        return String(decoding: digest.prefix(8).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0xF)]] }, as: UTF8.self)
     }
 
     /// Whether an event of `type` about `datasetId` goes to this endpoint: its type is subscribed,

@@ -27,23 +27,41 @@ public struct WebhookMetrics: Sendable {
         self.factory = factory
     }
 
-    func attempt(_ endpoint: DeliveryTarget, _ outcome: Outcome) {
-        Counter(label: Self.attemptsLabel, dimensions: [("endpoint", endpoint.id), ("outcome", outcome.rawValue)], factory: factory)
-            .increment()
+    /// One endpoint's handles, made once for its loop: making a handle looks it up in the
+    /// factory's registry, which at the request mix's peak cost more than the delivery's signing.
+    struct Endpoint: Sendable {
+        let attempts: [Outcome: Counter]
+        let undeliverableEvents: Counter
+        let latency: CoreMetrics.Timer
+        let requestDuration: CoreMetrics.Timer
+
+        func attempt(_ outcome: Outcome) {
+            attempts[outcome]?.increment()
+        }
+
+        func undeliverable() {
+            attempt(.undeliverable)
+            undeliverableEvents.increment()
+        }
+
+        func delivered(latency seconds: Double) {
+            latency.recordNanoseconds(Int64(max(0, seconds) * 1e9))
+        }
+
+        func request(seconds: Double) {
+            requestDuration.recordNanoseconds(Int64(max(0, seconds) * 1e9))
+        }
     }
 
-    func undeliverable(_ endpoint: DeliveryTarget) {
-        attempt(endpoint, .undeliverable)
-        Counter(label: Self.undeliverableLabel, dimensions: [("endpoint", endpoint.id)], factory: factory).increment()
-    }
-
-    func delivered(_ endpoint: DeliveryTarget, latency: Double) {
-        Timer(label: Self.latencyLabel, dimensions: [("endpoint", endpoint.id)], factory: factory)
-            .recordNanoseconds(Int64(max(0, latency) * 1e9))
-    }
-
-    func request(_ endpoint: DeliveryTarget, seconds: Double) {
-        Timer(label: Self.requestLabel, dimensions: [("endpoint", endpoint.id)], factory: factory)
-            .recordNanoseconds(Int64(max(0, seconds) * 1e9))
+    func endpoint(_ key: String) -> Endpoint {
+        let attempts = Dictionary(
+            uniqueKeysWithValues: Outcome.allCases.map { outcome in
+                (outcome, Counter(label: Self.attemptsLabel, dimensions: [("endpoint", key), ("outcome", outcome.rawValue)], factory: factory))
+            })
+        return Endpoint(
+            attempts: attempts,
+            undeliverableEvents: Counter(label: Self.undeliverableLabel, dimensions: [("endpoint", key)], factory: factory),
+            latency: CoreMetrics.Timer(label: Self.latencyLabel, dimensions: [("endpoint", key)], factory: factory),
+            requestDuration: CoreMetrics.Timer(label: Self.requestLabel, dimensions: [("endpoint", key)], factory: factory))
     }
 }
