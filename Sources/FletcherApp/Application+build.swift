@@ -36,6 +36,7 @@ public func buildRouter(
         events: EventMetrics(factory: metrics.factory))
     try router.addAPIRoutes(handler: handler, planRoutes: planRoutes, logger: logger)
     router.addEventRoutes(EventRoutes(store: store, authenticator: authenticator, shutdown: WebUI.gracefulShutdown))
+    router.addBulkRoutes(BulkRoutes(planRoutes))
     router.addWebRoutes(try WebUI(store: store))
     return router
 }

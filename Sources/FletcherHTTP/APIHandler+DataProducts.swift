@@ -35,3 +35,59 @@ extension APIHandler {
         return .ok(.init(body: .json(.init(page))))
     }
 }
+
+extension APIHandler {
+    public func listDataProducts(_ input: Operations.ListDataProducts.Input) async throws -> Operations.ListDataProducts.Output {
+        let page = try await store.dataProducts(try ProductQuery(input.query))
+        return .ok(.init(body: .json(.init(page))))
+    }
+}
+
+extension ProductQuery {
+    /// The query's parameters checked one by one: a bad one is a 400 naming it.
+    init(_ wire: Operations.ListDataProducts.Input.Query) throws {
+        try self.init(states: wire.state ?? [], compute: wire.compute, datasetId: wire.datasetId, since: wire.since, field: "")
+        if let value = wire.cursor {
+            guard let cursor = ProductCursor(text: value) else { throw Problem.badRequest("cursor '\(value)' is not one this API returned") }
+            after = cursor
+        }
+        limit = wire.limit ?? ProductQuery.defaultLimit
+        guard (1...ProductQuery.maxLimit).contains(limit) else {
+            throw Problem.badRequest("limit must be from 1 to \(ProductQuery.maxLimit), not \(limit)")
+        }
+    }
+
+    /// The filters as given in text (states each a name or a comma-separated list), checked one by
+    /// one: a bad one is a 400 naming it, after `field` (`filter.` in a bulk request's body).
+    init(states: [String], compute: String?, datasetId: String?, since: String?, field: String) throws {
+        var wanted: Set<DataProductState> = []
+        for value in states.flatMap({ $0.split(separator: ",", omittingEmptySubsequences: false) }) {
+            guard let state = DataProductState(rawValue: String(value)) else {
+                let known = DataProductState.allCases.map(\.rawValue).joined(separator: ", ")
+                throw Problem.badRequest("\(field)state '\(value)' is not one of \(known)")
+            }
+            wanted.insert(state)
+        }
+        var known: Compute?
+        if let compute {
+            guard let value = Compute(rawValue: compute) else {
+                throw Problem.badRequest(
+                    "\(field)compute '\(compute)' is not one of \(Compute.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            known = value
+        }
+        var dataset: UUID?
+        if let datasetId {
+            guard let id = UUID(uuidString: datasetId) else { throw Problem.badRequest("\(field)dataset_id '\(datasetId)' is not a UUID") }
+            dataset = id
+        }
+        var from: Date?
+        if let since {
+            guard let date = try? RFC3339DateTranscoder().decode(since) else {
+                throw Problem.badRequest("\(field)since '\(since)' is not an RFC 3339 time (like 2026-12-04T10:00:00Z)")
+            }
+            from = date
+        }
+        self.init(states: wanted, compute: known, datasetId: dataset, since: from)
+    }
+}

@@ -114,7 +114,7 @@ public struct PlanRoutes: Sendable {
     // MARK: Steps they share
 
     /// The caller of a mutation, when its token is valid and its service holds the operation's role.
-    private func authorize(_ request: Request, _ operation: Operation) async throws -> Caller {
+    func authorize(_ request: Request, _ operation: Operation) async throws -> Caller {
         let caller = try await authenticator.caller(authorization: request.headers[.authorization])
         if let role = operation.role, !caller.roles.contains(role) {
             throw Problem.forbidden("Service '\(caller.service)' lacks the '\(role.rawValue)' role")

@@ -184,3 +184,13 @@ extension Components.Schemas.HistoryEvent {
             durationMs: Nullable(delivery?.durationMilliseconds), process: Nullable(delivery?.process))
     }
 }
+
+extension Components.Schemas.DataProductPage {
+    init(_ page: ProductPage) {
+        self.init(
+            dataProducts: page.products.map { listed in
+                .init(value1: .init(datasetId: WireUUID(listed.datasetId)), value2: .init(listed.product))
+            },
+            nextCursor: Nullable(page.next?.text))
+    }
+}

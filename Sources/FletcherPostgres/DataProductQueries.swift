@@ -7,14 +7,15 @@ import PostgresNIO
 
 /// SQL on the `data_product` table.
 enum DataProductQueries {
+    /// A product's row, its dataset's id first.
     private typealias Columns = (
-        UUID, String, String, String, Bool, String?, String, UUID?, String?, String?, String?, String, PostgresTimestamp,
+        UUID, UUID, String, String, String, Bool, String?, String, UUID?, String?, String?, String?, String, PostgresTimestamp,
         Int32, UUID?, Int32, PostgresTimestamp?, PostgresTimestamp?, Int32?, Double?, Double?, PostgresTimestamp?, Bool?
     )
 
     /// The columns `Columns` reads, of the product `d`.
     private static let columns = """
-        d.id, d.compute, d.name, d.version, d.eager, d.passthrough::text, d.state, d.run_id, d.link, d.passback::text,
+        d.dataset_id, d.id, d.compute, d.name, d.version, d.eager, d.passthrough::text, d.state, d.run_id, d.link, d.passback::text,
         d.extra::text, d.modified_by, d.modified_date, d.try, d.trigger_id, d.retries_used, d.retry_at, d.timeout_at,
         d.retries, d.max_queued_s, d.max_running_s, d.deadline, d.deadline_missed
         """
@@ -39,6 +40,41 @@ enum DataProductQueries {
             """, logger: logger)
         for try await columns in rows.decode(Columns.self) { return try dataProduct(columns) }
         return nil
+    }
+
+    /// Data products across datasets, newest change first, `query.limit + 1` at most (the extra one
+    /// says more follow): the query's scans (`ProductQuery.scans`, each reading
+    /// `data_product_by_state` in order, or the primary key for one dataset), merged.
+    static func list(_ query: ProductQuery, _ connection: PostgresConnection, _ logger: Logger) async throws -> [ListedProduct] {
+        let limit = Int64(query.limit + 1)
+        var conditions: [SQL] = ["EXISTS (SELECT 1 FROM dataset s WHERE s.id = d.dataset_id AND s.revision > 0)"]
+        if let datasetId = query.datasetId { conditions.append("d.dataset_id = \(datasetId)::uuid") }
+        if let since = query.since { conditions.append("d.modified_date >= \(Date(microsecondsSince1970: since.microsecondsSince1970).postgres)") }
+        if let after = query.after {
+            let modified = Date(microsecondsSince1970: after.modifiedMicroseconds).postgres
+            conditions.append("(d.modified_date, d.dataset_id, d.id) < (\(modified), \(after.datasetId)::uuid, \(after.id)::uuid)")
+        }
+        func scan(_ scan: ProductQuery.Scan) -> SQL {
+            var all = conditions
+            if scan.states.count == 1 { all.append("d.state = \(scan.states[0].rawValue)::text") }
+            if scan.states.count > 1 { all.append("d.state = ANY(\(scan.states.map(\.rawValue))::text[])") }
+            if let compute = scan.compute { all.append("d.compute = \(compute.rawValue)::text") }
+            return """
+                SELECT \(unescaped: columns) FROM data_product d WHERE \(all.joined(separator: " AND "))
+                ORDER BY d.modified_date DESC, d.dataset_id DESC, d.id DESC LIMIT \(limit)::int8
+                """
+        }
+        let scans = query.scans
+        // The merged scans keep their order: newest change first, then dataset and id, descending.
+        let statement: SQL =
+            scans.count == 1
+            ? scan(scans[0])
+            : "SELECT * FROM (\(scans.map { "(\(scan($0)))" as SQL }.joined(separator: " UNION ALL "))) AS d ORDER BY 14 DESC, 1 DESC, 2 DESC LIMIT \(limit)::int8"
+        var listed: [ListedProduct] = []
+        for try await row in try await connection.query(try statement.query(), logger: logger).decode(Columns.self) {
+            listed.append(ListedProduct(datasetId: row.0, product: try dataProduct(row)))
+        }
+        return listed
     }
 
     /// Stores the run id and link a platform gave when it accepted `trigger`, if its product is
@@ -143,14 +179,14 @@ enum DataProductQueries {
 
     private static func dataProduct(_ c: Columns) throws -> DataProduct {
         DataProduct(
-            id: c.0, compute: try StoredColumn.enumValue(c.1, as: Compute.self), name: c.2, version: c.3, eager: c.4,
-            passthrough: try StoredColumn.json(c.5, column: "data_product.passthrough"),
-            state: try StoredColumn.enumValue(c.6, as: DataProductState.self), runId: c.7, link: c.8,
-            passback: try StoredColumn.json(c.9, column: "data_product.passback"),
-            extra: try StoredColumn.json(c.10, column: "data_product.extra"), modifiedBy: c.11, modifiedDate: c.12.date,
-            limits: ProductLimits(retries: c.18.map(Int.init), maxQueuedSeconds: c.19, maxRunningSeconds: c.20),
-            tryNumber: Int(c.13), triggerId: c.14, retriesUsed: Int(c.15), retryAt: c.16?.date, timeoutAt: c.17?.date,
-            deadline: c.21?.date, deadlineMissed: c.22)
+            id: c.1, compute: try StoredColumn.enumValue(c.2, as: Compute.self), name: c.3, version: c.4, eager: c.5,
+            passthrough: try StoredColumn.json(c.6, column: "data_product.passthrough"),
+            state: try StoredColumn.enumValue(c.7, as: DataProductState.self), runId: c.8, link: c.9,
+            passback: try StoredColumn.json(c.10, column: "data_product.passback"),
+            extra: try StoredColumn.json(c.11, column: "data_product.extra"), modifiedBy: c.12, modifiedDate: c.13.date,
+            limits: ProductLimits(retries: c.19.map(Int.init), maxQueuedSeconds: c.20, maxRunningSeconds: c.21),
+            tryNumber: Int(c.14), triggerId: c.15, retriesUsed: Int(c.16), retryAt: c.17?.date, timeoutAt: c.18?.date,
+            deadline: c.22?.date, deadlineMissed: c.23)
     }
 
     /// Pending retries and armed timeouts by compute type. Products' timers carry no index: this

@@ -128,14 +128,3 @@ enum EventQueries {
         throw StoreError.corrupt("the database gave no snapshot")
     }
 }
-
-extension Array where Element == SQL {
-    /// The parts one after another, `separator` between them.
-    fileprivate func joined(separator: String) -> SQL {
-        var joined: SQL = ""
-        for (index, part) in enumerated() {
-            joined = index == 0 ? "\(joined)\(part)" : "\(joined)\(unescaped: separator)\(part)"
-        }
-        return joined
-    }
-}

@@ -487,6 +487,15 @@ enum PostgresMigrations {
                 """,
             ]
         ),
+        (
+            17, "data products across datasets by their last change",
+            [
+                // `GET /api/data_products`: newest change first, one backward scan per state and
+                // compute type, merged (`ProductQuery.scans`); a dataset's own go through the primary
+                // key. One index: every product row written is written into it too.
+                "CREATE INDEX data_product_by_state ON data_product (state, compute, modified_date, dataset_id, id)",
+            ]
+        ),
     ]
 
     /// Applies pending migrations (up to `last`) on one connection, holding the advisory lock throughout.

@@ -141,6 +141,14 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
         }
     }
 
+    public func dataProducts(_ query: ProductQuery) async throws -> ProductPage {
+        try await storeErrors {
+            try await withConnection { [self] connection in
+                ProductPage(fetched: try await DataProductQueries.list(query, connection, logger), limit: query.limit)
+            }
+        }
+    }
+
     public func mutate(
         _ datasetId: UUID, createIfMissing: Bool,
         _ change: @escaping @Sendable (consuming Plan?, Date, ChangeCall) throws -> PlanChange

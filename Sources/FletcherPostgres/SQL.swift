@@ -78,3 +78,14 @@ struct SQL: ExpressibleByStringInterpolation {
         }
     }
 }
+
+extension Array where Element == SQL {
+    /// The parts one after another, `separator` between them.
+    func joined(separator: String) -> SQL {
+        var joined: SQL = ""
+        for (index, part) in enumerated() {
+            joined = index == 0 ? "\(joined)\(part)" : "\(joined)\(unescaped: separator)\(part)"
+        }
+        return joined
+    }
+}

@@ -23,6 +23,58 @@ enum DataProductQueries {
         ).map(DataProduct.init(sqliteRow:))
     }
 
+    /// Data products across datasets, newest change first, `query.limit + 1` at most (the extra one
+    /// says more follow): the query's scans (`ProductQuery.scans`, each reading
+    /// `data_product_by_state` in order, or the primary key for one dataset), merged.
+    static func list(_ query: ProductQuery, _ db: Database) throws -> [ListedProduct] {
+        var conditions: [String] = []
+        var arguments: [any DatabaseValueConvertible] = []
+        if let datasetId = query.datasetId {
+            conditions.append("dataset_id = ?")
+            arguments.append(datasetId)
+        }
+        if let since = query.since {
+            conditions.append("modified_date >= ?")
+            arguments.append(since.microsecondsSince1970)
+        }
+        if let after = query.after {
+            conditions.append("(modified_date, dataset_id, id) < (?, ?, ?)")
+            arguments += [after.modifiedMicroseconds, after.datasetId, after.id] as [any DatabaseValueConvertible]
+        }
+        let limit = query.limit + 1
+        var sql: [String] = []
+        var bound: [any DatabaseValueConvertible] = []
+        for scan in query.scans {
+            var all = conditions
+            bound += arguments
+            if !scan.states.isEmpty {
+                all.append("state IN (\(scan.states.map { _ in "?" }.joined(separator: ", ")))")
+                bound += scan.states.map(\.rawValue)
+            }
+            if let compute = scan.compute {
+                all.append("compute = ?")
+                bound.append(compute.rawValue)
+            }
+            sql.append(
+                """
+                SELECT * FROM (SELECT \(DataProduct.sqliteColumns), dataset_id FROM data_product
+                \(all.isEmpty ? "" : "WHERE " + all.joined(separator: " AND "))
+                ORDER BY modified_date DESC, dataset_id DESC, id DESC LIMIT \(limit))
+                """)
+        }
+        // The merged scans keep their order: newest change first, then dataset and id, descending.
+        let statement = """
+            SELECT * FROM (\(sql.joined(separator: " UNION ALL ")))
+            ORDER BY modified_date DESC, dataset_id DESC, id DESC LIMIT \(limit)
+            """
+        let cursor = try Row.fetchCursor(db.cachedStatement(sql: statement), arguments: StatementArguments(bound))
+        var listed: [ListedProduct] = []
+        while let row = try cursor.next() {
+            listed.append(ListedProduct(datasetId: row[DataProduct.sqliteColumnCount], product: try DataProduct(sqliteRow: row)))
+        }
+        return listed
+    }
+
     /// Stores the run id and link a platform gave when it accepted `trigger`, if its product is
     /// still queued on that trigger's try (a report already made wins, and a late answer for an
     /// earlier try never lands on a later one; a product queued before tries were recorded has no

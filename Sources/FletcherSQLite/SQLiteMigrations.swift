@@ -275,6 +275,15 @@ enum SQLiteMigrations {
                     CREATE INDEX webhook_delivery_due ON webhook_delivery (endpoint, next_attempt_at) WHERE state = 'pending';
                     """)
         }
+        migrator.registerMigration("v9: data products by their last change") { db in
+            try db.execute(
+                sql: """
+                    -- GET /api/data_products: newest change first, one backward scan per state and compute
+                    -- type, merged (ProductQuery.scans); a dataset's own go through the primary key. One
+                    -- index: every product row written is written into it too.
+                    CREATE INDEX data_product_by_state ON data_product (state, compute, modified_date, dataset_id, id);
+                    """)
+        }
         return migrator
     }
 }

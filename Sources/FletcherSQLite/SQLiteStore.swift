@@ -74,6 +74,12 @@ public final class SQLiteStore: Store {
         }
     }
 
+    public func dataProducts(_ query: ProductQuery) async throws -> ProductPage {
+        try await storeErrors {
+            try await reading { db in ProductPage(fetched: try DataProductQueries.list(query, db), limit: query.limit) }
+        }
+    }
+
     public func mutate(
         _ datasetId: UUID, createIfMissing: Bool,
         _ change: @escaping @Sendable (consuming Plan?, Date, ChangeCall) throws -> PlanChange

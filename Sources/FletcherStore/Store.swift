@@ -16,6 +16,10 @@ public protocol Store: TriggerQueue, EventFeed, WebhookQueue {
     /// One page of datasets matching a search, newest first.
     func search(_ query: SearchQuery) async throws -> SearchPage
 
+    /// Data products across datasets, newest change first (`ProductQuery`), each filter read
+    /// through an index.
+    func dataProducts(_ query: ProductQuery) async throws -> ProductPage
+
     /// Runs `change` in one transaction holding the dataset's lock, so that changes to the same
     /// dataset run one at a time (also across processes sharing the database), and writes exactly
     /// the rows the returned change names, with its state changes in the history, its events in

@@ -9,6 +9,9 @@ public enum Scenario: String, CaseIterable, Sendable {
     case updates
     /// Plan reads (`GET /api/plan/{id}`) only.
     case reads
+    /// Data products across datasets (`GET /api/data_products`), each filter in turn (one kind
+    /// per filter in the report), each query followed by its second page.
+    case products
     /// Plans driven by Fletcher's own dispatcher: this tool is the compute platform, receives the
     /// triggers and reports back; measures the trigger latency.
     case dispatch

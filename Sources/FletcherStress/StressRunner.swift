@@ -214,6 +214,7 @@ struct Worker: Sendable {
     func run() async {
         switch options.scenario {
         case .reads: await readPlans()
+        case .products: await listProducts()
         case .mixed, .updates, .dispatch: await drivePlans()
         }
     }
@@ -224,6 +225,38 @@ struct Worker: Sendable {
         while await stop.proceed() {
             _ = await client.send("read plan", .GET, "/api/plan/\(allPlans[next].id)")
             next = (next + options.concurrency) % allPlans.count
+        }
+    }
+
+    /// The list's filters in turn, on plans of this run for the dataset filter; each query's
+    /// second page follows it (its cursor read from the answer).
+    private func listProducts() async {
+        guard !allPlans.isEmpty else { return }
+        var sinceBytes: [UInt8] = []
+        JSONBytes.writeDate(Date().addingTimeInterval(-3600), to: &sinceBytes)
+        let since = String(decoding: sinceBytes, as: UTF8.self)
+        let queries: [(kind: String, query: (StressPlan) -> String)] = [
+            ("products", { _ in "" }),
+            ("products failed", { _ in "state=failed" }),
+            ("products queued,running", { _ in "state=queued,running" }),
+            ("products dbxaas", { _ in "compute=dbxaas" }),
+            ("products failed cams", { _ in "state=failed&compute=cams" }),
+            ("products of a dataset", { plan in "dataset_id=\(plan.id)" }),
+            ("products since", { _ in "since=\(since)" }),
+        ]
+        var next = index
+        while true {
+            let (kind, query) = queries[next % queries.count]
+            let plan = allPlans[next % allPlans.count]
+            guard await stop.proceed() else { return }
+            let answer = await client.send(kind, .GET, "/api/data_products?limit=100&\(query(plan))")
+            if answer.ok, let body = answer.body, case .object(let page) = try? JSONValue(parsing: String(buffer: body)).node,
+                case .string(let cursor)? = page["next_cursor"]
+            {
+                guard await stop.proceed() else { return }
+                _ = await client.send(kind + " page 2", .GET, "/api/data_products?limit=100&\(query(plan))&cursor=\(cursor)")
+            }
+            next += options.concurrency
         }
     }
 

@@ -26,7 +26,7 @@ struct Stress: AsyncParsableCommand {
     @Option(help: "Seconds to run (after the set-up).") var duration: Double?
     @Option(help: "Stop after this many requests instead.") var requests: Int?
     @Option(help: "Plans to submit and drive.") var plans = 100
-    @Option(help: "mixed, updates, reads or dispatch.") var scenario = "mixed"
+    @Option(help: "mixed, updates, reads, products or dispatch.") var scenario = "mixed"
     @Option(help: "Port the stand-in compute platform listens on (dispatch scenario).") var platformPort = 9100
     @Option(help: "Port a webhook receiver listens on (POST /hooks); reports the webhook latency.") var webhookPort: Int?
     @Option(help: "Requests per second, all workers together (default: as fast as answers come).") var rate: Double?

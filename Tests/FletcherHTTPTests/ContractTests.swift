@@ -86,6 +86,15 @@ struct ContractTests {
         #expect(documented.secured == (operation.role != nil))
     }
 
+    /// The bulk routes are the document's operations, and each asks for a token and a role.
+    @Test(arguments: BulkRoutes.operations)
+    func bulkRoutesAreTheDocumentsOperations(_ operation: PlanRoutes.Operation) throws {
+        let documented = try Self.documented(operation)
+        #expect(documented.method == operation.method)
+        #expect(documented.path == operation.path)
+        #expect(documented.secured && operation.role != nil)
+    }
+
     /// The event feed's routes are the document's operations, and each asks for a token.
     @Test(arguments: EventRoutes.operations)
     func eventRoutesAreTheDocumentsOperations(_ operation: PlanRoutes.Operation) throws {

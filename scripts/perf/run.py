@@ -5,9 +5,10 @@ databases of their own, drives them with `fletcher stress` (and pgbench for Post
 limit), samples the server's resident memory, and writes everything to one JSON file.
 
 Steps: curve (updates and reads against pgbench, by concurrency), mixed (the original's request mix
-with 2,000 plans, then with 1,000,000 more datasets bulk-loaded), big (10,000- and 100,000-product
-plans), sqlite (updates on the embedded default), dispatch (trigger latency), webhooks (the mixed load
-without and with a webhook endpoint, then the webhook latency at a tenth of peak).
+with 2,000 plans, then with 1,000,000 more datasets bulk-loaded, and the data products list across
+them), big (10,000- and 100,000-product plans), sqlite (updates on the embedded default), dispatch
+(trigger latency), webhooks (the mixed load without and with a webhook endpoint, then the webhook
+latency at a tenth of peak), bulk (a bulk clear of 10,000 failed products over 1,000 datasets).
 """
 import argparse, base64, json, os, re, shutil, signal, subprocess, sys, tempfile, threading, time, urllib.request
 
@@ -180,8 +181,58 @@ def step_mixed(args, pg, results):
     pg.checkpoint(database)
     server = Server(args.binary, url)
     large = stress(args.binary, server, "mixed", args.mixed_concurrency, args.mixed_seconds, args.mixed_plans)
+    log("mixed: the data products list across the million datasets")
+    products = stress(args.binary, server, "products", args.products_concurrency, args.seconds, args.mixed_plans)
     results["mixed"] = {"plans": small, "plans_server": memory, "bulk": large, "bulk_datasets": args.bulk,
-                        "bulk_load_s": bulk_seconds, "bulk_server": server.stop()}
+                        "bulk_load_s": bulk_seconds, "bulk_server": server.stop(), "products": products}
+
+
+def api(server, method, path, body=None, token=None):
+    request = urllib.request.Request(server.base + path, method=method,
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json",
+                                              **({"Authorization": f"Bearer {token}"} if token else {})})
+    with urllib.request.urlopen(request, timeout=600) as answer:
+        return json.load(answer)
+
+
+def step_bulk(args, pg, results):
+    """A bulk clear of 10,000 failed products over 1,000 datasets (10 each): its dry run, then the
+    clear itself, timed from the client; every product is queued again afterwards."""
+    url = pg.create("perf_bulk")
+    server = Server(args.binary, url)
+    token = api(server, "POST", "/api/authenticate", {"service": SERVICE, "key": KEY})["access_token"]
+    log(f"bulk: {args.bulk_datasets} datasets of 10 failed products")
+    for n in range(args.bulk_datasets):
+        dataset = f"{n:08x}-0000-4000-8000-{0:012x}"
+        products = [f"{n:08x}-{i:04x}-4000-8000-{1:012x}" for i in range(10)]
+        api(server, "POST", "/api/plan", {
+            "dataset": {"id": dataset, "extra": {}},
+            "data_products": [{"id": p, "compute": "cams", "name": f"product {i}", "version": "1", "eager": True,
+                               "passthrough": {}, "extra": {}} for i, p in enumerate(products)],
+            "dependencies": []}, token)
+        api(server, "PUT", f"/api/data_product/{dataset}/update", [{"id": p, "state": "failed"} for p in products], token)
+    pg.checkpoint("perf_bulk")
+    body = {"filter": {"state": "failed"}, "max_products": 10 * args.bulk_datasets}
+    started = time.perf_counter()
+    dry = api(server, "POST", "/api/bulk/clear", {**body, "dry_run": True}, token)
+    dry_s = time.perf_counter() - started
+    started = time.perf_counter()
+    applied = api(server, "POST", "/api/bulk/clear", body, token)
+    applied_s = time.perf_counter() - started
+    changed = sum(len(result["changed"]) for result in applied["results"])
+    queued, cursor = 0, None
+    while True:
+        page = api(server, "GET", "/api/data_products?state=queued&limit=1000" + (f"&cursor={cursor}" if cursor else ""))
+        queued += len(page["data_products"])
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    log(f"bulk: dry run {dry_s:.2f} s, clear {applied_s:.2f} s, {changed} changed, {queued} queued")
+    results["bulk"] = {"datasets": args.bulk_datasets, "products": 10 * args.bulk_datasets, "dry_run_s": dry_s,
+                       "dry_run_changed": sum(len(result["changed"]) for result in dry["results"]),
+                       "clear_s": applied_s, "changed": changed, "queued_after": queued,
+                       "errors": sum(1 for result in applied["results"] if result["error"]), "server": server.stop()}
 
 
 def step_big(args, pg, results):
@@ -269,7 +320,7 @@ def step_webhooks(args, pg, results):
 
 
 STEPS = {"curve": step_curve, "mixed": step_mixed, "big": step_big, "sqlite": step_sqlite, "dispatch": step_dispatch,
-         "webhooks": step_webhooks}
+         "webhooks": step_webhooks, "bulk": step_bulk}
 
 
 def main():
@@ -288,6 +339,8 @@ def main():
     parser.add_argument("--webhook-rounds", type=int, default=4)
     parser.add_argument("--webhook-paced-plans", type=int, default=50)
     parser.add_argument("--webhook-seconds", type=int, default=30)
+    parser.add_argument("--products-concurrency", type=int, default=8)
+    parser.add_argument("--bulk-datasets", type=int, default=1000)
     args = parser.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     pg = Postgres()
