@@ -20,6 +20,8 @@ let package = Package(
         .library(name: "FletcherSQLite", targets: ["FletcherSQLite"]),
         .library(name: "FletcherPostgres", targets: ["FletcherPostgres"]),
         .library(name: "FletcherDispatch", targets: ["FletcherDispatch"]),
+        // A typed client of the API, for other Swift programs (and the CLI's own subcommands).
+        .library(name: "FletcherClient", targets: ["FletcherClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -32,6 +34,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-openapi-generator.git", from: "1.14.3"),
         .package(url: "https://github.com/apple/swift-openapi-runtime.git", from: "1.13.4"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/swift-server/swift-openapi-async-http-client.git", from: "1.5.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         // For the contract test, which reads openapi.yaml (the generator's own YAML and OpenAPI readers).
@@ -91,6 +95,20 @@ let package = Package(
             dependencies: [.product(name: "OpenAPIRuntime", package: "swift-openapi-runtime")],
             resources: [.copy("openapi.yaml")],
             // The generated code imports publicly what it uses internally; spare it that upcoming rule.
+            swiftSettings: [.enableUpcomingFeature("ExistentialAny"), .enableUpcomingFeature("MemberImportVisibility")],
+            plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
+        ),
+        // The typed client: generated from the same openapi.yaml (a link to FletcherAPI's), with the
+        // async-http-client transport and the login and token renewal around it.
+        .target(
+            name: "FletcherClient",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "OpenAPIAsyncHTTPClient", package: "swift-openapi-async-http-client"),
+            ],
             swiftSettings: [.enableUpcomingFeature("ExistentialAny"), .enableUpcomingFeature("MemberImportVisibility")],
             plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
         ),
@@ -207,8 +225,9 @@ let package = Package(
         .executableTarget(
             name: "fletcher",
             dependencies: [
-                "FletcherApp", "FletcherJSON", "FletcherMemory", "FletcherSimulator", "FletcherStress",
+                "FletcherApp", "FletcherClient", "FletcherJSON", "FletcherMemory", "FletcherSimulator", "FletcherStress",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -232,6 +251,17 @@ let package = Package(
             dependencies: [
                 "FletcherDomain", "FletcherJSON", "FletcherTestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FletcherClientTests",
+            dependencies: [
+                "FletcherClient", "FletcherApp", "FletcherDomain", "FletcherHTTP", "FletcherStore", "FletcherTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
