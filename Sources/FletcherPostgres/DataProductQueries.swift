@@ -47,29 +47,36 @@ enum DataProductQueries {
     /// `data_product_by_state` in order, or the primary key for one dataset), merged.
     static func list(_ query: ProductQuery, _ connection: PostgresConnection, _ logger: Logger) async throws -> [ListedProduct] {
         let limit = Int64(query.limit + 1)
-        var conditions: [SQL] = ["EXISTS (SELECT 1 FROM dataset s WHERE s.id = d.dataset_id AND s.revision > 0)"]
+        // No check of the dataset's revision: a placeholder dataset (revision 0) has products only
+        // within the transaction that creates it, which bumps the revision before it commits.
+        var conditions: [SQL] = ["true"]
         if let datasetId = query.datasetId { conditions.append("d.dataset_id = \(datasetId)::uuid") }
         if let since = query.since { conditions.append("d.modified_date >= \(Date(microsecondsSince1970: since.microsecondsSince1970).postgres)") }
         if let after = query.after {
             let modified = Date(microsecondsSince1970: after.modifiedMicroseconds).postgres
             conditions.append("(d.modified_date, d.dataset_id, d.id) < (\(modified), \(after.datasetId)::uuid, \(after.id)::uuid)")
         }
+        // Each scan gives only its rows' keys (from the index alone, where the visibility map
+        // allows); the whole rows are read for the page's keys only, not for every scan's.
         func scan(_ scan: ProductQuery.Scan) -> SQL {
             var all = conditions
             if scan.states.count == 1 { all.append("d.state = \(scan.states[0].rawValue)::text") }
             if scan.states.count > 1 { all.append("d.state = ANY(\(scan.states.map(\.rawValue))::text[])") }
             if let compute = scan.compute { all.append("d.compute = \(compute.rawValue)::text") }
             return """
-                SELECT \(unescaped: columns) FROM data_product d WHERE \(all.joined(separator: " AND "))
-                ORDER BY d.modified_date DESC, d.dataset_id DESC, d.id DESC LIMIT \(limit)::int8
+                (SELECT d.modified_date, d.dataset_id, d.id FROM data_product d WHERE \(all.joined(separator: " AND "))
+                ORDER BY d.modified_date DESC, d.dataset_id DESC, d.id DESC LIMIT \(limit)::int8)
                 """
         }
-        let scans = query.scans
         // The merged scans keep their order: newest change first, then dataset and id, descending.
-        let statement: SQL =
-            scans.count == 1
-            ? scan(scans[0])
-            : "SELECT * FROM (\(scans.map { "(\(scan($0)))" as SQL }.joined(separator: " UNION ALL "))) AS d ORDER BY 14 DESC, 1 DESC, 2 DESC LIMIT \(limit)::int8"
+        let statement: SQL = """
+            WITH page AS (
+                SELECT * FROM (\(query.scans.map(scan).joined(separator: " UNION ALL "))) AS k
+                ORDER BY k.modified_date DESC, k.dataset_id DESC, k.id DESC LIMIT \(limit)::int8
+            )
+            SELECT \(unescaped: columns) FROM page k JOIN data_product d ON d.dataset_id = k.dataset_id AND d.id = k.id
+            ORDER BY k.modified_date DESC, k.dataset_id DESC, k.id DESC
+            """
         var listed: [ListedProduct] = []
         for try await row in try await connection.query(try statement.query(), logger: logger).decode(Columns.self) {
             listed.append(ListedProduct(datasetId: row.0, product: try dataProduct(row)))

@@ -249,12 +249,14 @@ struct Worker: Sendable {
             let (kind, query) = queries[next % queries.count]
             let plan = allPlans[next % allPlans.count]
             guard await stop.proceed() else { return }
-            let answer = await client.send(kind, .GET, "/api/data_products?limit=100&\(query(plan))")
+            let filter = query(plan)
+            let path = "/api/data_products?limit=100" + (filter.isEmpty ? "" : "&" + filter)
+            let answer = await client.send(kind, .GET, path)
             if answer.ok, let body = answer.body, case .object(let page) = try? JSONValue(parsing: String(buffer: body)).node,
                 case .string(let cursor)? = page["next_cursor"]
             {
                 guard await stop.proceed() else { return }
-                _ = await client.send(kind + " page 2", .GET, "/api/data_products?limit=100&\(query(plan))&cursor=\(cursor)")
+                _ = await client.send(kind + " page 2", .GET, path + "&cursor=\(cursor)")
             }
             next += options.concurrency
         }
