@@ -103,6 +103,8 @@ let package = Package(
         .target(
             name: "FletcherClient",
             dependencies: [
+                // The server's own writing and reading of times (RFC 3339 with microseconds).
+                "FletcherJSON",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,7 +1,8 @@
 public import AsyncHTTPClient
+import FletcherJSON
 public import Foundation
-public import HTTPTypes
-public import OpenAPIRuntime
+import HTTPTypes
+import OpenAPIRuntime
 import NIOCore
 import OpenAPIAsyncHTTPClient
 import Synchronization
@@ -83,18 +84,15 @@ public struct FletcherConnection: Sendable {
 struct MicrosecondDates: DateTranscoder {
     func encode(_ date: Date) throws -> String { Self.write(date) }
 
-    /// `2026-12-04T10:00:00.123456Z`.
+    /// `2026-12-04T10:00:00.123456Z`, as the server writes it (`JSONBytes.writeDate`).
     static func write(_ date: Date) -> String {
-        let micros = (date.timeIntervalSince1970 * 1_000_000).rounded()
-        let seconds = Date(timeIntervalSince1970: (micros / 1_000_000).rounded(.down))
-        var style = Date.ISO8601FormatStyle()
-        style.timeZone = TimeZone(identifier: "UTC")!
-        let whole = seconds.formatted(style)
-        let fraction = String(Int64(micros) - Int64(seconds.timeIntervalSince1970) * 1_000_000)
-        return String(whole.dropLast()) + "." + String(repeating: "0", count: max(0, 6 - fraction.count)) + fraction + "Z"
+        var bytes: [UInt8] = []
+        JSONBytes.writeDate(date, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     func decode(_ text: String) throws -> Date {
+        if let date = JSONBytes.readDate(text) { return date }
         if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) { return date }
         if let date = try? Date.ISO8601FormatStyle().parse(text) { return date }
         throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "'\(text)' is not an RFC 3339 time"))

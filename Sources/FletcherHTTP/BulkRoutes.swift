@@ -32,7 +32,7 @@ public struct BulkRoutes: Sendable {
         let outcomes: [BulkOutcome]
         do {
             outcomes = try await plans.store.bulk(bulk, by: caller.service)
-        } catch BulkError.tooMany(_, let max) {
+        } catch BulkError.tooMany(let max) {
             throw Problem(.conflict, "The request selects more data products than max_products (\(max)); nothing was changed")
         }
         for outcome in outcomes {
@@ -68,11 +68,10 @@ extension BulkRequest {
             case .case2(let list)?: states = list
             case nil: break
             }
-            var query = try ProductQuery(
-                states: states, compute: filter.compute, datasetId: filter.datasetId.map(\.uuid).map(\.uuidString), since: filter.since,
-                field: "filter.")
-            query.limit = ProductQuery.maxLimit
-            selection = .filter(query)
+            selection = .filter(
+                try ProductQuery(
+                    states: states, compute: filter.compute, datasetId: filter.datasetId?.uuid.uuidString, since: filter.since,
+                    field: "filter."))
         case (nil, let targets?):
             guard !targets.isEmpty else { throw Problem.badRequest("targets is empty: name at least one dataset") }
             var seen: Set<UUID> = []

@@ -36,7 +36,7 @@ extension Problem {
     }
 
     /// "Invalid request body: at data_products[0].compute: …", naming the field at fault.
-    static func describe(_ error: DecodingError) -> String {
+    package static func describe(_ error: DecodingError) -> String {
         func path(_ codingPath: [any CodingKey]) -> String {
             var text = ""
             for key in codingPath {

@@ -55,8 +55,7 @@ extension PostgresStore {
                         claim, owner: owner, state: "pending", retryAt: retryAt, status: status, error: error, now: now, connection,
                         logger)
                 else { return false }
-                try await WebhookQueries.recordCircuit(
-                    .failed(opensCircuit: opensCircuit), of: claim.delivery.endpoint, now: now, connection, logger)
+                try await WebhookQueries.recordFailure(opensCircuit: opensCircuit, of: claim.delivery.endpoint, now: now, connection, logger)
                 return true
             }
         }

@@ -92,17 +92,13 @@ enum WebhookQueries {
         return nil
     }
 
-    /// Applies `event` to the endpoint's circuit at `now`. An answer closes it without reading it,
-    /// writing (and locking) the row only when it is not closed already: the deliveries to a
-    /// healthy endpoint do not queue behind each other, nor behind its claims, on its row.
-    static func recordCircuit(
-        _ event: DispatchPolicy.CircuitEvent, of endpoint: String, now: Date, _ connection: PostgresConnection, _ logger: Logger
+    /// Applies a failed attempt to the endpoint's circuit at `now`, its row locked (an answer
+    /// closes the circuit in `delivered`'s own statement).
+    static func recordFailure(
+        opensCircuit: Bool, of endpoint: String, now: Date, _ connection: PostgresConnection, _ logger: Logger
     ) async throws {
-        var next = DispatchPolicy.Circuit.closed
-        if event != .answered {
-            guard let current = try await lockCircuit(endpoint, connection, logger) else { return }
-            next = current.after(event, at: now)
-        }
+        guard let current = try await lockCircuit(endpoint, connection, logger) else { return }
+        let next = current.after(.failed(opensCircuit: opensCircuit), at: now)
         let failures = Int32(next.consecutiveFailures)
         let probes = Int32(next.failedProbes)
         let openUntil = next.openUntil?.postgres

@@ -4,7 +4,7 @@ public import Foundation
 /// A change to many data products across datasets (`POST /api/bulk/clear`, `/api/bulk/disable`),
 /// applied one dataset per transaction (docs/RULES.md rule 31).
 public struct BulkRequest: Sendable {
-    public enum Action: String, Sendable {
+    public enum Action: Sendable {
         /// Back to `waiting` with everything downstream, as `PlanMutation.clear` (rule 2).
         case clear
         /// Disabled, as `PlanMutation.disable`.
@@ -92,8 +92,8 @@ public struct ProductChange: Sendable, Hashable {
 }
 
 public enum BulkError: Error, Sendable, Equatable {
-    /// More products selected than the request's `maxProducts`.
-    case tooMany(selected: Int, max: Int)
+    /// More products selected than the request's `maxProducts` (`max`).
+    case tooMany(max: Int)
 }
 
 extension Store {
@@ -105,7 +105,7 @@ extension Store {
     public func bulk(_ request: BulkRequest, by actor: String) async throws -> [BulkOutcome] {
         let selected = try await select(request)
         let count = selected.reduce(0) { $0 + $1.ids.count }
-        guard count <= request.maxProducts else { throw BulkError.tooMany(selected: count, max: request.maxProducts) }
+        guard count <= request.maxProducts else { throw BulkError.tooMany(max: request.maxProducts) }
         let filter: ProductQuery? = if case .filter(let query) = request.selection { query } else { nil }
         return try await withThrowingTaskGroup(of: (Int, BulkOutcome).self) { group in
             var outcomes = [BulkOutcome?](repeating: nil, count: selected.count)

@@ -1,4 +1,5 @@
 public import FletcherDomain
+import FletcherJSON
 public import Foundation
 
 /// Data products across datasets (`GET /api/data_products`), newest change first: those in any of
@@ -72,13 +73,12 @@ public struct ProductCursor: Sendable, Hashable, Comparable {
 
     /// The order the list goes in: `a < b` when `a` comes after `b` (an older change).
     public static func < (a: ProductCursor, b: ProductCursor) -> Bool {
-        (a.modifiedMicroseconds, a.datasetId.uuidString.lowercased(), a.id.uuidString.lowercased())
-            < (b.modifiedMicroseconds, b.datasetId.uuidString.lowercased(), b.id.uuidString.lowercased())
+        (a.modifiedMicroseconds, a.datasetId.uuidString, a.id.uuidString) < (b.modifiedMicroseconds, b.datasetId.uuidString, b.id.uuidString)
     }
 
     /// `<microseconds>.<dataset id>.<product id>`: what the API gives as `next_cursor`.
     public var text: String {
-        "\(modifiedMicroseconds).\(datasetId.uuidString.lowercased()).\(id.uuidString.lowercased())"
+        "\(modifiedMicroseconds).\(datasetId.lowercased).\(id.lowercased)"
     }
 
     /// A cursor from its `text`; nil when it is not one.
@@ -106,11 +106,6 @@ public struct ListedProduct: Sendable, Hashable {
 public struct ProductPage: Sendable, Hashable {
     public var products: [ListedProduct]
     public var next: ProductCursor?
-
-    public init(products: [ListedProduct], next: ProductCursor?) {
-        self.products = products
-        self.next = next
-    }
 
     /// Builds a page from up to `limit + 1` rows fetched in order: the extra row only says that
     /// more follow.

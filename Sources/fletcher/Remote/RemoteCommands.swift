@@ -1,5 +1,6 @@
 import ArgumentParser
 import FletcherClient
+import FletcherHTTP
 import Foundation
 
 /// `fletcher plan show|submit|pause|unpause`.
@@ -35,7 +36,7 @@ struct PlanCommand: AsyncParsableCommand {
             do {
                 submission = try JSONDecoder().decode(Components.Schemas.PlanSubmission.self, from: bytes)
             } catch {
-                throw Self.fail(.badRequest, "\(file) is not a plan submission: \(describe(error))")
+                throw Self.fail(.badRequest, "\(file) is not a plan submission: \((error as? DecodingError).map(Problem.describe) ?? "\(error)")")
             }
             try await remote {
                 let plan = try await remote.connection().client.submitPlan(body: .json(submission)).ok.body.json
@@ -258,15 +259,4 @@ func format(_ date: Date) -> String {
 func uuid(_ text: String, _ what: String) throws -> String {
     guard let id = UUID(uuidString: text) else { throw ValidationError("the \(what) id '\(text)' is not a UUID") }
     return id.uuidString.lowercased()
-}
-
-func describe(_ error: any Error) -> String {
-    switch error {
-    case DecodingError.keyNotFound(let key, let context):
-        "missing '\(key.stringValue)' at \(context.codingPath.map(\.stringValue).joined(separator: "."))"
-    case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context), DecodingError.dataCorrupted(let context):
-        "\(context.debugDescription) at \(context.codingPath.map(\.stringValue).joined(separator: "."))"
-    default:
-        "\(error)"
-    }
 }
