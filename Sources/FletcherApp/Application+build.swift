@@ -17,7 +17,7 @@ public let fletcherVersion = "0.1.0"
 /// The HTTP routes of Fletcher on a store: the API and the web UI. Tests call this same function.
 public func buildRouter(
     store: any Store, authenticator: Authenticator, logger: Logger, metrics: PrometheusExporter? = nil,
-    maxBodyBytes: Int = 16 << 20, concurrency: ConcurrencyLimit? = nil
+    maxBodyBytes: Int = 16 << 20, concurrency: ConcurrencyLimit? = nil, publicURL: String? = nil
 ) throws -> Router<ClientRequestContext> {
     let metrics = metrics ?? PrometheusExporter(store: store, dispatched: [])
     let concurrency = concurrency ?? ConcurrencyLimit(maxRequests: 512, factory: metrics.factory)
@@ -37,7 +37,10 @@ public func buildRouter(
     try router.addAPIRoutes(handler: handler, planRoutes: planRoutes, logger: logger)
     router.addEventRoutes(EventRoutes(store: store, authenticator: authenticator, shutdown: WebUI.gracefulShutdown))
     router.addBulkRoutes(BulkRoutes(planRoutes))
-    router.addWebRoutes(try WebUI(store: store))
+    router.addWebRoutes(
+        try WebUI(
+            store: store, sessions: WebSessions(authenticator: authenticator, publicURL: publicURL),
+            transitions: TransitionMetrics(factory: metrics.factory), events: EventMetrics(factory: metrics.factory)))
     return router
 }
 
@@ -54,7 +57,7 @@ public func buildApplication(
     let concurrency = ConcurrencyLimit(maxRequests: configuration.maxConcurrentRequests, factory: metrics.factory)
     let router = try buildRouter(
         store: setup.store, authenticator: authenticator, logger: logger, metrics: metrics,
-        maxBodyBytes: configuration.maxBodyBytes, concurrency: concurrency)
+        maxBodyBytes: configuration.maxBodyBytes, concurrency: concurrency, publicURL: configuration.publicURL)
     var services = setup.services
     services.append(MemoryTrimService())
     services.append(TimerService(store: setup.store, logger: logger, metrics: DispatchMetrics(factory: metrics.factory)))

@@ -95,6 +95,8 @@ public struct StateTransition: Sendable, Hashable {
 public enum TransitionReason: String, Sendable, Hashable, CaseIterable, Codable {
     /// An API request set it: a submission (creating it), an update, a clear or a disable.
     case api
+    /// A signed-in service set it from the web UI: a clear, a disable or a retry (docs/RULES.md rule 32).
+    case web
     /// The trigger rule queued it (docs/RULES.md rule 1).
     case triggerRule = "trigger_rule"
     /// A downstream reset sent it back to waiting (docs/RULES.md rule 2).
@@ -105,4 +107,18 @@ public enum TransitionReason: String, Sendable, Hashable, CaseIterable, Codable 
     case retry
     /// It stayed `queued` or `running` past its limit (docs/RULES.md rule 24).
     case timeout
+}
+
+/// Where a request came from: the history's reason for the changes it makes itself.
+public enum RequestChannel: String, Sendable, Hashable, CaseIterable {
+    case api
+    case web
+
+    /// The reason recorded for a state the request sets.
+    public var reason: TransitionReason {
+        switch self {
+        case .api: .api
+        case .web: .web
+        }
+    }
 }

@@ -4,6 +4,8 @@ import Foundation
 struct PlanEditor {
     private(set) var plan: Plan
     private let actor: String
+    /// The reason recorded for the states the request sets itself (`api` or `web`).
+    let requestReason: TransitionReason
     private let now: Date
     /// The time timers are armed from: the mutation's time, or a firing's due time when that is
     /// later (`PlanMutation.fireDue`: the sweeper's clock).
@@ -21,13 +23,17 @@ struct PlanEditor {
     /// Rows in the plan the editor started from.
     private let baseCounts: (products: Int, dependencies: Int)
 
-    init(_ plan: consuming Plan, by actor: String, at now: Date, policy: OrchestrationPolicy, isNewDataset: Bool = false) {
+    init(
+        _ plan: consuming Plan, by actor: String, via channel: RequestChannel = .api, at now: Date, policy: OrchestrationPolicy,
+        isNewDataset: Bool = false
+    ) {
         self.productChanged = [Bool](repeating: false, count: plan.dataProducts.count)
         self.dependencyChanged = [Bool](repeating: false, count: plan.dependencies.count)
         self.baseCounts = (plan.dataProducts.count, plan.dependencies.count)
         self.events = PlanEventLog(datasetId: plan.dataset.id, time: now)
         self.plan = plan
         self.actor = actor
+        self.requestReason = channel.reason
         self.now = now
         self.timerBase = now
         self.policy = policy
@@ -52,7 +58,7 @@ struct PlanEditor {
     /// docs/RULES.md rule 5: the reported state, run id, link and passback (absent ones become null).
     /// A report of `failed` on a product already `failed` is a new failure: its pending retry, if any,
     /// is decided again (docs/RULES.md rule 23).
-    mutating func report(_ update: StateUpdate, at position: Int, reason: TransitionReason = .api) {
+    mutating func report(_ update: StateUpdate, at position: Int, reason: TransitionReason) {
         let again = plan.dataProducts[position].state == update.state
         plan.dataProducts[position].runId = update.runId
         plan.dataProducts[position].link = update.link
@@ -84,6 +90,16 @@ struct PlanEditor {
             plan.dataProducts[position].retryAt = nil
             touchProduct(at: position)
         }
+    }
+
+    /// docs/RULES.md rule 32: a failed product retried by hand is queued at once as a new try. A
+    /// pending automatic retry is the one used (it counts, as if its wait were over); with none
+    /// pending, the retries start again from none used. The caller checks the state and the pause.
+    mutating func retryNow(at position: Int) {
+        let pending = plan.dataProducts[position].retryAt != nil
+        let used = plan.dataProducts[position].retriesUsed
+        setState(.queued, at: position, reason: requestReason)
+        if pending { plan.dataProducts[position].retriesUsed = used + 1 }
     }
 
     /// Sets a state, remembering the change (if it is one) for the history, and what it does to the
@@ -226,8 +242,8 @@ struct PlanEditor {
         switch (reason, state) {
         case (.timeout, _): .timeout
         case (.downstreamReset, _): .downstreamReset
-        case (.api, .waiting): .clear
-        case (.api, .disabled): .disable
+        case (.api, .waiting), (.web, .waiting): .clear
+        case (.api, .disabled), (.web, .disabled): .disable
         default: nil
         }
     }
@@ -331,7 +347,7 @@ struct PlanEditor {
                         modifiedBy: actor, modifiedDate: now, limits: submitted.limits, deadline: submitted.deadline))
                 deadlinesSet = deadlinesSet || submitted.deadline != nil
                 productChanged.append(true)
-                transitions.append(StateTransition(dataProductId: submitted.id, from: nil, to: .waiting, reason: .api))
+                transitions.append(StateTransition(dataProductId: submitted.id, from: nil, to: .waiting, reason: requestReason))
             }
         }
         // Through them: the submitted products (10 MB for 100,000) go before the dependencies' index

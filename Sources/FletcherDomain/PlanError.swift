@@ -26,6 +26,10 @@ public enum PlanError: Error, Sendable, Hashable {
     case invalidLimit(index: Int, id: UUID, field: String, reason: String)
     /// A state update names a try (`trigger_id`) that is not the product's current one (409).
     case staleReport(id: UUID, triggerId: UUID, currentTry: Int, currentTriggerId: UUID?)
+    /// A retry asked for a data product that is not `failed` (409).
+    case notFailed(id: UUID, state: DataProductState)
+    /// A retry asked for in a paused dataset (409): nothing is queued there until it is unpaused.
+    case retryWhilePaused(UUID)
 }
 
 extension PlanError: CustomStringConvertible {
@@ -57,6 +61,10 @@ extension PlanError: CustomStringConvertible {
         case .staleReport(let id, let triggerId, let currentTry, let currentTriggerId):
             "Data product \(Self.text(id)): trigger \(Self.text(triggerId)) is not its current try; the current try is "
                 + (currentTriggerId.map { "\(currentTry) (trigger \(Self.text($0)))" } ?? "none (never queued)")
+        case .notFailed(let id, let state):
+            "Data product \(Self.text(id)) is \(state.rawValue), not failed: only a failed data product can be retried"
+        case .retryWhilePaused(let id):
+            "Dataset \(Self.text(id)) is paused: nothing is queued until it is unpaused"
         }
     }
 

@@ -11,6 +11,8 @@ public enum PlanMutation: Sendable, Hashable {
     case clear([UUID])
     /// Take data products out of the plan.
     case disable([UUID])
+    /// Queue failed data products again now, as new tries (docs/RULES.md rule 32).
+    case retryNow([UUID])
     case pause
     case unpause
     /// A queued data product's trigger could not be delivered: it fails through the normal rules
@@ -47,7 +49,7 @@ public enum PlanMutation: Sendable, Hashable {
             for update in updates where !update.state.isReportable {
                 throw .unreportableState(id: update.id, state: update.state)
             }
-        case .clear, .disable, .pause, .unpause, .dispatchFailed, .fireDue:
+        case .clear, .disable, .retryNow, .pause, .unpause, .dispatchFailed, .fireDue:
             break
         }
     }
@@ -55,7 +57,8 @@ public enum PlanMutation: Sendable, Hashable {
     /// Applies the mutation to the stored plan (nil when the dataset does not exist yet) and returns
     /// the new plan with exactly the rows that changed. Throws, changing nothing, when a rule refuses it.
     ///
-    /// Every row written is stamped with `actor` and `now`. The request checks run first unless the
+    /// Every row written is stamped with `actor` and `now`; the states the request sets itself are
+    /// recorded with `channel`'s reason. The request checks run first unless the
     /// caller says it has just run them (`requestChecked`: `Store.apply` runs them before reading
     /// the dataset, to order its answers; for a 100,000-product submission they build a 17 MB set
     /// of dependencies, which would otherwise be built again beside the stored plan). A stored plan
@@ -64,17 +67,18 @@ public enum PlanMutation: Sendable, Hashable {
     /// when the caller keeps one (the plan cache, for big plans); otherwise it is built when needed.
     /// `policy` says how failed and stuck products are retried, timed out and cancelled.
     public consuming func apply(
-        to stored: consuming Plan?, graph storedGraph: PlanGraph? = nil, datasetId: UUID, by actor: String, at now: Date,
-        policy: OrchestrationPolicy = .none, requestChecked: Bool = false
+        to stored: consuming Plan?, graph storedGraph: PlanGraph? = nil, datasetId: UUID, by actor: String,
+        via channel: RequestChannel = .api, at now: Date, policy: OrchestrationPolicy = .none, requestChecked: Bool = false
     ) throws(PlanError) -> PlanChange {
         if !requestChecked { try validateRequest() }
         if case .submit = self {
             // Handed on: held nowhere else, the submission is let go of once merged.
             guard case .submit(let submission) = consume self else { preconditionFailure("a submission") }
-            return try Self.submit(consume submission, to: stored.take(), graph: storedGraph, by: actor, at: now, policy: policy)
+            return try Self.submit(
+                consume submission, to: stored.take(), graph: storedGraph, by: actor, via: channel, at: now, policy: policy)
         }
         guard let plan = stored.take() else { throw .datasetNotFound(datasetId) }
-        var editor = PlanEditor(consume plan, by: actor, at: now, policy: policy)
+        var editor = PlanEditor(consume plan, by: actor, via: channel, at: now, policy: policy)
         // Deadlines reached before this change are decided on the plan as it was (docs/RULES.md
         // rule 27); a firing decides them at its own clock.
         if case .fireDue(let asOf) = self {
@@ -97,7 +101,7 @@ public enum PlanMutation: Sendable, Hashable {
                     throw .staleReport(
                         id: update.id, triggerId: triggerId, currentTry: product.tryNumber, currentTriggerId: product.triggerId)
                 }
-                editor.report(update, at: position)
+                editor.report(update, at: position, reason: editor.requestReason)
                 roots.append(position)
             }
             editor.resetDownstream(of: roots, in: graph)
@@ -108,7 +112,7 @@ public enum PlanMutation: Sendable, Hashable {
             roots.reserveCapacity(ids.count)
             for id in ids {
                 let position = try editor.enabledPosition(of: id, in: graph)
-                editor.setState(.waiting, at: position, reason: .api)
+                editor.setState(.waiting, at: position, reason: editor.requestReason)
                 roots.append(position)
             }
             editor.resetDownstream(of: roots, in: graph)
@@ -117,9 +121,20 @@ public enum PlanMutation: Sendable, Hashable {
             let before = storedGraph ?? PlanGraph(editor.plan)
             for id in ids {
                 let position = try editor.enabledPosition(of: id, in: before)
-                editor.setState(.disabled, at: position, reason: .api)
+                editor.setState(.disabled, at: position, reason: editor.requestReason)
             }
             editor.applyTriggerRule(PlanGraph(editor.plan))
+        case .retryNow(let ids):
+            let graph = storedGraph ?? PlanGraph(editor.plan)
+            guard !editor.plan.dataset.paused else { throw .retryWhilePaused(datasetId) }
+            var seen = Set<UUID>()
+            for id in ids where seen.insert(id).inserted {
+                let position = try editor.enabledPosition(of: id, in: graph)
+                let state = editor.plan.dataProducts[position].state
+                guard state == .failed else { throw .notFailed(id: id, state: state) }
+                editor.retryNow(at: position)
+            }
+            editor.applyTriggerRule(graph)
         case .pause:
             guard !editor.plan.dataset.paused else { throw .alreadyPaused(datasetId) }
             editor.setPaused(true)
@@ -165,7 +180,7 @@ public enum PlanMutation: Sendable, Hashable {
 
     private static func submit(
         _ submission: consuming PlanSubmission, to stored: consuming Plan?, graph storedGraph: PlanGraph?, by actor: String,
-        at now: Date, policy: OrchestrationPolicy
+        via channel: RequestChannel, at now: Date, policy: OrchestrationPolicy
     ) throws(PlanError) -> PlanChange {
         // A kept graph has the stored products' index.
         let storedIndex = storedGraph?.index ?? ProductIndex(stored?.dataProducts ?? [])
@@ -175,7 +190,7 @@ public enum PlanMutation: Sendable, Hashable {
             ?? Plan(
                 dataset: Dataset(id: submission.datasetId, paused: false, extra: nil, modifiedBy: actor, modifiedDate: now),
                 dataProducts: [], dependencies: [])
-        var editor = PlanEditor(consume base, by: actor, at: now, policy: policy, isNewDataset: isNewDataset)
+        var editor = PlanEditor(consume base, by: actor, via: channel, at: now, policy: policy, isNewDataset: isNewDataset)
         editor.decideDeadlines(asOf: now)
         // Until the merge, the editor's plan is the stored one.
         let submittedIds = ProductIndex(ids: submission.dataProducts.map(\.id))

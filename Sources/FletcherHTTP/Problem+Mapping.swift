@@ -31,7 +31,7 @@ extension Problem {
         case .unknownDependencyEndpoint, .datasetNotFound, .dataProductNotFound: .notFound
         case .dataProductDisabled: .forbidden
         case .cycle: .unprocessableContent
-        case .staleReport: .conflict
+        case .staleReport, .notFailed, .retryWhilePaused: .conflict
         }
     }
 

@@ -84,6 +84,21 @@ enum DataProductQueries {
         return listed
     }
 
+    /// Late products (past their deadline, not success), latest deadline first, through `data_product_late`.
+    static func late(compute: Compute?, limit: Int, _ connection: PostgresConnection, _ logger: Logger) async throws -> [ListedProduct] {
+        let statement: SQL = """
+            SELECT \(unescaped: columns) FROM data_product d
+            WHERE d.deadline_missed AND d.state NOT IN ('success', 'disabled')
+                AND (\(compute?.rawValue)::text IS NULL OR d.compute = \(compute?.rawValue)::text)
+            ORDER BY d.deadline DESC, d.dataset_id DESC, d.id DESC LIMIT \(Int64(limit))::int8
+            """
+        var listed: [ListedProduct] = []
+        for try await row in try await connection.query(try statement.query(), logger: logger).decode(Columns.self) {
+            listed.append(ListedProduct(datasetId: row.0, product: try dataProduct(row)))
+        }
+        return listed
+    }
+
     /// Stores the run id and link a platform gave when it accepted `trigger`, if its product is
     /// still queued on that trigger's try (a report already made wins, and a late answer for an
     /// earlier try never lands on a later one; a product queued before tries were recorded has no

@@ -32,6 +32,39 @@ enum DatasetQueries {
         return nil
     }
 
+    /// The committed datasets of `ids` that exist.
+    static func fetchMany(_ ids: [UUID], _ connection: PostgresConnection, _ logger: Logger) async throws -> [Dataset] {
+        let rows = try await connection.query(
+            """
+            SELECT id, paused, extra::text, modified_by, modified_date, deadline, deadline_missed, event_sequence
+            FROM dataset WHERE id = ANY(\(ids)) AND revision > 0
+            """,
+            logger: logger)
+        var datasets: [Dataset] = []
+        for try await (id, paused, extra, modifiedBy, modifiedDate, deadline, missed, sequence) in rows.decode(
+            (UUID, Bool, String?, String, PostgresTimestamp, PostgresTimestamp?, Bool?, Int64).self)
+        {
+            datasets.append(
+                Dataset(
+                    id: id, paused: paused, extra: try StoredColumn.json(extra, column: "dataset.extra"), modifiedBy: modifiedBy,
+                    modifiedDate: modifiedDate.date, deadline: deadline?.date, deadlineMissed: missed, eventSequence: sequence))
+        }
+        return datasets
+    }
+
+    /// Paused datasets, most recently changed first, through `dataset_paused`.
+    static func paused(limit: Int, _ connection: PostgresConnection, _ logger: Logger) async throws -> [Dataset] {
+        var ids: [UUID] = []
+        for try await id in try await connection.query(
+            "SELECT id FROM dataset WHERE paused AND revision > 0 ORDER BY last_modified DESC, id DESC LIMIT \(Int64(limit))",
+            logger: logger
+        ).decode(UUID.self) {
+            ids.append(id)
+        }
+        let found = Dictionary(try await fetchMany(ids, connection, logger).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        return ids.compactMap { found[$0] }
+    }
+
     /// Locks the dataset's row for the transaction; its last modification and revision, nil when there
     /// is no such committed dataset. (The row's other columns are read only when the plan cache does
     /// not hold that revision.)

@@ -496,6 +496,18 @@ enum PostgresMigrations {
                 "CREATE INDEX data_product_by_state ON data_product (state, compute, modified_date, dataset_id, id)",
             ]
         ),
+        (
+            18, "what needs attention",
+            [
+                // The attention page: late products (past their deadline, not success) and paused
+                // datasets, each a partial index holding only those rows.
+                """
+                CREATE INDEX data_product_late ON data_product (deadline, dataset_id, id)
+                WHERE deadline_missed AND state NOT IN ('success', 'disabled')
+                """,
+                "CREATE INDEX dataset_paused ON dataset (last_modified, id) WHERE paused",
+            ]
+        ),
     ]
 
     /// Applies pending migrations (up to `last`) on one connection, holding the advisory lock throughout.

@@ -333,6 +333,27 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
         }
     }
 
+    public func lateProducts(compute: Compute?, limit: Int) async throws -> [ListedProduct] {
+        try await storeErrors {
+            try await withConnection { [self] connection in
+                try await DataProductQueries.late(compute: compute, limit: limit, connection, logger)
+            }
+        }
+    }
+
+    public func pausedDatasets(limit: Int) async throws -> [Dataset] {
+        try await storeErrors {
+            try await withConnection { [self] connection in try await DatasetQueries.paused(limit: limit, connection, logger) }
+        }
+    }
+
+    public func datasets(_ ids: [UUID]) async throws -> [Dataset] {
+        guard !ids.isEmpty else { return [] }
+        return try await storeErrors {
+            try await withConnection { [self] connection in try await DatasetQueries.fetchMany(ids, connection, logger) }
+        }
+    }
+
     /// A pooled connection for `body` (`PostgresDatabase.withConnection`).
     func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         try await database.withConnection(body)

@@ -75,6 +75,23 @@ enum DataProductQueries {
         return listed
     }
 
+    /// Late products (past their deadline, not success), latest deadline first, through `data_product_late`.
+    static func late(compute: Compute?, limit: Int, _ db: Database) throws -> [ListedProduct] {
+        let statement = """
+            SELECT \(DataProduct.sqliteColumns), dataset_id FROM data_product INDEXED BY data_product_late
+            WHERE deadline_missed = 1 AND state NOT IN ('success', 'disabled') \(compute == nil ? "" : "AND compute = ?")
+            ORDER BY deadline DESC, dataset_id DESC, id DESC LIMIT ?
+            """
+        var arguments: [any DatabaseValueConvertible] = compute.map { [$0.rawValue] } ?? []
+        arguments.append(limit)
+        let cursor = try Row.fetchCursor(db.cachedStatement(sql: statement), arguments: StatementArguments(arguments))
+        var listed: [ListedProduct] = []
+        while let row = try cursor.next() {
+            listed.append(ListedProduct(datasetId: row[DataProduct.sqliteColumnCount], product: try DataProduct(sqliteRow: row)))
+        }
+        return listed
+    }
+
     /// Stores the run id and link a platform gave when it accepted `trigger`, if its product is
     /// still queued on that trigger's try (a report already made wins, and a late answer for an
     /// earlier try never lands on a later one; a product queued before tries were recorded has no

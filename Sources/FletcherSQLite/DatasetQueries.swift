@@ -24,6 +24,15 @@ enum DatasetQueries {
         return (dataset, Date(microsecondsSince1970: row[5]), row[6])
     }
 
+    /// Paused datasets, most recently changed first, through `dataset_paused`.
+    static func paused(limit: Int, _ db: Database) throws -> [Dataset] {
+        let ids = try UUID.fetchAll(
+            db.cachedStatement(
+                sql: "SELECT id FROM dataset INDEXED BY dataset_paused WHERE paused = 1 ORDER BY last_modified DESC, id DESC LIMIT ?"),
+            arguments: [limit])
+        return try ids.compactMap { try fetchOne($0, db)?.0 }
+    }
+
     /// The dataset's revision alone: what a cached plan is checked against.
     static func revision(_ id: UUID, _ db: Database) throws -> Int64? {
         try Int64.fetchOne(db.cachedStatement(sql: "SELECT revision FROM dataset WHERE id = ?"), arguments: [id])

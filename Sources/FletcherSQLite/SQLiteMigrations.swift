@@ -284,6 +284,16 @@ enum SQLiteMigrations {
                     CREATE INDEX data_product_by_state ON data_product (state, compute, modified_date, dataset_id, id);
                     """)
         }
+        migrator.registerMigration("v10: what needs attention") { db in
+            try db.execute(
+                sql: """
+                    -- The attention page: late products (past their deadline, not success) and paused
+                    -- datasets, each a partial index holding only those rows.
+                    CREATE INDEX data_product_late ON data_product (deadline, dataset_id, id)
+                        WHERE deadline_missed = 1 AND state NOT IN ('success', 'disabled');
+                    CREATE INDEX dataset_paused ON dataset (last_modified, id) WHERE paused = 1;
+                    """)
+        }
         return migrator
     }
 }

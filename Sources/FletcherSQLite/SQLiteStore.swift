@@ -222,6 +222,24 @@ public final class SQLiteStore: Store {
         }
     }
 
+    public func lateProducts(compute: Compute?, limit: Int) async throws -> [ListedProduct] {
+        try await storeErrors {
+            try await reading { db in try DataProductQueries.late(compute: compute, limit: limit, db) }
+        }
+    }
+
+    public func pausedDatasets(limit: Int) async throws -> [Dataset] {
+        try await storeErrors {
+            try await reading { db in try DatasetQueries.paused(limit: limit, db) }
+        }
+    }
+
+    public func datasets(_ ids: [UUID]) async throws -> [Dataset] {
+        try await storeErrors {
+            try await reading { db in try ids.compactMap { try DatasetQueries.fetchOne($0, db)?.0 } }
+        }
+    }
+
     /// Runs `work` in a write transaction, mapping SQLite's failures (for the trigger queue).
     func write<T: Sendable>(_ work: @Sendable @escaping (Database) throws -> T) async throws -> T {
         try await storeErrors { try await writing(work) }

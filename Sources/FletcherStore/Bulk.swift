@@ -102,7 +102,7 @@ extension Store {
     /// dataset's failure is its outcome's error and stops no other; a selection larger than
     /// `maxProducts` throws `BulkError.tooMany` before anything is changed. Outcomes come in the
     /// order of the datasets' first selected product.
-    public func bulk(_ request: BulkRequest, by actor: String) async throws -> [BulkOutcome] {
+    public func bulk(_ request: BulkRequest, by actor: String, via channel: RequestChannel = .api) async throws -> [BulkOutcome] {
         let selected = try await select(request)
         let count = selected.reduce(0) { $0 + $1.ids.count }
         guard count <= request.maxProducts else { throw BulkError.tooMany(max: request.maxProducts) }
@@ -115,7 +115,12 @@ extension Store {
                 let (index, target) = (next, selected[next])
                 next += 1
                 group.addTask {
-                    (index, try await self.bulk(request.action, target.ids, in: target.datasetId, filter: filter, dryRun: request.dryRun, by: actor))
+                    (
+                        index,
+                        try await self.bulk(
+                            request.action, target.ids, in: target.datasetId, filter: filter, dryRun: request.dryRun, by: actor,
+                            via: channel)
+                    )
                 }
             }
             for _ in 0..<4 { start() }
@@ -156,7 +161,8 @@ extension Store {
     /// One dataset's part: applied in its own transaction, or worked out on the stored plan in a
     /// dry run. With a filter, only the products that still match it are changed.
     private func bulk(
-        _ action: BulkRequest.Action, _ ids: [UUID], in datasetId: UUID, filter: ProductQuery?, dryRun: Bool, by actor: String
+        _ action: BulkRequest.Action, _ ids: [UUID], in datasetId: UUID, filter: ProductQuery?, dryRun: Bool, by actor: String,
+        via channel: RequestChannel
     ) async throws -> BulkOutcome {
         let policy = policy
         let cache = planCache
@@ -174,7 +180,7 @@ extension Store {
             }
             let mutation: PlanMutation = action == .clear ? .clear(chosen) : .disable(chosen)
             let graph = cache.graph(of: plan)
-            return try mutation.apply(to: plan, graph: graph, datasetId: datasetId, by: actor, at: now, policy: policy)
+            return try mutation.apply(to: plan, graph: graph, datasetId: datasetId, by: actor, via: channel, at: now, policy: policy)
         }
         do {
             if dryRun {
@@ -193,5 +199,19 @@ extension Store {
             guard case .unavailable = error else { throw error }
             return BulkOutcome(datasetId: datasetId, changes: [], error: error)
         }
+    }
+}
+
+extension Store {
+    /// What `mutation` would do to a dataset as `actor` through `channel`, worked out on its stored
+    /// plan: nothing is written. Throws what applying it would throw (a missing dataset or product,
+    /// a refusal by the rules).
+    public func preview(
+        _ mutation: PlanMutation, to datasetId: UUID, by actor: String, via channel: RequestChannel = .api
+    ) async throws -> PlanChange {
+        try mutation.validateRequest()
+        guard let plan = try await plan(datasetId) else { throw PlanError.datasetNotFound(datasetId) }
+        let graph = planCache.graph(of: plan)
+        return try mutation.apply(to: plan, graph: graph, datasetId: datasetId, by: actor, via: channel, at: Date(), policy: policy)
     }
 }

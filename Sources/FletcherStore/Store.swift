@@ -83,6 +83,18 @@ public protocol Store: TriggerQueue, EventFeed, WebhookQueue {
 
     /// Pending retries and armed timeouts by compute type (for `/metrics`), paused datasets' included.
     func timerCounts() async throws -> [Compute: TimerCounts]
+
+    /// Enabled data products past their deadline and not `success` (docs/RULES.md rule 27) — of one
+    /// compute type when given — latest deadline first, at most `limit`: read through the partial
+    /// index of late products, which holds only those.
+    func lateProducts(compute: Compute?, limit: Int) async throws -> [ListedProduct]
+
+    /// Paused datasets, most recently changed first, at most `limit`: read through the partial index
+    /// of paused datasets.
+    func pausedDatasets(limit: Int) async throws -> [Dataset]
+
+    /// The datasets of `ids` that exist, in no particular order.
+    func datasets(_ ids: [UUID]) async throws -> [Dataset]
 }
 
 /// A compute type's products waiting on one of Fletcher's own timers (docs/RULES.md rules 23–24).
@@ -119,11 +131,14 @@ extension Store {
         return (plan, try await recentStateChanges(datasetId: datasetId, limit: limit))
     }
 
-    /// Validates and applies an API mutation to a dataset (docs/RULES.md), as `actor`. The mutation
+    /// Validates and applies a mutation to a dataset (docs/RULES.md), as `actor` through `channel`
+    /// (the reason the history gives the states it sets). The mutation
     /// is let go of at the store's final call of the change, before the rows are written: a big
     /// submission's own rows are not held beside the plan made from them while it is written (when
     /// the caller hands the mutation over, as the API does).
-    public func apply(_ mutation: consuming PlanMutation, to datasetId: UUID, by actor: String) async throws -> PlanChange {
+    public func apply(
+        _ mutation: consuming PlanMutation, to datasetId: UUID, by actor: String, via channel: RequestChannel = .api
+    ) async throws -> PlanChange {
         try mutation.validateRequest()
         let createsDataset = mutation.createsDataset
         let held = Handoff(consume mutation)
@@ -139,7 +154,8 @@ extension Store {
             // A big cached plan comes with its rules' graph.
             let graph = stored.flatMap { cache.graph(of: $0) }
             return try (consume mutation).apply(
-                to: stored.take(), graph: graph, datasetId: datasetId, by: actor, at: now, policy: policy, requestChecked: true)
+                to: stored.take(), graph: graph, datasetId: datasetId, by: actor, via: channel, at: now, policy: policy,
+                requestChecked: true)
         }
     }
 }

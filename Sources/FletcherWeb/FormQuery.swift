@@ -1,12 +1,17 @@
 import Foundation
 import Hummingbird
 
-/// The query string of a page request, decoded as browsers encode forms (`+` is a space).
+/// A page request's query string, or a form's body, decoded as browsers encode forms (`+` is a
+/// space). The first value of a name counts.
 struct FormQuery {
     private var values: [String: String] = [:]
 
     init(_ request: Request) {
-        for pair in (request.uri.query ?? "").split(separator: "&") {
+        self.init(encoded: request.uri.query ?? "")
+    }
+
+    init(encoded text: String) {
+        for pair in text.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             // Plus before percent-decoding, so that %2B stays a literal plus.
             func decode(_ text: Substring) -> String? {
@@ -15,6 +20,12 @@ struct FormQuery {
             guard let name = decode(parts[0]), values[name] == nil else { continue }
             values[name] = parts.count > 1 ? decode(parts[1]) ?? "" : ""
         }
+    }
+
+    /// A posted form's fields (`application/x-www-form-urlencoded`, up to `limit` bytes).
+    static func body(of request: Request, limit: Int = 64 << 10) async throws -> FormQuery {
+        let buffer = try await request.body.collect(upTo: limit)
+        return FormQuery(encoded: String(buffer: buffer))
     }
 
     subscript(_ name: String) -> String? { values[name] }

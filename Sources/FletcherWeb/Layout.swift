@@ -10,11 +10,12 @@ enum Layout {
         var href: String?
     }
 
-    static func page(title: String, crumbs: [Crumb], assets: Assets, body: HTML) -> HTML {
+    static func page(title: String, crumbs: [Crumb], assets: Assets, visitor: Visitor, body: HTML) -> HTML {
         let trail = crumbs.enumerated().map { offset, crumb -> HTML in
             if offset == crumbs.count - 1 { return "<li aria-current=\"page\">\(crumb.title)</li>" }
             return "<li><a href=\"\(crumb.href ?? "/")\">\(crumb.title)</a></li>"
         }
+        let notice: HTML = visitor.notice.map { "<p class=\"notice\" role=\"status\">\($0)</p>" } ?? ""
         return """
             <!doctype html>
             <html lang="en">
@@ -32,12 +33,27 @@ enum Layout {
             <header class="site">
             <a class="brand" href="/"><span aria-hidden="true">➶</span> Fletcher</a>
             <nav aria-label="Breadcrumb"><ol class="crumbs">\(trail)</ol></nav>
+            \(account(visitor))
             </header>
             <main id="main">
+            \(notice)
             \(body)
             </main>
             </body>
             </html>
+            """
+    }
+
+    /// Who is signed in, with a sign-out button; or a sign-in link that comes back here.
+    static func account(_ visitor: Visitor) -> HTML {
+        guard let viewer = visitor.viewer else {
+            let back = visitor.here.hasPrefix("/login") ? "" : query([("next", visitor.here)])
+            return "<div class=\"account\"><a class=\"sign-in\" href=\"/login\(back)\">Sign in</a></div>"
+        }
+        return """
+            <div class="account"><span class="signed-in">Signed in as <strong>\(viewer.service)</strong></span> \
+            <form class="sign-out" method="post" action="/logout"><input type="hidden" name="csrf" value="\(viewer.formToken)">\
+            <button type="submit">Sign out</button></form></div>
             """
     }
 

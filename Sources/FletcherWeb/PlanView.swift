@@ -34,7 +34,7 @@ enum PlanView {
     /// `fragments`: the rows' JSON the plan cache keeps with the plan, if it does.
     static func page(
         plan: Plan, fragments: PlanFragments? = nil, drawing: PlanDrawing, svg: String, filter: Filter, timeline: HTML,
-        now: Date, assets: Assets
+        now: Date, visitor: Visitor, assets: Assets
     ) -> HTML {
         let id = plan.dataset.id.lowercased
         let body: HTML = """
@@ -48,6 +48,7 @@ enum PlanView {
             <p class="meta">Last modified by <strong class="modified-by">\(plan.dataset.modifiedBy)</strong> \
             at <span class="modified-date">\(Layout.time(plan.lastModified))</span> · \
             <span class="live" role="status" aria-live="polite">Live updates connecting…</span></p>
+            \(ActionView.planActions(plan: plan, viewer: visitor.viewer, back: "/plan/\(id)"))
             \(counts(plan, filter: filter))
             \(graphSection(plan: plan, drawing: drawing, svg: svg, filter: filter))
             \(table(plan: plan, filter: filter, now: now))
@@ -58,7 +59,8 @@ enum PlanView {
             </div>
             """
         return Layout.page(
-            title: "Plan \(id)", crumbs: [.init(title: "Search", href: "/"), .init(title: "Plan")], assets: assets, body: body)
+            title: "Plan \(id)", crumbs: [.init(title: "Search", href: "/"), .init(title: "Plan")], assets: assets, visitor: visitor,
+            body: body)
     }
 
     /// Changes when data products or dependencies are added, so a live page knows to redraw.

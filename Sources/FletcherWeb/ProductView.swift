@@ -9,18 +9,23 @@ enum ProductView {
     /// History entries shown; the API pages through the rest.
     static let historyLength = 50
 
-    static func page(plan: Plan, graph: PlanGraph, position: Int, history: HistoryPage?, tries: Tries, assets: Assets) -> HTML {
+    static func page(
+        plan: Plan, graph: PlanGraph, position: Int, history: HistoryPage?, tries: Tries, visitor: Visitor, assets: Assets
+    ) -> HTML {
         let product = plan.dataProducts[position]
+        let datasetId = plan.dataset.id.lowercased
         let body: HTML = """
+            <div class="product-page" data-events="/plan/\(datasetId)/events" data-product="\(product.id.lowercased)">
             <h1>\(product.name) <span class="version">\(product.version)</span></h1>
-            \(fragment(plan: plan, graph: graph, position: position, history: history, tries: tries))
+            \(fragment(plan: plan, graph: graph, position: position, history: history, tries: tries, viewer: visitor.viewer))
+            </div>
             """
         return Layout.page(
             title: "\(product.name):\(product.version)",
             crumbs: [
                 .init(title: "Search", href: "/"), .init(title: "Plan", href: "/plan/\(plan.dataset.id.lowercased)"),
                 .init(title: "Data product"),
-            ], assets: assets, body: body)
+            ], assets: assets, visitor: visitor, body: body)
     }
 
     /// A product's tries (newest first) with what the page needs to show them: the policy its
@@ -32,7 +37,10 @@ enum ProductView {
     }
 
     /// The detail itself, also shown in the plan page's side panel.
-    static func fragment(plan: Plan, graph: PlanGraph, position: Int, history: HistoryPage?, tries: Tries) -> HTML {
+    /// `viewer`: the signed-in service, whose actions it shows.
+    static func fragment(
+        plan: Plan, graph: PlanGraph, position: Int, history: HistoryPage?, tries: Tries, viewer: Visitor.Viewer?
+    ) -> HTML {
         let product = plan.dataProducts[position]
         let datasetId = plan.dataset.id.lowercased
         let historyPath = "/api/data_product/\(datasetId)/\(product.id.lowercased)/history"
@@ -56,6 +64,7 @@ enum ProductView {
             <div class="product-detail" data-id="\(product.id.lowercased)" data-now="\(RFC3339.string(tries.now))">
             <h2 class="detail-title">\(product.name):\(product.version)</h2>
             \(disabledNote)
+            \(ActionView.productActions(plan: plan, product: product, viewer: viewer, back: "/plan/\(datasetId)/product/\(product.id.lowercased)"))
             <dl class="fields">
             <dt>Id</dt><dd><code>\(product.id.lowercased)</code></dd>
             <dt>State</dt><dd class="state-cell">\(Layout.stateBadge(product.state))</dd>
@@ -115,6 +124,7 @@ enum ProductView {
     static func reasonText(_ reason: TransitionReason) -> String {
         switch reason {
         case .api: "API request"
+        case .web: "web UI"
         case .triggerRule: "parents done (trigger rule)"
         case .downstreamReset: "upstream changed (reset)"
         case .dispatch: "trigger not delivered"
@@ -127,9 +137,10 @@ enum ProductView {
 
 /// The page for an unknown or malformed address.
 enum NotFoundView {
-    static func page(_ message: String, assets: Assets) -> HTML {
+    static func page(_ message: String, visitor: Visitor = .anonymous, assets: Assets) -> HTML {
         Layout.page(
             title: "Not found", crumbs: [.init(title: "Search", href: "/"), .init(title: "Not found")], assets: assets,
+            visitor: visitor,
             body: """
                 <h1>Not found</h1>
                 <p>\(message)</p>

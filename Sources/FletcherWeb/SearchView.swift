@@ -5,9 +5,11 @@ import Foundation
 
 /// The search page (`/`) and the rows fragment it fetches (`/component/plan_search`).
 enum SearchView {
-    static func page(text: String, page: Int, result: SearchPage, assets: Assets) -> HTML {
+    /// `attention`: what needs attention, summed up first (on the home page).
+    static func page(text: String, page: Int, result: SearchPage, attention: AttentionReport?, visitor: Visitor, assets: Assets) -> HTML {
         let body: HTML = """
             <h1>Plans</h1>
+            \(attention.map(AttentionView.summary))
             <form class="search" action="/" method="get" role="search">
             <label for="search_by">Search plans by dataset id or extra</label>
             <div class="search-row">
@@ -21,7 +23,7 @@ enum SearchView {
             <tbody id="results">\(rows(text: text, page: page, result: result))</tbody>
             </table>
             """
-        return Layout.page(title: "Plans", crumbs: [.init(title: "Search")], assets: assets, body: body)
+        return Layout.page(title: "Plans", crumbs: [.init(title: "Search")], assets: assets, visitor: visitor, body: body)
     }
 
     /// The rows of one page, then a last row that fetches the next page when it scrolls into view

@@ -9,11 +9,20 @@ public struct WebUI: Sendable {
     let store: any Store
     let renderer: GraphvizRenderer
     let assets: Assets
+    let sessions: WebSessions
+    let transitions: TransitionMetrics
+    let events: EventMetrics
 
-    public init(store: any Store, renderer: GraphvizRenderer = GraphvizRenderer()) throws {
+    public init(
+        store: any Store, sessions: WebSessions, renderer: GraphvizRenderer = GraphvizRenderer(),
+        transitions: TransitionMetrics = TransitionMetrics(), events: EventMetrics = EventMetrics()
+    ) throws {
         self.store = store
         self.renderer = renderer
         self.assets = try Assets()
+        self.sessions = sessions
+        self.transitions = transitions
+        self.events = events
     }
 
     // MARK: Search
@@ -22,8 +31,13 @@ public struct WebUI: Sendable {
         let form = FormQuery(request)
         let text = form["search_by"] ?? ""
         let page = min(form.count("page") ?? 0, SearchQuery.lastPage)
+        // The home page (no search) opens with what needs attention.
+        async let attention = text.isEmpty && page == 0 ? AttentionReport.read(store, filter: .init()) : nil
         let result = try await store.search(SearchQuery(text: text, page: page))
-        return html(SearchView.page(text: text, page: page, result: result, assets: assets))
+        let visitor = await sessions.visitor(request)
+        return html(
+            SearchView.page(
+                text: text, page: page, result: result, attention: try await attention, visitor: visitor, assets: assets))
     }
 
     func searchFragment(_ request: Request) async throws -> Response {
@@ -42,9 +56,10 @@ public struct WebUI: Sendable {
     // MARK: Plan
 
     func planPage(_ request: Request, context: some RequestContext) async throws -> Response {
+        let visitor = await sessions.visitor(request)
         guard let id = datasetId(context),
             let (plan, events) = try await store.planWithRecentStateChanges(id, limit: TimelineView.eventLimit)
-        else { return notFound("No plan has the dataset id in this address.") }
+        else { return notFound("No plan has the dataset id in this address.", visitor: visitor) }
         let form = FormQuery(request)
         var filter = PlanView.Filter()
         filter.state = form["state"].flatMap(DataProductState.init(rawValue:))
@@ -60,24 +75,29 @@ public struct WebUI: Sendable {
         return html(
             PlanView.page(
                 plan: plan, fragments: store.planCache.fragments(of: plan), drawing: drawing, svg: svg, filter: filter,
-                timeline: timeline, now: now, assets: assets))
+                timeline: timeline, now: now, visitor: visitor, assets: assets))
     }
 
     func productPage(_ request: Request, context: some RequestContext) async throws -> Response {
+        let visitor = await sessions.visitor(request)
         guard let plan = try await plan(context),
             let productId = context.parameters.get("product_id").flatMap(UUID.init(uuidString:))
-        else { return notFound("No plan has the dataset id in this address.") }
+        else { return notFound("No plan has the dataset id in this address.", visitor: visitor) }
         let graph = store.planCache.graph(of: plan) ?? PlanGraph(plan)
         guard let position = graph.index[productId] else {
-            return notFound("This plan has no data product with the id in this address.")
+            return notFound("This plan has no data product with the id in this address.", visitor: visitor)
         }
         let history = try await store.history(
             datasetId: plan.dataset.id, dataProductId: productId, before: nil, limit: ProductView.historyLength)
         let tries = try await tries(of: plan.dataProducts[position], datasetId: plan.dataset.id, history: history)
         if FormQuery(request)["fragment"] != nil {
-            return html(ProductView.fragment(plan: plan, graph: graph, position: position, history: history, tries: tries))
+            return html(
+                ProductView.fragment(
+                    plan: plan, graph: graph, position: position, history: history, tries: tries, viewer: visitor.viewer))
         }
-        return html(ProductView.page(plan: plan, graph: graph, position: position, history: history, tries: tries, assets: assets))
+        return html(
+            ProductView.page(
+                plan: plan, graph: graph, position: position, history: history, tries: tries, visitor: visitor, assets: assets))
     }
 
     /// A product's tries, from its triggers and its history: the page's history read, and up to
@@ -161,8 +181,8 @@ public struct WebUI: Sendable {
             body: .init(byteBuffer: ByteBuffer(string: page.text)))
     }
 
-    func notFound(_ message: String) -> Response {
-        html(NotFoundView.page(message, assets: assets), status: .notFound)
+    func notFound(_ message: String, visitor: Visitor) -> Response {
+        html(NotFoundView.page(message, visitor: visitor, assets: assets), status: .notFound)
     }
 
     func asset(_ request: Request, context: some RequestContext) -> Response {
@@ -193,6 +213,12 @@ extension Router {
         get("/plan/:dataset_id/product/:product_id") { request, context in try await ui.productPage(request, context: context) }
         get("/plan/:dataset_id/events") { request, context in try await ui.events(request, context: context) }
         get("/assets/:name") { request, context in ui.asset(request, context: context) }
+        get("/login") { request, _ in try await ui.signInPage(request) }
+        post("/login") { request, _ in try await ui.signIn(request) }
+        post("/logout") { request, _ in try await ui.signOut(request) }
+        post("/plan/:dataset_id/action") { request, context in try await ui.action(request, context: context) }
+        get("/attention") { request, _ in try await ui.attentionPage(request) }
+        get("/attention/events") { request, _ in try await ui.attentionEvents(request) }
     }
 }
 

@@ -160,6 +160,66 @@ struct TimerRulesTests {
         #expect(fired.product(names["a"])?.state == .queued)
     }
 
+    @Test func retryingByHandUsesThePendingRetryNowAndIsRecordedWithItsChannel() throws {
+        let failed = try chain().applying(.update([StateUpdate(id: names["a"], state: .failed)]), at: Self.start + 1, policy: Self.policy).plan
+        #expect(failed.product(names["a"])?.retryAt != nil)
+        let change = try PlanMutation.retryNow([names["a"], names["a"]])
+            .apply(to: failed, datasetId: failed.dataset.id, by: "operator", via: .web, at: Self.start + 2, policy: Self.policy)
+        let a = try #require(change.plan.product(names["a"]))
+        #expect(a.state == .queued)
+        #expect(a.tryNumber == 2)
+        #expect(a.retryAt == nil)
+        // The pending retry was used: one retry is left.
+        #expect(a.retriesUsed == 1)
+        #expect(change.transitions.map(\.reason) == [.web])
+        #expect(change.plan.product(names["a"])?.modifiedBy == "operator")
+        // Its next failure waits for the last retry; the one after that is final.
+        let again = try change.plan.applying(.update([StateUpdate(id: names["a"], state: .failed)]), at: Self.start + 3, policy: Self.policy).plan
+        let retryAt = try #require(again.product(names["a"])?.retryAt)
+        let last = try again.applying(.fireDue(asOf: retryAt), at: retryAt, policy: Self.policy).plan
+        let final = try last.applying(.update([StateUpdate(id: names["a"], state: .failed)]), at: retryAt + 1, policy: Self.policy).plan
+        #expect(final.product(names["a"])?.retryAt == nil)
+    }
+
+    @Test func retryingAFinalFailureByHandStartsItsRetriesAgain() throws {
+        var plan = try chain()
+        var now = Self.start
+        while true {
+            now += 1
+            plan = try plan.applying(.update([StateUpdate(id: names["a"], state: .failed)]), at: now, policy: Self.policy).plan
+            guard let retryAt = plan.product(names["a"])?.retryAt else { break }
+            now = retryAt
+            plan = try plan.applying(.fireDue(asOf: now), at: now, policy: Self.policy).plan
+        }
+        #expect(plan.product(names["a"])?.tryNumber == 3)
+        let retried = try plan.applying(.retryNow([names["a"]]), at: now + 1, policy: Self.policy).plan
+        #expect(retried.product(names["a"])?.state == .queued)
+        #expect(retried.product(names["a"])?.tryNumber == 4)
+        #expect(retried.product(names["a"])?.retriesUsed == 0)
+        let failedAgain = try retried.applying(.update([StateUpdate(id: names["a"], state: .failed)]), at: now + 2, policy: Self.policy).plan
+        #expect(failedAgain.product(names["a"])?.retryAt != nil)
+    }
+
+    @Test func onlyAFailedProductOfAnActiveDatasetIsRetriedByHand() throws {
+        let plan = try chain()
+        #expect(throws: PlanError.notFailed(id: names["a"], state: .queued)) {
+            try plan.applying(.retryNow([names["a"]]), at: Self.start + 1, policy: Self.policy)
+        }
+        let failed = try plan.applying(.update([StateUpdate(id: names["a"], state: .failed)]), at: Self.start + 1, policy: Self.policy).plan
+        // One product not failed refuses the whole request.
+        #expect(throws: PlanError.notFailed(id: names["b"], state: .waiting)) {
+            try failed.applying(.retryNow([names["a"], names["b"]]), at: Self.start + 2, policy: Self.policy)
+        }
+        let paused = try failed.applying(.pause, at: Self.start + 2, policy: Self.policy).plan
+        #expect(throws: PlanError.retryWhilePaused(plan.dataset.id)) {
+            try paused.applying(.retryNow([names["a"]]), at: Self.start + 3, policy: Self.policy)
+        }
+        let unknown = UUID()
+        #expect(throws: PlanError.dataProductNotFound(datasetId: plan.dataset.id, id: unknown)) {
+            try failed.applying(.retryNow([unknown]), at: Self.start + 3, policy: Self.policy)
+        }
+    }
+
     @Test func aClearDisableOrResubmissionCancelsAPendingRetry() throws {
         let fixture = PlanFixture(names: names).products("a", "b").edge("a", "b")
         let failed = try Self.submitted(fixture, policy: Self.policy)

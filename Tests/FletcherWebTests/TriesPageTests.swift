@@ -27,7 +27,7 @@ struct TriesPageTests {
         return ProductView.fragment(
             plan: story.plan, graph: PlanGraph(story.plan), position: story.position(id),
             history: HistoryPage(events: story.history(of: id), nextCursor: nil),
-            tries: .init(list: tries, policy: story.policy, now: now)
+            tries: .init(list: tries, policy: story.policy, now: now), viewer: nil
         ).text
     }
 
@@ -178,7 +178,8 @@ struct TriesPageTests {
         let plan = try PlanFixture(names: names).products("a", eager: false).plan()
         let html = ProductView.fragment(
             plan: plan, graph: PlanGraph(plan), position: 0, history: nil,
-            tries: .init(list: ProductTries.build(product: plan.dataProducts[0], triggers: [], events: []), now: Self.at(0))
+            tries: .init(list: ProductTries.build(product: plan.dataProducts[0], triggers: [], events: []), now: Self.at(0)),
+            viewer: nil
         ).text
         #expect(!html.contains("<h3>Tries</h3>"))
         #expect(html.contains("<dd class=\"try-field\"><span class=\"none\">not queued yet</span>"))

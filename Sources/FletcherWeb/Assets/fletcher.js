@@ -1,5 +1,6 @@
 // Fletcher's pages work without this script; it adds search as you type, infinite scrolling,
-// live plan updates, zoom and pan of the graph, the data product panel, and countdowns.
+// live plan, product and attention updates, zoom and pan of the graph, the data product panel,
+// countdowns, and actions confirmed in a dialog.
 "use strict";
 
 (() => {
@@ -372,6 +373,185 @@
     setUpPlan(fresh);
   }
 
+  // ---- Actions: the confirmation in a dialog, the result in place -------------------------------
+
+  // The dialog confirmations and refusals open in; null where dialogs are not supported (the
+  // plain forms then go on as they do without this script).
+  function actionDialog() {
+    let dialog = $("dialog.action-dialog");
+    if (dialog) return dialog;
+    dialog = document.createElement("dialog");
+    if (typeof dialog.showModal !== "function") return null;
+    dialog.className = "action-dialog";
+    dialog.innerHTML = '<div class="action-body"></div>';
+    dialog.addEventListener("click", (event) => {
+      const link = event.target.closest("a.cancel, a.back");
+      if (!link) return;
+      event.preventDefault();
+      dialog.close();
+    });
+    document.body.append(dialog);
+    return dialog;
+  }
+
+  function showNotice(text) {
+    if (!text) return;
+    let notice = $("main > p.notice");
+    if (!notice) {
+      notice = document.createElement("p");
+      notice.className = "notice";
+      notice.setAttribute("role", "status");
+      $("main").prepend(notice);
+    }
+    notice.textContent = text;
+  }
+
+  // Sends an action's form: without `confirm` the answer is the confirmation (or a refusal), shown
+  // in the dialog; with it, the page the action returns to, whose notice is shown here.
+  async function sendAction(form, dialog) {
+    const confirming = form.matches(".confirm-form");
+    const buttons = $$("button", form);
+    buttons.forEach((button) => { button.disabled = true; });
+    let response;
+    let page;
+    try {
+      response = await fetch(form.action, {
+        method: "POST", body: new URLSearchParams(new FormData(form)), headers: { Accept: "text/html" },
+      });
+      page = new DOMParser().parseFromString(await response.text(), "text/html");
+    } catch (error) {
+      page = new DOMParser().parseFromString(
+        '<div class="refusal" role="alert"><h1>Not done</h1><p class="error">The server could not be reached. ' +
+        'Nothing was changed.</p><p><a class="back" href="#">Back</a></p></div>', "text/html");
+      response = { ok: false };
+    } finally {
+      buttons.forEach((button) => { button.disabled = false; });
+    }
+    if (confirming && response.ok) {
+      dialog.close();
+      showNotice(($("main > p.notice", page) || {}).textContent);
+      refreshAfterAction(page);
+      return;
+    }
+    const content = $(".confirm", page) || $(".refusal", page);
+    if (!content) { form.submit(); return; }
+    const body = $(".action-body", dialog);
+    body.replaceChildren(document.adoptNode(content));
+    const title = $("h1", body);
+    if (title) { title.id = "action-dialog-title"; dialog.setAttribute("aria-labelledby", title.id); }
+    if (!dialog.open) dialog.showModal();
+    const focus = $(".confirm-form button", body) || $("a.back", body);
+    if (focus) focus.focus();
+  }
+
+  function setUpActions() {
+    document.addEventListener("submit", (event) => {
+      const form = event.target;
+      if (!(form instanceof HTMLFormElement) || !form.matches("form.action-form, form.confirm-form")) return;
+      const dialog = actionDialog();
+      if (!dialog) return;
+      event.preventDefault();
+      sendAction(form, dialog);
+    });
+  }
+
+  // After an action: the page's actions (a pause becomes an unpause…) from the page it returned,
+  // and the product shown, if any; the states themselves arrive over the live stream.
+  function refreshAfterAction(page) {
+    const planActions = $(".plan section.actions");
+    const freshPlanActions = $(".plan section.actions", page);
+    if (planActions && freshPlanActions) planActions.replaceWith(document.adoptNode(freshPlanActions));
+    else if (planActions && $(".plan", page)) planActions.remove();
+    else if (!planActions && freshPlanActions) {
+      const meta = $(".plan .meta");
+      if (meta) meta.after(document.adoptNode(freshPlanActions));
+    }
+    refreshDetail();
+    refreshProductPage();
+  }
+
+  // ---- Needs attention: live counts and rows ---------------------------------------------------
+
+  // Each `.attention-live` part fetches its fragment again when the server says something changed.
+  function setUpAttention() {
+    const parts = $$(".attention-live[data-events]");
+    if (!parts.length || !window.EventSource) return;
+    const status = () => $(".live");
+    const source = new EventSource(parts[0].dataset.events);
+    source.onopen = () => { const s = status(); if (s) { s.textContent = "Live"; s.className = "live connected"; } };
+    source.onerror = () => { const s = status(); if (s) { s.textContent = "Reconnecting…"; s.className = "live disconnected"; } };
+    let loading = null;
+    async function refresh() {
+      if (loading) { loading.again = true; return; }
+      loading = { again: false };
+      try {
+        for (const part of parts) {
+          const response = await fetch(part.dataset.fragment, { headers: { Accept: "text/html" } });
+          if (response.ok) part.innerHTML = await response.text();
+        }
+        tickCountdowns();
+      } catch (error) {
+        console.error(error);
+      } finally {
+        const again = loading.again;
+        loading = null;
+        if (again) refresh();
+      }
+    }
+    source.addEventListener("changed", refresh);
+  }
+
+  // ---- Product page: live updates -------------------------------------------------------------
+
+  let productLoading = null;
+
+  // Fetches the product's detail again (its state, tries, timers and actions), one fetch at a time.
+  async function refreshProductPage() {
+    const page = $(".product-page[data-product]");
+    if (!page) return;
+    if (productLoading) { productLoading.again = true; return; }
+    productLoading = { again: false };
+    try {
+      const response = await fetch(`${location.pathname}?fragment=1`, { headers: { Accept: "text/html" } });
+      if (response.ok) {
+        const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+        const detail = $(".product-detail", fresh);
+        const current = $(".product-detail", page);
+        if (detail && current) {
+          const focused = document.activeElement && current.contains(document.activeElement);
+          current.replaceWith(document.adoptNode(detail));
+          setServerNow(detail.dataset.now);
+          tickCountdowns();
+          if (focused) { const first = $(".product-detail button, .product-detail a", page); if (first) first.focus(); }
+        }
+      }
+    } catch (error) {
+      console.error(error);
+    } finally {
+      const again = productLoading.again;
+      productLoading = null;
+      if (again) refreshProductPage();
+    }
+  }
+
+  function setUpProductLive() {
+    const page = $(".product-page[data-events]");
+    if (!page || !window.EventSource) return;
+    const id = page.dataset.product;
+    const source = new EventSource(page.dataset.events);
+    let paused = null;
+    source.addEventListener("plan", (event) => {
+      const update = JSON.parse(event.data);
+      // The stream's first event (`full`) is the state at connection: the page may be older than
+      // it. A pause changes which actions are offered.
+      if (update.full || id in (update.states || {}) || id in (update.timers || {}) || id in (update.late || {}) ||
+          (paused !== null && update.paused !== paused)) {
+        refreshProductPage();
+      }
+      paused = update.paused;
+    });
+  }
+
   function setUpPlan(root) {
     setUpGraph(root);
     setUpDetails(root);
@@ -382,6 +562,9 @@
     tickCountdowns();
     setInterval(tickCountdowns, 1000);
     setUpSearch();
+    setUpActions();
+    setUpProductLive();
+    setUpAttention();
     const plan = $(".plan");
     if (plan) {
       setUpPlan(plan);
