@@ -52,6 +52,21 @@ enum DatasetQueries {
         return datasets
     }
 
+    /// Each committed dataset's pause and its products by state.
+    static func summaries(_ ids: [UUID], _ connection: PostgresConnection, _ logger: Logger) async throws -> [UUID: PlanSummary] {
+        let rows = try await connection.query(
+            """
+            SELECT d.id, d.paused, p.state, count(p.id)::int8 FROM dataset d LEFT JOIN data_product p ON p.dataset_id = d.id
+            WHERE d.id = ANY(\(ids)) AND d.revision > 0 GROUP BY d.id, d.paused, p.state
+            """,
+            logger: logger)
+        var found: [(UUID, Bool, String?, Int)] = []
+        for try await (id, paused, state, count) in rows.decode((UUID, Bool, String?, Int64).self) {
+            found.append((id, paused, state, Int(count)))
+        }
+        return PlanSummary.from(found)
+    }
+
     /// Paused datasets, most recently changed first, through `dataset_paused`.
     static func paused(limit: Int, _ connection: PostgresConnection, _ logger: Logger) async throws -> [Dataset] {
         var ids: [UUID] = []

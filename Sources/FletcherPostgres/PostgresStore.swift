@@ -347,6 +347,13 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
         }
     }
 
+    public func planSummaries(_ ids: [UUID]) async throws -> [UUID: PlanSummary] {
+        guard !ids.isEmpty else { return [:] }
+        return try await storeErrors {
+            try await withConnection { [self] connection in try await DatasetQueries.summaries(ids, connection, logger) }
+        }
+    }
+
     public func datasets(_ ids: [UUID]) async throws -> [Dataset] {
         guard !ids.isEmpty else { return [] }
         return try await storeErrors {

@@ -24,6 +24,20 @@ enum DatasetQueries {
         return (dataset, Date(microsecondsSince1970: row[5]), row[6])
     }
 
+    /// Each dataset's pause and its products by state.
+    static func summaries(_ ids: [UUID], _ db: Database) throws -> [UUID: PlanSummary] {
+        guard !ids.isEmpty else { return [:] }
+        let marks = ids.map { _ in "?" }.joined(separator: ", ")
+        let rows = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT d.id, d.paused, p.state, count(p.id) FROM dataset d LEFT JOIN data_product p ON p.dataset_id = d.id
+                WHERE d.id IN (\(marks)) GROUP BY d.id, d.paused, p.state
+                """,
+            arguments: StatementArguments(ids))
+        return PlanSummary.from(rows.map { ($0[0], $0[1], $0[2], $0[3]) })
+    }
+
     /// Paused datasets, most recently changed first, through `dataset_paused`.
     static func paused(limit: Int, _ db: Database) throws -> [Dataset] {
         let ids = try UUID.fetchAll(

@@ -234,6 +234,12 @@ public final class SQLiteStore: Store {
         }
     }
 
+    public func planSummaries(_ ids: [UUID]) async throws -> [UUID: PlanSummary] {
+        try await storeErrors {
+            try await reading { db in try DatasetQueries.summaries(ids, db) }
+        }
+    }
+
     public func datasets(_ ids: [UUID]) async throws -> [Dataset] {
         try await storeErrors {
             try await reading { db in try ids.compactMap { try DatasetQueries.fetchOne($0, db)?.0 } }

@@ -95,6 +95,31 @@ public protocol Store: TriggerQueue, EventFeed, WebhookQueue {
 
     /// The datasets of `ids` that exist, in no particular order.
     func datasets(_ ids: [UUID]) async throws -> [Dataset]
+
+    /// Whether each dataset of `ids` that exists is paused, and its products by state (disabled
+    /// ones included): the search page's bars. Read through each dataset's primary key.
+    func planSummaries(_ ids: [UUID]) async throws -> [UUID: PlanSummary]
+}
+
+/// A plan in brief: paused or not, and how many of its data products are in each state.
+public struct PlanSummary: Sendable, Hashable {
+    public var paused: Bool
+    public var counts: [DataProductState: Int]
+
+    public init(paused: Bool, counts: [DataProductState: Int]) {
+        self.paused = paused
+        self.counts = counts
+    }
+
+    /// Builds summaries from rows of (dataset, paused, state or nil for a dataset without products, count).
+    public static func from(_ rows: [(UUID, Bool, String?, Int)]) -> [UUID: PlanSummary] {
+        var summaries: [UUID: PlanSummary] = [:]
+        for (id, paused, state, count) in rows {
+            summaries[id, default: PlanSummary(paused: paused, counts: [:])].paused = paused
+            if let state = state.flatMap(DataProductState.init(rawValue:)) { summaries[id]?.counts[state] = count }
+        }
+        return summaries
+    }
 }
 
 /// A compute type's products waiting on one of Fletcher's own timers (docs/RULES.md rules 23–24).

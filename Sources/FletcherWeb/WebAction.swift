@@ -254,7 +254,7 @@ enum ActionView {
     static func refusal(_ message: String, back: String) -> HTML {
         """
         <div class="refusal" role="alert">
-        <h1>Not done</h1>
+        <h1 id="refusal-title">Not done</h1>
         <p class="error">\(message)</p>
         <p><a class="back" href="\(back)">Back</a></p>
         </div>

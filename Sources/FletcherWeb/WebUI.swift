@@ -34,23 +34,26 @@ public struct WebUI: Sendable {
         // The home page (no search) opens with what needs attention.
         async let attention = text.isEmpty && page == 0 ? AttentionReport.read(store, filter: .init()) : nil
         let result = try await store.search(SearchQuery(text: text, page: page))
+        let summaries = try await store.planSummaries(result.rows.map(\.datasetId))
         let visitor = await sessions.visitor(request)
         return html(
             SearchView.page(
-                text: text, page: page, result: result, attention: try await attention, visitor: visitor, assets: assets))
+                text: text, page: page, result: result, summaries: summaries, attention: try await attention, visitor: visitor,
+                assets: assets))
     }
 
     func searchFragment(_ request: Request) async throws -> Response {
         let form = FormQuery(request)
         guard let text = form["search_by"] else {
-            return html("<tr class=\"error\"><td colspan=\"3\">search_by is missing</td></tr>", status: .badRequest)
+            return html("<tr class=\"error\"><td colspan=\"4\">search_by is missing</td></tr>", status: .badRequest)
         }
         guard let page = form.count("page") else {
-            return html("<tr class=\"error\"><td colspan=\"3\">page must be a non-negative integer</td></tr>", status: .badRequest)
+            return html("<tr class=\"error\"><td colspan=\"4\">page must be a non-negative integer</td></tr>", status: .badRequest)
         }
         guard page <= SearchQuery.lastPage else { return html("") }
         let result = try await store.search(SearchQuery(text: text, page: page))
-        return html(SearchView.rows(text: text, page: page, result: result))
+        let summaries = try await store.planSummaries(result.rows.map(\.datasetId))
+        return html(SearchView.rows(text: text, page: page, result: result, summaries: summaries))
     }
 
     // MARK: Plan

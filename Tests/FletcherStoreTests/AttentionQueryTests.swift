@@ -48,4 +48,18 @@ struct AttentionQueryTests {
         #expect(Set(found.map(\.id)) == [first.datasetId, second.datasetId])
         #expect(try await store.datasets([]).isEmpty)
     }
+
+    @Test(arguments: TestEngine.available)
+    func planSummariesCountProductsByStateAndSayWhetherPaused(engine: TestEngine) async throws {
+        let store = try await TestStores.make(engine)
+        let fixture = PlanFixture(names: names).products("a", "b", "c").edge("a", "b")
+        _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "publisher")
+        _ = try await store.apply(.update([StateUpdate(id: names["a"], state: .failed)]), to: fixture.datasetId, by: "platform")
+        _ = try await store.apply(.pause, to: fixture.datasetId, by: "operator")
+        let missing = UUID()
+        let summaries = try await store.planSummaries([fixture.datasetId, missing])
+        #expect(summaries[fixture.datasetId] == PlanSummary(paused: true, counts: [.failed: 1, .waiting: 1, .queued: 1]))
+        #expect(summaries[missing] == nil)
+        #expect(try await store.planSummaries([]).isEmpty)
+    }
 }

@@ -24,6 +24,8 @@ struct PageTests {
         #expect(page.contains("value=\"\(marker)\""))
         #expect(page.contains("href=\"/plan/\(names["dataset"].lowercased)\""))
         #expect(page.contains("<li aria-current=\"page\">Search</li>"))
+        // Each row shows its plan's products by state.
+        #expect(page.contains("<span class=\"state-bar\" role=\"img\" aria-label=\"1 queued\""))
         let none = try await app.get("/?search_by=nothing-matches-\(UUID())")
         #expect(none.contains("No plans match."))
     }

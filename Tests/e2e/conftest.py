@@ -17,6 +17,8 @@ from selenium.webdriver.chrome.service import Service
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.environ.get("FLETCHER_BIN", os.path.join(ROOT, ".build", "debug", "fletcher"))
 KEY = "e2e-key"
+# A service that holds no role: it may sign in and look, not act.
+VIEWER_KEY = "viewer-key"
 
 
 def free_port():
@@ -67,13 +69,16 @@ def server():
     assert os.path.exists(BINARY), f"build Fletcher first ({BINARY} is missing)"
     hashed = subprocess.run([BINARY, "hash-key", "--cost", "4"], input=KEY, capture_output=True, text=True,
                             check=True).stdout.strip()
+    viewer = subprocess.run([BINARY, "hash-key", "--cost", "4"], input=VIEWER_KEY, capture_output=True, text=True,
+                            check=True).stdout.strip()
     folder = tempfile.mkdtemp(prefix="fletcher-e2e-")
     port = free_port()
     env = dict(os.environ,
                DATABASE_URL=f"sqlite:{folder}/e2e.sqlite", BASE_URL=f"127.0.0.1:{port}",
                SECRET_KEY="e2e-secret-that-is-long-enough-for-hs256",
                REMOTE_APIS=json.dumps([{"service": "e2e", "hash": hashed,
-                                        "roles": ["publish", "update", "pause", "disable"]}]),
+                                        "roles": ["publish", "update", "pause", "disable"]},
+                                       {"service": "viewer", "hash": viewer, "roles": []}]),
                LOG_LEVEL="warning")
     log = open(os.path.join(folder, "server.log"), "w")
     process = subprocess.Popen([BINARY, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=folder)

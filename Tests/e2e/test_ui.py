@@ -84,7 +84,10 @@ def test_the_plan_is_drawn_one_node_per_enabled_product_coloured_by_state(browse
     # The disabled product is in the table, greyed, and not in the drawing.
     row = browser.find_element(By.ID, f"row-{ids[3]}")
     assert "disabled" in row.get_attribute("class")
-    assert float(row.find_element(By.CSS_SELECTOR, "td").value_of_css_property("opacity")) < 1
+    # Greyed in the muted text colour (not by opacity, which would fail contrast).
+    muted = browser.execute_script("return getComputedStyle(document.body).getPropertyValue('--muted').trim()")
+    assert muted == "#5c6773"
+    assert row.find_element(By.CSS_SELECTOR, "td").value_of_css_property("color") == "rgba(92, 103, 115, 1)"
     # Clicking a node opens the product's detail in a panel.
     node(1).find_element(By.CSS_SELECTOR, "a").click()
     dialog = browser.find_element(By.CSS_SELECTOR, "dialog.detail")

@@ -415,7 +415,8 @@
     let response;
     let page;
     try {
-      response = await fetch(form.action, {
+      // `form.action` would be the form's field named "action": the attribute is the address.
+      response = await fetch(form.getAttribute("action"), {
         method: "POST", body: new URLSearchParams(new FormData(form)), headers: { Accept: "text/html" },
       });
       page = new DOMParser().parseFromString(await response.text(), "text/html");
@@ -434,11 +435,11 @@
       return;
     }
     const content = $(".confirm", page) || $(".refusal", page);
-    if (!content) { form.submit(); return; }
+    if (!content) { HTMLFormElement.prototype.submit.call(form); return; }
     const body = $(".action-body", dialog);
     body.replaceChildren(document.adoptNode(content));
-    const title = $("h1", body);
-    if (title) { title.id = "action-dialog-title"; dialog.setAttribute("aria-labelledby", title.id); }
+    const title = $("h1[id]", body);
+    if (title) dialog.setAttribute("aria-labelledby", title.id);
     if (!dialog.open) dialog.showModal();
     const focus = $(".confirm-form button", body) || $("a.back", body);
     if (focus) focus.focus();
@@ -543,11 +544,13 @@
     source.addEventListener("plan", (event) => {
       const update = JSON.parse(event.data);
       // The stream's first event (`full`) is the state at connection: the page may be older than
-      // it. A pause changes which actions are offered.
-      if (update.full || id in (update.states || {}) || id in (update.timers || {}) || id in (update.late || {}) ||
-          (paused !== null && update.paused !== paused)) {
-        refreshProductPage();
-      }
+      // it, which shows as another state. A pause changes which actions are offered.
+      const shown = ($(".product-detail .state-cell", page) || {}).textContent;
+      const changed = update.full
+        ? (id in (update.states || {}) && update.states[id] !== shown)
+        : id in (update.states || {}) || id in (update.timers || {}) || id in (update.late || {}) ||
+          (paused !== null && update.paused !== paused);
+      if (changed) refreshProductPage();
       paused = update.paused;
     });
   }
