@@ -7,6 +7,32 @@
   const $ = (selector, root = document) => root.querySelector(selector);
   const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
 
+  // Runs `work` one at a time: a call while it runs makes it run once more afterwards (so the
+  // last change is always fetched, and never two fetches race).
+  function oneAtATime(work) {
+    let running = false;
+    let again = false;
+    return async function run() {
+      if (running) { again = true; return; }
+      running = true;
+      try {
+        await work();
+      } catch (error) {
+        console.error(error);
+      } finally {
+        running = false;
+        if (again) { again = false; run(); }
+      }
+    };
+  }
+
+  // The page's "Live" status follows its stream's connection.
+  function showConnection(source) {
+    const set = (text, state) => { const s = $(".live"); if (s) { s.textContent = text; s.className = `live ${state}`; } };
+    source.onopen = () => set("Live", "connected");
+    source.onerror = () => set("Reconnecting…", "disconnected");
+  }
+
   // ---- Search page -------------------------------------------------------------------------
 
   function setUpSearch() {
@@ -205,7 +231,6 @@
   // ---- Plan page: data product panel ----------------------------------------------------------
 
   let detailHref = null;
-  let detailLoading = null;
 
   function setUpDetails(root) {
     const dialog = $("dialog.detail", root);
@@ -228,26 +253,16 @@
   }
 
   // The open panel's product changed: fetch its detail again (its tries and timers), one fetch at a time.
-  async function refreshDetail() {
+  const refreshDetail = oneAtATime(async () => {
     const dialog = $("dialog.detail");
     if (!dialog || !dialog.open || !detailHref) return;
-    if (detailLoading) { detailLoading.again = true; return; }
     const href = detailHref;
-    detailLoading = { again: false };
-    try {
-      const response = await fetch(`${href}?fragment=1`);
-      if (response.ok && dialog.open && detailHref === href) {
-        $(".detail-body", dialog).innerHTML = await response.text();
-        tickCountdowns();
-      }
-    } catch (error) {
-      console.error(error);
-    } finally {
-      const again = detailLoading.again;
-      detailLoading = null;
-      if (again) refreshDetail();
+    const response = await fetch(`${href}?fragment=1`);
+    if (response.ok && dialog.open && detailHref === href) {
+      $(".detail-body", dialog).innerHTML = await response.text();
+      tickCountdowns();
     }
-  }
+  });
 
   function highlight(id) {
     for (const row of $$(".product-table tr.highlight")) row.classList.remove("highlight");
@@ -263,10 +278,8 @@
   function setUpLive() {
     const plan = $(".plan[data-events]");
     if (!plan || !window.EventSource) return;
-    const status = () => $(".live");
     const source = new EventSource(plan.dataset.events);
-    source.onopen = () => { const s = status(); if (s) { s.textContent = "Live"; s.className = "live connected"; } };
-    source.onerror = () => { const s = status(); if (s) { s.textContent = "Reconnecting…"; s.className = "live disconnected"; } };
+    showConnection(source);
     source.addEventListener("plan", async (event) => {
       const update = JSON.parse(event.data);
       const current = $(".plan");
@@ -477,63 +490,35 @@
   function setUpAttention() {
     const parts = $$(".attention-live[data-events]");
     if (!parts.length || !window.EventSource) return;
-    const status = () => $(".live");
     const source = new EventSource(parts[0].dataset.events);
-    source.onopen = () => { const s = status(); if (s) { s.textContent = "Live"; s.className = "live connected"; } };
-    source.onerror = () => { const s = status(); if (s) { s.textContent = "Reconnecting…"; s.className = "live disconnected"; } };
-    let loading = null;
-    async function refresh() {
-      if (loading) { loading.again = true; return; }
-      loading = { again: false };
-      try {
-        for (const part of parts) {
-          const response = await fetch(part.dataset.fragment, { headers: { Accept: "text/html" } });
-          if (response.ok) part.innerHTML = await response.text();
-        }
-        tickCountdowns();
-      } catch (error) {
-        console.error(error);
-      } finally {
-        const again = loading.again;
-        loading = null;
-        if (again) refresh();
+    showConnection(source);
+    source.addEventListener("changed", oneAtATime(async () => {
+      for (const part of parts) {
+        const response = await fetch(part.dataset.fragment, { headers: { Accept: "text/html" } });
+        if (response.ok) part.innerHTML = await response.text();
       }
-    }
-    source.addEventListener("changed", refresh);
+      tickCountdowns();
+    }));
   }
 
   // ---- Product page: live updates -------------------------------------------------------------
 
-  let productLoading = null;
-
   // Fetches the product's detail again (its state, tries, timers and actions), one fetch at a time.
-  async function refreshProductPage() {
+  const refreshProductPage = oneAtATime(async () => {
     const page = $(".product-page[data-product]");
     if (!page) return;
-    if (productLoading) { productLoading.again = true; return; }
-    productLoading = { again: false };
-    try {
-      const response = await fetch(`${location.pathname}?fragment=1`, { headers: { Accept: "text/html" } });
-      if (response.ok) {
-        const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
-        const detail = $(".product-detail", fresh);
-        const current = $(".product-detail", page);
-        if (detail && current) {
-          const focused = document.activeElement && current.contains(document.activeElement);
-          current.replaceWith(document.adoptNode(detail));
-          setServerNow(detail.dataset.now);
-          tickCountdowns();
-          if (focused) { const first = $(".product-detail button, .product-detail a", page); if (first) first.focus(); }
-        }
-      }
-    } catch (error) {
-      console.error(error);
-    } finally {
-      const again = productLoading.again;
-      productLoading = null;
-      if (again) refreshProductPage();
-    }
-  }
+    const response = await fetch(`${location.pathname}?fragment=1`, { headers: { Accept: "text/html" } });
+    if (!response.ok) return;
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+    const detail = $(".product-detail", fresh);
+    const current = $(".product-detail", page);
+    if (!detail || !current) return;
+    const focused = document.activeElement && current.contains(document.activeElement);
+    current.replaceWith(document.adoptNode(detail));
+    setServerNow(detail.dataset.now);
+    tickCountdowns();
+    if (focused) { const first = $(".product-detail button, .product-detail a", page); if (first) first.focus(); }
+  });
 
   function setUpProductLive() {
     const page = $(".product-page[data-events]");
