@@ -37,6 +37,7 @@ public func buildRouter(
     try router.addAPIRoutes(handler: handler, planRoutes: planRoutes, logger: logger)
     router.addEventRoutes(EventRoutes(store: store, authenticator: authenticator, shutdown: WebUI.gracefulShutdown))
     router.addBulkRoutes(BulkRoutes(planRoutes))
+    router.addProductListRoutes(ProductListRoutes(store: store))
     router.addWebRoutes(
         try WebUI(
             store: store, sessions: WebSessions(authenticator: authenticator, publicURL: publicURL),

@@ -36,27 +36,7 @@ extension APIHandler {
     }
 }
 
-extension APIHandler {
-    public func listDataProducts(_ input: Operations.ListDataProducts.Input) async throws -> Operations.ListDataProducts.Output {
-        let page = try await store.dataProducts(try ProductQuery(input.query))
-        return .ok(.init(body: .json(.init(page))))
-    }
-}
-
 extension ProductQuery {
-    /// The query's parameters checked one by one: a bad one is a 400 naming it.
-    init(_ wire: Operations.ListDataProducts.Input.Query) throws {
-        try self.init(states: wire.state ?? [], compute: wire.compute, datasetId: wire.datasetId, since: wire.since, field: "")
-        if let value = wire.cursor {
-            guard let cursor = ProductCursor(text: value) else { throw Problem.badRequest("cursor '\(value)' is not one this API returned") }
-            after = cursor
-        }
-        limit = wire.limit ?? ProductQuery.defaultLimit
-        guard (1...ProductQuery.maxLimit).contains(limit) else {
-            throw Problem.badRequest("limit must be from 1 to \(ProductQuery.maxLimit), not \(limit)")
-        }
-    }
-
     /// The filters as given in text (states each a name or a comma-separated list), checked one by
     /// one: a bad one is a 400 naming it, after `field` (`filter.` in a bulk request's body).
     init(states: [String], compute: String?, datasetId: String?, since: String?, field: String) throws {

@@ -164,8 +164,26 @@ public enum PlanJSON {
         }
     }
 
-    fileprivate static func write(_ product: DataProduct, to out: inout JSONBytes) {
-        out.raw(#"{"id":"#)
+    /// A page of the product list exactly as `openapi.yaml`'s `DataProductPage` describes it: each
+    /// product's JSON as in a plan, after its `dataset_id` (`GET /api/data_products`, `ProductListRoutes`).
+    public static func encode(_ page: ProductPage) -> [UInt8] {
+        var out = JSONBytes(capacity: 64 + page.products.count * 720)
+        out.raw(#"{"data_products":["#)
+        for (index, listed) in page.products.enumerated() {
+            out.raw(index == 0 ? #"{"dataset_id":"# : #",{"dataset_id":"#)
+            out.uuid(listed.datasetId)
+            out.raw(",")
+            write(listed.product, to: &out, opened: true)
+        }
+        out.raw(#"],"next_cursor":"#)
+        if let next = page.next { out.string(next.text) } else { out.raw("null") }
+        out.raw("}")
+        return out.bytes
+    }
+
+    /// `opened`: the object's brace (and its first fields) are written already.
+    fileprivate static func write(_ product: DataProduct, to out: inout JSONBytes, opened: Bool = false) {
+        out.raw(opened ? #""id":"# : #"{"id":"#)
         out.uuid(product.id)
         out.raw(#","compute":"#)
         out.string(product.compute.rawValue)

@@ -185,12 +185,3 @@ extension Components.Schemas.HistoryEvent {
     }
 }
 
-extension Components.Schemas.DataProductPage {
-    init(_ page: ProductPage) {
-        self.init(
-            dataProducts: page.products.map { listed in
-                .init(value1: .init(datasetId: WireUUID(listed.datasetId)), value2: .init(listed.product))
-            },
-            nextCursor: Nullable(page.next?.text))
-    }
-}

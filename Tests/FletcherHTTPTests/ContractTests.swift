@@ -96,6 +96,15 @@ struct ContractTests {
     }
 
     /// The event feed's routes are the document's operations, and each asks for a token.
+    /// The product list's route is the document's operation, a read without a token.
+    @Test(arguments: ProductListRoutes.operations)
+    func productListRoutesAreTheDocumentsOperations(_ operation: PlanRoutes.Operation) throws {
+        let documented = try Self.documented(operation)
+        #expect(documented.method == operation.method)
+        #expect(documented.path == operation.path)
+        #expect(!documented.secured && operation.role == nil)
+    }
+
     @Test(arguments: EventRoutes.operations)
     func eventRoutesAreTheDocumentsOperations(_ operation: PlanRoutes.Operation) throws {
         let documented = try Self.documented(operation)

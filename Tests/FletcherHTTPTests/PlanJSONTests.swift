@@ -53,6 +53,21 @@ struct PlanJSONTests {
         #expect((fast?["dataset"] as? NSDictionary)?["late"] as? Bool == true)
     }
 
+    @Test func aProductListPageIsTheSameJSONAsTheGeneratedOne() throws {
+        let plan = try Self.variedPlan()
+        for next in [nil, ProductCursor(ListedProduct(datasetId: plan.dataset.id, product: plan.dataProducts[1]))] {
+            var page = ProductPage(fetched: plan.dataProducts.map { ListedProduct(datasetId: plan.dataset.id, product: $0) }, limit: 10)
+            page.next = next
+            let fast = try JSONSerialization.jsonObject(with: Data(PlanJSON.encode(page))) as? NSDictionary
+            let generated = try JSONSerialization.jsonObject(with: WireJSON.page(page)) as? NSDictionary
+            #expect(fast != nil)
+            #expect(fast == generated)
+            #expect((fast?["data_products"] as? [NSDictionary])?.count == 3)
+        }
+        let empty = try JSONSerialization.jsonObject(with: Data(PlanJSON.encode(ProductPage(fetched: [], limit: 1)))) as? NSDictionary
+        #expect(empty == ["data_products": [], "next_cursor": NSNull()] as NSDictionary)
+    }
+
     @Test func answersCarryTheFastEncodingOfTheWholePlan() async throws {
         let api = try await TestAPI(engine: .sqlite)
         let names = Names()

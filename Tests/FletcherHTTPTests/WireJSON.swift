@@ -1,6 +1,7 @@
 import FletcherAPI
 import FletcherDomain
 @testable import FletcherHTTP
+import FletcherStore
 import Foundation
 import OpenAPIRuntime
 
@@ -8,6 +9,15 @@ import OpenAPIRuntime
 /// write for it, the reference `PlanJSON`'s output is compared with.
 enum WireJSON {
     static func plan(_ plan: Plan, pretty: Bool = true) -> String {
+        String(decoding: encode(Components.Schemas.Plan(plan), pretty: pretty), as: UTF8.self)
+    }
+
+    /// A page of the product list.
+    static func page(_ page: ProductPage) -> Data {
+        encode(Components.Schemas.DataProductPage(page), pretty: false)
+    }
+
+    static func encode(_ value: some Encodable, pretty: Bool) -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys]
         let transcoder = RFC3339DateTranscoder()
@@ -16,7 +26,17 @@ enum WireJSON {
             try container.encode(try transcoder.encode(date))
         }
         // Wire values always encode: they were built from domain values.
-        return String(decoding: try! encoder.encode(Components.Schemas.Plan(plan)), as: UTF8.self)
+        return try! encoder.encode(value)
+    }
+}
+
+extension Components.Schemas.DataProductPage {
+    init(_ page: ProductPage) {
+        self.init(
+            dataProducts: page.products.map { listed in
+                .init(value1: .init(datasetId: WireUUID(listed.datasetId)), value2: .init(listed.product))
+            },
+            nextCursor: Nullable(page.next?.text))
     }
 }
 

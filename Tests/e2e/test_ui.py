@@ -193,11 +193,12 @@ def test_a_ten_thousand_product_plan_loads_filters_and_focuses(browser, server, 
     # Filter by name.
     name = browser.find_element(By.CSS_SELECTOR, "form.filter input[name=name]")
     name.send_keys("step 9999" + Keys.ENTER)
-    wait(browser, lambda: len(browser.find_elements(By.CSS_SELECTOR, ".product-table tbody tr")) == 1)
+    # The filter loads the 10,000-product page again: generous, for a busy machine.
+    wait(browser, lambda: len(browser.find_elements(By.CSS_SELECTOR, ".product-table tbody tr")) == 1, timeout=60)
     # Focus the drawing on a product.
     focus = browser.find_element(By.ID, "focus")
     focus.send_keys("step 4242" + Keys.ENTER)
-    wait(browser, lambda: browser.find_elements(By.CSS_SELECTOR, "g.node.focus"), message="focused node")
+    wait(browser, lambda: browser.find_elements(By.CSS_SELECTOR, "g.node.focus"), timeout=60, message="focused node")
     focused = browser.find_element(By.CSS_SELECTOR, "g.node.focus")
     assert focused.get_attribute("id") == "dp" + ids[4242].replace("-", "")
     # Zoom changes the view box.
