@@ -100,8 +100,10 @@ struct AttentionReport: Sendable {
         }
     }
 
-    /// The newest of each kind read before filtering by dataset text.
+    /// The newest of each kind the attention page reads before filtering by dataset text.
     static let scanLimit = 500
+    /// The newest of each kind the home page's counts read: beyond, they say "50+".
+    static let summaryLimit = 50
 
     var rows: [Kind: [Row]]
     /// Kinds whose read reached `scanLimit`: more may exist than are listed.
@@ -113,19 +115,24 @@ struct AttentionReport: Sendable {
     /// The datasets of the rows, for their extra.
     var datasets: [UUID: Dataset]
     var now: Date
+    /// The newest of each kind read.
+    var limit: Int
 
     var isEmpty: Bool { rows.values.allSatisfy(\.isEmpty) && openCircuits.isEmpty && paused.isEmpty }
 
     func count(_ kind: Kind) -> Int { rows[kind]?.count ?? 0 }
 
-    /// Reads the report from the store.
-    static func read(_ store: any Store, filter: Filter, now: Date = Date()) async throws -> AttentionReport {
+    /// Reads the report from the store: at most `limit` of each kind. `showsRows`: the rows are
+    /// shown (with their datasets' extra, read for them); the home page's counts need none.
+    static func read(
+        _ store: any Store, filter: Filter, now: Date = Date(), limit: Int = scanLimit, showsRows: Bool = true
+    ) async throws -> AttentionReport {
         let since = filter.age.map { now.addingTimeInterval(-$0.seconds) }
         async let failedRead = store.dataProducts(
-            ProductQuery(states: [.failed], compute: filter.compute, since: since, limit: scanLimit))
-        async let lateRead = store.lateProducts(compute: filter.compute, limit: scanLimit)
-        async let pausedRead = store.pausedDatasets(limit: scanLimit)
-        let queues = try await (store as? any TriggerQueue)?.queueStatus(now: now) ?? []
+            ProductQuery(states: [.failed], compute: filter.compute, since: since, limit: limit))
+        async let lateRead = store.lateProducts(compute: filter.compute, limit: limit)
+        async let pausedRead = store.pausedDatasets(limit: limit)
+        let queues = try await store.queueStatus(now: now)
         let (failed, late, pausedAll) = try await (failedRead, lateRead, pausedRead)
 
         var rows: [Kind: [Row]] = [:]
@@ -140,11 +147,12 @@ struct AttentionReport: Sendable {
             if let since, deadline < since { continue }
             rows[.late, default: []].append(Row(kind: .late, datasetId: listed.datasetId, product: listed.product, since: deadline))
         }
-        if late.count >= scanLimit { truncated.insert(.late) }
-        var paused = pausedAll.filter { since == nil || $0.modifiedDate >= since! }
+        if late.count >= limit { truncated.insert(.late) }
+        var paused = pausedAll
+        if let since { paused.removeAll { $0.modifiedDate < since } }
 
-        let ids = Array(Set(rows.values.flatMap { $0.map(\.datasetId) }))
-        var datasets = Dictionary(try await store.datasets(ids).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let needed = showsRows || !filter.dataset.isEmpty ? Array(Set(rows.values.flatMap { $0.map(\.datasetId) })) : []
+        var datasets = Dictionary(try await store.datasets(needed).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         for dataset in paused { datasets[dataset.id] = dataset }
         if !filter.dataset.isEmpty {
             let text = filter.dataset.lowercased()
@@ -157,7 +165,7 @@ struct AttentionReport: Sendable {
         let circuits = queues.filter { $0.circuitOpen && (filter.compute == nil || $0.compute == filter.compute) }
         return AttentionReport(
             rows: rows, truncated: truncated, openCircuits: circuits.sorted { $0.compute.rawValue < $1.compute.rawValue },
-            paused: paused, pausedTruncated: pausedAll.count >= scanLimit, datasets: datasets, now: now)
+            paused: paused, pausedTruncated: pausedAll.count >= limit, datasets: datasets, now: now, limit: limit)
     }
 }
 
@@ -236,7 +244,7 @@ enum AttentionView {
         }
         let more: HTML =
             report.truncated.contains(kind)
-            ? "<p class=\"note\">The newest \(AttentionReport.scanLimit) are read; narrow the filters to see older ones.</p>" : ""
+            ? "<p class=\"note\">The newest \(report.limit) are read; narrow the filters to see older ones.</p>" : ""
         let body = rows.map { row(_: $0, report: report) }
         return """
             <section id="\(kind.rawValue)" class="attention-section" aria-labelledby="\(title)"><h2 id="\(title)">\(kind.title) \

@@ -17,9 +17,12 @@ extension WebUI {
     func attentionPage(_ request: Request) async throws -> Response {
         let form = FormQuery(request)
         let filter = AttentionReport.Filter(form)
+        if form["fragment"] == "summary" {
+            let report = try await AttentionReport.read(store, filter: filter, limit: AttentionReport.summaryLimit, showsRows: false)
+            return html(AttentionView.counts(report, linkPrefix: "/attention"))
+        }
         let report = try await AttentionReport.read(store, filter: filter)
         switch form["fragment"] {
-        case "summary": return html(AttentionView.counts(report, linkPrefix: "/attention"))
         case .some: return html(AttentionView.body(report))
         case nil:
             let visitor = await sessions.visitor(request)

@@ -32,7 +32,9 @@ public struct WebUI: Sendable {
         let text = form["search_by"] ?? ""
         let page = min(form.count("page") ?? 0, SearchQuery.lastPage)
         // The home page (no search) opens with what needs attention.
-        async let attention = text.isEmpty && page == 0 ? AttentionReport.read(store, filter: .init()) : nil
+        async let attention =
+            text.isEmpty && page == 0
+            ? AttentionReport.read(store, filter: .init(), limit: AttentionReport.summaryLimit, showsRows: false) : nil
         let result = try await store.search(SearchQuery(text: text, page: page))
         let summaries = try await store.planSummaries(result.rows.map(\.datasetId))
         let visitor = await sessions.visitor(request)

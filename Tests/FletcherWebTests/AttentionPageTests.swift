@@ -118,4 +118,15 @@ struct AttentionPageTests {
         #expect(now.count(.failed) == 2)
         #expect(now.paused.count == 1)
     }
+
+    @Test func theHomePagesCountsReadFewAndSaySoWhenThereAreMore() async throws {
+        let app = try await WebTestApp(engine: .sqlite)
+        let marker = "few" + UUID().uuidString.prefix(6).lowercased()
+        _ = try await load(app, marker: marker)
+        let report = try await AttentionReport.read(app.store, filter: .init(dataset: marker), limit: 1, showsRows: false)
+        #expect(report.truncated.contains(.failed))
+        let counts = AttentionView.counts(report, linkPrefix: "/attention").text
+        #expect(counts.contains("+</span>"))
+        #expect(report.limit == 1)
+    }
 }
