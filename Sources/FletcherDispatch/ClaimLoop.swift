@@ -16,8 +16,6 @@ struct ClaimLoop<Claim: Sendable>: Sendable {
     let logger: Logger
     /// What the loop's log lines name it by.
     let metadata: Logger.Metadata
-    /// Work before each look (a webhook endpoint's relay of the feed).
-    var prepare: @Sendable () async throws -> Void = {}
     /// When the earliest item falls due; nil when none is pending.
     let nextDue: @Sendable () async throws -> Date?
     /// Leases what is due now; empty when nothing may be taken (in-flight limit, open circuit).
@@ -28,6 +26,10 @@ struct ClaimLoop<Claim: Sendable>: Sendable {
     /// delivery ending) waits for more to end: under load the loop then relays and claims for
     /// half its limit at a time, not for each delivery that ends.
     var maxInFlight: Int?
+    /// Whether a look reads when the earliest item falls due before claiming: most wake-ups
+    /// (other datasets' commits) then find nothing due and make no claim, which is a write. A
+    /// claim that first relays what is new (a webhook endpoint's) must run at every look.
+    var readsBeforeClaiming = true
 
     /// A wake-up stream for the loop: one pending wake-up at most.
     static func wakeUps() -> (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation) {
@@ -71,15 +73,13 @@ struct ClaimLoop<Claim: Sendable>: Sendable {
                     blocked = true
                 } else {
                     do {
-                        try await prepare()
-                        // A read first: most wake-ups (other datasets' commits) find nothing due, and
-                        // then no claim, which is a write, is made.
-                        nextDue = try await self.nextDue()
-                        if let due = nextDue, due <= clock() {
+                        var due = true
+                        if readsBeforeClaiming {
+                            nextDue = try await self.nextDue()
+                            due = nextDue.map { $0 <= clock() } ?? false
+                        }
+                        if due {
                             let claims = try await claim()
-                            // Due but nothing claimed: the in-flight limit reached or the circuit open.
-                            // Wait for a delivery to end, a commit, or the poll, not for the due time.
-                            blocked = claims.isEmpty
                             for claim in claims {
                                 inFlight.add(1)
                                 deliveries.addTask {
@@ -88,7 +88,17 @@ struct ClaimLoop<Claim: Sendable>: Sendable {
                                     wakeUp.yield()
                                 }
                             }
-                            nextDue = try await self.nextDue()
+                            if claims.isEmpty {
+                                // Due but nothing claimed: the in-flight limit reached or the circuit
+                                // open. Wait for a delivery to end, a commit, or the poll, not for
+                                // the due time.
+                                nextDue = try await self.nextDue()
+                                blocked = nextDue.map { $0 <= clock() } ?? false
+                            } else {
+                                // The claims' ends wake the loop, which looks again; the poll bounds
+                                // the wait for anything falling due meanwhile.
+                                nextDue = nil
+                            }
                         }
                     } catch {
                         logger.warning("cannot claim from the queue", metadata: metadata.merging(["error": "\(error)"]) { $1 })

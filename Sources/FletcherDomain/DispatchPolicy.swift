@@ -160,13 +160,16 @@ public enum DispatchPolicy {
         public var isOpen: Bool { consecutiveFailures >= circuitThreshold }
 
         /// How many more triggers may be leased at `now`, with `liveLeases` held by every process:
-        /// `maxInFlight` less those; while open, none until the pause is over, then one probe at a time.
+        /// `allowance` less those.
         public func capacity(maxInFlight: Int, liveLeases: Int, now: Date) -> Int {
-            if isOpen {
-                guard (openUntil ?? .distantPast) <= now else { return 0 }
-                return max(0, 1 - liveLeases)
-            }
-            return max(0, maxInFlight - liveLeases)
+            max(0, allowance(maxInFlight: maxInFlight, now: now) - liveLeases)
+        }
+
+        /// How many leases may be live at `now`: `maxInFlight`; while open, none until the pause
+        /// is over, then one probe at a time.
+        public func allowance(maxInFlight: Int, now: Date) -> Int {
+            guard isOpen else { return maxInFlight }
+            return (openUntil ?? .distantPast) <= now ? 1 : 0
         }
 
         /// The circuit after `event` at `now`. An answer closes it, whatever it was. A failure counts

@@ -5,19 +5,41 @@ import Logging
 import PostgresNIO
 
 extension PostgresStore {
-    public func relayEvents(
-        endpoint: String, limit: Int, now: Date, subscribes: @escaping @Sendable (StoredEvent) -> Bool
-    ) async throws -> Int {
+    public func relayEvents(endpoint: String, limit: Int, now: Date, subscription: EventSubscription) async throws -> Int {
         try await storeErrors {
-            try await transaction(ConnectivityQueries.begin) { [self] connection in
-                // The endpoint's row, locked: another process relaying it waits, then reads on from where this one ends.
-                let cursor = try await WebhookQueries.lockRelay(endpoint, connection, logger)
-                let events = try await WebhookQueries.fetch(endpoint, after: cursor, limit: limit, connection, logger)
-                try await WebhookQueries.queue(events.filter(subscribes), to: endpoint, now: now, connection, logger)
-                if let last = events.last { try await WebhookQueries.moveRelay(endpoint, to: last.cursor, connection, logger) }
-                return events.count
+            try await withConnection { [self] connection in
+                try await relay(endpoint, limit: limit, subscription: subscription, now: now, connection).relayed
             }
         }
+    }
+
+    public func relayAndClaimDeliveries(
+        endpoint: String, limit: Int, subscription: EventSubscription, maxInFlight: Int, owner: String, leaseSeconds: Double,
+        now: Date
+    ) async throws -> RelayedClaims {
+        try await storeErrors {
+            try await transaction(ConnectivityQueries.begin) { [self] connection in
+                let (relayed, circuit) = try await relay(endpoint, limit: limit, subscription: subscription, now: now, connection)
+                let claims = try await WebhookQueries.lease(
+                    endpoint, allowance: circuit.allowance(maxInFlight: maxInFlight, now: now), owner: owner,
+                    until: now.addingTimeInterval(leaseSeconds), now: now, connection, logger)
+                return RelayedClaims(relayed: relayed, claims: claims)
+            }
+        }
+    }
+
+    /// Relays as `WebhookQueries.relay`, making the endpoint's row first when it has none.
+    private func relay(
+        _ endpoint: String, limit: Int, subscription: EventSubscription, now: Date, _ connection: PostgresConnection
+    ) async throws -> (relayed: Int, circuit: DispatchPolicy.Circuit) {
+        // The row is looked for first: it is made once, and relays run at every look.
+        if let relayed = try await WebhookQueries.relay(endpoint, limit: limit, subscription: subscription, now: now, connection, logger) {
+            return relayed
+        }
+        try await WebhookQueries.start(endpoint, connection, logger)
+        guard let relayed = try await WebhookQueries.relay(endpoint, limit: limit, subscription: subscription, now: now, connection, logger)
+        else { throw StoreError.corrupt("webhook endpoint \(endpoint) has no row") }
+        return relayed
     }
 
     public func claimDeliveries(endpoint: String, maxInFlight: Int, owner: String, leaseSeconds: Double, now: Date) async throws
@@ -28,11 +50,9 @@ extension PostgresStore {
                 // The endpoint's row, locked: claims of every process go one at a time (an endpoint
                 // without one has no deliveries yet).
                 guard let circuit = try await WebhookQueries.lockCircuit(endpoint, connection, logger) else { return [] }
-                let live = try await WebhookQueries.liveLeases(endpoint, now: now, connection, logger)
-                let capacity = circuit.capacity(maxInFlight: maxInFlight, liveLeases: live, now: now)
-                guard capacity > 0 else { return [] }
                 return try await WebhookQueries.lease(
-                    endpoint, limit: capacity, owner: owner, until: now.addingTimeInterval(leaseSeconds), now: now, connection, logger)
+                    endpoint, allowance: circuit.allowance(maxInFlight: maxInFlight, now: now), owner: owner,
+                    until: now.addingTimeInterval(leaseSeconds), now: now, connection, logger)
             }
         }
     }

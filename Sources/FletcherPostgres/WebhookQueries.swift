@@ -9,70 +9,57 @@ import PostgresNIO
 /// An endpoint's row is the lock its relays and claims take, so that across processes each event
 /// is queued once and the live leases counted are the live leases.
 enum WebhookQueries {
-    /// The endpoint's relay cursor, its row locked until the transaction ends; a row is made first
-    /// when it has none, at the feed's end (`EventQueries.end`) with the snapshot of the moment, so
-    /// that events committed before it are not its.
-    static func lockRelay(_ endpoint: String, _ connection: PostgresConnection, _ logger: Logger) async throws -> EventCursor {
-        // The row is looked for first: it is made once, and relays run at every commit.
-        for attempt in 0..<2 {
-            for try await (order, position) in try await connection.query(
-                "SELECT relay_order, relay_position FROM webhook_endpoint WHERE endpoint = \(endpoint) FOR UPDATE", logger: logger
-            ).decode((Int64, Int64).self) {
-                return EventCursor(order: order, position: position)
-            }
-            guard attempt == 0 else { break }
-            try await connection.query(
-                """
-                INSERT INTO webhook_endpoint (endpoint, relay_order, relay_position, relay_since)
-                SELECT \(endpoint), pg_snapshot_xmin(s)::text::int8, 0, s FROM pg_current_snapshot() AS s
+    /// Relays `endpoint`'s feed, in one statement: its row locked (another transaction relaying
+    /// or claiming for it waits, then reads the cursor this one leaves), at most `limit` events
+    /// after its cursor in feed order, among those of transactions older than every running one
+    /// (as `EventQueries.fetch` gives them) less those committed before the endpoint's relay
+    /// started; a delivery queued of each one of `subscription`, the cursor moved past them. The
+    /// events stay in the database: the server reads none of them. Returns how many it went past
+    /// and the endpoint's circuit; nil when the endpoint has no row yet.
+    static func relay(
+        _ endpoint: String, limit: Int, subscription: EventSubscription, now: Date, _ connection: PostgresConnection,
+        _ logger: Logger
+    ) async throws -> (relayed: Int, circuit: DispatchPolicy.Circuit)? {
+        let types = subscription.types.map(\.rawValue).sorted()
+        let datasets = subscription.datasets.map { Array($0) } ?? []
+        let rows = try await connection.query(
+            """
+            WITH cursor AS (
+                SELECT relay_order::text::xid8 AS relay_order, relay_position, relay_since,
+                    consecutive_failures, failed_probes, open_until
+                FROM webhook_endpoint WHERE endpoint = \(endpoint) FOR UPDATE
+            ), page AS (
+                SELECT e.id, e.xid::text::int8 AS event_order, e.position, e.type, e.dataset_id FROM cursor c, event e
+                WHERE (e.xid, e.position) > (c.relay_order, c.relay_position)
+                    AND e.xid < (SELECT pg_snapshot_xmin(pg_current_snapshot()))
+                    AND NOT pg_visible_in_snapshot(e.writer, c.relay_since)
+                ORDER BY e.xid, e.position LIMIT \(Int64(limit))::int8
+            ), queued AS (
+                INSERT INTO webhook_delivery (endpoint, event_id, event_order, position, dataset_id, next_attempt_at, created_at)
+                SELECT \(endpoint), p.id, p.event_order, p.position, p.dataset_id, \(now.postgres), \(now.postgres) FROM page p
+                WHERE p.type = ANY(\(types)::text[]) AND (\(subscription.datasets == nil) OR p.dataset_id = ANY(\(datasets)::uuid[]))
                 ON CONFLICT DO NOTHING
-                """, logger: logger)
-        }
-        throw StoreError.corrupt("webhook endpoint \(endpoint) has no row")
-    }
-
-    /// At most `limit` events after the endpoint's cursor, in feed order, among those of
-    /// transactions older than every running one (as `EventQueries.fetch` gives them), less those
-    /// committed before the endpoint's relay started.
-    static func fetch(
-        _ endpoint: String, after cursor: EventCursor, limit: Int, _ connection: PostgresConnection, _ logger: Logger
-    ) async throws -> [StoredEvent] {
-        guard limit > 0 else { return [] }
-        var events: [StoredEvent] = []
-        for try await row in try await connection.query(
-            """
-            SELECT \(unescaped: EventQueries.columns) FROM event e
-            WHERE (e.xid, e.position) > (\(String(cursor.order))::xid8, \(cursor.position)::int8)
-                AND e.xid < (SELECT pg_snapshot_xmin(pg_current_snapshot()))
-                AND NOT pg_visible_in_snapshot(e.writer, (SELECT relay_since FROM webhook_endpoint WHERE endpoint = \(endpoint)))
-            ORDER BY e.xid, e.position LIMIT \(Int64(limit))::int8
-            """, logger: logger
-        ).decode(EventQueries.Row.self) {
-            events.append(try EventQueries.stored(row))
-        }
-        return events
-    }
-
-    static func moveRelay(_ endpoint: String, to cursor: EventCursor, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        try await connection.query(
-            """
-            UPDATE webhook_endpoint SET relay_order = \(cursor.order), relay_position = \(cursor.position)
-            WHERE endpoint = \(endpoint)
+            ), moved AS (
+                UPDATE webhook_endpoint w SET relay_order = last.event_order, relay_position = last.position
+                FROM (SELECT event_order, position FROM page ORDER BY event_order DESC, position DESC LIMIT 1) AS last
+                WHERE w.endpoint = \(endpoint)
+            )
+            SELECT (SELECT count(*) FROM page), c.consecutive_failures, c.failed_probes, c.open_until FROM cursor c
             """, logger: logger)
+        for try await (relayed, failures, probes, openUntil) in rows.decode((Int64, Int32, Int32, PostgresTimestamp?).self) {
+            let circuit = DispatchPolicy.Circuit(consecutiveFailures: Int(failures), failedProbes: Int(probes), openUntil: openUntil?.date)
+            return (Int(relayed), circuit)
+        }
+        return nil
     }
 
-    /// Queues a delivery of each event to `endpoint`.
-    static func queue(
-        _ events: [StoredEvent], to endpoint: String, now: Date, _ connection: PostgresConnection, _ logger: Logger
-    ) async throws {
-        guard !events.isEmpty else { return }
-        let datasets = PostgresNullableTextArray(elements: events.map { $0.datasetId?.lowercased })
+    /// Makes the endpoint's row when it has none, at the feed's end (`EventQueries.end`) with the
+    /// snapshot of the moment, so that events committed before it are not its.
+    static func start(_ endpoint: String, _ connection: PostgresConnection, _ logger: Logger) async throws {
         try await connection.query(
             """
-            INSERT INTO webhook_delivery (endpoint, event_id, event_order, position, dataset_id, next_attempt_at, created_at)
-            SELECT \(endpoint), r.id, r.event_order, r.position, r.dataset_id::uuid, \(now.postgres), \(now.postgres)
-            FROM unnest(\(events.map(\.id))::uuid[], \(events.map(\.cursor.order))::int8[], \(events.map(\.cursor.position))::int8[],
-                \(datasets)::text[]) AS r(id, event_order, position, dataset_id)
+            INSERT INTO webhook_endpoint (endpoint, relay_order, relay_position, relay_since)
+            SELECT \(endpoint), pg_snapshot_xmin(s)::text::int8, 0, s FROM pg_current_snapshot() AS s
             ON CONFLICT DO NOTHING
             """, logger: logger)
     }
@@ -111,19 +98,6 @@ enum WebhookQueries {
             """, logger: logger)
     }
 
-    /// The endpoint's live leases, of every process.
-    static func liveLeases(_ endpoint: String, now: Date, _ connection: PostgresConnection, _ logger: Logger) async throws -> Int {
-        for try await count in try await connection.query(
-            """
-            SELECT count(*) FROM webhook_delivery
-            WHERE endpoint = \(endpoint) AND state = 'pending' AND lease_owner IS NOT NULL AND lease_expires_at > \(now.postgres)
-            """, logger: logger
-        ).decode(Int64.self) {
-            return Int(count)
-        }
-        return 0
-    }
-
     /// The queue a delivery `row` belongs to: its dataset's, and one for the deliveries of no
     /// dataset. The same expression as migration 16's `webhook_delivery_queue` index, which the
     /// planner matches only when it is written alike.
@@ -145,18 +119,26 @@ enum WebhookQueries {
         )
         """
 
-    /// Leases at most `limit` due deliveries that head their dataset's queue, oldest first,
-    /// skipping those another transaction holds.
+    /// Leases due deliveries that head their dataset's queue, oldest first, skipping those another
+    /// transaction holds: as many as `allowance` less the endpoint's live leases of every process
+    /// (counted in this statement, after the caller locked the endpoint's row, so that every
+    /// committed lease is seen).
     static func lease(
-        _ endpoint: String, limit: Int, owner: String, until: Date, now: Date, _ connection: PostgresConnection, _ logger: Logger
+        _ endpoint: String, allowance: Int, owner: String, until: Date, now: Date, _ connection: PostgresConnection,
+        _ logger: Logger
     ) async throws -> [ClaimedDelivery] {
+        guard allowance > 0 else { return [] }
         let rows = try await connection.query(
             """
             WITH due AS (
                 SELECT d.event_id FROM webhook_delivery d
                 WHERE d.endpoint = \(endpoint) AND d.state = 'pending' AND d.next_attempt_at <= \(now.postgres)
                     AND (d.lease_owner IS NULL OR d.lease_expires_at <= \(now.postgres)) AND \(unescaped: heads)
-                ORDER BY d.event_order, d.position LIMIT \(Int64(limit))
+                ORDER BY d.event_order, d.position
+                LIMIT greatest(0, \(Int64(allowance)) - (
+                    SELECT count(*) FROM webhook_delivery l
+                    WHERE l.endpoint = \(endpoint) AND l.state = 'pending' AND l.lease_owner IS NOT NULL
+                        AND l.lease_expires_at > \(now.postgres)))
                 FOR UPDATE SKIP LOCKED
             )
             UPDATE webhook_delivery d SET lease_owner = \(owner), lease_expires_at = \(until.postgres), attempts = d.attempts + 1

@@ -1,3 +1,4 @@
+public import FletcherDomain
 public import Foundation
 
 /// One event to be delivered to one webhook endpoint (docs/RULES.md rule 29).
@@ -28,6 +29,43 @@ public struct ClaimedDelivery: Sendable, Hashable {
     }
 }
 
+/// The events an endpoint is told of: those of `types`, and when `datasets` is set only those of
+/// these datasets (then none of no dataset, such as a compute platform's circuit).
+public struct EventSubscription: Sendable, Hashable {
+    public var types: Set<PlanEventType>
+    public var datasets: Set<UUID>?
+
+    public init(types: Set<PlanEventType>, datasets: Set<UUID>? = nil) {
+        self.types = types
+        self.datasets = datasets
+    }
+
+    /// Every event, of every type and dataset.
+    public static let everything = EventSubscription(types: Set(PlanEventType.allCases))
+    /// No event.
+    public static let nothing = EventSubscription(types: [])
+
+    public func matches(type: PlanEventType, datasetId: UUID?) -> Bool {
+        guard types.contains(type) else { return false }
+        guard let datasets else { return true }
+        return datasetId.map(datasets.contains) ?? false
+    }
+
+    public func matches(_ event: StoredEvent) -> Bool { matches(type: event.type, datasetId: event.datasetId) }
+}
+
+/// What `relayAndClaimDeliveries` did.
+public struct RelayedClaims: Sendable, Hashable {
+    /// How many events the relay went past.
+    public var relayed: Int
+    public var claims: [ClaimedDelivery]
+
+    public init(relayed: Int, claims: [ClaimedDelivery]) {
+        self.relayed = relayed
+        self.claims = claims
+    }
+}
+
 /// An endpoint's queue, for `/metrics`.
 public struct WebhookQueueStatus: Sendable, Hashable {
     public var endpoint: String
@@ -55,12 +93,17 @@ public struct WebhookQueueStatus: Sendable, Hashable {
 /// when no earlier one of its dataset to that endpoint is still pending (in flight or waiting for
 /// a retry). Other datasets' deliveries are not held back.
 public protocol WebhookQueue: Sendable {
-    /// Moves `endpoint`'s relay past at most `limit` events, queueing a delivery of each one
-    /// `subscribes` accepts; an endpoint met for the first time starts at the feed's end (it gets
-    /// what happens from then on). Returns how many events it went past.
-    func relayEvents(
-        endpoint: String, limit: Int, now: Date, subscribes: @escaping @Sendable (StoredEvent) -> Bool
-    ) async throws -> Int
+    /// Moves `endpoint`'s relay past at most `limit` events, queueing a delivery of each one of
+    /// `subscription`; an endpoint met for the first time starts at the feed's end (it gets what
+    /// happens from then on). Returns how many events it went past.
+    func relayEvents(endpoint: String, limit: Int, now: Date, subscription: EventSubscription) async throws -> Int
+
+    /// A delivery loop's look, as one transaction: relays at most `limit` events as `relayEvents`
+    /// does, then leases what is due as `claimDeliveries` does (the events just relayed included).
+    func relayAndClaimDeliveries(
+        endpoint: String, limit: Int, subscription: EventSubscription, maxInFlight: Int, owner: String, leaseSeconds: Double,
+        now: Date
+    ) async throws -> RelayedClaims
 
     /// Leases due deliveries of `endpoint` (the heads of their datasets' queues), at most the
     /// circuit allows with `maxInFlight`, oldest first.

@@ -46,7 +46,7 @@ struct WebhookDispatcherTests {
             let result = await Result(catching: {
                 // The endpoints start relaying from the feed's end: before the test makes events.
                 for endpoint in endpoints {
-                    _ = try await store.relayEvents(endpoint: endpoint.id, limit: 1, now: clock.now) { _ in false }
+                    _ = try await store.relayEvents(endpoint: endpoint.id, limit: 1, now: clock.now, subscription: .nothing)
                 }
                 return try await body(endpoints)
             })
@@ -228,7 +228,7 @@ struct WebhookDispatcherTests {
             let settings = WebhookSettings(
                 endpoints: [], lineage: OpenLineageSettings(url: URL(string: "http://127.0.0.1:\(ports[0])")!, namespace: "test", apiKey: "k"),
                 publicURL: "http://fletcher.test")
-            _ = try await store.relayEvents(endpoint: "openlineage", limit: 1, now: Date()) { _ in false }
+            _ = try await store.relayEvents(endpoint: "openlineage", limit: 1, now: Date(), subscription: .nothing)
             let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
             var logger = Logger(label: "lineage-test")
             logger.logLevel = .critical

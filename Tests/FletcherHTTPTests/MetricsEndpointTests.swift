@@ -22,11 +22,11 @@ struct MetricsEndpointTests {
         let names = Names()
         let fixture = PlanFixture(names: names).products("a", "b").edge("a", "b")
         // One event waits for a webhook endpoint.
-        _ = try await api.store.relayEvents(endpoint: "hook", limit: 10, now: Date()) { _ in true }
+        _ = try await api.store.relayEvents(endpoint: "hook", limit: 10, now: Date(), subscription: .everything)
         try await api.store.recordEvents([PlanEvent(type: .computeCircuitOpened, time: Date(), datasetId: nil, sequence: nil)])
         // (PostgreSQL's feed gives it once older transactions of the tests beside this one end.)
         try await eventually("the event relayed", timeout: .seconds(120)) {
-            try await api.store.relayEvents(endpoint: "hook", limit: 10, now: Date()) { _ in true } > 0
+            try await api.store.relayEvents(endpoint: "hook", limit: 10, now: Date(), subscription: .everything) > 0
         }
         try await api.test { client in
             let token = try await client.token()

@@ -81,7 +81,7 @@ struct PostgresWebhookQueueTests {
         let names = Names()
         let endpoint = "hook"
         let maxInFlight = 4
-        _ = try await first.relayEvents(endpoint: endpoint, limit: 10, now: Date()) { _ in true }
+        _ = try await first.relayEvents(endpoint: endpoint, limit: 10, now: Date(), subscription: .everything)
         let datasets = (0..<6).map { names.id("dataset\($0)") }
         for (index, dataset) in datasets.enumerated() {
             let fixture = PlanFixture(names: names, dataset: "dataset\(index)").products("product\(index)")
@@ -96,7 +96,7 @@ struct PostgresWebhookQueueTests {
                     workers.addTask {
                         let owner = "process\(index)-worker\(worker)"
                         while !stop.isSet {
-                            _ = try await store.relayEvents(endpoint: endpoint, limit: 7, now: Date()) { _ in true }
+                            _ = try await store.relayEvents(endpoint: endpoint, limit: 7, now: Date(), subscription: .everything)
                             let claims = try await store.claimDeliveries(
                                 endpoint: endpoint, maxInFlight: maxInFlight, owner: owner, leaseSeconds: 600, now: Date())
                             deliveries.claimed(claims, maxInFlight: maxInFlight)

@@ -14,7 +14,7 @@ struct WebhookQueueTests {
     /// feed's end for `endpoint`.
     func store(_ engine: TestEngine, endpoints: [String] = ["hook"]) async throws -> (any Store, any Store) {
         let (store, other) = try await TestStores.pair(engine, isolated: true)
-        for endpoint in endpoints { _ = try await store.relayEvents(endpoint: endpoint, limit: 100, now: Date()) { _ in true } }
+        for endpoint in endpoints { _ = try await store.relayEvents(endpoint: endpoint, limit: 100, now: Date(), subscription: .everything) }
         return (store, other)
     }
 
@@ -28,12 +28,12 @@ struct WebhookQueueTests {
         return fixture
     }
 
-    func relayAll(_ store: any Store, _ endpoint: String = "hook", subscribes: @escaping @Sendable (StoredEvent) -> Bool = { _ in true })
+    func relayAll(_ store: any Store, _ endpoint: String = "hook", subscription: EventSubscription = .everything)
         async throws
     {
         // On PostgreSQL the feed gives an event once every transaction older than its own has ended.
         try await store.settled()
-        while try await store.relayEvents(endpoint: endpoint, limit: 2, now: Date(), subscribes: subscribes) > 0 {}
+        while try await store.relayEvents(endpoint: endpoint, limit: 2, now: Date(), subscription: subscription) > 0 {}
     }
 
     @Test(arguments: TestEngine.available)
@@ -41,13 +41,13 @@ struct WebhookQueueTests {
         let (store, other) = try await TestStores.pair(engine, isolated: true)
         // Events before an endpoint's first relay are not its.
         _ = try await events(in: "before", store)
-        #expect(try await store.relayEvents(endpoint: "hook", limit: 100, now: Date()) { _ in true } == 0)
+        #expect(try await store.relayEvents(endpoint: "hook", limit: 100, now: Date(), subscription: .everything) == 0)
         let fixture = try await events(in: "after", store)
         try await store.settled()
         // Two processes relay in turns, a page at a time: each event is queued once.
         while true {
-            let moved = try await store.relayEvents(endpoint: "hook", limit: 1, now: Date()) { _ in true }
-            let movedToo = try await other.relayEvents(endpoint: "hook", limit: 1, now: Date()) { _ in true }
+            let moved = try await store.relayEvents(endpoint: "hook", limit: 1, now: Date(), subscription: .everything)
+            let movedToo = try await other.relayEvents(endpoint: "hook", limit: 1, now: Date(), subscription: .everything)
             if moved + movedToo == 0 { break }
         }
         let now = Date().addingTimeInterval(1)
@@ -116,7 +116,7 @@ struct WebhookQueueTests {
         let (store, _) = try await store(engine, endpoints: ["all", "successes"])
         _ = try await events(in: "only", store)
         try await relayAll(store, "all")
-        try await relayAll(store, "successes") { $0.type == .datasetSucceeded }
+        try await relayAll(store, "successes", subscription: EventSubscription(types: [.datasetSucceeded]))
         let now = Date().addingTimeInterval(1)
         let successes = try await store.claimDeliveries(endpoint: "successes", maxInFlight: 10, owner: "d", leaseSeconds: 30, now: now)
         #expect(successes.map(\.delivery.event.type) == [.datasetSucceeded])
@@ -138,5 +138,33 @@ struct WebhookQueueTests {
         #expect(probe.count == 1)
         #expect(try await store.markDeliveryDone(probe[0], owner: "d"))
         #expect(try await store.webhookQueueStatus().first { $0.endpoint == "all" }?.consecutiveFailures == 0)
+    }
+
+    @Test(arguments: TestEngine.available)
+    func aLookRelaysAndClaimsTheSubscribedHeadsWithinTheLimitOfEveryProcess(engine: TestEngine) async throws {
+        let (store, other) = try await store(engine)
+        let a = try await events(in: "a", store)
+        _ = try await events(in: "b", store)
+        try await store.settled()
+        let ofA = EventSubscription(types: Set(PlanEventType.allCases), datasets: [a.datasetId])
+        let now = Date().addingTimeInterval(1)
+        let first = try await store.relayAndClaimDeliveries(
+            endpoint: "hook", limit: 100, subscription: ofA, maxInFlight: 1, owner: "one", leaseSeconds: 30, now: now)
+        #expect(first.relayed >= 4)
+        #expect(first.claims.map(\.delivery.event.datasetId) == [a.datasetId])
+        // The other process's look sees the live lease: the limit is reached.
+        let second = try await other.relayAndClaimDeliveries(
+            endpoint: "hook", limit: 100, subscription: ofA, maxInFlight: 1, owner: "two", leaseSeconds: 30, now: now)
+        #expect(second.relayed == 0 && second.claims.isEmpty)
+        // A's next delivery waits for its head, whatever the limit; b's events were never queued.
+        #expect(try await other.claimDeliveries(endpoint: "hook", maxInFlight: 10, owner: "two", leaseSeconds: 30, now: now).isEmpty)
+        #expect(try await store.markDeliveryDone(first.claims[0], owner: "one"))
+        let third = try await other.relayAndClaimDeliveries(
+            endpoint: "hook", limit: 100, subscription: ofA, maxInFlight: 10, owner: "two", leaseSeconds: 30, now: now)
+        #expect(third.claims.count == 1)
+        #expect(third.claims[0].delivery.event.datasetId == a.datasetId)
+        #expect(third.claims[0].delivery.event.cursor > first.claims[0].delivery.event.cursor)
+        let pending = try await store.webhookQueueStatus().first { $0.endpoint == "hook" }?.pending
+        #expect(pending == first.relayed / 2 - 1)
     }
 }

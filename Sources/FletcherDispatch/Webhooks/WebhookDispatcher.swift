@@ -90,19 +90,32 @@ public final class WebhookDispatcher: Service {
         let leaseSeconds = 2 * settings.timeout + 1
         let maxInFlight = endpoint.maxInFlight ?? settings.maxInFlight
         let metrics = metrics.endpoint(key)
+        let subscription = endpoint.subscription
         var loop = ClaimLoop<ClaimedDelivery>(
             clock: clock, poll: poll, logger: logger, metadata: ["queue": "webhooks", "endpoint": "\(endpoint.description)"],
             nextDue: { try await self.store.nextDeliveryDue(endpoint: key) },
             claim: {
-                try await self.store.claimDeliveries(
-                    endpoint: key, maxInFlight: maxInFlight, owner: self.process, leaseSeconds: leaseSeconds,
-                    now: self.clock())
+                // Each look relays the feed and claims in one transaction: under load most looks
+                // find new events and due deliveries both. A longer backlog of the feed (after a
+                // stop) is relayed a page per transaction.
+                let look = try await self.store.relayAndClaimDeliveries(
+                    endpoint: key, limit: Self.relayPage, subscription: subscription, maxInFlight: maxInFlight,
+                    owner: self.process, leaseSeconds: leaseSeconds, now: self.clock())
+                var relayed = look.relayed
+                var caughtUp = 0
+                while relayed == Self.relayPage {
+                    relayed = try await self.store.relayEvents(endpoint: key, limit: Self.relayPage, now: self.clock(), subscription: subscription)
+                    caughtUp += relayed
+                }
+                guard look.claims.isEmpty, caughtUp > 0 else { return look.claims }
+                // The first page had nothing of this endpoint's: the later ones may have.
+                return try await self.store.claimDeliveries(
+                    endpoint: key, maxInFlight: maxInFlight, owner: self.process, leaseSeconds: leaseSeconds, now: self.clock())
             },
             deliver: { await self.deliver($0, to: endpoint, metrics: metrics) })
         loop.maxInFlight = maxInFlight
-        loop.prepare = {
-            while try await self.store.relayEvents(endpoint: key, limit: Self.relayPage, now: self.clock(), subscribes: endpoint.subscribes) == Self.relayPage {}
-        }
+        // The claim relays first: a read of what is due before it would miss the events not yet relayed.
+        loop.readsBeforeClaiming = false
         return loop
     }
 
@@ -253,11 +266,11 @@ public enum DeliveryTarget: Sendable, CustomStringConvertible {
         }
     }
 
-    /// Whether it wants an event, as the relay asks.
-    var subscribes: @Sendable (StoredEvent) -> Bool {
+    /// The events it is told of, as the relay queues them.
+    var subscription: EventSubscription {
         switch self {
-        case .webhook(let endpoint): { endpoint.matches(type: $0.type, datasetId: $0.datasetId) }
-        case .lineage: { [types] in types.contains($0.type) }
+        case .webhook(let endpoint): endpoint.subscription
+        case .lineage: EventSubscription(types: types)
         }
     }
 }

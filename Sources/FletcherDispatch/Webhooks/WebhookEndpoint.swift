@@ -1,5 +1,6 @@
 import Crypto
 public import FletcherDomain
+public import FletcherStore
 import FletcherJSON
 public import Foundation
 
@@ -43,13 +44,9 @@ public struct WebhookEndpoint: Sendable, Hashable {
         return String(decoding: digest.prefix(8).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0xF)]] }, as: UTF8.self)
     }
 
-    /// Whether an event of `type` about `datasetId` goes to this endpoint: its type is subscribed,
-    /// and its dataset is one of `datasets` (an event of no dataset only when `datasets` is nil).
-    public func matches(type: PlanEventType, datasetId: UUID?) -> Bool {
-        guard events.contains(type) else { return false }
-        guard let datasets else { return true }
-        return datasetId.map(datasets.contains) ?? false
-    }
+    /// The events that go to this endpoint: its types, of its datasets (an event of no dataset
+    /// only when `datasets` is nil).
+    public var subscription: EventSubscription { EventSubscription(types: events, datasets: datasets) }
 }
 
 extension WebhookEndpoint: CustomStringConvertible {

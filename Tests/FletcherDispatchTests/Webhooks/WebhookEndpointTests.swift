@@ -1,5 +1,6 @@
 import FletcherDispatch
 import FletcherDomain
+import FletcherStore
 import Foundation
 import Testing
 
@@ -66,17 +67,17 @@ struct WebhookEndpointTests {
         let circuit = PlanEvent(type: .computeCircuitOpened, time: time, datasetId: nil, sequence: nil, data: ["compute": .string("cams")])
 
         let everything = WebhookEndpoint(url: url, events: Set(PlanEventType.allCases))
-        #expect([failedInA, failedInB, pausedA, circuit].allSatisfy { everything.matches(type: $0.type, datasetId: $0.datasetId) })
+        #expect([failedInA, failedInB, pausedA, circuit].allSatisfy { everything.subscription.matches(type: $0.type, datasetId: $0.datasetId) })
 
         let failuresOfA = WebhookEndpoint(url: url, events: [.dataProductFailed, .computeCircuitOpened], datasets: [Self.datasetA])
-        #expect(failuresOfA.matches(type: failedInA.type, datasetId: failedInA.datasetId))
-        #expect(!failuresOfA.matches(type: failedInB.type, datasetId: failedInB.datasetId))
-        #expect(!failuresOfA.matches(type: pausedA.type, datasetId: pausedA.datasetId))
-        #expect(!failuresOfA.matches(type: circuit.type, datasetId: circuit.datasetId))
+        #expect(failuresOfA.subscription.matches(type: failedInA.type, datasetId: failedInA.datasetId))
+        #expect(!failuresOfA.subscription.matches(type: failedInB.type, datasetId: failedInB.datasetId))
+        #expect(!failuresOfA.subscription.matches(type: pausedA.type, datasetId: pausedA.datasetId))
+        #expect(!failuresOfA.subscription.matches(type: circuit.type, datasetId: circuit.datasetId))
 
         let circuits = WebhookEndpoint(url: url, events: [.computeCircuitOpened])
-        #expect(circuits.matches(type: circuit.type, datasetId: circuit.datasetId))
-        #expect(!circuits.matches(type: failedInA.type, datasetId: failedInA.datasetId))
+        #expect(circuits.subscription.matches(type: circuit.type, datasetId: circuit.datasetId))
+        #expect(!circuits.subscription.matches(type: failedInA.type, datasetId: failedInA.datasetId))
     }
 
     @Test func badListsNameTheEntryTheKeyAndTheProblem() {
