@@ -147,15 +147,15 @@ def event_key(event):
     if kind == "data_product.late":
         return (kind, pid, rfc3339(parse_time(data["deadline"])), data["state"], data.get("try"))
     if kind == "data_product.timed_out":
-        return (kind, pid, data["try"], data["trigger_id"], data["reason"])
+        return (kind, pid, data["try"], data.get("trigger_id"), data["reason"])
     if kind in ("data_product.failed", "trigger.undeliverable"):
-        return (kind, pid, data["try"], data["trigger_id"], data["reason"], data["final"])
+        return (kind, pid, data["try"], data.get("trigger_id"), data["reason"], data["final"])
     if kind == "data_product.retrying":
         return (kind, pid, data["try"])
     if kind == "data_product.succeeded":
         return (kind, pid, data["try"], "late_by_s" in data)
     if kind == "data_product.cancelled":
-        return (kind, pid, data["try"], data["trigger_id"])
+        return (kind, pid, data["try"], data.get("trigger_id"))
     if kind == "dataset.late":
         return (kind, None, rfc3339(parse_time(data["deadline"])), data["unfinished"])
     if kind == "dataset.succeeded":
