@@ -5,14 +5,6 @@ import Logging
 import PostgresNIO
 
 extension PostgresStore {
-    public func relayEvents(endpoint: String, limit: Int, now: Date, subscription: EventSubscription) async throws -> Int {
-        try await storeErrors {
-            try await withConnection { [self] connection in
-                try await relay(endpoint, limit: limit, subscription: subscription, now: now, connection).relayed
-            }
-        }
-    }
-
     public func relayAndClaimDeliveries(
         endpoint: String, limit: Int, subscription: EventSubscription, maxInFlight: Int, owner: String, leaseSeconds: Double,
         now: Date
@@ -40,21 +32,6 @@ extension PostgresStore {
         guard let relayed = try await WebhookQueries.relay(endpoint, limit: limit, subscription: subscription, now: now, connection, logger)
         else { throw StoreError.corrupt("webhook endpoint \(endpoint) has no row") }
         return relayed
-    }
-
-    public func claimDeliveries(endpoint: String, maxInFlight: Int, owner: String, leaseSeconds: Double, now: Date) async throws
-        -> [ClaimedDelivery]
-    {
-        try await storeErrors {
-            try await transaction(ConnectivityQueries.begin) { [self] connection in
-                // The endpoint's row, locked: claims of every process go one at a time (an endpoint
-                // without one has no deliveries yet).
-                guard let circuit = try await WebhookQueries.lockCircuit(endpoint, connection, logger) else { return [] }
-                return try await WebhookQueries.lease(
-                    endpoint, allowance: circuit.allowance(maxInFlight: maxInFlight, now: now), owner: owner,
-                    until: now.addingTimeInterval(leaseSeconds), now: now, connection, logger)
-            }
-        }
     }
 
     public func markDeliveryDone(_ claim: ClaimedDelivery, owner: String) async throws -> Bool {

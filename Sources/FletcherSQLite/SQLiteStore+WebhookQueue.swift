@@ -4,43 +4,25 @@ public import Foundation
 import GRDB
 
 extension SQLiteStore {
-    public func relayEvents(endpoint: String, limit: Int, now: Date, subscription: EventSubscription) async throws -> Int {
-        try await write { db in try Self.relay(endpoint, limit: limit, subscription: subscription, now: now, db) }
-    }
-
     public func relayAndClaimDeliveries(
         endpoint: String, limit: Int, subscription: EventSubscription, maxInFlight: Int, owner: String, leaseSeconds: Double,
         now: Date
     ) async throws -> RelayedClaims {
         try await write { db in
-            let relayed = try Self.relay(endpoint, limit: limit, subscription: subscription, now: now, db)
-            let claims = try Self.claim(endpoint, maxInFlight: maxInFlight, owner: owner, leaseSeconds: leaseSeconds, now: now, db)
-            return RelayedClaims(relayed: relayed, claims: claims)
+            let position = try WebhookQueries.relayPosition(endpoint, db)
+            let page = try EventQueries.fetch(after: EventCursor(order: 0, position: position), matching: .all, limit: limit, db)
+            try WebhookQueries.queue(page.events.filter(subscription.matches), to: endpoint, now: now, db)
+            if page.next.position != position { try WebhookQueries.moveRelay(endpoint, to: page.next.position, db) }
+
+            let circuit = try WebhookQueries.circuit(endpoint, db)
+            let live = try WebhookQueries.liveLeases(endpoint, now: now, db)
+            let capacity = circuit.capacity(maxInFlight: maxInFlight, liveLeases: live, now: now)
+            let claims =
+                capacity > 0
+                ? try WebhookQueries.lease(endpoint, limit: capacity, owner: owner, until: now.addingTimeInterval(leaseSeconds), now: now, db)
+                : []
+            return RelayedClaims(relayed: page.events.count, claims: claims)
         }
-    }
-
-    public func claimDeliveries(endpoint: String, maxInFlight: Int, owner: String, leaseSeconds: Double, now: Date) async throws
-        -> [ClaimedDelivery]
-    {
-        try await write { db in try Self.claim(endpoint, maxInFlight: maxInFlight, owner: owner, leaseSeconds: leaseSeconds, now: now, db) }
-    }
-
-    private static func relay(_ endpoint: String, limit: Int, subscription: EventSubscription, now: Date, _ db: Database) throws -> Int {
-        let position = try WebhookQueries.relayPosition(endpoint, db)
-        let page = try EventQueries.fetch(after: EventCursor(order: 0, position: position), matching: .all, limit: limit, db)
-        try WebhookQueries.queue(page.events.filter(subscription.matches), to: endpoint, now: now, db)
-        if page.next.position != position { try WebhookQueries.moveRelay(endpoint, to: page.next.position, db) }
-        return page.events.count
-    }
-
-    private static func claim(
-        _ endpoint: String, maxInFlight: Int, owner: String, leaseSeconds: Double, now: Date, _ db: Database
-    ) throws -> [ClaimedDelivery] {
-        let circuit = try WebhookQueries.circuit(endpoint, db)
-        let live = try WebhookQueries.liveLeases(endpoint, now: now, db)
-        let capacity = circuit.capacity(maxInFlight: maxInFlight, liveLeases: live, now: now)
-        guard capacity > 0 else { return [] }
-        return try WebhookQueries.lease(endpoint, limit: capacity, owner: owner, until: now.addingTimeInterval(leaseSeconds), now: now, db)
     }
 
     public func markDeliveryDone(_ claim: ClaimedDelivery, owner: String) async throws -> Bool {

@@ -93,22 +93,16 @@ public struct WebhookQueueStatus: Sendable, Hashable {
 /// when no earlier one of its dataset to that endpoint is still pending (in flight or waiting for
 /// a retry). Other datasets' deliveries are not held back.
 public protocol WebhookQueue: Sendable {
-    /// Moves `endpoint`'s relay past at most `limit` events, queueing a delivery of each one of
-    /// `subscription`; an endpoint met for the first time starts at the feed's end (it gets what
-    /// happens from then on). Returns how many events it went past.
-    func relayEvents(endpoint: String, limit: Int, now: Date, subscription: EventSubscription) async throws -> Int
-
-    /// A delivery loop's look, as one transaction: relays at most `limit` events as `relayEvents`
-    /// does, then leases what is due as `claimDeliveries` does (the events just relayed included).
+    /// A delivery loop's look, as one transaction. It moves `endpoint`'s relay past at most `limit`
+    /// events, queueing a delivery of each one of `subscription` (an endpoint met for the first
+    /// time starts at the feed's end: it gets what happens from then on); then it leases due
+    /// deliveries (the heads of their datasets' queues, the events just relayed included), at most
+    /// the circuit allows with `maxInFlight` counting every process's live leases, oldest first.
+    /// `maxInFlight` 0 only relays; `limit` 0 only claims.
     func relayAndClaimDeliveries(
         endpoint: String, limit: Int, subscription: EventSubscription, maxInFlight: Int, owner: String, leaseSeconds: Double,
         now: Date
     ) async throws -> RelayedClaims
-
-    /// Leases due deliveries of `endpoint` (the heads of their datasets' queues), at most the
-    /// circuit allows with `maxInFlight`, oldest first.
-    func claimDeliveries(endpoint: String, maxInFlight: Int, owner: String, leaseSeconds: Double, now: Date) async throws
-        -> [ClaimedDelivery]
 
     /// The endpoint answered 2xx: delivered (the delivery is removed), and its circuit closed.
     func markDeliveryDone(_ claim: ClaimedDelivery, owner: String) async throws -> Bool

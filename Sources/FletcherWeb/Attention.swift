@@ -5,7 +5,7 @@ import Foundation
 
 /// What needs an operator across every plan (docs/RULES.md rule 33): failed products by why they
 /// failed, late ones, open circuits, paused plans. Read through the stores' indexes, a bounded
-/// number of the newest of each kind (`scanLimit`), then filtered by the page's filters.
+/// number of the newest of each kind (`Scope.limit`), then filtered by the page's filters.
 struct AttentionReport: Sendable {
     enum Kind: String, CaseIterable, Sendable {
         /// Failed, no retry pending: someone has to act.
@@ -100,13 +100,24 @@ struct AttentionReport: Sendable {
         }
     }
 
-    /// The newest of each kind the attention page reads before filtering by dataset text.
-    static let scanLimit = 500
-    /// The newest of each kind the home page's counts read: beyond, they say "50+".
-    static let summaryLimit = 50
+    /// What a report is read for.
+    enum Scope: Sendable {
+        /// The attention page's rows: the newest 500 of each kind, before filtering by dataset text.
+        case rows
+        /// The home page's counts: the newest 50 of each kind (beyond, they say "50+"), and no
+        /// datasets read unless a dataset text filter needs them.
+        case counts
+
+        var limit: Int {
+            switch self {
+            case .rows: 500
+            case .counts: 50
+            }
+        }
+    }
 
     var rows: [Kind: [Row]]
-    /// Kinds whose read reached `scanLimit`: more may exist than are listed.
+    /// Kinds whose read reached the scope's limit: more may exist than are listed.
     var truncated: Set<Kind>
     /// Platforms whose circuit is open (docs/RULES.md rule 20).
     var openCircuits: [DispatchQueueStatus]
@@ -122,11 +133,9 @@ struct AttentionReport: Sendable {
 
     func count(_ kind: Kind) -> Int { rows[kind]?.count ?? 0 }
 
-    /// Reads the report from the store: at most `limit` of each kind. `showsRows`: the rows are
-    /// shown (with their datasets' extra, read for them); the home page's counts need none.
-    static func read(
-        _ store: any Store, filter: Filter, now: Date = Date(), limit: Int = scanLimit, showsRows: Bool = true
-    ) async throws -> AttentionReport {
+    /// Reads the report from the store, as much as `scope` needs.
+    static func read(_ store: any Store, filter: Filter, now: Date = Date(), scope: Scope = .rows) async throws -> AttentionReport {
+        let limit = scope.limit
         let since = filter.age.map { now.addingTimeInterval(-$0.seconds) }
         async let failedRead = store.dataProducts(
             ProductQuery(states: [.failed], compute: filter.compute, since: since, limit: limit))
@@ -151,7 +160,7 @@ struct AttentionReport: Sendable {
         var paused = pausedAll
         if let since { paused.removeAll { $0.modifiedDate < since } }
 
-        let needed = showsRows || !filter.dataset.isEmpty ? Array(Set(rows.values.flatMap { $0.map(\.datasetId) })) : []
+        let needed = scope == .rows || !filter.dataset.isEmpty ? Array(Set(rows.values.flatMap { $0.map(\.datasetId) })) : []
         var datasets = Dictionary(try await store.datasets(needed).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         for dataset in paused { datasets[dataset.id] = dataset }
         if !filter.dataset.isEmpty {

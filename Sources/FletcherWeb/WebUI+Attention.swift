@@ -18,7 +18,7 @@ extension WebUI {
         let form = FormQuery(request)
         let filter = AttentionReport.Filter(form)
         if form["fragment"] == "summary" {
-            let report = try await AttentionReport.read(store, filter: filter, limit: AttentionReport.summaryLimit, showsRows: false)
+            let report = try await AttentionReport.read(store, filter: filter, scope: .counts)
             return html(AttentionView.counts(report, linkPrefix: "/attention"))
         }
         let report = try await AttentionReport.read(store, filter: filter)

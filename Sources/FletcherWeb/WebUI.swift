@@ -34,7 +34,7 @@ public struct WebUI: Sendable {
         // The home page (no search) opens with what needs attention.
         async let attention =
             text.isEmpty && page == 0
-            ? AttentionReport.read(store, filter: .init(), limit: AttentionReport.summaryLimit, showsRows: false) : nil
+            ? AttentionReport.read(store, filter: .init(), scope: .counts) : nil
         let result = try await store.search(SearchQuery(text: text, page: page))
         let summaries = try await store.planSummaries(result.rows.map(\.datasetId))
         let visitor = await sessions.visitor(request)

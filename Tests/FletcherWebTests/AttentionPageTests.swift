@@ -119,14 +119,21 @@ struct AttentionPageTests {
         #expect(now.paused.count == 1)
     }
 
-    @Test func theHomePagesCountsReadFewAndSaySoWhenThereAreMore() async throws {
+    @Test func theHomePagesCountsReadFiftyOfEachKindAndSaySoWhenThereAreMore() async throws {
         let app = try await WebTestApp(engine: .sqlite)
-        let marker = "few" + UUID().uuidString.prefix(6).lowercased()
-        _ = try await load(app, marker: marker)
-        let report = try await AttentionReport.read(app.store, filter: .init(dataset: marker), limit: 1, showsRows: false)
-        #expect(report.truncated.contains(.failed))
-        let counts = AttentionView.counts(report, linkPrefix: "/attention").text
-        #expect(counts.contains("+</span>"))
-        #expect(report.limit == 1)
+        let marker = "many" + UUID().uuidString.prefix(6).lowercased()
+        var fixture = PlanFixture(names: names, dataset: marker, extra: .object(["team": .string(marker)]))
+        let products = (0...50).map { "\(marker)-\($0)" }
+        for name in products { fixture = fixture.products(name) }
+        try await app.submit(fixture)
+        _ = try await app.store.apply(
+            .update(products.map { StateUpdate(id: names[$0], state: .failed) }), to: fixture.datasetId, by: "platform")
+        let failedCount = #"data-attention-count="failed">"#
+        // The home page and its live summary count 50 of the 51 and say there are more.
+        #expect(try await app.get("/").contains(failedCount + "50+<"))
+        #expect(try await app.get("/attention?fragment=summary").contains(failedCount + "50+<"))
+        // The attention page lists every one.
+        let page = try await app.get("/attention?dataset=\(marker)")
+        #expect(page.contains(failedCount + "51<"))
     }
 }

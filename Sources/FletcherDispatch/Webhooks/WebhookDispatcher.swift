@@ -96,21 +96,15 @@ public final class WebhookDispatcher: Service {
             nextDue: { try await self.store.nextDeliveryDue(endpoint: key) },
             claim: {
                 // Each look relays the feed and claims in one transaction: under load most looks
-                // find new events and due deliveries both. A longer backlog of the feed (after a
-                // stop) is relayed a page per transaction.
-                let look = try await self.store.relayAndClaimDeliveries(
-                    endpoint: key, limit: Self.relayPage, subscription: subscription, maxInFlight: maxInFlight,
-                    owner: self.process, leaseSeconds: leaseSeconds, now: self.clock())
-                var relayed = look.relayed
-                var caughtUp = 0
-                while relayed == Self.relayPage {
-                    relayed = try await self.store.relayEvents(endpoint: key, limit: Self.relayPage, now: self.clock(), subscription: subscription)
-                    caughtUp += relayed
-                }
-                guard look.claims.isEmpty, caughtUp > 0 else { return look.claims }
-                // The first page had nothing of this endpoint's: the later ones may have.
-                return try await self.store.claimDeliveries(
-                    endpoint: key, maxInFlight: maxInFlight, owner: self.process, leaseSeconds: leaseSeconds, now: self.clock())
+                // find new events and due deliveries both. A backlog of the feed (after a stop) is
+                // relayed a page per look, at once while nothing is claimed, else as deliveries end.
+                var look: RelayedClaims
+                repeat {
+                    look = try await self.store.relayAndClaimDeliveries(
+                        endpoint: key, limit: Self.relayPage, subscription: subscription, maxInFlight: maxInFlight,
+                        owner: self.process, leaseSeconds: leaseSeconds, now: self.clock())
+                } while look.claims.isEmpty && look.relayed == Self.relayPage
+                return look.claims
             },
             deliver: { await self.deliver($0, to: endpoint, metrics: metrics) })
         loop.maxInFlight = maxInFlight
