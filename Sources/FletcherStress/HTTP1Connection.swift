@@ -12,6 +12,8 @@ final class HTTP1Connection: Sendable {
     struct Response: Sendable {
         var status: Int
         var body: ByteBuffer
+        /// The `Retry-After` header's value, if the answer had one.
+        var retryAfter: String? = nil
     }
 
     struct ConnectionClosed: Error, CustomStringConvertible {
@@ -79,6 +81,7 @@ private final class ExchangeHandler: ChannelDuplexHandler {
     private var answer: EventLoopPromise<HTTP1Connection.Response>?
     private var status = 0
     private var keepAlive = true
+    private var retryAfter: String?
     private var body: ByteBuffer?
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -105,6 +108,7 @@ private final class ExchangeHandler: ChannelDuplexHandler {
         case .head(let head):
             status = Int(head.status.code)
             keepAlive = head.isKeepAlive
+            retryAfter = head.headers.first(name: "Retry-After")
         case .body(var part):
             if body == nil { body = part } else { body!.writeBuffer(&part) }
         case .end:
@@ -112,7 +116,7 @@ private final class ExchangeHandler: ChannelDuplexHandler {
             answer = nil
             // Closed before the caller hears of the answer, so the connection is not kept.
             if !keepAlive { context.close(promise: nil) }
-            answered?.succeed(.init(status: status, body: body ?? ByteBuffer()))
+            answered?.succeed(.init(status: status, body: body ?? ByteBuffer(), retryAfter: retryAfter))
             body = nil
         }
     }

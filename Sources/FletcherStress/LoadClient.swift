@@ -45,6 +45,8 @@ final class LoadClient: Sendable {
         var status: Int
         var body: ByteBuffer?
         var error: String?
+        /// The answer's `Retry-After` header.
+        var retryAfter: String? = nil
         var ok: Bool { (200..<300).contains(status) }
     }
 
@@ -80,7 +82,7 @@ final class LoadClient: Sendable {
         var answer: Answer
         do {
             let response = try await exchange(head, body: body)
-            answer = Answer(status: response.status, body: response.body)
+            answer = Answer(status: response.status, body: response.body, retryAfter: response.retryAfter)
         } catch {
             answer = Answer(status: 0, body: nil, error: "\(error)")
         }

@@ -40,11 +40,13 @@ public struct StressOptions: Sendable {
     public var rate: Double?
     /// How often progress is printed (to standard error).
     public var progressInterval: Duration
+    /// Where every write request's outcome goes, one JSON line each (`WriteLog`), if anywhere.
+    public var writeLog: String?
 
     public init(
         url: URL, service: String, key: String, concurrency: Int = 16, duration: Duration? = .seconds(30), requests: Int? = nil,
         plans: Int = 100, scenario: Scenario = .mixed, platformPort: Int = 9100, webhookPort: Int? = nil, rate: Double? = nil,
-        progressInterval: Duration = .seconds(2)
+        progressInterval: Duration = .seconds(2), writeLog: String? = nil
     ) {
         self.url = url
         self.service = service
@@ -58,5 +60,6 @@ public struct StressOptions: Sendable {
         self.webhookPort = webhookPort
         self.rate = rate
         self.progressInterval = progressInterval
+        self.writeLog = writeLog
     }
 }

@@ -63,6 +63,8 @@ public enum StressRunner {
             listeners.append(try await startWebhookReceiver(port: port, board: webhooks))
         }
         let stop = StopCondition(options: options)
+        let writeLog = try options.writeLog.map(WriteLog.init(path:))
+        defer { writeLog?.close() }
         let started = ContinuousClock.now
         let reporter = Task {
             var last = (ContinuousClock.now, 0)
@@ -82,7 +84,7 @@ public enum StressRunner {
             for worker in 0..<options.concurrency {
                 group.addTask {
                     await Worker(
-                        index: worker, options: options, client: client, board: board, webhooks: webhooks, stop: stop,
+                        index: worker, options: options, client: client, board: board, webhooks: webhooks, stop: stop, writeLog: writeLog,
                         plans: plans.isEmpty ? [] : stride(from: worker % plans.count, to: plans.count, by: options.concurrency).map { plans[$0] },
                         allPlans: plans
                     ).run()
@@ -208,6 +210,7 @@ struct Worker: Sendable {
     let board: TriggerBoard
     let webhooks: WebhookBoard
     let stop: StopCondition
+    let writeLog: WriteLog?
     let plans: [StressPlan]
     let allPlans: [StressPlan]
 
@@ -281,9 +284,12 @@ struct Worker: Sendable {
                     }
                     let succeeding = options.webhookPort != nil && state == "success" ? TriggerBoard.key(plan.id, plan.id(name)) : nil
                     if let succeeding { webhooks.sending(succeeding) }
+                    let sent = Date()
                     let answer = await client.send(
                         "update", .PUT, "/api/data_product/\(plan.id)/update", json: .array([.object(["id": .string(plan.id(name)), "state": .string(state)])]),
                         authenticated: true)
+                    writeLog?.record(
+                        kind: "update", datasetId: plan.id, productIds: [plan.id(name)], state: state, answer: answer, sent: sent, answered: Date())
                     if let succeeding, !answer.ok { webhooks.refused(succeeding) }
                     await absorb(answer, into: &drivers[position])
                     updates += 1
@@ -297,9 +303,13 @@ struct Worker: Sendable {
                         _ = await client.send("plan page", .GET, "/plan/\(plan.id)")
                     }
                 case .restart:
+                    let sent = Date()
                     let answer = await client.send(
                         "clear", .PUT, "/api/data_product/\(plan.id)/clear", json: .array(StressPlan.sources.map { .string(plan.id($0)) }),
                         authenticated: true)
+                    writeLog?.record(
+                        kind: "clear", datasetId: plan.id, productIds: StressPlan.sources.map { plan.id($0) }, state: nil, answer: answer,
+                        sent: sent, answered: Date())
                     await absorb(answer, into: &drivers[position])
                 }
             }

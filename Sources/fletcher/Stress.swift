@@ -31,6 +31,8 @@ struct Stress: AsyncParsableCommand {
     @Option(help: "Port a webhook receiver listens on (POST /hooks); reports the webhook latency.") var webhookPort: Int?
     @Option(help: "Requests per second, all workers together (default: as fast as answers come).") var rate: Double?
     @Option(help: "Also write the report as JSON to this file.") var json: String?
+    @Option(help: "Write every state update's and clear's outcome to this file, one JSON line each (status, times, Retry-After).")
+    var logWrites: String?
     @Flag(help: "Print no progress lines.") var quiet = false
 
     func validate() throws {
@@ -60,7 +62,7 @@ struct Stress: AsyncParsableCommand {
             url: URL(string: url)!, service: service, key: key ?? ProcessInfo.processInfo.environment["FLETCHER_STRESS_KEY"] ?? "",
             concurrency: concurrency, duration: requests == nil ? .milliseconds(Int((duration ?? 30) * 1000)) : duration.map { .milliseconds(Int($0 * 1000)) },
             requests: requests, plans: plans, scenario: Scenario(rawValue: scenario)!, platformPort: platformPort,
-            webhookPort: webhookPort, rate: rate)
+            webhookPort: webhookPort, rate: rate, writeLog: logWrites)
         let quiet = quiet
         let report = try await StressRunner.run(options) { line in
             if !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) }
