@@ -2,6 +2,7 @@ public import FletcherHTTP
 public import FletcherStore
 import AsyncHTTPClient
 import NIOCore
+import ServiceLifecycle
 import FletcherDispatch
 import FletcherDomain
 import FletcherPostgres
@@ -17,7 +18,8 @@ public let fletcherVersion = "0.1.0"
 /// The HTTP routes of Fletcher on a store: the API and the web UI. Tests call this same function.
 public func buildRouter(
     store: any Store, authenticator: Authenticator, logger: Logger, metrics: PrometheusExporter? = nil,
-    maxBodyBytes: Int = 16 << 20, concurrency: ConcurrencyLimit? = nil, publicURL: String? = nil
+    maxBodyBytes: Int = 16 << 20, concurrency: ConcurrencyLimit? = nil, publicURL: String? = nil,
+    readiness: DatabaseReadiness = DatabaseReadiness(ready: true)
 ) throws -> Router<ClientRequestContext> {
     let metrics = metrics ?? PrometheusExporter(store: store, dispatched: [])
     let concurrency = concurrency ?? ConcurrencyLimit(maxRequests: 512, factory: metrics.factory)
@@ -30,7 +32,9 @@ public func buildRouter(
     router.add(middleware: ProblemResponseMiddleware())
     router.add(
         middleware: RequestLimitsMiddleware(maxBodyBytes: maxBodyBytes, concurrency: concurrency))
-    let handler = APIHandler(store: store, authenticator: authenticator, version: fletcherVersion, metrics: metrics)
+    router.add(middleware: DatabaseReadinessMiddleware(readiness: readiness))
+    let handler = APIHandler(
+        store: store, authenticator: authenticator, version: fletcherVersion, metrics: metrics, readiness: readiness)
     let planRoutes = PlanRoutes(
         store: store, authenticator: authenticator, transitions: TransitionMetrics(factory: metrics.factory),
         events: EventMetrics(factory: metrics.factory))
@@ -45,7 +49,7 @@ public func buildRouter(
     return router
 }
 
-/// The whole server as configured: store, migrations before the server starts, routes.
+/// The whole server as configured: store, routes, and the migrations as it starts (`DatabaseStartup`).
 public func buildApplication(
     configuration: AppConfiguration, logger: Logger
 ) async throws -> (application: some ApplicationProtocol, credentials: ServiceCredentials) {
@@ -56,16 +60,22 @@ public func buildApplication(
     let metrics = PrometheusExporter(store: setup.store, dispatched: Set(configuration.computeTargets.dispatched.keys))
     // One limit for the router and the plan reads answered before it.
     let concurrency = ConcurrencyLimit(maxRequests: configuration.maxConcurrentRequests, factory: metrics.factory)
+    let readiness = DatabaseReadiness()
     let router = try buildRouter(
         store: setup.store, authenticator: authenticator, logger: logger, metrics: metrics,
-        maxBodyBytes: configuration.maxBodyBytes, concurrency: concurrency, publicURL: configuration.publicURL)
+        maxBodyBytes: configuration.maxBodyBytes, concurrency: concurrency, publicURL: configuration.publicURL,
+        readiness: readiness)
     var services = setup.services
+    services.append(
+        DatabaseStartup(store: setup.store, readiness: readiness, database: configuration.database.description, logger: logger))
     services.append(MemoryTrimService())
-    services.append(TimerService(store: setup.store, logger: logger, metrics: DispatchMetrics(factory: metrics.factory)))
+    // The services below need the database, so they start once it is ready.
+    var databaseServices: [any Service] = []
+    databaseServices.append(TimerService(store: setup.store, logger: logger, metrics: DispatchMetrics(factory: metrics.factory)))
     if !configuration.computeTargets.dispatched.isEmpty {
         let dispatch = DispatchConfiguration(targets: configuration.computeTargets, publicURL: configuration.publicURL)
         let (dispatchMetrics, failPoints) = (DispatchMetrics(factory: metrics.factory), configuration.failPoints)
-        services.append(
+        databaseServices.append(
             SendingService(
                 store: setup.store, logger: logger, started: "dispatching triggers",
                 metadata: ["computes": "\(dispatch.targets.dispatched.keys.map(\.rawValue).sorted().joined(separator: ","))"]
@@ -79,7 +89,7 @@ public func buildApplication(
         let settings = WebhookSettings(
             endpoints: configuration.webhooks, lineage: configuration.openLineage, publicURL: configuration.publicURL)
         let webhookMetrics = WebhookMetrics(factory: metrics.factory)
-        services.append(
+        databaseServices.append(
             SendingService(
                 store: setup.store, logger: logger, started: "delivering webhooks",
                 metadata: [
@@ -89,8 +99,9 @@ public func buildApplication(
                 WebhookDispatcher(store: setup.store, settings: settings, client: client, logger: logger, metrics: webhookMetrics)
             })
     }
+    services += databaseServices.map { AfterDatabaseReady(service: $0, readiness: readiness) }
     let headerTimeout = TimeAmount.milliseconds(Int64(configuration.headerTimeout * 1000))
-    var application = Application(
+    let application = Application(
         router: router,
         server: httpServer(
             headerTimeout: headerTimeout, idleTimeout: .milliseconds(Int64(configuration.idleTimeout * 1000)),
@@ -99,10 +110,5 @@ public func buildApplication(
             address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: serverName),
         services: services,
         logger: logger)
-    let store = setup.store
-    application.beforeServerStarts {
-        try await store.migrate()
-        logger.info("database ready", metadata: ["database": "\(configuration.database.description)"])
-    }
     return (application, credentials)
 }

@@ -1,7 +1,7 @@
 import FletcherDispatch
 public import FletcherDomain
 import FletcherMemory
-import FletcherPostgres
+public import FletcherPostgres
 import FletcherSQLite
 public import FletcherStore
 public import Logging
@@ -14,11 +14,13 @@ public struct StoreSetup: Sendable {
     public var services: [any Service]
 
     /// - Parameter databaseTimeout: seconds a caller waits for a PostgreSQL connection before a 503.
+    /// - Parameter pooler: what stands between Fletcher and PostgreSQL.
+    /// - Parameter listenURL: where PostgreSQL's change listener connects, if not through the pool.
     /// - Parameter planCache: the plans kept in memory.
     /// - Parameter policy: how the rules retry, time out and cancel products.
     public init(
-        _ location: DatabaseLocation, maxConnections: Int, databaseTimeout: Double = 5, planCache: PlanCache = PlanCache(),
-        policy: OrchestrationPolicy = .none, logger: Logger
+        _ location: DatabaseLocation, maxConnections: Int, databaseTimeout: Double = 5, pooler: ConnectionPooler = .none,
+        listenURL: String? = nil, planCache: PlanCache = PlanCache(), policy: OrchestrationPolicy = .none, logger: Logger
     ) throws {
         switch location {
         case .sqliteFile(let path):
@@ -34,7 +36,13 @@ public struct StoreSetup: Sendable {
         case .postgres(let url):
             let endpoint: PostgresEndpoint
             do {
-                endpoint = try PostgresEndpoint(url: url, maximumConnections: maxConnections)
+                // The listen URL alone first, so that a fault in it is named as its own.
+                if let listenURL { _ = try PostgresEndpoint(url: listenURL, maximumConnections: 1) }
+            } catch let error as StoreError {
+                throw ConfigurationError("DATABASE_LISTEN_URL", "\(error)")
+            }
+            do {
+                endpoint = try PostgresEndpoint(url: url, maximumConnections: maxConnections, pooler: pooler, listenURL: listenURL)
             } catch let error as StoreError {
                 throw ConfigurationError("DATABASE_URL", "\(error)")
             }
@@ -50,6 +58,7 @@ public struct StoreSetup: Sendable {
     public init(_ configuration: AppConfiguration, logger: Logger) throws {
         try self.init(
             configuration.database, maxConnections: configuration.maxConnections, databaseTimeout: configuration.databaseTimeout,
+            pooler: configuration.databasePooler, listenURL: configuration.databaseListenURL,
             planCache: PlanCache(
                 capacity: configuration.planCacheProducts,
                 // Off the request (makeRoom runs in a store's transaction, with the dataset locked).

@@ -22,13 +22,18 @@ extension APIHandler {
         return health.status == .ok ? .ok(.init(body: .json(health))) : .serviceUnavailable(.init(body: .json(health)))
     }
 
-    /// Whether the database answers, as `/health` and `/ready` report it.
+    /// Whether the database answers, as `/health` and `/ready` report it; if not, why.
     private func health() async -> Components.Schemas.Health {
+        guard readiness.isReady else {
+            return .init(
+                status: .unavailable, database: .down, version: version,
+                problem: "not ready yet: " + (readiness.problem ?? "connecting to the database"))
+        }
         do {
             try await store.checkHealth()
             return .init(status: .ok, database: .up, version: version)
         } catch {
-            return .init(status: .unavailable, database: .down, version: version)
+            return .init(status: .unavailable, database: .down, version: version, problem: (error as? StoreError)?.description ?? "\(error)")
         }
     }
 

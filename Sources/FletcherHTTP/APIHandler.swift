@@ -12,11 +12,17 @@ public struct APIHandler: APIProtocol {
     let authenticator: Authenticator
     let version: String
     let metrics: (any MetricsExporter)?
+    /// Whether the database is ready (`/health` says why not).
+    let readiness: DatabaseReadiness
 
-    public init(store: any Store, authenticator: Authenticator, version: String, metrics: (any MetricsExporter)? = nil) {
+    public init(
+        store: any Store, authenticator: Authenticator, version: String, metrics: (any MetricsExporter)? = nil,
+        readiness: DatabaseReadiness = DatabaseReadiness(ready: true)
+    ) {
         self.store = store
         self.authenticator = authenticator
         self.version = version
         self.metrics = metrics
+        self.readiness = readiness
     }
 }

@@ -11,11 +11,19 @@ enum ConnectivityQueries {
     /// a listener's hello.
     static let changeChannel = "fletcher_plan_changes"
 
-    /// Opens a read-write transaction.
-    static let begin: PostgresQuery = "BEGIN"
-    /// Opens a read-only transaction that reads one snapshot throughout (a plan read whole).
-    static let beginSnapshot: PostgresQuery = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+    /// Opens a transaction of `kind`.
+    static func begin(_ kind: TransactionKind) -> PostgresQuery {
+        switch kind {
+        case .write: "BEGIN"
+        case .snapshot: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+        }
+    }
     static let commit: PostgresQuery = "COMMIT"
+    /// Ends the session if the transaction it opens sits idle 10 s (a process frozen with its
+    /// dataset's row locked): behind a transaction pooler, which cannot carry the setting as a
+    /// startup parameter (`PostgresEndpoint`), each write transaction sets it for itself.
+    static let limitIdleness: PostgresQuery =
+        "SELECT set_config(\(PostgresEndpoint.idleTimeoutSetting), \(PostgresEndpoint.idleTimeout), true)"
     static let rollback: PostgresQuery = "ROLLBACK"
 
     /// The cheapest question the database answers: the health check and the availability probe.
@@ -50,4 +58,13 @@ enum ConnectivityQueries {
         ).decode(Bool.self) { return present }
         return true
     }
+}
+
+/// What a transaction does.
+enum TransactionKind: Sendable {
+    /// Reads and writes (at PostgreSQL's default isolation, read committed; mutations lock their
+    /// dataset's row first).
+    case write
+    /// Reads one snapshot throughout, and writes nothing (a plan read whole).
+    case snapshot
 }

@@ -94,11 +94,9 @@ enum DatasetQueries {
 
     /// The dataset's revision alone (nil when there is no such committed dataset): what a cached plan
     /// is checked against, on every plan read — so prepared once per connection.
-    static func revision(_ id: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> Int64? {
-        for try await revision in try await connection.execute(Revision(id: id), logger: logger) {
-            return revision > 0 ? revision : nil
-        }
-        return nil
+    static func revision(_ id: UUID, _ reuse: StatementReuse, _ connection: PostgresConnection, _ logger: Logger) async throws -> Int64? {
+        guard let revision = try await connection.rows(of: Revision(id: id), reuse, logger).first else { return nil }
+        return revision > 0 ? revision : nil
     }
 
     struct Revision: PostgresPreparedStatement {

@@ -85,13 +85,11 @@ enum HistoryQueries {
     /// the cached plan is current. Prepared once per connection, so PostgreSQL does not plan the
     /// text anew for every page (most of the query's cost).
     static func recentStateChanges(
-        datasetId: UUID, limit: Int, _ connection: PostgresConnection, _ logger: Logger
+        datasetId: UUID, limit: Int, _ reuse: StatementReuse, _ connection: PostgresConnection, _ logger: Logger
     ) async throws -> (revision: Int64?, events: [ProductEvent]) {
         var revision: Int64?
         var events: [ProductEvent] = []
-        for try await row in try await connection.execute(
-            RecentStateChanges(datasetId: datasetId, limit: Int64(limit)), logger: logger)
-        {
+        for row in try await connection.rows(of: RecentStateChanges(datasetId: datasetId, limit: Int64(limit)), reuse, logger) {
             revision = row.revision > 0 ? row.revision : nil
             if let event = row.event, revision != nil { events.append(event) }
         }

@@ -26,7 +26,7 @@ enum PlanWriteQuery {
     /// Without `recordingHistory` its transitions are left out of the history (written apart).
     static func run(
         _ change: PlanChange, expecting revision: Int64, at now: Date, notifying notice: ChangeNotice,
-        recordingHistory: Bool = true, _ connection: PostgresConnection, _ logger: Logger
+        recordingHistory: Bool = true, _ reuse: StatementReuse, _ connection: PostgresConnection, _ logger: Logger
     ) async throws -> (revision: Int64, lastModified: Date)? {
         let shape = Shape(change)
         let sql = statement(
@@ -37,10 +37,10 @@ enum PlanWriteQuery {
         switch shape {
         case .rewrite:
             assert((try? sql.query().sql) == Rewrite.sql, "the plan write's text must not depend on the change")
-            return try await written(Rewrite(bindings: try sql.bindings()), connection, logger)
+            return try await written(Rewrite(bindings: try sql.bindings()), reuse, connection, logger)
         case .grow:
             assert((try? sql.query().sql) == Grow.sql, "the plan write's text must not depend on the change")
-            return try await written(Grow(bindings: try sql.bindings()), connection, logger)
+            return try await written(Grow(bindings: try sql.bindings()), reuse, connection, logger)
         }
     }
 
@@ -68,10 +68,10 @@ enum PlanWriteQuery {
     /// database is busy throughout a big submission's write.
     static func write(
         _ change: PlanChange, expecting revision: Int64, at now: Date, notifying notice: ChangeNotice, rowsPerStatement: Int,
-        _ connection: PostgresConnection, _ logger: Logger
+        _ reuse: StatementReuse, _ connection: PostgresConnection, _ logger: Logger
     ) async throws -> (revision: Int64, lastModified: Date)? {
         guard rows(change) > rowsPerStatement else {
-            return try await run(change, expecting: revision, at: now, notifying: notice, connection, logger)
+            return try await run(change, expecting: revision, at: now, notifying: notice, reuse, connection, logger)
         }
         // The transitions and cancellations stay: the triggers they make and cancel, and the cancels
         // they send, are written with the dataset's row.
@@ -84,7 +84,7 @@ enum PlanWriteQuery {
         async let first = parts.first.map { try query($0, of: change, at: now) }
         guard
             let written = try await run(
-                head, expecting: revision, at: now, notifying: notice, recordingHistory: false, connection, logger)
+                head, expecting: revision, at: now, notifying: notice, recordingHistory: false, reuse, connection, logger)
         else { return nil }
         if var next = try await first {
             for index in parts.indices {
@@ -134,13 +134,9 @@ enum PlanWriteQuery {
     }
 
     private static func written<Statement: WriteStatement>(
-        _ statement: Statement, _ connection: PostgresConnection, _ logger: Logger
+        _ statement: Statement, _ reuse: StatementReuse, _ connection: PostgresConnection, _ logger: Logger
     ) async throws -> (revision: Int64, lastModified: Date)? {
-        var written: (revision: Int64, lastModified: Date)?
-        for try await (revision, lastModified) in try await connection.execute(statement, logger: logger) {
-            written = (revision, lastModified.date)
-        }
-        return written
+        try await connection.rows(of: statement, reuse, logger).last.map { ($0.0, $0.1.date) }
     }
 
     /// Which of the two statements a change is written with.

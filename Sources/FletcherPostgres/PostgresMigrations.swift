@@ -510,43 +510,45 @@ enum PostgresMigrations {
         ),
     ]
 
-    /// Applies pending migrations (up to `last`) on one connection, holding the advisory lock throughout.
+    /// Applies pending migrations (up to `last`) on one connection, each in a transaction of its
+    /// own that first takes the advisory lock: processes starting together take turns, each finding
+    /// what the one before applied. The lock is the transaction's (released at its end), which a
+    /// transaction pooler carries; a session's lock would stay behind on whichever server
+    /// connection the pooler had given the statement that took it.
     static func run(on connection: PostgresConnection, upTo last: Int = .max, logger: Logger) async throws {
-        try await connection.query("SELECT pg_advisory_lock(\(advisoryLockKey))", logger: logger)
-        do {
-            try await connection.query(
-                """
-                CREATE TABLE IF NOT EXISTS fletcher_migration (
-                    version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now()
-                )
-                """, logger: logger)
-            var applied = Set<Int>()
-            for try await version in try await connection.query(
-                "SELECT version FROM fletcher_migration", logger: logger
-            ).decode(Int.self) {
-                applied.insert(version)
-            }
-            for migration in all where !applied.contains(migration.version) && migration.version <= last {
-                logger.info("applying migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
-                try await connection.query("BEGIN", logger: logger)
-                do {
-                    for statement in migration.statements {
-                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
-                    }
-                    try await connection.query(
-                        "INSERT INTO fletcher_migration (version, name) VALUES (\(migration.version), \(migration.name))",
-                        logger: logger)
-                    try await connection.query("COMMIT", logger: logger)
-                } catch {
-                    // The migration's error is the one to report, whether or not the rollback works.
-                    _ = try? await connection.query("ROLLBACK", logger: logger)
-                    throw error
+        while true {
+            try await connection.query("BEGIN", logger: logger)
+            do {
+                try await connection.query("SELECT pg_advisory_xact_lock(\(advisoryLockKey))", logger: logger)
+                try await connection.query(
+                    """
+                    CREATE TABLE IF NOT EXISTS fletcher_migration (
+                        version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now()
+                    )
+                    """, logger: logger)
+                var applied = Set<Int>()
+                for try await version in try await connection.query(
+                    "SELECT version FROM fletcher_migration", logger: logger
+                ).decode(Int.self) {
+                    applied.insert(version)
                 }
+                guard let migration = all.first(where: { !applied.contains($0.version) && $0.version <= last }) else {
+                    try await connection.query("COMMIT", logger: logger)
+                    return
+                }
+                logger.info("applying migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
+                for statement in migration.statements {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
+                try await connection.query(
+                    "INSERT INTO fletcher_migration (version, name) VALUES (\(migration.version), \(migration.name))",
+                    logger: logger)
+                try await connection.query("COMMIT", logger: logger)
+            } catch {
+                // The migration's error is the one to report, whether or not the rollback works.
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
             }
-        } catch {
-            _ = try? await connection.query("SELECT pg_advisory_unlock(\(advisoryLockKey))", logger: logger)
-            throw error
         }
-        try await connection.query("SELECT pg_advisory_unlock(\(advisoryLockKey))", logger: logger)
     }
 }

@@ -9,7 +9,7 @@ extension PostgresStore {
         -> [ClaimedTrigger]
     {
         try await storeErrors {
-            try await transaction(ConnectivityQueries.begin) { [self] connection in
+            try await transaction(.write) { [self] connection in
                 try await PlatformQueries.ensure(compute, connection, logger)
                 let circuit = try await PlatformQueries.lockCircuit(compute, connection, logger)
                 let live = try await TriggerQueries.liveLeases(compute, now: now, connection, logger)
@@ -27,7 +27,7 @@ extension PostgresStore {
     ) async throws -> [PlanEvent]? {
         let trigger = claim.trigger
         let (events, productChanged) = try await storeErrors {
-            try await transaction(ConnectivityQueries.begin) { [self] connection -> ([PlanEvent]?, Bool) in
+            try await transaction(.write) { [self] connection -> ([PlanEvent]?, Bool) in
                 // The dataset first, as mutations lock it: no deadlock between the two.
                 _ = try await DatasetQueries.lock(trigger.datasetId, connection, logger)
                 guard try await TriggerQueries.finish(claim, owner: owner, as: .delivered, attempt: attempt, now: now, connection, logger)
@@ -53,7 +53,7 @@ extension PostgresStore {
         _ claim: ClaimedTrigger, owner: String, attempt: DeliveryAttempt, retryAt: Date, opensCircuit: Bool, now: Date
     ) async throws -> [PlanEvent]? {
         try await storeErrors {
-            try await transaction(ConnectivityQueries.begin) { [self] connection in
+            try await transaction(.write) { [self] connection in
                 guard try await TriggerQueries.release(claim, owner: owner, retryAt: retryAt, attempt: attempt, connection, logger)
                 else { return nil }
                 try await HistoryQueries.record(attempt, of: claim.trigger, at: now, connection, logger)
@@ -69,7 +69,7 @@ extension PostgresStore {
         if trigger.isCancel {
             // A cancel given up fails nothing: its try has ended already.
             return try await storeErrors {
-                try await transaction(ConnectivityQueries.begin) { [self] connection in
+                try await transaction(.write) { [self] connection in
                     guard try await TriggerQueries.finish(claim, owner: owner, as: .failed, attempt: attempt, now: now, connection, logger)
                     else { return nil }
                     try await HistoryQueries.record(attempt, of: trigger, at: now, connection, logger)
@@ -80,7 +80,7 @@ extension PostgresStore {
         let (change, circuit): (PlanChange, [PlanEvent])
         do {
             (change, circuit) = try await storeErrors {
-                try await transaction(ConnectivityQueries.begin) { [self] connection in
+                try await transaction(.write) { [self] connection in
                     var circuit: [PlanEvent] = []
                     let change = try await mutate(trigger.datasetId, createIfMissing: false, on: connection) { connection in
                         guard try await TriggerQueries.finish(claim, owner: owner, as: .failed, attempt: attempt, now: now, connection, logger)

@@ -10,7 +10,7 @@ extension PostgresStore {
         now: Date
     ) async throws -> RelayedClaims {
         try await storeErrors {
-            try await transaction(ConnectivityQueries.begin) { [self] connection in
+            try await transaction(.write) { [self] connection in
                 let (relayed, circuit) = try await relay(endpoint, limit: limit, subscription: subscription, now: now, connection)
                 let claims = try await WebhookQueries.lease(
                     endpoint, allowance: circuit.allowance(maxInFlight: maxInFlight, now: now), owner: owner,
@@ -46,7 +46,7 @@ extension PostgresStore {
         _ claim: ClaimedDelivery, owner: String, status: Int?, error: String?, retryAt: Date, opensCircuit: Bool, now: Date
     ) async throws -> Bool {
         try await storeErrors {
-            try await transaction(ConnectivityQueries.begin) { [self] connection in
+            try await transaction(.write) { [self] connection in
                 guard
                     try await WebhookQueries.finish(
                         claim, owner: owner, state: "pending", retryAt: retryAt, status: status, error: error, now: now, connection,

@@ -69,9 +69,13 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
         await database.run()
     }
 
+    /// Applies pending migrations. A database that cannot be used fails it at once, with the cause
+    /// (`StoreError.unavailable`): a server starting tries again (`DatabaseStartup`).
     public func migrate() async throws {
+        try await database.connectOnce()
         try await storeErrors {
-            // Waits for the database, however long (a server starting before its database is up).
+            // The pool's own wait, with no time limit: the database answered just now, and a busy
+            // pool's connection is worth waiting for.
             try await database.client.withConnection { [self] connection in
                 try await PostgresMigrations.run(on: connection, logger: logger)
             }
@@ -81,7 +85,7 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
     public func plan(_ datasetId: UUID) async throws -> Plan? {
         try await storeErrors {
             // The revision first (one indexed row): a cached plan at that revision is current.
-            let revision = try await withConnection { [self] connection in try await DatasetQueries.revision(datasetId, connection, logger) }
+            let revision = try await withConnection { [self] connection in try await DatasetQueries.revision(datasetId, database.statements, connection, logger) }
             guard let revision else { return nil }
             return try await plan(datasetId, at: revision)
         }
@@ -91,7 +95,7 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
     /// snapshot) and cached.
     private func plan(_ datasetId: UUID, at revision: Int64) async throws -> Plan? {
         if let cached = planCache.plan(datasetId, revision: revision) { return cached.plan }
-        return try await transaction(ConnectivityQueries.beginSnapshot) { [self] connection in
+        return try await transaction(.snapshot) { [self] connection in
             guard let (dataset, lastModified, revision) = try await DatasetQueries.fetchOne(datasetId, connection, logger)
             else { return nil }
             let plan = try await readRows(of: dataset, connection)
@@ -103,7 +107,7 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
         try await storeErrors {
             // The revision comes with the state changes: a cached plan at it needs no other query.
             let (revision, recent) = try await withConnection { [self] connection in
-                try await HistoryQueries.recentStateChanges(datasetId: datasetId, limit: limit, connection, logger)
+                try await HistoryQueries.recentStateChanges(datasetId: datasetId, limit: limit, database.statements, connection, logger)
             }
             guard let revision, let plan = try await plan(datasetId, at: revision) else { return nil }
             return (plan, recent)
@@ -136,7 +140,7 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
         try await storeErrors {
             try await withConnection { [self] connection in
                 let words = query.text.isEmpty ? nil : try await searchWords.current(connection, logger)
-                return SearchPage(fetched: try await SearchQueries.search(query, words: words, connection, logger), query: query)
+                return SearchPage(fetched: try await SearchQueries.search(query, words: words, database.statements, connection, logger), query: query)
             }
         }
     }
@@ -156,12 +160,12 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
         if let written = try await mutateCached(datasetId, change) { return written }
         var (result, revision, lastModified) = try await storeErrors {
             do {
-                return try await transaction(ConnectivityQueries.begin) { [self] connection in
+                return try await transaction(.write) { [self] connection in
                     try await mutate(datasetId, createIfMissing: createIfMissing, on: connection, change)
                 }
             } catch is CreatedMeanwhile {
                 // Once more, in a transaction that takes its id with the committed dataset's lock.
-                return try await transaction(ConnectivityQueries.begin) { [self] connection in
+                return try await transaction(.write) { [self] connection in
                     try await mutate(datasetId, createIfMissing: createIfMissing, on: connection, change)
                 }
             }
@@ -188,7 +192,7 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
         let made = tried
         let written = try await storeErrors {
             try await withConnection { [self] connection in
-                try await PlanWriteQuery.run(made, expecting: cached.revision, at: now, notifying: notice, connection, logger)
+                try await PlanWriteQuery.run(made, expecting: cached.revision, at: now, notifying: notice, database.statements, connection, logger)
             }
         }
         guard let written else { return nil }
@@ -244,7 +248,7 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
         guard
             let written = try await PlanWriteQuery.write(
                 result, expecting: locked?.revision ?? 0, at: now, notifying: notice,
-                rowsPerStatement: rowsPerStatement, connection, logger)
+                rowsPerStatement: rowsPerStatement, database.statements, connection, logger)
         else { throw StoreError.corrupt("dataset \(datasetId.lowercased) changed revision while locked") }
         return (result, written.revision, written.lastModified)
     }
@@ -281,7 +285,7 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
     public func recentStateChanges(datasetId: UUID, limit: Int) async throws -> [ProductEvent] {
         try await storeErrors {
             try await withConnection { [self] connection in
-                try await HistoryQueries.recentStateChanges(datasetId: datasetId, limit: limit, connection, logger).events
+                try await HistoryQueries.recentStateChanges(datasetId: datasetId, limit: limit, database.statements, connection, logger).events
             }
         }
     }
@@ -366,11 +370,11 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
         try await database.withConnection(body)
     }
 
-    /// `body` in a transaction opened with `begin` (`PostgresDatabase.transaction`).
+    /// `body` in a transaction of `kind` (`PostgresDatabase.transaction`).
     func transaction<T: Sendable>(
-        _ begin: PostgresQuery, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+        _ kind: TransactionKind, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
-        try await database.transaction(begin, body)
+        try await database.transaction(kind, body)
     }
 
     /// Database work with connection failures turned into `StoreError.unavailable` (`PostgresDatabase.storeErrors`).

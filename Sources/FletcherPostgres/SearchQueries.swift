@@ -11,7 +11,7 @@ enum SearchQueries {
     /// With `words`, the index is asked only for the term's uncommon words (`SearchWords`) and the
     /// whole term filters what it finds.
     static func search(
-        _ query: SearchQuery, words: SearchWords? = nil, _ connection: PostgresConnection, _ logger: Logger
+        _ query: SearchQuery, words: SearchWords? = nil, _ reuse: StatementReuse, _ connection: PostgresConnection, _ logger: Logger
     ) async throws -> [SearchRow] {
         let limit = SearchQuery.pageSize + 1
         let offset = query.offset
@@ -21,7 +21,7 @@ enum SearchQueries {
                 SearchRow(datasetId: id, extra: try StoredColumn.json(extra, column: "dataset.extra"), modifiedDate: lastModified.date))
         }
         if query.text.isEmpty && offset == 0 {
-            for try await (id, extra, lastModified) in try await connection.execute(Newest(), logger: logger) {
+            for (id, extra, lastModified) in try await connection.rows(of: Newest(), reuse, logger) {
                 try add(id, extra, lastModified)
             }
             return found

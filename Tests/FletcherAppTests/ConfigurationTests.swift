@@ -2,6 +2,7 @@ import FletcherApp
 import FletcherDispatch
 import FletcherDomain
 import FletcherHTTP
+import FletcherPostgres
 import FletcherStore
 import FletcherTestSupport
 import Foundation
@@ -43,8 +44,8 @@ struct ConfigurationTests {
     /// Every variable `AppConfiguration` reads, unset (or set empty, which counts as unset).
     static let everyVariable = [
         "DATABASE_URL", "BASE_URL", "PUBLIC_URL", "MAX_CONNECTIONS", "LOG_LEVEL", "LOG_FORMAT", "COMPUTE_TARGETS", "MAX_BODY_BYTES",
-        "MAX_CONCURRENT_REQUESTS", "IDLE_TIMEOUT_S", "HEADER_TIMEOUT_S", "DATABASE_TIMEOUT_S", "PLAN_CACHE_PRODUCTS",
-        "FLETCHER_FAILPOINTS", "SECRET_KEY", "REMOTE_APIS", "WEBHOOKS", "OPENLINEAGE_URL", "OPENLINEAGE_NAMESPACE", "OPENLINEAGE_API_KEY",
+        "MAX_CONCURRENT_REQUESTS", "IDLE_TIMEOUT_S", "HEADER_TIMEOUT_S", "DATABASE_TIMEOUT_S", "DATABASE_POOLER", "DATABASE_LISTEN_URL",
+        "PLAN_CACHE_PRODUCTS", "FLETCHER_FAILPOINTS", "SECRET_KEY", "REMOTE_APIS", "WEBHOOKS", "OPENLINEAGE_URL", "OPENLINEAGE_NAMESPACE", "OPENLINEAGE_API_KEY",
     ]
 
     @Test(arguments: [false, true])
@@ -62,6 +63,8 @@ struct ConfigurationTests {
         #expect(configuration.idleTimeout == 60)
         #expect(configuration.headerTimeout == 10)
         #expect(configuration.databaseTimeout == 5)
+        #expect(configuration.databasePooler == .none)
+        #expect(configuration.databaseListenURL == nil)
         #expect(configuration.planCacheProducts == 50_000)
         #expect(configuration.failPoints == FailPoints())
         #expect(configuration.webhooks.isEmpty)
@@ -75,7 +78,7 @@ struct ConfigurationTests {
             "MAX_CONNECTIONS": "25", "LOG_LEVEL": "DEBUG", "LOG_FORMAT": "JSON",
             "COMPUTE_TARGETS": #"{"cams": {"url": "http://cams.example/jobs"}}"#, "MAX_BODY_BYTES": "1048576",
             "MAX_CONCURRENT_REQUESTS": "64", "IDLE_TIMEOUT_S": "30", "HEADER_TIMEOUT_S": "2.5", "DATABASE_TIMEOUT_S": "0.25",
-            "PLAN_CACHE_PRODUCTS": "1000", "FLETCHER_FAILPOINTS": "dispatch.after_claim=kill, dispatch.after_send=kill",
+            "DATABASE_POOLER": "Transaction", "DATABASE_LISTEN_URL": "postgres://u:p@db-direct:5432/fletcher", "PLAN_CACHE_PRODUCTS": "1000", "FLETCHER_FAILPOINTS": "dispatch.after_claim=kill, dispatch.after_send=kill",
             "SECRET_KEY": secret, "REMOTE_APIS": #"[{"service": "svc", "hash": "\#(hash)", "roles": ["publish", "update"]}]"#,
             "WEBHOOKS": #"[{"url": "https://chat.example/hook", "events": ["data_product.failed"], "format": "slack"}]"#,
             "OPENLINEAGE_URL": "http://marquez.example:5000", "OPENLINEAGE_NAMESPACE": "team-a", "OPENLINEAGE_API_KEY": "k3y",
@@ -94,6 +97,8 @@ struct ConfigurationTests {
         #expect(configuration.idleTimeout == 30)
         #expect(configuration.headerTimeout == 2.5)
         #expect(configuration.databaseTimeout == 0.25)
+        #expect(configuration.databasePooler == .transaction)
+        #expect(configuration.databaseListenURL == "postgres://u:p@db-direct:5432/fletcher")
         #expect(configuration.planCacheProducts == 1000)
         #expect(configuration.failPoints == FailPoints(killAt: [.afterClaim, .afterSend]))
         #expect(
@@ -213,6 +218,14 @@ struct ConfigurationTests {
         for value in ["0.5", "86401", "nan"] { number("IDLE_TIMEOUT_S", "1.0 to 86400.0", value) }
         for value in ["0.4", "3601", "soon"] { number("HEADER_TIMEOUT_S", "0.5 to 3600.0", value) }
         for value in ["0.05", "3601", "inf"] { number("DATABASE_TIMEOUT_S", "0.1 to 3600.0", value) }
+        expectError(ConfigurationError("DATABASE_POOLER", "expected none or transaction, got 'session'"), ["DATABASE_POOLER": "session"])
+        expectError(
+            ConfigurationError("DATABASE_LISTEN_URL", "is for PostgreSQL only; DATABASE_URL names SQLite file fletcher.sqlite"),
+            ["DATABASE_LISTEN_URL": "postgres://db/fletcher"])
+        expectError(
+            ConfigurationError(
+                "DATABASE_LISTEN_URL", "expected a postgres:// URL straight to the server, got 'mysql://u:***@db/fletcher'"),
+            ["DATABASE_URL": "postgres://pooler/fletcher", "DATABASE_LISTEN_URL": "mysql://u:secret@db/fletcher"])
         for value in ["-1", "100000001", "many"] { number("PLAN_CACHE_PRODUCTS", "0.0 to 100000000.0", value) }
         for value in ["dispatch.after_claim", "dispatch.after_claim=stop", "dispatch.before_claim=kill", "dispatch.after_send=kill,x"] {
             expectError(

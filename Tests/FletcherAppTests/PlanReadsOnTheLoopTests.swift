@@ -19,7 +19,10 @@ import Testing
 
 /// Plan reads answered on their event loop, against PostgreSQL: what they answer is the router's
 /// answer, and never a plan another process has changed since.
-@Suite("Plan reads on the event loop, PostgreSQL", .enabled(if: TestEngine.available.contains(.postgres)))
+// Behind a transaction pooler no loop has a connection of its own (`LoopRevisions`): every read
+// takes the pool's way (`PoolerTests`).
+@Suite(
+    "Plan reads on the event loop, PostgreSQL", .enabled(if: TestEngine.available.contains(.postgres) && TestStores.pooler == .none))
 struct PlanReadsOnTheLoopTests {
     static var logger: Logger {
         var logger = Logger(label: "plan-reads-test")

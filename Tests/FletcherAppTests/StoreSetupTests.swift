@@ -12,20 +12,22 @@ import Testing
 struct StoreSetupTests {
     /// The server's PostgreSQL pool opens connections as callers need them, up to `MAX_CONNECTIONS`
     /// (the change listener's among them); a caller waits `DATABASE_TIMEOUT_S` at most for one; and
-    /// connections idle for 10 s are closed (the pool has no minimum).
-    @Test(.enabled(if: TestEngine.available.contains(.postgres)))
+    /// connections idle for 10 s are closed (the pool has no minimum). (Behind a pooler, the
+    /// server's sessions are the pooler's.)
+    @Test(.enabled(if: TestEngine.available.contains(.postgres) && TestStores.pooler == .none))
     func theServersPostgresPoolOpensOnDemandUpToItsSizeAndClosesIdleConnections() async throws {
         var quiet = Logger(label: "fletcher-test")
         quiet.logLevel = .critical
         let logger = quiet
         let url = try await TestStores.isolatedPostgresURL()
-        let setup = try StoreSetup(.postgres(url), maxConnections: 4, databaseTimeout: 2, logger: logger)
+        let setup = try StoreSetup(
+            .postgres(url), maxConnections: 4, databaseTimeout: 2, pooler: TestStores.pooler, listenURL: TestStores.listenURL(for: url), logger: logger)
         let store = try #require(setup.store as? PostgresStore)
         #expect(store.poolUsage.capacity == 4)
         #expect(store.database.waitLimit == .seconds(2))
         // Sessions are counted on a connection of the test's own, outside the pool.
         let counter = try await PostgresConnection.connect(
-            configuration: try PostgresEndpoint(url: url, maximumConnections: 1).connection, id: 1, logger: logger)
+            configuration: try TestStores.endpoint(url, maximumConnections: 1).connection, id: 1, logger: logger)
         @Sendable func poolSessions() async throws -> Int {
             let rows = try await counter.query(
                 "SELECT count(*)::int4 FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",

@@ -1,4 +1,5 @@
 import FletcherAPI
+import FletcherHTTP
 import FletcherTestSupport
 import Foundation
 import HTTPTypes
@@ -16,6 +17,36 @@ struct MetaEndpointTests {
             #expect(health.object["database"] as? String == "up")
             let ready = try await client.send(.get, "/ready")
             #expect(ready.status == .ok && ready.object["database"] as? String == "up")
+        }
+    }
+
+    /// A server starting while its database cannot be used (`DatabaseStartup` trying again) answers
+    /// `/health` and `/ready` with 503 and the problem, every request that needs the database with
+    /// 503 problem+json and `Retry-After`, and serves its description and static files; once the
+    /// database is ready, everything.
+    @Test func beforeTheDatabaseIsReadyHealthSaysWhyAndRequestsAreAskedToRetry() async throws {
+        let readiness = DatabaseReadiness()
+        let store = try await TestStores.make(.sqlite)
+        let api = TestAPI(store: store, router: try await TestAPI.router(store: store, readiness: readiness))
+        readiness.failed("database unavailable: connection refused")
+        try await api.test { client in
+            for path in ["/health", "/ready"] {
+                let health = try await client.send(.get, path)
+                #expect(health.status == .serviceUnavailable)
+                #expect(health.object["status"] as? String == "unavailable" && health.object["database"] as? String == "down")
+                #expect(health.object["problem"] as? String == "not ready yet: database unavailable: connection refused")
+            }
+            for (method, path) in [(HTTPRequest.Method.get, "/api/plan/\(UUID())"), (.get, "/"), (.post, "/api/authenticate")] {
+                let refused = try await client.send(method, path)
+                #expect(refused.expectProblem(.serviceUnavailable).contains("the database is not ready yet (database unavailable: connection refused)"))
+                #expect(refused.headers[.retryAfter] == "1")
+            }
+            #expect(try await client.send(.get, "/spec").status == .ok)
+
+            readiness.markReady()
+            #expect(try await client.send(.get, "/health").status == .ok)
+            #expect(try await client.send(.get, "/health").object["problem"] == nil)
+            #expect(try await client.send(.get, "/api/plan/\(UUID())", token: try await client.token()).status == .notFound)
         }
     }
 

@@ -55,12 +55,12 @@ struct TestAPI {
     /// The server's routes on `store`, as `buildRouter` makes them.
     static func router(
         store: any Store, accounts: [ServiceAccount] = TestServices.accounts, maxBodyBytes: Int = 16 << 20,
-        maxConcurrentRequests: Int = 512, secret: String = TestServices.secret
+        maxConcurrentRequests: Int = 512, secret: String = TestServices.secret, readiness: DatabaseReadiness = DatabaseReadiness(ready: true)
     ) async throws -> Router<ClientRequestContext> {
         let authenticator = await Authenticator(secret: secret, accounts: accounts, bcrypt: BcryptVerifier(threads: 2))
         return try buildRouter(
             store: store, authenticator: authenticator, logger: logger, maxBodyBytes: maxBodyBytes,
-            concurrency: ConcurrencyLimit(maxRequests: maxConcurrentRequests))
+            concurrency: ConcurrencyLimit(maxRequests: maxConcurrentRequests), readiness: readiness)
     }
 
     /// Runs `body` with a client of the application (routed in process, or over a socket with `.live`).

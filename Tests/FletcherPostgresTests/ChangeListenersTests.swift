@@ -97,7 +97,7 @@ struct ChangeListenersTests {
             .update([StateUpdate(id: fixture.products[0].id, state: .running)]), to: fixture.datasetId, by: "p")
         #expect(try await heard.upTo("alone", sentBy: writer) == [])
 
-        let reader = PostgresStore(endpoint: try PostgresEndpoint(url: url, maximumConnections: 4), logger: Self.logger)
+        let reader = PostgresStore(endpoint: try TestStores.endpoint(url, maximumConnections: 4), logger: Self.logger)
         let readerHeard = reader.changeFeed.subscribe(to: fixture.datasetId)
         let reading = Task.detached { await reader.run() }
         // The writer may find the reader's named session (its check) before the reader says hello:
@@ -123,7 +123,7 @@ struct ChangeListenersTests {
     @Test(.enabled(if: TestEngine.available.contains(.postgres)))
     func aStoreThatStartsListeningResyncsItsSubscribers() async throws {
         let store = PostgresStore(
-            endpoint: try PostgresEndpoint(url: try await TestStores.isolatedPostgresURL(), maximumConnections: 2), logger: Self.logger)
+            endpoint: try TestStores.endpoint(try await TestStores.isolatedPostgresURL(), maximumConnections: 2), logger: Self.logger)
         let dataset = UUID()
         let changes = store.changeFeed.subscribe(to: dataset)
         let running = Task.detached { await store.run() }
@@ -160,7 +160,7 @@ struct ChangeListenersTests {
 
     /// A store on the database at `url`, migrated and running until the returned task is cancelled.
     private static func started(_ url: String) async throws -> (PostgresStore, Task<Void, Never>) {
-        let store = PostgresStore(endpoint: try PostgresEndpoint(url: url, maximumConnections: 4), logger: logger)
+        let store = PostgresStore(endpoint: try TestStores.endpoint(url, maximumConnections: 4), logger: logger)
         let running = Task.detached { await store.run() }
         try await store.migrate()
         return (store, running)
@@ -169,7 +169,7 @@ struct ChangeListenersTests {
     /// A plain `LISTEN` on the change channel (not a Fletcher listener), listening once this returns.
     private static func plainListener(_ url: String) async throws -> (PostgresConnection, Payloads) {
         let plain = try await PostgresConnection.connect(
-            configuration: try PostgresEndpoint(url: url, maximumConnections: 1).connection, id: 1, logger: logger)
+            configuration: try PostgresEndpoint(url: TestStores.direct(url), maximumConnections: 1).connection, id: 1, logger: logger)
         let heard = Payloads()
         Task { [heard] in
             try await plain.listen(on: ConnectivityQueries.changeChannel) { notifications in

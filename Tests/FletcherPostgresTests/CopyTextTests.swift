@@ -78,8 +78,9 @@ struct CopyTextTests {
             0, -1, 1_700_000_000_123_456, 951_782_400_000_000, 253_402_300_800_000_000, -62_135_596_800_500_000,
             -62_135_596_800_000_000, Date.storeNow().microsecondsSince1970,
         ]
-        let read = try await store.database.client.withConnection { connection in
-            try await connection.query("CREATE TEMP TABLE copied (n int, at timestamptz)", logger: logger)
+        // In one transaction, as a transaction pooler carries a temporary table.
+        let read = try await store.transaction(.write) { connection in
+            try await connection.query("CREATE TEMP TABLE copied (n int, at timestamptz) ON COMMIT DROP", logger: logger)
             try await connection.copyFrom(table: "copied", columns: ["n", "at"], logger: logger) { writer in
                 var out = CopyText(capacity: 1024)
                 for (index, value) in micros.enumerated() {

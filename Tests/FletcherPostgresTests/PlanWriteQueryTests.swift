@@ -27,7 +27,7 @@ struct PlanWriteQueryTests {
     static let cardinalityViolation = "21000"
 
     static func revision(of fixture: PlanFixture, in store: PostgresStore) async throws -> Int64? {
-        try await store.database.client.withConnection { try await DatasetQueries.revision(fixture.datasetId, $0, Logger(label: "fletcher-test")) }
+        try await store.database.client.withConnection { try await DatasetQueries.revision(fixture.datasetId, store.database.statements, $0, Logger(label: "fletcher-test")) }
     }
 
     /// Writes `change` as if made from each of `revisions` (none the dataset's): nothing is written,
@@ -37,7 +37,7 @@ struct PlanWriteQueryTests {
     ) async throws {
         for stale in revisions {
             let written = try await store.database.client.withConnection {
-                try await PlanWriteQuery.run(change, expecting: stale, at: now, notifying: ChangeNotice(sender: UUID(), sent: true), $0, Logger(label: "fletcher-test"))
+                try await PlanWriteQuery.run(change, expecting: stale, at: now, notifying: ChangeNotice(sender: UUID(), sent: true), store.database.statements, $0, Logger(label: "fletcher-test"))
             }
             #expect(written == nil)
         }
@@ -68,7 +68,7 @@ struct PlanWriteQueryTests {
 
         let written = try #require(
             try await store.database.client.withConnection {
-                try await PlanWriteQuery.run(change, expecting: revision, at: now, notifying: ChangeNotice(sender: UUID(), sent: true), $0, logger)
+                try await PlanWriteQuery.run(change, expecting: revision, at: now, notifying: ChangeNotice(sender: UUID(), sent: true), store.database.statements, $0, logger)
             })
         #expect(written.revision == revision + 1 && written.lastModified >= now)
         store.planCache.removeAll()
@@ -99,7 +99,7 @@ struct PlanWriteQueryTests {
         #expect(try await store.history(datasetId: fixture.datasetId, dataProductId: names["c"], before: nil, limit: 10) == nil)
 
         let written = try await store.database.client.withConnection {
-            try await PlanWriteQuery.run(change, expecting: revision, at: now, notifying: ChangeNotice(sender: UUID(), sent: true), $0, logger)
+            try await PlanWriteQuery.run(change, expecting: revision, at: now, notifying: ChangeNotice(sender: UUID(), sent: true), store.database.statements, $0, logger)
         }
         #expect(written?.revision == revision + 1)
         store.planCache.removeAll()
@@ -126,7 +126,7 @@ struct PlanWriteQueryTests {
         let change = edited
         let duplicate = try await #require(throws: PSQLError.self) {
             _ = try await store.withConnection { connection in
-                try await PlanWriteQuery.run(change, expecting: revision, at: Date.storeNow(), notifying: ChangeNotice(sender: UUID(), sent: true), connection, logger)
+                try await PlanWriteQuery.run(change, expecting: revision, at: Date.storeNow(), notifying: ChangeNotice(sender: UUID(), sent: true), store.database.statements, connection, logger)
             }
         }
         #expect(duplicate.serverInfo?[.sqlState] == Self.uniqueViolation, "\(String(reflecting: duplicate))")
@@ -162,9 +162,9 @@ struct PlanWriteQueryTests {
         func write(
             _ change: PlanChange, from revision: Int64, rowsPerStatement: Int = 2
         ) async throws -> (revision: Int64, lastModified: Date)? {
-            try await store.transaction("BEGIN") { connection in
+            try await store.transaction(.write) { connection in
                 try await PlanWriteQuery.write(
-                    change, expecting: revision, at: now, notifying: ChangeNotice(sender: UUID(), sent: true), rowsPerStatement: rowsPerStatement, connection,
+                    change, expecting: revision, at: now, notifying: ChangeNotice(sender: UUID(), sent: true), rowsPerStatement: rowsPerStatement, store.database.statements, connection,
                     logger)
             }
         }
@@ -281,7 +281,7 @@ struct PlanWriteQueryTests {
             .dbxaas: ComputePolicy(retries: RetryPolicy(max: 1, delay: 2), maxQueued: 5, maxRunning: 10, cancels: true)
         ])
         let store = PostgresStore(
-            endpoint: try PostgresEndpoint(url: try await TestStores.isolatedPostgresURL(), maximumConnections: 4), logger: logger,
+            endpoint: try TestStores.endpoint(try await TestStores.isolatedPostgresURL(), maximumConnections: 4), logger: logger,
             waitLimit: .seconds(60), rowsPerStatement: 1, policy: policy)
         Task.detached { await store.run() }
         try await store.migrate()

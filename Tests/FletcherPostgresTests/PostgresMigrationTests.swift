@@ -145,7 +145,7 @@ struct PostgresMigrationTests {
             }
             try await connection.query("BEGIN", logger: logger)
             let before = try await scans()
-            let found = try await SearchQueries.search(SearchQuery(text: "indexed plan 1717", page: 0), connection, logger)
+            let found = try await SearchQueries.search(SearchQuery(text: "indexed plan 1717", page: 0), store.database.statements, connection, logger)
             let after = try await scans()
             try await connection.query("COMMIT", logger: logger)
             var wanted: [UUID] = []

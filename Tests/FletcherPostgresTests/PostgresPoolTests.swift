@@ -1,4 +1,4 @@
-import FletcherPostgres
+@testable import FletcherPostgres
 import FletcherStore
 import FletcherTestSupport
 import Foundation
@@ -21,7 +21,7 @@ struct PostgresPoolTests {
 
     @Test(.enabled(if: TestEngine.available.contains(.postgres)))
     func everyConnectionHasTheSessionSettings() async throws {
-        let endpoint = try PostgresEndpoint(url: try await TestStores.isolatedPostgresURL(), maximumConnections: 4)
+        let endpoint = try TestStores.endpoint(try await TestStores.isolatedPostgresURL(), maximumConnections: 4)
         var quiet = Logger(label: "fletcher-test")
         quiet.logLevel = .warning
         let logger = quiet
@@ -29,6 +29,21 @@ struct PostgresPoolTests {
         let running = Task.detached { await store.run() }
         defer { running.cancel() }
 
+        // Behind a transaction pooler the server's connections are the pooler's: only the setting
+        // each write transaction makes for itself is Fletcher's.
+        guard TestStores.pooler == .none else {
+            for _ in 0..<4 {
+                let setting = try await store.transaction(.write) { connection in
+                    var value = ""
+                    for try await text in try await connection.query(
+                        "SELECT current_setting('idle_in_transaction_session_timeout')", logger: logger
+                    ).decode(String.self) { value = text }
+                    return value
+                }
+                #expect(setting == "10s")
+            }
+            return
+        }
         // Four callers at once: the pool opens connections for them, each with the settings.
         try await withThrowingTaskGroup(of: [String].self) { group in
             for _ in 0..<4 {

@@ -73,8 +73,8 @@ struct SearchWordsTests {
             for page in [0, 1] {
                 let query = SearchQuery(text: text, page: page)
                 let (through, whole) = try await store.database.client.withConnection { connection in
-                    (try await SearchQueries.search(query, words: words, connection, logger),
-                     try await SearchQueries.search(query, connection, logger))
+                    (try await SearchQueries.search(query, words: words, store.database.statements, connection, logger),
+                     try await SearchQueries.search(query, store.database.statements, connection, logger))
                 }
                 #expect(through.map(\.datasetId) == whole.map(\.datasetId), "\(text), page \(page)")
             }

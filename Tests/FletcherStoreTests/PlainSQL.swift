@@ -29,7 +29,7 @@ struct StoreWithSQL {
             var logger = Logger(label: "fletcher-test")
             logger.logLevel = .warning
             let store = PostgresStore(
-                endpoint: try PostgresEndpoint(url: try await TestStores.isolatedPostgresURL(), maximumConnections: 4),
+                endpoint: try TestStores.endpoint(try await TestStores.isolatedPostgresURL(), maximumConnections: 4),
                 logger: logger, waitLimit: .seconds(60), rowsPerStatement: rowsPerStatement)
             Task.detached { await store.run() }
             try await store.migrate()

@@ -101,7 +101,7 @@ public enum TestStores {
         var logger = Logger(label: "fletcher-test")
         logger.logLevel = .warning
         let store = PostgresStore(
-            endpoint: try PostgresEndpoint(url: try await isolatedPostgresURL(), maximumConnections: 8), logger: logger,
+            endpoint: try endpoint(try await isolatedPostgresURL(), maximumConnections: 8), logger: logger,
             waitLimit: .seconds(60), policy: policy)
         Task.detached { await store.run() }
         return store
@@ -156,10 +156,37 @@ public enum TestStores {
         var logger = Logger(label: "fletcher-test")
         logger.logLevel = .warning
         let store = PostgresStore(
-            endpoint: try PostgresEndpoint(url: url, maximumConnections: maxConnections), logger: logger,
+            endpoint: try endpoint(url, maximumConnections: maxConnections), logger: logger,
             planCache: planCache, waitLimit: waitLimit, rowsPerStatement: rowsPerStatement, policy: policy)
         Task.detached { await store.run() }
         return store
+    }
+
+    /// How the run reaches the test server: straight, or through a transaction pooler
+    /// (`FLETCHER_TEST_POSTGRES_POOLER=transaction`, as `scripts/with-pgbouncer.sh` sets; its
+    /// listeners then connect straight to the server, `FLETCHER_TEST_POSTGRES_DIRECT_URL`).
+    public static var pooler: ConnectionPooler {
+        ProcessInfo.processInfo.environment["FLETCHER_TEST_POSTGRES_POOLER"].flatMap(ConnectionPooler.init(rawValue:)) ?? .none
+    }
+
+    /// Where the listener of a store on `url` connects when it does not take a pooled connection:
+    /// the same database, straight on the server (nil when the run has no pooler).
+    public static func listenURL(for url: String) -> String? {
+        guard pooler == .transaction, let direct = ProcessInfo.processInfo.environment["FLETCHER_TEST_POSTGRES_DIRECT_URL"],
+            var components = URLComponents(string: direct), let store = URLComponents(string: url)
+        else { return nil }
+        components.path = store.path
+        return components.string
+    }
+
+    /// `url` as it reaches the server itself, not through a pooler (for a test's own `LISTEN`, or a
+    /// count of the server's sessions).
+    public static func direct(_ url: String) -> String { listenURL(for: url) ?? url }
+
+    /// The endpoint of a store on `url`, a database of the test server, reached as the run says
+    /// (`pooler`).
+    public static func endpoint(_ url: String, maximumConnections: Int) throws -> PostgresEndpoint {
+        try PostgresEndpoint(url: url, maximumConnections: maximumConnections, pooler: pooler, listenURL: listenURL(for: url))
     }
 
     public enum TestStoreError: Error, CustomStringConvertible {

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import uuid
 
@@ -145,7 +146,7 @@ def fresh_postgres_database():
 class Fletcher:
     """One `fletcher serve` process."""
 
-    def __init__(self, database_url, compute_targets=None, port=None, extra_env=None):
+    def __init__(self, database_url, compute_targets=None, port=None, extra_env=None, wait_healthy=True):
         self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.folder = tempfile.mkdtemp(prefix="fletcher-proc-")
@@ -157,9 +158,11 @@ class Fletcher:
                                                  "roles": ["publish", "update", "pause", "disable"]}]),
                         LOG_LEVEL="warning", COMPUTE_TARGETS=json.dumps(compute_targets or {}))
         self.env.update(extra_env or {})
-        self.start()
+        self.start(wait_healthy)
 
-    def start(self):
+    def start(self, wait_healthy=True):
+        """Starts the process; with `wait_healthy`, returns once /health answers 200, else once it
+        answers at all."""
         self.log = open(os.path.join(self.folder, "server.log"), "a")
         self.process = subprocess.Popen([BINARY, "serve"], env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
                                         cwd=self.folder)
@@ -168,10 +171,14 @@ class Fletcher:
             try:
                 urllib.request.urlopen(self.base + "/health", timeout=2)
                 return
+            except urllib.error.HTTPError:
+                if not wait_healthy:
+                    return
             except Exception:
-                if time.time() > deadline or self.process.poll() is not None:
-                    raise RuntimeError(open(os.path.join(self.folder, "server.log")).read())
-                time.sleep(0.1)
+                pass
+            if time.time() > deadline or self.process.poll() is not None:
+                raise RuntimeError(open(os.path.join(self.folder, "server.log")).read())
+            time.sleep(0.1)
 
     def output(self):
         """What the process has logged so far."""

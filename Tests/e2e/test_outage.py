@@ -5,6 +5,7 @@ itself with no half-written plan. Polls with deadlines; no fixed sleeps."""
 import json
 import os
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -12,7 +13,7 @@ import time
 import pytest
 
 from conftest import API
-from servers import Fletcher, eventually, fresh_postgres_database, send
+from servers import Fletcher, eventually, free_port, fresh_postgres_database, send
 from test_crash import check_rules
 
 
@@ -90,3 +91,80 @@ def test_requests_fail_fast_while_the_database_is_down_and_resume_after():
         if stopped:
             pg_ctl("-l", os.path.join(data, "..", "server.log"), "-o", options, "-w", "start")
         server.stop()
+
+
+class Forwarder:
+    """A TCP forwarder on a loopback port of its own to `target` (host, port), started when asked:
+    the database's address answers only from then on."""
+
+    def __init__(self, port, target):
+        self.port, self.target = port, target
+        self.listener = None
+        self.sockets = []
+
+    def start(self):
+        self.listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            self.sockets += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, sink):
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def stop(self):
+        if self.listener:
+            self.listener.close()
+        for s in self.sockets:
+            s.close()
+
+
+@pytest.mark.skipif(not os.environ.get("FLETCHER_TEST_POSTGRES_URL"), reason="needs the throwaway PostgreSQL of scripts/test.sh")
+def test_a_server_started_before_its_database_says_why_and_serves_once_it_answers():
+    url = fresh_postgres_database()
+    host, port = re.match(r"postgres://[^@]+@([^:/]+):(\d+)/", url).groups()
+    forwarder = Forwarder(free_port(), (host, int(port)))
+    server = Fletcher(re.sub(r":\d+/", f":{forwarder.port}/", url, count=1), wait_healthy=False)
+    try:
+        # Listening already, and saying why it cannot serve yet.
+        for path in ["/health", "/ready"]:
+            status, _, payload, _ = send(server.port, "GET", path)
+            health = json.loads(payload)
+            assert status == 503 and health["database"] == "down", (status, health)
+            eventually(lambda: "Connection refused" in json.loads(send(server.port, "GET", path)[2]).get("problem", ""),
+                       what=f"{path} to name the refused connection")
+        status, content_type, payload, _ = send(server.port, "POST", "/api/authenticate", {"service": "e2e", "key": "x"})
+        assert status == 503 and content_type == "application/problem+json", (status, payload)
+        assert "the database is not ready yet" in json.loads(payload)["detail"]
+        # Said in the log at error level, with the cause.
+        eventually(lambda: re.search(r"error .*Connection refused.*cannot use the database", server.output()) is not None,
+                   what="the error in the log")
+
+        forwarder.start()
+        eventually(lambda: send(server.port, "GET", "/health")[0] == 200, timeout=60, what="/health to be 200")
+        api = API(server.base)
+        dataset, ids = api.submit([("a", False)])
+        api.update(dataset, ids[0], "running")
+        assert api.plan(dataset)["data_products"][0]["state"] == "running"
+    finally:
+        server.stop()
+        forwarder.stop()

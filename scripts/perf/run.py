@@ -8,7 +8,8 @@ Steps: curve (updates and reads against pgbench, by concurrency), mixed (the ori
 with 2,000 plans, then with 1,000,000 more datasets bulk-loaded, and the data products list across
 them), big (10,000- and 100,000-product plans), sqlite (updates on the embedded default), dispatch
 (trigger latency), webhooks (the mixed load without and with a webhook endpoint, then the webhook
-latency at a tenth of peak), bulk (a bulk clear of 10,000 failed products over 1,000 datasets).
+latency at a tenth of peak), bulk (a bulk clear of 10,000 failed products over 1,000 datasets),
+pooler (the mixed load straight to PostgreSQL and through PgBouncer, under scripts/with-pgbouncer.sh).
 """
 import argparse, base64, json, os, re, shutil, signal, subprocess, sys, tempfile, threading, time, urllib.request
 
@@ -283,6 +284,20 @@ def step_dispatch(args, pg, results):
     }
 
 
+def alternating(step, base, other, count, measure):
+    """`count` rounds of `measure(base)` and `measure(other)`, the order swapped every round (so that
+    neither arm always runs on the warmer machine): the rounds, and each round's throughput ratio
+    of `other` to `base`."""
+    rounds = []
+    for round in range(count):
+        pair = {}
+        for arm in ([base, other] if round % 2 == 0 else [other, base]):
+            log(f"{step}: round {round + 1}, {arm}")
+            pair[arm] = measure(arm)
+        rounds.append(pair)
+    return rounds, [pair[other]["throughput"] / pair[base]["throughput"] for pair in rounds]
+
+
 def step_webhooks(args, pg, results):
     """The mixed load without and with one Standard Webhooks endpoint (the stress tool itself)
     subscribed to every event, in alternating rounds, each on a server and database of its own
@@ -304,14 +319,7 @@ def step_webhooks(args, pg, results):
         report["server"] = server.stop()
         return report
 
-    rounds = []
-    for round in range(args.webhook_rounds):
-        pair = {}
-        for arm in (["without", "with"] if round % 2 == 0 else ["with", "without"]):
-            log(f"webhooks: round {round + 1}, {arm} an endpoint")
-            pair[arm] = measure(arm, args.mixed_plans)
-        rounds.append(pair)
-    ratios = [pair["with"]["throughput"] / pair["without"]["throughput"] for pair in rounds]
+    rounds, ratios = alternating("webhooks", "without", "with", args.webhook_rounds, lambda arm: measure(arm, args.mixed_plans))
     peak = sorted(pair["with"]["throughput"] for pair in rounds)[len(rounds) // 2]
     log(f"webhooks: latency at {peak / 10:.0f} requests/s, a tenth of {peak:.0f}")
     paced = measure("with", args.webhook_paced_plans, rate=peak / 10)
@@ -319,15 +327,43 @@ def step_webhooks(args, pg, results):
                            "peak": peak, "paced": paced}
 
 
+def step_pooler(args, pg, results):
+    """The mixed load straight to PostgreSQL and through PgBouncer in transaction mode
+    (`DATABASE_POOLER=transaction`, the listener straight to PostgreSQL with `DATABASE_LISTEN_URL`),
+    in alternating rounds, each on a server and database of its own. Run under
+    scripts/with-pgbouncer.sh (FLETCHER_TEST_POSTGRES_URL goes through PgBouncer,
+    FLETCHER_TEST_POSTGRES_DIRECT_URL to the server)."""
+    direct = os.environ.get("FLETCHER_TEST_POSTGRES_DIRECT_URL")
+    if not direct:
+        raise SystemExit("the pooler step runs under scripts/with-pgbouncer.sh")
+    server_address = re.match(r"postgres(?:ql)?://[^@/]+@([^:/]+:\d+)/", direct).group(1)
+    counter = iter(range(1_000_000))
+
+    def measure(arm):
+        database = f"perf_pooler_{next(counter)}"
+        pooled_url = pg.create(database)
+        straight_url = re.sub(r"@[^/]+/", f"@{server_address}/", pooled_url, count=1)
+        pg.checkpoint(database)
+        env = ({"DATABASE_POOLER": "transaction", "DATABASE_LISTEN_URL": straight_url} if arm == "pgbouncer" else {})
+        server = Server(args.binary, pooled_url if arm == "pgbouncer" else straight_url, env)
+        report = stress(args.binary, server, "mixed", args.mixed_concurrency, args.pooler_seconds, args.mixed_plans)
+        report["server"] = server.stop()
+        return report
+
+    rounds, ratios = alternating("pooler", "direct", "pgbouncer", args.pooler_rounds, measure)
+    results["pooler"] = {"rounds": rounds, "ratios": ratios, "ratio_median": sorted(ratios)[len(ratios) // 2]}
+    log(f"pooler: PgBouncer / direct = {', '.join(f'{r:.2f}' for r in ratios)}")
+
+
 STEPS = {"curve": step_curve, "mixed": step_mixed, "big": step_big, "sqlite": step_sqlite, "dispatch": step_dispatch,
-         "webhooks": step_webhooks, "bulk": step_bulk}
+         "webhooks": step_webhooks, "bulk": step_bulk, "pooler": step_pooler}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--binary", default=os.path.join(ROOT, ".build-release", "release", "fletcher"))
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "perf", "results.json"))
-    parser.add_argument("--steps", default=",".join(STEPS))
+    parser.add_argument("--steps", default=",".join(step for step in STEPS if step != "pooler"))
     parser.add_argument("--concurrency", default="1,2,4,8,16,32,64")
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--plans", type=int, default=2000)
@@ -340,6 +376,8 @@ def main():
     parser.add_argument("--webhook-paced-plans", type=int, default=50)
     parser.add_argument("--webhook-seconds", type=int, default=30)
     parser.add_argument("--products-concurrency", type=int, default=8)
+    parser.add_argument("--pooler-rounds", type=int, default=6)
+    parser.add_argument("--pooler-seconds", type=int, default=30)
     parser.add_argument("--bulk-datasets", type=int, default=1000)
     args = parser.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]

@@ -2,6 +2,7 @@ public import Configuration
 public import FletcherDispatch
 public import FletcherDomain
 public import FletcherHTTP
+public import FletcherPostgres
 import FletcherStore
 public import Foundation
 public import Logging
@@ -36,6 +37,12 @@ public struct AppConfiguration: Sendable {
     /// A request waits this long at most for a database connection before it gets 503
     /// (`DATABASE_TIMEOUT_S`, PostgreSQL).
     public var databaseTimeout: Double = 5
+    /// What stands between Fletcher and PostgreSQL (`DATABASE_POOLER`): `transaction` for a pooler
+    /// in transaction mode, such as PgBouncer's usual set-up.
+    public var databasePooler = ConnectionPooler.none
+    /// Where the change listener connects, straight to PostgreSQL, when `DATABASE_URL` goes
+    /// through a pooler (`DATABASE_LISTEN_URL`).
+    public var databaseListenURL: String?
     /// The most data products the plan cache holds across its plans (`PLAN_CACHE_PRODUCTS`).
     public var planCacheProducts = PlanCache.defaultCapacity
     /// Where events are pushed (`WEBHOOKS`); none by default.
@@ -84,7 +91,7 @@ public struct AppConfiguration: Sendable {
             dotEnv = try DotEnv.parse(text)
         }
         let secrets = SecretsSpecifier<String, String>.specific([
-            "SECRET_KEY", "REMOTE_APIS", "DATABASE_URL", "COMPUTE_TARGETS", "WEBHOOKS", "OPENLINEAGE_API_KEY",
+            "SECRET_KEY", "REMOTE_APIS", "DATABASE_URL", "DATABASE_LISTEN_URL", "COMPUTE_TARGETS", "WEBHOOKS", "OPENLINEAGE_API_KEY",
         ])
         let reader = ConfigReader(providers: [
             EnvironmentVariablesProvider(environmentVariables: environment, secretsSpecifier: secrets),
@@ -131,6 +138,20 @@ public struct AppConfiguration: Sendable {
         if let seconds = try number("HEADER_TIMEOUT_S", 0.5...3_600) { headerTimeout = seconds }
         if let seconds = try number("DATABASE_TIMEOUT_S", 0.1...3_600) { databaseTimeout = seconds }
         if let count = try number("PLAN_CACHE_PRODUCTS", 0...100_000_000) { planCacheProducts = Int(count) }
+        databasePooler =
+            try variables.read(
+                "DATABASE_POOLER", expected: "expected \(ConnectionPooler.allCases.map(\.rawValue).joined(separator: " or "))"
+            ) { reader.string(forKey: $0, as: AnyCase<ConnectionPooler>.self)?.value } ?? .none
+        if let url = variables.text("DATABASE_LISTEN_URL") {
+            guard case .postgres = database else {
+                throw ConfigurationError("DATABASE_LISTEN_URL", "is for PostgreSQL only; DATABASE_URL names \(database.description)")
+            }
+            guard case .postgres = try? DatabaseLocation(url: url) else {
+                throw ConfigurationError(
+                    "DATABASE_LISTEN_URL", "expected a postgres:// URL straight to the server, got '\(DatabaseLocation.redacted(url))'")
+            }
+            databaseListenURL = url
+        }
 
         if let text = variables.text("WEBHOOKS") {
             do {

@@ -36,12 +36,20 @@ struct ChangeNotice: Sendable {
 /// A write made just before another process's hello reached this one is not announced to it: the
 /// newcomer tells its own feed that every dataset may have changed once `resyncDelay` has passed
 /// (`PlanChangeFeed.resync`).
+///
+/// A store that does not listen (behind a transaction pooler with no `DATABASE_LISTEN_URL`) hears
+/// nobody: it checks all the same, every `checkInterval`, so that its writes notify the processes
+/// that do listen; and it tells its own feed every `pollInterval` that every dataset may have changed.
 final class ChangeListeners: Sendable {
     /// The `application_name` of a listening connection.
     static let applicationName = "fletcher listener"
     static let checkInterval = Duration.seconds(1)
     /// After starting to listen, when the feed's subscribers are told to look again.
     static let resyncDelay = Duration.seconds(2)
+    /// How often a store that does not listen has its live pages look again.
+    static let pollInterval = Duration.seconds(2)
+    /// Whether this store listens; if not, its checks exclude no session.
+    let listens: Bool
 
     /// What a check was asked with: the hellos heard so far and this store's listening session.
     struct Ticket: Equatable {
@@ -56,20 +64,28 @@ final class ChangeListeners: Sendable {
         var hellos: UInt64 = 0
         /// This store's listening session (its backend's process id), while it listens.
         var listener: Int32?
+        /// Sessions listened on so far.
+        var sessions = 0
     }
     private let state = Mutex(State())
 
-    init() {}
+    init(listens: Bool = true) {
+        self.listens = listens
+    }
 
     /// Whether writes should notify: true unless a check found nobody else listening.
     var othersPresent: Bool { state.withLock { $0.othersPresent ?? true } }
 
-    /// This store listens, on the session of backend `pid`.
+    /// How many sessions this store has listened on so far.
+    var sessions: Int { state.withLock { $0.sessions } }
+
     /// Whether this process's listener is listening now.
     var isListening: Bool { state.withLock { $0.listener != nil } }
 
+    /// This store listens, on the session of backend `pid`.
     func listening(on pid: Int32) {
         state.withLock {
+            $0.sessions += 1
             $0.listener = pid
             $0.othersPresent = nil
         }
@@ -91,16 +107,17 @@ final class ChangeListeners: Sendable {
         }
     }
 
-    /// A check to ask now (pass it to `checked` with the answer); nil while this store does not listen.
+    /// A check to ask now (pass it to `checked` with the answer); nil while this store's listener is
+    /// not listening. A store that never listens asks with no session of its own (process id 0).
     func checking() -> Ticket? {
-        state.withLock { state in state.listener.map { Ticket(hellos: state.hellos, listener: $0) } }
+        state.withLock { state in (listens ? state.listener : 0).map { Ticket(hellos: state.hellos, listener: $0) } }
     }
 
     /// A check's answer. Dropped when the listener changed since it was asked, and an answer of
     /// nobody also when a hello came since.
     func checked(othersPresent: Bool, ticket: Ticket) {
         state.withLock {
-            guard $0.listener == ticket.listener, othersPresent || $0.hellos == ticket.hellos else { return }
+            guard (listens ? $0.listener : 0) == ticket.listener, othersPresent || $0.hellos == ticket.hellos else { return }
             $0.othersPresent = othersPresent
         }
     }

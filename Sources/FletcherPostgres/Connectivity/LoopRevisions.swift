@@ -13,8 +13,11 @@ import Synchronization
 ///
 /// Everything a loop's checker holds is touched on that loop only; no Swift task or other thread is
 /// woken between a request's arrival and its answer, where the pool's path wakes three.
+///
+/// Behind a transaction pooler there are none (`init` without a configuration): the checks' named
+/// statement would not outlive its transaction there, and every read takes the pool's way.
 public final class LoopRevisions: Sendable {
-    private let configuration: PostgresConnection.Configuration
+    private let configuration: PostgresConnection.Configuration?
     private let logger: Logger
     /// Each loop's checker; none made once closed.
     private let checkers = Mutex<(byLoop: [ObjectIdentifier: Checker], closed: Bool)>(([:], false))
@@ -24,7 +27,7 @@ public final class LoopRevisions: Sendable {
     /// A check not answered within this gives its reads to the pool's way, and its connection up.
     static let checkTimeout = TimeAmount.seconds(2)
 
-    init(configuration: PostgresConnection.Configuration, logger: Logger) {
+    init(configuration: PostgresConnection.Configuration?, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
     }
@@ -48,10 +51,11 @@ public final class LoopRevisions: Sendable {
 
     /// The loop's checker (made on first use); nil once closed.
     private func checker(for eventLoop: any EventLoop) -> Checker? {
-        checkers.withLock { checkers in
+        guard let configuration else { return nil }
+        return checkers.withLock { checkers in
             guard !checkers.closed else { return nil }
             if let checker = checkers.byLoop[ObjectIdentifier(eventLoop)] { return checker }
-            let checker = Checker(owner: self, eventLoop: eventLoop)
+            let checker = Checker(owner: self, configuration: configuration, eventLoop: eventLoop)
             checkers.byLoop[ObjectIdentifier(eventLoop)] = checker
             return checker
         }
@@ -96,10 +100,10 @@ public final class LoopRevisions: Sendable {
         /// Whose checker this is (it counts the questions of all loops).
         unowned let owner: LoopRevisions
 
-        init(owner: LoopRevisions, eventLoop: any EventLoop) {
+        init(owner: LoopRevisions, configuration: PostgresConnection.Configuration, eventLoop: any EventLoop) {
             self.owner = owner
             self.eventLoop = eventLoop
-            self.configuration = owner.configuration
+            self.configuration = configuration
             self.logger = owner.logger
         }
 

@@ -24,13 +24,19 @@ public final class PostgresDatabase: Sendable {
     let waitLimit: Duration
     /// How the availability probe connects.
     private let probeConfiguration: PostgresConnection.Configuration
+    /// What stands between this process and PostgreSQL.
+    let pooler: ConnectionPooler
+    /// How the statements run on most requests are sent.
+    let statements: StatementReuse
+    /// Where the listener connects, when not through the pool.
+    private let listenConfiguration: PostgresConnection.Configuration?
     /// Where other processes' changes heard by the listener go.
     private let changeFeed: PlanChangeFeed
 
     /// This process's id in change notifications: the first word of their payload (see `ChangeNotice`).
     let instanceId = UUID()
     /// Whether another process listens, so whether mutations notify.
-    let listeners = ChangeListeners()
+    let listeners: ChangeListeners
     /// The notice this process's writes send (or not) now.
     var notice: ChangeNotice { ChangeNotice(sender: instanceId, sent: listeners.othersPresent) }
 
@@ -43,7 +49,11 @@ public final class PostgresDatabase: Sendable {
         var probe = endpoint.connection
         probe.options.connectTimeout = TimeAmount(Self.probeTimeout)
         self.probeConfiguration = probe
-        self.loopRevisions = LoopRevisions(configuration: endpoint.connection, logger: logger)
+        self.loopRevisions = LoopRevisions(configuration: endpoint.pooler == .none ? endpoint.connection : nil, logger: logger)
+        self.pooler = endpoint.pooler
+        self.statements = endpoint.pooler == .none ? .named : .unnamed
+        self.listenConfiguration = endpoint.listen
+        self.listeners = ChangeListeners(listens: endpoint.pooler == .none || endpoint.listen != nil)
         self.poolUsage = PoolUsage(capacity: endpoint.pool.options.maximumConnections)
         self.logger = logger
         self.availability = DatabaseAvailability(logger: logger)
@@ -99,13 +109,16 @@ public final class PostgresDatabase: Sendable {
         }
     }
 
-    /// Runs `body` in a transaction opened with `begin`, committing on success and rolling back on
-    /// any error, which is rethrown as it was (unlike `withTransaction`, which wraps it).
+    /// Runs `body` in a transaction of `kind`, committing on success and rolling back on any error,
+    /// which is rethrown as it was (unlike `withTransaction`, which wraps it).
     func transaction<T: Sendable>(
-        _ begin: PostgresQuery, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+        _ kind: TransactionKind, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
         try await withConnection { [self] connection in
-            try await connection.query(begin, logger: logger)
+            try await connection.query(ConnectivityQueries.begin(kind), logger: logger)
+            if kind == .write, pooler == .transaction {
+                try await connection.query(ConnectivityQueries.limitIdleness, logger: logger)
+            }
             let result: T
             do {
                 result = try await body(connection)
@@ -202,41 +215,103 @@ public final class PostgresDatabase: Sendable {
         return await outcome.value
     }
 
+    /// Connects once on a connection of its own and asks the cheapest question, throwing
+    /// `StoreError.unavailable` with the cause when that fails (a refused connection, a wrong
+    /// password, a database that does not exist, a pooler refusing a startup parameter): the pool
+    /// would keep retrying in silence.
+    func connectOnce() async throws {
+        var configuration = probeConfiguration
+        configuration.options.connectTimeout = .seconds(10)
+        do {
+            let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+            defer { Task { try? await connection.close() } }
+            try await ConnectivityQueries.ping(connection, logger)
+        } catch {
+            throw StoreError.unavailable(Self.cause(of: error))
+        }
+    }
+
+    /// What went wrong, in words: the server's message, or the connection's error.
+    static func cause(of error: any Error) -> String {
+        guard let error = error as? PSQLError else { return "\(error)" }
+        if let message = error.serverInfo?[.message] {
+            let state = error.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? ""
+            // PgBouncer refuses the startup parameters it does not know.
+            let hint =
+                message.contains("unsupported startup parameter")
+                ? "; behind a transaction pooler such as PgBouncer, set DATABASE_POOLER=transaction" : ""
+            return "the server says: \(message)\(state)\(hint)"
+        }
+        if let underlying = error.underlying { return "\(underlying)" }
+        return "\(error.code)"
+    }
+
     // MARK: The listener
 
-    /// Listens on one pooled connection for the notifications of every process's mutations,
-    /// reconnecting (with a growing pause, up to 5 s) whenever the connection is lost. The
-    /// connection is named as a listener's and says hello once listening (`ChangeListeners`);
-    /// `resyncDelay` after it starts listening, the feed's subscribers are told to look again, for
-    /// what was written meanwhile without a notification to this process. No query is sent once
-    /// it listens: one sent while the pool closes the connection at shutdown may never be answered.
+    /// Listens for the notifications of every process's mutations, reconnecting (with a growing
+    /// pause, up to 5 s) whenever the connection is lost: on a connection of its own to
+    /// `DATABASE_LISTEN_URL` when set, else on one of the pool's. The connection is named as a
+    /// listener's and says hello once listening (`ChangeListeners`); `resyncDelay` after it starts
+    /// listening, the feed's subscribers are told to look again, for what was written meanwhile
+    /// without a notification to this process. Behind a transaction pooler with no listen URL
+    /// nothing listens (a pooler cannot keep a session listening): the subscribers look again
+    /// every `ChangeListeners.pollInterval` instead.
     private func listenForChanges() async {
+        guard listeners.listens else {
+            logger.notice(
+                "no change listener behind a transaction pooler without DATABASE_LISTEN_URL: live pages look for other processes' changes every \(ChangeListeners.pollInterval)")
+            while !Task.isCancelled {
+                try? await Task.sleep(for: ChangeListeners.pollInterval)
+                changeFeed.resync()
+            }
+            return
+        }
         var pause = Duration.milliseconds(100)
         while !Task.isCancelled {
+            let sessions = listeners.sessions
             do {
-                try await client.withConnection { [self] connection in
-                    let pid = try await ConnectivityQueries.nameListener(connection, logger)
-                    try await connection.listen(on: ConnectivityQueries.changeChannel) { notifications in
-                        try await ConnectivityQueries.sayHello(from: instanceId, connection, logger)
-                        listeners.listening(on: pid)
-                        defer { listeners.lost() }
-                        pause = .milliseconds(100)
-                        try await withThrowingTaskGroup(of: Void.self) { group in
-                            group.addTask {
-                                try await Task.sleep(for: ChangeListeners.resyncDelay)
-                                self.changeFeed.resync()
-                            }
-                            for try await notification in notifications { heard(notification.payload) }
-                            group.cancelAll()
-                        }
+                if let listenConfiguration {
+                    let connection = try await PostgresConnection.connect(configuration: listenConfiguration, id: 0, logger: logger)
+                    // Cancellation closes the connection, which ends the notifications.
+                    try await withTaskCancellationHandler {
+                        defer { Task { try? await connection.close() } }
+                        try await listen(on: connection)
+                    } onCancel: {
+                        let closed: EventLoopFuture<Void> = connection.close()
+                        closed.whenFailure { _ in }
+                    }
+                } else {
+                    try await client.withConnection { [self] connection in
+                        try await listen(on: connection)
                     }
                 }
             } catch {
                 if Task.isCancelled { return }
                 logger.warning("change listener lost its connection; retrying", metadata: ["error": "\(error)"])
             }
+            // A connection that listened for a while starts the pauses again.
+            if listeners.sessions != sessions { pause = .milliseconds(100) }
             try? await Task.sleep(for: pause)
             pause = min(pause * 2, .seconds(5))
+        }
+    }
+
+    /// Listens on `connection` until it is lost. No query is sent once it listens: one sent while
+    /// the pool closes the connection at shutdown may never be answered.
+    private func listen(on connection: PostgresConnection) async throws {
+        let pid = try await ConnectivityQueries.nameListener(connection, logger)
+        try await connection.listen(on: ConnectivityQueries.changeChannel) { notifications in
+            try await ConnectivityQueries.sayHello(from: instanceId, connection, logger)
+            listeners.listening(on: pid)
+            defer { listeners.lost() }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    try await Task.sleep(for: ChangeListeners.resyncDelay)
+                    self.changeFeed.resync()
+                }
+                for try await notification in notifications { heard(notification.payload) }
+                group.cancelAll()
+            }
         }
     }
 
