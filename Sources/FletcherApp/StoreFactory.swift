@@ -14,13 +14,15 @@ public struct StoreSetup: Sendable {
     public var services: [any Service]
 
     /// - Parameter databaseTimeout: seconds a caller waits for a PostgreSQL connection before a 503.
+    /// - Parameter databaseQueryTimeout: seconds a caller's PostgreSQL work may go on once it has a
+    ///   connection before a 503 (and the connection is closed).
     /// - Parameter pooler: what stands between Fletcher and PostgreSQL.
     /// - Parameter listenURL: where PostgreSQL's change listener connects, if not through the pool.
     /// - Parameter planCache: the plans kept in memory.
     /// - Parameter policy: how the rules retry, time out and cancel products.
     public init(
-        _ location: DatabaseLocation, maxConnections: Int, databaseTimeout: Double = 5, pooler: ConnectionPooler = .none,
-        listenURL: String? = nil, planCache: PlanCache = PlanCache(), policy: OrchestrationPolicy = .none, logger: Logger
+        _ location: DatabaseLocation, maxConnections: Int, databaseTimeout: Double = 5, databaseQueryTimeout: Double = 30,
+        pooler: ConnectionPooler = .none, listenURL: String? = nil, planCache: PlanCache = PlanCache(), policy: OrchestrationPolicy = .none, logger: Logger
     ) throws {
         switch location {
         case .sqliteFile(let path):
@@ -48,7 +50,7 @@ public struct StoreSetup: Sendable {
             }
             let postgres = PostgresStore(
                 endpoint: endpoint, logger: logger, planCache: planCache, waitLimit: .milliseconds(Int(databaseTimeout * 1000)),
-                policy: policy)
+                callLimit: .milliseconds(Int(databaseQueryTimeout * 1000)), policy: policy)
             store = postgres
             services = [postgres]
         }
@@ -58,6 +60,7 @@ public struct StoreSetup: Sendable {
     public init(_ configuration: AppConfiguration, logger: Logger) throws {
         try self.init(
             configuration.database, maxConnections: configuration.maxConnections, databaseTimeout: configuration.databaseTimeout,
+            databaseQueryTimeout: configuration.databaseQueryTimeout,
             pooler: configuration.databasePooler, listenURL: configuration.databaseListenURL,
             planCache: PlanCache(
                 capacity: configuration.planCacheProducts,

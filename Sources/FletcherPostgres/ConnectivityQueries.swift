@@ -1,3 +1,4 @@
+import FletcherStore
 import Foundation
 import Logging
 import PostgresNIO
@@ -27,8 +28,13 @@ enum ConnectivityQueries {
     static let rollback: PostgresQuery = "ROLLBACK"
 
     /// The cheapest question the database answers: the health check and the availability probe.
+    /// A standby answers it too, but cannot take a write: it counts as unavailable (after a
+    /// failover a proxy may route a new connection to the old primary, now a standby, for a moment).
     static func ping(_ connection: PostgresConnection, _ logger: Logger) async throws {
-        _ = try await connection.query("SELECT 1", logger: logger)
+        for try await inRecovery in try await connection.query("SELECT pg_is_in_recovery()", logger: logger).decode(Bool.self)
+        where inRecovery {
+            throw StoreError.unavailable("the database is a read-only standby")
+        }
     }
 
     /// Names the session a listener's (`ChangeListeners.applicationName`); its backend's process id.
@@ -44,6 +50,11 @@ enum ConnectivityQueries {
     /// Says hello on the change channel (`ChangeNotice.hello`): other processes start notifying.
     static func sayHello(from sender: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws {
         try await connection.query("SELECT pg_notify(\(changeChannel), \(ChangeNotice.hello(from: sender)))", logger: logger)
+    }
+
+    /// Sends a heartbeat on the change channel (`ChangeNotice.heartbeat`), for the sender's own listener to hear.
+    static func sendHeartbeat(from sender: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws {
+        try await connection.query("SELECT pg_notify(\(changeChannel), \(ChangeNotice.heartbeat(from: sender)))", logger: logger)
     }
 
     /// Whether a session other than `listener` (this process's listening one) listens on the database.

@@ -47,12 +47,15 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
     /// - Parameters:
     ///   - waitLimit: how long a caller may wait for a pooled connection (all of them busy, or none
     ///     can be made) before it gets `StoreError.unavailable`.
+    ///   - callLimit: how long a caller's database work (its statements, its transaction) may go on
+    ///     once it has a connection before it gets `StoreError.unavailable` and the connection is
+    ///     closed.
     ///   - rowsPerStatement: the most product, dependency and history rows a mutation writes in one
     ///     statement (tests make it small to write in parts).
     ///   - policy: how the rules retry, time out and cancel products (`Store.policy`).
     public init(
         endpoint: PostgresEndpoint, logger: Logger, planCache: PlanCache = PlanCache(), waitLimit: Duration = .seconds(5),
-        rowsPerStatement: Int = PostgresStore.defaultRowsPerStatement, policy: OrchestrationPolicy = .none
+        callLimit: Duration = .seconds(30), rowsPerStatement: Int = PostgresStore.defaultRowsPerStatement, policy: OrchestrationPolicy = .none
     ) {
         self.rowsPerStatement = max(1, rowsPerStatement)
         self.planCache = planCache
@@ -60,7 +63,7 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
         self.logger = logger
         let changeFeed = PlanChangeFeed()
         self.changeFeed = changeFeed
-        self.database = PostgresDatabase(endpoint: endpoint, logger: logger, waitLimit: waitLimit, changeFeed: changeFeed)
+        self.database = PostgresDatabase(endpoint: endpoint, logger: logger, waitLimit: waitLimit, callLimit: callLimit, changeFeed: changeFeed)
     }
 
     /// Runs the database's pool, listener and watches (`PostgresDatabase.run`), until cancelled or

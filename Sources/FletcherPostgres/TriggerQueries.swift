@@ -147,7 +147,7 @@ enum TriggerQueries {
             """
             UPDATE dispatch_trigger SET state = \(state.rawValue), finished_at = \(now.postgres), lease_owner = NULL,
                 lease_expires_at = NULL, last_status = \(attempt.httpStatus.map(Int32.init)), last_error = \(attempt.error)
-            WHERE id = \(claim.trigger.id) AND lease_owner = \(owner) AND attempts = \(Int32(claim.attempt))
+            WHERE dataset_id = \(claim.trigger.datasetId) AND id = \(claim.trigger.id) AND lease_owner = \(owner) AND attempts = \(Int32(claim.attempt))
                 AND (state = 'pending' OR (state = 'cancelled' AND \(state.rawValue) = 'delivered'))
             RETURNING 1
             """, logger: logger)
@@ -164,7 +164,7 @@ enum TriggerQueries {
             """
             UPDATE dispatch_trigger SET lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = \(retryAt.postgres),
                 last_status = \(attempt.httpStatus.map(Int32.init)), last_error = \(attempt.error)
-            WHERE id = \(claim.trigger.id) AND lease_owner = \(owner) AND attempts = \(Int32(claim.attempt)) AND state = 'pending'
+            WHERE dataset_id = \(claim.trigger.datasetId) AND id = \(claim.trigger.id) AND lease_owner = \(owner) AND attempts = \(Int32(claim.attempt)) AND state = 'pending'
             RETURNING 1
             """, logger: logger)
         for try await _ in rows { return true }

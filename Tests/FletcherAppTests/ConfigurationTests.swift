@@ -44,8 +44,8 @@ struct ConfigurationTests {
     /// Every variable `AppConfiguration` reads, unset (or set empty, which counts as unset).
     static let everyVariable = [
         "DATABASE_URL", "BASE_URL", "PUBLIC_URL", "MAX_CONNECTIONS", "LOG_LEVEL", "LOG_FORMAT", "COMPUTE_TARGETS", "MAX_BODY_BYTES",
-        "MAX_CONCURRENT_REQUESTS", "IDLE_TIMEOUT_S", "HEADER_TIMEOUT_S", "DATABASE_TIMEOUT_S", "DATABASE_POOLER", "DATABASE_LISTEN_URL",
-        "PLAN_CACHE_PRODUCTS", "FLETCHER_FAILPOINTS", "SECRET_KEY", "REMOTE_APIS", "WEBHOOKS", "OPENLINEAGE_URL", "OPENLINEAGE_NAMESPACE", "OPENLINEAGE_API_KEY",
+        "MAX_CONCURRENT_REQUESTS", "IDLE_TIMEOUT_S", "HEADER_TIMEOUT_S", "DATABASE_TIMEOUT_S", "DATABASE_QUERY_TIMEOUT_S",
+        "DATABASE_POOLER", "DATABASE_LISTEN_URL", "PLAN_CACHE_PRODUCTS", "FLETCHER_FAILPOINTS", "SECRET_KEY", "REMOTE_APIS", "WEBHOOKS", "OPENLINEAGE_URL", "OPENLINEAGE_NAMESPACE", "OPENLINEAGE_API_KEY",
     ]
 
     @Test(arguments: [false, true])
@@ -63,6 +63,7 @@ struct ConfigurationTests {
         #expect(configuration.idleTimeout == 60)
         #expect(configuration.headerTimeout == 10)
         #expect(configuration.databaseTimeout == 5)
+        #expect(configuration.databaseQueryTimeout == 30)
         #expect(configuration.databasePooler == .none)
         #expect(configuration.databaseListenURL == nil)
         #expect(configuration.planCacheProducts == 50_000)
@@ -78,7 +79,7 @@ struct ConfigurationTests {
             "MAX_CONNECTIONS": "25", "LOG_LEVEL": "DEBUG", "LOG_FORMAT": "JSON",
             "COMPUTE_TARGETS": #"{"cams": {"url": "http://cams.example/jobs"}}"#, "MAX_BODY_BYTES": "1048576",
             "MAX_CONCURRENT_REQUESTS": "64", "IDLE_TIMEOUT_S": "30", "HEADER_TIMEOUT_S": "2.5", "DATABASE_TIMEOUT_S": "0.25",
-            "DATABASE_POOLER": "Transaction", "DATABASE_LISTEN_URL": "postgres://u:p@db-direct:5432/fletcher", "PLAN_CACHE_PRODUCTS": "1000", "FLETCHER_FAILPOINTS": "dispatch.after_claim=kill, dispatch.after_send=kill",
+            "DATABASE_QUERY_TIMEOUT_S": "90", "DATABASE_POOLER": "Transaction", "DATABASE_LISTEN_URL": "postgres://u:p@db-direct:5432/fletcher", "PLAN_CACHE_PRODUCTS": "1000", "FLETCHER_FAILPOINTS": "dispatch.after_claim=kill, dispatch.after_send=kill",
             "SECRET_KEY": secret, "REMOTE_APIS": #"[{"service": "svc", "hash": "\#(hash)", "roles": ["publish", "update"]}]"#,
             "WEBHOOKS": #"[{"url": "https://chat.example/hook", "events": ["data_product.failed"], "format": "slack"}]"#,
             "OPENLINEAGE_URL": "http://marquez.example:5000", "OPENLINEAGE_NAMESPACE": "team-a", "OPENLINEAGE_API_KEY": "k3y",
@@ -97,6 +98,7 @@ struct ConfigurationTests {
         #expect(configuration.idleTimeout == 30)
         #expect(configuration.headerTimeout == 2.5)
         #expect(configuration.databaseTimeout == 0.25)
+        #expect(configuration.databaseQueryTimeout == 90)
         #expect(configuration.databasePooler == .transaction)
         #expect(configuration.databaseListenURL == "postgres://u:p@db-direct:5432/fletcher")
         #expect(configuration.planCacheProducts == 1000)
@@ -119,17 +121,19 @@ struct ConfigurationTests {
     @Test func numbersAreReadUpToTheEndsOfTheirRanges() throws {
         let lowest = try load([
             "MAX_CONNECTIONS": "1", "MAX_BODY_BYTES": "1024", "MAX_CONCURRENT_REQUESTS": "1", "IDLE_TIMEOUT_S": "1",
-            "HEADER_TIMEOUT_S": "0.5", "DATABASE_TIMEOUT_S": "0.1", "PLAN_CACHE_PRODUCTS": "0",
+            "HEADER_TIMEOUT_S": "0.5", "DATABASE_TIMEOUT_S": "0.1", "DATABASE_QUERY_TIMEOUT_S": "1", "PLAN_CACHE_PRODUCTS": "0",
         ])
         #expect(lowest.maxConnections == 1 && lowest.maxBodyBytes == 1024 && lowest.maxConcurrentRequests == 1)
         #expect(lowest.idleTimeout == 1 && lowest.headerTimeout == 0.5 && lowest.databaseTimeout == 0.1 && lowest.planCacheProducts == 0)
+        #expect(lowest.databaseQueryTimeout == 1)
         let highest = try load([
             "MAX_CONNECTIONS": "1000", "MAX_BODY_BYTES": "17179869184", "MAX_CONCURRENT_REQUESTS": "1000000", "IDLE_TIMEOUT_S": "86400",
-            "HEADER_TIMEOUT_S": "3600", "DATABASE_TIMEOUT_S": "3600", "PLAN_CACHE_PRODUCTS": "100000000",
+            "HEADER_TIMEOUT_S": "3600", "DATABASE_TIMEOUT_S": "3600", "DATABASE_QUERY_TIMEOUT_S": "86400",
+            "PLAN_CACHE_PRODUCTS": "100000000",
         ])
         #expect(highest.maxConnections == 1000 && highest.maxBodyBytes == 1 << 34 && highest.maxConcurrentRequests == 1_000_000)
         #expect(highest.idleTimeout == 86_400 && highest.headerTimeout == 3600 && highest.databaseTimeout == 3600)
-        #expect(highest.planCacheProducts == 100_000_000)
+        #expect(highest.planCacheProducts == 100_000_000 && highest.databaseQueryTimeout == 86_400)
         for level in Logger.Level.allCases {
             #expect(try load(["LOG_LEVEL": level.rawValue.uppercased()]).logLevel == level)
         }
@@ -218,6 +222,7 @@ struct ConfigurationTests {
         for value in ["0.5", "86401", "nan"] { number("IDLE_TIMEOUT_S", "1.0 to 86400.0", value) }
         for value in ["0.4", "3601", "soon"] { number("HEADER_TIMEOUT_S", "0.5 to 3600.0", value) }
         for value in ["0.05", "3601", "inf"] { number("DATABASE_TIMEOUT_S", "0.1 to 3600.0", value) }
+        for value in ["0.5", "86401", "never"] { number("DATABASE_QUERY_TIMEOUT_S", "1.0 to 86400.0", value) }
         expectError(ConfigurationError("DATABASE_POOLER", "expected none or transaction, got 'session'"), ["DATABASE_POOLER": "session"])
         expectError(
             ConfigurationError("DATABASE_LISTEN_URL", "is for PostgreSQL only; DATABASE_URL names SQLite file fletcher.sqlite"),

@@ -11,7 +11,8 @@ import Testing
 @Suite("Store setup")
 struct StoreSetupTests {
     /// The server's PostgreSQL pool opens connections as callers need them, up to `MAX_CONNECTIONS`
-    /// (the change listener's among them); a caller waits `DATABASE_TIMEOUT_S` at most for one; and
+    /// (the change listener's among them); a caller waits `DATABASE_TIMEOUT_S` at most for one, and
+    /// works on it `DATABASE_QUERY_TIMEOUT_S` at most; and
     /// connections idle for 10 s are closed (the pool has no minimum). (Behind a pooler, the
     /// server's sessions are the pooler's.)
     @Test(.enabled(if: TestEngine.available.contains(.postgres) && TestStores.pooler == .none))
@@ -21,10 +22,11 @@ struct StoreSetupTests {
         let logger = quiet
         let url = try await TestStores.isolatedPostgresURL()
         let setup = try StoreSetup(
-            .postgres(url), maxConnections: 4, databaseTimeout: 2, pooler: TestStores.pooler, listenURL: TestStores.listenURL(for: url), logger: logger)
+            .postgres(url), maxConnections: 4, databaseTimeout: 2, databaseQueryTimeout: 45, pooler: TestStores.pooler, listenURL: TestStores.listenURL(for: url), logger: logger)
         let store = try #require(setup.store as? PostgresStore)
         #expect(store.poolUsage.capacity == 4)
         #expect(store.database.waitLimit == .seconds(2))
+        #expect(store.database.callLimit == .seconds(45))
         // Sessions are counted on a connection of the test's own, outside the pool.
         let counter = try await PostgresConnection.connect(
             configuration: try TestStores.endpoint(url, maximumConnections: 1).connection, id: 1, logger: logger)

@@ -66,6 +66,60 @@ struct ChangeListenersTests {
         #expect(asked.load(ordering: .sequentiallyConsistent) == 7)
     }
 
+    /// A listener that heard nothing for `quietLimit` has a heartbeat sent; one sent and not heard
+    /// within `heartbeatWait` makes it deaf; anything heard in time clears it.
+    @Test func aQuietListenerHasAHeartbeatSentAndIsDeafWhenItDoesNotHearIt() {
+        let listeners = ChangeListeners(quietLimit: .seconds(5), heartbeatWait: .seconds(3))
+        let start = ContinuousClock.now
+        #expect(!listeners.beatDue(at: start + .seconds(60)))  // not listening
+        listeners.listening(on: 41, at: start)
+        #expect(!listeners.beatDue(at: start + .seconds(4)))
+        listeners.heard(at: start + .seconds(4))
+        #expect(!listeners.beatDue(at: start + .seconds(8)))
+        #expect(listeners.beatDue(at: start + .seconds(9)))
+        // Heard before the sending returned (the heartbeat itself, maybe): none awaited.
+        let heardBefore = listeners.heardCount
+        listeners.heard(at: start + .seconds(9))
+        listeners.beatSent(at: start + .seconds(9), heardBefore: heardBefore)
+        #expect(!listeners.isDeaf(at: start + .seconds(30)))
+        #expect(listeners.beatDue(at: start + .seconds(14)))
+        listeners.beatSent(at: start + .seconds(14), heardBefore: listeners.heardCount)
+        #expect(!listeners.beatDue(at: start + .seconds(25)))  // one heartbeat on its way at a time
+        #expect(!listeners.isDeaf(at: start + .seconds(16)))
+        listeners.heard(at: start + .seconds(16))
+        #expect(!listeners.isDeaf(at: start + .seconds(20)))
+        #expect(listeners.beatDue(at: start + .seconds(21)))
+        listeners.beatSent(at: start + .seconds(21), heardBefore: listeners.heardCount)
+        #expect(!listeners.isDeaf(at: start + .seconds(23)))
+        #expect(listeners.isDeaf(at: start + .seconds(24)))
+        listeners.lost()
+        #expect(!listeners.isDeaf(at: start + .seconds(30)))
+    }
+
+    /// The watch sends heartbeats while the listener hears them, and calls the listener deaf (once,
+    /// as it is then lost) when one is not heard.
+    @Test func theWatchCallsAListenerDeafOnlyWhenItStopsHearing() async throws {
+        let listeners = ChangeListeners(quietLimit: .milliseconds(20), heartbeatWait: .milliseconds(200))
+        listeners.listening(on: 41)
+        let beats = Atomic<Int>(0)
+        let deafness = Atomic<Int>(0)
+        let hearing = Atomic<Bool>(true)
+        let watching = Task {
+            await listeners.watchHearing(Self.logger, every: .milliseconds(10)) {
+                beats.add(1, ordering: .sequentiallyConsistent)
+                if hearing.load(ordering: .sequentiallyConsistent) { listeners.heard() }
+            } deaf: {
+                deafness.add(1, ordering: .sequentiallyConsistent)
+            }
+        }
+        defer { watching.cancel() }
+        try await eventually("five heartbeats heard") { beats.load(ordering: .sequentiallyConsistent) >= 5 }
+        #expect(deafness.load(ordering: .sequentiallyConsistent) == 0)
+        hearing.store(false, ordering: .sequentiallyConsistent)
+        try await eventually("the listener called deaf") { deafness.load(ordering: .sequentiallyConsistent) == 1 }
+        #expect(!listeners.isListening)
+    }
+
     @Test func aResyncTellsEachDatasetsSubscribersAndNotThoseOfEveryDataset() async {
         let feed = PlanChangeFeed()
         let one = UUID()
@@ -184,7 +238,12 @@ struct ChangeListenersTests {
     final class Payloads: Sendable {
         private let payloads = Mutex<[String]>([])
 
-        func append(_ payload: String) { payloads.withLock { $0.append(payload) } }
+        /// Keeps `payload` unless it is a heartbeat (sent whenever a store's listener heard nothing
+        /// for a while, which the tests here do not count).
+        func append(_ payload: String) {
+            guard !payload.hasSuffix(" " + ChangeNotice.heartbeatWord) else { return }
+            payloads.withLock { $0.append(payload) }
+        }
 
         func contains(_ payload: String) -> Bool { payloads.withLock { $0.contains(payload) } }
 

@@ -1,4 +1,5 @@
 @testable import FletcherPostgres
+import FletcherDomain
 import FletcherStore
 import FletcherTestSupport
 import Foundation
@@ -81,6 +82,51 @@ struct DatabaseAvailabilityTests {
         try await Self.throughBusyPool { _ = try await store.plan(UUID()) }
     }
 
+    /// A write refused as read-only (25006: the connection reached a standby, as for a moment after
+    /// a failover) is the database being unavailable — a 503, not stored data found inconsistent.
+    @Test(.enabled(if: TestEngine.available.contains(.postgres)))
+    func aWriteRefusedAsReadOnlyIsUnavailable() async throws {
+        let url = try await TestStores.isolatedPostgresURL()
+        let store = try TestStores.postgresStore(url: url)
+        try await store.migrate()
+        let name = try #require(URLComponents(string: url)?.path.dropFirst())
+        try await store.database.client.withConnection { connection in
+            _ = try await connection.query(
+                PostgresQuery(unsafeSQL: "ALTER DATABASE \(name) SET default_transaction_read_only = on"), logger: Logger(label: "fletcher-test"))
+        }
+        // Straight to the server: a pooler would hand out server sessions opened before the setting.
+        let readOnly = try TestStores.postgresStore(url: TestStores.direct(url))
+        let fixture = PlanFixture().products("a")
+        await #expect {
+            _ = try await readOnly.apply(.submit(fixture.submission), to: fixture.datasetId, by: "p")
+        } throws: { error in
+            guard case StoreError.unavailable = error else { return false }
+            return true
+        }
+    }
+
+    /// Work still going when its call limit has passed (as on a connection whose network path went
+    /// silent: no error ever ends it) is given up: its caller gets `unavailable`, and its connection
+    /// is closed — with one connection in the pool, the next call gets a new one, where it would
+    /// otherwise wait for the sleep (ten minutes) past its own wait limit.
+    @Test(.enabled(if: TestEngine.available.contains(.postgres)))
+    func workOutlastingItsCallLimitIsGivenUpAndItsConnectionClosed() async throws {
+        // One connection for the test (and one for the change listener, unless it connects on its
+        // own, behind a pooler).
+        let store = try TestStores.postgresStore(
+            maxConnections: TestStores.pooler == .none ? 2 : 1, waitLimit: .seconds(60), callLimit: .seconds(2))
+        try await store.migrate()
+        await #expect {
+            try await store.withConnection { connection in
+                _ = try await connection.query("SELECT pg_sleep(600)", logger: Logger(label: "fletcher-test"))
+            }
+        } throws: { error in
+            guard case StoreError.unavailable(let reason) = error else { return false }
+            return reason.hasPrefix("the database did not answer within")
+        }
+        try await Self.throughBusyPool { try await store.checkHealth() }
+    }
+
     /// Runs `call`, again while it is refused for a busy pool (a loaded machine may take longer than
     /// the test's short wait limit to make a connection) — never when the database counts as down.
     static func throughBusyPool(_ call: () async throws -> Void) async throws {
@@ -113,6 +159,26 @@ struct DatabaseAvailabilityTests {
             return
         }
         #expect(reason.contains("closed the connection"))
+    }
+
+    /// Work that has had its connection for the call limit is given up (its connection closed), not
+    /// before.
+    @Test func workOutlastingItsCallLimitIsGivenUpThen() throws {
+        let endpoint = try PostgresEndpoint(url: "postgres://fletcher@127.0.0.1:1/none?sslmode=disable", maximumConnections: 1)
+        let store = PostgresStore(endpoint: endpoint, logger: Logger(label: "fletcher-test"), callLimit: .seconds(7))
+        let call = FakeCall(ticket: store.poolUsage.ticket())
+        #expect(call.ticket.acquired())
+        let start = ContinuousClock.now
+        call.acquiredAt.withLock { $0 = start }
+        store.database.inspect(call, at: start + .milliseconds(6_900))
+        #expect(call.failure == nil && !call.givenUp.withLock { $0 })
+        store.database.inspect(call, at: start + .milliseconds(7_000))
+        #expect(call.givenUp.withLock { $0 })
+        guard case StoreError.unavailable(let reason) = try #require(call.failure) else {
+            Issue.record("not unavailable: \(String(describing: call.failure))")
+            return
+        }
+        #expect(reason == "the database did not answer within 7.0 seconds")
     }
 
     /// A probe refused marks the database down at once. A probe only late (a machine starved of CPU
@@ -162,11 +228,18 @@ struct DatabaseAvailabilityTests {
         let ticket: PoolUsage.Ticket
         let started = ContinuousClock.now
         let closedSince = Mutex<ContinuousClock.Instant?>(nil)
+        let acquiredAt = Mutex<ContinuousClock.Instant?>(nil)
         private let failed = Mutex<(any Error)?>(nil)
+        let givenUp = Mutex(false)
         init(ticket: PoolUsage.Ticket) { self.ticket = ticket }
         var failure: (any Error)? { failed.withLock { $0 } }
         func fail(_ error: any Error) { failed.withLock { $0 = error } }
         func suspect() -> Bool { false }
+        func runningFor(at now: ContinuousClock.Instant) -> Duration? { acquiredAt.withLock { $0.map { now - $0 } } }
+        func giveUp(_ error: any Error) {
+            givenUp.withLock { $0 = true }
+            fail(error)
+        }
         func closedFor(at now: ContinuousClock.Instant) -> Duration? { closedSince.withLock { $0.map { now - $0 } } }
     }
 }

@@ -144,9 +144,10 @@ public enum TestStores {
     /// A new connection pool (running until the process ends) on the test PostgreSQL database.
     /// `waitLimit` is generous: tests that pile writers onto one dataset hold every connection while
     /// they queue for its row, and a loaded CI machine once took longer than 5 s to serve the queue.
+    /// `callLimit` is as generous (a writer queued on a dataset's row holds its connection meanwhile).
     /// `url`: another database of the test server than the shared one.
     public static func postgresStore(
-        url given: String? = nil, maxConnections: Int = 8, waitLimit: Duration = .seconds(60),
+        url given: String? = nil, maxConnections: Int = 8, waitLimit: Duration = .seconds(60), callLimit: Duration = .seconds(120),
         rowsPerStatement: Int = PostgresStore.defaultRowsPerStatement, planCache: PlanCache = PlanCache(),
         policy: OrchestrationPolicy = .none
     ) throws -> PostgresStore {
@@ -157,7 +158,7 @@ public enum TestStores {
         logger.logLevel = .warning
         let store = PostgresStore(
             endpoint: try endpoint(url, maximumConnections: maxConnections), logger: logger,
-            planCache: planCache, waitLimit: waitLimit, rowsPerStatement: rowsPerStatement, policy: policy)
+            planCache: planCache, waitLimit: waitLimit, callLimit: callLimit, rowsPerStatement: rowsPerStatement, policy: policy)
         Task.detached { await store.run() }
         return store
     }

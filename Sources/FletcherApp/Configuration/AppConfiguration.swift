@@ -37,6 +37,11 @@ public struct AppConfiguration: Sendable {
     /// A request waits this long at most for a database connection before it gets 503
     /// (`DATABASE_TIMEOUT_S`, PostgreSQL).
     public var databaseTimeout: Double = 5
+    /// A request's database work (its statements, its transaction) that has not ended this long
+    /// after it got its connection is given up, with a 503, and the connection closed
+    /// (`DATABASE_QUERY_TIMEOUT_S`, PostgreSQL): a connection whose path went silent holds no
+    /// request for good.
+    public var databaseQueryTimeout: Double = 30
     /// What stands between Fletcher and PostgreSQL (`DATABASE_POOLER`): `transaction` for a pooler
     /// in transaction mode, such as PgBouncer's usual set-up.
     public var databasePooler = ConnectionPooler.none
@@ -137,6 +142,7 @@ public struct AppConfiguration: Sendable {
         if let seconds = try number("IDLE_TIMEOUT_S", 1...86_400) { idleTimeout = seconds }
         if let seconds = try number("HEADER_TIMEOUT_S", 0.5...3_600) { headerTimeout = seconds }
         if let seconds = try number("DATABASE_TIMEOUT_S", 0.1...3_600) { databaseTimeout = seconds }
+        if let seconds = try number("DATABASE_QUERY_TIMEOUT_S", 1...86_400) { databaseQueryTimeout = seconds }
         if let count = try number("PLAN_CACHE_PRODUCTS", 0...100_000_000) { planCacheProducts = Int(count) }
         databasePooler =
             try variables.read(

@@ -21,6 +21,11 @@ struct ChangeNotice: Sendable {
 
     /// The payload of `sender`'s hello, said when its listener starts listening.
     static func hello(from sender: UUID) -> String { sender.lowercased }
+
+    /// The payload of `sender`'s heartbeat (`ChangeListeners.beatDue`): its second word is no dataset
+    /// id, so every listener ignores it but for having heard something.
+    static func heartbeat(from sender: UUID) -> String { sender.lowercased + " " + heartbeatWord }
+    static let heartbeatWord = "heartbeat"
 }
 
 /// Whether another Fletcher process listens for change notifications on this database.
@@ -37,6 +42,12 @@ struct ChangeNotice: Sendable {
 /// newcomer tells its own feed that every dataset may have changed once `resyncDelay` has passed
 /// (`PlanChangeFeed.resync`).
 ///
+/// A listening connection whose network path went silent (a firewall or NAT that forgot it, a peer
+/// gone without a reset) never fails: it only stops hearing. So a listener that heard nothing for
+/// `quietLimit` (5 s) has a heartbeat sent on the channel (through the pool); one that does not
+/// hear even that within `heartbeatWait` (5 s) of its commit is taken for dead, and its connection
+/// is closed for the listener to connect anew.
+///
 /// A store that does not listen (behind a transaction pooler with no `DATABASE_LISTEN_URL`) hears
 /// nobody: it checks all the same, every `checkInterval`, so that its writes notify the processes
 /// that do listen; and it tells its own feed every `pollInterval` that every dataset may have changed.
@@ -48,6 +59,10 @@ final class ChangeListeners: Sendable {
     static let resyncDelay = Duration.seconds(2)
     /// How often a store that does not listen has its live pages look again.
     static let pollInterval = Duration.seconds(2)
+    /// A listener that heard nothing this long has a heartbeat sent.
+    let quietLimit: Duration
+    /// A listener that does not hear its heartbeat this long after it was sent is taken for dead.
+    let heartbeatWait: Duration
     /// Whether this store listens; if not, its checks exclude no session.
     let listens: Bool
 
@@ -66,11 +81,19 @@ final class ChangeListeners: Sendable {
         var listener: Int32?
         /// Sessions listened on so far.
         var sessions = 0
+        /// When the listener last heard anything (or started listening).
+        var heardAt: ContinuousClock.Instant?
+        /// When a heartbeat not heard yet was sent.
+        var beatSentAt: ContinuousClock.Instant?
+        /// Notifications heard so far (a heartbeat heard before its sending returned is no silence).
+        var heardCount: UInt64 = 0
     }
     private let state = Mutex(State())
 
-    init(listens: Bool = true) {
+    init(listens: Bool = true, quietLimit: Duration = .seconds(5), heartbeatWait: Duration = .seconds(5)) {
         self.listens = listens
+        self.quietLimit = quietLimit
+        self.heartbeatWait = heartbeatWait
     }
 
     /// Whether writes should notify: true unless a check found nobody else listening.
@@ -83,11 +106,51 @@ final class ChangeListeners: Sendable {
     var isListening: Bool { state.withLock { $0.listener != nil } }
 
     /// This store listens, on the session of backend `pid`.
-    func listening(on pid: Int32) {
+    func listening(on pid: Int32, at now: ContinuousClock.Instant = .now) {
         state.withLock {
             $0.sessions += 1
             $0.listener = pid
             $0.othersPresent = nil
+            $0.heardAt = now
+            $0.beatSentAt = nil
+        }
+    }
+
+    /// The listener heard a notification, any: its connection carries them.
+    func heard(at now: ContinuousClock.Instant = .now) {
+        state.withLock {
+            $0.heardAt = now
+            $0.beatSentAt = nil
+            $0.heardCount &+= 1
+        }
+    }
+
+    /// How many notifications the listener has heard: passed to `beatSent`.
+    var heardCount: UInt64 { state.withLock { $0.heardCount } }
+
+    /// Whether a heartbeat is to be sent: the listener listens, has heard nothing for `quietLimit`,
+    /// and no heartbeat is on its way.
+    func beatDue(at now: ContinuousClock.Instant) -> Bool {
+        state.withLock { state in
+            guard state.listener != nil, state.beatSentAt == nil, let heardAt = state.heardAt else { return false }
+            return now - heardAt >= quietLimit
+        }
+    }
+
+    /// A heartbeat was committed at `now`, sent when the listener had heard `heardBefore`
+    /// notifications: if it has heard any since (the heartbeat itself, maybe), none is awaited.
+    func beatSent(at now: ContinuousClock.Instant, heardBefore: UInt64) {
+        state.withLock { state in
+            guard state.listener != nil, state.beatSentAt == nil, state.heardCount == heardBefore else { return }
+            state.beatSentAt = now
+        }
+    }
+
+    /// Whether the listener is deaf: it has not heard the heartbeat sent `heartbeatWait` ago.
+    func isDeaf(at now: ContinuousClock.Instant) -> Bool {
+        state.withLock { state in
+            guard state.listener != nil, let sent = state.beatSentAt else { return false }
+            return now - sent >= heartbeatWait
         }
     }
 
@@ -96,6 +159,8 @@ final class ChangeListeners: Sendable {
         state.withLock {
             $0.listener = nil
             $0.othersPresent = nil
+            $0.heardAt = nil
+            $0.beatSentAt = nil
         }
     }
 
@@ -135,6 +200,30 @@ final class ChangeListeners: Sendable {
                 }
             }
             try? await Task.sleep(for: Self.checkInterval)
+        }
+    }
+
+    /// Every `interval`, sends a heartbeat through `beat` when one is due, and calls `deaf` when the
+    /// listener did not hear it in time, until cancelled. A heartbeat that cannot be sent (the
+    /// pool's connections fail too) judges nothing.
+    func watchHearing(
+        _ logger: Logger, every interval: Duration = checkInterval, beat: () async throws -> Void, deaf: () -> Void
+    ) async {
+        while !Task.isCancelled {
+            if isDeaf(at: .now) {
+                logger.warning("the change listener did not hear its own heartbeat: connecting it anew")
+                lost()
+                deaf()
+            } else if beatDue(at: .now) {
+                do {
+                    let heardBefore = heardCount
+                    try await beat()
+                    beatSent(at: .now, heardBefore: heardBefore)
+                } catch {
+                    logger.debug("cannot send the change listener's heartbeat", metadata: ["error": "\(error)"])
+                }
+            }
+            try? await Task.sleep(for: interval)
         }
     }
 }

@@ -4,9 +4,10 @@ import Synchronization
 
 /// One use of a pooled connection, run in a task of its own so that its caller can be answered
 /// without waiting for it: when the wait for a connection must end (the database is down, or the
-/// wait outlasted the limit), or when the connection closed under the work and the work still has
+/// wait outlasted the limit); when the connection closed under the work and the work still has
 /// not ended (postgres-nio does not always answer a query sent just as the server closed the
-/// connection; such work would otherwise hold its caller for good).
+/// connection; such work would otherwise hold its caller for good); or when the work outlasts its
+/// own limit (a connection whose path went silent, which no error ever ends: `giveUp` closes it).
 final class DatabaseCall<Value: Sendable>: WatchedCall {
     let ticket: PoolUsage.Ticket
     let started = ContinuousClock.now
@@ -17,8 +18,11 @@ final class DatabaseCall<Value: Sendable>: WatchedCall {
         var answered = false
         var work: Task<Void, Never>?
         var connection: PostgresConnection?
+        /// When the work got its connection.
+        var acquiredAt: ContinuousClock.Instant?
         var closedSince: ContinuousClock.Instant?
         var suspected = false
+        var givenUp = false
     }
 
     init(ticket: PoolUsage.Ticket) {
@@ -37,7 +41,10 @@ final class DatabaseCall<Value: Sendable>: WatchedCall {
                         let value = try await client.withConnection { connection in
                             // The caller gave up just as the connection came: hand it back unused.
                             guard self.ticket.acquired() else { throw CancellationError() }
-                            self.state.withLock { $0.connection = connection }
+                            self.state.withLock {
+                                $0.connection = connection
+                                $0.acquiredAt = .now
+                            }
                             return try await work(connection)
                         }
                         self.answer(.success(value))
@@ -70,10 +77,32 @@ final class DatabaseCall<Value: Sendable>: WatchedCall {
         }
     }
 
-    /// How long the connection has been seen closed under the work, nil while it is open.
+    /// How long the work has had its connection; nil while it waits for one, or once given up.
+    func runningFor(at now: ContinuousClock.Instant) -> Duration? {
+        state.withLock { state in
+            guard !state.givenUp, let acquiredAt = state.acquiredAt else { return nil }
+            return now - acquiredAt
+        }
+    }
+
+    /// Answers the caller with `error` and closes the connection under the work, which ends its
+    /// query (failing it) and has the pool replace the connection.
+    func giveUp(_ error: any Error) {
+        let connection = state.withLock { state in
+            defer { state.givenUp = true }
+            return state.givenUp ? nil : state.connection
+        }
+        fail(error)
+        guard let connection else { return }
+        let closed: EventLoopFuture<Void> = connection.close()
+        closed.whenFailure { _ in }
+    }
+
+    /// How long the connection has been seen closed under the work; nil while it is open, or once
+    /// given up (`giveUp` closed it).
     func closedFor(at now: ContinuousClock.Instant) -> Duration? {
         state.withLock { state in
-            guard let connection = state.connection, connection.isClosed else { return nil }
+            guard !state.givenUp, let connection = state.connection, connection.isClosed else { return nil }
             let since = state.closedSince ?? now
             state.closedSince = since
             return now - since
@@ -102,6 +131,8 @@ protocol WatchedCall: AnyObject, Sendable {
     var started: ContinuousClock.Instant { get }
     func fail(_ error: any Error)
     func suspect() -> Bool
+    func runningFor(at now: ContinuousClock.Instant) -> Duration?
+    func giveUp(_ error: any Error)
     func closedFor(at now: ContinuousClock.Instant) -> Duration?
 }
 

@@ -2,6 +2,7 @@ public import FletcherStore
 import Foundation
 import Logging
 public import PostgresNIO
+import Synchronization
 
 /// The connection to PostgreSQL that `PostgresStore` works through: the postgres-nio pool and the
 /// calls made on it, under a time limit (`DatabaseCalls`) and failing fast while the database is
@@ -22,6 +23,8 @@ public final class PostgresDatabase: Sendable {
     let calls = DatabaseCalls()
     /// How long a caller waits for a pooled connection before it gets a 503.
     let waitLimit: Duration
+    /// How long a call may hold its connection before it is given up (a 503) and the connection closed.
+    let callLimit: Duration
     /// How the availability probe connects.
     private let probeConfiguration: PostgresConnection.Configuration
     /// What stands between this process and PostgreSQL.
@@ -37,14 +40,18 @@ public final class PostgresDatabase: Sendable {
     let instanceId = UUID()
     /// Whether another process listens, so whether mutations notify.
     let listeners: ChangeListeners
+    /// The connection listening now, for the heartbeat watch to close when it turns deaf.
+    private let listening = Mutex<PostgresConnection?>(nil)
     /// The notice this process's writes send (or not) now.
     var notice: ChangeNotice { ChangeNotice(sender: instanceId, sent: listeners.othersPresent) }
 
     /// - Parameters:
     ///   - waitLimit: how long a caller may wait for a pooled connection (all of them busy, or none
     ///     can be made) before it gets `StoreError.unavailable`.
+    ///   - callLimit: how long a call may go on once it has its connection before it gets
+    ///     `StoreError.unavailable` and its connection is closed.
     ///   - changeFeed: told of other processes' changes, as the listener hears them.
-    init(endpoint: PostgresEndpoint, logger: Logger, waitLimit: Duration, changeFeed: PlanChangeFeed) {
+    init(endpoint: PostgresEndpoint, logger: Logger, waitLimit: Duration, callLimit: Duration, changeFeed: PlanChangeFeed) {
         self.client = PostgresClient(configuration: endpoint.pool, backgroundLogger: logger)
         var probe = endpoint.connection
         probe.options.connectTimeout = TimeAmount(Self.probeTimeout)
@@ -58,6 +65,7 @@ public final class PostgresDatabase: Sendable {
         self.logger = logger
         self.availability = DatabaseAvailability(logger: logger)
         self.waitLimit = waitLimit
+        self.callLimit = callLimit
         self.changeFeed = changeFeed
     }
 
@@ -69,6 +77,9 @@ public final class PostgresDatabase: Sendable {
             group.addTask { await self.client.run() }
             group.addTask { await self.listenForChanges() }
             group.addTask { await self.listeners.watch(self.logger, othersListen: self.othersListen) }
+            if listeners.listens {
+                group.addTask { await self.listeners.watchHearing(self.logger, beat: self.sendHeartbeat, deaf: self.closeListener) }
+            }
             group.addTask { await self.availability.watch { await self.probe() } }
             group.addTask { await self.calls.watch { call, now in self.inspect(call, at: now) } }
             await group.next()
@@ -85,7 +96,9 @@ public final class PostgresDatabase: Sendable {
     /// at most `waitLimit`, or until the database is found down meanwhile; a wait longer than
     /// `suspicionAfter` has the database probed (the pool keeps trying to connect and would keep
     /// callers waiting through an outage). Once a connection is acquired, `body` runs to its end,
-    /// unless the connection closes under it and it still has not ended `closedGrace` later.
+    /// unless the connection closes under it and it still has not ended `closedGrace` later, or it
+    /// has not ended within `callLimit` (then its connection is closed: a connection whose path went
+    /// silent — a stalled network, a peer gone without a reset — would hold it for good).
     func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         try availability.check()
         let call = DatabaseCall<T>(ticket: poolUsage.ticket())
@@ -146,8 +159,12 @@ public final class PostgresDatabase: Sendable {
                 let state = error.serverInfo?[.sqlState] ?? ""
                 let message = error.serverInfo?[.message] ?? "server error"
                 // Class 08 connection exceptions, 53 insufficient resources, 57 operator intervention
-                // (shutdown, admin cancel), 40 transaction rollback (serialization, deadlock).
-                if ["08", "53", "57", "40"].contains(String(state.prefix(2))) {
+                // (shutdown, admin cancel), 40 transaction rollback (serialization, deadlock); and
+                // 25006, a write on a read-only standby (a connection routed to the old primary
+                // during a failover: the connection is closed, `withConnection`, and the probe
+                // marks the database down until a primary answers).
+                if ["08", "53", "57", "40"].contains(String(state.prefix(2))) || state == "25006" {
+                    if state == "25006" { availability.suspect() }
                     throw StoreError.unavailable("\(state) \(message)")
                 }
                 throw StoreError.corrupt("\(state) \(message)")
@@ -173,6 +190,10 @@ public final class PostgresDatabase: Sendable {
                 return
             }
             if call.ticket.abandon() { call.fail(StoreError.unavailable(reason)) }
+        } else if let running = call.runningFor(at: now), running >= callLimit {
+            logger.warning("a database call did not end within its limit; closing its connection", metadata: ["limit": "\(callLimit)"])
+            availability.suspect()
+            call.giveUp(StoreError.unavailable("the database did not answer within \(callLimit)"))
         } else if let closed = call.closedFor(at: now), closed >= Self.closedGrace {
             logger.warning("a query on a connection the database closed was never answered; giving up on it")
             availability.suspect()
@@ -302,8 +323,12 @@ public final class PostgresDatabase: Sendable {
         let pid = try await ConnectivityQueries.nameListener(connection, logger)
         try await connection.listen(on: ConnectivityQueries.changeChannel) { notifications in
             try await ConnectivityQueries.sayHello(from: instanceId, connection, logger)
+            listening.withLock { $0 = connection }
             listeners.listening(on: pid)
-            defer { listeners.lost() }
+            defer {
+                listeners.lost()
+                listening.withLock { $0 = nil }
+            }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     try await Task.sleep(for: ChangeListeners.resyncDelay)
@@ -322,8 +347,24 @@ public final class PostgresDatabase: Sendable {
         }
     }
 
-    /// A notification: another process's change (its instance id, the dataset's) or hello (its id).
+    /// Sends the listener's heartbeat (`ChangeListeners.watchHearing`) through the pool.
+    private func sendHeartbeat() async throws {
+        try await withConnection { [instanceId, logger] connection in
+            try await ConnectivityQueries.sendHeartbeat(from: instanceId, connection, logger)
+        }
+    }
+
+    /// Closes the listening connection, which ends its notifications: the listener connects anew.
+    private func closeListener() {
+        guard let connection = listening.withLock({ $0 }) else { return }
+        let closed: EventLoopFuture<Void> = connection.close()
+        closed.whenFailure { _ in }
+    }
+
+    /// A notification: another process's change (its instance id, the dataset's) or hello (its
+    /// id), or any process's heartbeat (ignored but for being heard).
     private func heard(_ payload: String) {
+        listeners.heard()
         let parts = payload.split(separator: " ")
         guard let sender = parts.first.flatMap({ UUID(uuidString: String($0)) }), sender != instanceId else { return }
         switch parts.count {
