@@ -179,7 +179,7 @@ enum DatasetQueries {
                     deadline = \(dataset.deadline?.postgres)::timestamptz, deadline_missed = \(dataset.deadlineMissed)::bool,
                     event_sequence = \(dataset.eventSequence)::int8,
                     event_xid = CASE WHEN \(writesEvents)::bool THEN greatest(event_xid, pg_current_xact_id()) ELSE event_xid END,
-                    last_modified = greatest(last_modified, \(lastModified.postgres)::timestamptz), revision = revision + 1
+                    last_modified = greatest(last_modified, \(lastModified.postgres)::timestamptz), revision = \(unescaped: nextRevision)
                 WHERE id = \(dataset.id)::uuid AND revision = \(revision)::int8
                 RETURNING revision, last_modified, event_xid
             ), notified AS (
@@ -194,12 +194,19 @@ enum DatasetQueries {
             """
     }
 
+    /// A committed change's new revision: the old one plus a random step from 1 to 2^24. Readers and
+    /// the plan cache only compare revisions; the random step makes two commits from the same
+    /// revision — one acknowledged by a primary and lost with it in an asynchronous failover, and
+    /// the one the new primary takes in its place — a match only by a 1-in-16-million chance, so a
+    /// process that cached the lost one finds it stale (docs/ARCHITECTURE.md, "The plan cache").
+    static let nextRevision = "revision + 1 + floor(random() * 16777216)::int8"
+
     /// Marks a dataset changed outside a plan mutation (a product's run id stored by the dispatcher).
     static func touch(_ id: UUID, at now: Date, notifying notice: ChangeNotice, _ connection: PostgresConnection, _ logger: Logger) async throws {
         try await connection.query(
             """
             WITH touched AS (
-                UPDATE dataset SET last_modified = greatest(last_modified, \(now.postgres)), revision = revision + 1
+                UPDATE dataset SET last_modified = greatest(last_modified, \(now.postgres)), revision = \(unescaped: nextRevision)
                 WHERE id = \(id) RETURNING id
             )
             SELECT count(pg_notify(\(ConnectivityQueries.changeChannel), \(notice.payload(id)))) FROM touched WHERE \(notice.sent)

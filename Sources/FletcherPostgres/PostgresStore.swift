@@ -161,7 +161,7 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
         _ change: @escaping @Sendable (consuming Plan?, Date, ChangeCall) throws -> PlanChange
     ) async throws -> PlanChange {
         if let written = try await mutateCached(datasetId, change) { return written }
-        var (result, revision, lastModified) = try await storeErrors {
+        var (result, base, revision, lastModified) = try await storeErrors {
             do {
                 return try await transaction(.write) { [self] connection in
                     try await mutate(datasetId, createIfMissing: createIfMissing, on: connection, change)
@@ -174,7 +174,7 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
             }
         }
         // Committed: the plan as written is the dataset at its new revision.
-        result.plan = planCache.store(result, revision: revision, lastModified: lastModified)
+        result.plan = planCache.store(result, madeFrom: base, revision: revision, lastModified: lastModified)
         if !result.isEmpty { changeFeed.publish(datasetId) }
         return result
     }
@@ -200,7 +200,7 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
         }
         guard let written else { return nil }
         var result = made
-        result.plan = planCache.store(made, revision: written.revision, lastModified: written.lastModified)
+        result.plan = planCache.store(made, madeFrom: cached.revision, revision: written.revision, lastModified: written.lastModified)
         changeFeed.publish(datasetId)
         return result
     }
@@ -208,14 +208,14 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
     /// A mutation inside the caller's transaction: locks the dataset's row (first, always: the
     /// dispatcher's writes take the same order, so they cannot deadlock with it), reads the plan,
     /// applies `change`, writes what changed. `whenLocked` runs with the lock held, before `change`;
-    /// returning false abandons the mutation (nil). Returns the change with the dataset's revision and
-    /// last modification once it commits. The plan's rows are not read when the cache holds the
-    /// locked revision.
+    /// returning false abandons the mutation (nil). Returns the change with the revision it was made
+    /// from (0 for a new dataset), and the dataset's revision and last modification once it commits.
+    /// The plan's rows are not read when the cache holds the locked revision.
     func mutate(
         _ datasetId: UUID, createIfMissing: Bool, on connection: PostgresConnection,
         whenLocked: (PostgresConnection) async throws -> Bool = { _ in true },
         _ change: (consuming Plan?, Date, ChangeCall) throws -> PlanChange
-    ) async throws -> (change: PlanChange, revision: Int64, lastModified: Date) {
+    ) async throws -> (change: PlanChange, base: Int64, revision: Int64, lastModified: Date) {
         var locked = try await DatasetQueries.lock(datasetId, connection, logger)
         var isNew = false
         if locked == nil {
@@ -246,14 +246,15 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
         let now = Date.storeNow(notBefore: locked?.lastModified)
         // Handed over: a plan read here is edited in place. The last call of `change`.
         var result = try change(stored.take(), now, .final)
-        guard !result.isEmpty else { return (result, locked?.revision ?? 0, locked?.lastModified ?? now) }
+        let base = locked?.revision ?? 0
+        guard !result.isEmpty else { return (result, base, base, locked?.lastModified ?? now) }
         result.roundTimersToStoredPrecision()
         guard
             let written = try await PlanWriteQuery.write(
-                result, expecting: locked?.revision ?? 0, at: now, notifying: notice,
+                result, expecting: base, at: now, notifying: notice,
                 rowsPerStatement: rowsPerStatement, database.statements, connection, logger)
         else { throw StoreError.corrupt("dataset \(datasetId.lowercased) changed revision while locked") }
-        return (result, written.revision, written.lastModified)
+        return (result, base, written.revision, written.lastModified)
     }
 
     /// The plan of `dataset`: its data products and dependencies read (inside the caller's snapshot).

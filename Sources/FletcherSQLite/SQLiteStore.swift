@@ -89,7 +89,8 @@ public final class SQLiteStore: Store {
             try await writing { db in try Self.mutate(datasetId, createIfMissing: createIfMissing, in: db, cache: cache, change) }
         }
         // Committed: the plan as written is the dataset at its new revision.
-        result.plan = cache.store(result, revision: revision, lastModified: lastModified)
+        // (SQLite's revisions count up by one.)
+        result.plan = cache.store(result, madeFrom: result.isEmpty ? revision : revision - 1, revision: revision, lastModified: lastModified)
         if !result.isEmpty { changeFeed.publish(datasetId) }
         return result
     }

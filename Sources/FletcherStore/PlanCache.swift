@@ -143,16 +143,16 @@ public final class PlanCache: Sendable {
         return kept
     }
 
-    /// Keeps the plan `change` made as the dataset's state at `revision`; returns the plan. When the
-    /// entry held is the plan the change was made from — at the revision before (every committed
-    /// change bumps the revision by one) — its rows' JSON and graph carry over: the JSON less the
-    /// rows the change wrote, the graph if the change kept it. A change that wrote nothing leaves
-    /// the revision, and an entry at it, as they are.
+    /// Keeps the plan `change` made from the dataset at revision `base` as its state at `revision`
+    /// (`base` itself when the change wrote nothing); returns the plan. When the entry held is the
+    /// plan the change was made from — at `base` — its rows' JSON and graph carry over: the JSON
+    /// less the rows the change wrote, the graph if the change kept it. A change that wrote nothing
+    /// leaves the revision, and an entry at it, as they are.
     @discardableResult
-    public func store(_ change: PlanChange, revision: Int64, lastModified: Date) -> Plan {
+    public func store(_ change: PlanChange, madeFrom baseRevision: Int64, revision: Int64, lastModified: Date) -> Plan {
         let plan = change.plan
         let base = state.withLock { $0.plans.peek(plan.dataset.id) }
-        guard let base, base.revision == (change.isEmpty ? revision : revision - 1) else {
+        guard let base, base.revision == (change.isEmpty ? revision : baseRevision) else {
             return store(plan, revision: revision, lastModified: lastModified)
         }
         if change.isEmpty { return plan }
