@@ -163,8 +163,8 @@ public final class PostgresDatabase: Sendable {
                 // 25006, a write on a read-only standby (a connection routed to the old primary
                 // during a failover: the connection is closed, `withConnection`, and the probe
                 // marks the database down until a primary answers).
-                if ["08", "53", "57", "40"].contains(String(state.prefix(2))) || state == "25006" {
-                    if state == "25006" { availability.suspect() }
+                if state == Self.readOnlyTransaction { availability.suspect() }
+                if ["08", "53", "57", "40"].contains(String(state.prefix(2))) || state == Self.readOnlyTransaction {
                     throw StoreError.unavailable("\(state) \(message)")
                 }
                 throw StoreError.corrupt("\(state) \(message)")
@@ -201,6 +201,8 @@ public final class PostgresDatabase: Sendable {
         }
     }
 
+    /// SQLSTATE of a write refused by a read-only transaction (on a standby).
+    static let readOnlyTransaction = "25006"
     /// A wait for a connection this long has the database probed.
     static let suspicionAfter = Duration.milliseconds(250)
     /// How long work may go on after its connection closed under it.
