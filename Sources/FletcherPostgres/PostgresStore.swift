@@ -81,6 +81,9 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
             // pool's connection is worth waiting for.
             try await database.client.withConnection { [self] connection in
                 try await PostgresMigrations.run(on: connection, logger: logger)
+                if case .functions(let functions) = database.statements {
+                    try await functions.install(on: connection, logger: logger)
+                }
             }
         }
     }

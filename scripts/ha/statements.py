@@ -306,6 +306,25 @@ SHAPES = [
                  "INSERT INTO dependency_block (dataset_id, first_position, rows) SELECT dataset_id, n / $ * $, string_agg( … ) "
                  "FROM ( SELECT *, row_number() OVER (PARTITION BY dataset_id ORDER BY position) - $ AS n FROM dependency ) numbered "
                  "GROUP BY dataset_id, n / $"]),
+    dict(id="statement-functions", category=SESSION, source=PG + "StatementFunctions.swift: install (behind a transaction pooler)",
+         reason="learning a statement's parameter and result types (PREPARE, the catalog, one run with nulls rolled back "
+                "to a savepoint, recorded as the statement itself) and making its PL/pgSQL function: catalog and DDL",
+         shapes=["SAVEPOINT fletcher_probe", "ROLLBACK TO SAVEPOINT fletcher_probe", "PREPARE fletcher_probe_… AS …",
+                 "EXECUTE fletcher_probe_…", "DEALLOCATE fletcher_probe_…",
+                 "SELECT parameter_types::text[] FROM pg_prepared_statements WHERE name = $",
+                 "SELECT format_type(o, NULL) FROM unnest(…) WITH ORDINALITY AS r(o, n) ORDER BY n",
+                 "SELECT to_regproc($) IS NOT NULL", "CREATE FUNCTION fletcher_… AS …"]),
+    dict(id="statement-function-calls", category=EXCEPTION, verdict="safe",
+         source=PG + "StatementFunctions.swift, StatementReuse.swift: the statements run on most requests, behind a "
+                "transaction pooler",
+         reason="a call of the PL/pgSQL function holding one statement (the revision read, the recent state changes, the "
+                "newest datasets, the two plan writes). The statement inside is recorded as itself (track = all) and "
+                "placed by its own shape. On Citus the function runs on the coordinator, which routes its statement as it "
+                "would the statement sent alone; create_distributed_function with the dataset id argument, colocated with "
+                "dataset, would push the single-dataset ones to their worker whole",
+         shapes=["SELECT * FROM fletcher_dataset_revision_…(…)", "SELECT * FROM fletcher_recent_state_changes_…(…)",
+                 "SELECT * FROM fletcher_newest_datasets_…()", "SELECT * FROM fletcher_plan_write_…(…)",
+                 "SELECT * FROM fletcher_plan_grow_…(…)"]),
     dict(id="search-estimate", category=SESSION, source=PG + "SearchQueries.swift: estimatedTexts (SearchWords.sample)",
          reason="a catalog read. On Citus the coordinator's dataset_search holds no rows, so its estimate is not "
                 "the shards' (the sample then reads up to its size)",

@@ -62,10 +62,16 @@ class Postgres:
         self.psql(name, "-v", f"prefix={prefix}", "-v", f"first={first}", "-v", f"last={last}", "-v", f"shape={shape}",
                   "-f", os.path.join(HERE, "bench-plans.sql"))
 
-    def pgbench(self, name, script, clients, seconds, plans):
+    def pgbench(self, name, script, clients, seconds, plans, address=None):
+        """pgbench's figures running `script` on database `name`, at the server's address or at
+        `address` (host:port, a pooler's)."""
+        conninfo = self.conninfo(name)
+        if address:
+            host, port = address.split(":")
+            conninfo = f"host={host} port={port} user={self.user} dbname={name}"
         out = subprocess.run([self.tool("pgbench"), "-n", "-f", os.path.join(HERE, script), "-D", f"plans={plans}",
                               "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(seconds), "-r",
-                              self.conninfo(name)], check=True, capture_output=True, text=True).stdout
+                              conninfo], check=True, capture_output=True, text=True).stdout
         tps = float(re.search(r"tps = ([0-9.]+)", out).group(1))
         latency = float(re.search(r"latency average = ([0-9.]+) ms", out).group(1))
         return {"tps": tps, "latency_avg_ms": latency}
@@ -332,7 +338,9 @@ def step_pooler(args, pg, results):
     (`DATABASE_POOLER=transaction`, the listener straight to PostgreSQL with `DATABASE_LISTEN_URL`),
     in alternating rounds, each on a server and database of its own. Run under
     scripts/with-pgbouncer.sh (FLETCHER_TEST_POSTGRES_URL goes through PgBouncer,
-    FLETCHER_TEST_POSTGRES_DIRECT_URL to the server)."""
+    FLETCHER_TEST_POSTGRES_DIRECT_URL to the server). Each arm then runs pgbench's minimal update
+    transaction (pgbench-update.sql) the same way, straight or through PgBouncer, for as long, at the
+    same concurrency: the ratio a pooler process allows PostgreSQL's own client on these cores."""
     direct = os.environ.get("FLETCHER_TEST_POSTGRES_DIRECT_URL")
     if not direct:
         raise SystemExit("the pooler step runs under scripts/with-pgbouncer.sh")
@@ -348,11 +356,19 @@ def step_pooler(args, pg, results):
         server = Server(args.binary, pooled_url if arm == "pgbouncer" else straight_url, env)
         report = stress(args.binary, server, "mixed", args.mixed_concurrency, args.pooler_seconds, args.mixed_plans)
         report["server"] = server.stop()
+        pg.bench_plans(database, "bench", 1, args.mixed_plans, "plan")
+        pg.checkpoint(database)
+        pooled_address = re.match(r"postgres(?:ql)?://[^@/]+@([^:/]+:\d+)/", pooled_url).group(1)
+        report["pgbench_update"] = pg.pgbench(database, "pgbench-update.sql", args.mixed_concurrency, args.pooler_seconds,
+                                              args.mixed_plans, pooled_address if arm == "pgbouncer" else server_address)
         return report
 
     rounds, ratios = alternating("pooler", "direct", "pgbouncer", args.pooler_rounds, measure)
-    results["pooler"] = {"rounds": rounds, "ratios": ratios, "ratio_median": sorted(ratios)[len(ratios) // 2]}
-    log(f"pooler: PgBouncer / direct = {', '.join(f'{r:.2f}' for r in ratios)}")
+    pgbench = [pair["pgbouncer"]["pgbench_update"]["tps"] / pair["direct"]["pgbench_update"]["tps"] for pair in rounds]
+    results["pooler"] = {"rounds": rounds, "ratios": ratios, "ratio_median": sorted(ratios)[len(ratios) // 2],
+                         "pgbench_ratios": pgbench, "pgbench_ratio_median": sorted(pgbench)[len(pgbench) // 2]}
+    log(f"pooler: PgBouncer / direct = {', '.join(f'{r:.2f}' for r in ratios)}; "
+        f"pgbench's = {', '.join(f'{r:.2f}' for r in pgbench)}")
 
 
 STEPS = {"curve": step_curve, "mixed": step_mixed, "big": step_big, "sqlite": step_sqlite, "dispatch": step_dispatch,

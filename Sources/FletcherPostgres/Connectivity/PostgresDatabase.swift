@@ -58,7 +58,7 @@ public final class PostgresDatabase: Sendable {
         self.probeConfiguration = probe
         self.loopRevisions = LoopRevisions(configuration: endpoint.pooler == .none ? endpoint.connection : nil, logger: logger)
         self.pooler = endpoint.pooler
-        self.statements = endpoint.pooler == .none ? .named : .unnamed
+        self.statements = endpoint.pooler == .none ? .named : .functions(StatementFunctions())
         self.listenConfiguration = endpoint.listen
         self.listeners = ChangeListeners(listens: endpoint.pooler == .none || endpoint.listen != nil)
         self.poolUsage = PoolUsage(capacity: endpoint.pool.options.maximumConnections)
