@@ -1,5 +1,7 @@
 # Fletcher: the two commands of the README, and a few more for development.
-.PHONY: run test test-ha build release clean
+.PHONY: run test test-ha test-deploy build release install clean
+
+PREFIX ?= /usr/local
 
 ## Run Fletcher on the embedded SQLite default (installs what is missing, builds in release mode).
 run:
@@ -14,11 +16,21 @@ test:
 test-ha:
 	scripts/test-ha.sh
 
+## The shipping forms: the self-contained binary, `make install`, the container image and the systemd
+## unit (builds the release executable and the image; about 30 minutes from scratch).
+test-deploy:
+	scripts/test-deploy.sh
+
 build:
 	swift build
 
+## The release executable as it ships: Swift runtime linked in, resources embedded (.build-release/release/fletcher).
 release:
-	swift build -c release --product fletcher
+	scripts/release.sh
+
+## Installs the release executable, its manual page and shell completions under PREFIX (default /usr/local).
+install:
+	scripts/install.sh "$(PREFIX)"
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-release

@@ -93,7 +93,8 @@ let package = Package(
         .target(
             name: "FletcherAPI",
             dependencies: [.product(name: "OpenAPIRuntime", package: "swift-openapi-runtime")],
-            resources: [.copy("openapi.yaml")],
+            // In the executable's own data, so that the one file runs anywhere (no resource bundle beside it).
+            resources: [.embedInCode("openapi.yaml")],
             // The generated code imports publicly what it uses internally; spare it that upcoming rule.
             swiftSettings: [.enableUpcomingFeature("ExistentialAny"), .enableUpcomingFeature("MemberImportVisibility")],
             plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
@@ -155,7 +156,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            resources: [.copy("Assets")],
+            // In the executable's own data, so that the one file runs anywhere (no resource bundle beside it).
+            resources: [.embedInCode("Assets/fletcher.css"), .embedInCode("Assets/fletcher.js"), .embedInCode("Assets/favicon.svg")],
             swiftSettings: swiftSettings
         ),
         // The trigger daemon: sends queued data products to their compute platforms, and the
@@ -235,8 +237,11 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: swiftSettings,
+            plugins: ["BuildInfo"]
         ),
+        // Records the commit the executable is built from, for `fletcher --version`.
+        .plugin(name: "BuildInfo", capability: .buildTool()),
 
         // Shared fixtures and the storage conformance suite.
         .target(

@@ -16,31 +16,7 @@ if command -v dpkg-query >/dev/null; then
   done
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
   python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
-  if ((${#missing[@]})); then
-    echo "Installing missing system packages: ${missing[*]}"
-    sudo=""
-    [[ $(id -u) -ne 0 ]] && sudo="sudo"
-    # Installing etcd-server, haproxy or pgbouncer starts its service (etcd on port 2379 with its
-    # data in /var/lib/etcd, …) where an init system runs; the tests start their own, on free ports.
-    # A policy-rc.d answering 101 forbids starting services during the install: one is put in place
-    # for the install only, unless there is one already (Debian's container images have it).
-    policy=/usr/sbin/policy-rc.d
-    placed=""
-    if [[ ! -e $policy ]]; then
-      printf '#!/bin/sh\n# Put by scripts/test-ha.sh for the length of an install: start no service.\nexit 101\n' |
-        $sudo tee "$policy" >/dev/null
-      $sudo chmod 755 "$policy"
-      placed=1
-      trap '$sudo rm -f "$policy"' EXIT
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get update -qq
-    $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
-    if [[ -n $placed ]]; then
-      $sudo rm -f "$policy"
-      trap - EXIT
-    fi
-  fi
+  scripts/apt-install.sh "${missing[@]}"
 fi
 
 scripts/e2e-venv.sh

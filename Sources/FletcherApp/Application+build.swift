@@ -43,7 +43,7 @@ public func buildRouter(
     router.addBulkRoutes(BulkRoutes(planRoutes))
     router.addProductListRoutes(ProductListRoutes(store: store))
     router.addWebRoutes(
-        try WebUI(
+        WebUI(
             store: store, sessions: WebSessions(authenticator: authenticator, publicURL: publicURL),
             transitions: TransitionMetrics(factory: metrics.factory), events: EventMetrics(factory: metrics.factory)))
     return router

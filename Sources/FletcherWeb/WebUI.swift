@@ -16,10 +16,10 @@ public struct WebUI: Sendable {
     public init(
         store: any Store, sessions: WebSessions, renderer: GraphvizRenderer = GraphvizRenderer(),
         transitions: TransitionMetrics = TransitionMetrics(), events: EventMetrics = EventMetrics()
-    ) throws {
+    ) {
         self.store = store
         self.renderer = renderer
-        self.assets = try Assets()
+        self.assets = Assets()
         self.sessions = sessions
         self.transitions = transitions
         self.events = events

@@ -15,7 +15,7 @@ struct FletcherCommand: AsyncParsableCommand {
             the login is missing or refused, 4 for a missing dataset or product, 5 when refused (role, \
             conflict), 6 for a bad request, 7 when the server cannot be reached, 1 otherwise.
             """,
-        version: fletcherVersion,
+        version: "\(fletcherVersion) (commit \(buildCommit))",
         subcommands: [
             Serve.self, Migrate.self, HashKey.self, SimulateCompute.self, Stress.self, PlanCommand.self, ProductsCommand.self,
             UpdateCommand.self, ClearCommand.self, DisableCommand.self, RerunCommand.self, EventsCommand.self,

@@ -50,7 +50,8 @@ def test_version_prints_the_version_and_exits_0():
     version = re.search(r'public let fletcherVersion = "([^"]+)"', source).group(1)
     result = run(["--version"])
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == version
+    # The version, then the commit built from (test_single_binary.py checks the commit).
+    assert re.fullmatch(rf"{re.escape(version)} \(commit [0-9a-f]{{12}}(-dirty)?\)", result.stdout.strip()), result.stdout
 
 
 # migrate

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash scripts/ensure-deps.sh test
-swift build -c release --scratch-path .build-release --product fletcher
+scripts/release.sh >/dev/null
 export FLETCHER_PG_SETTINGS="-c shared_buffers=512MB -c max_wal_size=4GB -c checkpoint_timeout=30min"
 scripts/with-postgres.sh python3 scripts/perf/run.py "$@"
 if [[ ! -x .venv-perf/bin/python ]]; then
