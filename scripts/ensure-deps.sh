@@ -2,6 +2,7 @@
 # Installs the system packages Fletcher needs to build and test, when they are missing (Debian/Ubuntu
 # via apt; on macOS, Homebrew). Safe to run repeatedly: it does nothing when everything is there.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 need_test_tools=${1:-}
 
@@ -25,13 +26,8 @@ if [[ -n "$need_test_tools" ]]; then
   command -v chromium >/dev/null || missing+=(chromium)
   command -v chromedriver >/dev/null || missing+=(chromium-driver)
   python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+  # Prometheus and promtool, for the tests of deploy/prometheus and deploy/grafana.
+  command -v promtool >/dev/null || missing+=(prometheus)
 fi
 
-if ((${#missing[@]})); then
-  echo "Installing missing system packages: ${missing[*]}"
-  sudo=""
-  [[ $(id -u) -ne 0 ]] && sudo="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+scripts/apt-install.sh "${missing[@]}"

@@ -15,7 +15,7 @@ import random
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from json_http import JSONHandler, serve_platform
 
 
 class ChaosPlatform:
@@ -34,20 +34,7 @@ class ChaosPlatform:
         self.accepted = {"success": 0, "failed": 0}
         platform = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def answer(self, status, body):
-                data = json.dumps(body).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
+        class Handler(JSONHandler):
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
@@ -57,12 +44,7 @@ class ChaosPlatform:
                 else:
                     self.answer(202, platform.start(key, body))
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{port}/jobs"
-        self.cancel_url = f"http://127.0.0.1:{port}/cancel"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        serve_platform(self, Handler)
 
     def outcome(self, key):
         fail, hang, lost = self.shares
