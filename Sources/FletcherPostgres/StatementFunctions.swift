@@ -1,3 +1,4 @@
+import FletcherStore
 import Logging
 import PostgresNIO
 import Synchronization
@@ -145,7 +146,7 @@ struct StatementFunction: Equatable {
 
     /// The statement's name and a hash of its text and types.
     var functionName: String {
-        "\(name)_\(String(Self.hash([sql, parameters.joined(separator: ","), results.joined(separator: ",")].joined(separator: "\n")), radix: 16))"
+        "\(name)_\(fingerprint([sql, parameters.joined(separator: ","), results.joined(separator: ",")].joined(separator: "\n").utf8))"
     }
 
     /// Creates the function. Its statement is its body as it stands: the `$n` are the function's
@@ -168,10 +169,5 @@ struct StatementFunction: Equatable {
     var call: String {
         let arguments = parameters.enumerated().map { "$\($0.offset + 1)::\($0.element)" }
         return "SELECT * FROM \(functionName)(\(arguments.joined(separator: ", ")))"
-    }
-
-    /// FNV-1a, 64 bits: the same on every machine and run (unlike `Hasher`).
-    static func hash(_ text: String) -> UInt64 {
-        text.utf8.reduce(0xcbf2_9ce4_8422_2325 as UInt64) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
     }
 }

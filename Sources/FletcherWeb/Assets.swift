@@ -1,3 +1,5 @@
+import FletcherStore
+
 /// The stylesheet, script and icon of the pages, embedded in the executable (`PackageResources`)
 /// and served under `/assets/` with a content fingerprint, so browsers may cache them for good.
 public struct Assets: Sendable {
@@ -16,19 +18,9 @@ public struct Assets: Sendable {
             ("fletcher.js", PackageResources.fletcher_js, "text/javascript; charset=utf-8"),
             ("favicon.svg", PackageResources.favicon_svg, "image/svg+xml"),
         ] {
-            files[name] = File(bytes: bytes, contentType: contentType, fingerprint: Self.fingerprint(bytes))
+            files[name] = File(bytes: bytes, contentType: contentType, fingerprint: fingerprint(bytes))
         }
         self.files = files
-    }
-
-    /// FNV-1a over the bytes: changes whenever the file does, which is all a cache key needs.
-    static func fingerprint(_ bytes: [UInt8]) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in bytes {
-            hash ^= UInt64(byte)
-            hash &*= 0x100_0000_01b3
-        }
-        return String(hash, radix: 16)
     }
 
     /// The versioned URL of an asset.

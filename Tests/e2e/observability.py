@@ -17,7 +17,7 @@ import urllib.request
 import uuid
 from json_http import JSONHandler, serve_platform
 
-from servers import free_port
+from servers import HeldRequest, free_port
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
@@ -168,37 +168,6 @@ class ScriptedPlatform:
         self.closed.set()
         self.server.shutdown()
         self.server.server_close()
-
-
-class HeldRequest:
-    """A POST /api/plan whose head and half its body are sent: in progress until `finish`."""
-
-    def __init__(self, port, token):
-        self.body = json.dumps({"dataset": {"id": str(uuid.uuid4())}, "data_products": [
-            {"id": str(uuid.uuid4()), "compute": "cams", "name": "ok-held", "version": "1", "eager": False}],
-            "dependencies": []}).encode()
-        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        try:
-            self.connection.putrequest("POST", "/api/plan")
-            for name, value in [("Content-Type", "application/json"), ("Authorization", f"Bearer {token}"),
-                                ("Content-Length", str(len(self.body)))]:
-                self.connection.putheader(name, value)
-            self.connection.endheaders()
-            self.connection.send(self.body[:len(self.body) // 2])
-        except OSError:
-            pass    # refused at once, the limit being full: `finish` finds it answered or closed
-
-    def finish(self):
-        """Sends the rest; the answer's status, or None when the server had already answered."""
-        try:
-            self.connection.send(self.body[len(self.body) // 2:])
-            response = self.connection.getresponse()
-            response.read()
-            return response.status
-        except (OSError, http.client.HTTPException):
-            return None
-        finally:
-            self.connection.close()
 
 
 # PromQL, as far as the test reads it.

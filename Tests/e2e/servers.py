@@ -3,6 +3,7 @@ import http.client
 import json
 import os
 import re
+import select
 import shutil
 import socket
 import subprocess
@@ -193,3 +194,39 @@ class Fletcher:
             self.process.kill()
             self.process.wait()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class HeldRequest:
+    """A POST /api/plan of a one-product plan (the product named `name`) whose head and half its
+    body are sent: in progress until `finish`."""
+
+    def __init__(self, port, token, name="p"):
+        self.body = json.dumps({"dataset": {"id": str(uuid.uuid4())}, "data_products": [
+            {"id": str(uuid.uuid4()), "compute": "cams", "name": name, "version": "1", "eager": False}],
+            "dependencies": []}).encode()
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        try:
+            self.connection.putrequest("POST", "/api/plan")
+            for name, value in [("Content-Type", "application/json"), ("Authorization", f"Bearer {token}"),
+                                ("Content-Length", str(len(self.body)))]:
+                self.connection.putheader(name, value)
+            self.connection.endheaders()
+            self.connection.send(self.body[:len(self.body) // 2])
+        except OSError:
+            pass    # refused at once, the limit being full: `finish` finds it answered or closed
+
+    def answered(self):
+        """Whether the server has answered already (it refused the request at the limit)."""
+        return bool(select.select([self.connection.sock], [], [], 0)[0])
+
+    def finish(self):
+        """Sends the rest; the answer's status, or None when the server had already answered."""
+        try:
+            self.connection.send(self.body[len(self.body) // 2:])
+            response = self.connection.getresponse()
+            response.read()
+            return response.status
+        except (OSError, http.client.HTTPException):
+            return None
+        finally:
+            self.connection.close()

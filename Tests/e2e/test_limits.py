@@ -1,52 +1,17 @@
 """Limits read from the environment and honoured by a running server: MAX_CONCURRENT_REQUESTS
 (beyond it, a fast 503 naming the limit) and DATABASE_TIMEOUT_S (PostgreSQL: how long a request
 waits for a pooled connection before its 503). Polls with deadlines; no fixed sleeps."""
-import http.client
 import json
-import select
 import shutil
 import subprocess
 import tempfile
 import threading
-import uuid
 
 import pytest
 
 from conftest import API
-from servers import Fletcher, eventually, fresh_postgres_database, send
+from servers import Fletcher, HeldRequest, eventually, fresh_postgres_database, send
 from test_cli import postgres_tool
-
-
-class HeldRequest:
-    """A POST /api/plan whose head and first half are sent: in progress until `finish` is called."""
-
-    def __init__(self, server, token):
-        self.body = plan_body()
-        self.connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
-        self.connection.putrequest("POST", "/api/plan")
-        for name, value in [("Content-Type", "application/json"), ("Authorization", f"Bearer {token}"),
-                            ("Content-Length", str(len(self.body)))]:
-            self.connection.putheader(name, value)
-        self.connection.endheaders()
-        self.connection.send(self.body[:len(self.body) // 2])
-
-    def answered(self):
-        """Whether the server has answered already (it refused the request at the limit)."""
-        return bool(select.select([self.connection.sock], [], [], 0)[0])
-
-    def finish(self):
-        self.connection.send(self.body[len(self.body) // 2:])
-        response = self.connection.getresponse()
-        response.read()
-        self.connection.close()
-        return response.status
-
-
-def plan_body():
-    dataset = str(uuid.uuid4())
-    return json.dumps({"dataset": {"id": dataset}, "data_products": [
-        {"id": str(uuid.uuid4()), "compute": "cams", "name": "p", "version": "1", "eager": True}],
-        "dependencies": []}).encode()
 
 
 def test_max_concurrent_requests_from_the_environment_refuses_requests_beyond_it():
@@ -54,7 +19,7 @@ def test_max_concurrent_requests_from_the_environment_refuses_requests_beyond_it
     server = Fletcher(f"sqlite:{folder}/limits.sqlite", extra_env={"MAX_CONCURRENT_REQUESTS": "2"})
     try:
         token = API(server.base).token
-        held = [HeldRequest(server, token), HeldRequest(server, token)]
+        held = [HeldRequest(server.port, token), HeldRequest(server.port, token)]
         refused = []
 
         def at_the_limit():
@@ -63,7 +28,7 @@ def test_max_concurrent_requests_from_the_environment_refuses_requests_beyond_it
             for n, request in enumerate(held):
                 if request.answered():
                     request.connection.close()
-                    held[n] = HeldRequest(server, token)
+                    held[n] = HeldRequest(server.port, token)
             status, kind, body, _ = send(server.port, "GET", "/health")
             if status == 503:
                 refused.append((kind, json.loads(body)))

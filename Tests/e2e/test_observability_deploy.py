@@ -22,9 +22,9 @@ import pytest
 import yaml
 
 from conftest import API, ROOT
-from observability import (PROMETHEUS, PROMTOOL, HeldRequest, Prometheus, PromQLError, ScriptedPlatform,
+from observability import (PROMETHEUS, PROMTOOL, Prometheus, PromQLError, ScriptedPlatform,
                            alert_values, selectors, tokens)
-from servers import Fletcher, fresh_postgres_database, send
+from servers import HeldRequest, Fletcher, fresh_postgres_database, send
 from webhook_receiver import Answer, Receiver
 
 ALERTS = os.path.join(ROOT, "deploy", "prometheus", "alerts.yml")
@@ -200,13 +200,13 @@ def answering(prometheus, expressions, timeout=90):
 def refuse_at_the_limit(server, token):
     """Holds MAX_CONCURRENT_REQUESTS requests open until a request is refused with a 503, then
     lets them finish."""
-    held = [HeldRequest(server.port, token) for _ in range(CONCURRENT_REQUESTS)]
+    held = [HeldRequest(server.port, token, name="ok-held") for _ in range(CONCURRENT_REQUESTS)]
     try:
         deadline = time.time() + 120
         while send(server.port, "GET", "/health")[0] != 503:
             assert time.time() < deadline, "no request was refused at MAX_CONCURRENT_REQUESTS"
             # A held request refused in its turn (the limit was full of others) holds nothing: replace it.
-            held.append(HeldRequest(server.port, token))
+            held.append(HeldRequest(server.port, token, name="ok-held"))
     finally:
         for request in held:
             request.finish()

@@ -73,9 +73,6 @@ def test_a_copied_executable_serves_every_page_and_the_spec(alone):
     status, _, body, _ = send(port, "GET", f"/plan/{dataset}", headers={"Cookie": cookie})
     assert b"<svg" in body
 
-    # Nothing was needed or made beside the executable (it runs in a folder of its own).
-    assert set(os.listdir(os.path.dirname(copy))) <= {"fletcher", "fletcher.sqlite", "fletcher.sqlite-wal", "fletcher.sqlite-shm"}
-
 
 def test_the_executable_says_its_version_and_commit():
     out = subprocess.run([BINARY, "--version"], capture_output=True, text=True, check=True).stdout.strip()
