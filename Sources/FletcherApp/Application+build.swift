@@ -2,7 +2,7 @@ public import FletcherHTTP
 public import FletcherStore
 import AsyncHTTPClient
 import NIOCore
-import ServiceLifecycle
+public import ServiceLifecycle
 import FletcherDispatch
 import FletcherDomain
 import FletcherPostgres
@@ -11,6 +11,8 @@ import FletcherWeb
 public import Hummingbird
 import HummingbirdCore
 public import Logging
+import OTel
+public import Tracing
 
 /// Fletcher's version, reported by `--version` and `/health`.
 public let fletcherVersion = "0.1.0"
@@ -19,14 +21,14 @@ public let fletcherVersion = "0.1.0"
 public func buildRouter(
     store: any Store, authenticator: Authenticator, logger: Logger, metrics: PrometheusExporter? = nil,
     maxBodyBytes: Int = 16 << 20, concurrency: ConcurrencyLimit? = nil, publicURL: String? = nil,
-    readiness: DatabaseReadiness = DatabaseReadiness(ready: true)
+    readiness: DatabaseReadiness = DatabaseReadiness(ready: true), tracer: (any Tracer)? = nil
 ) throws -> Router<ClientRequestContext> {
     let metrics = metrics ?? PrometheusExporter(store: store, dispatched: [])
     let concurrency = concurrency ?? ConcurrencyLimit(maxRequests: 512, factory: metrics.factory)
     let router = Router(context: ClientRequestContext.self)
     // Outermost: every handler behind it knows the client's address (the login throttle counts by it).
     router.add(middleware: ClientAddressMiddleware())
-    router.add(middleware: RequestObservabilityMiddleware(factory: metrics.factory))
+    router.add(middleware: RequestObservabilityMiddleware(factory: metrics.factory, tracer: tracer))
     // Outside the problem middleware, so that answers made from thrown errors carry the headers too.
     router.add(middleware: SecurityHeadersMiddleware())
     router.add(middleware: ProblemResponseMiddleware())
@@ -50,10 +52,13 @@ public func buildRouter(
 }
 
 /// The whole server as configured: store, routes, and the migrations as it starts (`DatabaseStartup`).
+/// `tracing` is the span exporter `bootstrapTracing` started, when traces are on: the server's
+/// requests, store calls and deliveries are then spans, exported until it has stopped.
 public func buildApplication(
-    configuration: AppConfiguration, logger: Logger
+    configuration: AppConfiguration, logger: Logger, tracing: (any Service)? = nil
 ) async throws -> (application: some ApplicationProtocol, credentials: ServiceCredentials) {
-    let setup = try StoreSetup(configuration, logger: logger)
+    let tracer = tracing.map { _ in InstrumentationSystem.tracer }
+    let setup = try StoreSetup(configuration, tracer: tracer, logger: logger)
     let bcrypt = BcryptVerifier(threads: 2)
     let credentials = try await ServiceCredentials(configuration.services, bcrypt: bcrypt)
     let authenticator = await Authenticator(secret: credentials.secret, accounts: credentials.accounts, bcrypt: bcrypt)
@@ -64,8 +69,10 @@ public func buildApplication(
     let router = try buildRouter(
         store: setup.store, authenticator: authenticator, logger: logger, metrics: metrics,
         maxBodyBytes: configuration.maxBodyBytes, concurrency: concurrency, publicURL: configuration.publicURL,
-        readiness: readiness)
-    var services = setup.services
+        readiness: readiness, tracer: tracer)
+    // First, so that it stops last: the spans of the server's last requests are exported.
+    var services: [any Service] = tracing.map { [$0] } ?? []
+    services += setup.services
     services.append(
         DatabaseStartup(store: setup.store, readiness: readiness, database: configuration.database.description, logger: logger))
     services.append(MemoryTrimService())
@@ -77,12 +84,12 @@ public func buildApplication(
         let (dispatchMetrics, failPoints) = (DispatchMetrics(factory: metrics.factory), configuration.failPoints)
         databaseServices.append(
             SendingService(
-                store: setup.store, logger: logger, started: "dispatching triggers",
+                store: setup.store, logger: logger, tracer: tracer, started: "dispatching triggers",
                 metadata: ["computes": "\(dispatch.targets.dispatched.keys.map(\.rawValue).sorted().joined(separator: ","))"]
             ) { client in
                 Dispatcher(
                     store: setup.store, configuration: dispatch, client: client, logger: logger, metrics: dispatchMetrics,
-                    failPoints: failPoints)
+                    failPoints: failPoints, tracer: tracer)
             })
     }
     if !configuration.webhooks.isEmpty || configuration.openLineage != nil {
@@ -91,12 +98,13 @@ public func buildApplication(
         let webhookMetrics = WebhookMetrics(factory: metrics.factory)
         databaseServices.append(
             SendingService(
-                store: setup.store, logger: logger, started: "delivering webhooks",
+                store: setup.store, logger: logger, tracer: tracer, started: "delivering webhooks",
                 metadata: [
                     "endpoints": "\((settings.endpoints.map(\.description) + (settings.lineage.map { ["OpenLineage \($0.lineageURL)"] } ?? [])).joined(separator: "; "))"
                 ]
             ) { client in
-                WebhookDispatcher(store: setup.store, settings: settings, client: client, logger: logger, metrics: webhookMetrics)
+                WebhookDispatcher(
+                    store: setup.store, settings: settings, client: client, logger: logger, metrics: webhookMetrics, tracer: tracer)
             })
     }
     services += databaseServices.map { AfterDatabaseReady(service: $0, readiness: readiness) }
@@ -105,10 +113,18 @@ public func buildApplication(
         router: router,
         server: httpServer(
             headerTimeout: headerTimeout, idleTimeout: .milliseconds(Int64(configuration.idleTimeout * 1000)),
-            planReads: PlanReadFastPath(store: setup.store, concurrency: concurrency, metrics: metrics.factory, logger: logger)),
+            planReads: PlanReadFastPath(
+                store: setup.store, concurrency: concurrency, metrics: metrics.factory, logger: logger, tracer: tracer)),
         configuration: .init(
             address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: serverName),
         services: services,
         logger: logger)
     return (application, credentials)
+}
+
+/// Starts OpenTelemetry tracing as `settings` say (once per process: it installs the global
+/// tracer); the service returned exports the spans, for `buildApplication(…, tracing:)`.
+public func bootstrapTracing(_ settings: TracingSettings, logger: Logger) throws -> any Service {
+    // Only the settings read here count: the SDK reads no environment of its own.
+    try OTel.bootstrap(configuration: settings.otelConfiguration(logger: logger), environment: [:])
 }

@@ -7,6 +7,7 @@ public import FletcherStore
 public import Logging
 import PostgresNIO
 public import ServiceLifecycle
+public import Tracing
 
 /// The store `DATABASE_URL` names, and the services that must run for it to work (PostgreSQL's pool).
 public struct StoreSetup: Sendable {
@@ -20,20 +21,22 @@ public struct StoreSetup: Sendable {
     /// - Parameter listenURL: where PostgreSQL's change listener connects, if not through the pool.
     /// - Parameter planCache: the plans kept in memory.
     /// - Parameter policy: how the rules retry, time out and cancel products.
+    /// - Parameter tracer: when traces are on, makes a span of each store call.
     public init(
         _ location: DatabaseLocation, maxConnections: Int, databaseTimeout: Double = 5, databaseQueryTimeout: Double = 30,
-        pooler: ConnectionPooler = .none, listenURL: String? = nil, planCache: PlanCache = PlanCache(), policy: OrchestrationPolicy = .none, logger: Logger
+        pooler: ConnectionPooler = .none, listenURL: String? = nil, planCache: PlanCache = PlanCache(), policy: OrchestrationPolicy = .none,
+        tracer: (any Tracer)? = nil, logger: Logger
     ) throws {
         switch location {
         case .sqliteFile(let path):
             do {
-                store = try SQLiteStore(path: path, planCache: planCache, policy: policy)
+                store = try SQLiteStore(path: path, planCache: planCache, policy: policy, tracer: tracer)
             } catch let error as StoreError {
                 throw ConfigurationError("DATABASE_URL", "\(error)")
             }
             services = []
         case .sqliteMemory:
-            store = try SQLiteStore(path: nil, planCache: planCache, policy: policy)
+            store = try SQLiteStore(path: nil, planCache: planCache, policy: policy, tracer: tracer)
             services = []
         case .postgres(let url):
             let endpoint: PostgresEndpoint
@@ -50,14 +53,14 @@ public struct StoreSetup: Sendable {
             }
             let postgres = PostgresStore(
                 endpoint: endpoint, logger: logger, planCache: planCache, waitLimit: .milliseconds(Int(databaseTimeout * 1000)),
-                callLimit: .milliseconds(Int(databaseQueryTimeout * 1000)), policy: policy)
+                callLimit: .milliseconds(Int(databaseQueryTimeout * 1000)), policy: policy, tracer: tracer)
             store = postgres
             services = [postgres]
         }
     }
 
     /// The store `configuration` describes, with its pool size, connection wait and plan-cache bound.
-    public init(_ configuration: AppConfiguration, logger: Logger) throws {
+    public init(_ configuration: AppConfiguration, tracer: (any Tracer)? = nil, logger: Logger) throws {
         try self.init(
             configuration.database, maxConnections: configuration.maxConnections, databaseTimeout: configuration.databaseTimeout,
             databaseQueryTimeout: configuration.databaseQueryTimeout,
@@ -66,7 +69,7 @@ public struct StoreSetup: Sendable {
                 capacity: configuration.planCacheProducts,
                 // Off the request (makeRoom runs in a store's transaction, with the dataset locked).
                 roomMade: { Task.detached(priority: .utility) { MemoryReturn.trim() } }),
-            policy: configuration.orchestrationPolicy, logger: logger)
+            policy: configuration.orchestrationPolicy, tracer: tracer, logger: logger)
     }
 
     /// Applies pending migrations (for `fletcher migrate`; `serve` migrates before it starts listening).

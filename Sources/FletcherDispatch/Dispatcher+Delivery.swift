@@ -7,12 +7,33 @@ import Logging
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import Tracing
 
 extension Dispatcher {
+    /// Sends one claimed trigger (`send`); when traces are on, in a span `trigger <compute>` (or
+    /// `cancel <compute>`) of the trace of the request that queued it — the request sent is a span
+    /// of its own under it, whose `traceparent` the platform gets, so its job joins that trace.
+    func deliver(_ claim: ClaimedTrigger, to target: ComputeTarget) async {
+        guard let tracer else { return await send(claim, to: target) }
+        let trigger = claim.trigger
+        await tracer.withSpan(
+            "\(trigger.isCancel ? "cancel" : "trigger") \(trigger.compute.rawValue)",
+            context: TraceParent.context(trigger.traceContext, tracer)
+        ) { span in
+            span.attributes["fletcher.dataset_id"] = trigger.datasetId.lowercased
+            span.attributes["fletcher.data_product_id"] = trigger.dataProductId.lowercased
+            span.attributes["fletcher.trigger_id"] = (trigger.cancel?.triggerId ?? trigger.id).lowercased
+            span.attributes["fletcher.compute"] = trigger.compute.rawValue
+            span.attributes["fletcher.try"] = trigger.tryNumber
+            span.attributes["fletcher.attempt"] = claim.attempt
+            await send(claim, to: target)
+        }
+    }
+
     /// Sends one claimed trigger and records what the dispatch policy decides: delivered, retried
     /// later, or given up.
     /// A cancel (docs/RULES.md rule 25) goes the same way to the platform's `cancel_url`.
-    func deliver(_ claim: ClaimedTrigger, to target: ComputeTarget) async {
+    func send(_ claim: ClaimedTrigger, to target: ComputeTarget) async {
         let trigger = claim.trigger
         let started = clock()
         // A cancel's attempts are recorded under the try's trigger id, the key the platform knows.

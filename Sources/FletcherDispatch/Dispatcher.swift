@@ -5,6 +5,7 @@ public import Foundation
 public import Logging
 import NIOCore
 public import ServiceLifecycle
+public import Tracing
 
 /// Sends triggers to compute platforms (docs/RULES.md rules 16–21): one loop per configured
 /// platform claims due triggers from the store's queue — as many as the platform's `max_in_flight`
@@ -26,6 +27,8 @@ public final class Dispatcher: Service {
     let failPoints: FailPoints
     /// The safety-net poll: the longest a loop waits without looking.
     let poll: Duration
+    /// When traces are on: each delivery is a span of the trace that queued its trigger.
+    let tracer: (any Tracer)?
 
     /// How long a claim holds a trigger: twice the request's timeout and a second, so a live process
     /// always records its attempt first, and a dead one's trigger is sent again soon after.
@@ -38,8 +41,10 @@ public final class Dispatcher: Service {
         jitter: @escaping @Sendable () -> Double = { Double.random(in: -1...1) },
         metrics: DispatchMetrics = DispatchMetrics(),
         failPoints: FailPoints = FailPoints(),
-        poll: Duration = .seconds(1)
+        poll: Duration = .seconds(1),
+        tracer: (any Tracer)? = nil
     ) {
+        self.tracer = tracer
         self.store = store
         self.configuration = configuration
         self.client = client

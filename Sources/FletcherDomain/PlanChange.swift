@@ -29,6 +29,9 @@ public struct PlanChange: Sendable {
     /// What the change tells people and systems (docs/RULES.md rule 28), numbered on from the
     /// dataset's sequence in the order the rules made what they tell: written with the change.
     public var events: [PlanEvent] = []
+    /// The W3C `traceparent` of the work making the change (a request's span), stored with the
+    /// triggers and cancels it queues so that each is sent in that trace; nil when traces are off.
+    public var traceContext: String?
 
     /// A change that writes nothing: `plan` as it is.
     public init(unchanged plan: Plan, actor: String) {

@@ -5,22 +5,57 @@ import Foundation
 public import Hummingbird
 package import HTTPTypes
 package import Logging
+public import Tracing
 
 /// One log line and two metrics per request, by route template (not by path, so that dataset ids
 /// do not each make a series), and a request id: the caller's `X-Request-Id` when it is a sane
 /// token, else a new one; returned in the answer and carried by every log line of the request.
+///
+/// When traces are on (a tracer given), each request is also a server span, named by its method and
+/// route template (`GET /api/plan/{dataset_id}`), in the trace of the caller's W3C `traceparent`
+/// if it sent one; it ends once the answer's body is written (a server-sent event stream's when
+/// the stream ends). The store's spans and the log lines of the request (`trace_id`) are in it.
 public struct RequestObservabilityMiddleware<Context: RequestContext>: RouterMiddleware {
     public static var requestsLabel: String { "fletcher_http_requests_total" }
     public static var durationLabel: String { "fletcher_http_request_duration_seconds" }
     package static var requestIdHeader: HTTPField.Name { HTTPField.Name("X-Request-Id")! }
 
     let factory: any MetricsFactory
+    let tracer: (any Tracer)?
 
-    public init(factory: any MetricsFactory) {
+    public init(factory: any MetricsFactory, tracer: (any Tracer)? = nil) {
         self.factory = factory
+        self.tracer = tracer
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let tracer else { return try await observe(request, context: context, span: nil, next: next) }
+        var parent = ServiceContext.current ?? .topLevel
+        tracer.extract(request.headers, into: &parent, using: HTTPFieldsExtractor())
+        // Named by its route once the router has matched it.
+        let span = tracer.startSpan(request.method.rawValue, context: parent, ofKind: .server)
+        span.attributes["http.request.method"] = request.method.rawValue
+        span.attributes["url.path"] = request.uri.path
+        do {
+            var response = try await ServiceContext.$current.withValue(span.context) {
+                try await observe(request, context: context, span: span, next: next)
+            }
+            let body = response.body
+            response.body = ResponseBody(contentLength: body.contentLength) { writer in
+                defer { span.end() }
+                try await body.write(writer)
+            }
+            return response
+        } catch {
+            span.recordError(error)
+            span.end()
+            throw error
+        }
+    }
+
+    private func observe(
+        _ request: Request, context: Context, span: (any Span)?, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
         let started = ContinuousClock.now
         let requestId = Self.acceptedRequestId(request.headers[Self.requestIdHeader]) ?? Self.newRequestId()
         var context = context
@@ -29,18 +64,29 @@ public struct RequestObservabilityMiddleware<Context: RequestContext>: RouterMid
         do {
             response = try await next(request, context)
         } catch let error as any HTTPResponseError {
-            record(request, context: context, status: error.status, since: started)
+            record(request, context: context, status: error.status, since: started, span: span, requestId: requestId)
             throw error
         }
         response.headers[Self.requestIdHeader] = requestId
         // Timed to the answer's head: a stream (server-sent events) counts once it starts.
-        record(request, context: context, status: response.status, since: started)
+        record(request, context: context, status: response.status, since: started, span: span, requestId: requestId)
         return response
     }
 
-    private func record(_ request: Request, context: Context, status: HTTPResponse.Status, since started: ContinuousClock.Instant) {
+    private func record(
+        _ request: Request, context: Context, status: HTTPResponse.Status, since started: ContinuousClock.Instant, span: (any Span)?,
+        requestId: String
+    ) {
         let elapsed = ContinuousClock.now - started
         let route = context.endpointPath ?? "unmatched"
+        if let span {
+            span.operationName = "\(request.method.rawValue) \(route)"
+            span.attributes["http.route"] = route
+            span.attributes["http.response.status_code"] = Int(status.code)
+            span.attributes["fletcher.request_id"] = requestId
+            if let dataset = context.parameters.get("dataset_id") { span.attributes["fletcher.dataset_id"] = dataset.lowercased() }
+            if status.code >= 500 { span.setStatus(SpanStatus(code: .error)) }
+        }
         let (requests, duration) = Self.metrics(method: request.method, route: route, status: status, factory: factory)
         requests.increment()
         duration.recordNanoseconds(elapsed.nanoseconds)
@@ -84,6 +130,15 @@ public struct RequestObservabilityMiddleware<Context: RequestContext>: RouterMid
 
     /// A random (version 4) UUID's text.
     package static func newRequestId() -> String { UUID.random().lowercased }
+}
+
+/// Reads a trace context (`traceparent`) from request headers.
+package struct HTTPFieldsExtractor: Extractor {
+    package init() {}
+
+    package func extract(key: String, from fields: HTTPFields) -> String? {
+        HTTPField.Name(key).flatMap { fields[$0] }
+    }
 }
 
 extension Duration {

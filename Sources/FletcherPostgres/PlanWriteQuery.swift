@@ -179,7 +179,7 @@ enum PlanWriteQuery {
             \(rows),
             history AS (\(HistoryQueries.record(recordingHistory ? change.transitions : [], of: plan, by: change.actor, at: now))),
             cancelled AS (\(TriggerQueries.cancel(change.productsLeavingQueue, datasetId: datasetId, at: now))),
-            cancels AS (\(TriggerQueries.insertCancels(change.cancellations, datasetId: datasetId, at: now))),
+            cancels AS (\(TriggerQueries.insertCancels(change.cancellations, datasetId: datasetId, at: now, traceContext: change.traceContext))),
             triggers AS (\(TriggerQueries.insert(change.newTriggers(at: now), datasetId: datasetId, at: now))),
             events AS (\(EventQueries.insert(change.events)))
             SELECT saved.revision, saved.last_modified FROM saved, notified

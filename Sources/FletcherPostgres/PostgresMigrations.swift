@@ -508,6 +508,15 @@ enum PostgresMigrations {
                 "CREATE INDEX dataset_paused ON dataset (last_modified, id) WHERE paused",
             ]
         ),
+        (
+            19, "triggers' trace context",
+            [
+                // The W3C traceparent of the request that queued a trigger or cancel: its delivery
+                // continues that trace. Null when traces are off (adding a nullable column without
+                // a default rewrites no row).
+                "ALTER TABLE dispatch_trigger ADD COLUMN trace_context text",
+            ]
+        ),
     ]
 
     /// Applies pending migrations (up to `last`) on one connection, each in a transaction of its

@@ -5,6 +5,7 @@ public import Foundation
 public import Logging
 public import PostgresNIO
 public import ServiceLifecycle
+public import Tracing
 
 /// The PostgreSQL engine, on a postgres-nio `PostgresClient` pool.
 ///
@@ -43,6 +44,8 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
     /// `rowsPerStatement` unless told otherwise: a 100,000-product resubmission rewrites its rows in
     /// 20 statements.
     public static let defaultRowsPerStatement = 20_000
+    /// The spans of its calls, when traces are on.
+    let tracing: StoreTracing
 
     /// - Parameters:
     ///   - waitLimit: how long a caller may wait for a pooled connection (all of them busy, or none
@@ -53,10 +56,13 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
     ///   - rowsPerStatement: the most product, dependency and history rows a mutation writes in one
     ///     statement (tests make it small to write in parts).
     ///   - policy: how the rules retry, time out and cancel products (`Store.policy`).
+    ///   - tracer: when traces are on, makes a span of each call.
     public init(
         endpoint: PostgresEndpoint, logger: Logger, planCache: PlanCache = PlanCache(), waitLimit: Duration = .seconds(5),
-        callLimit: Duration = .seconds(30), rowsPerStatement: Int = PostgresStore.defaultRowsPerStatement, policy: OrchestrationPolicy = .none
+        callLimit: Duration = .seconds(30), rowsPerStatement: Int = PostgresStore.defaultRowsPerStatement, policy: OrchestrationPolicy = .none,
+        tracer: (any Tracer)? = nil
     ) {
+        self.tracing = StoreTracing(tracer: tracer, system: "postgresql")
         self.rowsPerStatement = max(1, rowsPerStatement)
         self.planCache = planCache
         self.policy = policy
@@ -89,7 +95,7 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
     }
 
     public func plan(_ datasetId: UUID) async throws -> Plan? {
-        try await storeErrors {
+        try await storeErrors(datasetId: datasetId) {
             // The revision first (one indexed row): a cached plan at that revision is current.
             let revision = try await withConnection { [self] connection in try await DatasetQueries.revision(datasetId, database.statements, connection, logger) }
             guard let revision else { return nil }
@@ -110,7 +116,7 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
     }
 
     public func planWithRecentStateChanges(_ datasetId: UUID, limit: Int) async throws -> (plan: Plan, recent: [ProductEvent])? {
-        try await storeErrors {
+        try await storeErrors(datasetId: datasetId) {
             // The revision comes with the state changes: a cached plan at it needs no other query.
             let (revision, recent) = try await withConnection { [self] connection in
                 try await HistoryQueries.recentStateChanges(datasetId: datasetId, limit: limit, database.statements, connection, logger)
@@ -163,8 +169,9 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
         _ datasetId: UUID, createIfMissing: Bool,
         _ change: @escaping @Sendable (consuming Plan?, Date, ChangeCall) throws -> PlanChange
     ) async throws -> PlanChange {
+        let change = tracing.carryingTraceContext(change)
         if let written = try await mutateCached(datasetId, change) { return written }
-        var (result, base, revision, lastModified) = try await storeErrors {
+        var (result, base, revision, lastModified) = try await storeErrors(datasetId: datasetId) {
             do {
                 return try await transaction(.write) { [self] connection in
                     try await mutate(datasetId, createIfMissing: createIfMissing, on: connection, change)
@@ -196,7 +203,7 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
         else { return nil }
         tried.roundTimersToStoredPrecision()
         let made = tried
-        let written = try await storeErrors {
+        let written = try await storeErrors(datasetId: datasetId, function: "mutate") {
             try await withConnection { [self] connection in
                 try await PlanWriteQuery.run(made, expecting: cached.revision, at: now, notifying: notice, database.statements, connection, logger)
             }
@@ -384,8 +391,9 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
         try await database.transaction(kind, body)
     }
 
-    /// Database work with connection failures turned into `StoreError.unavailable` (`PostgresDatabase.storeErrors`).
-    func storeErrors<T>(_ work: () async throws -> T) async throws -> T {
-        try await database.storeErrors(work)
+    /// Database work with connection failures turned into `StoreError.unavailable` (`PostgresDatabase.storeErrors`),
+    /// in a span named after the calling method when traces are on.
+    func storeErrors<T>(datasetId: UUID? = nil, function: String = #function, _ work: () async throws -> T) async throws -> T {
+        try await tracing.span(function, datasetId: datasetId) { try await database.storeErrors(work) }
     }
 }

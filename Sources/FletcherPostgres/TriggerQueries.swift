@@ -18,11 +18,13 @@ enum TriggerQueries {
         let versions = triggers.map(\.version)
         let passthroughs = PostgresNullableTextArray(elements: triggers.map { StoredColumn.json($0.passthrough) })
         let tries = triggers.map { Int32($0.tryNumber) }
+        // One write's triggers share its trace context.
+        let traceContext = triggers.first?.traceContext
         return """
             INSERT INTO dispatch_trigger (id, dataset_id, data_product_id, compute, name, version, passthrough, state,
-                next_attempt_at, created_at, try)
+                next_attempt_at, created_at, try, trace_context)
             SELECT r.id, \(datasetId)::uuid, r.product, r.compute, r.name, r.version, r.passthrough::jsonb, 'pending',
-                \(now.postgres)::timestamptz, \(now.postgres)::timestamptz, r.try
+                \(now.postgres)::timestamptz, \(now.postgres)::timestamptz, r.try, \(traceContext)::text
             FROM saved, (SELECT count(*) FROM cancelled) AS after, unnest(\(ids)::uuid[], \(products)::uuid[], \(computes)::text[], \(names)::text[],
                 \(versions)::text[], \(passthroughs)::text[], \(tries)::int4[]) AS r(id, product, compute, name, version, passthrough, try)
             """
@@ -49,7 +51,7 @@ enum TriggerQueries {
     /// statement, writing only if its `saved` row exists: its parts share one snapshot, so the
     /// triggers are judged as they were before `cancelled` ended them, and by `cancelled`'s own
     /// reading of those it ends.
-    static func insertCancels(_ cancellations: [Cancellation], datasetId: UUID, at now: Date) -> SQL {
+    static func insertCancels(_ cancellations: [Cancellation], datasetId: UUID, at now: Date, traceContext: String?) -> SQL {
         let ids = cancellations.map { _ in UUID.random() }
         let cancelled = cancellations.map(\.triggerId)
         let products = cancellations.map(\.dataProductId)
@@ -58,9 +60,10 @@ enum TriggerQueries {
         let reasons = cancellations.map(\.reason.rawValue)
         return """
             INSERT INTO dispatch_trigger (id, dataset_id, data_product_id, compute, name, version, passthrough, state,
-                next_attempt_at, created_at, try, cancels, run_id, reason)
+                next_attempt_at, created_at, try, cancels, run_id, reason, trace_context)
             SELECT r.id, t.dataset_id, t.data_product_id, t.compute, t.name, t.version, t.passthrough, 'pending',
-                \(now.postgres)::timestamptz, \(now.postgres)::timestamptz, r.try, t.id, r.run_id::uuid, r.reason
+                \(now.postgres)::timestamptz, \(now.postgres)::timestamptz, r.try, t.id, r.run_id::uuid, r.reason,
+                \(traceContext)::text
             FROM saved, unnest(\(ids)::uuid[], \(cancelled)::uuid[], \(products)::uuid[], \(tries)::int4[], \(runIds)::text[],
                 \(reasons)::text[]) AS r(id, cancels, product, try, run_id, reason)
             JOIN dispatch_trigger t ON t.id = r.cancels AND t.dataset_id = \(datasetId)::uuid AND t.data_product_id = r.product
@@ -114,17 +117,17 @@ enum TriggerQueries {
     /// The columns `trigger(_:)` reads, of the trigger `t`.
     private static let columns = """
         t.id, t.dataset_id, t.data_product_id, t.compute, t.name, t.version, t.passthrough::text, t.state, t.created_at, t.try,
-        t.cancels, t.run_id, t.reason, t.attempts, t.finished_at, t.last_status, t.last_error
+        t.cancels, t.run_id, t.reason, t.attempts, t.finished_at, t.last_status, t.last_error, t.trace_context
         """
 
     private static func trigger(_ row: PostgresRow) throws -> Trigger {
         let (
             id, datasetId, productId, compute, name, version, passthrough, state, createdAt, tryNumber, cancels, runId, reason,
-            attempts, finishedAt, lastStatus, lastError
+            attempts, finishedAt, lastStatus, lastError, traceContext
         ) = try row.decode(
             (
                 UUID, UUID, UUID, String, String, String, String?, String, PostgresTimestamp, Int32, UUID?, UUID?, String?, Int32,
-                PostgresTimestamp?, Int32?, String?
+                PostgresTimestamp?, Int32?, String?, String?
             ).self)
         return Trigger(
             id: id, datasetId: datasetId, dataProductId: productId, compute: try StoredColumn.enumValue(compute, as: Compute.self),
@@ -134,7 +137,8 @@ enum TriggerQueries {
                 CancelOrder(
                     triggerId: cancels, runId: runId, reason: try StoredColumn.enumValue(reason ?? "", as: CancelReason.self))
             },
-            attempts: Int(attempts), finishedAt: finishedAt?.date, lastStatus: lastStatus.map(Int.init), lastError: lastError)
+            attempts: Int(attempts), finishedAt: finishedAt?.date, lastStatus: lastStatus.map(Int.init), lastError: lastError,
+            traceContext: traceContext)
     }
 
     /// Ends a leased trigger if the lease is still this attempt's. A delivery also ends a trigger

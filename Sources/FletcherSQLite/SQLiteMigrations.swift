@@ -294,6 +294,11 @@ enum SQLiteMigrations {
                     CREATE INDEX dataset_paused ON dataset (last_modified, id) WHERE paused = 1;
                     """)
         }
+        migrator.registerMigration("v11: triggers' trace context") { db in
+            // The W3C traceparent of the request that queued a trigger or cancel: its delivery
+            // continues that trace. Null when traces are off.
+            try db.execute(sql: "ALTER TABLE dispatch_trigger ADD COLUMN trace_context TEXT")
+        }
         return migrator
     }
 }

@@ -2,6 +2,7 @@ public import FletcherDomain
 public import FletcherStore
 public import Foundation
 import GRDB
+public import Tracing
 
 /// The embedded SQLite engine: a GRDB `DatabasePool` in WAL mode (or an in-memory queue).
 ///
@@ -14,12 +15,18 @@ public final class SQLiteStore: Store {
     public let poolUsage = PoolUsage(capacity: 6)
     public let planCache: PlanCache
     public let policy: OrchestrationPolicy
+    /// The spans of its calls, when traces are on.
+    let tracing: StoreTracing
 
     /// Opens (creating if needed) the database at `path`, or an in-memory one when `path` is nil;
-    /// `policy` says how the rules retry, time out and cancel products (`Store.policy`).
-    public init(path: String?, planCache: PlanCache = PlanCache(), policy: OrchestrationPolicy = .none) throws {
+    /// `policy` says how the rules retry, time out and cancel products (`Store.policy`); `tracer`,
+    /// when traces are on, makes a span of each call.
+    public init(
+        path: String?, planCache: PlanCache = PlanCache(), policy: OrchestrationPolicy = .none, tracer: (any Tracer)? = nil
+    ) throws {
         self.planCache = planCache
         self.policy = policy
+        self.tracing = StoreTracing(tracer: tracer, system: "sqlite")
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(10)
@@ -49,7 +56,7 @@ public final class SQLiteStore: Store {
 
     public func plan(_ datasetId: UUID) async throws -> Plan? {
         let cache = planCache
-        return try await storeErrors {
+        return try await storeErrors(datasetId: datasetId) {
             try await reading { db in
                 // The revision first: a cached plan at that revision is current.
                 guard let revision = try DatasetQueries.revision(datasetId, db) else { return nil }
@@ -85,7 +92,8 @@ public final class SQLiteStore: Store {
         _ change: @escaping @Sendable (consuming Plan?, Date, ChangeCall) throws -> PlanChange
     ) async throws -> PlanChange {
         let cache = planCache
-        var (result, revision, lastModified) = try await storeErrors {
+        let change = tracing.carryingTraceContext(change)
+        var (result, revision, lastModified) = try await storeErrors(datasetId: datasetId) {
             try await writing { db in try Self.mutate(datasetId, createIfMissing: createIfMissing, in: db, cache: cache, change) }
         }
         // Committed: the plan as written is the dataset at its new revision.
@@ -116,7 +124,8 @@ public final class SQLiteStore: Store {
         try EventQueries.insert(result.events, db)
         // The cancels first: whether a try's trigger may have been delivered is judged before its
         // pending start is cancelled (docs/RULES.md rule 25).
-        try TriggerQueries.insertCancels(result.cancellations, datasetId: datasetId, at: now, db)
+        try TriggerQueries.insertCancels(
+            result.cancellations, datasetId: datasetId, at: now, traceContext: result.traceContext, db)
         try TriggerQueries.cancel(result.productsLeavingQueue, datasetId: datasetId, at: now, db)
         try TriggerQueries.insert(result.newTriggers(at: now), db)
         return (result, (revision ?? 0) + 1, max(now, storedLastModified ?? now))
@@ -248,12 +257,17 @@ public final class SQLiteStore: Store {
     }
 
     /// Runs `work` in a write transaction, mapping SQLite's failures (for the trigger queue).
-    func write<T: Sendable>(_ work: @Sendable @escaping (Database) throws -> T) async throws -> T {
-        try await storeErrors { try await writing(work) }
+    func write<T: Sendable>(function: String = #function, _ work: @Sendable @escaping (Database) throws -> T) async throws -> T {
+        try await storeErrors(function: function) { try await writing(work) }
     }
 
-    /// Runs database work, turning SQLite's own failures into `StoreError`s (rule violations pass through).
-    func storeErrors<T>(_ work: () async throws -> T) async throws -> T {
+    /// Runs database work, turning SQLite's own failures into `StoreError`s (rule violations pass
+    /// through), in a span named after the calling method when traces are on.
+    func storeErrors<T>(datasetId: UUID? = nil, function: String = #function, _ work: () async throws -> T) async throws -> T {
+        try await tracing.span(function, datasetId: datasetId) { try await sqliteErrors(work) }
+    }
+
+    private func sqliteErrors<T>(_ work: () async throws -> T) async throws -> T {
         do {
             return try await work()
         } catch let error as DatabaseError {

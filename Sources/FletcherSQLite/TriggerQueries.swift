@@ -10,14 +10,14 @@ enum TriggerQueries {
         let statement = try db.cachedStatement(
             sql: """
                 INSERT INTO dispatch_trigger (id, dataset_id, data_product_id, compute, name, version, passthrough, state,
-                    next_attempt_at, created_at, try)
-                VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)
+                    next_attempt_at, created_at, try, trace_context)
+                VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)
                 """)
         for trigger in triggers {
             try statement.execute(arguments: [
                 trigger.id, trigger.datasetId, trigger.dataProductId, trigger.compute.rawValue, trigger.name, trigger.version,
                 StoredColumn.json(trigger.passthrough), trigger.createdAt.microsecondsSince1970,
-                trigger.createdAt.microsecondsSince1970, trigger.tryNumber,
+                trigger.createdAt.microsecondsSince1970, trigger.tryNumber, trigger.traceContext,
             ])
         }
     }
@@ -26,13 +26,15 @@ enum TriggerQueries {
     /// delivered (docs/RULES.md rule 25): delivered, attempted, or leased at `now`. A trigger never
     /// sent gets none (it is cancelled, and never sent). Judged on the triggers as they are before
     /// `cancel` ends the pending ones: called before it, in the same transaction.
-    static func insertCancels(_ cancellations: [Cancellation], datasetId: UUID, at now: Date, _ db: Database) throws {
+    static func insertCancels(
+        _ cancellations: [Cancellation], datasetId: UUID, at now: Date, traceContext: String?, _ db: Database
+    ) throws {
         guard !cancellations.isEmpty else { return }
         let statement = try db.cachedStatement(
             sql: """
                 INSERT INTO dispatch_trigger (id, dataset_id, data_product_id, compute, name, version, passthrough, state,
-                    next_attempt_at, created_at, try, cancels, run_id, reason)
-                SELECT ?, dataset_id, data_product_id, compute, name, version, passthrough, 'pending', ?2, ?2, ?, id, ?, ?
+                    next_attempt_at, created_at, try, cancels, run_id, reason, trace_context)
+                SELECT ?, dataset_id, data_product_id, compute, name, version, passthrough, 'pending', ?2, ?2, ?, id, ?, ?, ?
                 FROM dispatch_trigger
                 WHERE id = ? AND dataset_id = ? AND data_product_id = ? AND cancels IS NULL
                     AND (state = 'delivered' OR attempts > 0 OR (lease_owner IS NOT NULL AND lease_expires_at > ?2))
@@ -40,7 +42,7 @@ enum TriggerQueries {
         for cancellation in cancellations {
             try statement.execute(arguments: [
                 UUID.random(), now.microsecondsSince1970, cancellation.tryNumber, cancellation.runId, cancellation.reason.rawValue,
-                cancellation.triggerId, datasetId, cancellation.dataProductId,
+                traceContext, cancellation.triggerId, datasetId, cancellation.dataProductId,
             ])
         }
     }
@@ -159,7 +161,7 @@ enum TriggerQueries {
 extension Trigger {
     static let sqliteColumns = """
         id, dataset_id, data_product_id, compute, name, version, passthrough, state, created_at, try, cancels, run_id, reason,
-        attempts, finished_at, last_status, last_error
+        attempts, finished_at, last_status, last_error, trace_context
         """
 
     init(sqliteRow row: Row) throws {
@@ -176,6 +178,6 @@ extension Trigger {
                     reason: try StoredColumn.enumValue(reason ?? "", as: CancelReason.self))
             },
             attempts: row[13], finishedAt: (row[14] as Int64?).map(Date.init(microsecondsSince1970:)), lastStatus: row[15],
-            lastError: row[16])
+            lastError: row[16], traceContext: row[17])
     }
 }

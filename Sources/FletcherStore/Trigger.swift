@@ -27,11 +27,15 @@ public struct Trigger: Sendable, Hashable, Identifiable {
     /// The HTTP status and the error of its last attempt, if it made one.
     public var lastStatus: Int?
     public var lastError: String?
+    /// The W3C `traceparent` of the work that queued it (`PlanChange.traceContext`): its delivery
+    /// is a span of that trace, and the platform's job joins it.
+    public var traceContext: String?
 
     public init(
         id: UUID, datasetId: UUID, dataProductId: UUID, compute: Compute, name: String, version: String,
         passthrough: JSONValue?, state: TriggerState = .pending, createdAt: Date, tryNumber: Int = 0, cancel: CancelOrder? = nil,
-        attempts: Int = 0, finishedAt: Date? = nil, lastStatus: Int? = nil, lastError: String? = nil
+        attempts: Int = 0, finishedAt: Date? = nil, lastStatus: Int? = nil, lastError: String? = nil,
+        traceContext: String? = nil
     ) {
         self.id = id
         self.datasetId = datasetId
@@ -48,6 +52,7 @@ public struct Trigger: Sendable, Hashable, Identifiable {
         self.finishedAt = finishedAt
         self.lastStatus = lastStatus
         self.lastError = lastError
+        self.traceContext = traceContext
     }
 
     /// Whether this is a cancel, not a start.
@@ -97,7 +102,7 @@ extension PlanChange {
             return Trigger(
                 id: triggerId, datasetId: plan.dataset.id, dataProductId: product.id,
                 compute: product.compute, name: product.name, version: product.version, passthrough: product.passthrough,
-                createdAt: now, tryNumber: product.tryNumber)
+                createdAt: now, tryNumber: product.tryNumber, traceContext: traceContext)
         }
     }
 }

@@ -399,6 +399,82 @@ struct ConfigurationTests {
         #expect(configuration.openLineage == OpenLineageSettings(url: URL(string: "https://lineage.example")!))
     }
 
+    @Test func tracesAreOffUnlessAnEndpointOrTheOTLPExporterIsSet() throws {
+        #expect(try load([:]).tracing == nil)
+        #expect(try load(["OTEL_SERVICE_NAME": "x", "OTEL_TRACES_SAMPLER": "always_on"]).tracing == nil)
+        #expect(try load(["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_SDK_DISABLED": "TRUE"]).tracing == nil)
+        #expect(try load(["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "none"]).tracing == nil)
+        // The standard's default endpoint, and the base URL's signal path.
+        #expect(try load(["OTEL_TRACES_EXPORTER": "otlp"]).tracing?.endpoint == "http://localhost:4318/v1/traces")
+        #expect(try load(["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318/"]).tracing?.endpoint == "http://c:4318/v1/traces")
+        #expect(try load(["OTEL_EXPORTER_OTLP_ENDPOINT": "https://c/otlp"]).tracing?.endpoint == "https://c/otlp/v1/traces")
+        // The traces' own endpoint is used as it is, and wins.
+        #expect(
+            try load(["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t:1/x"]).tracing?.endpoint
+                == "http://t:1/x")
+    }
+
+    @Test func traceSettingsAreReadFromTheStandardVariables() throws {
+        let tracing = try #require(
+            try load(
+                [
+                    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_SERVICE_NAME": "orchestrator",
+                    "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod,team=data%20platform",
+                    "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1",
+                    "OTEL_EXPORTER_OTLP_HEADERS": "api-key=abc,x-tenant=t%201", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "2500",
+                    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_PROPAGATORS": "none", "OTEL_BSP_SCHEDULE_DELAY": "100",
+                    "OTEL_BSP_MAX_QUEUE_SIZE": "8192", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "1024", "OTEL_BSP_EXPORT_TIMEOUT": "5000",
+                ],
+                dotEnv: "OTEL_EXPORTER_OTLP_COMPRESSION=none\n"
+            ).tracing)
+        #expect(tracing.serviceName == "orchestrator")
+        #expect(tracing.resourceAttributes == ["deployment.environment": "prod", "team": "data platform"])
+        #expect(tracing.sampler == .parentBasedTraceIDRatio(0.1))
+        #expect(tracing.headers.map { "\($0.0)=\($0.1)" } == ["api-key=abc", "x-tenant=t 1"])
+        #expect(tracing.timeout == .milliseconds(2500))
+        #expect(!tracing.propagates)
+        #expect(tracing.scheduleDelay == .milliseconds(100) && tracing.exportTimeout == .milliseconds(5000))
+        #expect(tracing.maxQueueSize == 8192 && tracing.maxExportBatchSize == 1024)
+        // The defaults: every request sampled unless its caller's trace is not, W3C trace context.
+        let defaults = try #require(try load(["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"]).tracing)
+        #expect(defaults.serviceName == "fletcher" && defaults.sampler == .parentBasedAlwaysOn && defaults.propagates)
+        #expect(try load(["OTEL_TRACES_EXPORTER": "otlp", "OTEL_TRACES_SAMPLER": "traceidratio"]).tracing?.sampler == .traceIDRatio(1))
+    }
+
+    @Test func traceSettingsFletcherCannotHonourStopStartUp() {
+        let on = ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"]
+        func bad(_ variable: String, _ value: String, _ problem: String, sourceLocation: SourceLocation = #_sourceLocation) {
+            expectError(ConfigurationError(variable, problem), on.merging([variable: value]) { $1 }, sourceLocation: sourceLocation)
+        }
+        bad("OTEL_SDK_DISABLED", "yes", "expected true or false, got 'yes'")
+        bad("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "c:4318", "expected an http(s) URL such as http://collector:4318/v1/traces, got 'c:4318'")
+        bad(
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc",
+            "OTLP over gRPC is not built into Fletcher; use http/protobuf and the collector's HTTP port (4318), got 'grpc'")
+        bad("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", "expected http/protobuf (the only encoding Fletcher sends), got 'http/json'")
+        bad("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip", "expected none (spans are sent uncompressed), got 'gzip'")
+        bad("OTEL_EXPORTER_OTLP_HEADERS", "api-key", "expected key=value pairs separated by commas, got 'api-key'")
+        bad("OTEL_EXPORTER_OTLP_TIMEOUT", "10s", "expected a whole number of milliseconds, at least 1, got '10s'")
+        bad("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem", "cannot read the file '/nonexistent/ca.pem'")
+        bad("OTEL_PROPAGATORS", "b3", "expected tracecontext or none (Fletcher reads and sends W3C traceparent only), got 'b3'")
+        bad(
+            "OTEL_TRACES_SAMPLER", "jaeger_remote",
+            "expected always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio, "
+                + "got 'jaeger_remote'")
+        expectError(
+            ConfigurationError("OTEL_TRACES_SAMPLER_ARG", "expected a sampling ratio from 0 to 1, got '10%'"),
+            on.merging(["OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "10%"]) { $1 })
+        bad("OTEL_BSP_MAX_QUEUE_SIZE", "0", "expected a whole number of spans, at least 1, got '0'")
+        bad("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4096", "must be at most OTEL_BSP_MAX_QUEUE_SIZE (2048), got 4096")
+        // Checked with traces off too: turning them on must not find a value wrong.
+        expectError(
+            ConfigurationError("OTEL_TRACES_EXPORTER", "expected otlp or none (Fletcher sends spans as OTLP over HTTP), got 'console'"),
+            ["OTEL_TRACES_EXPORTER": "console"])
+        expectError(
+            ConfigurationError("OTEL_PROPAGATORS", "expected tracecontext or none (Fletcher reads and sends W3C traceparent only), got 'b3'"),
+            ["OTEL_PROPAGATORS": "b3", "OTEL_SDK_DISABLED": "true"])
+    }
+
     @Test func dotEnvParsing() throws {
         let values = try DotEnv.parse("A=1\n\n  B = two words \nC=\"x\\ny\\\"z\"\nD='a #b'\nE=\n")
         #expect(values == ["A": "1", "B": "two words", "C": "x\ny\"z", "D": "a #b", "E": ""])

@@ -165,7 +165,10 @@ struct WebhookDispatcherTests {
     func anEndpointsOwnInFlightLimitHolds(engine: TestEngine) async throws {
         let store = try await TestStores.make(engine, isolated: true)
         let slow = Self.receiver { _, _ in .init(status: .noContent, delay: .milliseconds(20)) }
-        try await Self.withWebhooks(store, receivers: [slow], instances: 2, maxInFlight: 1) { _ in
+        // A lease of 21 s (twice the request limit, and one): on a loaded machine an attempt whose
+        // outcome cannot be recorded (no database connection within the store's wait) keeps its
+        // lease until it expires, and with one delivery allowed at a time every other waits for it.
+        try await Self.withWebhooks(store, receivers: [slow], timeout: 10, instances: 2, maxInFlight: 1) { _ in
             try await drive(["one", "two", "three"], store)
             try await eventually("every event delivered", timeout: DispatcherTests.severalRounds) {
                 Set(Self.events(slow).map(\.id)).count == 9

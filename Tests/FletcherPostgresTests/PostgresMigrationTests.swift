@@ -19,7 +19,7 @@ struct PostgresMigrationTests {
             5: 0x2070_2a2c_4f32_ed4b, 6: 0xd389_d8a0_600f_5560, 7: 0x55ea_97ff_e425_7785, 8: 0x7f0f_ae28_6642_9caa,
             9: 0x51cd_8030_7b0e_9ecd, 10: 0x72bc_8fef_80e2_f057, 11: 0x3659_4847_78f3_7c0d, 12: 0x7474_bb0d_d132_6eab,
             13: 0xaa4f_3e56_762d_b4b6, 14: 0x17d3_772f_d83c_e8e9, 15: 0xd0a5_6a32_859f_4efd, 16: 0x0f33_e211_0016_cc81,
-            17: 0x3d3e_85b3_067c_7626, 18: 0x40ee_f063_76cf_7d3f,
+            17: 0x3d3e_85b3_067c_7626, 18: 0x40ee_f063_76cf_7d3f, 19: 0x42fa_0823_e043_7f2d,
         ]
         for migration in PostgresMigrations.all {
             var digest: UInt64 = 0xcbf2_9ce4_8422_2325

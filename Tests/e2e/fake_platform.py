@@ -10,6 +10,7 @@ class Platform:
     def __init__(self):
         self.lock = threading.Lock()
         self.received = []          # (time, trigger_id, idempotency_key, attempt, body)
+        self.headers = []           # each request's headers, in the same order
         self.open = 0
         self.most_open = 0
         self.hold = threading.Event()
@@ -27,6 +28,7 @@ class Platform:
                 with platform.lock:
                     platform.received.append((time.time(), body.get("trigger_id"), self.headers.get("Idempotency-Key"),
                                               body.get("attempt"), body))
+                    platform.headers.append(dict(self.headers))
                     platform.open += 1
                     platform.most_open = max(platform.most_open, platform.open)
                 if not platform.hold.is_set():

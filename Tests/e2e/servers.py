@@ -41,11 +41,12 @@ def send(port, method, path, body=None, token=None, headers=None):
 
 
 def eventually(condition, timeout=20, what=""):
-    """Polls `condition` until it holds; fails after `timeout` seconds."""
+    """Polls `condition` until it holds, and returns what it gave; fails after `timeout` seconds."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if condition():
-            return
+        value = condition()
+        if value:
+            return value
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
 

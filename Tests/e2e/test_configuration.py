@@ -31,6 +31,13 @@ from conftest import BINARY
      "entry 0: \"format\" must be one of standard, slack, cloudevents, got 'xml'"),
     ("OPENLINEAGE_URL", "ftp://x", "expected an http(s) URL such as http://marquez.example:5000 "
      "(events go to {url}/api/v1/lineage), got 'ftp://x'"),
+    # Values the OpenTelemetry SDK would ignore with a warning, or stop the process on, later.
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318", "expected an http(s) URL such as http://collector:4318, got 'collector:4318'"),
+    ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", "OTLP over gRPC is not built into Fletcher; use http/protobuf and the "
+     "collector's HTTP port (4318), got 'grpc'"),
+    ("OTEL_PROPAGATORS", "tracecontext,baggage", "expected tracecontext or none (Fletcher reads and sends W3C traceparent "
+     "only), got 'tracecontext,baggage'"),
+    ("OTEL_TRACES_EXPORTER", "zipkin", "expected otlp or none (Fletcher sends spans as OTLP over HTTP), got 'zipkin'"),
 ])
 def test_a_bad_setting_stops_the_server_with_its_name_and_status_78(variable, value, problem):
     folder = tempfile.mkdtemp(prefix="fletcher-config-")

@@ -9,7 +9,8 @@ with 2,000 plans, then with 1,000,000 more datasets bulk-loaded, and the data pr
 them), big (10,000- and 100,000-product plans), sqlite (updates on the embedded default), dispatch
 (trigger latency), webhooks (the mixed load without and with a webhook endpoint, then the webhook
 latency at a tenth of peak), bulk (a bulk clear of 10,000 failed products over 1,000 datasets),
-pooler (the mixed load straight to PostgreSQL and through PgBouncer, under scripts/with-pgbouncer.sh).
+pooler (the mixed load straight to PostgreSQL and through PgBouncer, under scripts/with-pgbouncer.sh),
+tracing (the mixed load with OpenTelemetry traces off and on at 10 %, and against a build without them).
 """
 import argparse, base64, json, os, re, shutil, signal, subprocess, sys, tempfile, threading, time, urllib.request
 
@@ -371,8 +372,83 @@ def step_pooler(args, pg, results):
         f"pgbench's = {', '.join(f'{r:.2f}' for r in pgbench)}")
 
 
+class SpanSink:
+    """An OTLP/HTTP endpoint on loopback that takes span exports as a collector does (200, an empty
+    protobuf answer) and counts them; the spans go nowhere."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        self.exports = 0
+        self.bytes = 0
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                self.rfile.read(length)
+                sink.exports += 1
+                sink.bytes += length
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def step_tracing(args, pg, results):
+    """The mixed load with OpenTelemetry traces off and on, sampling 10 % of requests
+    (parentbased_traceidratio 0.1; the stress tool sends no traceparent, so every trace starts at
+    Fletcher), exported each second to a span sink on loopback; with --baseline (a build of the
+    commit before traces), that build's arm too: what traces off cost. Rounds rotate the arms'
+    order, each arm on a server and database of its own."""
+    sink = SpanSink()
+    traced = {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.url, "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+              "OTEL_TRACES_SAMPLER_ARG": "0.1", "OTEL_BSP_SCHEDULE_DELAY": "1000"}
+    arms = ["off", "on"] + (["baseline"] if args.baseline else [])
+    counter = iter(range(1_000_000))
+
+    def measure(arm):
+        database = f"perf_tracing_{next(counter)}"
+        url = pg.create(database)
+        pg.checkpoint(database)
+        exports, sent = sink.exports, sink.bytes
+        server = Server(args.baseline if arm == "baseline" else args.binary, url, traced if arm == "on" else {})
+        report = stress(args.binary, server, "mixed", args.mixed_concurrency, args.tracing_seconds, args.mixed_plans)
+        report["server"] = server.stop()
+        report["span_exports"], report["span_bytes"] = sink.exports - exports, sink.bytes - sent
+        return report
+
+    rounds = []
+    for round in range(args.tracing_rounds):
+        results_of_round = {}
+        for arm in arms[round % len(arms):] + arms[:round % len(arms)]:
+            log(f"tracing: round {round + 1}, {arm}")
+            results_of_round[arm] = measure(arm)
+        rounds.append(results_of_round)
+
+    def ratios(arm, base):
+        values = [pair[arm]["throughput"] / pair[base]["throughput"] for pair in rounds]
+        return values, sorted(values)[len(values) // 2]
+
+    on_off, on_off_median = ratios("on", "off")
+    results["tracing"] = {"rounds": rounds, "on_off_ratios": on_off, "on_off_median": on_off_median}
+    log(f"tracing: on at 10 % / off = {', '.join(f'{r:.2f}' for r in on_off)}")
+    if args.baseline:
+        off_baseline, off_baseline_median = ratios("off", "baseline")
+        results["tracing"].update({"off_baseline_ratios": off_baseline, "off_baseline_median": off_baseline_median})
+        log(f"tracing: off / the build without traces = {', '.join(f'{r:.2f}' for r in off_baseline)}")
+    sink.server.shutdown()
+
+
 STEPS = {"curve": step_curve, "mixed": step_mixed, "big": step_big, "sqlite": step_sqlite, "dispatch": step_dispatch,
-         "webhooks": step_webhooks, "bulk": step_bulk, "pooler": step_pooler}
+         "webhooks": step_webhooks, "bulk": step_bulk, "pooler": step_pooler, "tracing": step_tracing}
 
 
 def main():
@@ -395,6 +471,9 @@ def main():
     parser.add_argument("--pooler-rounds", type=int, default=6)
     parser.add_argument("--pooler-seconds", type=int, default=30)
     parser.add_argument("--bulk-datasets", type=int, default=1000)
+    parser.add_argument("--tracing-rounds", type=int, default=4)
+    parser.add_argument("--tracing-seconds", type=int, default=30)
+    parser.add_argument("--baseline", help="a fletcher built from the commit before traces, for the tracing step")
     args = parser.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     pg = Postgres()

@@ -55,6 +55,8 @@ public struct AppConfiguration: Sendable {
     /// Where OpenLineage RunEvents go (`OPENLINEAGE_URL`, `OPENLINEAGE_NAMESPACE`,
     /// `OPENLINEAGE_API_KEY`); nil: none are sent.
     public var openLineage: OpenLineageSettings?
+    /// OpenTelemetry traces (`OTEL_*`); nil: off.
+    public var tracing: TracingSettings?
 
     public enum LogFormat: String, Sendable, CaseIterable {
         case text, json
@@ -97,6 +99,7 @@ public struct AppConfiguration: Sendable {
         }
         let secrets = SecretsSpecifier<String, String>.specific([
             "SECRET_KEY", "REMOTE_APIS", "DATABASE_URL", "DATABASE_LISTEN_URL", "COMPUTE_TARGETS", "WEBHOOKS", "OPENLINEAGE_API_KEY",
+            "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
         ])
         let reader = ConfigReader(providers: [
             EnvironmentVariablesProvider(environmentVariables: environment, secretsSpecifier: secrets),
@@ -173,6 +176,8 @@ public struct AppConfiguration: Sendable {
         } catch {
             throw ConfigurationError(error.variable, error.problem)
         }
+
+        tracing = try TracingSettings.read(variables)
 
         failPoints =
             try variables.read(

@@ -7,6 +7,7 @@ public import Logging
 import NIOCore
 import NIOHTTP1
 public import ServiceLifecycle
+public import Tracing
 
 /// How webhooks are delivered (`WEBHOOKS` and its limits).
 public struct WebhookSettings: Sendable {
@@ -57,6 +58,8 @@ public final class WebhookDispatcher: Service {
     let jitter: @Sendable () -> Double
     let metrics: WebhookMetrics
     let poll: Duration
+    /// When traces are on: each delivery is a span (a trace of its own: an event is no request's).
+    let tracer: (any Tracer)?
 
     public init(
         store: any Store, settings: WebhookSettings, client: HTTPClient, logger: Logger,
@@ -64,8 +67,10 @@ public final class WebhookDispatcher: Service {
         clock: @escaping @Sendable () -> Date = { Date() },
         jitter: @escaping @Sendable () -> Double = { Double.random(in: -1...1) },
         metrics: WebhookMetrics = WebhookMetrics(),
-        poll: Duration = .seconds(1)
+        poll: Duration = .seconds(1),
+        tracer: (any Tracer)? = nil
     ) {
+        self.tracer = tracer
         self.store = store
         self.settings = settings
         self.client = client
@@ -106,11 +111,25 @@ public final class WebhookDispatcher: Service {
                 } while look.claims.isEmpty && look.relayed == Self.relayPage
                 return look.claims
             },
-            deliver: { await self.deliver($0, to: endpoint, metrics: metrics) })
+            deliver: { await self.traced($0, to: endpoint, metrics: metrics) })
         loop.maxInFlight = maxInFlight
         // The claim relays first: a read of what is due before it would miss the events not yet relayed.
         loop.readsBeforeClaiming = false
         return loop
+    }
+
+    /// `deliver`, in a span `webhook <event type>` (`openlineage <event type>`) when traces are on.
+    func traced(_ claim: ClaimedDelivery, to endpoint: DeliveryTarget, metrics: WebhookMetrics.Endpoint) async {
+        guard let tracer else { return await deliver(claim, to: endpoint, metrics: metrics) }
+        let event = claim.delivery.event
+        let kind = if case .lineage = endpoint { "openlineage" } else { "webhook" }
+        await tracer.withSpan("\(kind) \(event.type.rawValue)", context: .topLevel) { span in
+            if let dataset = event.datasetId { span.attributes["fletcher.dataset_id"] = dataset.lowercased }
+            span.attributes["fletcher.event_id"] = "\(event.id)"
+            span.attributes["fletcher.webhook.endpoint"] = endpoint.id
+            span.attributes["fletcher.attempt"] = claim.attempt
+            await deliver(claim, to: endpoint, metrics: metrics)
+        }
     }
 
     /// Posts one claimed delivery and records what the dispatch policy decides.

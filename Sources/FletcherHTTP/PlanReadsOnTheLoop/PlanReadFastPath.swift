@@ -7,6 +7,7 @@ import HTTPTypes
 import Hummingbird
 public import Logging
 import NIOCore
+public import Tracing
 
 /// What plan reads answered on their event loop (`PlanReadHandler`) need: where the answers come
 /// from, the server's limit on requests at once (shared with `RequestLimitsMiddleware`), and the
@@ -20,27 +21,30 @@ public struct PlanReadFastPath: Sendable {
     let logger: Logger
     let requests: Counter
     let duration: CoreMetrics.Timer
+    /// When traces are on: each read answered here is a server span, as the router's are.
+    let tracer: (any Tracer)?
 
     init(
         currentAnswer: @escaping @Sendable (UUID, any EventLoop) -> EventLoopFuture<[UInt8]?>, concurrency: ConcurrencyLimit,
-        metrics: any MetricsFactory, logger: Logger
+        metrics: any MetricsFactory, logger: Logger, tracer: (any Tracer)? = nil
     ) {
         self.currentAnswer = currentAnswer
         self.concurrency = concurrency
         self.logger = logger
+        self.tracer = tracer
         (requests, duration) = Observability.metrics(method: .get, route: Self.route, status: .ok, factory: metrics)
     }
 
     /// Reads answered from `store`'s cache, when the store can confirm a cached plan on an event
     /// loop (`Store.cachedPlanAnswers`: PostgreSQL); nil for a store that cannot (SQLite, whose
     /// reads block).
-    public init?(store: any Store, concurrency: ConcurrencyLimit, metrics: any MetricsFactory, logger: Logger) {
+    public init?(store: any Store, concurrency: ConcurrencyLimit, metrics: any MetricsFactory, logger: Logger, tracer: (any Tracer)? = nil) {
         guard let answers = store.cachedPlanAnswers else { return nil }
         self.init(
             currentAnswer: { id, eventLoop in
                 answers.currentCachedAnswer(id, on: eventLoop, answerable: PlanReadFastPath.answerable, encode: PlanReadFastPath.encode)
             },
-            concurrency: concurrency, metrics: metrics, logger: logger)
+            concurrency: concurrency, metrics: metrics, logger: logger, tracer: tracer)
     }
 
     /// The route `GET /api/plan/{dataset_id}` is reported under, as the router names it.

@@ -6,6 +6,8 @@ import Hummingbird
 import HummingbirdCore
 import NIOCore
 import NIOHTTPTypes
+import Tracing
+import FletcherJSON
 
 /// Answers `GET /api/plan/{id}` on the connection's event loop when the plan cache holds the plan
 /// and its dataset's revision, read on the loop's own database connection, says it is current —
@@ -27,6 +29,8 @@ final class PlanReadHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var request: HTTPRequest
         var id: UUID
         var started: ContinuousClock.Instant
+        /// When its span starts (traces on).
+        var spanStarted: DefaultTracerClock.Instant?
     }
 
     private let fastPath: PlanReadFastPath
@@ -107,7 +111,8 @@ final class PlanReadHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch part {
         case .head(let request):
             if routed == 0, let id = PlanReadFastPath.datasetId(of: request) {
-                held = PlanRead(request: request, id: id, started: .now)
+                held = PlanRead(
+                    request: request, id: id, started: .now, spanStarted: fastPath.tracer == nil ? nil : DefaultTracerClock.now)
                 return
             }
             route(part, context: context)
@@ -211,14 +216,32 @@ final class PlanReadHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let elapsed = ContinuousClock.now - read.started
         fastPath.requests.increment()
         fastPath.duration.recordNanoseconds(elapsed.nanoseconds)
+        var span: (any Span)?
+        if let tracer = fastPath.tracer, let started = read.spanStarted {
+            var parent = ServiceContext.topLevel
+            tracer.extract(read.request.headerFields, into: &parent, using: HTTPFieldsExtractor())
+            let answered = tracer.startSpan("GET \(PlanReadFastPath.route)", context: parent, ofKind: .server, at: started)
+            answered.attributes["http.request.method"] = "GET"
+            answered.attributes["url.path"] = read.request.path
+            answered.attributes["http.route"] = PlanReadFastPath.route
+            answered.attributes["http.response.status_code"] = 200
+            answered.attributes["fletcher.request_id"] = requestId
+            answered.attributes["fletcher.dataset_id"] = read.id.lowercased
+            answered.attributes["fletcher.answered_on_event_loop"] = true
+            span = answered
+        }
+        defer { span?.end() }
         if fastPath.logger.logLevel <= .info {
             // The metadata every request's logger carries: Hummingbird's id, then Fletcher's.
             var logger = fastPath.logger
             logger[metadataKey: "hb.request.id"] = .stringConvertible(RequestID())
             logger[metadataKey: "request_id"] = "\(requestId)"
-            Observability.log(
-                method: .get, path: read.request.path ?? "", route: PlanReadFastPath.route, status: .ok, elapsed: elapsed,
-                logger: logger)
+            // In the span's context, so that the line carries its trace id as the router's do.
+            ServiceContext.$current.withValue(span?.context ?? ServiceContext.current) {
+                Observability.log(
+                    method: .get, path: read.request.path ?? "", route: PlanReadFastPath.route, status: .ok, elapsed: elapsed,
+                    logger: logger)
+            }
         }
     }
 }
