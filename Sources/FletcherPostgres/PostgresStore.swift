@@ -53,14 +53,16 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
     ///   - callLimit: how long a caller's database work (its statements, its transaction) may go on
     ///     once it has a connection before it gets `StoreError.unavailable` and the connection is
     ///     closed.
+    ///   - probeLimit: how long the availability probe waits for a new connection's answer; nil
+    ///     for as long as `waitLimit`, and at least a second.
     ///   - rowsPerStatement: the most product, dependency and history rows a mutation writes in one
     ///     statement (tests make it small to write in parts).
     ///   - policy: how the rules retry, time out and cancel products (`Store.policy`).
     ///   - tracer: when traces are on, makes a span of each call.
     public init(
         endpoint: PostgresEndpoint, logger: Logger, planCache: PlanCache = PlanCache(), waitLimit: Duration = .seconds(5),
-        callLimit: Duration = .seconds(30), rowsPerStatement: Int = PostgresStore.defaultRowsPerStatement, policy: OrchestrationPolicy = .none,
-        tracer: (any Tracer)? = nil
+        callLimit: Duration = .seconds(30), probeLimit: Duration? = nil, rowsPerStatement: Int = PostgresStore.defaultRowsPerStatement,
+        policy: OrchestrationPolicy = .none, tracer: (any Tracer)? = nil
     ) {
         self.tracing = StoreTracing(tracer: tracer, system: "postgresql")
         self.rowsPerStatement = max(1, rowsPerStatement)
@@ -69,7 +71,8 @@ public final class PostgresStore: Store, CachedPlanAnswers, Service {
         self.logger = logger
         let changeFeed = PlanChangeFeed()
         self.changeFeed = changeFeed
-        self.database = PostgresDatabase(endpoint: endpoint, logger: logger, waitLimit: waitLimit, callLimit: callLimit, changeFeed: changeFeed)
+        self.database = PostgresDatabase(
+            endpoint: endpoint, logger: logger, waitLimit: waitLimit, callLimit: callLimit, probeLimit: probeLimit, changeFeed: changeFeed)
     }
 
     /// Runs the database's pool, listener and watches (`PostgresDatabase.run`), until cancelled or

@@ -63,7 +63,7 @@ public struct PostgresEndpoint: Sendable {
     }
 
     /// The setting that ends a session left idle inside a transaction, and its value.
-    static let idleTimeoutSetting = "idle_in_transaction_session_timeout"
+    public static let idleTimeoutSetting = "idle_in_transaction_session_timeout"
     static let idleTimeout = "10s"
 
     /// The pool's and a single connection's configuration for `url`.

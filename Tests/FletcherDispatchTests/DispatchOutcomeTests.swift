@@ -53,19 +53,14 @@ struct DispatchOutcomeTests {
     ) async throws -> T {
         try await platform.application().test(.live) { client in
             let url = URL(string: "http://127.0.0.1:\(client.port!)/jobs")!
-            let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
             var logger = Logger(label: "dispatch-outcome-test")
             logger.logLevel = .error
-            let dispatcher = Dispatcher(
-                store: store, configuration: DispatchConfiguration(targets: [.cams: target(url)], publicURL: "http://fletcher.test"),
-                client: http, logger: logger, process: "dispatcher", clock: clock, jitter: { 0 }, metrics: metrics)
-            let running = Task { try await dispatcher.run() }
-            defer { running.cancel() }
-            let result = try await body()
-            running.cancel()
-            _ = try? await running.value
-            try await http.shutdown()
-            return result
+            return try await withHTTPClient(running: { [logger] http in
+                let dispatcher = Dispatcher(
+                    store: store, configuration: DispatchConfiguration(targets: [.cams: target(url)], publicURL: "http://fletcher.test"),
+                    client: http, logger: logger, process: "dispatcher", clock: clock, jitter: { 0 }, metrics: metrics)
+                return [{ try await dispatcher.run() }]
+            }, body)
         }
     }
 

@@ -32,28 +32,23 @@ struct WebhookDispatcherTests {
                     url: URL(string: "http://127.0.0.1:\(port)/hook")!, secret: secret, events: Set(PlanEventType.allCases),
                     maxInFlight: maxInFlight)
             }
-            let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
             var logger = Logger(label: "webhook-test")
             logger.logLevel = .critical
-            let dispatchers = (0..<instances).map { index in
-                WebhookDispatcher(
-                    store: store,
-                    settings: WebhookSettings(endpoints: endpoints, publicURL: "http://fletcher.test", timeout: timeout, maxAge: maxAge),
-                    client: http, logger: logger, process: "hooks-\(index)", clock: { clock.now }, jitter: { 0 }, metrics: metrics)
-            }
-            let running = dispatchers.map { dispatcher in Task { try await dispatcher.run() } }
-            // The client is shut down however the body ends: one dropped running traps.
-            let result = await Result(catching: {
+            return try await withHTTPClient(running: { [logger] http in
+                (0..<instances).map { index in
+                    let dispatcher = WebhookDispatcher(
+                        store: store,
+                        settings: WebhookSettings(endpoints: endpoints, publicURL: "http://fletcher.test", timeout: timeout, maxAge: maxAge),
+                        client: http, logger: logger, process: "hooks-\(index)", clock: { clock.now }, jitter: { 0 }, metrics: metrics)
+                    return { try await dispatcher.run() }
+                }
+            }) {
                 // The endpoints start relaying from the feed's end: before the test makes events.
                 for endpoint in endpoints {
                     _ = try await store.relayEvents(endpoint: endpoint.id, limit: 1, now: clock.now, subscription: .nothing)
                 }
                 return try await body(endpoints)
-            })
-            for task in running { task.cancel() }
-            for task in running { _ = try? await task.value }
-            try await http.shutdown()
-            return try result.get()
+            }
         }
     }
 
@@ -232,13 +227,12 @@ struct WebhookDispatcherTests {
                 endpoints: [], lineage: OpenLineageSettings(url: URL(string: "http://127.0.0.1:\(ports[0])")!, namespace: "test", apiKey: "k"),
                 publicURL: "http://fletcher.test")
             _ = try await store.relayEvents(endpoint: "openlineage", limit: 1, now: Date(), subscription: .nothing)
-            let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
             var logger = Logger(label: "lineage-test")
             logger.logLevel = .critical
-            let dispatcher = WebhookDispatcher(store: store, settings: settings, client: http, logger: logger, jitter: { 0 })
-            let running = Task { try await dispatcher.run() }
-            // The client is shut down however the work ends: one dropped running traps.
-            let outcome = await Result(catching: {
+            try await withHTTPClient(running: { [logger] http in
+                let dispatcher = WebhookDispatcher(store: store, settings: settings, client: http, logger: logger, jitter: { 0 })
+                return [{ try await dispatcher.run() }]
+            }) {
                 // a → b: a runs, fails, is cleared (a second try) and succeeds; b then succeeds without `running`.
                 let fixture = PlanFixture(names: names).products("a", "b").edge("a", "b")
                 _ = try await store.apply(.submit(fixture.submission), to: fixture.datasetId, by: "publisher")
@@ -250,11 +244,7 @@ struct WebhookDispatcherTests {
                     _ = try await store.apply(.update([StateUpdate(id: names[product], state: .success)]), to: fixture.datasetId, by: "p")
                 }
                 try await eventually("every RunEvent", timeout: DispatcherTests.severalRounds) { lineage.received.count == 7 }
-            })
-            running.cancel()
-            _ = try? await running.value
-            try await http.shutdown()
-            try outcome.get()
+            }
         }
         let events = lineage.received.map { (try? JSONSerialization.jsonObject(with: Data($0.rawBody))) as? [String: Any] ?? [:] }
         #expect(lineage.received.allSatisfy { $0.headers[.authorization] == "Bearer k" })

@@ -94,6 +94,26 @@ struct APIResponse: Sendable {
 
 struct APIClient: Sendable {
     let client: any TestClientProtocol
+    /// Where `send` sends instead, when set: a connection of its own to the live server.
+    private var patientConnection: TestClient? = nil
+
+    init(client: any TestClientProtocol) {
+        self.client = client
+    }
+
+    /// Runs `body` with a client whose requests go to the same live server on a connection of their
+    /// own, each waiting up to `timeout` for its answer: the live test client's limit is 20 s,
+    /// which the full suite beside a CPU burner has exceeded.
+    func patient<T: Sendable>(timeout: Duration = .seconds(180), _ body: @Sendable (APIClient) async throws -> T) async throws -> T {
+        let port = try #require(client.port, "a live server")
+        let connection = TestClient(host: "localhost", port: port, configuration: .init(timeout: timeout))
+        connection.connect()
+        var patient = self
+        patient.patientConnection = connection
+        let result = await Result { try await body(patient) }
+        try await connection.shutdown()
+        return try result.get()
+    }
 
     func send(
         _ method: HTTPRequest.Method, _ path: String, token: String? = nil, json: Any? = nil, raw: String? = nil,
@@ -108,6 +128,10 @@ struct APIClient: Sendable {
         } else if let raw {
             if headers[.contentType] == nil { headers[.contentType] = "application/json" }
             body = ByteBuffer(string: raw)
+        }
+        if let patientConnection {
+            let response = try await patientConnection.execute(.init(path, method: method, authority: "localhost", headers: headers, body: body))
+            return APIResponse(status: response.status, headers: response.headers, text: String(buffer: response.body ?? ByteBuffer()))
         }
         let response = try await client.execute(uri: path, method: method, headers: headers, body: body)
         return APIResponse(status: response.status, headers: response.headers, text: String(buffer: response.body))

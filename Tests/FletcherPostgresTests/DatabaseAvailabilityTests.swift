@@ -46,8 +46,10 @@ struct DatabaseAvailabilityTests {
     @Test(.enabled(if: TestEngine.available.contains(.postgres)))
     func aBusyPoolMakesCallersWaitButIsNoOutage() async throws {
         // One connection for the test to hold (and one for the change listener, unless it connects
-        // on its own, behind a pooler).
-        let store = try TestStores.postgresStore(maxConnections: TestStores.pooler == .none ? 2 : 1, waitLimit: .milliseconds(600))
+        // on its own, behind a pooler). The probe waits long for its answer: the wait limit is short
+        // here, and on a loaded machine a new connection can take longer than it.
+        let store = try TestStores.postgresStore(
+            maxConnections: TestStores.pooler == .none ? 2 : 1, waitLimit: .milliseconds(600), probeLimit: .seconds(60))
         try await store.migrate()
         try await Self.throughBusyPool { try await store.checkHealth() }
         // Hold the only connection the change listener leaves, until released.

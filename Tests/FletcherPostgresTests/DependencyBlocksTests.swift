@@ -67,7 +67,11 @@ struct DependencyBlocksTests {
     /// store that writes one block to a statement and through one that writes all at once. A
     /// change to one dependency rewrites its block alone, and `fletcher_dependencies` reads the
     /// blocks as the store wrote them.
-    @Test(.enabled(if: TestEngine.available.contains(.postgres)), arguments: [2, PostgresStore.defaultRowsPerStatement])
+    /// (A store writing a quarter block's rows to a statement writes one block to a statement, and the
+    /// products in nine statements: with two rows to a statement, the products' thousands of
+    /// statements kept one transaction open for minutes on a loaded machine — and every event feed
+    /// on the server waits for the transactions older than its events.)
+    @Test(.enabled(if: TestEngine.available.contains(.postgres)), arguments: [DependencyBlocks.size / 4, PostgresStore.defaultRowsPerStatement])
     func blocksAreRewrittenWhereTheyChange(rowsPerStatement: Int) async throws {
         let store = try TestStores.postgresStore(rowsPerStatement: rowsPerStatement)
         try await store.migrate()

@@ -21,7 +21,10 @@ struct PostgresPoolTests {
 
     @Test(.enabled(if: TestEngine.available.contains(.postgres)))
     func everyConnectionHasTheSessionSettings() async throws {
-        let endpoint = try TestStores.endpoint(try await TestStores.isolatedPostgresURL(), maximumConnections: 4)
+        // The endpoint as the server makes it (`TestStores.endpoint` gives its sessions longer).
+        let url = try await TestStores.isolatedPostgresURL()
+        let endpoint = try PostgresEndpoint(
+            url: url, maximumConnections: 4, pooler: TestStores.pooler, listenURL: TestStores.listenURL(for: url))
         var quiet = Logger(label: "fletcher-test")
         quiet.logLevel = .warning
         let logger = quiet

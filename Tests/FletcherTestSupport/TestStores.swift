@@ -148,7 +148,7 @@ public enum TestStores {
     /// `url`: another database of the test server than the shared one.
     public static func postgresStore(
         url given: String? = nil, maxConnections: Int = 8, waitLimit: Duration = .seconds(60), callLimit: Duration = .seconds(120),
-        rowsPerStatement: Int = PostgresStore.defaultRowsPerStatement, planCache: PlanCache = PlanCache(),
+        probeLimit: Duration? = nil, rowsPerStatement: Int = PostgresStore.defaultRowsPerStatement, planCache: PlanCache = PlanCache(),
         policy: OrchestrationPolicy = .none
     ) throws -> PostgresStore {
         guard let url = given ?? ProcessInfo.processInfo.environment["FLETCHER_TEST_POSTGRES_URL"] else {
@@ -158,7 +158,8 @@ public enum TestStores {
         logger.logLevel = .warning
         let store = PostgresStore(
             endpoint: try endpoint(url, maximumConnections: maxConnections), logger: logger,
-            planCache: planCache, waitLimit: waitLimit, callLimit: callLimit, rowsPerStatement: rowsPerStatement, policy: policy)
+            planCache: planCache, waitLimit: waitLimit, callLimit: callLimit, probeLimit: probeLimit, rowsPerStatement: rowsPerStatement,
+            policy: policy)
         Task.detached { await store.run() }
         return store
     }
@@ -186,8 +187,16 @@ public enum TestStores {
 
     /// The endpoint of a store on `url`, a database of the test server, reached as the run says
     /// (`pooler`).
+    /// The test processes are debug builds, starved of CPU when the full suite runs beside a CPU
+    /// burner: between two statements of a big plan's transaction they have spent over 10 s (building
+    /// the next statement's arrays), and the server ended the session as idle in its transaction
+    /// (`PostgresEndpoint.idleTimeout`). Their sessions get a minute.
     public static func endpoint(_ url: String, maximumConnections: Int) throws -> PostgresEndpoint {
-        try PostgresEndpoint(url: url, maximumConnections: maximumConnections, pooler: pooler, listenURL: listenURL(for: url))
+        var endpoint = try PostgresEndpoint(url: url, maximumConnections: maximumConnections, pooler: pooler, listenURL: listenURL(for: url))
+        endpoint.pool.options.additionalStartupParameters = endpoint.pool.options.additionalStartupParameters.map { name, value in
+            (name, name == PostgresEndpoint.idleTimeoutSetting ? "60s" : value)
+        }
+        return endpoint
     }
 
     public enum TestStoreError: Error, CustomStringConvertible {

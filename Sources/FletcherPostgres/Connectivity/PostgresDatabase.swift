@@ -27,6 +27,8 @@ public final class PostgresDatabase: Sendable {
     let callLimit: Duration
     /// How the availability probe connects.
     private let probeConfiguration: PostgresConnection.Configuration
+    /// How long the availability probe waits for an answer (`probe`).
+    let probeLimit: Duration
     /// What stands between this process and PostgreSQL.
     let pooler: ConnectionPooler
     /// How the statements run on most requests are sent.
@@ -50,12 +52,19 @@ public final class PostgresDatabase: Sendable {
     ///     can be made) before it gets `StoreError.unavailable`.
     ///   - callLimit: how long a call may go on once it has its connection before it gets
     ///     `StoreError.unavailable` and its connection is closed.
+    ///   - probeLimit: how long the availability probe waits for a new connection's answer; nil for
+    ///     `defaultProbeLimit(waitLimit:)`.
     ///   - changeFeed: told of other processes' changes, as the listener hears them.
-    init(endpoint: PostgresEndpoint, logger: Logger, waitLimit: Duration, callLimit: Duration, changeFeed: PlanChangeFeed) {
+    init(
+        endpoint: PostgresEndpoint, logger: Logger, waitLimit: Duration, callLimit: Duration, probeLimit: Duration? = nil,
+        changeFeed: PlanChangeFeed
+    ) {
         self.client = PostgresClient(configuration: endpoint.pool, backgroundLogger: logger)
+        let probeLimit = probeLimit ?? Self.defaultProbeLimit(waitLimit: waitLimit)
         var probe = endpoint.connection
-        probe.options.connectTimeout = TimeAmount(Self.probeTimeout)
+        probe.options.connectTimeout = TimeAmount(probeLimit)
         self.probeConfiguration = probe
+        self.probeLimit = probeLimit
         self.loopRevisions = LoopRevisions(configuration: endpoint.pooler == .none ? endpoint.connection : nil, logger: logger)
         self.pooler = endpoint.pooler
         self.statements = endpoint.pooler == .none ? .named : .functions(StatementFunctions())
@@ -207,10 +216,18 @@ public final class PostgresDatabase: Sendable {
     static let suspicionAfter = Duration.milliseconds(250)
     /// How long work may go on after its connection closed under it.
     static let closedGrace = Duration.seconds(1)
-    /// How long the availability probe waits for `ConnectivityQueries.ping` on its new connection.
-    static let probeTimeout = Duration.seconds(1)
+    /// How long the availability probe waits for `ConnectivityQueries.ping` on its new connection:
+    /// as long as a caller may wait for a pooled one, and at least `minimumProbeLimit`. A database
+    /// that cannot give a connection in that time fails its callers anyway; marking it down only
+    /// spares the next ones the wait. A shorter limit would mistake a process starved of CPU for
+    /// an outage: with two CPU burners beside the test suite (debug build), a new connection took
+    /// 1.3 s at the median, 2.4 s at the 90th percentile and 5.1 s at most (docs/PERFORMANCE.md).
+    static func defaultProbeLimit(waitLimit: Duration) -> Duration {
+        max(waitLimit, minimumProbeLimit)
+    }
+    static let minimumProbeLimit = Duration.seconds(1)
 
-    /// Whether the database answers on a new connection of its own within `probeTimeout` (a refused
+    /// Whether the database answers on a new connection of its own within `probeLimit` (a refused
     /// connection fails at once; the pool, by contrast, would keep retrying), and if not, why. An
     /// error from the server itself (other than its shutting down) is an answer too: "too many
     /// clients" means the database is up, and the pool's connections still serve. The attempt is
@@ -229,10 +246,10 @@ public final class PostgresDatabase: Sendable {
                 outcome.settle(.failed(String(reflecting: error)))
             }
         }
-        let timer = Task {
-            try await Task.sleep(for: Self.probeTimeout)
+        let timer = Task { [probeLimit] in
+            try await Task.sleep(for: probeLimit)
             attempt.cancel()
-            outcome.settle(.timedOut("no answer within \(Self.probeTimeout)"))
+            outcome.settle(.timedOut("no answer within \(probeLimit)"))
         }
         defer { timer.cancel() }
         return await outcome.value
