@@ -204,12 +204,10 @@ struct PlanReadsOnTheLoopTests {
         #expect(try await store.database.loopRevisions.revision(of: second.datasetId, on: loop).get() == secondRevision)
     }
 
-    /// The dataset's revision as stored, read on a pooled connection.
+    /// The dataset's revision as stored, read on a pooled connection with the store's own query.
     static func storedRevision(_ datasetId: UUID, _ store: PostgresStore) async throws -> Int64? {
         try await store.database.client.withConnection { connection in
-            let rows = try await connection.query("SELECT revision FROM dataset WHERE id = \(datasetId)", logger: Logger(label: "fletcher-test"))
-            for try await revision in rows.decode(Int64.self) { return revision }
-            return nil
+            try await DatasetQueries.revision(datasetId, store.database.statements, connection, Logger(label: "fletcher-test"))
         }
     }
 
