@@ -358,7 +358,7 @@ let package = Package(
             name: "FletcherPostgresTests",
             dependencies: [
                 "FletcherPostgres", "FletcherJSON", "FletcherStore", "FletcherTestSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

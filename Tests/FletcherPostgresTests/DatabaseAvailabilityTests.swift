@@ -4,6 +4,7 @@ import FletcherStore
 import FletcherTestSupport
 import Foundation
 import Logging
+import NIOPosix
 import PostgresNIO
 import Synchronization
 import Testing
@@ -181,6 +182,34 @@ struct DatabaseAvailabilityTests {
             return
         }
         #expect(reason == "the database did not answer within 7.0 seconds")
+    }
+
+    /// A new connection that does not start within its connect timeout — a server that accepts and
+    /// never answers, as a starved one does for a while — makes the probe late, not refused: alone
+    /// it does not mark the database down. The probe's connect timeout is its limit, so either may
+    /// end it first; here the connect timeout is made the first, and the limit too (a refusal is
+    /// still one: nothing listens on port 1).
+    @Test func aConnectionStartingTooSlowlyIsLateNotRefused() async throws {
+        let socket = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { socket.close(promise: nil) }
+        let port = try #require(socket.localAddress?.port)
+        var logger = Logger(label: "fletcher-test")
+        logger.logLevel = .critical
+        func probe(port: Int, connectTimeout: TimeAmount, limit: Duration) async throws -> DatabaseAvailability.Probe {
+            var endpoint = try PostgresEndpoint(url: "postgres://fletcher@127.0.0.1:\(port)/none?sslmode=disable", maximumConnections: 1)
+            endpoint.connection.options.connectTimeout = connectTimeout
+            return await PostgresDatabase.probe(endpoint.connection, limit: limit, logger: logger)
+        }
+        let byConnectTimeout = try await probe(port: port, connectTimeout: .milliseconds(100), limit: .seconds(600))
+        #expect(byConnectTimeout == .timedOut("no connection within 100 ms"))
+        let byLimit = try await probe(port: port, connectTimeout: .seconds(600), limit: .milliseconds(100))
+        #expect(byLimit == .timedOut("no answer within 0.1 seconds"))
+        let refused = try await probe(port: 1, connectTimeout: .seconds(600), limit: .seconds(600))
+        guard case .failed = refused else {
+            Issue.record("a refused connection's probe is \(refused)")
+            return
+        }
     }
 
     /// A probe refused marks the database down at once. A probe only late (a machine starved of CPU

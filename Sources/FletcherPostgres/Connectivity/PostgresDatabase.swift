@@ -228,28 +228,38 @@ public final class PostgresDatabase: Sendable {
     static let minimumProbeLimit = Duration.seconds(1)
 
     /// Whether the database answers on a new connection of its own within `probeLimit` (a refused
-    /// connection fails at once; the pool, by contrast, would keep retrying), and if not, why. An
+    /// connection fails at once; the pool, by contrast, would keep retrying), and if not, why.
+    func probe() async -> DatabaseAvailability.Probe {
+        await Self.probe(probeConfiguration, limit: probeLimit, logger: logger)
+    }
+
+    /// Whether the database answers on a new connection made with `configuration` within `limit`. An
     /// error from the server itself (other than its shutting down) is an answer too: "too many
     /// clients" means the database is up, and the pool's connections still serve. The attempt is
     /// raced against the limit, not awaited: postgres-nio's queries do not end on cancellation.
-    private func probe() async -> DatabaseAvailability.Probe {
+    /// A connection whose start outlasts its connect timeout (the TCP connect and the start-up
+    /// exchange; the probe's is its limit) is late, as an unanswered query is, not refused: the
+    /// timeout and the limit end together, and a starved process starts connections slowly.
+    static func probe(_ configuration: PostgresConnection.Configuration, limit: Duration, logger: Logger) async -> DatabaseAvailability.Probe {
         let outcome = ProbeOutcome()
-        let attempt = Task { [probeConfiguration, logger] in
+        let attempt = Task {
             do {
-                let connection = try await PostgresConnection.connect(configuration: probeConfiguration, id: 0, logger: logger)
+                let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
                 defer { Task { try? await connection.close() } }
                 try await ConnectivityQueries.ping(connection, logger)
                 outcome.settle(.answered)
             } catch let error as PSQLError where error.code == .server && !error.losesConnection {
                 outcome.settle(.answered)
+            } catch let error as PSQLError where error.isConnectTimeout {
+                outcome.settle(.timedOut("no connection within \(configuration.options.connectTimeout)"))
             } catch {
                 outcome.settle(.failed(String(reflecting: error)))
             }
         }
-        let timer = Task { [probeLimit] in
-            try await Task.sleep(for: probeLimit)
+        let timer = Task {
+            try await Task.sleep(for: limit)
             attempt.cancel()
-            outcome.settle(.timedOut("no answer within \(probeLimit)"))
+            outcome.settle(.timedOut("no answer within \(limit)"))
         }
         defer { timer.cancel() }
         return await outcome.value
@@ -395,6 +405,12 @@ public final class PostgresDatabase: Sendable {
 }
 
 extension PSQLError {
+    /// Whether a new connection did not start within its connect timeout.
+    var isConnectTimeout: Bool {
+        guard code == .connectionError, case .connectTimeout? = underlying as? ChannelError else { return false }
+        return true
+    }
+
     /// Whether the connection is gone (closed, reset, ended by a server shutting down), rather than
     /// one statement failing on a connection that still works.
     var losesConnection: Bool {
