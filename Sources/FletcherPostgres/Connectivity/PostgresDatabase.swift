@@ -89,7 +89,9 @@ public final class PostgresDatabase: Sendable {
             if listeners.listens {
                 group.addTask { await self.listeners.watchHearing(self.logger, beat: self.sendHeartbeat, deaf: self.closeListener) }
             }
-            group.addTask { await self.availability.watch { await self.probe() } }
+            group.addTask {
+                await self.availability.watch { await Self.probe(self.probeConfiguration, limit: self.probeLimit, logger: self.logger) }
+            }
             group.addTask { await self.calls.watch { call, now in self.inspect(call, at: now) } }
             await group.next()
             group.cancelAll()
@@ -227,14 +229,9 @@ public final class PostgresDatabase: Sendable {
     }
     static let minimumProbeLimit = Duration.seconds(1)
 
-    /// Whether the database answers on a new connection of its own within `probeLimit` (a refused
-    /// connection fails at once; the pool, by contrast, would keep retrying), and if not, why.
-    func probe() async -> DatabaseAvailability.Probe {
-        await Self.probe(probeConfiguration, limit: probeLimit, logger: logger)
-    }
-
-    /// Whether the database answers on a new connection made with `configuration` within `limit`. An
-    /// error from the server itself (other than its shutting down) is an answer too: "too many
+    /// Whether the database answers on a new connection made with `configuration` within `limit` (a
+    /// refused connection fails at once; the pool, by contrast, would keep retrying), and if not,
+    /// why. An error from the server itself (other than its shutting down) is an answer too: "too many
     /// clients" means the database is up, and the pool's connections still serve. The attempt is
     /// raced against the limit, not awaited: postgres-nio's queries do not end on cancellation.
     /// A connection whose start outlasts its connect timeout (the TCP connect and the start-up
