@@ -8,9 +8,9 @@ public import Prometheus
 import Synchronization
 
 /// `/metrics`: everything counted in this process (swift-metrics into a swift-prometheus registry),
-/// plus gauges read from the database at scrape time so that they hold across processes — the
-/// dispatcher's queue per platform, pool use, plans and data products by state and pending
-/// retries and armed timeouts per compute type (the last two
+/// plus gauges read at scrape time: this process's pool use and open event streams, and, from the
+/// database so that they hold across processes, the dispatcher's queue per platform, plans and
+/// data products by state and pending retries and armed timeouts per compute type (the last two
 /// counted at most every `countsInterval`, as it scans the tables).
 public final class PrometheusExporter: MetricsExporter {
     public let registry = PrometheusCollectorRegistry()
@@ -48,6 +48,7 @@ public final class PrometheusExporter: MetricsExporter {
         gauge("fletcher_db_pool_connections_in_use", [], Double(pool.inUse))
         gauge("fletcher_db_pool_waiting", [], Double(pool.waiting))
         gauge("fletcher_db_pool_capacity", [], Double(store.poolUsage.capacity))
+        gauge("fletcher_live_streams", [], Double(store.changeFeed.openStreams))
         do {
             try await store.checkHealth()
             gauge("fletcher_db_up", [], 1)

@@ -40,7 +40,7 @@ struct ClaimLoop<Claim: Sendable>: Sendable {
     /// by every commit `feed` announces as well as by its own deliveries and alarm.
     static func runAll(_ loops: [ClaimLoop], wokenBy feed: PlanChangeFeed) async {
         let wakeUps = loops.map { _ in Self.wakeUps() }
-        let changes = feed.subscribe()
+        let changes = feed.subscribe(by: .work)
         let forwarder = Task {
             for await _ in changes {
                 for wake in wakeUps { wake.continuation.yield() }

@@ -5,8 +5,13 @@ import Synchronization
 /// live pages subscribe here. Each engine publishes its own commits; PostgreSQL also publishes
 /// those of every other Fletcher process on the same database (LISTEN/NOTIFY).
 public final class PlanChangeFeed: Sendable {
+    /// Who reads a subscription: an event stream a client holds open (a live page, a follower of
+    /// `/api/events/stream`) or the server's own work (the dispatcher's wake-ups).
+    public enum Reader: Sendable { case stream, work }
+
     private struct Subscriber {
         var datasetId: UUID?
+        var reader: Reader
         var continuation: AsyncStream<UUID>.Continuation
     }
 
@@ -17,10 +22,10 @@ public final class PlanChangeFeed: Sendable {
 
     /// Changes of one dataset (or of every dataset when nil), from now on. A slow reader loses no
     /// dataset but may see several changes as one: only the newest pending notice per dataset is kept.
-    public func subscribe(to datasetId: UUID? = nil) -> AsyncStream<UUID> {
+    public func subscribe(to datasetId: UUID? = nil, by reader: Reader = .stream) -> AsyncStream<UUID> {
         let token = nextToken.add(1, ordering: .relaxed).newValue
         let (stream, continuation) = AsyncStream<UUID>.makeStream(bufferingPolicy: .bufferingNewest(64))
-        subscribers.withLock { $0[token] = Subscriber(datasetId: datasetId, continuation: continuation) }
+        subscribers.withLock { $0[token] = Subscriber(datasetId: datasetId, reader: reader, continuation: continuation) }
         continuation.onTermination = { [weak self] _ in
             _ = self?.subscribers.withLock { $0.removeValue(forKey: token) }
         }
@@ -45,6 +50,7 @@ public final class PlanChangeFeed: Sendable {
         for (continuation, datasetId) in targets { continuation.yield(datasetId) }
     }
 
-    /// Number of live subscriptions (for tests and metrics).
-    public var subscriberCount: Int { subscribers.withLock { $0.count } }
+    /// The event streams subscribed now (`fletcher_live_streams`). A stream whose client went away
+    /// ends at its next write, a heartbeat at most 15 s later (`LiveTicks.heartbeat`).
+    public var openStreams: Int { subscribers.withLock { $0.values.count { $0.reader == .stream } } }
 }

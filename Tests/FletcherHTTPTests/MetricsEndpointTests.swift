@@ -55,6 +55,7 @@ struct MetricsEndpointTests {
             #expect(value(#"fletcher_data_products{state="queued"}"#) == 1)
             #expect(value(#"fletcher_data_products{state="waiting"}"#) == 1)
             #expect(value("fletcher_db_up") == 1)
+            #expect(value("fletcher_live_streams") == 0)
             #expect(value(#"fletcher_webhook_pending{endpoint="hook"}"#) == 1)
             #expect((value(#"fletcher_webhook_oldest_pending_age_seconds{endpoint="hook"}"#) ?? -1) >= 0)
             #expect(value(#"fletcher_webhook_consecutive_failures{endpoint="hook"}"#) == 0)

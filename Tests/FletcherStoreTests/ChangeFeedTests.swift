@@ -32,6 +32,22 @@ struct ChangeFeedTests {
         }
     }
 
+    /// `fletcher_live_streams` counts the event streams subscribed, while they are, and not the
+    /// server's own work.
+    @Test
+    func openStreamsCountStreamsUntilTheyEnd() async throws {
+        let feed = PlanChangeFeed()
+        let page = feed.subscribe(to: UUID())
+        let follower = feed.subscribe()
+        let dispatcher = feed.subscribe(by: .work)
+        #expect(feed.openStreams == 2)
+        let reading = Task { for await _ in page {} }
+        reading.cancel()
+        await reading.value
+        #expect(feed.openStreams == 1)
+        withExtendedLifetime((follower, dispatcher)) {}
+    }
+
     @Test(.enabled(if: TestEngine.available.contains(.postgres)))
     func anotherProcesssChangesAreHeardThroughPostgres() async throws {
         let writer = try await TestStores.make(.postgres)

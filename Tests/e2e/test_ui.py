@@ -5,6 +5,7 @@ import os
 import re
 import tempfile
 import time
+import urllib.request
 import uuid
 
 import pytest
@@ -110,6 +111,46 @@ def test_a_state_change_through_the_api_shows_without_reloading(browser, server,
     assert browser.execute_script("return window.__sameDocument") is True
     api.call("PUT", f"/api/plan/{dataset}/pause")
     wait(browser, lambda: browser.find_element(By.CSS_SELECTOR, "[data-status]").text == "Paused", timeout=30)
+
+
+def live_streams(server):
+    """The event streams the server holds open (its `fletcher_live_streams` gauge)."""
+    with urllib.request.urlopen(server + "/metrics", timeout=10) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith("fletcher_live_streams "):
+                return float(line.split()[1])
+    return None
+
+
+def test_a_page_left_closes_its_stream_and_opens_it_again_when_shown_again(browser, server, api):
+    """A page left for another may be kept in the browser's back/forward cache. Its stream closes
+    (kept open, it holds one of the six connections the browser makes to the server: after six
+    live pages, the next one waited a minute for a connection), and opens again when the page is
+    shown again, which catches up on what changed meanwhile. (The server notices a stream's end
+    at its next write, a heartbeat at most 15 s later.)"""
+    dataset, ids = api.submit([("first", True), ("second", True)], edges=[(0, 1)])
+    browser.get(server + "/login")
+    wait(browser, lambda: live_streams(server) == 0, timeout=60, message="no stream open")
+    for page in ["/attention", f"/plan/{dataset}/product/{ids[0]}", f"/plan/{dataset}"]:
+        browser.get(server + page)
+        wait(browser, lambda: live_streams(server) >= 1 and browser.execute_script(
+            "return document.readyState === 'complete'"), timeout=60, message=f"{page}'s stream open")
+    wait(browser, lambda: "Live" == browser.find_element(By.CSS_SELECTOR, ".live").text, message="plan live")
+    browser.execute_script("window.__kept = true")
+    browser.get(server + "/login")
+    wait(browser, lambda: live_streams(server) == 0, timeout=60, message="every stream closed once its page was left")
+
+    api.update(dataset, ids[0], "success")
+    browser.back()
+    assert browser.execute_script("return window.__kept === true"), "the plan page is the one kept in the cache"
+    wait(browser, lambda: live_streams(server) == 1, timeout=60, message="the stream open again")
+    second = "dp" + ids[1].replace("-", "")
+    wait(browser, lambda: "queued" in browser.find_element(By.ID, second).get_attribute("class"), timeout=30,
+         message="what changed while away shown")
+    wait(browser, lambda: "Live" == browser.find_element(By.CSS_SELECTOR, ".live").text, message="live again")
+    api.update(dataset, ids[1], "running")
+    wait(browser, lambda: "running" in browser.find_element(By.ID, second).get_attribute("class"), timeout=30,
+         message="a later change shown live")
 
 
 def instant(text):

@@ -26,11 +26,31 @@
     };
   }
 
-  // The page's "Live" status follows its stream's connection.
-  function showConnection(source) {
+  // A live page's stream of server-sent events from `url`, `handlers` by event type, the page's
+  // "Live" status following its connection. A page left for another may be kept in the browser's
+  // back/forward cache, and its open stream would go on holding one of the few connections a
+  // browser makes to one server (six over HTTP/1.1: after six live pages, Chromium had the next
+  // wait a minute for one). So the stream closes whenever the page is hidden, and opens again when
+  // a kept page is shown again, calling `onReturn` (what changed meanwhile was not heard).
+  function listen(url, handlers, onReturn) {
     const set = (text, state) => { const s = $(".live"); if (s) { s.textContent = text; s.className = `live ${state}`; } };
-    source.onopen = () => set("Live", "connected");
-    source.onerror = () => set("Reconnecting…", "disconnected");
+    let source = null;
+    const open = () => {
+      source = new EventSource(url);
+      source.onopen = () => set("Live", "connected");
+      source.onerror = () => set("Reconnecting…", "disconnected");
+      for (const [type, handler] of Object.entries(handlers)) source.addEventListener(type, handler);
+    };
+    open();
+    window.addEventListener("pagehide", () => {
+      source.close();
+      set("Reconnecting…", "disconnected");
+    });
+    window.addEventListener("pageshow", (event) => {
+      if (!event.persisted) return;
+      open();
+      if (onReturn) onReturn();
+    });
   }
 
   // ---- Search page -------------------------------------------------------------------------
@@ -278,16 +298,17 @@
   function setUpLive() {
     const plan = $(".plan[data-events]");
     if (!plan || !window.EventSource) return;
-    const source = new EventSource(plan.dataset.events);
-    showConnection(source);
-    source.addEventListener("plan", async (event) => {
-      const update = JSON.parse(event.data);
-      const current = $(".plan");
-      if (current.dataset.structure !== update.structure) {
-        await reload();
-        return;
-      }
-      applyUpdate(update);
+    // A stream's first event (`full`) is the whole plan's state: a page shown again catches up.
+    listen(plan.dataset.events, {
+      plan: async (event) => {
+        const update = JSON.parse(event.data);
+        const current = $(".plan");
+        if (current.dataset.structure !== update.structure) {
+          await reload();
+          return;
+        }
+        applyUpdate(update);
+      },
     });
   }
 
@@ -490,15 +511,14 @@
   function setUpAttention() {
     const parts = $$(".attention-live[data-events]");
     if (!parts.length || !window.EventSource) return;
-    const source = new EventSource(parts[0].dataset.events);
-    showConnection(source);
-    source.addEventListener("changed", oneAtATime(async () => {
+    const refresh = oneAtATime(async () => {
       for (const part of parts) {
         const response = await fetch(part.dataset.fragment, { headers: { Accept: "text/html" } });
         if (response.ok) part.innerHTML = await response.text();
       }
       tickCountdowns();
-    }));
+    });
+    listen(parts[0].dataset.events, { changed: refresh }, refresh);
   }
 
   // ---- Product page: live updates -------------------------------------------------------------
@@ -524,20 +544,21 @@
     const page = $(".product-page[data-events]");
     if (!page || !window.EventSource) return;
     const id = page.dataset.product;
-    const source = new EventSource(page.dataset.events);
     let paused = null;
-    source.addEventListener("plan", (event) => {
-      const update = JSON.parse(event.data);
-      // The stream's first event (`full`) is the state at connection: the page may be older than
-      // it, which shows as another state. A pause changes which actions are offered.
-      const shown = ($(".product-detail .state-cell", page) || {}).textContent;
-      const changed = update.full
-        ? (id in (update.states || {}) && update.states[id] !== shown)
-        : id in (update.states || {}) || id in (update.timers || {}) || id in (update.late || {}) ||
-          (paused !== null && update.paused !== paused);
-      if (changed) refreshProductPage();
-      paused = update.paused;
-    });
+    listen(page.dataset.events, {
+      plan: (event) => {
+        const update = JSON.parse(event.data);
+        // The stream's first event (`full`) is the state at connection: the page may be older than
+        // it, which shows as another state. A pause changes which actions are offered.
+        const shown = ($(".product-detail .state-cell", page) || {}).textContent;
+        const changed = update.full
+          ? (id in (update.states || {}) && update.states[id] !== shown)
+          : id in (update.states || {}) || id in (update.timers || {}) || id in (update.late || {}) ||
+            (paused !== null && update.paused !== paused);
+        if (changed) refreshProductPage();
+        paused = update.paused;
+      },
+    }, refreshProductPage);
   }
 
   function setUpPlan(root) {
