@@ -196,7 +196,7 @@ final class ChangeListeners: Sendable {
                 do {
                     checked(othersPresent: try await othersListen(ticket.listener), ticket: ticket)
                 } catch {
-                    logger.debug("cannot tell whether other processes listen", metadata: ["error": "\(error)"])
+                    logger.debug("cannot tell whether other processes listen", metadata: ["error": "\(PostgresDatabase.cause(of: error))"])
                 }
             }
             try? await Task.sleep(for: Self.checkInterval)
@@ -220,7 +220,7 @@ final class ChangeListeners: Sendable {
                     try await beat()
                     beatSent(at: .now, heardBefore: heardBefore)
                 } catch {
-                    logger.debug("cannot send the change listener's heartbeat", metadata: ["error": "\(error)"])
+                    logger.debug("cannot send the change listener's heartbeat", metadata: ["error": "\(PostgresDatabase.cause(of: error))"])
                 }
             }
             try? await Task.sleep(for: interval)

@@ -151,7 +151,7 @@ public final class LoopRevisions: Sendable {
             owner.asked.add(1, ordering: .relaxed)
             statement.execute([ids]).hop(to: eventLoop).assumeIsolated().whenComplete { [self] result in
                 if case .failure(let error) = result {
-                    logger.debug("plan read check failed", metadata: ["error": "\(error)"])
+                    logger.debug("plan read check failed", metadata: ["error": "\(PostgresDatabase.cause(of: error))"])
                     // (Unless a newer connection has replaced it since.)
                     if connection === current { dropConnection() }
                 }
@@ -218,7 +218,7 @@ public final class LoopRevisions: Sendable {
                             if self.connection === connection { dropConnection() }
                         }
                     case .failure(let error):
-                        logger.debug("plan read connection failed", metadata: ["error": "\(error)"])
+                        logger.debug("plan read connection failed", metadata: ["error": "\(PostgresDatabase.cause(of: error))"])
                         retryAfter = .now() + LoopRevisions.retryPause
                     }
                 }

@@ -334,7 +334,7 @@ public final class PostgresDatabase: Sendable {
                 }
             } catch {
                 if Task.isCancelled { return }
-                logger.warning("change listener lost its connection; retrying", metadata: ["error": "\(error)"])
+                logger.warning("change listener lost its connection; retrying", metadata: ["error": "\(Self.cause(of: error))"])
             }
             // A connection that listened for a while starts the pauses again.
             if listeners.sessions != sessions { pause = .milliseconds(100) }
