@@ -119,7 +119,7 @@ def live_streams(server):
         for line in response.read().decode().splitlines():
             if line.startswith("fletcher_live_streams "):
                 return float(line.split()[1])
-    return None
+    raise AssertionError("/metrics has no fletcher_live_streams")
 
 
 def test_a_page_left_closes_its_stream_and_opens_it_again_when_shown_again(browser, server, api):
